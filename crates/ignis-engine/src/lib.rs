@@ -1,0 +1,46 @@
+//! An Engine.IO v4 server on tokio and hyper.
+//!
+//! The engine owns sessions and transports: the handshake, HTTP long-polling, WebSocket, the
+//! upgrade from polling to WebSocket, the heartbeat, CORS and the request limits. It knows nothing
+//! of namespaces or rooms: the layer above implements [`Handler`] and sees opened sessions, the
+//! messages they receive and why they closed.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use ignis_engine::{CloseReason, Engine, EngineConfig, Handler, RequestInfo, Socket};
+//! use ignis_proto::engineio::Data;
+//!
+//! /// Sends every message back to its sender.
+//! struct Echo;
+//!
+//! impl Handler for Echo {
+//!     type Data = ();
+//!     fn create_data(&self) {}
+//!     fn on_open(&self, _socket: &Arc<Socket<()>>, _req: &RequestInfo) {}
+//!     fn on_message(&self, socket: &Arc<Socket<()>>, data: Data) {
+//!         let _ = socket.send(data);
+//!     }
+//!     fn on_close(&self, _socket: &Arc<Socket<()>>, _reason: CloseReason) {}
+//! }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let engine = Engine::new(EngineConfig::default(), Echo);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! engine.serve(listener).await
+//! # }
+//! ```
+
+mod config;
+mod cors;
+mod error;
+mod polling;
+mod server;
+mod sid;
+mod socket;
+mod websocket;
+
+pub use config::{AllowOrigin, AllowRequest, Cors, EngineConfig, PerMessageDeflate, Transports};
+pub use error::EngineError;
+pub use server::{Engine, Handler, PeerAddr, RequestInfo, ResponseBody};
+pub use sid::Sid;
+pub use socket::{CloseReason, SendError, SharedMessage, Socket, TransportKind};

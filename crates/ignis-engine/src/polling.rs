@@ -1,0 +1,278 @@
+//! HTTP long-polling: a GET waits until something is queued for the client, a POST carries
+//! packets from the client. A task per session keeps the heartbeat while the session polls.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::{Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Body;
+use ignis_proto::engineio::{self, Packet};
+
+use crate::server::{Handler, Inner, content_type};
+use crate::socket::{CloseReason, Outgoing, Socket, TransportKind};
+
+type Reply = Response<Bytes>;
+
+/// Most packets one POST may carry; the body size is bounded by `max_http_buffer_size` anyway.
+const MAX_PACKETS_PER_POST: usize = 4096;
+
+/// Resets a "request in progress" flag when the request ends, however it ends (the client may
+/// go away while a GET is waiting, which drops the future).
+struct Pending<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+pub(crate) async fn get<H: Handler>(
+    inner: &Arc<Inner<H>>,
+    socket: &Arc<Socket<H::Data>>,
+    parts: &Parts,
+) -> Reply {
+    if socket.get_pending.swap(true, Ordering::AcqRel) {
+        tracing::debug!(sid = %socket.id(), "overlapping polling GET");
+        inner.finalize(socket, CloseReason::TransportError);
+        return empty(StatusCode::BAD_REQUEST);
+    }
+    let _pending = Pending(&socket.get_pending);
+    let items = loop {
+        let notified = socket.writable.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let mut items = socket.take_outbox();
+        if socket.is_closed() {
+            // The client closed: the reference releases the request with a noop. Otherwise the
+            // client learns of the close with a close packet after what was still queued.
+            if socket.pending_close() == Some(CloseReason::TransportClose) {
+                items.clear();
+                items.push_back(Outgoing::Packet(Packet::Noop));
+            } else if !items
+                .iter()
+                .any(|o| matches!(o, Outgoing::Packet(Packet::Close)))
+            {
+                items.push_back(Outgoing::Packet(Packet::Close));
+            }
+            break items;
+        }
+        if !items.is_empty() {
+            break items;
+        }
+        if socket.transport() != TransportKind::Polling || socket.upgrading.load(Ordering::Acquire)
+        {
+            // Upgraded, or an upgrade is being probed: answer with a noop so that the client
+            // can pause polling.
+            break [Outgoing::Packet(Packet::Noop)].into();
+        }
+        notified.await;
+    };
+    let closing = items
+        .iter()
+        .any(|o| matches!(o, Outgoing::Packet(Packet::Close)));
+    let packets: Vec<Packet> = items.iter().map(Outgoing::to_packet).collect();
+    let mut body = Vec::new();
+    engineio::encode_payload(&packets, &mut body);
+    if closing {
+        let reason = socket.pending_close().unwrap_or(CloseReason::ForcedClose);
+        inner.finalize(socket, reason);
+    }
+    let mut res = compress(inner, parts, body);
+    content_type(&mut res, "text/plain; charset=UTF-8");
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+fn empty(status: StatusCode) -> Reply {
+    let mut res = Response::new(Bytes::new());
+    *res.status_mut() = status;
+    res
+}
+
+/// gzip or deflate for answers over the threshold, when the client takes them.
+fn compress<H: Handler>(inner: &Inner<H>, parts: &Parts, body: Vec<u8>) -> Reply {
+    let Some(threshold) = inner.config.http_compression_threshold else {
+        return Response::new(Bytes::from(body));
+    };
+    if body.len() < threshold {
+        return Response::new(Bytes::from(body));
+    }
+    let accepted = parts
+        .headers
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let takes = |name: &str| {
+        accepted.split(',').any(|e| {
+            e.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case(name)
+        })
+    };
+    let level = flate2::Compression::default();
+    let (encoding, compressed) = if takes("gzip") {
+        let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 2), level);
+        ("gzip", enc.write_all(&body).and_then(|_| enc.finish()))
+    } else if takes("deflate") {
+        let mut enc = flate2::write::ZlibEncoder::new(Vec::with_capacity(body.len() / 2), level);
+        ("deflate", enc.write_all(&body).and_then(|_| enc.finish()))
+    } else {
+        return Response::new(Bytes::from(body));
+    };
+    match compressed {
+        Ok(out) => {
+            let mut res = Response::new(Bytes::from(out));
+            res.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+            res
+        }
+        Err(_) => Response::new(Bytes::from(body)),
+    }
+}
+
+pub(crate) async fn post<H, B>(
+    inner: &Arc<Inner<H>>,
+    socket: &Arc<Socket<H::Data>>,
+    parts: &Parts,
+    body: B,
+) -> Reply
+where
+    H: Handler,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if socket.post_pending.swap(true, Ordering::AcqRel) {
+        tracing::debug!(sid = %socket.id(), "overlapping polling POST");
+        inner.finalize(socket, CloseReason::TransportError);
+        return empty(StatusCode::BAD_REQUEST);
+    }
+    let _pending = Pending(&socket.post_pending);
+    // Binary payloads are base64 inside text in protocol v4.
+    if parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"))
+    {
+        inner.finalize(socket, CloseReason::TransportError);
+        return empty(StatusCode::BAD_REQUEST);
+    }
+    let max = inner.config.max_http_buffer_size;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    // Too large: refused, but the session stays open, as in the reference.
+    if declared.is_some_and(|len| len > max as u64) {
+        return empty(StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let bytes = match Limited::new(body, max).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            tracing::debug!(sid = %socket.id(), error = %e, "polling body refused");
+            return empty(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+    };
+    match engineio::decode_payload(bytes, MAX_PACKETS_PER_POST) {
+        Ok(packets) => {
+            for packet in packets {
+                if !handle_packet(inner, socket, packet) {
+                    break;
+                }
+            }
+        }
+        Err(e) => {
+            tracing::debug!(sid = %socket.id(), error = %e, "bad polling payload");
+            inner.finalize(socket, CloseReason::ParseError);
+        }
+    }
+    let mut res = Response::new(Bytes::from_static(b"ok"));
+    content_type(&mut res, "text/html");
+    res
+}
+
+/// Applies one packet from the client; false once the session is closed.
+pub(crate) fn handle_packet<H: Handler>(
+    inner: &Inner<H>,
+    socket: &Arc<Socket<H::Data>>,
+    packet: Packet,
+) -> bool {
+    if socket.is_closed() {
+        return false;
+    }
+    match packet {
+        Packet::Message(data) => inner.handler.on_message(socket, data),
+        Packet::Pong(_) => socket.record_pong(),
+        Packet::Close => {
+            inner.finalize(socket, CloseReason::TransportClose);
+            return false;
+        }
+        Packet::Ping(_) => {
+            // In v4 only the server pings.
+            inner.finalize(socket, CloseReason::TransportError);
+            return false;
+        }
+        Packet::Open(_) | Packet::Upgrade | Packet::Noop => {}
+    }
+    true
+}
+
+/// Keeps the heartbeat and the timeouts of a polling session until it closes or upgrades.
+pub(crate) fn spawn_driver<H: Handler>(inner: Arc<Inner<H>>, socket: Arc<Socket<H::Data>>) {
+    tokio::spawn(async move {
+        // How long a server-closed session waits for the client to fetch its close packet.
+        let mut closing_since: Option<tokio::time::Instant> = None;
+        loop {
+            if socket.is_closed() || socket.transport() != TransportKind::Polling {
+                return;
+            }
+            if closing_since.is_none()
+                && let Some(reason) = socket.pending_close()
+            {
+                // Deliver what is queued and a close packet with the next GET, like the
+                // reference; then the session ends.
+                let _ = socket.push_packet(Packet::Close);
+                socket.begin_closing();
+                if reason != CloseReason::ForcedClose {
+                    tracing::debug!(sid = %socket.id(), reason = reason.as_str(), "closing");
+                }
+                closing_since = Some(tokio::time::Instant::now());
+            }
+            let (at_ms, what) = inner.next_deadline(&socket);
+            let mut at =
+                tokio::time::Instant::from_std(socket.created) + Duration::from_millis(at_ms);
+            if let Some(since) = closing_since {
+                let give_up = since + inner.config.ping_timeout;
+                if give_up < at {
+                    at = give_up;
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(at) => {
+                    if let Some(since) = closing_since
+                        && tokio::time::Instant::now() >= since + inner.config.ping_timeout
+                    {
+                        let reason = socket.pending_close().unwrap_or(CloseReason::ForcedClose);
+                        inner.finalize(&socket, reason);
+                        return;
+                    }
+                    if socket.transport() == TransportKind::Polling
+                        && !inner.on_deadline(&socket, what)
+                    {
+                        return;
+                    }
+                }
+                _ = socket.driver.notified() => {}
+            }
+        }
+    });
+}

@@ -1,0 +1,459 @@
+//! The engine: request routing, the handshake, and the session table.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Body;
+use ignis_proto::engineio::{Data, OpenInfo};
+use parking_lot::RwLock;
+use tokio::net::TcpListener;
+
+use crate::config::EngineConfig;
+use crate::error::EngineError;
+use crate::sid::Sid;
+use crate::socket::{CloseReason, Socket, TransportKind};
+use crate::websocket::Compression;
+use crate::{cors, polling, websocket};
+
+/// The body type of every engine answer.
+pub type ResponseBody = Full<Bytes>;
+
+/// The peer address of a request, as a request extension. [`Engine::serve`] inserts it; an
+/// application that embeds the engine in its own server should insert it too.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// What the engine tells the layer above about the request that opened a session.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    pub parts: Parts,
+    pub peer: Option<SocketAddr>,
+    /// When the handshake was received.
+    pub time: SystemTime,
+}
+
+/// The layer above the engine (Socket.IO, or a plain Engine.IO application).
+///
+/// The callbacks run on the task that received the data, in order for each session; they must
+/// not block. Work that waits belongs in a task of its own.
+pub trait Handler: Send + Sync + 'static {
+    /// State kept in every session for the layer above.
+    type Data: Send + Sync + 'static;
+    fn create_data(&self) -> Self::Data;
+    fn on_open(&self, socket: &Arc<Socket<Self::Data>>, request: &RequestInfo);
+    fn on_message(&self, socket: &Arc<Socket<Self::Data>>, data: Data);
+    fn on_close(&self, socket: &Arc<Socket<Self::Data>>, reason: CloseReason);
+}
+
+pub(crate) struct Inner<H: Handler> {
+    pub(crate) config: EngineConfig,
+    pub(crate) path: String,
+    pub(crate) handler: H,
+    pub(crate) sessions: RwLock<HashMap<Sid, Arc<Socket<H::Data>>>>,
+    pub(crate) compression: Option<Compression>,
+}
+
+/// An Engine.IO server. Cheap to clone: clones share the same sessions.
+pub struct Engine<H: Handler> {
+    pub(crate) inner: Arc<Inner<H>>,
+}
+
+impl<H: Handler> Clone for Engine<H> {
+    fn clone(&self) -> Self {
+        Engine {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+type Reply = Response<Bytes>;
+
+fn empty(status: StatusCode) -> Reply {
+    let mut res = Response::new(Bytes::new());
+    *res.status_mut() = status;
+    res
+}
+
+impl<H: Handler> Engine<H> {
+    pub fn new(config: EngineConfig, handler: H) -> Self {
+        let path = config.normalized_path();
+        let compression = config.per_message_deflate.clone().map(Compression::new);
+        Engine {
+            inner: Arc::new(Inner {
+                config,
+                path,
+                handler,
+                sessions: RwLock::new(HashMap::new()),
+                compression,
+            }),
+        }
+    }
+
+    pub fn handler(&self) -> &H {
+        &self.inner.handler
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// Whether a request path belongs to the engine.
+    pub fn matches(&self, path: &str) -> bool {
+        let base = self.inner.path.trim_end_matches('/');
+        path == base || path.starts_with(&self.inner.path)
+    }
+
+    /// The session with this id, if it is open on this server.
+    pub fn session(&self, sid: Sid) -> Option<Arc<Socket<H::Data>>> {
+        self.inner.sessions.read().get(&sid).cloned()
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.inner.sessions.read().len()
+    }
+
+    /// Closes every session with the reason "server shutting down".
+    pub fn close_all(&self) {
+        let sessions: Vec<_> = self.inner.sessions.read().values().cloned().collect();
+        for socket in sessions {
+            socket.request_close(CloseReason::ServerShuttingDown);
+        }
+    }
+
+    /// Answers one HTTP request addressed to the engine (see [`Engine::matches`]).
+    pub async fn handle<B>(&self, req: Request<B>) -> Response<ResponseBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let mut req = req;
+        let upgrade = hyper::upgrade::on(&mut req);
+        let (parts, body) = req.into_parts();
+        let reply = self.route(parts.clone(), body, upgrade).await;
+        let (mut head, body) = reply.into_parts();
+        if let Some(cors) = &self.inner.config.cors
+            && parts.method != Method::OPTIONS
+        {
+            cors::apply(cors, &parts.headers, &mut head.headers);
+        }
+        Response::from_parts(head, Full::new(body))
+    }
+
+    async fn route<B>(&self, parts: Parts, body: B, upgrade: hyper::upgrade::OnUpgrade) -> Reply
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let inner = &self.inner;
+        if parts.method == Method::OPTIONS
+            && let Some(cors) = &inner.config.cors
+        {
+            let mut res = empty(
+                StatusCode::from_u16(cors.options_success_status).unwrap_or(StatusCode::NO_CONTENT),
+            );
+            cors::apply_preflight(cors, &parts.headers, res.headers_mut());
+            return res;
+        }
+        let query = Query::parse(parts.uri.query().unwrap_or(""));
+        let is_upgrade = is_websocket_upgrade(&parts);
+
+        let transport = match query.transport.as_deref() {
+            Some("polling") if inner.config.transports.polling => TransportKind::Polling,
+            Some("websocket") if inner.config.transports.websocket => TransportKind::WebSocket,
+            _ => return refuse(EngineError::UnknownTransport, is_upgrade),
+        };
+
+        if let Some(sid) = &query.sid {
+            let Some(socket) = Sid::parse(sid).and_then(|sid| self.session(sid)) else {
+                return refuse(EngineError::UnknownSid, is_upgrade);
+            };
+            if query.eio.as_deref() != Some("4") {
+                return EngineError::BadRequest.response();
+            }
+            return match (transport, is_upgrade) {
+                (TransportKind::WebSocket, true) => {
+                    if socket.transport() != TransportKind::Polling
+                        || !inner.config.allow_upgrades
+                        || socket.upgrading.load(std::sync::atomic::Ordering::Acquire)
+                    {
+                        return EngineError::BadRequest.response();
+                    }
+                    if let Err(e) = self.allow(&parts) {
+                        return e.response();
+                    }
+                    websocket::accept(inner, &parts, upgrade, websocket::Mode::Probe(socket))
+                }
+                (TransportKind::Polling, false) if socket.transport() == TransportKind::Polling => {
+                    match parts.method {
+                        Method::GET => polling::get(inner, &socket, &parts).await,
+                        Method::POST => polling::post(inner, &socket, &parts, body).await,
+                        // What the reference answers; the session is kept.
+                        _ => empty(StatusCode::INTERNAL_SERVER_ERROR),
+                    }
+                }
+                _ => EngineError::BadRequest.response(),
+            };
+        }
+
+        // A handshake.
+        if parts.method != Method::GET {
+            return EngineError::BadHandshakeMethod.response();
+        }
+        if transport == TransportKind::WebSocket && !is_upgrade {
+            return EngineError::BadRequest.response();
+        }
+        if let Err(e) = self.allow(&parts) {
+            return e.response();
+        }
+        if query.eio.as_deref() != Some("4") {
+            return EngineError::UnsupportedProtocolVersion.response();
+        }
+        let info = RequestInfo {
+            peer: parts.extensions.get::<PeerAddr>().map(|p| p.0),
+            parts,
+            time: SystemTime::now(),
+        };
+        match transport {
+            TransportKind::Polling => {
+                let socket = open_session(inner, TransportKind::Polling, &info);
+                polling::spawn_driver(Arc::clone(inner), Arc::clone(&socket));
+                polling::get(inner, &socket, &info.parts).await
+            }
+            TransportKind::WebSocket => websocket::accept(
+                inner,
+                &info.parts.clone(),
+                upgrade,
+                websocket::Mode::Fresh(info),
+            ),
+        }
+    }
+
+    fn allow(&self, parts: &Parts) -> Result<(), EngineError> {
+        match &self.inner.config.allow_request {
+            Some(hook) => hook(parts).map_err(|message| {
+                tracing::debug!(%message, "request refused by allow_request");
+                EngineError::Forbidden
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Serves HTTP/1.1 on `listener` until the task is dropped. Requests outside the engine's
+    /// path get `404`.
+    pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
+        self.serve_with(listener, |_req| async {
+            let mut res = Response::new(Full::new(Bytes::from_static(b"Not Found")));
+            *res.status_mut() = StatusCode::NOT_FOUND;
+            res
+        })
+        .await
+    }
+
+    /// Serves HTTP/1.1 on `listener`, passing requests outside the engine's path to `fallback`.
+    pub async fn serve_with<F, Fut>(self, listener: TcpListener, fallback: F) -> std::io::Result<()>
+    where
+        F: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
+    {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Running out of file descriptors must not end the server: wait and retry.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let engine = self.clone();
+            let fallback = fallback.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                        let engine = engine.clone();
+                        let fallback = fallback.clone();
+                        async move {
+                            req.extensions_mut().insert(PeerAddr(peer));
+                            let res = if engine.matches(req.uri().path()) {
+                                engine.handle(req).await
+                            } else {
+                                fallback(req).await
+                            };
+                            Ok::<_, Infallible>(res)
+                        }
+                    });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .with_upgrades();
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "http connection ended with an error");
+                }
+            });
+        }
+    }
+}
+
+pub(crate) fn open_session<H: Handler>(
+    inner: &Arc<Inner<H>>,
+    transport: TransportKind,
+    info: &RequestInfo,
+) -> Arc<Socket<H::Data>> {
+    let config = &inner.config;
+    let sid = Sid::generate();
+    let socket = Arc::new(Socket::new(
+        sid,
+        inner.handler.create_data(),
+        transport,
+        config.max_queued_messages,
+    ));
+    let upgrades = if transport == TransportKind::Polling
+        && config.allow_upgrades
+        && config.transports.websocket
+    {
+        vec!["websocket".to_string()]
+    } else {
+        Vec::new()
+    };
+    let open = OpenInfo {
+        sid: sid.to_string(),
+        upgrades,
+        ping_interval: config.ping_interval.as_millis() as u64,
+        ping_timeout: config.ping_timeout.as_millis() as u64,
+        max_payload: config.max_http_buffer_size as u64,
+    };
+    let _ = socket.push_packet(open.to_packet());
+    socket
+        .last_pong_ms
+        .store(0, std::sync::atomic::Ordering::Release);
+    inner.sessions.write().insert(sid, Arc::clone(&socket));
+    tracing::debug!(%sid, ?transport, "session opened");
+    inner.handler.on_open(&socket, info);
+    socket
+}
+
+impl<H: Handler> Inner<H> {
+    /// Ends a session for good: the one place where sessions leave the table.
+    pub(crate) fn finalize(&self, socket: &Arc<Socket<H::Data>>, reason: CloseReason) {
+        if socket.mark_closed(reason) {
+            self.sessions.write().remove(&socket.id());
+            tracing::debug!(sid = %socket.id(), reason = reason.as_str(), "session closed");
+            self.handler.on_close(socket, reason);
+        }
+    }
+
+    /// When the next heartbeat or timeout is due, in milliseconds since the socket was created,
+    /// and what happens then.
+    pub(crate) fn next_deadline(&self, socket: &Socket<H::Data>) -> (u64, Deadline) {
+        use std::sync::atomic::Ordering;
+        let cfg = &self.config;
+        let last_pong = socket.last_pong_ms.load(Ordering::Acquire);
+        let mut best = if socket.awaiting_pong.load(Ordering::Acquire) {
+            (
+                last_pong + (cfg.ping_interval + cfg.ping_timeout).as_millis() as u64,
+                Deadline::PingTimeout,
+            )
+        } else {
+            (
+                last_pong + cfg.ping_interval.as_millis() as u64,
+                Deadline::SendPing,
+            )
+        };
+        if let Some(timeout) = cfg.establish_timeout
+            && !socket.is_established()
+        {
+            let at = timeout.as_millis() as u64;
+            if at < best.0 {
+                best = (at, Deadline::Establish);
+            }
+        }
+        best
+    }
+
+    /// Runs whatever is due at a deadline. Returns false if the session closed.
+    pub(crate) fn on_deadline(&self, socket: &Arc<Socket<H::Data>>, what: Deadline) -> bool {
+        use std::sync::atomic::Ordering;
+        match what {
+            Deadline::SendPing => {
+                socket.awaiting_pong.store(true, Ordering::Release);
+                let _ = socket.push_packet(ignis_proto::engineio::Packet::Ping(Default::default()));
+                true
+            }
+            Deadline::PingTimeout => {
+                self.finalize(socket, CloseReason::PingTimeout);
+                false
+            }
+            Deadline::Establish => {
+                socket.request_close(CloseReason::EstablishTimeout);
+                true
+            }
+        }
+    }
+}
+
+/// What a session's timer is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Deadline {
+    SendPing,
+    PingTimeout,
+    Establish,
+}
+
+/// Refuses a request. A refused WebSocket upgrade gets a bare text answer, as the reference
+/// writes it straight to the socket.
+fn refuse(error: EngineError, upgrade: bool) -> Reply {
+    if !upgrade {
+        return error.response();
+    }
+    let mut res = Response::new(Bytes::from(error.to_string()));
+    *res.status_mut() = error.status();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    res
+}
+
+fn is_websocket_upgrade(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// The query parameters the engine reads.
+#[derive(Debug, Default)]
+struct Query {
+    eio: Option<String>,
+    transport: Option<String>,
+    sid: Option<String>,
+}
+
+impl Query {
+    fn parse(query: &str) -> Query {
+        let mut q = Query::default();
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            match k.as_ref() {
+                "EIO" => q.eio = Some(v.into_owned()),
+                "transport" => q.transport = Some(v.into_owned()),
+                "sid" => q.sid = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        q
+    }
+}
+
+pub(crate) fn content_type(res: &mut Reply, value: &'static str) {
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+}

@@ -1,0 +1,606 @@
+//! The WebSocket transport: the opening handshake, the probe of an upgrade from polling, and the
+//! task that reads, writes and keeps the heartbeat of a WebSocket session.
+//!
+//! One task drives each connection. It reads with `try_read` into a per-thread buffer only when
+//! the socket is readable, so an idle connection holds no read buffer; it writes everything
+//! queued with vectored writes; and it compresses with per-thread, stateless deflate contexts.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::{Response, StatusCode};
+use ignis_proto::engineio::{Data, Packet, Str};
+use ignis_ws::deflate::{DeflateConfig, Deflater, Inflater, Negotiated};
+use ignis_ws::{CloseCode, CompressedMessage, Decoder, Message, OpCode, Role};
+use tokio::net::TcpStream;
+
+use crate::config::PerMessageDeflate;
+use crate::server::{Handler, Inner, RequestInfo, open_session};
+use crate::socket::{CloseReason, Outgoing, Socket, TransportKind};
+
+type Reply = Response<Bytes>;
+
+/// How a WebSocket connection starts.
+pub(crate) enum Mode<D> {
+    /// A new session over WebSocket.
+    Fresh(RequestInfo),
+    /// An upgrade of this polling session, to be probed first.
+    Probe(Arc<Socket<D>>),
+}
+
+/// The negotiated permessage-deflate settings, shared by all connections: the server answers
+/// every offer with both no-context-takeover flags, so no compression state outlives a message
+/// and every connection can use the same per-thread contexts.
+pub(crate) struct Compression {
+    config: DeflateConfig,
+}
+
+impl Compression {
+    pub(crate) fn new(options: PerMessageDeflate) -> Compression {
+        let mut config = DeflateConfig::stateless();
+        config.threshold = options.threshold;
+        config.level = options.level;
+        config.server_max_window_bits = Some(options.server_max_window_bits.clamp(9, 15));
+        Compression { config }
+    }
+
+    /// A frame for `data`, compressed when it is long enough.
+    pub(crate) fn message_frame(&self, data: &Data) -> Bytes {
+        if data.len() < self.config.threshold {
+            return message_frame(data);
+        }
+        let bits = self.config.server_max_window_bits.unwrap_or(15);
+        DEFLATER.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let deflater = slot.get_or_insert_with(|| Deflater::new(self.config.level, bits, true));
+            let (opcode, mut payload) = match data {
+                Data::Text(s) => {
+                    let mut v = Vec::with_capacity(s.len() + 1);
+                    v.push(b'4');
+                    v.extend_from_slice(s.as_bytes());
+                    (OpCode::Text, v)
+                }
+                Data::Binary(b) => (OpCode::Binary, b.to_vec()),
+            };
+            let mut out = Vec::with_capacity(payload.len() / 2 + 16);
+            match deflater.compress_into(&payload, &mut out) {
+                Ok(()) => {
+                    let mut frame = BytesMut::with_capacity(out.len() + 10);
+                    ignis_ws::encode_frame_header(true, true, opcode, out.len(), None, &mut frame);
+                    frame.put_slice(&out);
+                    frame.freeze()
+                }
+                Err(_) => {
+                    // Fall back to an uncompressed frame; the message must not be lost.
+                    *slot = None;
+                    let frame = ignis_ws::server_frame(opcode, &payload);
+                    payload.clear();
+                    frame
+                }
+            }
+        })
+    }
+}
+
+thread_local! {
+    /// Where every connection of this thread reads into.
+    static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; 64 * 1024]);
+    static DEFLATER: RefCell<Option<Deflater>> = const { RefCell::new(None) };
+    static INFLATER: RefCell<Option<Inflater>> = const { RefCell::new(None) };
+}
+
+/// The frame of a `message` packet: a text frame `4<text>` or a binary frame.
+pub(crate) fn message_frame(data: &Data) -> Bytes {
+    match data {
+        Data::Text(s) => text_frame(b'4', s.as_bytes()),
+        Data::Binary(b) => ignis_ws::server_frame(OpCode::Binary, b),
+    }
+}
+
+fn text_frame(type_char: u8, rest: &[u8]) -> Bytes {
+    let mut frame = BytesMut::with_capacity(rest.len() + 11);
+    ignis_ws::encode_frame_header(true, false, OpCode::Text, rest.len() + 1, None, &mut frame);
+    frame.put_u8(type_char);
+    frame.put_slice(rest);
+    frame.freeze()
+}
+
+fn packet_frame(packet: &Packet) -> Bytes {
+    match packet {
+        Packet::Message(data) => message_frame(data),
+        other => {
+            let mut text = Vec::new();
+            other.encode_text(&mut text);
+            ignis_ws::server_frame(OpCode::Text, &text)
+        }
+    }
+}
+
+fn bad_request() -> Reply {
+    crate::error::EngineError::BadRequest.response()
+}
+
+/// Answers a WebSocket handshake and starts the connection's task once the upgrade completes.
+pub(crate) fn accept<H: Handler>(
+    inner: &Arc<Inner<H>>,
+    parts: &Parts,
+    upgrade: hyper::upgrade::OnUpgrade,
+    mode: Mode<H::Data>,
+) -> Reply {
+    let headers = &parts.headers;
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return bad_request();
+    };
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v.as_bytes() != b"13")
+    {
+        return bad_request();
+    }
+    let accept = ignis_ws::handshake::accept_key(key.as_bytes());
+    let negotiated = match (
+        &inner.compression,
+        headers.get(header::SEC_WEBSOCKET_EXTENSIONS),
+    ) {
+        (Some(c), Some(offer)) => {
+            match ignis_ws::deflate::accept_offer(offer.as_bytes(), &c.config) {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::debug!(error = %e, "bad permessage-deflate offer");
+                    return bad_request();
+                }
+            }
+        }
+        _ => None,
+    };
+
+    let mut res = Response::new(Bytes::new());
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    let params = negotiated.map(|accepted| {
+        if let Ok(v) = HeaderValue::from_str(&accepted.header) {
+            h.insert(header::SEC_WEBSOCKET_EXTENSIONS, v);
+        }
+        accepted.params
+    });
+
+    let inner = Arc::clone(inner);
+    tokio::spawn(async move {
+        let upgraded = match upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "websocket upgrade failed");
+                return;
+            }
+        };
+        let parts = match upgraded.downcast::<hyper_util::rt::TokioIo<TcpStream>>() {
+            Ok(parts) => parts,
+            Err(_) => {
+                tracing::error!("websocket upgrade on a connection that is not plain TCP");
+                return;
+            }
+        };
+        let stream = parts.io.into_inner();
+        let (socket, probing) = match mode {
+            Mode::Fresh(info) => (open_session(&inner, TransportKind::WebSocket, &info), false),
+            Mode::Probe(socket) => (socket, true),
+        };
+        let max_message = inner.config.max_http_buffer_size;
+        let mut conn = Connection {
+            inner,
+            socket,
+            stream,
+            decoder: Decoder::new(Role::Server, max_message).with_compression(params.is_some()),
+            deflate: params,
+            input: BytesMut::new(),
+            output: VecDeque::new(),
+            output_offset: 0,
+            probing,
+        };
+        if !parts.read_buf.is_empty() {
+            conn.input.extend_from_slice(&parts.read_buf);
+        }
+        conn.run().await;
+    });
+    res
+}
+
+/// Why a connection's task stops.
+enum Stop {
+    /// The session ended (already finalized, or to be with this reason).
+    Session(Option<CloseReason>),
+    /// Only this WebSocket ends (a failed probe); the session goes on over polling.
+    ProbeFailed,
+}
+
+struct Connection<H: Handler> {
+    inner: Arc<Inner<H>>,
+    socket: Arc<Socket<H::Data>>,
+    stream: TcpStream,
+    decoder: Decoder,
+    deflate: Option<Negotiated>,
+    /// Bytes of a frame that did not arrive whole; empty (and unallocated) most of the time.
+    input: BytesMut,
+    /// Frames waiting to be written, and how much of the first was written already.
+    output: VecDeque<Bytes>,
+    output_offset: usize,
+    probing: bool,
+}
+
+impl<H: Handler> Connection<H> {
+    async fn run(mut self) {
+        let started = tokio::time::Instant::now();
+        let stop = loop {
+            if let Some(stop) = self.step() {
+                break stop;
+            }
+            let deadline = self.deadline(started);
+            let want_write = !self.output.is_empty();
+            tokio::select! {
+                biased;
+                r = self.stream.readable() => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "websocket read readiness failed");
+                        break self.transport_closed();
+                    }
+                    if let Some(stop) = self.read() {
+                        break stop;
+                    }
+                }
+                r = self.stream.writable(), if want_write => {
+                    if r.is_err() {
+                        break self.transport_closed();
+                    }
+                }
+                _ = self.socket.writable.notified(), if !self.probing => {}
+                _ = self.socket.driver.notified() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    if let Some(stop) = self.on_timer(started) {
+                        break stop;
+                    }
+                }
+            }
+        };
+        self.finish(stop).await;
+    }
+
+    fn transport_closed(&self) -> Stop {
+        if self.probing {
+            Stop::ProbeFailed
+        } else {
+            Stop::Session(Some(CloseReason::TransportClose))
+        }
+    }
+
+    /// Moves queued messages to the output, writes what the socket takes, and checks for a
+    /// requested close. Returns a stop when the task should end.
+    fn step(&mut self) -> Option<Stop> {
+        if self.probing {
+            if self.socket.is_closed() {
+                return Some(Stop::ProbeFailed);
+            }
+        } else {
+            if self.socket.is_closed() {
+                return Some(Stop::Session(None));
+            }
+            if self.output.is_empty() {
+                self.fill_output();
+            }
+            if let Some(reason) = self.socket.pending_close()
+                && self.output.is_empty()
+                && self.socket.outbox.lock().is_empty()
+            {
+                return Some(Stop::Session(Some(reason)));
+            }
+        }
+        if let Err(e) = self.flush() {
+            tracing::debug!(error = %e, "websocket write failed");
+            return Some(self.transport_closed());
+        }
+        None
+    }
+
+    fn fill_output(&mut self) {
+        let items = self.socket.take_outbox();
+        if items.is_empty() {
+            return;
+        }
+        let compression = self.deflate.as_ref().and(self.inner.compression.as_ref());
+        for item in items {
+            let frame = match (&item, compression) {
+                (Outgoing::Shared(m), Some(c)) => m.ws_frame_deflated(c).clone(),
+                (Outgoing::Shared(m), None) => m.ws_frame().clone(),
+                (Outgoing::Packet(Packet::Message(data)), Some(c)) => c.message_frame(data),
+                (Outgoing::Packet(p), _) => packet_frame(p),
+            };
+            self.output.push_back(frame);
+        }
+    }
+
+    /// Writes as much of the output as the socket takes without blocking.
+    fn flush(&mut self) -> io::Result<()> {
+        while !self.output.is_empty() {
+            let mut slices: [IoSlice<'_>; 64] = [IoSlice::new(&[]); 64];
+            let mut n = 0;
+            for (i, frame) in self.output.iter().take(64).enumerate() {
+                let bytes = if i == 0 {
+                    &frame[self.output_offset..]
+                } else {
+                    &frame[..]
+                };
+                slices[n] = IoSlice::new(bytes);
+                n += 1;
+            }
+            match self.stream.try_write_vectored(&slices[..n]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(mut written) => {
+                    while written > 0 {
+                        let Some(front) = self.output.front() else {
+                            break;
+                        };
+                        let left = front.len() - self.output_offset;
+                        if written >= left {
+                            written -= left;
+                            self.output.pop_front();
+                            self.output_offset = 0;
+                        } else {
+                            self.output_offset += written;
+                            written = 0;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            if self.output.is_empty() {
+                self.fill_output();
+            }
+        }
+        if self.output.capacity() > 64 {
+            self.output.shrink_to(0);
+        }
+        Ok(())
+    }
+
+    fn deadline(&self, started: tokio::time::Instant) -> tokio::time::Instant {
+        if self.probing {
+            return started + self.inner.config.upgrade_timeout;
+        }
+        let (at_ms, _) = self.inner.next_deadline(&self.socket);
+        tokio::time::Instant::from_std(self.socket.created) + Duration::from_millis(at_ms)
+    }
+
+    fn on_timer(&mut self, started: tokio::time::Instant) -> Option<Stop> {
+        if self.probing {
+            if tokio::time::Instant::now() >= started + self.inner.config.upgrade_timeout {
+                tracing::debug!(sid = %self.socket.id(), "upgrade timed out");
+                return Some(Stop::ProbeFailed);
+            }
+            return None;
+        }
+        let (at_ms, what) = self.inner.next_deadline(&self.socket);
+        if (self.socket.created.elapsed().as_millis() as u64) < at_ms {
+            return None;
+        }
+        if !self.inner.on_deadline(&self.socket, what) {
+            return Some(Stop::Session(None));
+        }
+        None
+    }
+
+    /// Reads what is available and handles every complete message.
+    fn read(&mut self) -> Option<Stop> {
+        loop {
+            let result = READ_BUF.with(|cell| {
+                let mut buf = cell.borrow_mut();
+                match self.stream.try_read(&mut buf) {
+                    Ok(0) => Err(None),
+                    Ok(n) => {
+                        if self.input.is_empty() {
+                            let used = self.process(&buf[..n])?;
+                            if used < n {
+                                self.input.extend_from_slice(&buf[used..n]);
+                            }
+                        } else {
+                            self.input.extend_from_slice(&buf[..n]);
+                            let pending = std::mem::take(&mut self.input);
+                            let used = self.process(&pending)?;
+                            if used < pending.len() {
+                                self.input.extend_from_slice(&pending[used..]);
+                            }
+                        }
+                        Ok(n == buf.len())
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "websocket read failed");
+                        Err(None)
+                    }
+                }
+            });
+            match result {
+                Ok(true) => continue,
+                Ok(false) => return None,
+                Err(Some(stop)) => return Some(stop),
+                Err(None) => return Some(self.transport_closed()),
+            }
+        }
+    }
+
+    /// Decodes and handles complete frames from `data`; returns how many bytes were used.
+    fn process(&mut self, data: &[u8]) -> Result<usize, Option<Stop>> {
+        let mut used = 0;
+        while used < data.len() {
+            let decoded = match self.decoder.decode(&data[used..]) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::debug!(sid = %self.socket.id(), error = %e, "websocket protocol error");
+                    self.queue_close(Some(e.close_code()));
+                    return Err(Some(if self.probing {
+                        Stop::ProbeFailed
+                    } else {
+                        Stop::Session(Some(CloseReason::TransportError))
+                    }));
+                }
+            };
+            if decoded.consumed == 0 {
+                break;
+            }
+            used += decoded.consumed;
+            if let Some(message) = decoded.message
+                && let Some(stop) = self.on_message(message)
+            {
+                return Err(Some(stop));
+            }
+        }
+        Ok(used)
+    }
+
+    fn on_message(&mut self, message: Message) -> Option<Stop> {
+        let message = match message {
+            Message::Compressed(compressed) => match self.inflate(&compressed) {
+                Ok(m) => m,
+                Err(code) => {
+                    self.queue_close(Some(code));
+                    return Some(Stop::Session(Some(CloseReason::TransportError)));
+                }
+            },
+            other => other,
+        };
+        match message {
+            Message::Text(bytes) => {
+                let Ok(text) = Str::from_utf8(bytes) else {
+                    return Some(Stop::Session(Some(CloseReason::ParseError)));
+                };
+                match Packet::decode_text(text) {
+                    Ok(packet) => self.on_packet(packet),
+                    Err(_) if self.probing => Some(Stop::ProbeFailed),
+                    Err(_) => Some(Stop::Session(Some(CloseReason::ParseError))),
+                }
+            }
+            Message::Binary(bytes) => self.on_packet(Packet::Message(Data::Binary(bytes))),
+            Message::Ping(payload) => {
+                self.output
+                    .push_back(ignis_ws::server_frame(OpCode::Pong, &payload));
+                None
+            }
+            Message::Pong(_) => None,
+            Message::Close(_) => {
+                self.queue_close(None);
+                Some(self.transport_closed())
+            }
+            Message::Compressed(_) => None,
+        }
+    }
+
+    fn inflate(&mut self, message: &CompressedMessage) -> Result<Message, CloseCode> {
+        if self.deflate.is_none() {
+            return Err(CloseCode::PROTOCOL_ERROR);
+        }
+        INFLATER.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            // The largest window inflates whatever window the client compressed with.
+            let inflater = slot.get_or_insert_with(|| Inflater::new(15, true));
+            message.inflate(inflater).map_err(|e| {
+                // A failed stream may leave the inflater in a bad state: start afresh.
+                *slot = None;
+                e.close_code()
+            })
+        })
+    }
+
+    fn on_packet(&mut self, packet: Packet) -> Option<Stop> {
+        if self.probing {
+            return match packet {
+                Packet::Ping(data) if data.as_str() == "probe" => {
+                    self.output.push_back(text_frame(b'3', b"probe"));
+                    self.socket.upgrading.store(true, Ordering::Release);
+                    // Release a waiting GET with a noop so that the client can pause polling.
+                    self.socket.writable.notify_waiters();
+                    None
+                }
+                Packet::Upgrade if self.socket.upgrading.load(Ordering::Acquire) => {
+                    self.socket.set_transport(TransportKind::WebSocket);
+                    self.socket.upgrading.store(false, Ordering::Release);
+                    self.probing = false;
+                    // Wake the polling driver so that it stops, and any GET still waiting.
+                    self.socket.driver.notify_one();
+                    self.socket.writable.notify_waiters();
+                    tracing::debug!(sid = %self.socket.id(), "upgraded to websocket");
+                    None
+                }
+                _ => Some(Stop::ProbeFailed),
+            };
+        }
+        if crate::polling::handle_packet(&self.inner, &self.socket, packet) {
+            None
+        } else {
+            Some(Stop::Session(None))
+        }
+    }
+
+    /// Queues a close frame. Like the reference, the server closes without a status code
+    /// (the peer sees 1005); a protocol violation of the WebSocket itself carries its code.
+    fn queue_close(&mut self, code: Option<CloseCode>) {
+        let frame = match code {
+            Some(code) => ignis_ws::encode_close(code, ""),
+            None => ignis_ws::server_frame(OpCode::Close, &[]),
+        };
+        self.output.push_back(frame);
+    }
+
+    async fn finish(mut self, stop: Stop) {
+        match stop {
+            Stop::ProbeFailed => {
+                self.socket.upgrading.store(false, Ordering::Release);
+                self.queue_close(None);
+            }
+            Stop::Session(reason) => {
+                match reason {
+                    // The client closed, or the connection is gone: nothing more to say.
+                    Some(CloseReason::TransportClose) => {}
+                    // The server closes: what was queued still goes out first.
+                    Some(CloseReason::ForcedClose | CloseReason::ServerShuttingDown) | None => {
+                        self.fill_output();
+                        self.queue_close(None);
+                    }
+                    Some(_) => self.queue_close(None),
+                }
+                if let Some(reason) = reason {
+                    self.inner.finalize(&self.socket, reason);
+                }
+            }
+        }
+        // Best effort: give the close frame (and what precedes it) a moment to leave.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while !self.output.is_empty() && tokio::time::Instant::now() < deadline {
+            if self.flush().is_err() {
+                break;
+            }
+            if self.output.is_empty() {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, self.stream.writable())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.stream).await;
+    }
+}

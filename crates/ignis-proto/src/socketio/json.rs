@@ -1,0 +1,9 @@
+//! The default Socket.IO parser (npm `socket.io-parser`): packets as text with a JSON payload;
+//! binary values travel as separate binary messages behind `_placeholder` objects.
+
+mod decode;
+mod encode;
+mod placeholder;
+
+pub use decode::{DEFAULT_MAX_ATTACHMENTS, JsonDecoder};
+pub use encode::{Encoded, encode};

@@ -1,0 +1,479 @@
+//! Adapters: who is in which room, and how a broadcast reaches its recipients.
+//!
+//! Every namespace has one adapter. [`MemoryAdapter`], the default, serves a single node. A
+//! cluster adapter (Redis) implements the same trait: it keeps the local rooms the same way and
+//! also forwards broadcasts and requests to the other nodes, which is why the operations that may
+//! wait for other nodes return futures.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ignis_engine::Sid;
+use ignis_proto::Value;
+use ignis_proto::socketio::Packet;
+use parking_lot::RwLock;
+
+use crate::namespace::Namespace;
+
+/// A room name. Every socket is in the room named by its own id.
+pub type Room = Arc<str>;
+
+/// A boxed future, for the adapter operations that may wait on other nodes.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Modifiers of a broadcast.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BroadcastFlags {
+    /// Drop the packet for clients that are not ready to receive it instead of queueing it.
+    pub volatile: bool,
+    /// Whether compression is wanted (`None`: the default, compress).
+    pub compress: Option<bool>,
+    /// Only this node.
+    pub local: bool,
+    /// How long to wait for acknowledgements.
+    pub timeout: Option<Duration>,
+}
+
+/// Who a broadcast is for: sockets in any of `rooms` (everyone when empty), minus the sockets in
+/// any of `except`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BroadcastOptions {
+    pub rooms: Vec<Room>,
+    pub except: Vec<Room>,
+    pub flags: BroadcastFlags,
+}
+
+/// Why an adapter operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdapterError {
+    #[error("timed out waiting for the other nodes")]
+    Timeout,
+    #[error("the cluster is unreachable: {0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A socket as seen by `fetch_sockets`, possibly on another node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteSocket {
+    pub id: Sid,
+    /// The handshake, in the JSON shape of the reference.
+    pub handshake: Value,
+    pub rooms: Vec<Room>,
+    pub data: Value,
+}
+
+/// Answers collected by a broadcast with acknowledgements.
+pub trait AckCollector: Send + Sync {
+    /// A node reports how many clients got the packet.
+    fn expect(&self, clients: usize);
+    /// A client answered.
+    fn answer(&self, sid: Sid, args: Vec<Value>);
+}
+
+/// The operations of a namespace that involve rooms.
+pub trait Adapter: Send + Sync + 'static {
+    /// Adds a socket to rooms.
+    fn add_all(&self, sid: Sid, rooms: &[Room]);
+    /// Removes a socket from a room.
+    fn del(&self, sid: Sid, room: &str);
+    /// Removes a socket from every room.
+    fn del_all(&self, sid: Sid);
+    /// The rooms of a local socket, in the order it joined them.
+    fn socket_rooms(&self, sid: Sid) -> Vec<Room>;
+    /// The local sockets a broadcast with these options reaches.
+    fn local_sockets(&self, opts: &BroadcastOptions) -> Vec<Sid>;
+    /// The local rooms.
+    fn local_rooms(&self) -> Vec<Room>;
+
+    /// Sends a packet to every matching socket (on every node unless `flags.local`).
+    fn broadcast(
+        &self,
+        ns: &Namespace,
+        packet: Packet,
+        opts: &BroadcastOptions,
+    ) -> Result<(), AdapterError>;
+
+    /// Sends a packet that asks for an acknowledgement; answers go to `collector`.
+    fn broadcast_with_ack(
+        &self,
+        ns: &Namespace,
+        packet: Packet,
+        opts: &BroadcastOptions,
+        collector: Arc<dyn AckCollector>,
+    ) -> Result<(), AdapterError>;
+
+    /// How many nodes serve this namespace.
+    fn server_count(&self) -> BoxFuture<'_, Result<usize, AdapterError>>;
+
+    /// Every matching socket of the cluster.
+    fn fetch_sockets<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        opts: &'a BroadcastOptions,
+    ) -> BoxFuture<'a, Result<Vec<RemoteSocket>, AdapterError>>;
+
+    /// Makes every matching socket of the cluster join `rooms`.
+    fn add_sockets<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        opts: &'a BroadcastOptions,
+        rooms: &'a [Room],
+    ) -> BoxFuture<'a, Result<(), AdapterError>>;
+
+    /// Makes every matching socket of the cluster leave `rooms`.
+    fn del_sockets<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        opts: &'a BroadcastOptions,
+        rooms: &'a [Room],
+    ) -> BoxFuture<'a, Result<(), AdapterError>>;
+
+    /// Disconnects every matching socket of the cluster.
+    fn disconnect_sockets<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        opts: &'a BroadcastOptions,
+        close: bool,
+    ) -> BoxFuture<'a, Result<(), AdapterError>>;
+
+    /// Every room of the cluster.
+    fn all_rooms<'a>(&'a self, ns: &'a Namespace)
+    -> BoxFuture<'a, Result<Vec<Room>, AdapterError>>;
+
+    /// Emits an event to the other nodes' namespace handlers (`serverSideEmit`); with `ack`,
+    /// collects one answer per other node.
+    fn server_side_emit<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        args: Vec<Value>,
+        ack: Option<Duration>,
+    ) -> BoxFuture<'a, Result<Vec<Value>, AdapterError>>;
+}
+
+/// Creates the adapter of each namespace.
+pub trait AdapterFactory: Send + Sync + 'static {
+    fn create(&self, namespace: &str) -> Arc<dyn Adapter>;
+}
+
+impl<F, A> AdapterFactory for F
+where
+    F: Fn(&str) -> A + Send + Sync + 'static,
+    A: Adapter,
+{
+    fn create(&self, namespace: &str) -> Arc<dyn Adapter> {
+        Arc::new(self(namespace))
+    }
+}
+
+/// Room membership of the local sockets of one namespace.
+#[derive(Debug, Default)]
+pub struct RoomIndex {
+    rooms: HashMap<Room, HashSet<Sid>>,
+    /// Each socket's rooms in the order it joined them (sockets join few rooms, so a vector beats
+    /// a set here).
+    sids: HashMap<Sid, Vec<Room>>,
+}
+
+impl RoomIndex {
+    pub fn add_all(&mut self, sid: Sid, rooms: &[Room]) {
+        let joined = self.sids.entry(sid).or_default();
+        for room in rooms {
+            if !joined.iter().any(|r| r == room) {
+                joined.push(Arc::clone(room));
+            }
+            self.rooms.entry(Arc::clone(room)).or_default().insert(sid);
+        }
+    }
+
+    pub fn del(&mut self, sid: Sid, room: &str) {
+        if let Some(joined) = self.sids.get_mut(&sid) {
+            joined.retain(|r| &**r != room);
+        }
+        if let Some(members) = self.rooms.get_mut(room) {
+            members.remove(&sid);
+            if members.is_empty() {
+                self.rooms.remove(room);
+            }
+        }
+    }
+
+    pub fn del_all(&mut self, sid: Sid) {
+        let Some(joined) = self.sids.remove(&sid) else {
+            return;
+        };
+        for room in joined {
+            if let Some(members) = self.rooms.get_mut(&room) {
+                members.remove(&sid);
+                if members.is_empty() {
+                    self.rooms.remove(&room);
+                }
+            }
+        }
+    }
+
+    pub fn socket_rooms(&self, sid: Sid) -> Vec<Room> {
+        self.sids.get(&sid).cloned().unwrap_or_default()
+    }
+
+    pub fn rooms(&self) -> Vec<Room> {
+        self.rooms.keys().cloned().collect()
+    }
+
+    /// Calls `f` once for each socket a broadcast with `opts` reaches.
+    pub fn for_each(&self, opts: &BroadcastOptions, mut f: impl FnMut(Sid)) {
+        let excluded = |sid: &Sid| {
+            opts.except
+                .iter()
+                .any(|room| self.rooms.get(room).is_some_and(|m| m.contains(sid)))
+        };
+        if opts.rooms.is_empty() {
+            for sid in self.sids.keys() {
+                if !excluded(sid) {
+                    f(*sid);
+                }
+            }
+        } else if let [room] = opts.rooms.as_slice() {
+            if let Some(members) = self.rooms.get(room) {
+                for sid in members {
+                    if !excluded(sid) {
+                        f(*sid);
+                    }
+                }
+            }
+        } else {
+            let mut seen = HashSet::new();
+            for room in &opts.rooms {
+                if let Some(members) = self.rooms.get(room) {
+                    for sid in members {
+                        if !excluded(sid) && seen.insert(*sid) {
+                            f(*sid);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn sockets(&self, opts: &BroadcastOptions) -> Vec<Sid> {
+        let mut out = Vec::new();
+        self.for_each(opts, |sid| out.push(sid));
+        out
+    }
+
+    pub fn has_room(&self, room: &str) -> bool {
+        self.rooms.contains_key(room)
+    }
+}
+
+/// The default adapter: everything happens on this node.
+#[derive(Debug, Default)]
+pub struct MemoryAdapter {
+    index: RwLock<RoomIndex>,
+}
+
+impl MemoryAdapter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Local delivery, shared with cluster adapters built on this one.
+    pub fn broadcast_local(&self, ns: &Namespace, packet: Packet, opts: &BroadcastOptions) {
+        let sids = self.index.read().sockets(opts);
+        ns.deliver(packet, &sids, &opts.flags);
+    }
+
+    pub fn broadcast_with_ack_local(
+        &self,
+        ns: &Namespace,
+        packet: Packet,
+        opts: &BroadcastOptions,
+        collector: Arc<dyn AckCollector>,
+    ) {
+        let sids = self.index.read().sockets(opts);
+        ns.deliver_with_ack(packet, &sids, &opts.flags, collector);
+    }
+
+    pub fn index(&self) -> &RwLock<RoomIndex> {
+        &self.index
+    }
+}
+
+impl Adapter for MemoryAdapter {
+    fn add_all(&self, sid: Sid, rooms: &[Room]) {
+        self.index.write().add_all(sid, rooms);
+    }
+
+    fn del(&self, sid: Sid, room: &str) {
+        self.index.write().del(sid, room);
+    }
+
+    fn del_all(&self, sid: Sid) {
+        self.index.write().del_all(sid);
+    }
+
+    fn socket_rooms(&self, sid: Sid) -> Vec<Room> {
+        self.index.read().socket_rooms(sid)
+    }
+
+    fn local_sockets(&self, opts: &BroadcastOptions) -> Vec<Sid> {
+        self.index.read().sockets(opts)
+    }
+
+    fn local_rooms(&self) -> Vec<Room> {
+        self.index.read().rooms()
+    }
+
+    fn broadcast(
+        &self,
+        ns: &Namespace,
+        mut packet: Packet,
+        opts: &BroadcastOptions,
+    ) -> Result<(), AdapterError> {
+        if let Some(recovery) = ns.recovery() {
+            recovery.stamp(&mut packet, opts);
+        }
+        self.broadcast_local(ns, packet, opts);
+        Ok(())
+    }
+
+    fn broadcast_with_ack(
+        &self,
+        ns: &Namespace,
+        packet: Packet,
+        opts: &BroadcastOptions,
+        collector: Arc<dyn AckCollector>,
+    ) -> Result<(), AdapterError> {
+        self.broadcast_with_ack_local(ns, packet, opts, collector);
+        Ok(())
+    }
+
+    fn server_count(&self) -> BoxFuture<'_, Result<usize, AdapterError>> {
+        Box::pin(async { Ok(1) })
+    }
+
+    fn fetch_sockets<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        opts: &'a BroadcastOptions,
+    ) -> BoxFuture<'a, Result<Vec<RemoteSocket>, AdapterError>> {
+        let sids = self.local_sockets(opts);
+        let sockets = sids
+            .into_iter()
+            .filter_map(|sid| ns.get_socket(sid))
+            .map(|s| s.to_remote())
+            .collect();
+        Box::pin(async move { Ok(sockets) })
+    }
+
+    fn add_sockets<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        opts: &'a BroadcastOptions,
+        rooms: &'a [Room],
+    ) -> BoxFuture<'a, Result<(), AdapterError>> {
+        for sid in self.local_sockets(opts) {
+            if ns.get_socket(sid).is_some() {
+                self.add_all(sid, rooms);
+            }
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn del_sockets<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        opts: &'a BroadcastOptions,
+        rooms: &'a [Room],
+    ) -> BoxFuture<'a, Result<(), AdapterError>> {
+        for sid in self.local_sockets(opts) {
+            if ns.get_socket(sid).is_some() {
+                for room in rooms {
+                    self.del(sid, room);
+                }
+            }
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn disconnect_sockets<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        opts: &'a BroadcastOptions,
+        close: bool,
+    ) -> BoxFuture<'a, Result<(), AdapterError>> {
+        for sid in self.local_sockets(opts) {
+            if let Some(socket) = ns.get_socket(sid) {
+                socket.disconnect_with(close);
+            }
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn all_rooms<'a>(
+        &'a self,
+        _ns: &'a Namespace,
+    ) -> BoxFuture<'a, Result<Vec<Room>, AdapterError>> {
+        let rooms = self.local_rooms();
+        Box::pin(async move { Ok(rooms) })
+    }
+
+    fn server_side_emit<'a>(
+        &'a self,
+        _ns: &'a Namespace,
+        _args: Vec<Value>,
+        _ack: Option<Duration>,
+    ) -> BoxFuture<'a, Result<Vec<Value>, AdapterError>> {
+        // A single node has no other node to reach.
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(s: &str) -> Room {
+        Arc::from(s)
+    }
+
+    #[test]
+    fn rooms_keep_join_order_and_targets_dedupe() {
+        let mut idx = RoomIndex::default();
+        let (a, b, c) = (Sid::generate(), Sid::generate(), Sid::generate());
+        idx.add_all(a, &[room("a"), room("x"), room("y")]);
+        idx.add_all(b, &[room("b"), room("x")]);
+        idx.add_all(c, &[room("c"), room("y")]);
+        assert_eq!(idx.socket_rooms(a), vec![room("a"), room("x"), room("y")]);
+
+        let mut to_xy = idx.sockets(&BroadcastOptions {
+            rooms: vec![room("x"), room("y")],
+            ..Default::default()
+        });
+        to_xy.sort();
+        let mut expected = vec![a, b, c];
+        expected.sort();
+        assert_eq!(
+            to_xy, expected,
+            "a socket in two target rooms is reached once"
+        );
+
+        let all_but_y = idx.sockets(&BroadcastOptions {
+            except: vec![room("y")],
+            ..Default::default()
+        });
+        assert_eq!(all_but_y, vec![b]);
+
+        idx.del(a, "x");
+        assert_eq!(idx.socket_rooms(a), vec![room("a"), room("y")]);
+        idx.del_all(c);
+        assert!(!idx.has_room("c"));
+        assert!(idx.has_room("y"));
+        idx.del_all(a);
+        assert!(!idx.has_room("y"));
+    }
+}

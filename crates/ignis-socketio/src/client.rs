@@ -1,0 +1,224 @@
+//! The Socket.IO side of one Engine.IO session: packet decoding, routing to namespaces, and the
+//! namespace handshake (CONNECT, middlewares, recovery).
+
+use std::sync::{Arc, OnceLock};
+
+use ignis_engine::{CloseReason, Handler, RequestInfo, Sid};
+use ignis_proto::Value;
+use ignis_proto::engineio::Data;
+use ignis_proto::socketio::{Packet, PacketKind};
+use ignis_proto::value::Map;
+use parking_lot::Mutex;
+
+use crate::handler::run;
+use crate::handshake::Handshake;
+use crate::io::IoInner;
+use crate::parser::Decoder;
+use crate::recovery::Recovery;
+use crate::socket::{DisconnectReason, Socket, SocketRef};
+
+/// An Engine.IO session carrying Socket.IO.
+pub type EngineSocket = ignis_engine::Socket<ClientState>;
+
+/// What Socket.IO keeps in each Engine.IO session.
+pub struct ClientState {
+    decoder: Mutex<Decoder>,
+    /// The namespaces this client joined (usually one or two).
+    sockets: Mutex<Vec<SocketRef>>,
+    request: OnceLock<RequestInfo>,
+}
+
+/// Removes a socket from its client once it left its namespace.
+pub(crate) fn forget(conn: &EngineSocket, nsp: &str) {
+    conn.data
+        .sockets
+        .lock()
+        .retain(|s| s.namespace().name() != nsp);
+}
+
+/// Disconnects every namespace of a client (before the connection itself closes).
+pub(crate) fn disconnect_all(conn: &EngineSocket) {
+    let sockets = conn.data.sockets.lock().clone();
+    for socket in sockets {
+        socket.disconnect();
+    }
+}
+
+/// The engine handler of a Socket.IO server.
+pub struct IoHandler {
+    pub(crate) io: Arc<IoInner>,
+}
+
+impl Handler for IoHandler {
+    type Data = ClientState;
+
+    fn create_data(&self) -> ClientState {
+        ClientState {
+            decoder: Mutex::new(Decoder::new(self.io.parser)),
+            sockets: Mutex::new(Vec::new()),
+            request: OnceLock::new(),
+        }
+    }
+
+    fn on_open(&self, socket: &Arc<EngineSocket>, request: &RequestInfo) {
+        let _ = socket.data.request.set(request.clone());
+    }
+
+    fn on_message(&self, conn: &Arc<EngineSocket>, data: Data) {
+        let decoded = conn.data.decoder.lock().decode(data);
+        match decoded {
+            Ok(Some(packet)) => self.on_packet(conn, packet),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(sid = %conn.id(), error = %e, "malformed socket.io packet");
+                conn.close();
+            }
+        }
+    }
+
+    fn on_close(&self, conn: &Arc<EngineSocket>, reason: CloseReason) {
+        let reason = match reason {
+            CloseReason::TransportClose => DisconnectReason::TransportClose,
+            CloseReason::TransportError => DisconnectReason::TransportError,
+            CloseReason::PingTimeout => DisconnectReason::PingTimeout,
+            CloseReason::ParseError => DisconnectReason::ParseError,
+            CloseReason::ForcedClose | CloseReason::EstablishTimeout => {
+                DisconnectReason::ForcedClose
+            }
+            CloseReason::ServerShuttingDown => DisconnectReason::ServerShuttingDown,
+            CloseReason::SlowClient => DisconnectReason::SlowClient,
+        };
+        let sockets = std::mem::take(&mut *conn.data.sockets.lock());
+        for socket in sockets {
+            socket.close(reason);
+        }
+    }
+}
+
+impl IoHandler {
+    fn on_packet(&self, conn: &Arc<EngineSocket>, packet: Packet) {
+        let existing = conn
+            .data
+            .sockets
+            .lock()
+            .iter()
+            .find(|s| s.namespace().name() == packet.nsp)
+            .cloned();
+        match (existing, &packet.kind) {
+            (None, PacketKind::Connect(_)) => self.connect(conn, packet),
+            (Some(socket), kind) if !matches!(kind, PacketKind::Connect(_)) => {
+                socket.on_packet(packet)
+            }
+            _ => {
+                // A packet for a namespace the client has not joined, or a second CONNECT:
+                // the reference closes the connection.
+                tracing::debug!(sid = %conn.id(), nsp = %packet.nsp, "packet in an invalid state");
+                conn.close();
+            }
+        }
+    }
+
+    fn connect(&self, conn: &Arc<EngineSocket>, packet: Packet) {
+        let nsp = packet.nsp;
+        let PacketKind::Connect(auth) = packet.kind else {
+            return;
+        };
+        let Some(ns) = self.io.namespace_for(&nsp) else {
+            let error = Packet::connect_error(nsp, "Invalid namespace", None);
+            if let Ok(messages) = crate::parser::encode(self.io.parser, &error) {
+                let _ = conn.send_shared(&messages, false);
+            }
+            return;
+        };
+        let Some(info) = conn.data.request.get() else {
+            return;
+        };
+        let auth = auth.unwrap_or_else(|| Value::Map(Map::new()));
+
+        let restored = match (ns.recovery(), &auth) {
+            (Some(recovery), auth) => match (
+                auth.get("pid").and_then(Value::as_str),
+                auth.get("offset").and_then(Value::as_str),
+            ) {
+                (Some(pid), Some(offset)) => recovery.restore(pid, offset),
+                _ => None,
+            },
+            _ => None,
+        };
+        // The private id stays the same across recoveries.
+        let pid = ns.recovery().map(|_| match &restored {
+            Some(_) => auth
+                .get("pid")
+                .and_then(Value::as_str)
+                .map(Arc::from)
+                .unwrap_or_else(Recovery::new_pid),
+            None => Recovery::new_pid(),
+        });
+        let (sid, data) = match &restored {
+            Some(r) => (r.session.sid, r.session.data.clone()),
+            None => (Sid::generate(), Value::Null),
+        };
+        let handshake_auth = auth;
+        let socket = Arc::new(Socket::new(
+            sid,
+            Arc::clone(&ns),
+            Arc::clone(conn),
+            Handshake::new(info, handshake_auth),
+            restored.is_some(),
+            pid,
+            data,
+        ));
+        let skip = restored.is_some() && ns.recovery().is_some_and(|r| r.config().skip_middlewares);
+        let middlewares = if skip { Vec::new() } else { ns.middlewares() };
+        let conn = Arc::clone(conn);
+        let parser = self.io.parser;
+        run(Box::pin(async move {
+            for middleware in middlewares {
+                if let Err(e) = middleware(Arc::clone(&socket)).await {
+                    let error = Packet::connect_error(ns.name(), &e.message, e.data);
+                    if let Ok(messages) = crate::parser::encode(parser, &error) {
+                        let _ = conn.send_shared(&messages, false);
+                    }
+                    return;
+                }
+            }
+            if !conn.is_open() {
+                return;
+            }
+            let mut rooms = vec![Arc::from(socket.id().as_str())];
+            let missed = match restored {
+                Some(r) => {
+                    rooms.extend(
+                        r.session
+                            .rooms
+                            .into_iter()
+                            .filter(|room| **room != *socket.id().as_str()),
+                    );
+                    r.missed
+                }
+                None => Vec::new(),
+            };
+            ns.adapter().add_all(socket.id(), &rooms);
+            ns.add_socket(Arc::clone(&socket));
+            conn.data.sockets.lock().push(Arc::clone(&socket));
+            conn.mark_established();
+            socket.set_connected();
+
+            let mut reply = Map::with_capacity(2);
+            reply.insert("sid", socket.id().as_str());
+            if let Some(pid) = &socket.pid {
+                reply.insert("pid", pid.to_string());
+            }
+            // The reference replays what was missed before it answers the CONNECT; the client
+            // buffers events until it is connected.
+            for packet in missed {
+                let _ = socket.send_packet(&packet);
+            }
+            let _ = socket.send_packet(&Packet::connect(ns.name(), Some(Value::Map(reply))));
+            tracing::debug!(sid = %socket.id(), nsp = ns.name(), recovered = socket.recovered(), "socket connected");
+            if let Some(handler) = ns.connect_handler() {
+                run(handler(socket));
+            }
+        }));
+    }
+}

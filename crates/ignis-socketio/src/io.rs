@@ -1,0 +1,416 @@
+//! The server: configuration, namespaces, and serving HTTP.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::Body;
+use ignis_engine::{Cors, Engine, EngineConfig, PerMessageDeflate, ResponseBody, Transports};
+use parking_lot::RwLock;
+use serde::Serialize;
+
+use crate::EmitError;
+use crate::adapter::{AdapterFactory, MemoryAdapter};
+use crate::client::IoHandler;
+use crate::namespace::Namespace;
+use crate::operators::Operators;
+use crate::parser::ParserKind;
+use crate::recovery::{Recovery, RecoveryConfig};
+use crate::socket::{DisconnectReason, IntoRooms, SocketRef};
+
+/// Decides whether a namespace name that was not declared may be created on the fly.
+type NamespaceMatcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+struct DynamicNamespace {
+    matcher: NamespaceMatcher,
+    /// Holds the middlewares and connection handler every child gets.
+    template: Arc<Namespace>,
+}
+
+pub(crate) struct IoInner {
+    pub(crate) parser: ParserKind,
+    recovery: Option<RecoveryConfig>,
+    adapter: Arc<dyn AdapterFactory>,
+    namespaces: RwLock<HashMap<String, Arc<Namespace>>>,
+    dynamic: RwLock<Vec<DynamicNamespace>>,
+}
+
+impl IoInner {
+    fn new_namespace(&self, name: &str) -> Arc<Namespace> {
+        Arc::new(Namespace::new(
+            name.to_string(),
+            self.adapter.create(name),
+            self.parser,
+            self.recovery.clone().map(|c| Arc::new(Recovery::new(c))),
+        ))
+    }
+
+    fn declare(&self, name: &str) -> Arc<Namespace> {
+        let name = normalize(name);
+        if let Some(ns) = self.namespaces.read().get(&name) {
+            return Arc::clone(ns);
+        }
+        let mut map = self.namespaces.write();
+        Arc::clone(
+            map.entry(name.clone())
+                .or_insert_with(|| self.new_namespace(&name)),
+        )
+    }
+
+    /// The namespace a client asks for: a declared one, or a new child of a dynamic one.
+    pub(crate) fn namespace_for(&self, name: &str) -> Option<Arc<Namespace>> {
+        if let Some(ns) = self.namespaces.read().get(name) {
+            return Some(Arc::clone(ns));
+        }
+        let template = self
+            .dynamic
+            .read()
+            .iter()
+            .find(|d| (d.matcher)(name))
+            .map(|d| Arc::clone(&d.template))?;
+        let child = self.declare(name);
+        child.inherit(&template);
+        Some(child)
+    }
+}
+
+fn normalize(name: &str) -> String {
+    if name.starts_with('/') {
+        name.to_string()
+    } else {
+        format!("/{name}")
+    }
+}
+
+/// Options of a Socket.IO server.
+#[derive(Clone)]
+pub struct SocketIoConfig {
+    /// Engine options; the path defaults to `/socket.io/`.
+    pub engine: EngineConfig,
+    /// How long a connection may go without joining a namespace.
+    pub connect_timeout: Duration,
+    pub parser: ParserKind,
+    /// Connection state recovery, off by default as in the reference.
+    pub recovery: Option<RecoveryConfig>,
+}
+
+impl Default for SocketIoConfig {
+    fn default() -> Self {
+        SocketIoConfig {
+            engine: EngineConfig {
+                path: "/socket.io/".into(),
+                ..EngineConfig::default()
+            },
+            connect_timeout: Duration::from_millis(45_000),
+            parser: ParserKind::Json,
+            recovery: None,
+        }
+    }
+}
+
+/// Builds a [`SocketIo`] server.
+pub struct SocketIoBuilder {
+    config: SocketIoConfig,
+    adapter: Arc<dyn AdapterFactory>,
+}
+
+impl SocketIoBuilder {
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.config.engine.path = path.into();
+        self
+    }
+
+    pub fn ping_interval(mut self, d: Duration) -> Self {
+        self.config.engine.ping_interval = d;
+        self
+    }
+
+    pub fn ping_timeout(mut self, d: Duration) -> Self {
+        self.config.engine.ping_timeout = d;
+        self
+    }
+
+    pub fn upgrade_timeout(mut self, d: Duration) -> Self {
+        self.config.engine.upgrade_timeout = d;
+        self
+    }
+
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.config.connect_timeout = d;
+        self
+    }
+
+    pub fn max_http_buffer_size(mut self, bytes: usize) -> Self {
+        self.config.engine.max_http_buffer_size = bytes;
+        self
+    }
+
+    pub fn transports(mut self, transports: Transports) -> Self {
+        self.config.engine.transports = transports;
+        self
+    }
+
+    pub fn cors(mut self, cors: Cors) -> Self {
+        self.config.engine.cors = Some(cors);
+        self
+    }
+
+    pub fn per_message_deflate(mut self, deflate: PerMessageDeflate) -> Self {
+        self.config.engine.per_message_deflate = Some(deflate);
+        self
+    }
+
+    pub fn http_compression_threshold(mut self, threshold: Option<usize>) -> Self {
+        self.config.engine.http_compression_threshold = threshold;
+        self
+    }
+
+    pub fn parser(mut self, parser: ParserKind) -> Self {
+        self.config.parser = parser;
+        self
+    }
+
+    pub fn connection_state_recovery(mut self, recovery: RecoveryConfig) -> Self {
+        self.config.recovery = Some(recovery);
+        self
+    }
+
+    /// Any other engine option.
+    pub fn engine(mut self, f: impl FnOnce(&mut EngineConfig)) -> Self {
+        f(&mut self.config.engine);
+        self
+    }
+
+    /// The adapter of every namespace (in memory by default).
+    pub fn adapter(mut self, factory: impl AdapterFactory) -> Self {
+        self.adapter = Arc::new(factory);
+        self
+    }
+
+    pub fn build(self) -> SocketIo {
+        let SocketIoBuilder { config, adapter } = self;
+        let inner = Arc::new(IoInner {
+            parser: config.parser,
+            recovery: config.recovery.clone(),
+            adapter,
+            namespaces: RwLock::new(HashMap::new()),
+            dynamic: RwLock::new(Vec::new()),
+        });
+        inner.declare("/");
+        let mut engine_config = config.engine.clone();
+        engine_config.establish_timeout = Some(config.connect_timeout);
+        let engine = Engine::new(
+            engine_config,
+            IoHandler {
+                io: Arc::clone(&inner),
+            },
+        );
+        SocketIo { inner, engine }
+    }
+}
+
+/// A Socket.IO server. Cheap to clone: clones are handles on the same server.
+///
+/// ```no_run
+/// use ignis_socketio::SocketIo;
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let io = SocketIo::builder().build();
+/// io.ns("/", |socket| async move {
+///     socket.on("echo", |_socket, mut event| async move {
+///         let args = std::mem::take(&mut event.args);
+///         event.ack(args);
+///     });
+/// });
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+/// io.serve(listener).await
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct SocketIo {
+    inner: Arc<IoInner>,
+    engine: Engine<IoHandler>,
+}
+
+impl SocketIo {
+    pub fn builder() -> SocketIoBuilder {
+        SocketIoBuilder {
+            config: SocketIoConfig::default(),
+            adapter: Arc::new(|_: &str| MemoryAdapter::new()),
+        }
+    }
+
+    /// A server with these options and the in-memory adapter.
+    pub fn with_config(config: SocketIoConfig) -> SocketIo {
+        SocketIoBuilder {
+            config,
+            adapter: Arc::new(|_: &str| MemoryAdapter::new()),
+        }
+        .build()
+    }
+
+    /// Declares a namespace (or takes the existing one) and sets its connection handler.
+    pub fn ns<F, Fut>(&self, name: &str, on_connect: F) -> Arc<Namespace>
+    where
+        F: Fn(SocketRef) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let ns = self.inner.declare(name);
+        ns.on_connect(on_connect);
+        ns
+    }
+
+    /// Accepts namespaces whose name satisfies `matcher`, each created on first use with the
+    /// middlewares and connection handler of the returned template.
+    pub fn dyn_ns<M, F, Fut>(&self, matcher: M, on_connect: F) -> Arc<Namespace>
+    where
+        M: Fn(&str) -> bool + Send + Sync + 'static,
+        F: Fn(SocketRef) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let template = self.inner.new_namespace("<dynamic>");
+        template.on_connect(on_connect);
+        self.inner.dynamic.write().push(DynamicNamespace {
+            matcher: Arc::new(matcher),
+            template: Arc::clone(&template),
+        });
+        template
+    }
+
+    /// Accepts namespaces matching a glob such as `/dyn-*` (`*` matches any characters).
+    pub fn dyn_ns_pattern<F, Fut>(&self, pattern: &str, on_connect: F) -> Arc<Namespace>
+    where
+        F: Fn(SocketRef) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let pattern = pattern.to_string();
+        self.dyn_ns(move |name| glob_match(&pattern, name), on_connect)
+    }
+
+    /// A namespace, if declared or already created.
+    pub fn of(&self, name: &str) -> Option<Arc<Namespace>> {
+        self.inner.namespaces.read().get(&normalize(name)).cloned()
+    }
+
+    /// The main namespace, `/`.
+    pub fn main_namespace(&self) -> Arc<Namespace> {
+        self.inner.declare("/")
+    }
+
+    /// Broadcast operators on the main namespace.
+    pub fn to(&self, rooms: impl IntoRooms) -> Operators {
+        self.main_namespace().to(rooms)
+    }
+
+    pub fn except(&self, rooms: impl IntoRooms) -> Operators {
+        self.main_namespace().except(rooms)
+    }
+
+    pub fn operators(&self) -> Operators {
+        self.main_namespace().operators()
+    }
+
+    /// Sends an event to every socket of the main namespace.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        self.main_namespace().emit(event, data)
+    }
+
+    pub fn engine(&self) -> &Engine<IoHandler> {
+        &self.engine
+    }
+
+    /// Whether an HTTP request is for this server.
+    pub fn matches(&self, path: &str) -> bool {
+        self.engine.matches(path)
+    }
+
+    /// Answers an HTTP request for this server, for applications with their own HTTP stack.
+    pub async fn handle<B>(&self, req: Request<B>) -> Response<ResponseBody>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.engine.handle(req).await
+    }
+
+    /// Serves on `listener`; other paths get 404.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        self.engine.clone().serve(listener).await
+    }
+
+    /// Serves on `listener`, passing other paths to `fallback`.
+    pub async fn serve_with<F, Fut>(
+        self,
+        listener: tokio::net::TcpListener,
+        fallback: F,
+    ) -> std::io::Result<()>
+    where
+        F: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
+    {
+        self.engine.clone().serve_with(listener, fallback).await
+    }
+
+    /// Disconnects every socket ("server shutting down") and closes every connection.
+    pub fn close(&self) {
+        let namespaces: Vec<_> = self.inner.namespaces.read().values().cloned().collect();
+        for ns in namespaces {
+            for socket in ns.sockets() {
+                socket.close(DisconnectReason::ServerShuttingDown);
+            }
+        }
+        self.engine.close_all();
+    }
+}
+
+impl Namespace {
+    /// Takes the middlewares and connection handler of a dynamic namespace's template.
+    pub(crate) fn inherit(&self, template: &Namespace) {
+        if self.connect_handler().is_some() {
+            return;
+        }
+        for m in template.middlewares() {
+            self.push_middleware(m);
+        }
+        if let Some(h) = template.connect_handler() {
+            self.set_connect_handler(h);
+        }
+    }
+}
+
+pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("/dyn-*", "/dyn-42"));
+        assert!(glob_match("/dyn-*", "/dyn-"));
+        assert!(!glob_match("/dyn-*", "/dy"));
+        assert!(glob_match("/a*b*c", "/aXbYc"));
+        assert!(!glob_match("/a*b*c", "/aXcYb"));
+        assert!(glob_match("/exact", "/exact"));
+        assert!(!glob_match("/exact", "/exactly"));
+    }
+}

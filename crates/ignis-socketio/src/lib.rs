@@ -1,0 +1,104 @@
+//! A Socket.IO v5 server on top of [`ignis_engine`].
+//!
+//! Namespaces (static and dynamic) with connect middlewares, events and acknowledgements in both
+//! directions, binary payloads, rooms and broadcast operators, an adapter trait whose default
+//! keeps everything in memory (a Redis adapter implements it too), and connection state
+//! recovery.
+//!
+//! ```no_run
+//! use ignis_socketio::{ConnectError, SocketIo};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let io = SocketIo::builder().path("/socket.io/").build();
+//! let chat = io.ns("/chat", |socket| async move {
+//!     socket.join("lobby");
+//!     socket.on("message", |socket, event| async move {
+//!         // Everyone in the lobby but the sender.
+//!         let _ = socket.to("lobby").emit_args("message", event.args);
+//!     });
+//! });
+//! chat.use_middleware(|socket| async move {
+//!     match socket.handshake().auth.get("token").and_then(|t| t.as_str()) {
+//!         Some("secret") => Ok(()),
+//!         _ => Err(ConnectError::new("unauthorized")),
+//!     }
+//! });
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! io.serve(listener).await
+//! # }
+//! ```
+
+pub mod adapter;
+mod client;
+mod handler;
+mod handshake;
+mod io;
+mod namespace;
+mod operators;
+mod parser;
+mod recovery;
+mod socket;
+
+pub use adapter::{
+    Adapter, AdapterError, AdapterFactory, BroadcastFlags, BroadcastOptions, MemoryAdapter,
+    RemoteSocket, Room,
+};
+pub use client::{ClientState, EngineSocket, IoHandler};
+pub use handshake::{Handshake, iso_timestamp};
+pub use ignis_engine::{self as engine, Sid};
+pub use ignis_proto::{self as proto, Value};
+pub use io::{SocketIo, SocketIoBuilder, SocketIoConfig};
+pub use namespace::Namespace;
+pub use operators::{AckTimeout, BroadcastAckError, DEFAULT_ACK_TIMEOUT, Operators};
+pub use parser::ParserKind;
+pub use recovery::RecoveryConfig;
+pub use socket::{AckSender, DisconnectReason, Event, IntoRooms, Socket, SocketRef};
+
+/// A middleware's refusal: the client gets `connect_error` with this message and data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectError {
+    pub message: String,
+    pub data: Option<Value>,
+}
+
+impl ConnectError {
+    pub fn new(message: impl Into<String>) -> Self {
+        ConnectError {
+            message: message.into(),
+            data: None,
+        }
+    }
+
+    pub fn with_data(message: impl Into<String>, data: Value) -> Self {
+        ConnectError {
+            message: message.into(),
+            data: Some(data),
+        }
+    }
+}
+
+/// Why an event could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum EmitError {
+    #[error("\"{0}\" is a reserved event name")]
+    ReservedEvent(String),
+    #[error("the socket is disconnected")]
+    Disconnected,
+    #[error("the data cannot be serialised: {0}")]
+    Value(#[from] ignis_proto::value::ValueError),
+    #[error("the packet cannot be encoded: {0}")]
+    Encode(#[from] ignis_proto::socketio::EncodeError),
+    #[error(transparent)]
+    Adapter(#[from] AdapterError),
+}
+
+/// Why an acknowledgement did not come.
+#[derive(Debug, thiserror::Error)]
+pub enum AckError {
+    #[error("operation has timed out")]
+    Timeout,
+    #[error("the socket disconnected before answering")]
+    Disconnected,
+    #[error(transparent)]
+    Emit(EmitError),
+}

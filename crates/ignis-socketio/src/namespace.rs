@@ -1,0 +1,256 @@
+//! Namespaces: their sockets, middlewares, connection handler and adapter.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ignis_engine::Sid;
+use ignis_proto::Value;
+use ignis_proto::socketio::Packet;
+use parking_lot::RwLock;
+use serde::Serialize;
+
+use crate::adapter::{AckCollector, Adapter, BroadcastFlags, Room};
+use crate::handler::{ConnectHandler, Middleware, ServerEventHandler};
+use crate::operators::Operators;
+use crate::parser::{self, ParserKind};
+use crate::recovery::Recovery;
+use crate::socket::{IntoRooms, SocketRef};
+use crate::{ConnectError, EmitError};
+
+/// A namespace: a channel of its own over the shared connection of a client.
+pub struct Namespace {
+    name: String,
+    adapter: Arc<dyn Adapter>,
+    parser: ParserKind,
+    sockets: RwLock<HashMap<Sid, SocketRef>>,
+    middlewares: RwLock<Vec<Middleware>>,
+    on_connect: RwLock<Option<ConnectHandler>>,
+    server_events: RwLock<HashMap<String, ServerEventHandler>>,
+    /// Acknowledgement ids are unique per namespace, since a broadcast with acknowledgements
+    /// sends one packet (one id) to many sockets.
+    ack_ids: AtomicU64,
+    recovery: Option<Arc<Recovery>>,
+}
+
+impl Namespace {
+    pub(crate) fn new(
+        name: String,
+        adapter: Arc<dyn Adapter>,
+        parser: ParserKind,
+        recovery: Option<Arc<Recovery>>,
+    ) -> Namespace {
+        Namespace {
+            name,
+            adapter,
+            parser,
+            sockets: RwLock::new(HashMap::new()),
+            middlewares: RwLock::new(Vec::new()),
+            on_connect: RwLock::new(None),
+            server_events: RwLock::new(HashMap::new()),
+            ack_ids: AtomicU64::new(0),
+            recovery,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn adapter(&self) -> &Arc<dyn Adapter> {
+        &self.adapter
+    }
+
+    pub(crate) fn parser(&self) -> ParserKind {
+        self.parser
+    }
+
+    pub(crate) fn recovery(&self) -> Option<&Arc<Recovery>> {
+        self.recovery.as_ref()
+    }
+
+    pub(crate) fn next_ack_id(&self) -> u64 {
+        self.ack_ids.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Sets the handler that runs for every socket that joins the namespace.
+    pub fn on_connect<F, Fut>(&self, handler: F)
+    where
+        F: Fn(SocketRef) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: ConnectHandler = Arc::new(move |s| Box::pin(handler(s)));
+        *self.on_connect.write() = Some(handler);
+    }
+
+    /// Adds a middleware: it runs, in the order added, before a socket joins the namespace, and
+    /// refuses it with an error (which the client gets as `connect_error`).
+    pub fn use_middleware<F, Fut>(&self, middleware: F)
+    where
+        F: Fn(SocketRef) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), ConnectError>> + Send + 'static,
+    {
+        let middleware: Middleware = Arc::new(move |s| Box::pin(middleware(s)));
+        self.middlewares.write().push(middleware);
+    }
+
+    /// Handles events other nodes send with `server_side_emit`; the returned value, if any, is
+    /// the acknowledgement.
+    pub fn on_server_event<F, Fut>(&self, event: impl Into<String>, handler: F)
+    where
+        F: Fn(Vec<Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<Value>> + Send + 'static,
+    {
+        let handler: ServerEventHandler = Arc::new(move |args| Box::pin(handler(args)));
+        self.server_events.write().insert(event.into(), handler);
+    }
+
+    /// Runs the handler of an event from another node (`[event, ...args]`).
+    pub fn dispatch_server_event(
+        &self,
+        mut args: Vec<Value>,
+    ) -> Option<crate::adapter::BoxFuture<'static, Option<Value>>> {
+        if args.is_empty() {
+            return None;
+        }
+        let event = args.remove(0);
+        let handler = self.server_events.read().get(event.as_str()?).cloned()?;
+        Some(handler(args))
+    }
+
+    pub(crate) fn push_middleware(&self, middleware: Middleware) {
+        self.middlewares.write().push(middleware);
+    }
+
+    pub(crate) fn set_connect_handler(&self, handler: ConnectHandler) {
+        *self.on_connect.write() = Some(handler);
+    }
+
+    pub(crate) fn middlewares(&self) -> Vec<Middleware> {
+        self.middlewares.read().clone()
+    }
+
+    pub(crate) fn connect_handler(&self) -> Option<ConnectHandler> {
+        self.on_connect.read().clone()
+    }
+
+    /// A local socket of this namespace.
+    pub fn get_socket(&self, sid: Sid) -> Option<SocketRef> {
+        self.sockets.read().get(&sid).cloned()
+    }
+
+    /// The local sockets.
+    pub fn sockets(&self) -> Vec<SocketRef> {
+        self.sockets.read().values().cloned().collect()
+    }
+
+    pub fn socket_count(&self) -> usize {
+        self.sockets.read().len()
+    }
+
+    pub(crate) fn add_socket(&self, socket: SocketRef) {
+        self.sockets.write().insert(socket.id(), socket);
+    }
+
+    pub(crate) fn remove_socket(&self, sid: Sid) {
+        self.sockets.write().remove(&sid);
+    }
+
+    /// Broadcast operators over this namespace.
+    pub fn operators(self: &Arc<Self>) -> Operators {
+        Operators::new(Arc::clone(self))
+    }
+
+    /// Sends to the sockets in `room`.
+    pub fn to(self: &Arc<Self>, room: impl IntoRooms) -> Operators {
+        self.operators().to(room)
+    }
+
+    /// Sends to every socket except those in `room`.
+    pub fn except(self: &Arc<Self>, room: impl IntoRooms) -> Operators {
+        self.operators().except(room)
+    }
+
+    /// Sends an event with one argument to every socket of the namespace.
+    pub fn emit<T: Serialize + ?Sized>(
+        self: &Arc<Self>,
+        event: &str,
+        data: &T,
+    ) -> Result<(), EmitError> {
+        self.operators().emit(event, data)
+    }
+
+    /// Encodes `packet` once and queues the same bytes for every socket in `sids`.
+    pub fn deliver(&self, packet: Packet, sids: &[Sid], flags: &BroadcastFlags) {
+        if sids.is_empty() {
+            return;
+        }
+        let messages = match parser::encode(self.parser, &packet) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(nsp = %self.name, error = %e, "broadcast packet cannot be encoded");
+                return;
+            }
+        };
+        let sockets = self.sockets.read();
+        for sid in sids {
+            if let Some(socket) = sockets.get(sid)
+                && socket.connected()
+            {
+                let _ = socket.conn.send_shared(&messages, flags.volatile);
+            }
+        }
+    }
+
+    /// Like [`Namespace::deliver`], for a packet that asks every recipient for an
+    /// acknowledgement: answers go to `collector`, which first learns how many to expect.
+    pub fn deliver_with_ack(
+        &self,
+        packet: Packet,
+        sids: &[Sid],
+        flags: &BroadcastFlags,
+        collector: Arc<dyn AckCollector>,
+    ) {
+        let id = match &packet.kind {
+            ignis_proto::socketio::PacketKind::Event { id: Some(id), .. } => *id,
+            _ => {
+                collector.expect(0);
+                return;
+            }
+        };
+        let messages = match parser::encode(self.parser, &packet) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(nsp = %self.name, error = %e, "broadcast packet cannot be encoded");
+                collector.expect(0);
+                return;
+            }
+        };
+        let sockets = self.sockets.read();
+        let mut count = 0;
+        for sid in sids {
+            if let Some(socket) = sockets.get(sid)
+                && socket.connected()
+            {
+                socket.register_collector(id, &collector);
+                if socket.conn.send_shared(&messages, flags.volatile).is_ok() {
+                    count += 1;
+                }
+            }
+        }
+        collector.expect(count);
+    }
+
+    /// Rooms that exist on this node.
+    pub fn local_rooms(&self) -> Vec<Room> {
+        self.adapter.local_rooms()
+    }
+}
+
+impl std::fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespace")
+            .field("name", &self.name)
+            .finish()
+    }
+}

@@ -1,0 +1,605 @@
+//! A client's connection to one namespace: its events, acknowledgements, rooms and data.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use ignis_engine::Sid;
+use ignis_proto::Value;
+use ignis_proto::socketio::{EventName, Packet, PacketKind};
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::oneshot;
+
+use crate::adapter::{AckCollector, BroadcastOptions, RemoteSocket, Room};
+use crate::client::EngineSocket;
+use crate::handler::{AnyHandler, DisconnectHandler, EventHandler, run};
+use crate::handshake::Handshake;
+use crate::namespace::Namespace;
+use crate::operators::Operators;
+use crate::{AckError, EmitError};
+
+/// A shared handle on a socket.
+pub type SocketRef = Arc<Socket>;
+
+/// Why a socket left its namespace; the strings are the reference's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DisconnectReason {
+    /// The server called `disconnect` on the socket.
+    ServerNamespaceDisconnect,
+    /// The client left the namespace.
+    ClientNamespaceDisconnect,
+    /// The server is shutting down.
+    ServerShuttingDown,
+    /// The connection closed (the client went away or the network failed).
+    TransportClose,
+    /// The transport failed.
+    TransportError,
+    /// The client missed a heartbeat.
+    PingTimeout,
+    /// The client sent something that is not Socket.IO.
+    ParseError,
+    /// The server closed the connection.
+    ForcedClose,
+    /// The server closed the whole connection (`disconnect(true)`).
+    ForcedServerClose,
+    /// The client did not read fast enough; its outbound queue filled up.
+    SlowClient,
+}
+
+impl DisconnectReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisconnectReason::ServerNamespaceDisconnect => "server namespace disconnect",
+            DisconnectReason::ClientNamespaceDisconnect => "client namespace disconnect",
+            DisconnectReason::ServerShuttingDown => "server shutting down",
+            DisconnectReason::TransportClose => "transport close",
+            DisconnectReason::TransportError => "transport error",
+            DisconnectReason::PingTimeout => "ping timeout",
+            DisconnectReason::ParseError => "parse error",
+            DisconnectReason::ForcedClose => "forced close",
+            DisconnectReason::ForcedServerClose => "forced server close",
+            DisconnectReason::SlowClient => "outbound queue full",
+        }
+    }
+
+    /// Whether connection state recovery may restore the socket after this.
+    pub fn is_recoverable(self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::TransportError
+                | DisconnectReason::TransportClose
+                | DisconnectReason::ForcedClose
+                | DisconnectReason::PingTimeout
+                | DisconnectReason::ServerShuttingDown
+                | DisconnectReason::ForcedServerClose
+        )
+    }
+}
+
+impl std::fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event received from a client.
+#[derive(Debug)]
+pub struct Event {
+    /// The event name.
+    pub name: String,
+    /// The arguments after the name.
+    pub args: Vec<Value>,
+    ack: Option<AckSender>,
+}
+
+impl Event {
+    /// Argument `index` deserialised into `T`.
+    pub fn arg<T: DeserializeOwned>(
+        &self,
+        index: usize,
+    ) -> Result<T, ignis_proto::value::ValueError> {
+        ignis_proto::value::from_value(self.args.get(index).cloned().unwrap_or(Value::Null))
+    }
+
+    /// The first argument deserialised into `T`.
+    pub fn data<T: DeserializeOwned>(&self) -> Result<T, ignis_proto::value::ValueError> {
+        self.arg(0)
+    }
+
+    /// Whether the client waits for an acknowledgement.
+    pub fn wants_ack(&self) -> bool {
+        self.ack.is_some()
+    }
+
+    /// Takes the acknowledgement, to answer later or elsewhere.
+    pub fn take_ack(&mut self) -> Option<AckSender> {
+        self.ack.take()
+    }
+
+    /// Answers the acknowledgement with these arguments, if the client asked for one.
+    pub fn ack(&mut self, args: Vec<Value>) {
+        if let Some(ack) = self.ack.take() {
+            ack.send(args);
+        }
+    }
+}
+
+/// Answers one acknowledgement of a client's event. Dropping it without answering sends
+/// nothing, like a reference handler that never calls its callback.
+#[derive(Debug)]
+pub struct AckSender {
+    socket: Weak<Socket>,
+    id: u64,
+}
+
+impl AckSender {
+    /// Sends the acknowledgement.
+    pub fn send(self, args: Vec<Value>) {
+        if let Some(socket) = self.socket.upgrade() {
+            let packet = Packet::ack(socket.ns.name(), self.id, args);
+            let _ = socket.send_packet(&packet);
+        }
+    }
+}
+
+/// Who waits for the acknowledgement of a packet the server sent.
+enum AckWaiter {
+    Single(oneshot::Sender<Vec<Value>>),
+    Broadcast(Weak<dyn AckCollector>),
+}
+
+#[derive(Default)]
+pub(crate) struct Handlers {
+    events: HashMap<String, Vec<EventHandler>>,
+    any: Vec<AnyHandler>,
+    disconnecting: Vec<DisconnectHandler>,
+    disconnect: Vec<DisconnectHandler>,
+}
+
+/// A client's connection to one namespace.
+pub struct Socket {
+    id: Sid,
+    pub(crate) ns: Arc<Namespace>,
+    pub(crate) conn: Arc<EngineSocket>,
+    handshake: Handshake,
+    handlers: RwLock<Handlers>,
+    acks: Mutex<HashMap<u64, AckWaiter>>,
+    connected: AtomicBool,
+    data: RwLock<Value>,
+    recovered: bool,
+    pub(crate) pid: Option<Arc<str>>,
+}
+
+impl Socket {
+    pub(crate) fn new(
+        id: Sid,
+        ns: Arc<Namespace>,
+        conn: Arc<EngineSocket>,
+        handshake: Handshake,
+        recovered: bool,
+        pid: Option<Arc<str>>,
+        data: Value,
+    ) -> Socket {
+        Socket {
+            id,
+            ns,
+            conn,
+            handshake,
+            handlers: RwLock::new(Handlers::default()),
+            acks: Mutex::new(HashMap::new()),
+            connected: AtomicBool::new(false),
+            data: RwLock::new(data),
+            recovered,
+            pid,
+        }
+    }
+
+    /// The socket id, unguessable, also the name of the socket's own room.
+    pub fn id(&self) -> Sid {
+        self.id
+    }
+
+    pub fn namespace(&self) -> &Arc<Namespace> {
+        &self.ns
+    }
+
+    pub fn handshake(&self) -> &Handshake {
+        &self.handshake
+    }
+
+    /// Whether the socket was restored by connection state recovery.
+    pub fn recovered(&self) -> bool {
+        self.recovered
+    }
+
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_connected(&self) {
+        self.connected.store(true, Ordering::Release);
+    }
+
+    /// The transport the connection uses now.
+    pub fn transport(&self) -> ignis_engine::TransportKind {
+        self.conn.transport()
+    }
+
+    /// Application data attached to the socket (`socket.data`), visible through `fetch_sockets`.
+    pub fn data(&self) -> Value {
+        self.data.read().clone()
+    }
+
+    pub fn set_data(&self, value: Value) {
+        *self.data.write() = value;
+    }
+
+    /// Registers a handler for an event. Several handlers of one event all run, in order.
+    pub fn on<F, Fut>(&self, event: impl Into<String>, handler: F)
+    where
+        F: Fn(SocketRef, Event) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: EventHandler = Arc::new(move |s, e| Box::pin(handler(s, e)));
+        self.handlers
+            .write()
+            .events
+            .entry(event.into())
+            .or_default()
+            .push(handler);
+    }
+
+    /// Removes every handler of an event.
+    pub fn off(&self, event: &str) {
+        self.handlers.write().events.remove(event);
+    }
+
+    /// Registers a handler that sees every event, before the event's own handlers.
+    pub fn on_any<F, Fut>(&self, handler: F)
+    where
+        F: Fn(SocketRef, String, Vec<Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: AnyHandler = Arc::new(move |s, n, a| Box::pin(handler(s, n, a)));
+        self.handlers.write().any.push(handler);
+    }
+
+    /// Runs when the socket is about to leave its namespace; its rooms are still there.
+    pub fn on_disconnecting<F, Fut>(&self, handler: F)
+    where
+        F: Fn(SocketRef, DisconnectReason) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: DisconnectHandler = Arc::new(move |s, r| Box::pin(handler(s, r)));
+        self.handlers.write().disconnecting.push(handler);
+    }
+
+    /// Runs once the socket left its namespace.
+    pub fn on_disconnect<F, Fut>(&self, handler: F)
+    where
+        F: Fn(SocketRef, DisconnectReason) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: DisconnectHandler = Arc::new(move |s, r| Box::pin(handler(s, r)));
+        self.handlers.write().disconnect.push(handler);
+    }
+
+    /// Sends an event with one argument.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        let value = ignis_proto::value::to_value(data)?;
+        self.emit_args(event, vec![value])
+    }
+
+    /// Sends an event with any number of arguments.
+    pub fn emit_args(&self, event: &str, args: Vec<Value>) -> Result<(), EmitError> {
+        check_event_name(event)?;
+        if !self.connected() {
+            return Err(EmitError::Disconnected);
+        }
+        if self.ns.recovery().is_some() {
+            // Through the adapter, so that the packet gets an offset and is kept for replay.
+            let opts = BroadcastOptions {
+                rooms: vec![Arc::from(self.id.as_str())],
+                ..Default::default()
+            };
+            let packet = Packet::event(self.ns.name(), event, args, None);
+            return self
+                .ns
+                .adapter()
+                .broadcast(&self.ns, packet, &opts)
+                .map_err(Into::into);
+        }
+        let packet = Packet::event(self.ns.name(), event, args, None);
+        self.send_packet(&packet)
+    }
+
+    /// Sends an event and waits for the client's acknowledgement.
+    pub async fn emit_with_ack(
+        &self,
+        event: &str,
+        args: Vec<Value>,
+        timeout: Duration,
+    ) -> Result<Vec<Value>, AckError> {
+        check_event_name(event).map_err(AckError::Emit)?;
+        if !self.connected() {
+            return Err(AckError::Emit(EmitError::Disconnected));
+        }
+        let id = self.ns.next_ack_id();
+        let (tx, rx) = oneshot::channel();
+        self.acks.lock().insert(id, AckWaiter::Single(tx));
+        let packet = Packet::event(self.ns.name(), event, args, Some(id));
+        if let Err(e) = self.send_packet(&packet) {
+            self.acks.lock().remove(&id);
+            return Err(AckError::Emit(e));
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(args)) => Ok(args),
+            Ok(Err(_)) => Err(AckError::Disconnected),
+            Err(_) => {
+                self.acks.lock().remove(&id);
+                Err(AckError::Timeout)
+            }
+        }
+    }
+
+    pub(crate) fn send_packet(&self, packet: &Packet) -> Result<(), EmitError> {
+        let messages = crate::parser::encode(self.ns.parser(), packet)?;
+        self.conn
+            .send_shared(&messages, false)
+            .map_err(|_| EmitError::Disconnected)
+    }
+
+    pub(crate) fn register_collector(&self, id: u64, collector: &Arc<dyn AckCollector>) {
+        let mut acks = self.acks.lock();
+        if acks.len() >= 64 {
+            // Forget broadcasts whose caller stopped waiting.
+            acks.retain(|_, w| match w {
+                AckWaiter::Single(tx) => !tx.is_closed(),
+                AckWaiter::Broadcast(c) => c.strong_count() > 0,
+            });
+        }
+        acks.insert(id, AckWaiter::Broadcast(Arc::downgrade(collector)));
+    }
+
+    /// Joins rooms.
+    pub fn join(&self, rooms: impl IntoRooms) {
+        let rooms = rooms.into_rooms();
+        self.ns.adapter().add_all(self.id, &rooms);
+    }
+
+    /// Leaves a room.
+    pub fn leave(&self, room: &str) {
+        self.ns.adapter().del(self.id, room);
+    }
+
+    /// The rooms the socket is in, its own-id room first, in the order it joined them.
+    pub fn rooms(&self) -> Vec<Room> {
+        self.ns.adapter().socket_rooms(self.id)
+    }
+
+    /// Sends to the sockets in `room`, except this one.
+    pub fn to(&self, room: impl IntoRooms) -> Operators {
+        self.broadcast().to(room)
+    }
+
+    /// Sends to every socket of the namespace except those in `room` and this one.
+    pub fn except(&self, room: impl IntoRooms) -> Operators {
+        self.broadcast().except(room)
+    }
+
+    /// Sends to every socket of the namespace except this one.
+    pub fn broadcast(&self) -> Operators {
+        Operators::new(Arc::clone(&self.ns)).except(self.id.as_str())
+    }
+
+    /// Operators that send to this socket only, dropping the packet if the client is not ready
+    /// to take it.
+    pub fn volatile(&self) -> Operators {
+        Operators::new(Arc::clone(&self.ns))
+            .to(self.id.as_str())
+            .volatile()
+    }
+
+    /// Closes the underlying connection (every namespace of the client); the client sees a
+    /// transport close and reconnects, with its state recovered when recovery is on.
+    pub fn close_connection(&self) {
+        self.conn.close();
+    }
+
+    /// Leaves the namespace; the client sees "io server disconnect".
+    pub fn disconnect(&self) {
+        self.disconnect_with(false);
+    }
+
+    /// Leaves the namespace, and with `close` closes the whole connection too.
+    pub fn disconnect_with(&self, close: bool) {
+        if !self.connected() {
+            return;
+        }
+        if close {
+            crate::client::disconnect_all(&self.conn);
+            self.conn.close();
+        } else {
+            let _ = self.send_packet(&Packet::disconnect(self.ns.name()));
+            if let Some(me) = self.ns.get_socket(self.id) {
+                me.close(DisconnectReason::ServerNamespaceDisconnect);
+            }
+        }
+    }
+
+    /// Leaves the namespace for `reason` and runs the disconnect handlers.
+    pub(crate) fn close(self: &Arc<Self>, reason: DisconnectReason) {
+        if !self.connected.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let (disconnecting, disconnect) = {
+            let h = self.handlers.read();
+            (h.disconnecting.clone(), h.disconnect.clone())
+        };
+        for handler in &disconnecting {
+            run(handler(Arc::clone(self), reason));
+        }
+        if reason.is_recoverable()
+            && let Some(recovery) = self.ns.recovery()
+        {
+            recovery.persist(self);
+        }
+        self.ns.adapter().del_all(self.id);
+        self.ns.remove_socket(self.id);
+        crate::client::forget(&self.conn, self.ns.name());
+        // Waiters of acknowledgements learn that none will come.
+        self.acks.lock().clear();
+        for handler in &disconnect {
+            run(handler(Arc::clone(self), reason));
+        }
+        // Handlers may hold the socket in their closures: drop them to break the cycle.
+        *self.handlers.write() = Handlers::default();
+        tracing::debug!(sid = %self.id, nsp = self.ns.name(), reason = reason.as_str(), "socket disconnected");
+    }
+
+    pub(crate) fn on_event(self: &Arc<Self>, event: EventName, args: Vec<Value>, id: Option<u64>) {
+        let name = event.to_string();
+        let (any, handlers) = {
+            let h = self.handlers.read();
+            (
+                h.any.clone(),
+                h.events.get(&name).cloned().unwrap_or_default(),
+            )
+        };
+        for handler in &any {
+            run(handler(Arc::clone(self), name.clone(), args.clone()));
+        }
+        let mut ack = id.map(|id| AckSender {
+            socket: Arc::downgrade(self),
+            id,
+        });
+        // Only the first handler may answer the acknowledgement; the last one takes the
+        // arguments, the others get copies.
+        let mut args = Some(args);
+        let last = handlers.len().saturating_sub(1);
+        for (i, handler) in handlers.iter().enumerate() {
+            let args = if i == last {
+                args.take().unwrap_or_default()
+            } else {
+                args.clone().unwrap_or_default()
+            };
+            let event = Event {
+                name: name.clone(),
+                args,
+                ack: ack.take(),
+            };
+            run(handler(Arc::clone(self), event));
+        }
+    }
+
+    pub(crate) fn on_ack(&self, id: u64, args: Vec<Value>) {
+        let waiter = self.acks.lock().remove(&id);
+        match waiter {
+            Some(AckWaiter::Single(tx)) => {
+                let _ = tx.send(args);
+            }
+            Some(AckWaiter::Broadcast(collector)) => {
+                if let Some(c) = collector.upgrade() {
+                    c.answer(self.id, args);
+                }
+            }
+            None => tracing::debug!(sid = %self.id, id, "acknowledgement nobody waits for"),
+        }
+    }
+
+    pub(crate) fn on_packet(self: &Arc<Self>, packet: Packet) {
+        match packet.kind {
+            PacketKind::Event { event, args, id } => self.on_event(event, args, id),
+            PacketKind::Ack { args, id } => self.on_ack(id, args),
+            PacketKind::Disconnect => self.close(DisconnectReason::ClientNamespaceDisconnect),
+            PacketKind::Connect(_) | PacketKind::ConnectError(_) => {}
+        }
+    }
+
+    /// The socket as `fetch_sockets` reports it.
+    pub fn to_remote(&self) -> RemoteSocket {
+        RemoteSocket {
+            id: self.id,
+            handshake: self.handshake.to_value(),
+            rooms: self.rooms(),
+            data: self.data(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("id", &self.id)
+            .field("nsp", &self.ns.name())
+            .finish()
+    }
+}
+
+/// Event names the protocol reserves for itself.
+pub(crate) fn check_event_name(event: &str) -> Result<(), EmitError> {
+    if ignis_proto::socketio::is_reserved_event(event) {
+        Err(EmitError::ReservedEvent(event.to_string()))
+    } else {
+        Ok(())
+    }
+}
+
+/// One room or several.
+pub trait IntoRooms {
+    fn into_rooms(self) -> Vec<Room>;
+}
+
+impl IntoRooms for &str {
+    fn into_rooms(self) -> Vec<Room> {
+        vec![Arc::from(self)]
+    }
+}
+
+impl IntoRooms for String {
+    fn into_rooms(self) -> Vec<Room> {
+        vec![Arc::from(self)]
+    }
+}
+
+impl IntoRooms for &String {
+    fn into_rooms(self) -> Vec<Room> {
+        vec![Arc::from(self.as_str())]
+    }
+}
+
+impl IntoRooms for Room {
+    fn into_rooms(self) -> Vec<Room> {
+        vec![self]
+    }
+}
+
+impl IntoRooms for Sid {
+    fn into_rooms(self) -> Vec<Room> {
+        vec![Arc::from(self.as_str())]
+    }
+}
+
+impl<T: IntoRooms> IntoRooms for Vec<T> {
+    fn into_rooms(self) -> Vec<Room> {
+        self.into_iter().flat_map(IntoRooms::into_rooms).collect()
+    }
+}
+
+impl<T: IntoRooms + Clone> IntoRooms for &[T] {
+    fn into_rooms(self) -> Vec<Room> {
+        self.iter()
+            .cloned()
+            .flat_map(IntoRooms::into_rooms)
+            .collect()
+    }
+}
+
+impl<const N: usize> IntoRooms for [&str; N] {
+    fn into_rooms(self) -> Vec<Room> {
+        self.iter().map(|s| Arc::from(*s)).collect()
+    }
+}
