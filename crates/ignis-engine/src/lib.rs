@@ -30,6 +30,7 @@
 //! # }
 //! ```
 
+mod body;
 mod config;
 mod cors;
 mod error;
@@ -39,8 +40,9 @@ mod sid;
 mod socket;
 mod websocket;
 
+pub use body::ResponseBody;
 pub use config::{AllowOrigin, AllowRequest, Cors, EngineConfig, PerMessageDeflate, Transports};
 pub use error::EngineError;
-pub use server::{Engine, Handler, PeerAddr, RequestInfo, ResponseBody};
+pub use server::{Engine, Handler, PeerAddr, RequestInfo};
 pub use sid::Sid;
 pub use socket::{CloseReason, SendError, SharedMessage, Socket, TransportKind};

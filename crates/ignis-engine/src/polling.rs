@@ -109,30 +109,25 @@ fn compress<H: Handler>(inner: &Inner<H>, parts: &Parts, body: Vec<u8>) -> Reply
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let takes = |name: &str| {
-        accepted.split(',').any(|e| {
-            e.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case(name)
-        })
-    };
     let level = flate2::Compression::default();
-    let (encoding, compressed) = if takes("gzip") {
-        let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 2), level);
-        ("gzip", enc.write_all(&body).and_then(|_| enc.finish()))
-    } else if takes("deflate") {
-        let mut enc = flate2::write::ZlibEncoder::new(Vec::with_capacity(body.len() / 2), level);
-        ("deflate", enc.write_all(&body).and_then(|_| enc.finish()))
-    } else {
-        return Response::new(Bytes::from(body));
+    let (encoding, compressed) = match choose_encoding(accepted) {
+        Some("gzip") => {
+            let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 2), level);
+            ("gzip", enc.write_all(&body).and_then(|_| enc.finish()))
+        }
+        Some(_) => {
+            let mut enc =
+                flate2::write::ZlibEncoder::new(Vec::with_capacity(body.len() / 2), level);
+            ("deflate", enc.write_all(&body).and_then(|_| enc.finish()))
+        }
+        None => return Response::new(Bytes::from(body)),
     };
     match compressed {
         Ok(out) => {
             let mut res = Response::new(Bytes::from(out));
             res.headers_mut()
                 .insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+            res.extensions_mut().insert(crate::body::Chunked);
             res
         }
         Err(_) => Response::new(Bytes::from(body)),
@@ -247,7 +242,7 @@ pub(crate) fn spawn_driver<H: Handler>(inner: Arc<Inner<H>>, socket: Arc<Socket<
                 }
                 closing_since = Some(tokio::time::Instant::now());
             }
-            let (at_ms, what) = inner.next_deadline(&socket);
+            let (at_ms, _) = inner.next_deadline(&socket);
             let mut at =
                 tokio::time::Instant::from_std(socket.created) + Duration::from_millis(at_ms);
             if let Some(since) = closing_since {
@@ -265,7 +260,12 @@ pub(crate) fn spawn_driver<H: Handler>(inner: Arc<Inner<H>>, socket: Arc<Socket<
                         inner.finalize(&socket, reason);
                         return;
                     }
-                    if socket.transport() == TransportKind::Polling
+                    // Things may have changed while sleeping (a pong, an established
+                    // connect): act on what is due now.
+                    let (at_ms, what) = inner.next_deadline(&socket);
+                    let due = socket.created.elapsed().as_millis() as u64 >= at_ms;
+                    if due
+                        && socket.transport() == TransportKind::Polling
                         && !inner.on_deadline(&socket, what)
                     {
                         return;
@@ -275,4 +275,93 @@ pub(crate) fn spawn_driver<H: Handler>(inner: Arc<Inner<H>>, socket: Arc<Socket<
             }
         }
     });
+}
+
+/// Picks `gzip` or `deflate` from an `Accept-Encoding` value the way the reference (the
+/// `negotiator` package) does: highest quality, then an exact name over `*`, then the client's
+/// order, then ours; quality 0 refuses.
+fn choose_encoding(accept: &str) -> Option<&'static str> {
+    struct Spec<'a> {
+        name: &'a str,
+        q: f32,
+        order: usize,
+    }
+    let specs: Vec<Spec<'_>> = accept
+        .split(',')
+        .enumerate()
+        .filter_map(|(order, entry)| {
+            let mut parts = entry.split(';');
+            let name = parts.next()?.trim();
+            if name.is_empty() {
+                return None;
+            }
+            let mut q = 1.0;
+            for param in parts {
+                if let Some((k, v)) = param.split_once('=')
+                    && k.trim() == "q"
+                {
+                    q = v.trim().parse().unwrap_or(0.0);
+                }
+            }
+            Some(Spec { name, q, order })
+        })
+        .collect();
+    let mut best: Option<(f32, u8, usize, usize, &'static str)> = None;
+    for (index, candidate) in ["gzip", "deflate"].into_iter().enumerate() {
+        let matched = specs
+            .iter()
+            .filter_map(|s| {
+                if s.name.eq_ignore_ascii_case(candidate) {
+                    Some((s.q, 1u8, s.order))
+                } else if s.name == "*" {
+                    Some((s.q, 0u8, s.order))
+                } else {
+                    None
+                }
+            })
+            .max_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)));
+        let Some((q, specificity, order)) = matched else {
+            continue;
+        };
+        if q <= 0.0 {
+            continue;
+        }
+        let key = (q, specificity, order, index, candidate);
+        let better = match &best {
+            None => true,
+            Some(b) => {
+                q > b.0
+                    || (q == b.0 && specificity > b.1)
+                    || (q == b.0 && specificity == b.1 && (order, index) < (b.2, b.3))
+            }
+        };
+        if better {
+            best = Some(key);
+        }
+    }
+    best.map(|b| b.4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::choose_encoding;
+
+    #[test]
+    fn encodings_are_negotiated_like_the_reference() {
+        let cases = [
+            ("gzip", Some("gzip")),
+            ("deflate, gzip", Some("deflate")),
+            ("gzip;q=0.5, deflate", Some("deflate")),
+            ("*", Some("gzip")),
+            ("GZIP", Some("gzip")),
+            ("gzip;q=0", None),
+            ("br", None),
+            ("", None),
+            ("identity", None),
+            ("*;q=0.1, deflate;q=0.5", Some("deflate")),
+        ];
+        for (header, expected) in cases {
+            assert_eq!(choose_encoding(header), expected, "{header:?}");
+        }
+    }
 }

@@ -10,21 +10,18 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::Body;
 use ignis_proto::engineio::{Data, OpenInfo};
 use parking_lot::RwLock;
 use tokio::net::TcpListener;
 
+use crate::body::ResponseBody;
 use crate::config::EngineConfig;
 use crate::error::EngineError;
 use crate::sid::Sid;
 use crate::socket::{CloseReason, Socket, TransportKind};
 use crate::websocket::Compression;
 use crate::{cors, polling, websocket};
-
-/// The body type of every engine answer.
-pub type ResponseBody = Full<Bytes>;
 
 /// The peer address of a request, as a request extension. [`Engine::serve`] inserts it; an
 /// application that embeds the engine in its own server should insert it too.
@@ -144,7 +141,12 @@ impl<H: Handler> Engine<H> {
         {
             cors::apply(cors, &parts.headers, &mut head.headers);
         }
-        Response::from_parts(head, Full::new(body))
+        let body = if head.extensions.remove::<crate::body::Chunked>().is_some() {
+            ResponseBody::chunked(body)
+        } else {
+            ResponseBody::new(body)
+        };
+        Response::from_parts(head, body)
     }
 
     async fn route<B>(&self, parts: Parts, body: B, upgrade: hyper::upgrade::OnUpgrade) -> Reply
@@ -231,7 +233,7 @@ impl<H: Handler> Engine<H> {
                 inner,
                 &info.parts.clone(),
                 upgrade,
-                websocket::Mode::Fresh(info),
+                websocket::Mode::Fresh(Box::new(info)),
             ),
         }
     }
@@ -250,7 +252,7 @@ impl<H: Handler> Engine<H> {
     /// path get `404`.
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
         self.serve_with(listener, |_req| async {
-            let mut res = Response::new(Full::new(Bytes::from_static(b"Not Found")));
+            let mut res = Response::new(ResponseBody::from("Not Found"));
             *res.status_mut() = StatusCode::NOT_FOUND;
             res
         })

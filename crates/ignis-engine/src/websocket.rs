@@ -30,7 +30,7 @@ type Reply = Response<Bytes>;
 /// How a WebSocket connection starts.
 pub(crate) enum Mode<D> {
     /// A new session over WebSocket.
-    Fresh(RequestInfo),
+    Fresh(Box<RequestInfo>),
     /// An upgrade of this polling session, to be probed first.
     Probe(Arc<Socket<D>>),
 }
@@ -40,49 +40,59 @@ pub(crate) enum Mode<D> {
 /// and every connection can use the same per-thread contexts.
 pub(crate) struct Compression {
     config: DeflateConfig,
+    /// The window the server compresses with unless a client asks for a smaller one.
+    window_bits: u8,
 }
 
 impl Compression {
     pub(crate) fn new(options: PerMessageDeflate) -> Compression {
+        let window_bits = options.server_max_window_bits.clamp(9, 15);
         let mut config = DeflateConfig::stateless();
         config.threshold = options.threshold;
         config.level = options.level;
-        config.server_max_window_bits = Some(options.server_max_window_bits.clamp(9, 15));
-        Compression { config }
+        // 15 is the protocol's default: no need to say it.
+        config.server_max_window_bits = (window_bits < 15).then_some(window_bits);
+        Compression {
+            config,
+            window_bits,
+        }
     }
 
-    /// A frame for `data`, compressed when it is long enough.
+    /// A frame for `data`, compressed with the default window when it is long enough.
     pub(crate) fn message_frame(&self, data: &Data) -> Bytes {
+        self.message_frame_with(data, self.window_bits)
+    }
+
+    /// A frame for `data`, compressed with a window of `bits` when it is long enough.
+    pub(crate) fn message_frame_with(&self, data: &Data, bits: u8) -> Bytes {
         if data.len() < self.config.threshold {
             return message_frame(data);
         }
-        let bits = self.config.server_max_window_bits.unwrap_or(15);
+        let (opcode, payload) = match data {
+            Data::Text(s) => {
+                let mut v = Vec::with_capacity(s.len() + 1);
+                v.push(b'4');
+                v.extend_from_slice(s.as_bytes());
+                (OpCode::Text, v)
+            }
+            Data::Binary(b) => (OpCode::Binary, b.to_vec()),
+        };
         DEFLATER.with(|cell| {
             let mut slot = cell.borrow_mut();
-            let deflater = slot.get_or_insert_with(|| Deflater::new(self.config.level, bits, true));
-            let (opcode, mut payload) = match data {
-                Data::Text(s) => {
-                    let mut v = Vec::with_capacity(s.len() + 1);
-                    v.push(b'4');
-                    v.extend_from_slice(s.as_bytes());
-                    (OpCode::Text, v)
-                }
-                Data::Binary(b) => (OpCode::Binary, b.to_vec()),
+            // One context per thread, rebuilt only when a connection negotiated another window.
+            if slot.as_ref().is_none_or(|(b, _)| *b != bits) {
+                *slot = Some((bits, Deflater::new(self.config.level, bits, true)));
+            }
+            let Some((_, deflater)) = slot.as_mut() else {
+                return ignis_ws::server_frame(opcode, &payload);
             };
-            let mut out = Vec::with_capacity(payload.len() / 2 + 16);
-            match deflater.compress_into(&payload, &mut out) {
-                Ok(()) => {
-                    let mut frame = BytesMut::with_capacity(out.len() + 10);
-                    ignis_ws::encode_frame_header(true, true, opcode, out.len(), None, &mut frame);
-                    frame.put_slice(&out);
-                    frame.freeze()
-                }
-                Err(_) => {
-                    // Fall back to an uncompressed frame; the message must not be lost.
+            match ignis_ws::server_frame_compressed(opcode, &payload, deflater) {
+                Ok(frame) => frame,
+                Err(e) => {
+                    // The message must not be lost: send it uncompressed.
+                    tracing::warn!(error = %e, "deflate failed");
                     *slot = None;
-                    let frame = ignis_ws::server_frame(opcode, &payload);
-                    payload.clear();
-                    frame
+                    ignis_ws::server_frame(opcode, &payload)
                 }
             }
         })
@@ -92,7 +102,7 @@ impl Compression {
 thread_local! {
     /// Where every connection of this thread reads into.
     static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; 64 * 1024]);
-    static DEFLATER: RefCell<Option<Deflater>> = const { RefCell::new(None) };
+    static DEFLATER: RefCell<Option<(u8, Deflater)>> = const { RefCell::new(None) };
     static INFLATER: RefCell<Option<Inflater>> = const { RefCell::new(None) };
 }
 
@@ -317,12 +327,22 @@ impl<H: Handler> Connection<H> {
         if items.is_empty() {
             return;
         }
-        let compression = self.deflate.as_ref().and(self.inner.compression.as_ref());
+        let compression = self
+            .deflate
+            .as_ref()
+            .zip(self.inner.compression.as_ref())
+            .map(|(params, c)| (c, params.window_bits(Role::Server)));
         for item in items {
             let frame = match (&item, compression) {
-                (Outgoing::Shared(m), Some(c)) => m.ws_frame_deflated(c).clone(),
+                // Frames compressed with the default window are shared by every recipient.
+                (Outgoing::Shared(m), Some((c, bits))) if bits == c.window_bits => {
+                    m.ws_frame_deflated(c).clone()
+                }
+                (Outgoing::Shared(m), Some((c, bits))) => c.message_frame_with(m.data(), bits),
                 (Outgoing::Shared(m), None) => m.ws_frame().clone(),
-                (Outgoing::Packet(Packet::Message(data)), Some(c)) => c.message_frame(data),
+                (Outgoing::Packet(Packet::Message(data)), Some((c, bits))) => {
+                    c.message_frame_with(data, bits)
+                }
                 (Outgoing::Packet(p), _) => packet_frame(p),
             };
             self.output.push_back(frame);
@@ -365,7 +385,7 @@ impl<H: Handler> Connection<H> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
-            if self.output.is_empty() {
+            if self.output.is_empty() && !self.probing {
                 self.fill_output();
             }
         }

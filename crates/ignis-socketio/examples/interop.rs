@@ -68,7 +68,7 @@ fn main_namespace(io: &SocketIo, ns: &std::sync::Arc<Namespace>) {
     ns.on_connect(move |socket| {
         let io = io.clone();
         async move {
-            let foo = socket
+            let query_foo = socket
                 .handshake()
                 .query("foo")
                 .map(Value::from)
@@ -78,7 +78,7 @@ fn main_namespace(io: &SocketIo, ns: &std::sync::Arc<Namespace>) {
                 ("nsp", Value::from("/")),
                 ("auth", socket.handshake().auth.clone()),
                 ("recovered", Value::Bool(socket.recovered())),
-                ("query", map(vec![("foo", foo)])),
+                ("query", map(vec![("foo", query_foo)])),
             ]);
             let _ = socket.emit("welcome", &welcome);
             echo(&socket);

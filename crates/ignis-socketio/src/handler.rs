@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 
 use ignis_proto::Value;
 
@@ -30,7 +30,7 @@ pub(crate) fn run(future: Pin<Box<dyn Future<Output = ()> + Send>>) {
     let mut cx = Context::from_waker(Waker::noop());
     // A future that registered the no-op waker is polled again by its task, which registers a
     // real one: every well-behaved future re-registers its waker on each poll.
-    if let Poll::Pending = future.as_mut().poll(&mut cx) {
+    if future.as_mut().poll(&mut cx).is_pending() {
         tokio::spawn(future);
     }
 }

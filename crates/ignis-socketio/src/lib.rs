@@ -102,3 +102,8 @@ pub enum AckError {
     #[error(transparent)]
     Emit(EmitError),
 }
+
+/// The README's example, compiled as a doc test so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

@@ -3,7 +3,7 @@
 import { before, after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import zlib from "node:zlib";
-import { startServer, connected, withoutOffset, closeAll } from "../lib/harness.js";
+import { startServer, connected, withoutOffset, closeAll, SERVER_KIND } from "../lib/harness.js";
 import { pollingHandshake, sessionUrl, post, rawGet, tcpWebSocket } from "../lib/raw.js";
 
 let server;
@@ -54,7 +54,41 @@ describe("permessage-deflate", () => {
   // With context takeover (the default negotiation) the Node reference (engine.io 6.6 + ws 8)
   // compresses EVERY frame, whatever its size: ws applies the threshold only when
   // server_no_context_takeover was negotiated, and engine.io passes no per-packet compress flag.
-  it("default negotiation: compressed frames (RSV1), even below the threshold", async () => {
+  //
+  // Ignis deliberately differs (docs/ARCHITECTURE.md, "permessage-deflate"): it answers every offer
+  // with both no-context-takeover flags, so that it keeps no compression state per connection
+  // and compresses a broadcast once for all recipients; then the threshold applies.
+  it("default negotiation (Ignis): stateless, only messages above the threshold compressed", { skip: SERVER_KIND !== "rust" }, async () => {
+    const conn = await tcpWebSocket(server.port, WS_PATH, {
+      "Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits",
+    });
+    try {
+      assert.equal(conn.response.status, 101);
+      assert.equal(
+        conn.response.headers["sec-websocket-extensions"],
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+      );
+      const open = await conn.nextFrame();
+      assert.equal(open.rsv1, false, "the open packet is below the threshold");
+      assert.match(open.payload.toString(), /^0\{"sid":"[^"]+","upgrades":\[\],"pingInterval":2000/);
+      conn.sendText("40");
+      assert.equal((await conn.nextFrame()).rsv1, false);
+      assert.equal((await conn.nextFrame()).rsv1, false);
+      for (const n of [2000, 3000]) {
+        conn.sendText(`42["big",${n}]`);
+        const big = await conn.nextFrame();
+        assert.equal(big.rsv1, true, `a ${n}-char message must be compressed`);
+        assert.ok(big.payload.length < 500, `compressed payload is ${big.payload.length} bytes`);
+        // No context takeover: every message inflates on its own.
+        const text = zlib.inflateRawSync(Buffer.concat([big.payload, TAIL]), { finishFlush: zlib.constants.Z_SYNC_FLUSH }).toString();
+        assert.match(text, new RegExp(`^42\\["big","x{${n}}","[^"]+"\\]$`));
+      }
+    } finally {
+      conn.destroy();
+    }
+  });
+
+  it("default negotiation: compressed frames (RSV1), even below the threshold", { skip: SERVER_KIND === "rust" }, async () => {
     const conn = await tcpWebSocket(server.port, WS_PATH, {
       "Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits",
     });
@@ -96,7 +130,9 @@ describe("permessage-deflate", () => {
       assert.equal(conn.response.status, 101);
       assert.equal(
         conn.response.headers["sec-websocket-extensions"],
-        "permessage-deflate; server_no_context_takeover",
+        SERVER_KIND === "rust"
+          ? "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+          : "permessage-deflate; server_no_context_takeover",
       );
       const open = await conn.nextFrame();
       assert.equal(open.rsv1, false, "the open packet is below the threshold");
