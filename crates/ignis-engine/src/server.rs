@@ -180,13 +180,22 @@ impl<H: Handler> Engine<H> {
             if query.eio.as_deref() != Some("4") {
                 return EngineError::BadRequest.response();
             }
+            // A session whose pong is overdue is dead even if its timer has not fired yet.
+            if inner.heartbeat_expired(&socket) {
+                inner.finalize(&socket, CloseReason::PingTimeout);
+                return refuse(EngineError::UnknownSid, is_upgrade);
+            }
             return match (transport, is_upgrade) {
                 (TransportKind::WebSocket, true) => {
+                    if !inner.config.allow_upgrades {
+                        return refuse(EngineError::BadRequest, true);
+                    }
                     if socket.transport() != TransportKind::Polling
-                        || !inner.config.allow_upgrades
                         || socket.upgrading.load(std::sync::atomic::Ordering::Acquire)
                     {
-                        return EngineError::BadRequest.response();
+                        // Like the reference: the handshake completes, then the new WebSocket
+                        // is closed at once and the session goes on untouched.
+                        return websocket::accept(inner, &parts, upgrade, websocket::Mode::Refused);
                     }
                     if let Err(e) = self.allow(&parts) {
                         return e.response();
@@ -350,6 +359,12 @@ impl<H: Handler> Inner<H> {
             tracing::debug!(sid = %socket.id(), reason = reason.as_str(), "session closed");
             self.handler.on_close(socket, reason);
         }
+    }
+
+    /// Whether the client failed to answer a ping in time.
+    pub(crate) fn heartbeat_expired(&self, socket: &Socket<H::Data>) -> bool {
+        let (at_ms, what) = self.next_deadline(socket);
+        what == Deadline::PingTimeout && socket.created.elapsed().as_millis() as u64 >= at_ms
     }
 
     /// When the next heartbeat or timeout is due, in milliseconds since the socket was created,

@@ -33,6 +33,9 @@ pub(crate) enum Mode<D> {
     Fresh(Box<RequestInfo>),
     /// An upgrade of this polling session, to be probed first.
     Probe(Arc<Socket<D>>),
+    /// A second upgrade of a session that already has (or is probing) a WebSocket: closed as
+    /// soon as it opens.
+    Refused,
 }
 
 /// The negotiated permessage-deflate settings, shared by all connections: the server answers
@@ -202,8 +205,14 @@ pub(crate) fn accept<H: Handler>(
                 return;
             }
         };
-        let stream = parts.io.into_inner();
+        let mut stream = parts.io.into_inner();
         let (socket, probing) = match mode {
+            Mode::Refused => {
+                let close = ignis_ws::server_frame(OpCode::Close, &[]);
+                let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, &close).await;
+                let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+                return;
+            }
             Mode::Fresh(info) => (open_session(&inner, TransportKind::WebSocket, &info), false),
             Mode::Probe(socket) => (socket, true),
         };
