@@ -85,17 +85,29 @@ pub enum TransportKind {
 /// once whatever the number of recipients.
 pub struct SharedMessage {
     data: Data,
+    compress: bool,
     frame: OnceLock<Bytes>,
     deflated: OnceLock<Bytes>,
 }
 
 impl SharedMessage {
     pub fn new(data: Data) -> Arc<SharedMessage> {
+        Self::with_compression(data, true)
+    }
+
+    /// A message that permessage-deflate may compress (`compress`) or must send as it is.
+    pub fn with_compression(data: Data, compress: bool) -> Arc<SharedMessage> {
         Arc::new(SharedMessage {
             data,
+            compress,
             frame: OnceLock::new(),
             deflated: OnceLock::new(),
         })
+    }
+
+    /// Whether permessage-deflate may compress the message.
+    pub fn compress(&self) -> bool {
+        self.compress
     }
 
     pub fn data(&self) -> &Data {

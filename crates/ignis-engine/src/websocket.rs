@@ -344,6 +344,7 @@ impl<H: Handler> Connection<H> {
         for item in items {
             let frame = match (&item, compression) {
                 // Frames compressed with the default window are shared by every recipient.
+                (Outgoing::Shared(m), _) if !m.compress() => m.ws_frame().clone(),
                 (Outgoing::Shared(m), Some((c, bits))) if bits == c.window_bits => {
                     m.ws_frame_deflated(c).clone()
                 }

@@ -282,6 +282,17 @@ fn register_main_events(io: &SocketIo, socket: &SocketRef) {
             let _ = socket.volatile().emit_args("vol", vec![Value::from_u64(i)]);
         }
     });
+    socket.on("big-plain", |socket, event| async move {
+        let Some(n) = event
+            .args
+            .first()
+            .and_then(Value::as_u64)
+            .filter(|n| *n <= 10_000_000)
+        else {
+            return;
+        };
+        let _ = socket.compress(false).emit("big", &"x".repeat(n as usize));
+    });
     socket.on("big", |socket, event| async move {
         let Some(n) = event
             .args

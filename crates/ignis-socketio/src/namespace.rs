@@ -185,7 +185,11 @@ impl Namespace {
         if sids.is_empty() {
             return;
         }
-        let messages = match parser::encode(self.parser, &packet) {
+        let messages = match parser::encode_with(
+            self.parser,
+            &packet,
+            flags.compress != Some(false),
+        ) {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(nsp = %self.name, error = %e, "broadcast packet cannot be encoded");
@@ -218,7 +222,11 @@ impl Namespace {
                 return;
             }
         };
-        let messages = match parser::encode(self.parser, &packet) {
+        let messages = match parser::encode_with(
+            self.parser,
+            &packet,
+            flags.compress != Some(false),
+        ) {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(nsp = %self.name, error = %e, "broadcast packet cannot be encoded");

@@ -22,16 +22,26 @@ pub(crate) fn encode(
     kind: ParserKind,
     packet: &Packet,
 ) -> Result<Vec<Arc<SharedMessage>>, EncodeError> {
+    encode_with(kind, packet, true)
+}
+
+/// Like [`encode`]; `compress: false` keeps permessage-deflate off these messages.
+pub(crate) fn encode_with(
+    kind: ParserKind,
+    packet: &Packet,
+    compress: bool,
+) -> Result<Vec<Arc<SharedMessage>>, EncodeError> {
+    let message = |data| SharedMessage::with_compression(data, compress);
     Ok(match kind {
         ParserKind::Json => {
             let encoded = socketio::encode(packet)?;
             let mut out = Vec::with_capacity(1 + encoded.attachments.len());
-            out.push(SharedMessage::new(Data::Text(Str::from(encoded.text))));
+            out.push(message(Data::Text(Str::from(encoded.text))));
             out.extend(
                 encoded
                     .attachments
                     .into_iter()
-                    .map(|b| SharedMessage::new(Data::Binary(b))),
+                    .map(|b| message(Data::Binary(b))),
             );
             out
         }

@@ -403,6 +403,13 @@ impl Socket {
             .volatile()
     }
 
+    /// Operators that send to this socket only, with permessage-deflate allowed or not.
+    pub fn compress(&self, compress: bool) -> Operators {
+        Operators::new(Arc::clone(&self.ns))
+            .to(self.id.as_str())
+            .compress(compress)
+    }
+
     /// Closes the underlying connection (every namespace of the client); the client sees a
     /// transport close and reconnects, with its state recovered when recovery is on.
     pub fn close_connection(&self) {

@@ -153,6 +153,9 @@ io.on("connection", (socket) => {
     for (let i = 0; i < n; i++) socket.volatile.emit("vol", i);
   });
 
+  socket.on("big-plain", (n) => {
+    if (isCount(n, 10_000_000)) socket.compress(false).emit("big", "x".repeat(n));
+  });
   socket.on("big", (n) => {
     if (isCount(n, 10_000_000)) socket.emit("big", "x".repeat(n));
   });

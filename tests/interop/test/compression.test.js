@@ -178,6 +178,30 @@ describe("permessage-deflate", () => {
       conn.destroy();
     }
   });
+
+  // Observed: the Node reference (socket.io 4.8.4 with connection state recovery, engine.io
+  // 6.6, ws 8) still compresses here, so this checks Ignis only.
+  it("compress(false) sends a large message uncompressed", { skip: SERVER_KIND !== "rust" }, async () => {
+    const conn = await tcpWebSocket(server.port, WS_PATH, {
+      "Sec-WebSocket-Extensions": "permessage-deflate; server_no_context_takeover",
+    });
+    try {
+      assert.equal(conn.response.status, 101);
+      await conn.nextFrame(); // open
+      conn.sendText("40");
+      await conn.nextFrame(); // CONNECT answer
+      await conn.nextFrame(); // welcome
+      conn.sendText('42["big-plain",2000]');
+      const plain = await conn.nextFrame();
+      assert.equal(plain.rsv1, false, "compress(false) must not compress");
+      assert.match(plain.payload.toString(), /^42\["big","x{2000}","[^"]+"\]$/);
+      conn.sendText('42["big",2000]');
+      const compressed = await conn.nextFrame();
+      assert.equal(compressed.rsv1, true, "the same message without the flag is compressed");
+    } finally {
+      conn.destroy();
+    }
+  });
 });
 
 describe("HTTP compression of polling responses", () => {
