@@ -89,12 +89,7 @@ fn main_namespace(io: &SocketIo, ns: &std::sync::Arc<Namespace>) {
 
 fn register_main_events(io: &SocketIo, socket: &SocketRef) {
     socket.on("request-ack", |socket, event| async move {
-        let Some(ms) = event
-            .args
-            .first()
-            .and_then(Value::as_u64)
-            .filter(|ms| *ms <= 60_000)
-        else {
+        let Some(ms) = count_arg(&event, 60_000) else {
             return;
         };
         let result = socket
@@ -270,12 +265,7 @@ fn register_main_events(io: &SocketIo, socket: &SocketRef) {
         socket.close_connection();
     });
     socket.on("volatile-burst", |socket, event| async move {
-        let Some(n) = event
-            .args
-            .first()
-            .and_then(Value::as_u64)
-            .filter(|n| *n <= 10_000)
-        else {
+        let Some(n) = count_arg(&event, 10_000) else {
             return;
         };
         for i in 0..n {
@@ -283,27 +273,26 @@ fn register_main_events(io: &SocketIo, socket: &SocketRef) {
         }
     });
     socket.on("big-plain", |socket, event| async move {
-        let Some(n) = event
-            .args
-            .first()
-            .and_then(Value::as_u64)
-            .filter(|n| *n <= 10_000_000)
-        else {
+        let Some(n) = count_arg(&event, 10_000_000) else {
             return;
         };
         let _ = socket.compress(false).emit("big", &"x".repeat(n as usize));
     });
     socket.on("big", |socket, event| async move {
-        let Some(n) = event
-            .args
-            .first()
-            .and_then(Value::as_u64)
-            .filter(|n| *n <= 10_000_000)
-        else {
+        let Some(n) = count_arg(&event, 10_000_000) else {
             return;
         };
         let _ = socket.emit("big", &"x".repeat(n as usize));
     });
+}
+
+/// The first argument, if it is a whole number no larger than `max`.
+fn count_arg(event: &ignis_socketio::Event, max: u64) -> Option<u64> {
+    event
+        .args
+        .first()
+        .and_then(Value::as_u64)
+        .filter(|n| *n <= max)
 }
 
 fn arg_str(event: &ignis_socketio::Event, i: usize) -> Option<String> {

@@ -153,8 +153,10 @@ enum AckWaiter {
 
 #[derive(Default)]
 pub(crate) struct Handlers {
-    events: HashMap<String, Vec<EventHandler>>,
-    any: Vec<AnyHandler>,
+    // Shared slices: dispatching an event takes a reference count, not a copy of the list;
+    // registering (rare) rebuilds the slice.
+    events: HashMap<String, Arc<[EventHandler]>>,
+    any: Arc<[AnyHandler]>,
     disconnecting: Vec<DisconnectHandler>,
     disconnect: Vec<DisconnectHandler>,
 }
@@ -244,12 +246,12 @@ impl Socket {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let handler: EventHandler = Arc::new(move |s, e| Box::pin(handler(s, e)));
-        self.handlers
-            .write()
+        let mut handlers = self.handlers.write();
+        let list = handlers
             .events
             .entry(event.into())
-            .or_default()
-            .push(handler);
+            .or_insert_with(|| Arc::from([]));
+        *list = list.iter().cloned().chain([handler]).collect();
     }
 
     /// Removes every handler of an event.
@@ -264,7 +266,8 @@ impl Socket {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let handler: AnyHandler = Arc::new(move |s, n, a| Box::pin(handler(s, n, a)));
-        self.handlers.write().any.push(handler);
+        let mut handlers = self.handlers.write();
+        handlers.any = handlers.any.iter().cloned().chain([handler]).collect();
     }
 
     /// Runs when the socket is about to leave its namespace; its rooms are still there.
@@ -472,11 +475,14 @@ impl Socket {
         let (any, handlers) = {
             let h = self.handlers.read();
             (
-                h.any.clone(),
-                h.events.get(&name).cloned().unwrap_or_default(),
+                Arc::clone(&h.any),
+                h.events
+                    .get(&name)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from([])),
             )
         };
-        for handler in &any {
+        for handler in any.iter() {
             run(handler(Arc::clone(self), name.clone(), args.clone()));
         }
         let mut ack = id.map(|id| AckSender {
