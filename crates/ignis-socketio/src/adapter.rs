@@ -77,6 +77,13 @@ pub trait AckCollector: Send + Sync {
 
 /// The operations of a namespace that involve rooms.
 pub trait Adapter: Send + Sync + 'static {
+    /// Called once, right after the namespace that owns the adapter is created. A cluster
+    /// adapter keeps the `Weak` to deliver what other nodes send (a strong reference would keep
+    /// the namespace alive forever).
+    fn attach(&self, namespace: std::sync::Weak<Namespace>) {
+        let _ = namespace;
+    }
+
     /// Adds a socket to rooms.
     fn add_all(&self, sid: Sid, rooms: &[Room]);
     /// Removes a socket from a room.

@@ -39,12 +39,15 @@ pub(crate) struct IoInner {
 
 impl IoInner {
     fn new_namespace(&self, name: &str) -> Arc<Namespace> {
-        Arc::new(Namespace::new(
+        let adapter = self.adapter.create(name);
+        let ns = Arc::new(Namespace::new(
             name.to_string(),
-            self.adapter.create(name),
+            Arc::clone(&adapter),
             self.parser,
             self.recovery.clone().map(|c| Arc::new(Recovery::new(c))),
-        ))
+        ));
+        adapter.attach(Arc::downgrade(&ns));
+        ns
     }
 
     fn declare(&self, name: &str) -> Arc<Namespace> {
