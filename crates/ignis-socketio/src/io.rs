@@ -273,7 +273,13 @@ impl SocketIo {
         F: Fn(SocketRef) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let template = self.inner.new_namespace("<dynamic>");
+        // The template only holds handlers: it never has sockets, so it needs no real adapter.
+        let template = Arc::new(Namespace::new(
+            "<dynamic>".into(),
+            Arc::new(MemoryAdapter::new()),
+            self.inner.parser,
+            None,
+        ));
         template.on_connect(on_connect);
         self.inner.dynamic.write().push(DynamicNamespace {
             matcher: Arc::new(matcher),
