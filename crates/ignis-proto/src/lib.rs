@@ -5,6 +5,7 @@
 //! codecs; tests and fuzzers drive them directly.
 
 pub mod engineio;
+pub mod ignis;
 pub mod socketio;
 pub mod value;
 

@@ -200,6 +200,7 @@ impl Namespace {
         for sid in sids {
             if let Some(socket) = sockets.get(sid)
                 && socket.connected()
+                && !socket.broadcasts_held()
             {
                 let _ = socket.conn.send_shared(&messages, flags.volatile);
             }
@@ -239,6 +240,7 @@ impl Namespace {
         for sid in sids {
             if let Some(socket) = sockets.get(sid)
                 && socket.connected()
+                && !socket.broadcasts_held()
             {
                 socket.register_collector(id, &collector);
                 if socket.conn.send_shared(&messages, flags.volatile).is_ok() {

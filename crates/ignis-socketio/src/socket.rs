@@ -170,6 +170,8 @@ pub struct Socket {
     handlers: RwLock<Handlers>,
     acks: Mutex<HashMap<u64, AckWaiter>>,
     connected: AtomicBool,
+    /// While set, broadcasts and room sends pass this socket by (direct emits still reach it).
+    held: AtomicBool,
     data: RwLock<Value>,
     recovered: bool,
     pub(crate) pid: Option<Arc<str>>,
@@ -193,6 +195,7 @@ impl Socket {
             handlers: RwLock::new(Handlers::default()),
             acks: Mutex::new(HashMap::new()),
             connected: AtomicBool::new(false),
+            held: AtomicBool::new(false),
             data: RwLock::new(data),
             recovered,
             pid,
@@ -219,6 +222,18 @@ impl Socket {
 
     pub fn connected(&self) -> bool {
         self.connected.load(Ordering::Acquire)
+    }
+
+    /// Holds back (or lets through again) every broadcast and room send to this socket, so that
+    /// an application can keep a socket out of the traffic until it has authenticated. Packets
+    /// sent with [`Socket::emit`] still reach it (when connection state recovery is off).
+    pub fn hold_broadcasts(&self, held: bool) {
+        self.held.store(held, Ordering::Release);
+    }
+
+    /// Whether broadcasts pass this socket by.
+    pub fn broadcasts_held(&self) -> bool {
+        self.held.load(Ordering::Acquire)
     }
 
     pub(crate) fn set_connected(&self) {

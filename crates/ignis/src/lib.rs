@@ -1,0 +1,39 @@
+//! The Ignis application core and its Socket.IO component.
+//!
+//! An [`Application`] binds values under typed keys, lets its components configure themselves
+//! from them, serves HTTP, runs post-start hooks in order and stops gracefully on SIGINT or
+//! SIGTERM. [`socketio::SocketIOComponent`] adds authenticated real-time messaging: every client
+//! must authenticate within a deadline, then joins the default rooms, gets the app-level `ping`,
+//! may join rooms through the application's validator, and receives what
+//! [`socketio::SocketIOServerHelper::send`] sends.
+//!
+//! ```no_run
+//! use ignis::socketio::{keys, AuthenticateHandler, SocketIOComponent};
+//! use ignis::{AppConfig, Application};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let app = Application::new(AppConfig::default())
+//!     .bind(
+//!         keys::AUTHENTICATE_HANDLER,
+//!         AuthenticateHandler::new(|req| async move {
+//!             Ok(req.handshake.header("authorization") == Some("Bearer let-me-in"))
+//!         }),
+//!     )
+//!     .component(SocketIOComponent::new())
+//!     .start()
+//!     .await?;
+//! app.run_until_signal().await;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod app;
+pub mod bindings;
+pub mod error;
+pub mod socketio;
+
+pub use app::{
+    AppConfig, AppHandle, Application, Component, ComponentContext, RunningApp, StartError,
+};
+pub use bindings::{BindingError, BindingKey, Bindings};
+pub use error::{ApplicationError, BoxError};

@@ -1,0 +1,109 @@
+//! `SocketIOComponent`: resolves the bindings, and once the HTTP server runs creates the
+//! helper, binds it and routes the Socket.IO path to it.
+
+use std::time::Duration;
+
+use ignis_socketio::SocketIo;
+
+use super::helper::{HelperOptions, SocketIOServerHelper};
+use super::keys;
+use super::options::ServerOptions;
+use crate::app::{Component, ComponentContext};
+use crate::error::ApplicationError;
+
+/// Where the Redis server that scales the component lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConnection {
+    /// `redis://[user:password@]host:port[/db]`.
+    pub url: String,
+}
+
+/// The Socket.IO component.
+#[derive(Debug, Clone, Default)]
+pub struct SocketIOComponent {
+    options: HelperOptions,
+}
+
+impl SocketIOComponent {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How long a client has to authenticate (10 s by default).
+    pub fn authenticate_timeout(mut self, timeout: Duration) -> Self {
+        self.options.authenticate_timeout = timeout;
+        self
+    }
+
+    /// How often authenticated clients get the app-level `ping` event (30 s by default).
+    pub fn app_ping_interval(mut self, interval: Duration) -> Self {
+        self.options.app_ping_interval = interval;
+        self
+    }
+
+    /// Rooms every authenticated client joins (`io-default`, `io-notification` by default).
+    pub fn default_rooms(mut self, rooms: Vec<String>) -> Self {
+        self.options.default_rooms = rooms;
+        self
+    }
+}
+
+impl Component for SocketIOComponent {
+    fn name(&self) -> &'static str {
+        "SocketIOComponent"
+    }
+
+    fn binding(&mut self, ctx: &mut ComponentContext<'_>) -> Result<(), ApplicationError> {
+        tracing::info!("Binding SocketIO for application...");
+        ctx.bindings
+            .bind_default(keys::SERVER_OPTIONS, ServerOptions::default());
+        let user = ctx
+            .bindings
+            .get(keys::SERVER_OPTIONS)
+            .map_err(|e| ApplicationError::new(e.to_string()))?;
+        let options = ServerOptions::defaults().merge(user);
+        options.validate()?;
+
+        if let Ok(redis) = ctx.bindings.get(keys::REDIS_CONNECTION) {
+            return Err(ApplicationError::new(format!(
+                "[SocketIOComponent][resolveBindings] Redis scaling is not available in this build \
+                 (bound {}: {}); unbind it to run a single node with the in-memory adapter",
+                keys::REDIS_CONNECTION.name(),
+                redis.url
+            )));
+        }
+        let authenticate = ctx.bindings.get(keys::AUTHENTICATE_HANDLER).map_err(|_| {
+            ApplicationError::new(
+                "[DANGER][SocketIOComponent] Invalid authenticateFn to setup io socket server!",
+            )
+        })?;
+        let validate_room = ctx.bindings.get(keys::VALIDATE_ROOM_HANDLER).ok();
+        let client_connected = ctx.bindings.get(keys::CLIENT_CONNECTED_HANDLER).ok();
+        tracing::debug!(?options, "effective Socket.IO options");
+
+        let mut helper_options = self.options.clone();
+        if let Some(identifier) = &options.identifier {
+            helper_options.identifier = identifier.clone();
+        }
+        ctx.register_post_start_hook("socket-io-initialize", move |app| async move {
+            let io: SocketIo = options.apply(SocketIo::builder()).build();
+            let helper = SocketIOServerHelper::new(
+                io.clone(),
+                helper_options,
+                authenticate,
+                validate_room,
+                client_connected,
+            );
+            app.bind(keys::SOCKET_IO_INSTANCE, helper);
+            app.mount_socket_io(io);
+            tracing::info!("SocketIO initialized");
+            Ok(())
+        });
+        ctx.register_stop_hook(|app| async move {
+            if let Ok(helper) = app.get(keys::SOCKET_IO_INSTANCE) {
+                helper.shutdown().await;
+            }
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,539 @@
+//! `SocketIOServerHelper`: the per-connection authentication state machine, the client
+//! registry, rooms through the validator, the app-level ping, `send` and shutdown.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use futures_util::FutureExt;
+use ignis_socketio::proto::ignis::{self as protocol, ClientState};
+use ignis_socketio::proto::value::Map;
+use ignis_socketio::{Event, Sid, SocketIo, SocketRef, Value, iso_timestamp};
+use indexmap::IndexMap;
+use parking_lot::{Mutex, RwLock};
+use tokio::task::AbortHandle;
+
+use super::handlers::{
+    AuthRequest, AuthenticateHandler, ClientConnectedHandler, ValidateRoomHandler,
+};
+
+/// The helper's own options (component options in the original are fixed; here they are not).
+#[derive(Debug, Clone)]
+pub struct HelperOptions {
+    /// Logger scope.
+    pub identifier: String,
+    /// How long a client has to authenticate after connecting.
+    pub authenticate_timeout: Duration,
+    /// How often an authenticated client gets the app-level `ping` event (not the Engine.IO
+    /// heartbeat).
+    pub app_ping_interval: Duration,
+    /// Rooms every authenticated client joins.
+    pub default_rooms: Vec<String>,
+}
+
+impl Default for HelperOptions {
+    fn default() -> Self {
+        HelperOptions {
+            identifier: "SOCKET_IO_SERVER".into(),
+            authenticate_timeout: Duration::from_millis(10_000),
+            app_ping_interval: Duration::from_millis(30_000),
+            default_rooms: vec![
+                protocol::ROOM_DEFAULT.to_string(),
+                protocol::ROOM_NOTIFICATION.to_string(),
+            ],
+        }
+    }
+}
+
+/// A tracked client.
+pub struct ClientRecord {
+    pub socket: SocketRef,
+    state: Mutex<ClientState>,
+    deadline: Mutex<Option<AbortHandle>>,
+    ping: Mutex<Option<AbortHandle>>,
+}
+
+impl ClientRecord {
+    pub fn id(&self) -> Sid {
+        self.socket.id()
+    }
+
+    pub fn state(&self) -> ClientState {
+        *self.state.lock()
+    }
+
+    fn stop_timers(&self) {
+        if let Some(h) = self.deadline.lock().take() {
+            h.abort();
+        }
+        if let Some(h) = self.ping.lock().take() {
+            h.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for ClientRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientRecord")
+            .field("id", &self.id())
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+/// Why `send` did not send.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("\"{0}\" is a reserved event name")]
+    ReservedEvent(String),
+    #[error("Topic is required")]
+    MissingTopic,
+    #[error("the message could not be published: {0}")]
+    Publish(String),
+}
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub struct SendOptions {
+    /// A room name (a socket id is the name of the socket's own room); `None` sends to every
+    /// authenticated client.
+    pub destination: Option<String>,
+    pub topic: String,
+    /// Any JSON value, `0`, `false`, `""` and `null` included.
+    pub data: Value,
+    pub log: bool,
+}
+
+pub(crate) struct Inner {
+    io: SocketIo,
+    options: HelperOptions,
+    authenticate: AuthenticateHandler,
+    validate_room: Option<ValidateRoomHandler>,
+    client_connected: Option<ClientConnectedHandler>,
+    clients: RwLock<IndexMap<Sid, Arc<ClientRecord>>>,
+    failed_sends: AtomicU64,
+}
+
+/// The Socket.IO server of an Ignis application.
+#[derive(Clone)]
+pub struct SocketIOServerHelper {
+    inner: Arc<Inner>,
+}
+
+fn now() -> String {
+    iso_timestamp(SystemTime::now())
+}
+
+fn object(entries: Vec<(&str, Value)>) -> Value {
+    let mut m = Map::with_capacity(entries.len());
+    for (k, v) in entries {
+        m.insert(k, v);
+    }
+    Value::Map(m)
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
+impl SocketIOServerHelper {
+    /// Wraps `io`: every connection to its main namespace goes through the authentication state
+    /// machine.
+    pub fn new(
+        io: SocketIo,
+        options: HelperOptions,
+        authenticate: AuthenticateHandler,
+        validate_room: Option<ValidateRoomHandler>,
+        client_connected: Option<ClientConnectedHandler>,
+    ) -> Self {
+        let helper = SocketIOServerHelper {
+            inner: Arc::new(Inner {
+                io,
+                options,
+                authenticate,
+                validate_room,
+                client_connected,
+                clients: RwLock::new(IndexMap::new()),
+                failed_sends: AtomicU64::new(0),
+            }),
+        };
+        let weak = Arc::downgrade(&helper.inner);
+        helper.inner.io.ns("/", move |socket| {
+            let weak = weak.clone();
+            async move {
+                if let Some(inner) = weak.upgrade() {
+                    SocketIOServerHelper { inner }.on_client_connect(socket);
+                }
+            }
+        });
+        tracing::info!(
+            identifier = %helper.inner.options.identifier,
+            "SocketIO Server READY"
+        );
+        helper
+    }
+
+    /// The Socket.IO server.
+    pub fn io(&self) -> &SocketIo {
+        &self.inner.io
+    }
+
+    pub fn options(&self) -> &HelperOptions {
+        &self.inner.options
+    }
+
+    /// Every tracked client of this node (any state), in connection order.
+    pub fn clients(&self) -> Vec<Arc<ClientRecord>> {
+        self.inner.clients.read().values().cloned().collect()
+    }
+
+    /// A tracked client of this node.
+    pub fn client(&self, id: &str) -> Option<Arc<ClientRecord>> {
+        let sid = Sid::parse(id)?;
+        self.inner.clients.read().get(&sid).cloned()
+    }
+
+    pub fn client_count(&self) -> usize {
+        self.inner.clients.read().len()
+    }
+
+    /// Sends that could not be published.
+    pub fn failed_sends(&self) -> u64 {
+        self.inner.failed_sends.load(Ordering::Relaxed)
+    }
+
+    fn on_client_connect(&self, socket: SocketRef) {
+        let id = socket.id();
+        if self.inner.clients.read().contains_key(&id) {
+            tracing::warn!(%id, "client already existed");
+            return;
+        }
+        // Nothing but the auth replies reaches a socket before it authenticates.
+        socket.hold_broadcasts(true);
+        let record = Arc::new(ClientRecord {
+            socket: socket.clone(),
+            state: Mutex::new(ClientState::Unauthorized),
+            deadline: Mutex::new(None),
+            ping: Mutex::new(None),
+        });
+        let timeout = self.inner.options.authenticate_timeout;
+        let weak = Arc::downgrade(&self.inner);
+        let deadline = tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            if let Some(inner) = weak.upgrade() {
+                let helper = SocketIOServerHelper { inner };
+                let authenticated = helper
+                    .client(id.as_str())
+                    .is_some_and(|r| r.state() == ClientState::Authenticated);
+                if !authenticated {
+                    tracing::info!(%id, "authentication deadline passed");
+                    helper.disconnect(id.as_str());
+                }
+            }
+        });
+        *record.deadline.lock() = Some(deadline.abort_handle());
+        self.inner.clients.write().insert(id, record);
+
+        let weak = Arc::downgrade(&self.inner);
+        socket.on_disconnect(move |socket, reason| {
+            let weak = weak.clone();
+            async move {
+                if let Some(inner) = weak.upgrade() {
+                    tracing::info!(id = %socket.id(), %reason, "Client disconnected");
+                    SocketIOServerHelper { inner }.forget(socket.id());
+                }
+            }
+        });
+        let weak = Arc::downgrade(&self.inner);
+        socket.on(protocol::EVENT_AUTHENTICATE, move |socket, event| {
+            let weak = weak.clone();
+            async move {
+                if let Some(inner) = weak.upgrade() {
+                    SocketIOServerHelper { inner }
+                        .on_authenticate(socket, event)
+                        .await;
+                }
+            }
+        });
+    }
+
+    fn forget(&self, id: Sid) {
+        if let Some(record) = self.inner.clients.write().shift_remove(&id) {
+            record.stop_timers();
+        }
+    }
+
+    async fn on_authenticate(&self, socket: SocketRef, event: Event) {
+        let id = socket.id();
+        let Some(record) = self.client(id.as_str()) else {
+            tracing::warn!(%id, "authenticate from an unknown client");
+            return;
+        };
+        {
+            let mut state = record.state.lock();
+            if *state != ClientState::Unauthorized {
+                tracing::warn!(%id, state = %*state, "Client attempted auth in invalid state");
+                return;
+            }
+            *state = ClientState::Authenticating;
+        }
+        let request = AuthRequest {
+            socket: socket.clone(),
+            socket_id: id.to_string(),
+            handshake: socket.handshake().clone(),
+            payload: event.args.into_iter().next(),
+        };
+        let outcome = AssertUnwindSafe((self.inner.authenticate.0)(request))
+            .catch_unwind()
+            .await;
+        if self.client(id.as_str()).is_none() {
+            tracing::info!(%id, "client left during authentication");
+            return;
+        }
+        match outcome {
+            Ok(Ok(true)) => self.on_client_authenticated(&record).await,
+            Ok(Ok(false)) => self.refuse(&record, protocol::MESSAGE_INVALID_TOKEN),
+            Ok(Err(error)) => {
+                tracing::error!(%id, %error, "authenticate handler failed");
+                self.refuse(&record, protocol::MESSAGE_AUTH_FAILED);
+            }
+            Err(panic) => {
+                tracing::error!(%id, panic = %panic_message(&*panic), "authenticate handler panicked");
+                self.refuse(&record, protocol::MESSAGE_AUTH_FAILED);
+            }
+        }
+    }
+
+    /// Sends `unauthenticated` and then disconnects: the message is queued before the
+    /// disconnect, so the client always gets it.
+    fn refuse(&self, record: &ClientRecord, message: &str) {
+        *record.state.lock() = ClientState::Unauthorized;
+        let payload = object(vec![("message", message.into()), ("time", now().into())]);
+        let _ = record.socket.emit(protocol::EVENT_UNAUTHENTICATE, &payload);
+        self.disconnect(record.id().as_str());
+    }
+
+    /// Marks a client authenticated (also usable to authenticate a client by hand).
+    pub async fn on_client_authenticated(&self, record: &Arc<ClientRecord>) {
+        let socket = record.socket.clone();
+        let id = socket.id();
+        *record.state.lock() = ClientState::Authenticated;
+        if let Some(h) = record.deadline.lock().take() {
+            h.abort();
+        }
+        socket.hold_broadcasts(false);
+        let authenticated = object(vec![("id", id.as_str().into()), ("time", now().into())]);
+        let _ = socket.emit(protocol::EVENT_AUTHENTICATED, &authenticated);
+        self.ping(&socket);
+        socket.join(self.inner.options.default_rooms.clone());
+        self.register_room_events(&socket);
+
+        let interval = self.inner.options.app_ping_interval;
+        let weak = Arc::downgrade(&self.inner);
+        let ping = tokio::spawn(async move {
+            let mut ticker =
+                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+            loop {
+                ticker.tick().await;
+                let Some(inner) = weak.upgrade() else {
+                    return;
+                };
+                let helper = SocketIOServerHelper { inner };
+                match helper.client(id.as_str()) {
+                    Some(record) => helper.ping(&record.socket),
+                    None => return,
+                }
+            }
+        });
+        *record.ping.lock() = Some(ping.abort_handle());
+
+        if let Some(handler) = &self.inner.client_connected {
+            match AssertUnwindSafe((handler.0)(socket.clone()))
+                .catch_unwind()
+                .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(%id, %error, "client connected handler failed"),
+                Err(panic) => {
+                    tracing::error!(%id, panic = %panic_message(&*panic), "client connected handler panicked")
+                }
+            }
+        }
+    }
+
+    fn ping(&self, socket: &SocketRef) {
+        let payload = object(vec![("time", now().into())]);
+        let _ = socket.emit(protocol::EVENT_PING, &payload);
+    }
+
+    fn register_room_events(&self, socket: &SocketRef) {
+        let weak = Arc::downgrade(&self.inner);
+        socket.on(protocol::EVENT_JOIN, move |socket, event| {
+            let weak = weak.clone();
+            async move {
+                if let Some(inner) = weak.upgrade() {
+                    SocketIOServerHelper { inner }.on_join(socket, event).await;
+                }
+            }
+        });
+        socket.on(protocol::EVENT_LEAVE, |socket, event| async move {
+            on_leave(socket, event);
+        });
+    }
+
+    async fn on_join(&self, socket: SocketRef, mut event: Event) {
+        let id = socket.id();
+        let requested = match parse_rooms(&event) {
+            Ok(rooms) => rooms,
+            Err(message) => return reply_error(&socket, &mut event, "join", &message),
+        };
+        if !requested.is_empty() {
+            match &self.inner.validate_room {
+                None => {
+                    tracing::warn!(%id, rooms = ?requested, "Join rejected | reason: no validateRoomFn configured")
+                }
+                Some(validate) => {
+                    match AssertUnwindSafe((validate.0)(socket.clone(), requested.clone()))
+                        .catch_unwind()
+                        .await
+                    {
+                        Ok(Ok(allowed)) if !allowed.is_empty() => socket.join(allowed),
+                        Ok(Ok(_)) => {
+                            tracing::warn!(%id, rooms = ?requested, "Join rejected | reason: no rooms allowed")
+                        }
+                        Ok(Err(error)) => {
+                            tracing::error!(%id, %error, "validate room handler failed")
+                        }
+                        Err(panic) => {
+                            tracing::error!(%id, panic = %panic_message(&*panic), "validate room handler panicked")
+                        }
+                    }
+                }
+            }
+        }
+        ack_rooms(&socket, &mut event);
+    }
+
+    /// Sends an event to a room (a client id is its own room) or to every authenticated client.
+    pub fn send(&self, options: SendOptions) -> Result<(), SendError> {
+        if options.topic.is_empty() {
+            return Err(SendError::MissingTopic);
+        }
+        if ignis_socketio::proto::socketio::is_reserved_event(&options.topic) {
+            return Err(SendError::ReservedEvent(options.topic));
+        }
+        let operators = match options.destination.as_deref().filter(|d| !d.is_empty()) {
+            Some(room) => self.inner.io.to(room),
+            None => self.inner.io.operators(),
+        };
+        if options.log {
+            tracing::info!(
+                destination = options.destination.as_deref().unwrap_or("all"),
+                topic = %options.topic,
+                "Message emitted"
+            );
+        }
+        operators
+            .emit_args(&options.topic, vec![options.data])
+            .map_err(|e| {
+                self.inner.failed_sends.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "send failed");
+                SendError::Publish(e.to_string())
+            })
+    }
+
+    /// Disconnects a client ("io server disconnect") and forgets it.
+    pub fn disconnect(&self, id: &str) {
+        let record = Sid::parse(id).and_then(|sid| self.inner.clients.write().shift_remove(&sid));
+        if let Some(record) = record {
+            record.stop_timers();
+            record.socket.disconnect();
+        } else if let Some(socket) =
+            Sid::parse(id).and_then(|sid| self.inner.io.main_namespace().get_socket(sid))
+        {
+            socket.disconnect();
+        }
+    }
+
+    /// Disconnects every client and closes the server.
+    pub async fn shutdown(&self) {
+        tracing::info!("Shutting down SocketIO server...");
+        let records: Vec<_> = std::mem::take(&mut *self.inner.clients.write())
+            .into_values()
+            .collect();
+        for record in records {
+            record.stop_timers();
+            record.socket.disconnect();
+        }
+        // Let the DISCONNECT packets leave before the connections close.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.inner.io.close();
+        tracing::info!("SocketIO server shutdown complete");
+    }
+}
+
+/// The rooms of a `join`/`leave` payload `{rooms: [..]}`; a missing payload or `rooms` is no
+/// rooms, anything else malformed is an error message for the client.
+fn parse_rooms(event: &Event) -> Result<Vec<String>, String> {
+    let payload = match event.args.first() {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Map(m)) => m,
+        Some(_) => return Err("payload must be an object {rooms: string[]}".into()),
+    };
+    match payload.get("rooms") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(rooms)) => rooms
+            .iter()
+            .map(|r| match r {
+                Value::Str(s) if !s.is_empty() => Ok(s.clone()),
+                _ => Err("rooms must be non-empty strings".to_string()),
+            })
+            .collect(),
+        Some(_) => Err("rooms must be an array of strings".into()),
+    }
+}
+
+fn ack_rooms(socket: &SocketRef, event: &mut Event) {
+    if event.wants_ack() {
+        let rooms = Value::Array(
+            socket
+                .rooms()
+                .iter()
+                .map(|r| Value::from(r.to_string()))
+                .collect(),
+        );
+        event.ack(vec![object(vec![("rooms", rooms)])]);
+    }
+}
+
+/// Answers a malformed request: through its acknowledgement if it asked for one, else with an
+/// `error` event. The connection stays up.
+fn reply_error(socket: &SocketRef, event: &mut Event, name: &str, message: &str) {
+    tracing::warn!(id = %socket.id(), event = name, %message, "malformed payload");
+    let payload = object(vec![("event", name.into()), ("message", message.into())]);
+    if event.wants_ack() {
+        event.ack(vec![object(vec![("error", payload)])]);
+    } else {
+        let _ = socket.emit("error", &payload);
+    }
+}
+
+fn on_leave(socket: SocketRef, mut event: Event) {
+    let rooms = match parse_rooms(&event) {
+        Ok(rooms) => rooms,
+        Err(message) => return reply_error(&socket, &mut event, "leave", &message),
+    };
+    let own = socket.id();
+    for room in rooms {
+        // A client can never leave its own room: it is how messages reach it.
+        if room != own.as_str() {
+            socket.leave(&room);
+        }
+    }
+    ack_rooms(&socket, &mut event);
+}

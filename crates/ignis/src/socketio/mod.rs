@@ -1,0 +1,31 @@
+//! The Socket.IO component: its binding keys, options and the server helper.
+
+mod component;
+mod handlers;
+mod helper;
+mod options;
+
+pub use component::{RedisConnection, SocketIOComponent};
+pub use handlers::{AuthRequest, AuthenticateHandler, ClientConnectedHandler, ValidateRoomHandler};
+pub use helper::{ClientRecord, HelperOptions, SendError, SendOptions, SocketIOServerHelper};
+pub use ignis_socketio::proto::ignis as constants;
+pub use options::{CorsOptions, DeflateOptions, DeflateSetting, ServerOptions};
+
+/// The binding keys of the component, with the original's key strings.
+pub mod keys {
+    use super::*;
+    use crate::bindings::BindingKey;
+
+    pub const SERVER_OPTIONS: BindingKey<ServerOptions> =
+        BindingKey::new("@app/socket-io/server-options");
+    pub const REDIS_CONNECTION: BindingKey<RedisConnection> =
+        BindingKey::new("@app/socket-io/redis-connection");
+    pub const AUTHENTICATE_HANDLER: BindingKey<AuthenticateHandler> =
+        BindingKey::new("@app/socket-io/authenticate-handler");
+    pub const VALIDATE_ROOM_HANDLER: BindingKey<ValidateRoomHandler> =
+        BindingKey::new("@app/socket-io/validate-room-handler");
+    pub const CLIENT_CONNECTED_HANDLER: BindingKey<ClientConnectedHandler> =
+        BindingKey::new("@app/socket-io/client-connected-handler");
+    pub const SOCKET_IO_INSTANCE: BindingKey<SocketIOServerHelper> =
+        BindingKey::new("@app/socket-io/instance");
+}

@@ -1,0 +1,344 @@
+//! Server options: the defaults of the original component and their deep merge with what the
+//! application binds.
+
+use std::time::Duration;
+
+use ignis_socketio::SocketIoBuilder;
+use ignis_socketio::engine::{AllowOrigin, AllowRequest, Cors, PerMessageDeflate, Transports};
+
+use crate::error::ApplicationError;
+
+/// CORS options; every field left `None` keeps the default.
+#[derive(Debug, Clone, Default)]
+pub struct CorsOptions {
+    pub origin: Option<AllowOrigin>,
+    pub methods: Option<Vec<String>>,
+    pub allowed_headers: Option<Vec<String>>,
+    pub exposed_headers: Option<Vec<String>>,
+    pub credentials: Option<bool>,
+    pub max_age: Option<u64>,
+    pub options_success_status: Option<u16>,
+}
+
+/// permessage-deflate options; every field left `None` keeps the default.
+#[derive(Debug, Clone, Default)]
+pub struct DeflateOptions {
+    pub threshold: Option<usize>,
+    pub server_max_window_bits: Option<u8>,
+    pub level: Option<u32>,
+}
+
+/// Whether WebSocket compression is on.
+#[derive(Debug, Clone)]
+pub enum DeflateSetting {
+    Disabled,
+    Enabled(DeflateOptions),
+}
+
+/// The Socket.IO server options an application binds at `@app/socket-io/server-options`.
+///
+/// Unlike the original (which merges shallowly, so a bound `cors: {origin}` loses the default
+/// methods and credentials), options merge field by field: what the application sets wins,
+/// everything else keeps the default, nested options included.
+#[derive(Clone, Default)]
+pub struct ServerOptions {
+    /// Logger scope of the helper.
+    pub identifier: Option<String>,
+    pub path: Option<String>,
+    pub cors: Option<CorsOptions>,
+    pub per_message_deflate: Option<DeflateSetting>,
+    /// The Engine.IO heartbeat (not the app-level `ping` event).
+    pub ping_interval: Option<Duration>,
+    pub ping_timeout: Option<Duration>,
+    pub upgrade_timeout: Option<Duration>,
+    pub connect_timeout: Option<Duration>,
+    pub max_http_buffer_size: Option<usize>,
+    pub transports: Option<Transports>,
+    pub allow_request: Option<AllowRequest>,
+    /// `Some(None)` turns polling compression off.
+    pub http_compression_threshold: Option<Option<usize>>,
+}
+
+impl std::fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerOptions")
+            .field("identifier", &self.identifier)
+            .field("path", &self.path)
+            .field("cors", &self.cors)
+            .field("per_message_deflate", &self.per_message_deflate)
+            .field("ping_interval", &self.ping_interval)
+            .field("ping_timeout", &self.ping_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_http_buffer_size", &self.max_http_buffer_size)
+            .field("transports", &self.transports)
+            .field("allow_request", &self.allow_request.is_some())
+            .finish()
+    }
+}
+
+fn pick<T>(user: Option<T>, default: Option<T>) -> Option<T> {
+    user.or(default)
+}
+
+impl ServerOptions {
+    /// The component's defaults (the original's `DEFAULT_SERVER_OPTIONS`): path `/io`, CORS for
+    /// any origin with credentials, permessage-deflate from 4096 bytes with a 1 KiB window.
+    pub fn defaults() -> ServerOptions {
+        ServerOptions {
+            identifier: Some("SOCKET_IO_SERVER".into()),
+            path: Some("/io".into()),
+            cors: Some(CorsOptions {
+                origin: Some(AllowOrigin::Any),
+                methods: Some(vec!["GET".into(), "POST".into()]),
+                allowed_headers: None,
+                exposed_headers: None,
+                credentials: Some(true),
+                max_age: None,
+                options_success_status: Some(204),
+            }),
+            per_message_deflate: Some(DeflateSetting::Enabled(DeflateOptions {
+                threshold: Some(4096),
+                server_max_window_bits: Some(10),
+                level: None,
+            })),
+            ..ServerOptions::default()
+        }
+    }
+
+    /// `self` (the defaults) overridden field by field by `user`.
+    pub fn merge(self, user: ServerOptions) -> ServerOptions {
+        let cors = match (self.cors, user.cors) {
+            (Some(d), Some(u)) => Some(CorsOptions {
+                origin: pick(u.origin, d.origin),
+                methods: pick(u.methods, d.methods),
+                allowed_headers: pick(u.allowed_headers, d.allowed_headers),
+                exposed_headers: pick(u.exposed_headers, d.exposed_headers),
+                credentials: pick(u.credentials, d.credentials),
+                max_age: pick(u.max_age, d.max_age),
+                options_success_status: pick(u.options_success_status, d.options_success_status),
+            }),
+            (d, u) => u.or(d),
+        };
+        let per_message_deflate = match (self.per_message_deflate, user.per_message_deflate) {
+            (Some(DeflateSetting::Enabled(d)), Some(DeflateSetting::Enabled(u))) => {
+                Some(DeflateSetting::Enabled(DeflateOptions {
+                    threshold: pick(u.threshold, d.threshold),
+                    server_max_window_bits: pick(
+                        u.server_max_window_bits,
+                        d.server_max_window_bits,
+                    ),
+                    level: pick(u.level, d.level),
+                }))
+            }
+            (d, u) => u.or(d),
+        };
+        ServerOptions {
+            identifier: pick(user.identifier, self.identifier),
+            path: pick(user.path, self.path),
+            cors,
+            per_message_deflate,
+            ping_interval: pick(user.ping_interval, self.ping_interval),
+            ping_timeout: pick(user.ping_timeout, self.ping_timeout),
+            upgrade_timeout: pick(user.upgrade_timeout, self.upgrade_timeout),
+            connect_timeout: pick(user.connect_timeout, self.connect_timeout),
+            max_http_buffer_size: pick(user.max_http_buffer_size, self.max_http_buffer_size),
+            transports: pick(user.transports, self.transports),
+            allow_request: pick(user.allow_request, self.allow_request),
+            http_compression_threshold: pick(
+                user.http_compression_threshold,
+                self.http_compression_threshold,
+            ),
+        }
+    }
+
+    /// Checks the options, with a message naming what is wrong.
+    pub fn validate(&self) -> Result<(), ApplicationError> {
+        const P: &str = "[SocketIOComponent][validateOptions]";
+        if let Some(path) = &self.path
+            && !path.starts_with('/')
+        {
+            return Err(ApplicationError::new(format!(
+                "{P} Invalid path {path:?}: it must start with '/'"
+            )));
+        }
+        if let Some(t) = self.transports
+            && !t.polling
+            && !t.websocket
+        {
+            return Err(ApplicationError::new(format!(
+                "{P} Invalid transports: at least one of polling and websocket is required"
+            )));
+        }
+        for (name, d) in [
+            ("pingInterval", self.ping_interval),
+            ("pingTimeout", self.ping_timeout),
+            ("upgradeTimeout", self.upgrade_timeout),
+            ("connectTimeout", self.connect_timeout),
+        ] {
+            if d.is_some_and(|d| d.is_zero()) {
+                return Err(ApplicationError::new(format!(
+                    "{P} Invalid {name}: it must be greater than 0"
+                )));
+            }
+        }
+        if self.max_http_buffer_size == Some(0) {
+            return Err(ApplicationError::new(format!(
+                "{P} Invalid maxHttpBufferSize: it must be greater than 0"
+            )));
+        }
+        if let Some(DeflateSetting::Enabled(d)) = &self.per_message_deflate
+            && let Some(bits) = d.server_max_window_bits
+            && !(8..=15).contains(&bits)
+        {
+            return Err(ApplicationError::new(format!(
+                "{P} Invalid perMessageDeflate.serverMaxWindowBits {bits}: it must be within 8..15"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Applies the options to a Socket.IO server builder.
+    pub fn apply(&self, mut builder: SocketIoBuilder) -> SocketIoBuilder {
+        if let Some(path) = &self.path {
+            builder = builder.path(path.clone());
+        }
+        if let Some(cors) = &self.cors {
+            let d = Cors::default();
+            builder = builder.cors(Cors {
+                origin: cors.origin.clone().unwrap_or(d.origin),
+                methods: cors.methods.clone().unwrap_or(d.methods),
+                allowed_headers: cors.allowed_headers.clone(),
+                exposed_headers: cors.exposed_headers.clone().unwrap_or_default(),
+                credentials: cors.credentials.unwrap_or(false),
+                max_age: cors.max_age,
+                options_success_status: cors.options_success_status.unwrap_or(204),
+            });
+        }
+        if let Some(DeflateSetting::Enabled(o)) = &self.per_message_deflate {
+            let d = PerMessageDeflate::default();
+            builder = builder.per_message_deflate(PerMessageDeflate {
+                threshold: o.threshold.unwrap_or(d.threshold),
+                server_max_window_bits: o
+                    .server_max_window_bits
+                    .unwrap_or(d.server_max_window_bits),
+                level: o.level.unwrap_or(d.level),
+            });
+        }
+        if let Some(d) = self.ping_interval {
+            builder = builder.ping_interval(d);
+        }
+        if let Some(d) = self.ping_timeout {
+            builder = builder.ping_timeout(d);
+        }
+        if let Some(d) = self.upgrade_timeout {
+            builder = builder.upgrade_timeout(d);
+        }
+        if let Some(d) = self.connect_timeout {
+            builder = builder.connect_timeout(d);
+        }
+        if let Some(n) = self.max_http_buffer_size {
+            builder = builder.max_http_buffer_size(n);
+        }
+        if let Some(t) = self.transports {
+            builder = builder.transports(t);
+        }
+        if let Some(t) = self.http_compression_threshold {
+            builder = builder.http_compression_threshold(t);
+        }
+        if let Some(hook) = &self.allow_request {
+            let hook = hook.clone();
+            builder = builder.engine(move |c| c.allow_request = Some(hook));
+        }
+        builder
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_cors_origin_keeps_the_default_methods_and_credentials() {
+        let user = ServerOptions {
+            cors: Some(CorsOptions {
+                origin: Some(AllowOrigin::List(vec!["http://a.test".into()])),
+                ..CorsOptions::default()
+            }),
+            ping_interval: Some(Duration::from_secs(5)),
+            ..ServerOptions::default()
+        };
+        let merged = ServerOptions::defaults().merge(user);
+        let cors = merged.cors.unwrap();
+        assert!(matches!(cors.origin, Some(AllowOrigin::List(_))));
+        assert_eq!(cors.methods, Some(vec!["GET".into(), "POST".into()]));
+        assert_eq!(cors.credentials, Some(true));
+        assert_eq!(cors.options_success_status, Some(204));
+        assert_eq!(merged.path.as_deref(), Some("/io"));
+        assert_eq!(merged.ping_interval, Some(Duration::from_secs(5)));
+        match merged.per_message_deflate {
+            Some(DeflateSetting::Enabled(d)) => {
+                assert_eq!(d.threshold, Some(4096));
+                assert_eq!(d.server_max_window_bits, Some(10));
+            }
+            other => panic!("deflate lost: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn compression_can_be_turned_off() {
+        let merged = ServerOptions::defaults().merge(ServerOptions {
+            per_message_deflate: Some(DeflateSetting::Disabled),
+            ..ServerOptions::default()
+        });
+        assert!(matches!(
+            merged.per_message_deflate,
+            Some(DeflateSetting::Disabled)
+        ));
+    }
+
+    #[test]
+    fn validation_names_the_bad_option() {
+        let cases: Vec<(ServerOptions, &str)> = vec![
+            (
+                ServerOptions {
+                    path: Some("io".into()),
+                    ..Default::default()
+                },
+                "Invalid path \"io\": it must start with '/'",
+            ),
+            (
+                ServerOptions {
+                    ping_interval: Some(Duration::ZERO),
+                    ..Default::default()
+                },
+                "Invalid pingInterval: it must be greater than 0",
+            ),
+            (
+                ServerOptions {
+                    transports: Some(Transports {
+                        polling: false,
+                        websocket: false,
+                    }),
+                    ..Default::default()
+                },
+                "Invalid transports",
+            ),
+            (
+                ServerOptions {
+                    max_http_buffer_size: Some(0),
+                    ..Default::default()
+                },
+                "Invalid maxHttpBufferSize",
+            ),
+        ];
+        for (options, expected) in cases {
+            let err = options.validate().unwrap_err();
+            assert!(
+                err.message.contains(expected),
+                "{} lacks {expected}",
+                err.message
+            );
+        }
+        assert!(ServerOptions::defaults().validate().is_ok());
+    }
+}
