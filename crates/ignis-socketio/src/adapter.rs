@@ -73,6 +73,9 @@ pub trait AckCollector: Send + Sync {
     fn expect(&self, clients: usize);
     /// A client answered.
     fn answer(&self, sid: Sid, args: Vec<Value>);
+    /// A client of another node answered; cluster protocols do not say which client, and
+    /// Node's carries only the first argument of its answer.
+    fn answer_remote(&self, args: Vec<Value>);
 }
 
 /// The operations of a namespace that involve rooms.

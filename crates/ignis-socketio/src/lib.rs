@@ -103,7 +103,3 @@ pub enum AckError {
     Emit(EmitError),
 }
 
-/// The README's example, compiled as a doc test so that it stays true.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-pub struct ReadmeDoctests;

@@ -69,7 +69,9 @@ impl Namespace {
         self.recovery.as_ref()
     }
 
-    pub(crate) fn next_ack_id(&self) -> u64 {
+    /// A new acknowledgement id, for a cluster adapter that delivers a broadcast with
+    /// acknowledgements from another node.
+    pub fn next_ack_id(&self) -> u64 {
         self.ack_ids.fetch_add(1, Ordering::Relaxed)
     }
 

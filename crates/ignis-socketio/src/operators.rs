@@ -136,7 +136,6 @@ impl Operators {
         };
         let in_time = tokio::time::timeout(timeout, wait).await.is_ok();
         let answers = std::mem::take(&mut collector.state.lock().answers);
-        let answers = answers.into_iter().map(|(_, args)| args).collect();
         if in_time {
             Ok(answers)
         } else {
@@ -198,7 +197,7 @@ pub enum BroadcastAckError {
 struct CollectorState {
     expected: usize,
     nodes_reported: usize,
-    answers: Vec<(Sid, Vec<Value>)>,
+    answers: Vec<Vec<Value>>,
 }
 
 #[derive(Default)]
@@ -224,8 +223,13 @@ impl AckCollector for Collector {
         self.changed.notify_one();
     }
 
-    fn answer(&self, sid: Sid, args: Vec<Value>) {
-        self.state.lock().answers.push((sid, args));
+    fn answer(&self, _sid: Sid, args: Vec<Value>) {
+        self.state.lock().answers.push(args);
+        self.changed.notify_one();
+    }
+
+    fn answer_remote(&self, args: Vec<Value>) {
+        self.state.lock().answers.push(args);
         self.changed.notify_one();
     }
 }

@@ -37,3 +37,8 @@ pub use app::{
 };
 pub use bindings::{BindingError, BindingKey, Bindings};
 pub use error::{ApplicationError, BoxError};
+
+/// The README's examples, compiled as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

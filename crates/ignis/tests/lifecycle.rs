@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ignis::socketio::{AuthenticateHandler, RedisConnection, ServerOptions, SocketIOComponent, keys};
+use ignis::socketio::{
+    AuthenticateHandler, RedisConnection, ServerOptions, SocketIOComponent, keys,
+};
 use ignis::{AppConfig, Application, ApplicationError, Component, ComponentContext, StartError};
 use parking_lot::Mutex;
 
@@ -36,7 +38,11 @@ impl Component for Recorder {
         let name = self.name;
         ctx.register_post_start_hook(format!("hook-{name}"), move |app| async move {
             // The HTTP server already listens when hooks run.
-            assert!(tokio::net::TcpStream::connect(app.local_addr()).await.is_ok());
+            assert!(
+                tokio::net::TcpStream::connect(app.local_addr())
+                    .await
+                    .is_ok()
+            );
             log.lock().push(format!("hook {name}"));
             Ok(())
         });
@@ -49,8 +55,14 @@ async fn components_bind_in_order_then_hooks_run_in_order_after_the_server_start
     let log = Arc::new(Mutex::new(Vec::new()));
     let app_log = log.clone();
     let running = Application::new(config())
-        .component(Recorder { name: "a", log: log.clone() })
-        .component(Recorder { name: "b", log: log.clone() })
+        .component(Recorder {
+            name: "a",
+            log: log.clone(),
+        })
+        .component(Recorder {
+            name: "b",
+            log: log.clone(),
+        })
         .register_post_start_hook("app", move |_| async move {
             app_log.lock().push("hook app".into());
             Ok(())
@@ -86,7 +98,11 @@ async fn a_failing_hook_stops_the_server_and_start_returns_the_error() {
         panic!("unexpected error {err}");
     };
     assert_eq!(identifier, "boom");
-    let addr: std::net::SocketAddr = error.to_string().trim_start_matches("failed on ").parse().unwrap();
+    let addr: std::net::SocketAddr = error
+        .to_string()
+        .trim_start_matches("failed on ")
+        .parse()
+        .unwrap();
     assert!(!*ran_after.lock(), "hooks after a failed one never run");
     // The listener is closed.
     let mut closed = false;
@@ -159,10 +175,14 @@ async fn the_helper_is_bound_after_start_and_serves_the_socket_io_path() {
     let helper = running.handle().get(keys::SOCKET_IO_INSTANCE).unwrap();
     assert_eq!(helper.client_count(), 0);
     // An Engine.IO handshake on /io/ answers with an open packet.
-    let mut stream = tokio::net::TcpStream::connect(running.local_addr()).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(running.local_addr())
+        .await
+        .unwrap();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     stream
-        .write_all(b"GET /io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .write_all(
+            b"GET /io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
         .await
         .unwrap();
     let mut response = String::new();

@@ -1,0 +1,370 @@
+//! `ignis-cli`: connect to a Socket.IO server, optionally authenticate the Ignis way, join rooms,
+//! emit an event, and print everything that happens as one JSON line each.
+//!
+//! Exit codes: 0 done (duration or event count reached, or the server ended the session after
+//! everything asked for was done), 1 connection failed, 2 bad arguments, 3 authentication failed,
+//! 4 the emit (or its acknowledgement) failed, 5 the connection was lost for good.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use clap::{Parser as ClapParser, ValueEnum};
+use ignis_client::constants::{
+    EVENT_AUTHENTICATE, EVENT_AUTHENTICATED, EVENT_JOIN, EVENT_UNAUTHENTICATE,
+};
+use ignis_client::{Client, DisconnectReason, Error, Parser, Socket, Transport, Value};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TransportArg {
+    /// Long-polling, upgraded to WebSocket when the server offers it.
+    Upgrade,
+    Websocket,
+    Polling,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ParserArg {
+    Json,
+    Msgpack,
+}
+
+/// A Socket.IO command-line client for debugging real-time backends.
+#[derive(ClapParser)]
+#[command(name = "ignis-cli", version)]
+struct Args {
+    /// Server URL, e.g. http://127.0.0.1:3000.
+    url: String,
+    /// Engine.IO path.
+    #[arg(long, default_value = "/socket.io")]
+    path: String,
+    /// Namespace.
+    #[arg(long, short, default_value = "/")]
+    namespace: String,
+    /// Extra header "Name: value" (repeatable).
+    #[arg(long = "header", short = 'H', value_parser = parse_header)]
+    headers: Vec<(String, String)>,
+    /// Query parameter "key=value" (repeatable).
+    #[arg(long = "query", short = 'q', value_parser = parse_query)]
+    query: Vec<(String, String)>,
+    /// Auth payload of the namespace CONNECT, a JSON object.
+    #[arg(long, value_parser = parse_json)]
+    auth: Option<serde_json::Value>,
+    #[arg(long, value_enum, default_value = "upgrade")]
+    transport: TransportArg,
+    #[arg(long, value_enum, default_value = "json")]
+    parser: ParserArg,
+    /// Emit `authenticate` and wait for `authenticated` (exit 3 on `unauthenticated` or timeout).
+    #[arg(long)]
+    authenticate: bool,
+    /// Seconds to wait for the authentication answer.
+    #[arg(long, default_value_t = 10.0)]
+    auth_timeout: f64,
+    /// Room to join with `join {rooms}` (repeatable).
+    #[arg(long = "join", short = 'j')]
+    rooms: Vec<String>,
+    /// Event to emit once connected (and authenticated, with --authenticate).
+    #[arg(long)]
+    emit: Option<String>,
+    /// JSON data of the emitted event.
+    #[arg(long, value_parser = parse_json, requires = "emit")]
+    data: Option<serde_json::Value>,
+    /// Wait this many seconds for the emit's acknowledgement and print it.
+    #[arg(long, requires = "emit")]
+    ack: Option<f64>,
+    /// Exit 0 after this many seconds.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Exit 0 after this many received events.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Do not reconnect after a lost connection.
+    #[arg(long)]
+    no_reconnect: bool,
+    /// Seconds to wait for the connection.
+    #[arg(long, default_value_t = 20.0)]
+    timeout: f64,
+}
+
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("expected \"Name: value\", got {s:?}"))?;
+    Ok((name.trim().to_owned(), value.trim().to_owned()))
+}
+
+fn parse_query(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected key=value, got {s:?}"))?;
+    Ok((k.to_owned(), v.to_owned()))
+}
+
+fn parse_json(s: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(s).map_err(|e| format!("invalid JSON: {e}"))
+}
+
+fn seconds(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)
+}
+
+/// A value as JSON; binary becomes `{"_binary": [bytes]}` so a line stays valid JSON.
+fn to_json(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => json!(b),
+        Value::Int(n) => json!(n),
+        Value::UInt(n) => json!(n),
+        Value::Float(f) => json!(f),
+        Value::Str(s) => json!(s),
+        Value::Bytes(b) => json!({ "_binary": b.to_vec() }),
+        Value::Array(a) => serde_json::Value::Array(a.iter().map(to_json).collect()),
+        Value::Map(m) => {
+            serde_json::Value::Object(m.iter().map(|(k, v)| (k.to_owned(), to_json(v))).collect())
+        }
+    }
+}
+
+fn print_line(line: serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// What the main flow waits for. Sent with `try_send` into a small channel: a server that
+/// floods cannot grow it, and the main loop also polls the socket's state.
+enum Signal {
+    Authenticated,
+    Unauthenticated(String),
+    CountReached,
+    Lost(DisconnectReason),
+}
+
+const SIGNALS: usize = 64;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    ExitCode::from(run(args).await)
+}
+
+async fn run(args: Args) -> u8 {
+    let mut builder = Client::builder(&args.url)
+        .path(&args.path)
+        .timeout(seconds(args.timeout))
+        .reconnection(!args.no_reconnect)
+        .transports(match args.transport {
+            TransportArg::Upgrade => vec![Transport::Polling, Transport::Websocket],
+            TransportArg::Websocket => vec![Transport::Websocket],
+            TransportArg::Polling => vec![Transport::Polling],
+        })
+        .parser(match args.parser {
+            ParserArg::Json => Parser::Json,
+            ParserArg::Msgpack => Parser::Msgpack,
+        });
+    for (name, value) in &args.headers {
+        builder = builder.header(name, value);
+    }
+    for (k, v) in &args.query {
+        builder = builder.query(k, v);
+    }
+    if let Some(auth) = &args.auth {
+        builder = builder.auth(auth);
+    }
+    let socket = match builder.build().and_then(|m| m.socket(&args.namespace)) {
+        Ok(socket) => socket,
+        Err(e) => {
+            eprintln!("ignis-cli: {e}");
+            return 2;
+        }
+    };
+
+    let (tx, mut rx) = mpsc::channel::<Signal>(SIGNALS);
+    let received = Arc::new(AtomicU64::new(0));
+    register_printers(&socket, tx, Arc::clone(&received), args.count);
+
+    if let Err(e) = socket.connect().await {
+        print_line(json!({ "type": "connect_error", "message": e.to_string() }));
+        socket.disconnect();
+        return 1;
+    }
+
+    if args.authenticate
+        && let Some(code) = authenticate(&socket, &mut rx, seconds(args.auth_timeout)).await
+    {
+        socket.disconnect();
+        return code;
+    }
+    if !args.rooms.is_empty()
+        && let Err(e) = socket.emit(EVENT_JOIN, &json!({ "rooms": args.rooms }))
+    {
+        eprintln!("ignis-cli: join failed: {e}");
+        socket.disconnect();
+        return 4;
+    }
+    if let Some(event) = &args.emit {
+        let data = args.data.as_ref().map(ignis_client::proto::value::to_value);
+        let data = match data.transpose() {
+            Ok(data) => data.into_iter().collect::<Vec<_>>(),
+            Err(e) => {
+                eprintln!("ignis-cli: {e}");
+                return 2;
+            }
+        };
+        let result = match args.ack {
+            Some(secs) => socket
+                .emit_with_ack(event, data, seconds(secs))
+                .await
+                .map(|answer| {
+                    print_line(json!({ "type": "ack", "event": event, "args": answer.iter().map(to_json).collect::<Vec<_>>() }));
+                })
+                .map_err(|e| e.to_string()),
+            None => socket.emit_args(event, data).map_err(|e: Error| e.to_string()),
+        };
+        if let Err(e) = result {
+            eprintln!("ignis-cli: emit failed: {e}");
+            socket.disconnect();
+            return 4;
+        }
+    }
+    if args
+        .count
+        .is_some_and(|n| received.load(Ordering::Relaxed) >= n)
+    {
+        socket.disconnect();
+        return 0;
+    }
+
+    let deadline = args
+        .duration
+        .map(|d| tokio::time::Instant::now() + seconds(d));
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut last_reason = DisconnectReason::TransportClose;
+    loop {
+        let until_deadline = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            signal = rx.recv() => match signal {
+                None | Some(Signal::CountReached) => break,
+                Some(Signal::Lost(reason)) => last_reason = reason,
+                Some(Signal::Authenticated | Signal::Unauthenticated(_)) => {}
+            },
+            _ = tick.tick() => {}
+            () = until_deadline => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+        if !socket.active() {
+            socket.disconnect();
+            return if last_reason == DisconnectReason::IoServerDisconnect {
+                0
+            } else {
+                5
+            };
+        }
+    }
+    socket.disconnect();
+    0
+}
+
+fn register_printers(
+    socket: &Socket,
+    tx: mpsc::Sender<Signal>,
+    received: Arc<AtomicU64>,
+    count: Option<u64>,
+) {
+    let s = socket.clone();
+    socket.on_connect(move || {
+        print_line(json!({ "type": "connect", "id": s.id(), "recovered": s.recovered(), "transport": s.transport().map(Transport::as_str) }));
+    });
+    let lost = tx.clone();
+    socket.on_disconnect(move |reason| {
+        print_line(json!({ "type": "disconnect", "reason": reason.as_str() }));
+        let _ = lost.try_send(Signal::Lost(reason));
+    });
+    socket.on_connect_error(|err| {
+        print_line(json!({ "type": "connect_error", "message": err.to_string() }));
+    });
+    socket.on_any(move |event| {
+        let seen = received.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut line = json!({
+            "type": "event",
+            "event": event.name,
+            "args": event.args.iter().map(to_json).collect::<Vec<_>>(),
+        });
+        if let Some(offset) = &event.offset {
+            line["offset"] = json!(offset);
+        }
+        if event.wants_ack() {
+            line["ack"] = json!(true);
+        }
+        print_line(line);
+        if event.name == EVENT_AUTHENTICATED {
+            let _ = tx.try_send(Signal::Authenticated);
+        } else if event.name == EVENT_UNAUTHENTICATE {
+            let message = event
+                .args
+                .first()
+                .and_then(|d| d.get("message"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let _ = tx.try_send(Signal::Unauthenticated(message.to_owned()));
+        }
+        if count == Some(seen) {
+            let _ = tx.try_send(Signal::CountReached);
+        }
+    });
+}
+
+/// Emits `authenticate` and waits for the answer; an exit code on failure.
+async fn authenticate(
+    socket: &Socket,
+    rx: &mut mpsc::Receiver<Signal>,
+    timeout: Duration,
+) -> Option<u8> {
+    if let Err(e) = socket.emit_args(EVENT_AUTHENTICATE, Vec::new()) {
+        eprintln!("ignis-cli: authenticate failed: {e}");
+        return Some(3);
+    }
+    let wait = async {
+        while let Some(signal) = rx.recv().await {
+            match signal {
+                Signal::Authenticated => return None,
+                Signal::Unauthenticated(message) => {
+                    eprintln!("ignis-cli: unauthenticated: {message}");
+                    return Some(3);
+                }
+                Signal::Lost(reason) => {
+                    eprintln!("ignis-cli: disconnected while authenticating ({reason})");
+                    return Some(3);
+                }
+                Signal::CountReached => {}
+            }
+        }
+        Some(3)
+    };
+    match tokio::time::timeout(timeout, wait).await {
+        Ok(result) => result,
+        Err(_) => {
+            eprintln!("ignis-cli: no answer to authenticate within {timeout:?}");
+            Some(3)
+        }
+    }
+}

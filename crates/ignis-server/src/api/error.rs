@@ -1,0 +1,150 @@
+//! The API's errors and their JSON shapes.
+//!
+//! A handler's [`ApiError`] cannot see the request id, path and URL the original's envelope
+//! carries, so it leaves a marker on the response and the request-context layer renders it.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// One problem found in a request body, shaped like a Zod issue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Issue {
+    /// Where in the body, as a list of keys (empty: the body itself).
+    pub path: Vec<String>,
+    pub message: String,
+}
+
+impl Issue {
+    pub fn new(path: &[&str], message: impl Into<String>) -> Self {
+        Issue {
+            path: path.iter().map(|s| s.to_string()).collect(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An error answered with the envelope `{"error": {...}}`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{status}: {message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// Validation issues (`details.cause`).
+    pub cause: Option<Vec<Issue>>,
+}
+
+pub const MESSAGE_NOT_INITIALIZED: &str =
+    "[SocketEventService] SocketIO not initialized. Make sure server is started.";
+pub const MESSAGE_MALFORMED_BODY: &str = "Malformed Body Payload";
+pub const MESSAGE_VALIDATION: &str = "ValidationError";
+pub const MESSAGE_UNAUTHORIZED: &str = "Unauthorized: a valid API key is required";
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    pub fn not_initialized() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, MESSAGE_NOT_INITIALIZED)
+    }
+
+    pub fn malformed_body() -> Self {
+        Self::new(StatusCode::BAD_REQUEST, MESSAGE_MALFORMED_BODY)
+    }
+
+    pub fn validation(issues: Vec<Issue>) -> Self {
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: MESSAGE_VALIDATION.into(),
+            cause: Some(issues),
+        }
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, MESSAGE_UNAUTHORIZED)
+    }
+
+    /// The original's envelope, without the stack it shows outside production.
+    pub fn envelope(&self, request_id: &str, url: &str, path: &str) -> Value {
+        let mut details = json!({ "url": url, "path": path });
+        if let (Some(cause), Some(details)) = (&self.cause, details.as_object_mut()) {
+            details.insert("cause".into(), json!(cause));
+        }
+        json!({
+            "error": {
+                "message": self.message,
+                "statusCode": self.status.as_u16(),
+                "requestId": request_id,
+                "details": details,
+            }
+        })
+    }
+}
+
+/// Marks a response whose body the request-context layer replaces with the envelope.
+#[derive(Debug, Clone)]
+pub struct PendingError(pub ApiError);
+
+/// Marks a response whose body the request-context layer replaces with the 404 shape.
+#[derive(Debug, Clone, Copy)]
+pub struct PendingNotFound;
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = self.status.into_response();
+        response.extensions_mut().insert(PendingError(self));
+        response
+    }
+}
+
+/// An endpoint-level refusal in the original's flat shape `{"error": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRequest(pub String);
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        (StatusCode::BAD_REQUEST, Json(json!({ "error": self.0 }))).into_response()
+    }
+}
+
+/// Either of the two error shapes a handler can answer with.
+#[derive(Debug)]
+pub enum HandlerError {
+    Envelope(ApiError),
+    Flat(BadRequest),
+}
+
+impl From<ApiError> for HandlerError {
+    fn from(e: ApiError) -> Self {
+        HandlerError::Envelope(e)
+    }
+}
+
+impl From<BadRequest> for HandlerError {
+    fn from(e: BadRequest) -> Self {
+        HandlerError::Flat(e)
+    }
+}
+
+impl IntoResponse for HandlerError {
+    fn into_response(self) -> Response {
+        match self {
+            HandlerError::Envelope(e) => e.into_response(),
+            HandlerError::Flat(e) => e.into_response(),
+        }
+    }
+}
+
+/// Unknown routes (and known paths with another method, as the original does).
+pub async fn not_found() -> Response {
+    let mut response = StatusCode::NOT_FOUND.into_response();
+    response.extensions_mut().insert(PendingNotFound);
+    response
+}

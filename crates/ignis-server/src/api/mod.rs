@@ -1,0 +1,120 @@
+//! The REST management API of the standalone server.
+//!
+//! Everything lives under a base path (`/api` by default):
+//!
+//! - `{base}/socket/*`: the nine endpoints of the original example (info, clients, broadcast,
+//!   send to a room or a client, join/leave/rooms of a client, health), protected by an API key
+//!   when one is configured;
+//! - `{base}/health-check` and `{base}/health-check/ping`;
+//! - `{base}/doc/openapi.json` (OpenAPI 3.1) and `{base}/doc/explorer` (a page to try it out).
+//!
+//! Every response carries `X-Request-Id`; errors use the original's envelope
+//! `{"error": {"message", "statusCode", "requestId", "details": {"url", "path"}}}`; unknown
+//! routes answer the original's 404 shape. Bodies are limited to 10 MB.
+
+mod auth;
+mod body;
+mod context;
+mod cors;
+mod error;
+mod explorer;
+mod health;
+mod openapi;
+mod socket;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::{get, post};
+
+/// How the API is served.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Where the API lives, `/api` by default; `""` or `/` serves it at the root.
+    pub base_path: String,
+    /// When set, `{base}/socket/*` (except `/health`) requires `X-API-Key: <key>` or
+    /// `Authorization: Bearer <key>`.
+    pub api_key: Option<String>,
+    /// Origins allowed by CORS; `["*"]` allows any origin.
+    pub cors_origins: Vec<String>,
+    /// Shown as the title of the OpenAPI document.
+    pub app_name: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            base_path: "/api".into(),
+            api_key: None,
+            cors_origins: vec!["*".into()],
+            app_name: "ignis".into(),
+        }
+    }
+}
+
+/// What the handlers share.
+pub(crate) struct ApiState {
+    pub app: ignis::AppHandle,
+    pub openapi: String,
+}
+
+/// The API's routes, the 404 fallback for every other path, and the layers every response goes
+/// through (request id, logging, error envelope, CORS, body limit).
+pub fn router(config: ApiConfig, app: ignis::AppHandle) -> Router {
+    let base = normalize_base_path(&config.base_path);
+    let state = Arc::new(ApiState {
+        app,
+        openapi: openapi::document(&base, &config.app_name, config.api_key.is_some()).to_string(),
+    });
+    let at = |path: &str| format!("{base}{path}");
+
+    let mut protected = Router::new()
+        .route(&at("/socket/info"), get(socket::info))
+        .route(&at("/socket/clients"), get(socket::clients))
+        .route(&at("/socket/broadcast"), post(socket::broadcast))
+        .route(
+            &at("/socket/room/{roomId}/send"),
+            post(socket::send_to_room),
+        )
+        .route(
+            &at("/socket/client/{clientId}/send"),
+            post(socket::send_to_client),
+        )
+        .route(&at("/socket/client/{clientId}/join"), post(socket::join))
+        .route(&at("/socket/client/{clientId}/leave"), post(socket::leave))
+        .route(&at("/socket/client/{clientId}/rooms"), get(socket::rooms));
+    if let Some(key) = config.api_key.filter(|k| !k.is_empty()) {
+        protected = protected.route_layer(from_fn_with_state(
+            Arc::new(auth::ApiKey::new(key)),
+            auth::require_api_key,
+        ));
+    }
+
+    Router::new()
+        .merge(protected)
+        .route(&at("/socket/health"), get(socket::health))
+        .route(&at("/health-check"), get(health::status))
+        .route(&at("/health-check/ping"), post(health::ping))
+        .route(&at("/doc/openapi.json"), get(openapi::serve))
+        .route(&at("/doc/explorer"), get(explorer::serve))
+        .fallback(error::not_found)
+        // The original (Hono) answers a known path with the wrong method as an unknown route.
+        .method_not_allowed_fallback(error::not_found)
+        .with_state(state)
+        .layer(from_fn(body::enforce_declared_limit))
+        .layer(cors::layer(&config.cors_origins))
+        .layer(from_fn(context::request_context))
+}
+
+/// `/api/` → `/api`, `api` → `/api`, `/` and `` → `` (the root).
+fn normalize_base_path(base: &str) -> String {
+    let trimmed = base.trim().trim_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("/{trimmed}")
+    }
+}

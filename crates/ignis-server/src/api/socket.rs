@@ -1,0 +1,373 @@
+//! The nine `{base}/socket` endpoints of the original example.
+//!
+//! Join, leave and rooms find the client with a cluster-wide `fetch_sockets` on its own-id room
+//! and act through the adapter (`sockets_join`/`sockets_leave`), so they reach a client on any
+//! node once a cluster adapter is installed.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Json;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use ignis::socketio::{SendError, SendOptions, SocketIOServerHelper, keys};
+use ignis_socketio::adapter::{AdapterError, Room};
+use ignis_socketio::{Operators, Sid, iso_timestamp};
+use serde_json::{Map, Value, json};
+
+use super::ApiState;
+use super::body::{JsonObject, expected};
+use super::error::{ApiError, BadRequest, HandlerError, Issue, not_found};
+
+pub const MESSAGE_TOPIC_REQUIRED: &str = "Topic is required";
+pub const MESSAGE_ROOMS_REQUIRED: &str = "Rooms array is required";
+
+/// The bound Socket.IO helper, or the original's 500 while it is not bound yet.
+pub struct Helper(pub SocketIOServerHelper);
+
+impl FromRequestParts<Arc<ApiState>> for Helper {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        _parts: &mut Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Self, Self::Rejection> {
+        state
+            .app
+            .get(keys::SOCKET_IO_INSTANCE)
+            .map(Helper)
+            .map_err(|_| ApiError::not_initialized())
+    }
+}
+
+/// The one path parameter of a route, percent-decoded; undecodable input is a 400. An empty
+/// segment (`/client//rooms`) names no route, as in the original: were it accepted, an empty
+/// room would mean "everyone" to `send`.
+pub struct Param(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Param {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(p)) if p.is_empty() => Err(not_found().await),
+            Ok(Path(p)) => Ok(Param(p)),
+            Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, e.body_text()).into_response()),
+        }
+    }
+}
+
+/// `GET /socket/info`.
+pub async fn info(Helper(helper): Helper) -> Json<Value> {
+    let ids = client_ids(&helper);
+    Json(json!({
+        "status": "running",
+        "connectedClients": ids.len(),
+        "clientIds": ids,
+    }))
+}
+
+/// `GET /socket/clients`.
+pub async fn clients(Helper(helper): Helper) -> Json<Value> {
+    let ids = client_ids(&helper);
+    Json(json!({ "count": ids.len(), "clients": ids }))
+}
+
+/// This node's registry, every state included (as in the original).
+fn client_ids(helper: &SocketIOServerHelper) -> Vec<String> {
+    helper
+        .clients()
+        .iter()
+        .map(|c| c.id().to_string())
+        .collect()
+}
+
+/// `POST /socket/broadcast` `{topic, data}`.
+pub async fn broadcast(
+    Helper(helper): Helper,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, HandlerError> {
+    send(&helper, None, &body)?;
+    Ok(success(format!(
+        "Broadcast sent to {} clients",
+        helper.client_count()
+    )))
+}
+
+/// `POST /socket/room/{roomId}/send` `{topic, data}`.
+pub async fn send_to_room(
+    Helper(helper): Helper,
+    Param(room): Param,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, HandlerError> {
+    send(&helper, Some(room.clone()), &body)?;
+    Ok(success(format!("Message sent to room: {room}")))
+}
+
+/// `POST /socket/client/{clientId}/send` `{topic, data}`: like the original, no check that the
+/// client exists (a client id is the name of its own room).
+pub async fn send_to_client(
+    Helper(helper): Helper,
+    Param(client): Param,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, HandlerError> {
+    send(&helper, Some(client.clone()), &body)?;
+    Ok(success(format!("Message sent to client: {client}")))
+}
+
+/// `POST /socket/client/{clientId}/join` `{rooms: string[]}`: joins directly, without the
+/// validator and whatever the client's state, as the original does.
+pub async fn join(
+    Helper(helper): Helper,
+    Param(id): Param,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, HandlerError> {
+    let rooms = rooms_field(&body)?;
+    let Some(client) = find_client(&helper, &id).await? else {
+        return Ok(client_not_found(&id));
+    };
+    client
+        .operators
+        .sockets_join(rooms.clone())
+        .await
+        .map_err(cluster_error)?;
+    Ok(success(format!(
+        "Client {id} joined rooms: {}",
+        rooms.join(", ")
+    )))
+}
+
+/// `POST /socket/client/{clientId}/leave` `{rooms: string[]}`. The client's own-id room is
+/// never left: it is how messages reach the client.
+pub async fn leave(
+    Helper(helper): Helper,
+    Param(id): Param,
+    JsonObject(body): JsonObject,
+) -> Result<Json<Value>, HandlerError> {
+    let rooms = rooms_field(&body)?;
+    let Some(client) = find_client(&helper, &id).await? else {
+        return Ok(client_not_found(&id));
+    };
+    let leaving: Vec<String> = rooms.iter().filter(|r| **r != id).cloned().collect();
+    if !leaving.is_empty() {
+        client
+            .operators
+            .sockets_leave(leaving)
+            .await
+            .map_err(cluster_error)?;
+    }
+    Ok(success(format!(
+        "Client {id} left rooms: {}",
+        rooms.join(", ")
+    )))
+}
+
+/// `GET /socket/client/{clientId}/rooms`: the client's rooms, its own id first.
+pub async fn rooms(Helper(helper): Helper, Param(id): Param) -> Result<Json<Value>, ApiError> {
+    Ok(match find_client(&helper, &id).await? {
+        Some(client) => Json(json!({
+            "success": true,
+            "rooms": client.rooms.iter().map(|r| r.as_ref()).collect::<Vec<&str>>(),
+        })),
+        None => client_not_found(&id),
+    })
+}
+
+/// `GET /socket/health`: never fails, and needs no API key.
+pub async fn health(State(state): State<Arc<ApiState>>) -> Json<Value> {
+    Json(json!({
+        "healthy": state.app.is_bound(keys::SOCKET_IO_INSTANCE.name()),
+        "timestamp": iso_timestamp(SystemTime::now()),
+    }))
+}
+
+fn success(message: String) -> Json<Value> {
+    Json(json!({ "success": true, "message": message }))
+}
+
+fn client_not_found(id: &str) -> Json<Value> {
+    Json(json!({ "success": false, "message": format!("Client not found: {id}") }))
+}
+
+fn cluster_error(e: AdapterError) -> ApiError {
+    tracing::error!(error = %e, "cluster operation failed");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("The cluster could not be reached: {e}"),
+    )
+}
+
+/// `{topic, data}` sent to `destination` (everyone when `None`). `data` may be any JSON value,
+/// `null`, `0`, `false` and `""` included; a missing `data` is sent as `null`.
+fn send(
+    helper: &SocketIOServerHelper,
+    destination: Option<String>,
+    body: &Map<String, Value>,
+) -> Result<(), HandlerError> {
+    let topic = topic_field(body)?;
+    let data = body.get("data").cloned().unwrap_or(Value::Null);
+    helper
+        .send(SendOptions {
+            destination,
+            topic,
+            data: data.into(),
+            log: true,
+        })
+        .map_err(|e| match e {
+            SendError::MissingTopic => BadRequest(MESSAGE_TOPIC_REQUIRED.into()).into(),
+            SendError::ReservedEvent(_) => BadRequest(e.to_string()).into(),
+            SendError::Publish(_) => HandlerError::from(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                e.to_string(),
+            )),
+        })
+}
+
+/// A missing, `null` or empty topic gets the original's 400; a topic of another type is a
+/// malformed body (422).
+fn topic_field(body: &Map<String, Value>) -> Result<String, HandlerError> {
+    match body.get("topic") {
+        None | Some(Value::Null) => Err(BadRequest(MESSAGE_TOPIC_REQUIRED.into()).into()),
+        Some(Value::String(t)) if t.is_empty() => {
+            Err(BadRequest(MESSAGE_TOPIC_REQUIRED.into()).into())
+        }
+        Some(Value::String(t)) => Ok(t.clone()),
+        Some(other) => Err(ApiError::validation(vec![Issue::new(
+            &["topic"],
+            expected("string", other),
+        )])
+        .into()),
+    }
+}
+
+/// `rooms` must be a non-empty array of non-empty strings; anything else (a string included)
+/// gets the original's 400.
+fn rooms_field(body: &Map<String, Value>) -> Result<Vec<String>, BadRequest> {
+    let refuse = || BadRequest(MESSAGE_ROOMS_REQUIRED.into());
+    let Some(Value::Array(items)) = body.get("rooms") else {
+        return Err(refuse());
+    };
+    if items.is_empty() {
+        return Err(refuse());
+    }
+    items
+        .iter()
+        .map(|item| match item {
+            Value::String(s) if !s.is_empty() => Ok(s.clone()),
+            _ => Err(refuse()),
+        })
+        .collect()
+}
+
+/// A client found somewhere in the cluster.
+struct FoundClient {
+    rooms: Vec<Room>,
+    /// Selects exactly that client.
+    operators: Operators,
+}
+
+/// Looks `id` up on every node. Only a string shaped like a socket id can name a client; its
+/// own-id room is used to reach it, leaving out any other socket that was put in a room of that
+/// name so that join/leave never touch them.
+async fn find_client(
+    helper: &SocketIOServerHelper,
+    id: &str,
+) -> Result<Option<FoundClient>, ApiError> {
+    if Sid::parse(id).is_none() {
+        return Ok(None);
+    }
+    let sockets = helper
+        .io()
+        .to(id)
+        .fetch_sockets()
+        .await
+        .map_err(cluster_error)?;
+    let mut found = None;
+    let mut others = Vec::new();
+    for socket in sockets {
+        if socket.id.as_str() == id {
+            found = Some(socket.rooms);
+        } else {
+            others.push(socket.id);
+        }
+    }
+    Ok(found.map(|rooms| FoundClient {
+        rooms,
+        operators: helper.io().to(id).except(others),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!("test bodies are objects"),
+        }
+    }
+
+    #[test]
+    fn topics() {
+        let cases: Vec<(Value, Result<&str, u16>)> = vec![
+            (json!({"topic": "news"}), Ok("news")),
+            (json!({"topic": "a b/c"}), Ok("a b/c")),
+            (json!({}), Err(400)),
+            (json!({"topic": null}), Err(400)),
+            (json!({"topic": ""}), Err(400)),
+            (json!({"topic": 0}), Err(422)),
+            (json!({"topic": false}), Err(422)),
+            (json!({"topic": ["x"]}), Err(422)),
+            (json!({"topic": {"a": 1}}), Err(422)),
+        ];
+        for (body, want) in cases {
+            let got = topic_field(&object(body.clone())).map_err(|e| match e {
+                HandlerError::Flat(b) => {
+                    assert_eq!(b.0, MESSAGE_TOPIC_REQUIRED);
+                    400
+                }
+                HandlerError::Envelope(e) => {
+                    assert_eq!(e.message, "ValidationError");
+                    e.status.as_u16()
+                }
+            });
+            assert_eq!(got, want.map(str::to_string), "{body}");
+        }
+    }
+
+    #[test]
+    fn rooms_lists() {
+        let cases: Vec<(Value, Option<Vec<&str>>)> = vec![
+            (json!({"rooms": ["a"]}), Some(vec!["a"])),
+            (json!({"rooms": ["b", "a", "b"]}), Some(vec!["b", "a", "b"])),
+            (json!({}), None),
+            (json!({"rooms": null}), None),
+            (json!({"rooms": []}), None),
+            (json!({"rooms": "abc"}), None),
+            (json!({"rooms": 3}), None),
+            (json!({"rooms": {"0": "a"}}), None),
+            (json!({"rooms": ["a", 1]}), None),
+            (json!({"rooms": ["a", ""]}), None),
+            (json!({"rooms": [null]}), None),
+            (json!({"rooms": [["a"]]}), None),
+        ];
+        for (body, want) in cases {
+            let got = rooms_field(&object(body.clone()));
+            match want {
+                Some(rooms) => assert_eq!(
+                    got.ok(),
+                    Some(rooms.iter().map(|r| r.to_string()).collect()),
+                    "{body}"
+                ),
+                None => assert_eq!(
+                    got,
+                    Err(BadRequest(MESSAGE_ROOMS_REQUIRED.into())),
+                    "{body}"
+                ),
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The chat application's socket events (the original example's): `chat:message`, `echo` and
+//! `get-clients`, registered on every authenticated client.
+
+use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
+
+use ignis::socketio::{ClientConnectedHandler, SendOptions, SocketIOServerHelper};
+use ignis_socketio::proto::value::Map;
+use ignis_socketio::{Event, SocketRef, Value, iso_timestamp};
+
+/// The helper, known once the Socket.IO component's post-start hook has run.
+pub type HelperSlot = Arc<OnceLock<SocketIOServerHelper>>;
+
+fn object(entries: Vec<(&str, Value)>) -> Value {
+    let mut m = Map::with_capacity(entries.len());
+    for (k, v) in entries {
+        m.insert(k, v);
+    }
+    Value::Map(m)
+}
+
+fn now() -> Value {
+    Value::from(iso_timestamp(SystemTime::now()))
+}
+
+/// Tells the client its payload was malformed (through the ack if it asked for one, else an
+/// `error` event); the connection and the handlers stay as they were.
+fn reply_error(socket: &SocketRef, event: &mut Event, message: &str) {
+    let payload = object(vec![
+        ("event", event.name.as_str().into()),
+        ("message", message.into()),
+    ]);
+    if event.wants_ack() {
+        event.ack(vec![object(vec![("error", payload)])]);
+    } else {
+        let _ = socket.emit("error", &payload);
+    }
+}
+
+fn send(
+    helper: &SocketIOServerHelper,
+    destination: Option<String>,
+    topic: &str,
+    data: Value,
+    log: bool,
+) {
+    let options = SendOptions {
+        destination,
+        topic: topic.to_string(),
+        data,
+        log,
+    };
+    if let Err(e) = helper.send(options) {
+        tracing::error!(topic, error = %e, "chat send failed");
+    }
+}
+
+/// Registers the chat events on a newly authenticated client.
+pub fn handler(slot: HelperSlot) -> ClientConnectedHandler {
+    ClientConnectedHandler::new(move |socket: SocketRef| {
+        let slot = slot.clone();
+        async move {
+            register(&socket, slot);
+            Ok(())
+        }
+    })
+}
+
+fn register(socket: &SocketRef, slot: HelperSlot) {
+    let s = slot.clone();
+    socket.on("chat:message", move |socket, mut event| {
+        let slot = s.clone();
+        async move {
+            let Some(helper) = slot.get() else { return };
+            let payload = event.args.first().and_then(Value::as_map).cloned();
+            let Some(payload) = payload else {
+                return reply_error(
+                    &socket,
+                    &mut event,
+                    "payload must be an object {room?, message}",
+                );
+            };
+            let Some(message) = payload.get("message").and_then(Value::as_str) else {
+                return reply_error(&socket, &mut event, "message must be a string");
+            };
+            let room = match payload.get("room") {
+                None | Some(Value::Null) => None,
+                Some(Value::Str(room)) if room.is_empty() => None,
+                Some(Value::Str(room)) => Some(room.clone()),
+                Some(_) => return reply_error(&socket, &mut event, "room must be a string"),
+            };
+            let data = object(vec![
+                ("from", socket.id().as_str().into()),
+                ("message", message.into()),
+                ("timestamp", now()),
+            ]);
+            match room {
+                Some(room) => send(helper, Some(room), "chat:message", data, true),
+                None => send(helper, None, "chat:broadcast", data, true),
+            }
+            event.ack(vec![object(vec![("ok", true.into())])]);
+        }
+    });
+    let s = slot.clone();
+    socket.on("echo", move |socket, mut event| {
+        let slot = s.clone();
+        async move {
+            let Some(helper) = slot.get() else { return };
+            let original = event.args.first().cloned().unwrap_or(Value::Null);
+            let data = object(vec![("original", original), ("timestamp", now())]);
+            send(
+                helper,
+                Some(socket.id().to_string()),
+                "echo:response",
+                data,
+                false,
+            );
+            event.ack(vec![object(vec![("ok", true.into())])]);
+        }
+    });
+    socket.on("get-clients", move |socket, mut event| {
+        let slot = slot.clone();
+        async move {
+            let Some(helper) = slot.get() else { return };
+            let clients: Vec<Value> = helper
+                .clients()
+                .iter()
+                .map(|c| Value::from(c.id().to_string()))
+                .collect();
+            let data = object(vec![
+                ("count", Value::from_u64(clients.len() as u64)),
+                ("clients", Value::Array(clients)),
+            ]);
+            send(
+                helper,
+                Some(socket.id().to_string()),
+                "clients:list",
+                data,
+                false,
+            );
+            event.ack(vec![object(vec![("ok", true.into())])]);
+        }
+    });
+}

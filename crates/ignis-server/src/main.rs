@@ -1,0 +1,179 @@
+//! `ignis-server`: the standalone Ignis real-time server.
+//!
+//! Socket.IO on `/io` with the Ignis authentication flow (JWT, or an explicit open development
+//! mode), rooms checked against configurable rules, the chat events of the original example, and
+//! a REST API under `/api` to send to clients, rooms or everyone. `--help` lists every setting.
+
+mod api;
+mod auth;
+mod chat;
+mod config;
+mod rooms;
+
+use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
+
+use clap::Parser;
+use ignis::socketio::{
+    AuthenticateHandler, CorsOptions, RedisConnection, ServerOptions, SocketIOComponent,
+    ValidateRoomHandler, keys,
+};
+use ignis::{AppConfig, Application};
+use ignis_socketio::Value;
+use ignis_socketio::engine::AllowOrigin;
+use ignis_socketio::proto::value::Map;
+
+use crate::auth::Verifier;
+use crate::config::{Cli, Config, LogFormat};
+use crate::rooms::RoomRules;
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+    }
+}
+
+fn subject_of(socket: &ignis_socketio::Socket) -> Option<String> {
+    socket
+        .data()
+        .get("sub")
+        .and_then(Value::as_str)
+        .map(String::from)
+}
+
+fn build(config: &Config, verifier: Verifier) -> Application {
+    let verifier = Arc::new(verifier);
+    let authenticate = AuthenticateHandler::new(move |request| {
+        let verifier = verifier.clone();
+        async move {
+            match verifier.verify(&request) {
+                Ok(claims) => {
+                    let mut data = Map::new();
+                    if let Some(sub) = claims.sub {
+                        data.insert("sub", sub);
+                    }
+                    request.socket.set_data(Value::Map(data));
+                    Ok(true)
+                }
+                Err(reason) => {
+                    tracing::info!(id = %request.socket_id, %reason, "token refused");
+                    Ok(false)
+                }
+            }
+        }
+    });
+    let rules = Arc::new(RoomRules::new(
+        config.room_allow.clone(),
+        config.room_deny.clone(),
+    ));
+    let validate = ValidateRoomHandler::new(move |socket, requested| {
+        let rules = rules.clone();
+        async move { Ok(rules.filter(requested, subject_of(&socket).as_deref())) }
+    });
+    let origin = if config.cors_origins.iter().any(|o| o == "*") {
+        AllowOrigin::Any
+    } else {
+        AllowOrigin::List(config.cors_origins.clone())
+    };
+    let server_options = ServerOptions {
+        path: Some(config.socket_path.clone()),
+        cors: Some(CorsOptions {
+            origin: Some(origin),
+            ..CorsOptions::default()
+        }),
+        ..ServerOptions::default()
+    };
+    let slot: chat::HelperSlot = Arc::new(OnceLock::new());
+    let hook_slot = slot.clone();
+    let api_config = api::ApiConfig {
+        base_path: config.base_path.clone(),
+        api_key: config.api_key.clone(),
+        cors_origins: config.cors_origins.clone(),
+        app_name: config.app_name.clone(),
+    };
+
+    let mut app = Application::new(AppConfig {
+        name: config.app_name.clone(),
+        host: config.host.clone(),
+        port: config.port,
+    })
+    .bind(keys::SERVER_OPTIONS, server_options)
+    .bind(keys::AUTHENTICATE_HANDLER, authenticate)
+    .bind(keys::VALIDATE_ROOM_HANDLER, validate)
+    .bind(keys::CLIENT_CONNECTED_HANDLER, chat::handler(slot))
+    .component(
+        SocketIOComponent::new()
+            .authenticate_timeout(config.auth_timeout)
+            .app_ping_interval(config.app_ping_interval)
+            .default_rooms(config.default_rooms.clone()),
+    )
+    .routes_with(move |handle| api::router(api_config, handle))
+    .register_post_start_hook("chat-handlers", move |app| async move {
+        let helper = app.get(keys::SOCKET_IO_INSTANCE)?;
+        let _ = hook_slot.set(helper);
+        Ok(())
+    });
+    if let Some(url) = &config.redis_url {
+        app = app.bind(keys::REDIS_CONNECTION, RedisConnection { url: url.clone() });
+    }
+    app
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ignis-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_format);
+    let verifier = match Verifier::new(&config.jwt) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if verifier.is_open() {
+        tracing::warn!(
+            "OPEN DEVELOPMENT MODE: no JWT key is configured, so EVERY client is authenticated. \
+             Set --jwt-secret or --jwt-public-key-file (APP_ENV_JWT_SECRET, APP_ENV_JWT_PUBLIC_KEY_FILE) in production."
+        );
+    }
+    if config.api_key.is_none() {
+        tracing::warn!(
+            "no API key is configured: the REST management API is open to anyone who can reach it"
+        );
+    }
+    let running = match build(&config, verifier).start().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = running.local_addr();
+    tracing::info!(
+        "{} listening on http://{addr} (REST API under {}, Socket.IO on {})",
+        config.app_name,
+        config.base_path,
+        config.socket_path
+    );
+    // A line for scripts and tests that start the server on port 0.
+    println!("listening on {}", addr.port());
+    running.run_until_signal().await;
+    ExitCode::SUCCESS
+}
