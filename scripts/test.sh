@@ -9,6 +9,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "services"
 # Tests that need Redis read REDIS_URL (default redis://127.0.0.1:6379); start it if it is down.
+command -v redis-server >/dev/null || { apt-get update && apt-get install -y redis-server; }
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
   for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
@@ -43,3 +44,6 @@ step "interop suite against the Ignis server"
 
 step "the Ignis component and the standalone server (spec §14.1 flow, §14.3 checks)"
 (cd tests/interop && npm run --silent test:server)
+
+step "mixed Node + Ignis cluster over Redis (tests/redis-interop)"
+(cd tests/redis-interop && npm ci --no-audit --no-fund && IGNIS_CLUSTER_NODE_BIN="$PWD/../../target/debug/examples/cluster-node" npm test)

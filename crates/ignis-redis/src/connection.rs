@@ -1,0 +1,517 @@
+//! The connection to Redis: one connection that publishes and runs commands, one that
+//! subscribes, both restored with backoff when Redis goes away, and a readiness wait that names
+//! the address when Redis cannot be reached.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+/// Where Redis is and how to reach it.
+#[derive(Clone)]
+pub struct RedisConfig {
+    info: ConnectionInfo,
+    /// How long [`RedisConnection::connect`] waits for Redis before giving up.
+    pub connect_timeout: Duration,
+    /// How long a command may take before it fails.
+    pub response_timeout: Duration,
+    /// The first and the longest wait between two reconnection attempts.
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+    /// How many publishes may wait for the connection before a broadcast fails.
+    pub publish_queue: usize,
+}
+
+impl fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // No credentials in logs.
+        f.debug_struct("RedisConfig")
+            .field("addr", &self.address())
+            .field("db", &self.info.redis_settings().db())
+            .field("connect_timeout", &self.connect_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisConfig {
+    /// A plain TCP connection to `host:port`, database 0, no credentials.
+    pub fn new(host: impl Into<String>, port: u16) -> Result<RedisConfig, RedisError> {
+        let info = ConnectionAddr::Tcp(host.into(), port)
+            .into_connection_info()
+            .map_err(|e| RedisError::Config(e.to_string()))?;
+        Ok(RedisConfig::with_info(info))
+    }
+
+    /// From a URL: `redis://[user[:password]@]host[:port][/db]`, `rediss://` for TLS.
+    pub fn from_url(url: &str) -> Result<RedisConfig, RedisError> {
+        let info = url
+            .into_connection_info()
+            .map_err(|e| RedisError::Config(e.to_string()))?;
+        Ok(RedisConfig::with_info(info))
+    }
+
+    fn with_info(info: ConnectionInfo) -> RedisConfig {
+        RedisConfig {
+            info,
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(3),
+            reconnect_min: Duration::from_millis(100),
+            reconnect_max: Duration::from_secs(5),
+            publish_queue: 8192,
+        }
+    }
+
+    pub fn username(mut self, username: &str) -> Self {
+        let settings = self.info.redis_settings().clone().set_username(username);
+        self.info = self.info.set_redis_settings(settings);
+        self
+    }
+
+    pub fn password(mut self, password: &str) -> Self {
+        let settings = self.info.redis_settings().clone().set_password(password);
+        self.info = self.info.set_redis_settings(settings);
+        self
+    }
+
+    pub fn database(mut self, db: i64) -> Self {
+        let settings = self.info.redis_settings().clone().set_db(db);
+        self.info = self.info.set_redis_settings(settings);
+        self
+    }
+
+    /// TLS with the certificates of webpki-roots; `insecure` skips verification (tests only).
+    pub fn tls(mut self, insecure: bool) -> Self {
+        let addr = match self.info.addr().clone() {
+            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+                ConnectionAddr::TcpTls {
+                    host,
+                    port,
+                    insecure,
+                    tls_params: None,
+                }
+            }
+            other => other,
+        };
+        self.info = self.info.set_addr(addr);
+        self
+    }
+
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// `host:port` (or the socket path), for messages.
+    pub fn address(&self) -> String {
+        match self.info.addr() {
+            ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
+            ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port} (TLS)"),
+            ConnectionAddr::Unix(path) => path.display().to_string(),
+            _ => "redis".to_string(),
+        }
+    }
+
+    fn uses_tls(&self) -> bool {
+        matches!(self.info.addr(), ConnectionAddr::TcpTls { .. })
+    }
+}
+
+/// Why talking to Redis failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RedisError {
+    #[error("Redis at {addr} is not reachable after {timeout:?}: {cause}")]
+    Unreachable {
+        addr: String,
+        timeout: Duration,
+        cause: String,
+    },
+    #[error("invalid Redis configuration: {0}")]
+    Config(String),
+    #[error("Redis command failed: {0}")]
+    Command(String),
+    #[error("the connection to Redis is down")]
+    Down,
+    #[error("too many messages wait for Redis")]
+    QueueFull,
+}
+
+/// What a subscription is for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Topic {
+    // Patterns sort first so that they are active before the request channel, whose
+    // subscriber count tells the other nodes that this one is there.
+    Pattern(String),
+    Channel(String),
+}
+
+/// Receives the messages of the topics it subscribed to.
+pub(crate) trait Listener: Send + Sync {
+    /// Runs on the subscriber task: must not block.
+    fn on_message(&self, topic: &Topic, channel: &str, payload: Bytes);
+}
+
+struct Publish {
+    channel: String,
+    payload: Vec<u8>,
+    done: Option<oneshot::Sender<Result<(), RedisError>>>,
+}
+
+#[derive(Default)]
+struct Subscriptions {
+    listeners: HashMap<Topic, Vec<Weak<dyn Listener>>>,
+    /// Bumped at every change, so that a waiter knows when its change reached Redis.
+    generation: u64,
+}
+
+struct Shared {
+    address: String,
+    subscriptions: Mutex<Subscriptions>,
+    changed: Notify,
+    /// The generation the subscriber connection has applied.
+    applied: watch::Sender<u64>,
+    subscriber_up: AtomicBool,
+    publisher_up: AtomicBool,
+    /// Signalled once per (re)connection of the subscriber, for the readiness wait.
+    connected: watch::Sender<u64>,
+}
+
+/// Ends the background tasks when the last handle goes.
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// A connection to Redis shared by the adapters of every namespace (and emitters): cheap to
+/// clone.
+#[derive(Clone)]
+pub struct RedisConnection {
+    shared: Arc<Shared>,
+    commands: ConnectionManager,
+    queue: mpsc::Sender<Publish>,
+    response_timeout: Duration,
+    _tasks: Arc<Tasks>,
+}
+
+impl fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisConnection")
+            .field("addr", &self.shared.address)
+            .field("healthy", &self.is_healthy())
+            .finish()
+    }
+}
+
+impl RedisConnection {
+    /// Connects both connections, waiting at most `config.connect_timeout`; the error names
+    /// the address.
+    pub async fn connect(config: RedisConfig) -> Result<RedisConnection, RedisError> {
+        if config.uses_tls() {
+            // rustls needs a process-wide provider; another part of the program may have
+            // installed one already, which is fine.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let address = config.address();
+        let unreachable = |cause: String| RedisError::Unreachable {
+            addr: address.clone(),
+            timeout: config.connect_timeout,
+            cause,
+        };
+        let client = redis::Client::open(config.info.clone())
+            .map_err(|e| RedisError::Config(e.to_string()))?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.response_timeout))
+            .set_min_delay(config.reconnect_min)
+            .set_max_delay(config.reconnect_max)
+            .set_number_of_retries(2);
+        let deadline = tokio::time::Instant::now() + config.connect_timeout;
+        let commands = match tokio::time::timeout_at(
+            deadline,
+            client.get_connection_manager_with_config(manager_config),
+        )
+        .await
+        {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(unreachable(e.to_string())),
+            Err(_) => return Err(unreachable("timed out".into())),
+        };
+
+        let (applied, _) = watch::channel(0);
+        let (connected, mut connected_rx) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            address: address.clone(),
+            subscriptions: Mutex::new(Subscriptions::default()),
+            changed: Notify::new(),
+            applied,
+            subscriber_up: AtomicBool::new(false),
+            publisher_up: AtomicBool::new(true),
+            connected,
+        });
+        let (queue, rx) = mpsc::channel(config.publish_queue.max(1));
+        let subscriber = tokio::spawn(subscriber_task(client, Arc::clone(&shared), config.clone()));
+        let publisher = tokio::spawn(publisher_task(commands.clone(), Arc::clone(&shared), rx));
+        let conn = RedisConnection {
+            shared,
+            commands,
+            queue,
+            response_timeout: config.response_timeout,
+            _tasks: Arc::new(Tasks(vec![subscriber, publisher])),
+        };
+        match tokio::time::timeout_at(deadline, connected_rx.wait_for(|n| *n > 0)).await {
+            Ok(Ok(_)) => Ok(conn),
+            _ => Err(unreachable(
+                "the subscriber connection did not come up".into(),
+            )),
+        }
+    }
+
+    /// The address, for messages.
+    pub fn address(&self) -> &str {
+        &self.shared.address
+    }
+
+    /// Whether both connections are up as far as we know (a lost connection is noticed at
+    /// its next use, or when the server closes it).
+    pub fn is_healthy(&self) -> bool {
+        self.shared.subscriber_up.load(Ordering::Acquire)
+            && self.shared.publisher_up.load(Ordering::Acquire)
+    }
+
+    /// Queues a publish without waiting. Fails when the queue is full, or when the
+    /// connection is known to be down (the message is still queued, and goes out if Redis
+    /// comes back in time).
+    pub(crate) fn publish_nowait(
+        &self,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> Result<(), RedisError> {
+        self.queue
+            .try_send(Publish {
+                channel,
+                payload,
+                done: None,
+            })
+            .map_err(|_| RedisError::QueueFull)?;
+        if self.is_healthy() {
+            Ok(())
+        } else {
+            Err(RedisError::Down)
+        }
+    }
+
+    /// Publishes after every message queued before, and waits until Redis took it.
+    pub async fn publish(&self, channel: String, payload: Vec<u8>) -> Result<(), RedisError> {
+        let (tx, rx) = oneshot::channel();
+        self.queue
+            .try_send(Publish {
+                channel,
+                payload,
+                done: Some(tx),
+            })
+            .map_err(|_| RedisError::QueueFull)?;
+        rx.await.unwrap_or(Err(RedisError::Down))
+    }
+
+    /// `PUBSUB NUMSUB channel`: how many connections subscribe to it.
+    pub async fn numsub(&self, channel: &str) -> Result<usize, RedisError> {
+        let mut commands = self.commands.clone();
+        let mut cmd = redis::cmd("PUBSUB");
+        cmd.arg("NUMSUB").arg(channel);
+        let query = cmd.query_async::<(String, usize)>(&mut commands);
+        match tokio::time::timeout(self.response_timeout, query).await {
+            Ok(Ok((_, n))) => Ok(n),
+            Ok(Err(e)) => Err(RedisError::Command(e.to_string())),
+            Err(_) => Err(RedisError::Command("PUBSUB NUMSUB timed out".into())),
+        }
+    }
+
+    /// Routes the messages of `topics` to `listener` too.
+    pub(crate) fn subscribe(&self, topics: &[Topic], listener: &Weak<dyn Listener>) {
+        {
+            let mut subs = self.shared.subscriptions.lock();
+            for topic in topics {
+                subs.listeners
+                    .entry(topic.clone())
+                    .or_default()
+                    .push(Weak::clone(listener));
+            }
+            subs.generation += 1;
+        }
+        self.shared.changed.notify_one();
+    }
+
+    /// Stops routing `topics` to `listener`; a topic nobody listens to any more is
+    /// unsubscribed.
+    pub(crate) fn unsubscribe(&self, topics: &[Topic], listener: &Weak<dyn Listener>) {
+        {
+            let mut subs = self.shared.subscriptions.lock();
+            for topic in topics {
+                if let Some(list) = subs.listeners.get_mut(topic) {
+                    list.retain(|l| !Weak::ptr_eq(l, listener));
+                    if list.is_empty() {
+                        subs.listeners.remove(topic);
+                    }
+                }
+            }
+            subs.generation += 1;
+        }
+        self.shared.changed.notify_one();
+    }
+
+    /// Waits until every subscription made so far is active in Redis.
+    pub async fn subscribed(&self) {
+        let target = self.shared.subscriptions.lock().generation;
+        let mut rx = self.shared.applied.subscribe();
+        let _ = rx.wait_for(|g| *g >= target).await;
+    }
+}
+
+async fn publisher_task(
+    mut commands: ConnectionManager,
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<Publish>,
+) {
+    const BATCH: usize = 64;
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        // One pipeline per batch keeps the order and costs one round trip.
+        let mut pipe = redis::pipe();
+        for p in &batch {
+            pipe.cmd("PUBLISH").arg(&p.channel).arg(&p.payload).ignore();
+        }
+        let result = pipe.query_async::<()>(&mut commands).await;
+        let was_up = shared.publisher_up.swap(result.is_ok(), Ordering::AcqRel);
+        match &result {
+            Ok(()) if !was_up => {
+                tracing::info!(addr = %shared.address, "publishing to Redis again");
+            }
+            Err(e) if was_up => {
+                tracing::warn!(addr = %shared.address, error = %e, "publishing to Redis failed; messages to other nodes are lost until it is back");
+            }
+            _ => {}
+        }
+        for p in batch.drain(..) {
+            if let Some(done) = p.done {
+                let _ = done.send(
+                    result
+                        .as_ref()
+                        .map(|_| ())
+                        .map_err(|e| RedisError::Command(e.to_string())),
+                );
+            }
+        }
+    }
+}
+
+async fn subscriber_task(client: redis::Client, shared: Arc<Shared>, config: RedisConfig) {
+    let mut backoff = config.reconnect_min;
+    let mut connections: u64 = 0;
+    loop {
+        let pubsub = tokio::time::timeout(config.connect_timeout, client.get_async_pubsub()).await;
+        let (mut sink, mut stream) = match pubsub {
+            Ok(Ok(p)) => p.split(),
+            Ok(Err(e)) => {
+                tracing::debug!(addr = %shared.address, error = %e, ?backoff, "Redis subscriber connection failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(config.reconnect_max);
+                continue;
+            }
+            Err(_) => {
+                tracing::debug!(addr = %shared.address, ?backoff, "Redis subscriber connection timed out; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(config.reconnect_max);
+                continue;
+            }
+        };
+        let mut active: BTreeSet<Topic> = BTreeSet::new();
+        if let Err(e) = reconcile(&shared, &mut sink, &mut active).await {
+            tracing::debug!(addr = %shared.address, error = %e, "restoring Redis subscriptions failed; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(config.reconnect_max);
+            continue;
+        }
+        backoff = config.reconnect_min;
+        shared.subscriber_up.store(true, Ordering::Release);
+        connections += 1;
+        if connections > 1 {
+            tracing::info!(addr = %shared.address, "reconnected to Redis; subscriptions restored");
+        }
+        shared.connected.send_replace(connections);
+        loop {
+            tokio::select! {
+                msg = stream.next() => {
+                    let Some(msg) = msg else { break };
+                    dispatch(&shared, &msg);
+                }
+                () = shared.changed.notified() => {
+                    if let Err(e) = reconcile(&shared, &mut sink, &mut active).await {
+                        tracing::debug!(addr = %shared.address, error = %e, "subscribing failed");
+                        break;
+                    }
+                }
+            }
+        }
+        shared.subscriber_up.store(false, Ordering::Release);
+        tracing::warn!(addr = %shared.address, "lost the Redis subscriber connection; local delivery goes on, reconnecting");
+    }
+}
+
+/// Brings the subscriptions of the connection in line with the registered listeners.
+async fn reconcile(
+    shared: &Shared,
+    sink: &mut PubSubSink,
+    active: &mut BTreeSet<Topic>,
+) -> Result<(), redis::RedisError> {
+    let (wanted, generation): (BTreeSet<Topic>, u64) = {
+        let subs = shared.subscriptions.lock();
+        (subs.listeners.keys().cloned().collect(), subs.generation)
+    };
+    for topic in wanted.difference(active) {
+        match topic {
+            Topic::Channel(c) => sink.subscribe(c).await?,
+            Topic::Pattern(p) => sink.psubscribe(p).await?,
+        }
+    }
+    for topic in active.difference(&wanted) {
+        match topic {
+            Topic::Channel(c) => sink.unsubscribe(c).await?,
+            Topic::Pattern(p) => sink.punsubscribe(p).await?,
+        }
+    }
+    *active = wanted;
+    shared.applied.send_replace(generation);
+    Ok(())
+}
+
+fn dispatch(shared: &Shared, msg: &redis::Msg) {
+    let topic = match msg.get_pattern::<Option<String>>() {
+        Ok(Some(pattern)) => Topic::Pattern(pattern),
+        _ => Topic::Channel(msg.get_channel_name().to_string()),
+    };
+    let listeners: Vec<Arc<dyn Listener>> = match shared.subscriptions.lock().listeners.get(&topic)
+    {
+        Some(list) => list.iter().filter_map(Weak::upgrade).collect(),
+        None => return,
+    };
+    if listeners.is_empty() {
+        return;
+    }
+    let payload = Bytes::copy_from_slice(msg.get_payload_bytes());
+    for listener in listeners {
+        listener.on_message(&topic, msg.get_channel_name(), payload.clone());
+    }
+}
