@@ -34,6 +34,10 @@ pub struct Cli {
     /// APP_ENV_REDIS_SOCKETIO_HOST/PORT/PASSWORD, falling back to APP_ENV_REDIS_HOST/PORT/PASSWORD.
     #[arg(long, env = "APP_ENV_REDIS_SOCKETIO_URL")]
     pub redis_url: Option<String>,
+    /// Channel prefix shared by every node on Redis (the `key` of @socket.io/redis-adapter)
+    /// [default: socket.io].
+    #[arg(long, env = "APP_ENV_REDIS_SOCKETIO_KEY")]
+    pub redis_key: Option<String>,
     /// Milliseconds a client has to authenticate after connecting [default: 10000].
     #[arg(long, env = "APP_ENV_SOCKETIO_AUTH_TIMEOUT_MS")]
     pub auth_timeout_ms: Option<u64>,
@@ -78,6 +82,7 @@ struct FileConfig {
     socket_path: Option<String>,
     cors_origins: Option<Vec<String>>,
     redis_url: Option<String>,
+    redis_key: Option<String>,
     auth_timeout_ms: Option<u64>,
     app_ping_interval_ms: Option<u64>,
     default_rooms: Option<Vec<String>>,
@@ -114,6 +119,7 @@ pub struct Config {
     pub socket_path: String,
     pub cors_origins: Vec<String>,
     pub redis_url: Option<String>,
+    pub redis_key: String,
     pub auth_timeout: Duration,
     pub app_ping_interval: Duration,
     pub default_rooms: Vec<String>,
@@ -256,6 +262,10 @@ impl Config {
             cors_origins: list(cli.cors_origins.or(file.cors_origins))
                 .unwrap_or_else(|| vec!["*".into()]),
             redis_url: cli.redis_url.or(file.redis_url).or_else(redis_from_env),
+            redis_key: cli
+                .redis_key
+                .or(file.redis_key)
+                .unwrap_or_else(|| "socket.io".into()),
             auth_timeout: ms(
                 "auth timeout",
                 cli.auth_timeout_ms.or(file.auth_timeout_ms),

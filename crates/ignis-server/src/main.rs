@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 
 use clap::Parser;
 use ignis::socketio::{
-    AuthenticateHandler, CorsOptions, RedisConnection, ServerOptions, SocketIOComponent,
+    AuthenticateHandler, CorsOptions, RedisConfig, ServerOptions, SocketIOComponent,
     ValidateRoomHandler, keys,
 };
 use ignis::{AppConfig, Application};
@@ -51,7 +51,7 @@ fn subject_of(socket: &ignis_socketio::Socket) -> Option<String> {
         .map(String::from)
 }
 
-fn build(config: &Config, verifier: Verifier) -> Application {
+fn build(config: &Config, verifier: Verifier, redis: Option<RedisConfig>) -> Application {
     let verifier = Arc::new(verifier);
     let authenticate = AuthenticateHandler::new(move |request| {
         let verifier = verifier.clone();
@@ -113,6 +113,7 @@ fn build(config: &Config, verifier: Verifier) -> Application {
     .bind(keys::CLIENT_CONNECTED_HANDLER, chat::handler(slot))
     .component(
         SocketIOComponent::new()
+            .redis_key(config.redis_key.clone())
             .authenticate_timeout(config.auth_timeout)
             .app_ping_interval(config.app_ping_interval)
             .default_rooms(config.default_rooms.clone()),
@@ -123,8 +124,8 @@ fn build(config: &Config, verifier: Verifier) -> Application {
         let _ = hook_slot.set(helper);
         Ok(())
     });
-    if let Some(url) = &config.redis_url {
-        app = app.bind(keys::REDIS_CONNECTION, RedisConnection { url: url.clone() });
+    if let Some(redis) = redis {
+        app = app.bind(keys::REDIS_CONNECTION, redis);
     }
     app
 }
@@ -158,7 +159,19 @@ async fn main() -> ExitCode {
             "no API key is configured: the REST management API is open to anyone who can reach it"
         );
     }
-    let running = match build(&config, verifier).start().await {
+    let redis = match config
+        .redis_url
+        .as_deref()
+        .map(RedisConfig::from_url)
+        .transpose()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("invalid Redis URL: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let running = match build(&config, verifier, redis).start().await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("cannot start: {e}");

@@ -102,4 +102,3 @@ pub enum AckError {
     #[error(transparent)]
     Emit(EmitError),
 }
-

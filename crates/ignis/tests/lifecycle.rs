@@ -3,9 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ignis::socketio::{
-    AuthenticateHandler, RedisConnection, ServerOptions, SocketIOComponent, keys,
-};
+use ignis::socketio::{AuthenticateHandler, RedisConfig, ServerOptions, SocketIOComponent, keys};
 use ignis::{AppConfig, Application, ApplicationError, Component, ComponentContext, StartError};
 use parking_lot::Mutex;
 
@@ -146,22 +144,25 @@ async fn component_binding_errors_use_the_original_messages() {
         .expect("start must fail")
         .to_string();
     assert!(bad_path.contains("Invalid path \"io\""), "{bad_path}");
+}
 
-    let redis = Application::new(config())
+#[tokio::test]
+async fn an_unreachable_redis_fails_the_start_with_its_address() {
+    // Nothing listens on port 1.
+    let redis = RedisConfig::new("127.0.0.1", 1)
+        .unwrap()
+        .connect_timeout(Duration::from_millis(300));
+    let err = Application::new(config())
         .bind(keys::AUTHENTICATE_HANDLER, allow_all())
-        .bind(
-            keys::REDIS_CONNECTION,
-            RedisConnection {
-                url: "redis://127.0.0.1:6379".into(),
-            },
-        )
+        .bind(keys::REDIS_CONNECTION, redis)
         .component(SocketIOComponent::new())
         .start()
         .await
         .err()
         .expect("a bound Redis connection must not silently fall back")
         .to_string();
-    assert!(redis.contains("Redis scaling is not available"), "{redis}");
+    assert!(err.contains("socket-io-initialize"), "{err}");
+    assert!(err.contains("127.0.0.1:1"), "{err}");
 }
 
 #[tokio::test]

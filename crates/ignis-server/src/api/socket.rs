@@ -176,11 +176,21 @@ pub async fn rooms(Helper(helper): Helper, Param(id): Param) -> Result<Json<Valu
 }
 
 /// `GET /socket/health`: never fails, and needs no API key.
+///
+/// With Redis, `redis` says whether the connection is up; while it is down the node is
+/// `degraded`: its own clients are served, cross-node delivery fails.
 pub async fn health(State(state): State<Arc<ApiState>>) -> Json<Value> {
-    Json(json!({
-        "healthy": state.app.is_bound(keys::SOCKET_IO_INSTANCE.name()),
+    let helper = state.app.get(keys::SOCKET_IO_INSTANCE).ok();
+    let redis = helper.as_ref().and_then(|h| h.redis_healthy());
+    let mut body = json!({
+        "healthy": helper.is_some() && redis != Some(false),
         "timestamp": iso_timestamp(SystemTime::now()),
-    }))
+    });
+    if let Some(up) = redis {
+        body["redis"] = json!(if up { "up" } else { "down" });
+        body["status"] = json!(if up { "ok" } else { "degraded" });
+    }
+    Json(body)
 }
 
 fn success(message: String) -> Json<Value> {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use ignis_redis::{RedisAdapterConfig, RedisAdapterFactory, RedisConnection};
 use ignis_socketio::SocketIo;
 
 use super::helper::{HelperOptions, SocketIOServerHelper};
@@ -11,17 +12,11 @@ use super::options::ServerOptions;
 use crate::app::{Component, ComponentContext};
 use crate::error::ApplicationError;
 
-/// Where the Redis server that scales the component lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedisConnection {
-    /// `redis://[user:password@]host:port[/db]`.
-    pub url: String,
-}
-
 /// The Socket.IO component.
 #[derive(Debug, Clone, Default)]
 pub struct SocketIOComponent {
     options: HelperOptions,
+    redis_key: Option<String>,
 }
 
 impl SocketIOComponent {
@@ -38,6 +33,13 @@ impl SocketIOComponent {
     /// How often authenticated clients get the app-level `ping` event (30 s by default).
     pub fn app_ping_interval(mut self, interval: Duration) -> Self {
         self.options.app_ping_interval = interval;
+        self
+    }
+
+    /// The channel prefix shared with the other nodes when Redis is bound (`socket.io` by
+    /// default, as `@socket.io/redis-adapter`).
+    pub fn redis_key(mut self, key: impl Into<String>) -> Self {
+        self.redis_key = Some(key.into());
         self
     }
 
@@ -64,14 +66,8 @@ impl Component for SocketIOComponent {
         let options = ServerOptions::defaults().merge(user);
         options.validate()?;
 
-        if let Ok(redis) = ctx.bindings.get(keys::REDIS_CONNECTION) {
-            return Err(ApplicationError::new(format!(
-                "[SocketIOComponent][resolveBindings] Redis scaling is not available in this build \
-                 (bound {}: {}); unbind it to run a single node with the in-memory adapter",
-                keys::REDIS_CONNECTION.name(),
-                redis.url
-            )));
-        }
+        // Optional: unbound, the in-memory adapter serves a single node.
+        let redis = ctx.bindings.get(keys::REDIS_CONNECTION).ok();
         let authenticate = ctx.bindings.get(keys::AUTHENTICATE_HANDLER).map_err(|_| {
             ApplicationError::new(
                 "[DANGER][SocketIOComponent] Invalid authenticateFn to setup io socket server!",
@@ -85,15 +81,45 @@ impl Component for SocketIOComponent {
         if let Some(identifier) = &options.identifier {
             helper_options.identifier = identifier.clone();
         }
+        let redis_key = self.redis_key.clone();
         ctx.register_post_start_hook("socket-io-initialize", move |app| async move {
-            let io: SocketIo = options.apply(SocketIo::builder()).build();
+            let mut builder = options.apply(SocketIo::builder());
+            let connection = match redis {
+                Some(config) => {
+                    // Fails after the configured timeout with an error naming the address.
+                    let connection = RedisConnection::connect(config).await?;
+                    let mut adapter = RedisAdapterConfig::default();
+                    if let Some(key) = redis_key {
+                        adapter.key = key;
+                    }
+                    builder = builder.adapter(RedisAdapterFactory::new(connection.clone(), adapter));
+                    Some(connection)
+                }
+                None => None,
+            };
+            let io: SocketIo = builder.build();
             let helper = SocketIOServerHelper::new(
                 io.clone(),
                 helper_options,
                 authenticate,
                 validate_room,
                 client_connected,
-            );
+            )
+            .with_redis(connection.clone());
+            if let Some(connection) = &connection {
+                // Take traffic only once this node hears the others.
+                if tokio::time::timeout(Duration::from_secs(10), connection.subscribed())
+                    .await
+                    .is_err()
+                {
+                    return Err(format!(
+                        "Redis at {} accepted the connection but the subscriptions did not complete within 10 s",
+                        connection.address()
+                    )
+                    .into());
+                }
+                tracing::info!(address = connection.address(), "Socket.IO scaled over Redis");
+            }
             app.bind(keys::SOCKET_IO_INSTANCE, helper);
             app.mount_socket_io(io);
             tracing::info!("SocketIO initialized");

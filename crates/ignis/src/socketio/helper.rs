@@ -113,6 +113,7 @@ pub(crate) struct Inner {
     client_connected: Option<ClientConnectedHandler>,
     clients: RwLock<IndexMap<Sid, Arc<ClientRecord>>>,
     failed_sends: AtomicU64,
+    redis: std::sync::OnceLock<ignis_redis::RedisConnection>,
 }
 
 /// The Socket.IO server of an Ignis application.
@@ -160,6 +161,7 @@ impl SocketIOServerHelper {
                 client_connected,
                 clients: RwLock::new(IndexMap::new()),
                 failed_sends: AtomicU64::new(0),
+                redis: std::sync::OnceLock::new(),
             }),
         };
         let weak = Arc::downgrade(&helper.inner);
@@ -176,6 +178,20 @@ impl SocketIOServerHelper {
             "SocketIO Server READY"
         );
         helper
+    }
+
+    /// Scales over this Redis connection (reported by [`SocketIOServerHelper::redis_healthy`]).
+    pub(crate) fn with_redis(self, redis: Option<ignis_redis::RedisConnection>) -> Self {
+        if let Some(redis) = redis {
+            let _ = self.inner.redis.set(redis);
+        }
+        self
+    }
+
+    /// `None` on a single node; else whether the Redis connection is up. While it is down,
+    /// local delivery goes on and cross-node operations fail.
+    pub fn redis_healthy(&self) -> Option<bool> {
+        self.inner.redis.get().map(|r| r.is_healthy())
     }
 
     /// The Socket.IO server.

@@ -5,9 +5,10 @@ mod handlers;
 mod helper;
 mod options;
 
-pub use component::{RedisConnection, SocketIOComponent};
+pub use component::SocketIOComponent;
 pub use handlers::{AuthRequest, AuthenticateHandler, ClientConnectedHandler, ValidateRoomHandler};
 pub use helper::{ClientRecord, HelperOptions, SendError, SendOptions, SocketIOServerHelper};
+pub use ignis_redis::{RedisConfig, RedisConnection};
 pub use ignis_socketio::proto::ignis as constants;
 pub use options::{CorsOptions, DeflateOptions, DeflateSetting, ServerOptions};
 
@@ -18,7 +19,8 @@ pub mod keys {
 
     pub const SERVER_OPTIONS: BindingKey<ServerOptions> =
         BindingKey::new("@app/socket-io/server-options");
-    pub const REDIS_CONNECTION: BindingKey<RedisConnection> =
+    /// How to reach Redis; bound, the component scales over it.
+    pub const REDIS_CONNECTION: BindingKey<RedisConfig> =
         BindingKey::new("@app/socket-io/redis-connection");
     pub const AUTHENTICATE_HANDLER: BindingKey<AuthenticateHandler> =
         BindingKey::new("@app/socket-io/authenticate-handler");
