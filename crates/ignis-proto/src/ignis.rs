@@ -17,6 +17,17 @@ pub const EVENT_AUTHENTICATED: &str = "authenticated";
 /// Server to client: `{message, time}` (the original's constant name lacks the "D").
 pub const EVENT_UNAUTHENTICATE: &str = "unauthenticated";
 
+/// The binding keys of the Ignis Socket.IO component (`SocketIOBindingKeys`).
+pub mod binding_keys {
+    /// The server helper, bound once the post-start hook succeeded.
+    pub const SOCKET_IO_INSTANCE: &str = "@app/socket-io/instance";
+    pub const SERVER_OPTIONS: &str = "@app/socket-io/server-options";
+    pub const REDIS_CONNECTION: &str = "@app/socket-io/redis-connection";
+    pub const AUTHENTICATE_HANDLER: &str = "@app/socket-io/authenticate-handler";
+    pub const VALIDATE_ROOM_HANDLER: &str = "@app/socket-io/validate-room-handler";
+    pub const CLIENT_CONNECTED_HANDLER: &str = "@app/socket-io/client-connected-handler";
+}
+
 pub const ROOM_DEFAULT: &str = "io-default";
 pub const ROOM_NOTIFICATION: &str = "io-notification";
 
@@ -40,7 +51,7 @@ impl ClientState {
         ClientState::Authenticated,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             ClientState::Unauthorized => "unauthorized",
             ClientState::Authenticating => "authenticating",
@@ -50,7 +61,23 @@ impl ClientState {
 
     /// Exact, case-sensitive membership, as the original's `isValid`.
     pub fn is_valid(s: &str) -> bool {
-        Self::ALL.iter().any(|state| state.as_str() == s)
+        s.parse::<ClientState>().is_ok()
+    }
+}
+
+/// The string is not one of the three state names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid client state {0:?}")]
+pub struct InvalidState(pub String);
+
+impl std::str::FromStr for ClientState {
+    type Err = InvalidState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ClientState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| InvalidState(s.to_owned()))
     }
 }
 

@@ -16,18 +16,17 @@ pub use options::{CorsOptions, DeflateOptions, DeflateSetting, ServerOptions};
 pub mod keys {
     use super::*;
     use crate::bindings::BindingKey;
+    use ignis_socketio::proto::ignis::binding_keys as names;
 
-    pub const SERVER_OPTIONS: BindingKey<ServerOptions> =
-        BindingKey::new("@app/socket-io/server-options");
+    pub const SERVER_OPTIONS: BindingKey<ServerOptions> = BindingKey::new(names::SERVER_OPTIONS);
     /// How to reach Redis; bound, the component scales over it.
-    pub const REDIS_CONNECTION: BindingKey<RedisConfig> =
-        BindingKey::new("@app/socket-io/redis-connection");
+    pub const REDIS_CONNECTION: BindingKey<RedisConfig> = BindingKey::new(names::REDIS_CONNECTION);
     pub const AUTHENTICATE_HANDLER: BindingKey<AuthenticateHandler> =
-        BindingKey::new("@app/socket-io/authenticate-handler");
+        BindingKey::new(names::AUTHENTICATE_HANDLER);
     pub const VALIDATE_ROOM_HANDLER: BindingKey<ValidateRoomHandler> =
-        BindingKey::new("@app/socket-io/validate-room-handler");
+        BindingKey::new(names::VALIDATE_ROOM_HANDLER);
     pub const CLIENT_CONNECTED_HANDLER: BindingKey<ClientConnectedHandler> =
-        BindingKey::new("@app/socket-io/client-connected-handler");
+        BindingKey::new(names::CLIENT_CONNECTED_HANDLER);
     pub const SOCKET_IO_INSTANCE: BindingKey<SocketIOServerHelper> =
-        BindingKey::new("@app/socket-io/instance");
+        BindingKey::new(names::SOCKET_IO_INSTANCE);
 }
