@@ -19,6 +19,7 @@ use crate::operators::Operators;
 use crate::parser::ParserKind;
 use crate::recovery::{Recovery, RecoveryConfig};
 use crate::socket::{DisconnectReason, IntoRooms, SocketRef};
+use ignis_proto::Value;
 
 /// Decides whether a namespace name that was not declared may be created on the fly.
 type NamespaceMatcher = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -326,6 +327,11 @@ impl SocketIo {
         self.main_namespace().emit(event, data)
     }
 
+    /// Emits an event to the main namespace of the other nodes (`serverSideEmit`).
+    pub async fn server_side_emit(&self, event: &str, args: Vec<Value>) -> Result<(), EmitError> {
+        self.main_namespace().server_side_emit(event, args).await
+    }
+
     pub fn engine(&self) -> &Engine<IoHandler> {
         &self.engine
     }
@@ -411,6 +417,25 @@ pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::glob_match;
+    use super::SocketIo;
+    use crate::EmitError;
+
+    #[tokio::test]
+    async fn server_side_emit_on_a_single_node() {
+        let io = SocketIo::builder().build();
+        // No other node: nothing to reach, no answers, no error.
+        io.server_side_emit("sync", vec![]).await.unwrap();
+        let answers = io
+            .main_namespace()
+            .server_side_emit_with_ack("sync", vec![], std::time::Duration::from_millis(50))
+            .await
+            .unwrap();
+        assert!(answers.is_empty());
+        assert!(matches!(
+            io.server_side_emit("disconnect", vec![]).await,
+            Err(EmitError::ReservedEvent(_))
+        ));
+    }
 
     #[test]
     fn globs() {

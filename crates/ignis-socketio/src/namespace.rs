@@ -107,6 +107,36 @@ impl Namespace {
         self.server_events.write().insert(event.into(), handler);
     }
 
+    /// Emits an event to this namespace on the other nodes of the cluster (`serverSideEmit`);
+    /// their [`Namespace::on_server_event`] handlers run. A single node has no other node, so
+    /// this does nothing there.
+    pub async fn server_side_emit(&self, event: &str, args: Vec<Value>) -> Result<(), EmitError> {
+        crate::socket::check_event_name(event)?;
+        let mut all = Vec::with_capacity(args.len() + 1);
+        all.push(Value::from(event));
+        all.extend(args);
+        self.adapter.server_side_emit(self, all, None).await?;
+        Ok(())
+    }
+
+    /// Like [`Namespace::server_side_emit`], and collects one answer per other node within
+    /// `timeout` (`serverSideEmitWithAck`).
+    pub async fn server_side_emit_with_ack(
+        &self,
+        event: &str,
+        args: Vec<Value>,
+        timeout: std::time::Duration,
+    ) -> Result<Vec<Value>, EmitError> {
+        crate::socket::check_event_name(event)?;
+        let mut all = Vec::with_capacity(args.len() + 1);
+        all.push(Value::from(event));
+        all.extend(args);
+        Ok(self
+            .adapter
+            .server_side_emit(self, all, Some(timeout))
+            .await?)
+    }
+
     /// Runs the handler of an event from another node (`[event, ...args]`).
     pub fn dispatch_server_event(
         &self,
