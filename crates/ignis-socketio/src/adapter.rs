@@ -17,6 +17,7 @@ use ignis_proto::socketio::Packet;
 use parking_lot::RwLock;
 
 use crate::namespace::Namespace;
+use crate::recovery::{RestoredSession, SessionData};
 
 /// A room name. Every socket is in the room named by its own id.
 pub type Room = Arc<str>;
@@ -154,6 +155,26 @@ pub trait Adapter: Send + Sync + 'static {
     /// Every room of the cluster.
     fn all_rooms<'a>(&'a self, ns: &'a Namespace)
     -> BoxFuture<'a, Result<Vec<Room>, AdapterError>>;
+
+    /// Keeps a disconnected socket's session for connection state recovery (only called when
+    /// recovery is on). The default keeps it in the namespace's in-memory store; an adapter
+    /// with a shared store (Redis streams, a database) keeps it there instead.
+    fn persist_session(&self, ns: &Namespace, session: SessionData) {
+        if let Some(recovery) = ns.recovery() {
+            recovery.persist(session);
+        }
+    }
+
+    /// The session of `pid` and the packets it missed after `offset`, if it can be recovered.
+    fn restore_session<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        pid: &'a str,
+        offset: &'a str,
+    ) -> BoxFuture<'a, Option<RestoredSession>> {
+        let restored = ns.recovery().and_then(|r| r.restore(pid, offset));
+        Box::pin(async move { restored })
+    }
 
     /// Emits an event to the other nodes' namespace handlers (`serverSideEmit`); with `ack`,
     /// collects one answer per other node.

@@ -135,44 +135,41 @@ impl IoHandler {
         };
         let auth = auth.unwrap_or_else(|| Value::Map(Map::new()));
 
-        let restored = match (ns.recovery(), &auth) {
-            (Some(recovery), auth) => match (
-                auth.get("pid").and_then(Value::as_str),
-                auth.get("offset").and_then(Value::as_str),
-            ) {
-                (Some(pid), Some(offset)) => recovery.restore(pid, offset),
-                _ => None,
-            },
-            _ => None,
-        };
-        // The private id stays the same across recoveries.
-        let pid = ns.recovery().map(|_| match &restored {
-            Some(_) => auth
-                .get("pid")
-                .and_then(Value::as_str)
-                .map(Arc::from)
-                .unwrap_or_else(Recovery::new_pid),
-            None => Recovery::new_pid(),
-        });
-        let (sid, data) = match &restored {
-            Some(r) => (r.session.sid, r.session.data.clone()),
-            None => (Sid::generate(), Value::Null),
-        };
-        let handshake_auth = auth;
-        let socket = Arc::new(Socket::new(
-            sid,
-            Arc::clone(&ns),
-            Arc::clone(conn),
-            Handshake::new(info, handshake_auth),
-            restored.is_some(),
-            pid,
-            data,
-        ));
-        let skip = restored.is_some() && ns.recovery().is_some_and(|r| r.config().skip_middlewares);
-        let middlewares = if skip { Vec::new() } else { ns.middlewares() };
+        let info = info.clone();
         let conn = Arc::clone(conn);
         let parser = self.io.parser;
         run(Box::pin(async move {
+            // Recovery: the pid and last offset the client sent, if recovery is on.
+            let wanted = ns.recovery().and(
+                auth.get("pid")
+                    .and_then(Value::as_str)
+                    .zip(auth.get("offset").and_then(Value::as_str)),
+            );
+            let restored = match wanted {
+                Some((pid, offset)) => ns.adapter().restore_session(&ns, pid, offset).await,
+                None => None,
+            };
+            // The private id stays the same across recoveries.
+            let pid = ns.recovery().map(|_| match &restored {
+                Some(r) => Arc::clone(&r.session.pid),
+                None => Recovery::new_pid(),
+            });
+            let (sid, data) = match &restored {
+                Some(r) => (r.session.sid, r.session.data.clone()),
+                None => (Sid::generate(), Value::Null),
+            };
+            let socket = Arc::new(Socket::new(
+                sid,
+                Arc::clone(&ns),
+                Arc::clone(&conn),
+                Handshake::new(&info, auth),
+                restored.is_some(),
+                pid,
+                data,
+            ));
+            let skip =
+                restored.is_some() && ns.recovery().is_some_and(|r| r.config().skip_middlewares);
+            let middlewares = if skip { Vec::new() } else { ns.middlewares() };
             for middleware in middlewares {
                 if let Err(e) = middleware(Arc::clone(&socket)).await {
                     let error = Packet::connect_error(ns.name(), &e.message, e.data);

@@ -416,8 +416,8 @@ pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
     use super::SocketIo;
+    use super::glob_match;
     use crate::EmitError;
 
     #[tokio::test]

@@ -51,7 +51,7 @@ pub use io::{SocketIo, SocketIoBuilder, SocketIoConfig};
 pub use namespace::Namespace;
 pub use operators::{AckTimeout, BroadcastAckError, DEFAULT_ACK_TIMEOUT, Operators};
 pub use parser::ParserKind;
-pub use recovery::RecoveryConfig;
+pub use recovery::{Recovery, RecoveryConfig, RestoredSession, SessionData};
 pub use socket::{AckSender, DisconnectReason, Event, IntoRooms, Socket, SocketRef};
 
 /// A middleware's refusal: the client gets `connect_error` with this message and data.

@@ -15,7 +15,6 @@ use ignis_proto::socketio::{Packet, PacketKind};
 use parking_lot::Mutex;
 
 use crate::adapter::{BroadcastOptions, Room};
-use crate::socket::Socket;
 
 /// Options of connection state recovery.
 #[derive(Debug, Clone)]
@@ -35,20 +34,27 @@ impl Default for RecoveryConfig {
     }
 }
 
-/// A session that can be restored.
-#[derive(Debug, Clone)]
-pub(crate) struct Session {
-    pub(crate) sid: Sid,
-    pub(crate) rooms: Vec<Room>,
-    pub(crate) data: Value,
-    disconnected_at: Instant,
+/// What a socket leaves behind for connection state recovery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionData {
+    /// The socket's id, which a recovered socket keeps.
+    pub sid: Sid,
+    /// The private id the client sends back to recover.
+    pub pid: Arc<str>,
+    pub rooms: Vec<Room>,
+    pub data: Value,
 }
 
-/// What a restore gives back.
-#[derive(Debug)]
-pub(crate) struct Restored {
-    pub(crate) session: Session,
-    pub(crate) missed: Vec<Packet>,
+/// A recovered session and the packets it missed, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoredSession {
+    pub session: SessionData,
+    pub missed: Vec<Packet>,
+}
+
+struct Kept {
+    session: SessionData,
+    disconnected_at: Instant,
 }
 
 struct Stored {
@@ -61,7 +67,7 @@ struct Stored {
 /// The in-memory store of one namespace.
 pub struct Recovery {
     config: RecoveryConfig,
-    sessions: Mutex<HashMap<Arc<str>, Session>>,
+    sessions: Mutex<HashMap<Arc<str>, Kept>>,
     packets: Mutex<VecDeque<Stored>>,
     counter: AtomicU64,
     /// Makes offsets from different server runs differ.
@@ -116,29 +122,25 @@ impl Recovery {
         });
     }
 
-    pub(crate) fn persist(&self, socket: &Socket) {
-        let Some(pid) = socket.pid.clone() else {
-            return;
-        };
+    /// Keeps a session until `max_disconnection_duration` has passed.
+    pub fn persist(&self, session: SessionData) {
         let now = Instant::now();
         let mut sessions = self.sessions.lock();
         let horizon = self.config.max_disconnection_duration;
         sessions.retain(|_, s| now.duration_since(s.disconnected_at) <= horizon);
         sessions.insert(
-            pid,
-            Session {
-                sid: socket.id(),
-                rooms: socket.rooms(),
-                data: socket.data(),
+            Arc::clone(&session.pid),
+            Kept {
+                session,
                 disconnected_at: now,
             },
         );
     }
 
     /// The session of `pid` and what it missed since `offset`, if both are still known.
-    pub(crate) fn restore(&self, pid: &str, offset: &str) -> Option<Restored> {
-        let session = self.sessions.lock().remove(pid)?;
-        if session.disconnected_at.elapsed() > self.config.max_disconnection_duration {
+    pub fn restore(&self, pid: &str, offset: &str) -> Option<RestoredSession> {
+        let kept = self.sessions.lock().remove(pid)?;
+        if kept.disconnected_at.elapsed() > self.config.max_disconnection_duration {
             return None;
         }
         let packets = self.packets.lock();
@@ -146,10 +148,13 @@ impl Recovery {
         let missed = packets
             .iter()
             .skip(index + 1)
-            .filter(|p| reaches(&session.rooms, &p.opts))
+            .filter(|p| reaches(&kept.session.rooms, &p.opts))
             .map(|p| p.packet.clone())
             .collect();
-        Some(Restored { session, missed })
+        Some(RestoredSession {
+            session: kept.session,
+            missed,
+        })
     }
 }
 

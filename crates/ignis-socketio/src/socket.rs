@@ -19,6 +19,7 @@ use crate::handler::{AnyHandler, DisconnectHandler, EventHandler, run};
 use crate::handshake::Handshake;
 use crate::namespace::Namespace;
 use crate::operators::Operators;
+use crate::recovery::SessionData;
 use crate::{AckError, EmitError};
 
 /// A shared handle on a socket.
@@ -468,9 +469,15 @@ impl Socket {
             run(handler(Arc::clone(self), reason));
         }
         if reason.is_recoverable()
-            && let Some(recovery) = self.ns.recovery()
+            && let Some(pid) = &self.pid
         {
-            recovery.persist(self);
+            let session = SessionData {
+                sid: self.id,
+                pid: Arc::clone(pid),
+                rooms: self.rooms(),
+                data: self.data(),
+            };
+            self.ns.adapter().persist_session(&self.ns, session);
         }
         self.ns.adapter().del_all(self.id);
         self.ns.remove_socket(self.id);
