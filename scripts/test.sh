@@ -45,5 +45,8 @@ step "interop suite against the Ignis server"
 step "the Ignis component and the standalone server (spec §14.1 flow, §14.3 checks)"
 (cd tests/interop && npm run --silent test:server)
 
+step "real browser: the API explorer and Socket.IO from another origin (tests/browser)"
+tests/browser/run.sh
+
 step "mixed Node + Ignis cluster over Redis (tests/redis-interop)"
 (cd tests/redis-interop && npm ci --no-audit --no-fund && IGNIS_CLUSTER_NODE_BIN="$PWD/../../target/debug/examples/cluster-node" npm test)
