@@ -2,13 +2,18 @@
 //! with the Redis adapter, behaving like the suite's Node server (`lib/node-server.js`).
 //!
 //! `cluster-node --port 0 --redis-url redis://127.0.0.1:6379 --key socket.io --name rust1`
-//! prints `listening on <port>` once its subscriptions are active.
+//! prints `listening on <port>` once its subscriptions are active. `--mode sharded` uses the
+//! sharded adapter and emitter instead (`--key` is then the `channelPrefix`), with
+//! `--subscription-mode dynamic|dynamic-private|static`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use ignis_redis::{Emitter, RedisAdapterConfig, RedisAdapterFactory, RedisConfig, RedisConnection};
+use ignis_redis::{
+    Emitter, RedisAdapterConfig, RedisAdapterFactory, RedisConfig, RedisConnection,
+    ShardedAdapterConfig, ShardedAdapterFactory, SubscriptionMode,
+};
 use ignis_socketio::proto::value::Map;
 use ignis_socketio::{Namespace, Operators, RemoteSocket, Room, SocketIo, SocketRef, Value};
 
@@ -28,6 +33,12 @@ struct Args {
     requests_timeout_ms: u64,
     #[arg(long, default_value_t = 5000)]
     connect_timeout_ms: u64,
+    /// `classic` (`createAdapter`) or `sharded` (`createShardedAdapter`).
+    #[arg(long, default_value = "classic", value_parser = ["classic", "sharded"])]
+    mode: String,
+    /// The sharded adapter's `subscriptionMode`.
+    #[arg(long, default_value = "dynamic")]
+    subscription_mode: SubscriptionMode,
 }
 
 fn map(entries: Vec<(&str, Value)>) -> Value {
@@ -110,7 +121,7 @@ where
     });
 }
 
-fn setup(ns: &Arc<Namespace>, name: &str, emitter: Emitter) {
+fn setup(ns: &Arc<Namespace>, name: &str, emitter: Emitter, conn: RedisConnection) {
     let node = name.to_string();
     let ns_events = Arc::downgrade(ns);
     ns.on_server_event("ping-node", move |args| {
@@ -138,6 +149,7 @@ fn setup(ns: &Arc<Namespace>, name: &str, emitter: Emitter) {
     ns.on_connect(move |socket| {
         let node = node.clone();
         let emitter = emitter.clone();
+        let conn = conn.clone();
         async move {
             socket.set_data(map(vec![("node", Value::from(node.clone()))]));
             let _ = socket.emit(
@@ -147,15 +159,21 @@ fn setup(ns: &Arc<Namespace>, name: &str, emitter: Emitter) {
                     ("node", Value::from(node.clone())),
                 ]),
             );
-            register(&socket, emitter);
+            register(&socket, emitter, conn);
         }
     });
 }
 
-fn register(socket: &SocketRef, emitter: Emitter) {
-    on_request(socket, "join", |socket, req| async move {
-        socket.join(room_list(Some(&req)));
-        rooms_value(&socket.rooms())
+fn register(socket: &SocketRef, emitter: Emitter, conn: RedisConnection) {
+    on_request(socket, "join", move |socket, req| {
+        let conn = conn.clone();
+        async move {
+            socket.join(room_list(Some(&req)));
+            // In the sharded modes a room may have a channel of its own: answer once this node
+            // listens to it, so that the test's next broadcast finds it.
+            conn.subscribed().await;
+            rooms_value(&socket.rooms())
+        }
     });
     on_request(socket, "leave", |socket, req| async move {
         for room in room_list(Some(&req)) {
@@ -322,16 +340,31 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    let adapter_config = RedisAdapterConfig {
-        key: args.key.clone(),
-        requests_timeout: Duration::from_millis(args.requests_timeout_ms),
-        ..RedisAdapterConfig::default()
+    let requests_timeout = Duration::from_millis(args.requests_timeout_ms);
+    let (io, emitter) = if args.mode == "sharded" {
+        let adapter_config = ShardedAdapterConfig {
+            channel_prefix: args.key.clone(),
+            subscription_mode: args.subscription_mode,
+            requests_timeout,
+            ..ShardedAdapterConfig::default()
+        };
+        let io = SocketIo::builder()
+            .adapter(ShardedAdapterFactory::new(conn.clone(), adapter_config))
+            .build();
+        let emitter = Emitter::sharded(emitter_conn, &args.key, args.subscription_mode);
+        (io, emitter)
+    } else {
+        let adapter_config = RedisAdapterConfig {
+            key: args.key.clone(),
+            requests_timeout,
+            ..RedisAdapterConfig::default()
+        };
+        let io = SocketIo::builder()
+            .adapter(RedisAdapterFactory::new(conn.clone(), adapter_config))
+            .build();
+        (io, Emitter::with_key(emitter_conn, &args.key))
     };
-    let io = SocketIo::builder()
-        .adapter(RedisAdapterFactory::new(conn.clone(), adapter_config))
-        .build();
-    let emitter = Emitter::with_key(emitter_conn, &args.key);
-    setup(&io.main_namespace(), &args.name, emitter);
+    setup(&io.main_namespace(), &args.name, emitter, conn.clone());
     conn.subscribed().await;
 
     let listener = match tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await {

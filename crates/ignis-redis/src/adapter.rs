@@ -568,6 +568,7 @@ impl Listener for Inner {
             Topic::Pattern(_) => self.on_broadcast(channel, &payload),
             Topic::Channel(c) if *c == self.channels.request => self.on_request(&payload),
             Topic::Channel(_) => self.on_response(&payload),
+            Topic::Shard(_) => {}
         }
     }
 }

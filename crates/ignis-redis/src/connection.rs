@@ -1,6 +1,11 @@
 //! The connection to Redis: one connection that publishes and runs commands, one that
 //! subscribes, both restored with backoff when Redis goes away, and a readiness wait that names
 //! the address when Redis cannot be reached.
+//!
+//! Sharded channels (SSUBSCRIBE, Redis 7) have a subscriber connection of their own, opened only
+//! once something subscribes to one: the RESP2 subscriber of the redis crate cannot send
+//! SSUBSCRIBE, so that one speaks RESP3, where subscriptions are push messages on an ordinary
+//! connection, and a Redis older than 6 is still fine for the classic protocol.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -11,8 +16,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
-use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection, PubSubSink};
+use redis::{
+    AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion,
+    PushInfo, PushKind,
+};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -151,6 +159,14 @@ pub(crate) enum Topic {
     // subscriber count tells the other nodes that this one is there.
     Pattern(String),
     Channel(String),
+    /// A sharded channel (SSUBSCRIBE).
+    Shard(String),
+}
+
+impl Topic {
+    fn is_shard(&self) -> bool {
+        matches!(self, Topic::Shard(_))
+    }
 }
 
 /// Receives the messages of the topics it subscribed to.
@@ -160,6 +176,8 @@ pub(crate) trait Listener: Send + Sync {
 }
 
 struct Publish {
+    /// SPUBLISH rather than PUBLISH.
+    sharded: bool,
     channel: String,
     payload: Vec<u8>,
     done: Option<oneshot::Sender<Result<(), RedisError>>>,
@@ -182,6 +200,12 @@ struct Shared {
     publisher_up: AtomicBool,
     /// Signalled once per (re)connection of the subscriber, for the readiness wait.
     connected: watch::Sender<u64>,
+    /// The same three for the sharded subscriber, which only connects while some listener
+    /// wants a sharded channel.
+    shard_changed: Notify,
+    shard_applied: watch::Sender<u64>,
+    shard_up: AtomicBool,
+    shard_wanted: AtomicBool,
 }
 
 /// Ends the background tasks when the last handle goes.
@@ -250,8 +274,19 @@ impl RedisConnection {
             Err(_) => return Err(unreachable("timed out".into())),
         };
 
+        let shard_client = {
+            let settings = config
+                .info
+                .redis_settings()
+                .clone()
+                .set_protocol(ProtocolVersion::RESP3);
+            redis::Client::open(config.info.clone().set_redis_settings(settings))
+                .map_err(|e| RedisError::Config(e.to_string()))?
+        };
+
         let (applied, _) = watch::channel(0);
         let (connected, mut connected_rx) = watch::channel(0);
+        let (shard_applied, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             address: address.clone(),
             subscriptions: Mutex::new(Subscriptions::default()),
@@ -260,16 +295,25 @@ impl RedisConnection {
             subscriber_up: AtomicBool::new(false),
             publisher_up: AtomicBool::new(true),
             connected,
+            shard_changed: Notify::new(),
+            shard_applied,
+            shard_up: AtomicBool::new(false),
+            shard_wanted: AtomicBool::new(false),
         });
         let (queue, rx) = mpsc::channel(config.publish_queue.max(1));
         let subscriber = tokio::spawn(subscriber_task(client, Arc::clone(&shared), config.clone()));
+        let shard_subscriber = tokio::spawn(shard_subscriber_task(
+            shard_client,
+            Arc::clone(&shared),
+            config.clone(),
+        ));
         let publisher = tokio::spawn(publisher_task(commands.clone(), Arc::clone(&shared), rx));
         let conn = RedisConnection {
             shared,
             commands,
             queue,
             response_timeout: config.response_timeout,
-            _tasks: Arc::new(Tasks(vec![subscriber, publisher])),
+            _tasks: Arc::new(Tasks(vec![subscriber, shard_subscriber, publisher])),
         };
         match tokio::time::timeout_at(deadline, connected_rx.wait_for(|n| *n > 0)).await {
             Ok(Ok(_)) => Ok(conn),
@@ -287,8 +331,11 @@ impl RedisConnection {
     /// Whether both connections are up as far as we know (a lost connection is noticed at
     /// its next use, or when the server closes it).
     pub fn is_healthy(&self) -> bool {
-        self.shared.subscriber_up.load(Ordering::Acquire)
-            && self.shared.publisher_up.load(Ordering::Acquire)
+        let shared = &self.shared;
+        shared.subscriber_up.load(Ordering::Acquire)
+            && shared.publisher_up.load(Ordering::Acquire)
+            && (shared.shard_up.load(Ordering::Acquire)
+                || !shared.shard_wanted.load(Ordering::Acquire))
     }
 
     /// Queues a publish without waiting. Fails when the queue is full, or when the
@@ -299,8 +346,27 @@ impl RedisConnection {
         channel: String,
         payload: Vec<u8>,
     ) -> Result<(), RedisError> {
+        self.enqueue_nowait(false, channel, payload)
+    }
+
+    /// [`RedisConnection::publish_nowait`] with SPUBLISH.
+    pub(crate) fn spublish_nowait(
+        &self,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> Result<(), RedisError> {
+        self.enqueue_nowait(true, channel, payload)
+    }
+
+    fn enqueue_nowait(
+        &self,
+        sharded: bool,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> Result<(), RedisError> {
         self.queue
             .try_send(Publish {
+                sharded,
                 channel,
                 payload,
                 done: None,
@@ -315,9 +381,25 @@ impl RedisConnection {
 
     /// Publishes after every message queued before, and waits until Redis took it.
     pub async fn publish(&self, channel: String, payload: Vec<u8>) -> Result<(), RedisError> {
+        self.enqueue(false, channel, payload).await
+    }
+
+    /// Publishes on a sharded channel (SPUBLISH, Redis 7) after every message queued before,
+    /// and waits until Redis took it.
+    pub async fn spublish(&self, channel: String, payload: Vec<u8>) -> Result<(), RedisError> {
+        self.enqueue(true, channel, payload).await
+    }
+
+    async fn enqueue(
+        &self,
+        sharded: bool,
+        channel: String,
+        payload: Vec<u8>,
+    ) -> Result<(), RedisError> {
         let (tx, rx) = oneshot::channel();
         self.queue
             .try_send(Publish {
+                sharded,
                 channel,
                 payload,
                 done: Some(tx),
@@ -328,30 +410,40 @@ impl RedisConnection {
 
     /// `PUBSUB NUMSUB channel`: how many connections subscribe to it.
     pub async fn numsub(&self, channel: &str) -> Result<usize, RedisError> {
+        self.pubsub_count("NUMSUB", channel).await
+    }
+
+    /// `PUBSUB SHARDNUMSUB channel`: how many connections subscribe to the sharded channel.
+    pub async fn shardnumsub(&self, channel: &str) -> Result<usize, RedisError> {
+        self.pubsub_count("SHARDNUMSUB", channel).await
+    }
+
+    async fn pubsub_count(&self, which: &str, channel: &str) -> Result<usize, RedisError> {
         let mut commands = self.commands.clone();
         let mut cmd = redis::cmd("PUBSUB");
-        cmd.arg("NUMSUB").arg(channel);
+        cmd.arg(which).arg(channel);
         let query = cmd.query_async::<(String, usize)>(&mut commands);
         match tokio::time::timeout(self.response_timeout, query).await {
             Ok(Ok((_, n))) => Ok(n),
             Ok(Err(e)) => Err(RedisError::Command(e.to_string())),
-            Err(_) => Err(RedisError::Command("PUBSUB NUMSUB timed out".into())),
+            Err(_) => Err(RedisError::Command(format!("PUBSUB {which} timed out"))),
         }
     }
 
-    /// Routes the messages of `topics` to `listener` too.
+    /// Routes the messages of `topics` to `listener` too (once, however often it asks).
     pub(crate) fn subscribe(&self, topics: &[Topic], listener: &Weak<dyn Listener>) {
         {
             let mut subs = self.shared.subscriptions.lock();
             for topic in topics {
-                subs.listeners
-                    .entry(topic.clone())
-                    .or_default()
-                    .push(Weak::clone(listener));
+                let list = subs.listeners.entry(topic.clone()).or_default();
+                if !list.iter().any(|l| Weak::ptr_eq(l, listener)) {
+                    list.push(Weak::clone(listener));
+                }
             }
             subs.generation += 1;
+            self.shared.note_shard_wanted(&subs);
         }
-        self.shared.changed.notify_one();
+        self.shared.notify_changed();
     }
 
     /// Stops routing `topics` to `listener`; a topic nobody listens to any more is
@@ -368,8 +460,9 @@ impl RedisConnection {
                 }
             }
             subs.generation += 1;
+            self.shared.note_shard_wanted(&subs);
         }
-        self.shared.changed.notify_one();
+        self.shared.notify_changed();
     }
 
     /// Waits until every subscription made so far is active in Redis.
@@ -377,6 +470,22 @@ impl RedisConnection {
         let target = self.shared.subscriptions.lock().generation;
         let mut rx = self.shared.applied.subscribe();
         let _ = rx.wait_for(|g| *g >= target).await;
+        let mut rx = self.shared.shard_applied.subscribe();
+        let _ = rx.wait_for(|g| *g >= target).await;
+    }
+}
+
+impl Shared {
+    fn note_shard_wanted(&self, subs: &Subscriptions) {
+        let wanted = subs.listeners.keys().any(Topic::is_shard);
+        self.shard_wanted.store(wanted, Ordering::Release);
+    }
+
+    /// Both subscriber tasks look at every change: each marks the generation applied once its
+    /// own kind of topic is in line, which is what [`RedisConnection::subscribed`] waits for.
+    fn notify_changed(&self) {
+        self.changed.notify_one();
+        self.shard_changed.notify_one();
     }
 }
 
@@ -391,7 +500,8 @@ async fn publisher_task(
         // One pipeline per batch keeps the order and costs one round trip.
         let mut pipe = redis::pipe();
         for p in &batch {
-            pipe.cmd("PUBLISH").arg(&p.channel).arg(&p.payload).ignore();
+            let command = if p.sharded { "SPUBLISH" } else { "PUBLISH" };
+            pipe.cmd(command).arg(&p.channel).arg(&p.payload).ignore();
         }
         let result = pipe.query_async::<()>(&mut commands).await;
         let was_up = shared.publisher_up.swap(result.is_ok(), Ordering::AcqRel);
@@ -455,7 +565,11 @@ async fn subscriber_task(client: redis::Client, shared: Arc<Shared>, config: Red
             tokio::select! {
                 msg = stream.next() => {
                     let Some(msg) = msg else { break };
-                    dispatch(&shared, &msg);
+                    let topic = match msg.get_pattern::<Option<String>>() {
+                        Ok(Some(pattern)) => Topic::Pattern(pattern),
+                        _ => Topic::Channel(msg.get_channel_name().to_string()),
+                    };
+                    dispatch(&shared, topic, &msg);
                 }
                 () = shared.changed.notified() => {
                     if let Err(e) = reconcile(&shared, &mut sink, &mut active).await {
@@ -476,20 +590,19 @@ async fn reconcile(
     sink: &mut PubSubSink,
     active: &mut BTreeSet<Topic>,
 ) -> Result<(), redis::RedisError> {
-    let (wanted, generation): (BTreeSet<Topic>, u64) = {
-        let subs = shared.subscriptions.lock();
-        (subs.listeners.keys().cloned().collect(), subs.generation)
-    };
+    let (wanted, generation) = shared.wanted(false);
     for topic in wanted.difference(active) {
         match topic {
             Topic::Channel(c) => sink.subscribe(c).await?,
             Topic::Pattern(p) => sink.psubscribe(p).await?,
+            Topic::Shard(_) => {}
         }
     }
     for topic in active.difference(&wanted) {
         match topic {
             Topic::Channel(c) => sink.unsubscribe(c).await?,
             Topic::Pattern(p) => sink.punsubscribe(p).await?,
+            Topic::Shard(_) => {}
         }
     }
     *active = wanted;
@@ -497,11 +610,131 @@ async fn reconcile(
     Ok(())
 }
 
-fn dispatch(shared: &Shared, msg: &redis::Msg) {
-    let topic = match msg.get_pattern::<Option<String>>() {
-        Ok(Some(pattern)) => Topic::Pattern(pattern),
-        _ => Topic::Channel(msg.get_channel_name().to_string()),
-    };
+impl Shared {
+    /// The topics of one kind (sharded or not) some listener wants, and the generation they
+    /// are of.
+    fn wanted(&self, sharded: bool) -> (BTreeSet<Topic>, u64) {
+        let subs = self.subscriptions.lock();
+        let topics = subs
+            .listeners
+            .keys()
+            .filter(|t| t.is_shard() == sharded)
+            .cloned()
+            .collect();
+        (topics, subs.generation)
+    }
+}
+
+/// Keeps the sharded subscriptions on a RESP3 connection of their own, which it opens only
+/// while some listener wants a sharded channel.
+async fn shard_subscriber_task(client: redis::Client, shared: Arc<Shared>, config: RedisConfig) {
+    let mut backoff = config.reconnect_min;
+    let mut connections: u64 = 0;
+    loop {
+        loop {
+            let (wanted, generation) = shared.wanted(true);
+            if !wanted.is_empty() {
+                break;
+            }
+            shared.shard_applied.send_replace(generation);
+            shared.shard_changed.notified().await;
+        }
+        // Messages are dispatched from the connection's reader, as they come: no queue.
+        let lost = Arc::new(Notify::new());
+        let on_push = {
+            let shared = Arc::downgrade(&shared);
+            let lost = Arc::clone(&lost);
+            move |info: PushInfo| -> Result<(), ()> {
+                match info.kind {
+                    PushKind::SMessage => {
+                        let Some(shared) = shared.upgrade() else {
+                            return Err(());
+                        };
+                        if let Some(msg) = redis::Msg::from_push_info(info) {
+                            let topic = Topic::Shard(msg.get_channel_name().to_string());
+                            dispatch(&shared, topic, &msg);
+                        }
+                    }
+                    PushKind::Disconnection => lost.notify_one(),
+                    _ => {}
+                }
+                Ok(())
+            }
+        };
+        let connection_config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.response_timeout))
+            .set_push_sender(on_push);
+        let mut conn = match client
+            .get_multiplexed_async_connection_with_config(&connection_config)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(addr = %shared.address, error = %e, ?backoff, "Redis sharded subscriber connection failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(config.reconnect_max);
+                continue;
+            }
+        };
+        let mut active: BTreeSet<Topic> = BTreeSet::new();
+        if let Err(e) = reconcile_shards(&shared, &mut conn, &mut active).await {
+            tracing::debug!(addr = %shared.address, error = %e, "restoring sharded subscriptions failed; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(config.reconnect_max);
+            continue;
+        }
+        backoff = config.reconnect_min;
+        shared.shard_up.store(true, Ordering::Release);
+        connections += 1;
+        if connections > 1 {
+            tracing::info!(addr = %shared.address, "reconnected to Redis; sharded subscriptions restored");
+        }
+        loop {
+            tokio::select! {
+                () = lost.notified() => break,
+                () = shared.shard_changed.notified() => {
+                    if let Err(e) = reconcile_shards(&shared, &mut conn, &mut active).await {
+                        tracing::debug!(addr = %shared.address, error = %e, "sharded subscribing failed");
+                        break;
+                    }
+                }
+            }
+        }
+        shared.shard_up.store(false, Ordering::Release);
+        tracing::warn!(addr = %shared.address, "lost the Redis sharded subscriber connection; local delivery goes on, reconnecting");
+    }
+}
+
+/// SSUBSCRIBE and SUNSUBSCRIBE until the connection has the sharded channels the listeners
+/// want. One channel per command: each is answered by one confirmation, and on a cluster the
+/// channels of one command must share a slot.
+async fn reconcile_shards(
+    shared: &Shared,
+    conn: &mut MultiplexedConnection,
+    active: &mut BTreeSet<Topic>,
+) -> Result<(), redis::RedisError> {
+    let (wanted, generation) = shared.wanted(true);
+    let mut pipe = redis::pipe();
+    for topic in wanted.difference(active) {
+        if let Topic::Shard(c) = topic {
+            pipe.cmd("SSUBSCRIBE").arg(c);
+        }
+    }
+    for topic in active.difference(&wanted) {
+        if let Topic::Shard(c) = topic {
+            pipe.cmd("SUNSUBSCRIBE").arg(c);
+        }
+    }
+    if !pipe.is_empty() {
+        pipe.query_async::<redis::Value>(conn).await?;
+    }
+    *active = wanted;
+    shared.shard_applied.send_replace(generation);
+    Ok(())
+}
+
+fn dispatch(shared: &Shared, topic: Topic, msg: &redis::Msg) {
     let listeners: Vec<Arc<dyn Listener>> = match shared.subscriptions.lock().listeners.get(&topic)
     {
         Some(list) => list.iter().filter_map(Weak::upgrade).collect(),

@@ -1,5 +1,7 @@
 //! [`Emitter`]: publishes to the clients of a Redis cluster from any process, in the format of
-//! `@socket.io/redis-emitter` 5, so Ignis and Node servers alike deliver what it sends.
+//! `@socket.io/redis-emitter` 5, so Ignis and Node servers alike deliver what it sends; or, for
+//! clusters on the sharded adapter (for which no official emitter exists), in the messages of
+//! that adapter.
 
 use std::sync::Arc;
 
@@ -9,6 +11,7 @@ use serde::Serialize;
 
 use crate::connection::{RedisConnection, RedisError};
 use crate::protocol::{self, Channels, EMITTER_UID, Sender};
+use crate::sharded_protocol::{self, Body, Message, ShardedChannels, SubscriptionMode};
 
 /// Why an emitter could not publish.
 #[derive(Debug, thiserror::Error)]
@@ -19,12 +22,19 @@ pub enum EmitterError {
     Value(#[from] ignis_socketio::proto::value::ValueError),
     #[error("the message cannot be encoded: {0}")]
     Encode(#[from] protocol::ProtocolError),
+    #[error("the message cannot be encoded: {0}")]
+    Msgpack(#[from] crate::notepack::NotepackError),
     #[error(transparent)]
     Redis(#[from] RedisError),
 }
 
 /// Publishes events, room changes and disconnections to every server of a cluster. Cheap to
 /// clone; every modifier returns a new emitter.
+///
+/// [`Emitter::new`] and [`Emitter::with_key`] speak the classic protocol, for servers on
+/// `createAdapter` or [`RedisAdapter`](crate::RedisAdapter); [`Emitter::sharded`] speaks to servers on
+/// `createShardedAdapter` or [`ShardedAdapter`](crate::ShardedAdapter), with the same
+/// operations.
 ///
 /// ```no_run
 /// use ignis_redis::{Emitter, RedisConfig, RedisConnection};
@@ -42,8 +52,30 @@ pub struct Emitter {
     conn: RedisConnection,
     key: Arc<str>,
     nsp: Arc<str>,
-    channels: Arc<Channels>,
+    wire: Arc<Wire>,
     opts: BroadcastOptions,
+}
+
+/// The protocol of the cluster, with the channels of the namespace.
+#[derive(Debug)]
+enum Wire {
+    Classic(Channels),
+    Sharded {
+        channels: ShardedChannels,
+        mode: SubscriptionMode,
+    },
+}
+
+impl Wire {
+    fn new(like: &Wire, key: &str, nsp: &str) -> Wire {
+        match like {
+            Wire::Classic(_) => Wire::Classic(Channels::new(key, nsp)),
+            Wire::Sharded { mode, .. } => Wire::Sharded {
+                channels: ShardedChannels::new(key, nsp),
+                mode: *mode,
+            },
+        }
+    }
 }
 
 impl Emitter {
@@ -58,7 +90,23 @@ impl Emitter {
             conn,
             key: Arc::from(key),
             nsp: Arc::from("/"),
-            channels: Arc::new(Channels::new(key, "/")),
+            wire: Arc::new(Wire::Classic(Channels::new(key, "/"))),
+            opts: BroadcastOptions::default(),
+        }
+    }
+
+    /// An emitter for the namespace `/` of a cluster on the sharded adapter, with its
+    /// `channelPrefix` and `subscriptionMode` (which decides where a broadcast to one room
+    /// goes).
+    pub fn sharded(conn: RedisConnection, channel_prefix: &str, mode: SubscriptionMode) -> Emitter {
+        Emitter {
+            conn,
+            key: Arc::from(channel_prefix),
+            nsp: Arc::from("/"),
+            wire: Arc::new(Wire::Sharded {
+                channels: ShardedChannels::new(channel_prefix, "/"),
+                mode,
+            }),
             opts: BroadcastOptions::default(),
         }
     }
@@ -73,7 +121,7 @@ impl Emitter {
         };
         Emitter {
             conn: self.conn.clone(),
-            channels: Arc::new(Channels::new(&self.key, &nsp)),
+            wire: Arc::new(Wire::new(&self.wire, &self.key, &nsp)),
             nsp: Arc::from(nsp),
             key: Arc::clone(&self.key),
             opts: BroadcastOptions::default(),
@@ -131,7 +179,10 @@ impl Emitter {
     /// Emits an event with any number of arguments (binary ones included).
     pub fn emit_args(&self, event: &str, args: Vec<Value>) -> Result<(), EmitterError> {
         let (channel, msg) = self.encode_event(event, args)?;
-        self.conn.publish_nowait(channel, msg)?;
+        match *self.wire {
+            Wire::Classic(_) => self.conn.publish_nowait(channel, msg)?,
+            Wire::Sharded { .. } => self.conn.spublish_nowait(channel, msg)?,
+        }
         Ok(())
     }
 
@@ -142,8 +193,7 @@ impl Emitter {
         args: Vec<Value>,
     ) -> Result<(), EmitterError> {
         let (channel, msg) = self.encode_event(event, args)?;
-        self.conn.publish(channel, msg).await?;
-        Ok(())
+        self.send(channel, msg).await
     }
 
     fn encode_event(
@@ -155,27 +205,81 @@ impl Emitter {
             return Err(EmitterError::ReservedEvent(event.to_string()));
         }
         let packet = Packet::event(&*self.nsp, event, args, None);
-        let msg = protocol::encode_broadcast(EMITTER_UID, &packet, &self.opts, Sender::Emitter)?;
-        Ok((self.channels.broadcast_channel(&self.opts), msg))
+        match &*self.wire {
+            Wire::Classic(channels) => {
+                let msg =
+                    protocol::encode_broadcast(EMITTER_UID, &packet, &self.opts, Sender::Emitter)?;
+                Ok((channels.broadcast_channel(&self.opts), msg))
+            }
+            Wire::Sharded { channels, mode } => {
+                let mut opts = self.opts.clone();
+                // The emitter has no acknowledgements, so no timeout.
+                opts.flags.timeout = None;
+                let channel = channels.broadcast(*mode, &opts, false);
+                let msg = self.sharded_message(Body::Broadcast {
+                    packet,
+                    opts,
+                    request_id: None,
+                })?;
+                Ok((channel, msg))
+            }
+        }
+    }
+
+    fn sharded_message(&self, body: Body) -> Result<Vec<u8>, EmitterError> {
+        Ok(sharded_protocol::encode(&Message {
+            uid: Some(EMITTER_UID.to_string()),
+            nsp: Some(self.nsp.to_string()),
+            body,
+        })?)
     }
 
     /// Makes the selected sockets of every server join `rooms`.
     pub async fn sockets_join(&self, rooms: impl IntoRooms) -> Result<(), EmitterError> {
-        let body = protocol::encode_rooms_request(None, true, &self.opts, &rooms.into_rooms());
-        self.request(body).await
+        let rooms = rooms.into_rooms();
+        match &*self.wire {
+            Wire::Classic(_) => {
+                let body = protocol::encode_rooms_request(None, true, &self.opts, &rooms);
+                self.request(body.into_bytes()).await
+            }
+            Wire::Sharded { .. } => {
+                let opts = self.selection();
+                self.request(self.sharded_message(Body::SocketsJoin { opts, rooms })?)
+                    .await
+            }
+        }
     }
 
     /// Makes the selected sockets of every server leave `rooms`.
     pub async fn sockets_leave(&self, rooms: impl IntoRooms) -> Result<(), EmitterError> {
-        let body = protocol::encode_rooms_request(None, false, &self.opts, &rooms.into_rooms());
-        self.request(body).await
+        let rooms = rooms.into_rooms();
+        match &*self.wire {
+            Wire::Classic(_) => {
+                let body = protocol::encode_rooms_request(None, false, &self.opts, &rooms);
+                self.request(body.into_bytes()).await
+            }
+            Wire::Sharded { .. } => {
+                let opts = self.selection();
+                self.request(self.sharded_message(Body::SocketsLeave { opts, rooms })?)
+                    .await
+            }
+        }
     }
 
     /// Disconnects the selected sockets of every server; with `close`, their whole
     /// connections.
     pub async fn disconnect_sockets(&self, close: bool) -> Result<(), EmitterError> {
-        let body = protocol::encode_disconnect_request(None, &self.opts, close);
-        self.request(body).await
+        match &*self.wire {
+            Wire::Classic(_) => {
+                let body = protocol::encode_disconnect_request(None, &self.opts, close);
+                self.request(body.into_bytes()).await
+            }
+            Wire::Sharded { .. } => {
+                let opts = self.selection();
+                self.request(self.sharded_message(Body::DisconnectSockets { opts, close })?)
+                    .await
+            }
+        }
     }
 
     /// Emits `[event, ...args]` to the servers' namespace handlers (no acknowledgement, as
@@ -191,14 +295,44 @@ impl Emitter {
         let mut data = Vec::with_capacity(args.len() + 1);
         data.push(Value::from(event));
         data.extend(args);
-        let body = protocol::encode_server_side_emit(EMITTER_UID, None, &data);
-        self.request(body).await
+        match &*self.wire {
+            Wire::Classic(_) => {
+                let body = protocol::encode_server_side_emit(EMITTER_UID, None, &data);
+                self.request(body.into_bytes()).await
+            }
+            Wire::Sharded { .. } => {
+                let body = Body::ServerSideEmit {
+                    packet: data,
+                    request_id: None,
+                };
+                self.request(self.sharded_message(body)?).await
+            }
+        }
     }
 
-    async fn request(&self, body: String) -> Result<(), EmitterError> {
-        self.conn
-            .publish(self.channels.request.clone(), body.into_bytes())
-            .await?;
+    /// The rooms and exceptions, without flags: they mean nothing to a room change.
+    fn selection(&self) -> BroadcastOptions {
+        BroadcastOptions {
+            rooms: self.opts.rooms.clone(),
+            except: self.opts.except.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// Sends on the channel of requests (classic) or the main channel (sharded).
+    async fn request(&self, body: Vec<u8>) -> Result<(), EmitterError> {
+        let channel = match &*self.wire {
+            Wire::Classic(channels) => channels.request.clone(),
+            Wire::Sharded { channels, .. } => channels.main.clone(),
+        };
+        self.send(channel, body).await
+    }
+
+    async fn send(&self, channel: String, body: Vec<u8>) -> Result<(), EmitterError> {
+        match *self.wire {
+            Wire::Classic(_) => self.conn.publish(channel, body).await?,
+            Wire::Sharded { .. } => self.conn.spublish(channel, body).await?,
+        }
         Ok(())
     }
 }

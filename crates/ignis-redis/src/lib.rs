@@ -8,6 +8,13 @@
 //! clients of Ignis and Node servers alike; the Node emitter (and its ports to Java, Python,
 //! PHP, Go) reaches Ignis servers.
 //!
+//! [`ShardedAdapter`] speaks the other protocol of `@socket.io/redis-adapter` 8.3, the one of
+//! `createShardedAdapter` (Redis 7 sharded pub/sub, SSUBSCRIBE/SPUBLISH, with the messages of
+//! `socket.io-adapter`'s `ClusterAdapter`), in its three subscription modes; every node of a
+//! cluster must use the same protocol and mode. [`Emitter::sharded`] publishes to such a
+//! cluster, which no official emitter does. `all_rooms` has no message in that protocol: the
+//! sharded adapter gathers the rooms from `fetch_sockets`.
+//!
 //! One [`RedisConnection`] per server process holds a publishing and a subscribing connection,
 //! restored with backoff when Redis goes away. While Redis is down local delivery goes on, and
 //! operations that need the other nodes fail with
@@ -32,6 +39,32 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The sharded protocol, with a room channel per public room as Node's default:
+//!
+//! ```no_run
+//! use ignis_redis::{
+//!     Emitter, RedisConfig, RedisConnection, ShardedAdapterConfig, ShardedAdapterFactory,
+//!     SubscriptionMode,
+//! };
+//! use ignis_socketio::SocketIo;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let conn = RedisConnection::connect(RedisConfig::from_url("redis://127.0.0.1:6379")?).await?;
+//! let config = ShardedAdapterConfig {
+//!     subscription_mode: SubscriptionMode::Dynamic,
+//!     ..ShardedAdapterConfig::default()
+//! };
+//! let io = SocketIo::builder()
+//!     .adapter(ShardedAdapterFactory::new(conn.clone(), config))
+//!     .build();
+//! conn.subscribed().await;
+//! // From any process: reaches the clients of Ignis and Node servers on createShardedAdapter.
+//! let emitter = Emitter::sharded(conn, "socket.io", SubscriptionMode::Dynamic);
+//! emitter.to("news").emit("headline", &"hello")?;
+//! # Ok(())
+//! # }
+//! ```
 
 mod adapter;
 mod connection;
@@ -39,10 +72,16 @@ mod emitter;
 mod json;
 pub mod notepack;
 pub mod protocol;
+mod sharded;
+pub mod sharded_protocol;
 
 pub use adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterFactory};
 pub use connection::{RedisConfig, RedisConnection, RedisError};
 pub use emitter::{Emitter, EmitterError};
+pub use sharded::{ShardedAdapter, ShardedAdapterConfig, ShardedAdapterFactory};
+pub use sharded_protocol::SubscriptionMode;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_sharded;

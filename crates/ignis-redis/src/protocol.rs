@@ -207,7 +207,7 @@ fn write_opts(
     Ok(())
 }
 
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -235,7 +235,7 @@ pub fn decode_broadcast(data: &Bytes) -> Result<BroadcastMessage, ProtocolError>
 
 /// An EVENT packet from its object form. `nsp` overrides the packet's own namespace (a broadcast
 /// with acknowledgements is always delivered in the receiving adapter's namespace).
-fn packet_from_value(value: Value, nsp: Option<&str>) -> Result<Packet, ProtocolError> {
+pub(crate) fn packet_from_value(value: Value, nsp: Option<&str>) -> Result<Packet, ProtocolError> {
     let Value::Map(mut map) = value else {
         return Err(ProtocolError::Malformed("the packet is not an object"));
     };
@@ -262,7 +262,7 @@ fn packet_from_value(value: Value, nsp: Option<&str>) -> Result<Packet, Protocol
 }
 
 /// A room name: Node rooms are strings, but a number is tolerated as its decimal form.
-fn room_from_value(v: &Value) -> Option<Room> {
+pub(crate) fn room_from_value(v: &Value) -> Option<Room> {
     match v {
         Value::Str(s) => Some(Arc::from(s.as_str())),
         Value::Int(n) => Some(Arc::from(n.to_string())),
@@ -277,7 +277,7 @@ fn room_from_value(v: &Value) -> Option<Room> {
 }
 
 /// Room names from an array; a missing field is no room (`new Set(undefined)` in Node).
-fn rooms_from_value(v: Option<&Value>) -> Result<Vec<Room>, ProtocolError> {
+pub(crate) fn rooms_from_value(v: Option<&Value>) -> Result<Vec<Room>, ProtocolError> {
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items
@@ -289,7 +289,10 @@ fn rooms_from_value(v: Option<&Value>) -> Result<Vec<Room>, ProtocolError> {
 }
 
 /// `{rooms, except, flags?}`; the flags are read only where they matter (broadcasts).
-fn opts_from_value(v: &Value, with_flags: bool) -> Result<BroadcastOptions, ProtocolError> {
+pub(crate) fn opts_from_value(
+    v: &Value,
+    with_flags: bool,
+) -> Result<BroadcastOptions, ProtocolError> {
     let Value::Map(map) = v else {
         return Err(ProtocolError::Malformed("the options are not an object"));
     };
@@ -367,7 +370,7 @@ pub struct Request {
 }
 
 /// JSON when the first byte is `{`, msgpack otherwise: the rule both Node peers apply.
-fn decode_any(data: &Bytes) -> Result<Value, ProtocolError> {
+pub(crate) fn decode_any(data: &Bytes) -> Result<Value, ProtocolError> {
     if data.first() == Some(&b'{') {
         json::parse(data).map_err(|e| ProtocolError::Json(e.to_string()))
     } else {

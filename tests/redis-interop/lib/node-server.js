@@ -1,12 +1,17 @@
 // The Node node of the mixed cluster: socket.io 4.8 with @socket.io/redis-adapter 8.3 over ioredis,
-// with the same behaviour as crates/ignis-redis/examples/cluster-node.rs (see CONTRACT.md).
+// or, with `--mode sharded`, with its sharded adapter over node-redis 4 (the client its README
+// documents for it), with the same behaviour as crates/ignis-redis/examples/cluster-node.rs (see
+// CONTRACT.md).
 // Usage: node lib/node-server.js --port 0 --redis-url redis://127.0.0.1:6379 --key socket.io --name node
+//        [--mode classic|sharded] [--subscription-mode dynamic|dynamic-private|static]
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
 import { Server } from "socket.io";
-import { createAdapter } from "@socket.io/redis-adapter";
+import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { Emitter } from "@socket.io/redis-emitter";
 import { Redis } from "ioredis";
+import { createClient } from "redis";
+import { randomBytes } from "node:crypto";
 
 const { values: opts } = parseArgs({
   options: {
@@ -15,21 +20,50 @@ const { values: opts } = parseArgs({
     key: { type: "string", default: "socket.io" },
     name: { type: "string", default: "node" },
     "requests-timeout-ms": { type: "string", default: "5000" },
+    mode: { type: "string", default: "classic" },
+    "subscription-mode": { type: "string", default: "dynamic" },
   },
 });
 const NODE = opts.name;
 const KEY = opts.key;
+const SHARDED = opts.mode === "sharded";
 
-const pubClient = new Redis(opts["redis-url"]);
-const subClient = pubClient.duplicate();
-const emitterClient = pubClient.duplicate();
-for (const c of [pubClient, subClient, emitterClient]) c.on("error", () => {});
+let pubClient, subClient, emitterClient, adapter, emitter;
+if (SHARDED) {
+  pubClient = createClient({ url: opts["redis-url"] });
+  subClient = pubClient.duplicate();
+  emitterClient = pubClient.duplicate();
+  for (const c of [pubClient, subClient, emitterClient]) c.on("error", () => {});
+  await Promise.all([pubClient.connect(), subClient.connect(), emitterClient.connect()]);
+  adapter = createShardedAdapter(pubClient, subClient, { channelPrefix: KEY, subscriptionMode: opts["subscription-mode"] });
+  // No official emitter speaks the sharded protocol (socket.io-redis-emitter#127): the `emitter`
+  // request fails on this node in this mode.
+  emitter = null;
+} else {
+  pubClient = new Redis(opts["redis-url"]);
+  subClient = pubClient.duplicate();
+  emitterClient = pubClient.duplicate();
+  for (const c of [pubClient, subClient, emitterClient]) c.on("error", () => {});
+  adapter = createAdapter(pubClient, subClient, { key: KEY, requestsTimeout: Number(opts["requests-timeout-ms"]) });
+  emitter = new Emitter(emitterClient, { key: KEY });
+}
+
+/**
+ * Resolves once every subscription the adapter asked for is active: the subscriber connection
+ * handles commands in order, so a subscription of our own confirms the ones before it.
+ */
+async function subscribed() {
+  if (SHARDED) {
+    const probe = `${KEY}-probe-${randomBytes(8).toString("hex")}`;
+    await subClient.sSubscribe(probe, () => {});
+    await subClient.sUnsubscribe(probe);
+  } else {
+    await subClient.ping().catch(() => {});
+  }
+}
 
 const httpServer = createServer();
-const io = new Server(httpServer, {
-  adapter: createAdapter(pubClient, subClient, { key: KEY, requestsTimeout: Number(opts["requests-timeout-ms"]) }),
-});
-const emitter = new Emitter(emitterClient, { key: KEY });
+const io = new Server(httpServer, { adapter });
 
 const list = (v) => (v === undefined || v === null ? [] : Array.isArray(v) ? v : [v]);
 function select(req = {}) {
@@ -63,8 +97,10 @@ io.on("connection", (socket) => {
       }
       if (typeof ack === "function") ack(answer);
     });
-  on("join", (req) => {
+  on("join", async (req) => {
     socket.join(list(req));
+    // A room may have a sharded channel of its own.
+    await subscribed();
     return [...socket.rooms];
   });
   on("leave", (req) => {
@@ -92,7 +128,11 @@ io.on("connection", (socket) => {
     await select(req).disconnectSockets(!!req.close);
     return "ok";
   });
-  on("allRooms", async () => [...(await io.of("/").adapter.allRooms())]);
+  on("allRooms", async () => {
+    // The sharded adapter has no allRooms.
+    if (typeof io.of("/").adapter.allRooms !== "function") return error("allRooms is not supported by this adapter");
+    return [...(await io.of("/").adapter.allRooms())];
+  });
   on("serverCount", async () => io.of("/").adapter.serverCount());
   on("serverSideEmit", async (req) => {
     if (!req.ack) {
@@ -117,6 +157,7 @@ io.on("connection", (socket) => {
     }
   });
   on("emitter", async (req) => {
+    if (!emitter) return error("no Node emitter for the sharded adapter");
     let e = req.nsp ? emitter.of(req.nsp) : emitter;
     const to = list(req.to);
     const except = list(req.except);
@@ -147,18 +188,19 @@ io.on("connection", (socket) => {
   });
 });
 
-// The adapter subscribes without waiting; a command on the same connection answers after its
-// subscriptions did.
-await subClient.ping().catch(() => {});
+// The adapter subscribes without waiting.
+await subscribed();
 await new Promise((resolve) => httpServer.listen(Number(opts.port), "127.0.0.1", resolve));
-await subClient.subscribe(`${KEY}-ready-probe`).catch(() => {});
+if (!SHARDED) await subClient.subscribe(`${KEY}-ready-probe`).catch(() => {});
 console.log(`listening on ${httpServer.address().port}`);
 
 const stop = () => {
   io.close();
-  pubClient.disconnect();
-  subClient.disconnect();
-  emitterClient.disconnect();
+  for (const c of [pubClient, subClient, emitterClient]) {
+    Promise.resolve()
+      .then(() => c.disconnect())
+      .catch(() => {});
+  }
   process.exit(0);
 };
 process.on("SIGTERM", stop);

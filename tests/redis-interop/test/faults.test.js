@@ -89,68 +89,73 @@ describe("Redis down at start", () => {
   });
 });
 
-describe("Redis lost while running", { skip: !hasRedisServer() && "redis-server is not installed" }, () => {
-  let port;
-  let redis;
-  let nodes = [];
-  let clients = [];
+for (const [protocol, extraArgs] of [
+  ["classic", []],
+  ["sharded", ["--mode", "sharded"]],
+]) {
+  describe(`Redis lost while running (${protocol})`, { skip: !hasRedisServer() && "redis-server is not installed" }, () => {
+    let port;
+    let redis;
+    let nodes = [];
+    let clients = [];
 
-  before(async () => {
-    port = await freePort();
-    redis = await startRedis(port);
-    const redisUrl = `redis://127.0.0.1:${port}`;
-    const key = randomKey();
-    nodes = await Promise.all([
-      startNode({ kind: "node", name: "node", key, redisUrl }),
-      startNode({ kind: "rust", name: "rust1", key, redisUrl }),
-      startNode({ kind: "rust", name: "rust2", key, redisUrl }),
-    ]);
-    clients = await Promise.all(nodes.map((n) => connect(n)));
-  });
+    before(async () => {
+      port = await freePort();
+      redis = await startRedis(port);
+      const redisUrl = `redis://127.0.0.1:${port}`;
+      const key = randomKey();
+      nodes = await Promise.all([
+        startNode({ kind: "node", name: "node", key, redisUrl, extraArgs }),
+        startNode({ kind: "rust", name: "rust1", key, redisUrl, extraArgs }),
+        startNode({ kind: "rust", name: "rust2", key, redisUrl, extraArgs }),
+      ]);
+      clients = await Promise.all(nodes.map((n) => connect(n)));
+    });
 
-  after(async () => {
-    for (const c of clients) c.close();
-    await Promise.all(nodes.map((n) => n.stop()));
-    await redis?.kill();
-  });
+    after(async () => {
+      for (const c of clients) c.close();
+      await Promise.all(nodes.map((n) => n.stop()));
+      await redis?.kill();
+    });
 
-  it("local delivery goes on, cross-node operations fail, and everything comes back with Redis", async () => {
-    const [nodeClient, rust1, rust2] = clients;
-    await rust1.request("broadcast", { event: "before", args: [1] });
-    for (const c of clients) assert.deepEqual(await c.next("before"), [1]);
+    it("local delivery goes on, cross-node operations fail, and everything comes back with Redis", async () => {
+      const [nodeClient, rust1, rust2] = clients;
+      await rust1.request("broadcast", { event: "before", args: [1] });
+      for (const c of clients) assert.deepEqual(await c.next("before"), [1]);
 
-    await redis.kill();
-    await sleep(300);
+      await redis.kill();
+      await sleep(300);
 
-    // A broadcast still reaches this node's clients, and says the others were not reached.
-    const res = await rust1.request("broadcast", { event: "during", args: [2] });
-    assert.match(res?.error ?? "", /unreachable/, JSON.stringify(res));
-    assert.deepEqual(await rust1.next("during"), [2]);
-    assert.equal(await arrives(nodeClient, "during", 300), false);
-    assert.equal(await arrives(rust2, "during", 100), false);
+      // A broadcast still reaches this node's clients, and says the others were not reached.
+      const res = await rust1.request("broadcast", { event: "during", args: [2] });
+      assert.match(res?.error ?? "", /unreachable/, JSON.stringify(res));
+      assert.deepEqual(await rust1.next("during"), [2]);
+      assert.equal(await arrives(nodeClient, "during", 300), false);
+      assert.equal(await arrives(rust2, "during", 100), false);
 
-    const fetched = await rust1.request("fetch", {});
-    assert.match(fetched?.error ?? "", /unreachable/, JSON.stringify(fetched));
-    const joined = await rust2.request("socketsJoin", { rooms: ["x"] });
-    assert.match(joined?.error ?? "", /unreachable/, JSON.stringify(joined));
+      const fetched = await rust1.request("fetch", {});
+      assert.match(fetched?.error ?? "", /unreachable/, JSON.stringify(fetched));
+      const joined = await rust2.request("socketsJoin", { rooms: ["x"] });
+      assert.match(joined?.error ?? "", /unreachable/, JSON.stringify(joined));
 
-    redis = await startRedis(port);
-    for (const c of clients) {
-      await eventually(async () => (await c.request("serverCount")) === 3, `${c.node} counting 3 servers again`);
-    }
-    // Subscriptions are back in both directions.
-    for (const sender of clients) {
-      const event = `after-${sender.node}`;
-      await eventually(async () => {
-        const r = await sender.request("broadcast", { event, args: [3] });
-        return r === "ok" || JSON.stringify(r);
-      }, `${sender.node} broadcasting again`);
+      redis = await startRedis(port);
       for (const c of clients) {
-        assert.deepEqual(await c.next(event, 5000), [3], `${c.node} got ${sender.node}'s broadcast after the restart`);
-        c.drain(event);
+        await eventually(async () => (await c.request("serverCount")) === 3, `${c.node} counting 3 servers again`);
       }
-    }
-    const all = await rust1.request("fetch", {});
-    assert.equal(all.length, 3, JSON.stringify(all));
+      // Subscriptions are back in both directions.
+      for (const sender of clients) {
+        const event = `after-${sender.node}`;
+        await eventually(async () => {
+          const r = await sender.request("broadcast", { event, args: [3] });
+          return r === "ok" || JSON.stringify(r);
+        }, `${sender.node} broadcasting again`);
+        for (const c of clients) {
+          assert.deepEqual(await c.next(event, 5000), [3], `${c.node} got ${sender.node}'s broadcast after the restart`);
+          c.drain(event);
+        }
+      }
+      const all = await rust1.request("fetch", {});
+      assert.equal(all.length, 3, JSON.stringify(all));
+    });
   });
-});
+}
