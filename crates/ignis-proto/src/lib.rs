@@ -6,6 +6,7 @@
 
 pub mod engineio;
 pub mod ignis;
+pub mod notepack;
 pub mod socketio;
 pub mod value;
 

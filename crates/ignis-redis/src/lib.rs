@@ -70,7 +70,7 @@ mod adapter;
 mod connection;
 mod emitter;
 mod json;
-pub mod notepack;
+pub use ignis_socketio::proto::notepack;
 pub mod protocol;
 mod sharded;
 pub mod sharded_protocol;

@@ -1,5 +1,5 @@
-//! msgpack as notepack.io 3 writes and reads it, the codec of `@socket.io/redis-adapter` 8 and
-//! `@socket.io/redis-emitter` 5.
+//! msgpack as notepack.io writes and reads it: the codec of `socket.io-msgpack-parser`,
+//! `@socket.io/redis-adapter` 8 and `@socket.io/redis-emitter` 5.
 //!
 //! Writing follows notepack byte for byte for the values a [`Value`] can hold: the smallest
 //! integer form (unsigned forms for non-negative numbers), integral floats as integers (a
@@ -15,8 +15,8 @@
 use std::collections::HashSet;
 
 use bytes::Bytes;
-use ignis_socketio::Value;
-use ignis_socketio::proto::value::Map;
+
+use crate::value::{Map, Value};
 
 /// Deeper values are refused, so a hostile message cannot exhaust the stack.
 pub const MAX_DEPTH: usize = 128;
@@ -41,14 +41,41 @@ pub enum NotepackError {
 // ---------------------------------------------------------------------------------------------
 // Writing
 
-/// Writes `value`; `depth` is its nesting level (0 for the message itself).
+/// How floats are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Floats {
+    /// As notepack does: a float with an integral value as an integer (a JavaScript number has
+    /// no separate integer type), others as float 64.
+    Notepack,
+    /// Always as float 64, so that decoding gives back exactly the value written.
+    Exact,
+}
+
+/// Writes `value` with notepack's integral floats; `depth` is its nesting level (0 for the
+/// message itself).
 pub fn write_value(out: &mut Vec<u8>, value: &Value, depth: usize) -> Result<(), NotepackError> {
+    write_value_with(out, value, depth, Floats::Notepack)
+}
+
+/// Writes `value`, choosing how floats are written.
+pub fn write_value_with(
+    out: &mut Vec<u8>,
+    value: &Value,
+    depth: usize,
+    floats: Floats,
+) -> Result<(), NotepackError> {
     match value {
         Value::Null => out.push(0xc0),
         Value::Bool(b) => out.push(if *b { 0xc3 } else { 0xc2 }),
         Value::Int(n) => write_int(out, *n),
         Value::UInt(n) => write_uint(out, *n),
-        Value::Float(f) => write_float(out, *f),
+        Value::Float(f) => match floats {
+            Floats::Notepack => write_float(out, *f),
+            Floats::Exact => {
+                out.push(0xcb);
+                out.extend_from_slice(&f.to_be_bytes());
+            }
+        },
         Value::Str(s) => write_str(out, s)?,
         Value::Bytes(b) => write_bin(out, b)?,
         Value::Array(items) => {
@@ -57,7 +84,7 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value, depth: usize) -> Result<(),
             }
             write_array_len(out, items.len())?;
             for item in items {
-                write_value(out, item, depth + 1)?;
+                write_value_with(out, item, depth + 1, floats)?;
             }
         }
         Value::Map(map) => {
@@ -67,7 +94,7 @@ pub fn write_value(out: &mut Vec<u8>, value: &Value, depth: usize) -> Result<(),
             write_map_len(out, map.len())?;
             for (k, v) in map.iter() {
                 write_str(out, k)?;
-                write_value(out, v, depth + 1)?;
+                write_value_with(out, v, depth + 1, floats)?;
             }
         }
     }
@@ -488,4 +515,53 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+#[cfg(test)]
+mod date_tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_matches_javascript() {
+        let cases: &[(i64, Option<&str>)] = &[
+            (0, Some("1970-01-01T00:00:00.000Z")),
+            (1_700_000_000_123, Some("2023-11-14T22:13:20.123Z")),
+            (951_782_400_000, Some("2000-02-29T00:00:00.000Z")),
+            (-1, Some("1969-12-31T23:59:59.999Z")),
+            (-62_167_219_200_000, Some("0000-01-01T00:00:00.000Z")),
+            (-62_167_219_200_001, Some("-000001-12-31T23:59:59.999Z")),
+            (253_402_300_800_000, Some("+010000-01-01T00:00:00.000Z")),
+            (MAX_JS_MS, Some("+275760-09-13T00:00:00.000Z")),
+            (-MAX_JS_MS, Some("-271821-04-20T00:00:00.000Z")),
+            (MAX_JS_MS + 1, None),
+            (i64::MIN, None),
+        ];
+        for &(ms, want) in cases {
+            assert_eq!(iso8601_from_millis(ms).as_deref(), want, "ms = {ms}");
+        }
+    }
+
+    #[test]
+    fn timestamps() {
+        let cases: &[(&[u8], Option<i64>)] = &[
+            (&[0, 0, 0, 1], Some(1000)),
+            (&[0xff, 0xff, 0xff, 0xff], Some(4_294_967_295_000)),
+            // timestamp 64: 5_000_000 ns in the upper 30 bits, 2 s in the lower 34
+            (&(((5_000_000u64) << 34) | 2).to_be_bytes(), Some(2005)),
+            (
+                &[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+                Some(-1000),
+            ),
+            // 1e9 nanoseconds is not a valid fraction
+            (&[0x3b, 0x9a, 0xca, 0x00, 0, 0, 0, 0, 0, 0, 0, 0], None),
+            (
+                &[0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+                None,
+            ),
+            (&[1, 2, 3], None),
+        ];
+        for &(body, want) in cases {
+            assert_eq!(millis_from_timestamp(body), want, "body = {body:?}");
+        }
+    }
 }
