@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use ignis::socketio::{RedisMode, SubscriptionMode};
 use serde::Deserialize;
 
 /// The Ignis real-time server: Socket.IO with authentication and rooms, and a REST API to send
@@ -38,6 +39,14 @@ pub struct Cli {
     /// [default: socket.io].
     #[arg(long, env = "APP_ENV_REDIS_SOCKETIO_KEY")]
     pub redis_key: Option<String>,
+    /// Redis protocol: `classic` (PUBLISH, @socket.io/redis-adapter's createAdapter) or
+    /// `sharded` (Redis 7 SPUBLISH, createShardedAdapter) [default: classic].
+    #[arg(long, env = "APP_ENV_REDIS_SOCKETIO_MODE")]
+    pub redis_mode: Option<String>,
+    /// Subscription mode of the sharded protocol: `dynamic`, `dynamic-private` or `static`
+    /// [default: dynamic].
+    #[arg(long, env = "APP_ENV_REDIS_SOCKETIO_SUBSCRIPTION_MODE")]
+    pub redis_subscription_mode: Option<String>,
     /// Milliseconds a client has to authenticate after connecting [default: 10000].
     #[arg(long, env = "APP_ENV_SOCKETIO_AUTH_TIMEOUT_MS")]
     pub auth_timeout_ms: Option<u64>,
@@ -83,6 +92,8 @@ struct FileConfig {
     cors_origins: Option<Vec<String>>,
     redis_url: Option<String>,
     redis_key: Option<String>,
+    redis_mode: Option<String>,
+    redis_subscription_mode: Option<String>,
     auth_timeout_ms: Option<u64>,
     app_ping_interval_ms: Option<u64>,
     default_rooms: Option<Vec<String>>,
@@ -120,6 +131,7 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub redis_url: Option<String>,
     pub redis_key: String,
+    pub redis_mode: RedisMode,
     pub auth_timeout: Duration,
     pub app_ping_interval: Duration,
     pub default_rooms: Vec<String>,
@@ -244,7 +256,29 @@ impl Config {
                     n => Ok(Duration::from_millis(n)),
                 }
             };
+        let subscription = match cli
+            .redis_subscription_mode
+            .or(file.redis_subscription_mode)
+            .as_deref()
+        {
+            None => SubscriptionMode::default(),
+            Some(m) => m.parse().map_err(|_| ConfigError::Invalid {
+                name: "Redis subscription mode",
+                reason: format!("{m:?} is not dynamic, dynamic-private or static"),
+            })?,
+        };
+        let redis_mode = match cli.redis_mode.or(file.redis_mode).as_deref() {
+            None | Some("classic") => RedisMode::Classic,
+            Some("sharded") => RedisMode::Sharded(subscription),
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "Redis mode",
+                    reason: format!("{other:?} is neither classic nor sharded"),
+                });
+            }
+        };
         Ok(Config {
+            redis_mode,
             host: cli.host.or(file.host).unwrap_or_else(|| "127.0.0.1".into()),
             port: cli.port.or(file.port).unwrap_or(3000),
             base_path: path_setting(

@@ -114,6 +114,7 @@ fn build(config: &Config, verifier: Verifier, redis: Option<RedisConfig>) -> App
     .component(
         SocketIOComponent::new()
             .redis_key(config.redis_key.clone())
+            .redis_mode(config.redis_mode)
             .authenticate_timeout(config.auth_timeout)
             .app_ping_interval(config.app_ping_interval)
             .default_rooms(config.default_rooms.clone()),

@@ -16,7 +16,7 @@ async function authenticated(url) {
   return socket;
 }
 
-describe("two instances sharing Redis", () => {
+for (const mode of [[], ["--redis-mode", "sharded"], ["--redis-mode", "sharded", "--redis-subscription-mode", "static"]]) describe(`two instances sharing Redis ${mode.join(" ") || "(classic)"}`, () => {
   let one;
   let two;
   let a;
@@ -24,7 +24,7 @@ describe("two instances sharing Redis", () => {
   before(async () => {
     // A key of its own, so that parallel runs never see each other's traffic.
     const key = `ignis-test-${randomBytes(6).toString("hex")}`;
-    const args = ["--redis-url", REDIS_URL, "--redis-key", key];
+    const args = ["--redis-url", REDIS_URL, "--redis-key", key, ...mode];
     [one, two] = await Promise.all([startIgnisServer(args), startIgnisServer(args)]);
     a = await authenticated(one.url);
     b = await authenticated(two.url);

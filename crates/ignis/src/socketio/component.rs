@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use ignis_redis::{RedisAdapterConfig, RedisAdapterFactory, RedisConnection};
+use ignis_redis::{
+    RedisAdapterConfig, RedisAdapterFactory, RedisConnection, ShardedAdapterConfig,
+    ShardedAdapterFactory, SubscriptionMode,
+};
 use ignis_socketio::SocketIo;
 
 use super::helper::{HelperOptions, SocketIOServerHelper};
@@ -17,6 +20,17 @@ use crate::error::ApplicationError;
 pub struct SocketIOComponent {
     options: HelperOptions,
     redis_key: Option<String>,
+    redis_mode: RedisMode,
+}
+
+/// Which protocol of `@socket.io/redis-adapter` the nodes speak.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RedisMode {
+    /// `createAdapter`: PUBLISH/PSUBSCRIBE.
+    #[default]
+    Classic,
+    /// `createShardedAdapter` (Redis 7): SPUBLISH/SSUBSCRIBE, with this subscription mode.
+    Sharded(SubscriptionMode),
 }
 
 impl SocketIOComponent {
@@ -40,6 +54,12 @@ impl SocketIOComponent {
     /// default, as `@socket.io/redis-adapter`).
     pub fn redis_key(mut self, key: impl Into<String>) -> Self {
         self.redis_key = Some(key.into());
+        self
+    }
+
+    /// The Redis protocol (classic by default); every node of a cluster must use the same.
+    pub fn redis_mode(mut self, mode: RedisMode) -> Self {
+        self.redis_mode = mode;
         self
     }
 
@@ -82,17 +102,32 @@ impl Component for SocketIOComponent {
             helper_options.identifier = identifier.clone();
         }
         let redis_key = self.redis_key.clone();
+        let redis_mode = self.redis_mode;
         ctx.register_post_start_hook("socket-io-initialize", move |app| async move {
             let mut builder = options.apply(SocketIo::builder());
             let connection = match redis {
                 Some(config) => {
                     // Fails after the configured timeout with an error naming the address.
                     let connection = RedisConnection::connect(config).await?;
-                    let mut adapter = RedisAdapterConfig::default();
-                    if let Some(key) = redis_key {
-                        adapter.key = key;
-                    }
-                    builder = builder.adapter(RedisAdapterFactory::new(connection.clone(), adapter));
+                    builder = match redis_mode {
+                        RedisMode::Classic => {
+                            let mut adapter = RedisAdapterConfig::default();
+                            if let Some(key) = redis_key {
+                                adapter.key = key;
+                            }
+                            builder.adapter(RedisAdapterFactory::new(connection.clone(), adapter))
+                        }
+                        RedisMode::Sharded(subscription_mode) => {
+                            let mut adapter = ShardedAdapterConfig {
+                                subscription_mode,
+                                ..ShardedAdapterConfig::default()
+                            };
+                            if let Some(key) = redis_key {
+                                adapter.channel_prefix = key;
+                            }
+                            builder.adapter(ShardedAdapterFactory::new(connection.clone(), adapter))
+                        }
+                    };
                     Some(connection)
                 }
                 None => None,

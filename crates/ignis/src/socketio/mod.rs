@@ -5,10 +5,10 @@ mod handlers;
 mod helper;
 mod options;
 
-pub use component::SocketIOComponent;
+pub use component::{RedisMode, SocketIOComponent};
 pub use handlers::{AuthRequest, AuthenticateHandler, ClientConnectedHandler, ValidateRoomHandler};
 pub use helper::{ClientRecord, HelperOptions, SendError, SendOptions, SocketIOServerHelper};
-pub use ignis_redis::{RedisConfig, RedisConnection};
+pub use ignis_redis::{RedisConfig, RedisConnection, SubscriptionMode};
 pub use ignis_socketio::proto::ignis as constants;
 pub use options::{CorsOptions, DeflateOptions, DeflateSetting, ServerOptions};
 
