@@ -1,23 +1,23 @@
 //! [`RedisAdapter`]: the classic `@socket.io/redis-adapter` 8 protocol behind
 //! [`ignis_socketio::Adapter`], so that Ignis and Node servers share one cluster.
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use ignis_socketio::adapter::{AckCollector, BoxFuture};
-use ignis_socketio::proto::socketio::{Packet, PacketKind};
+use ignis_socketio::proto::socketio::Packet;
 use ignis_socketio::{
-    Adapter, AdapterError, AdapterFactory, BroadcastOptions, DEFAULT_ACK_TIMEOUT, MemoryAdapter,
-    Namespace, RemoteSocket, Room, Sid, Value,
+    Adapter, AdapterError, AdapterFactory, BroadcastOptions, MemoryAdapter, Namespace,
+    RemoteSocket, Room, Sid, Value,
 };
-use parking_lot::Mutex;
 use rand::Rng;
-use tokio::sync::{Semaphore, oneshot};
 
-use crate::connection::{Listener, RedisConnection, RedisError, Topic};
+use crate::cluster::{self, unavailable};
+use crate::connection::{Listener, RedisConnection, Topic};
 use crate::protocol::{self, Channels, Request, RequestKind, Response, Sender, Target};
+use crate::requests::{AckRequests, Requests};
+use crate::serve::{self, AckReply, Membership, RemoteTasks};
 
 /// Options of the adapter, named as in `@socket.io/redis-adapter`.
 #[derive(Debug, Clone)]
@@ -103,19 +103,6 @@ enum Collected {
     Acks(Vec<Value>),
 }
 
-struct Pending {
-    /// Answers expected, this node's own included where it counts as one (rooms, sockets).
-    expected: usize,
-    received: usize,
-    collected: Collected,
-    done: Option<oneshot::Sender<Collected>>,
-}
-
-struct AckRequest {
-    collector: Weak<dyn AckCollector>,
-    until: Instant,
-}
-
 struct Inner {
     local: MemoryAdapter,
     uid: String,
@@ -124,9 +111,9 @@ struct Inner {
     conn: RedisConnection,
     config: RedisAdapterConfig,
     ns: OnceLock<Weak<Namespace>>,
-    pending: Mutex<HashMap<String, Pending>>,
-    ack_requests: Mutex<HashMap<String, AckRequest>>,
-    remote_tasks: Arc<Semaphore>,
+    pending: Requests<Collected>,
+    ack_requests: AckRequests,
+    remote_tasks: RemoteTasks,
     topics: Vec<Topic>,
 }
 
@@ -146,12 +133,12 @@ impl RedisAdapter {
             uid,
             nsp: nsp.to_string(),
             channels,
-            remote_tasks: Arc::new(Semaphore::new(config.max_remote_tasks.max(1))),
+            remote_tasks: RemoteTasks::new(nsp, config.max_remote_tasks),
+            pending: Requests::new(config.max_pending_requests),
+            ack_requests: AckRequests::new(config.max_pending_requests),
             conn,
             config,
             ns: OnceLock::new(),
-            pending: Mutex::new(HashMap::new()),
-            ack_requests: Mutex::new(HashMap::new()),
             topics,
         });
         let as_listener: Arc<dyn Listener> = inner.clone();
@@ -172,20 +159,6 @@ impl Drop for RedisAdapter {
             .conn
             .unsubscribe(&self.inner.topics, &self.listener);
     }
-}
-
-fn unavailable(e: RedisError) -> AdapterError {
-    AdapterError::Unavailable(e.to_string())
-}
-
-/// Whether every target room is the own room of a socket of this node, in which case no other
-/// node can have a recipient.
-fn only_local_sockets(ns: &Namespace, opts: &BroadcastOptions) -> bool {
-    !opts.rooms.is_empty()
-        && opts
-            .rooms
-            .iter()
-            .all(|r| Sid::parse(r).is_some_and(|sid| ns.get_socket(sid).is_some()))
 }
 
 impl Inner {
@@ -211,52 +184,47 @@ impl Inner {
         }
     }
 
-    /// Publishes `payload` on the request channel and waits until `expected` answers were
-    /// collected into `collected`, or the timeout.
-    async fn request(
+    /// Asks the other nodes with the request `encode` makes of a request id, and collects
+    /// their answers into `collected`.
+    async fn ask_others(
         &self,
-        request_id: String,
-        payload: String,
-        expected: usize,
-        received: usize,
         collected: Collected,
         timeout: Duration,
+        encode: impl FnOnce(&str) -> String,
     ) -> Result<Collected, AdapterError> {
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut pending = self.pending.lock();
-            if pending.len() >= self.config.max_pending_requests {
-                return Err(AdapterError::Other(
-                    "too many requests wait for other nodes".into(),
-                ));
-            }
-            pending.insert(
-                request_id.clone(),
-                Pending {
-                    expected,
-                    received,
-                    collected,
-                    done: Some(tx),
-                },
-            );
-        }
-        // Removes the entry however this future ends (answered, timed out, dropped).
-        struct Forget<'a>(&'a Mutex<HashMap<String, Pending>>, &'a str);
-        impl Drop for Forget<'_> {
-            fn drop(&mut self) {
-                self.0.lock().remove(self.1);
-            }
-        }
-        let _forget = Forget(&self.pending, &request_id);
-        self.conn
-            .publish(self.channels.request.clone(), payload.into_bytes())
+        let servers = self.server_count().await?;
+        self.pending
+            .ask_others(servers, collected, timeout, random_id, |request_id| {
+                Ok(self.publish_request(encode(request_id)))
+            })
             .await
-            .map_err(unavailable)?;
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(collected)) => Ok(collected),
-            Ok(Err(_)) => Err(AdapterError::Other("request abandoned".into())),
-            Err(_) => Err(AdapterError::Timeout),
+    }
+
+    /// `sockets_join` (`join`) or `sockets_leave`: the local sockets first, then the others.
+    async fn sockets_join_or_leave(
+        &self,
+        ns: &Namespace,
+        opts: &BroadcastOptions,
+        rooms: &[Room],
+        join: bool,
+    ) -> Result<(), AdapterError> {
+        if join {
+            self.local.add_sockets(ns, opts, rooms).await?;
+        } else {
+            self.local.del_sockets(ns, opts, rooms).await?;
         }
+        if opts.flags.local {
+            return Ok(());
+        }
+        let body = protocol::encode_rooms_request(Some(&self.uid), join, opts, rooms);
+        self.publish_request(body).await
+    }
+
+    async fn publish_request(&self, body: String) -> Result<(), AdapterError> {
+        self.conn
+            .publish(self.channels.request.clone(), body.into_bytes())
+            .await
+            .map_err(unavailable)
     }
 
     async fn server_count(&self) -> Result<usize, AdapterError> {
@@ -303,10 +271,8 @@ impl Inner {
             kind,
         } = request;
         let own = uid.as_deref() == Some(self.uid.as_str());
-        let is_pending = |id: &Option<String>| {
-            id.as_ref()
-                .is_some_and(|id| self.pending.lock().contains_key(id))
-        };
+        let is_pending =
+            |id: &Option<String>| id.as_ref().is_some_and(|id| self.pending.contains(id));
         match kind {
             RequestKind::Sockets { rooms } => {
                 let Some(id) = request_id.filter(|_| !own) else {
@@ -339,11 +305,7 @@ impl Inner {
             RequestKind::Disconnect { .. } if own => {}
             RequestKind::Disconnect { target, close } => match target {
                 Target::Matching(opts) => {
-                    for sid in self.local.local_sockets(&opts) {
-                        if let Some(socket) = ns.get_socket(sid) {
-                            socket.disconnect_with(close);
-                        }
-                    }
+                    serve::disconnect_selected(&self.local, &ns, &opts, close)
                 }
                 Target::Socket(sid) => {
                     let Some(socket) = Sid::parse(&sid).and_then(|s| ns.get_socket(s)) else {
@@ -361,13 +323,7 @@ impl Inner {
                     return;
                 }
                 let Some(id) = request_id else { return };
-                let sockets: Vec<RemoteSocket> = self
-                    .local
-                    .local_sockets(&opts)
-                    .into_iter()
-                    .filter_map(|sid| ns.get_socket(sid))
-                    .map(|s| s.to_remote())
-                    .collect();
+                let sockets = serve::fetch_selected(&self.local, &ns, &opts);
                 let body = protocol::encode_fetch_response(&id, &sockets);
                 self.respond(uid.as_deref(), body.into_bytes());
             }
@@ -379,7 +335,7 @@ impl Inner {
             }
             RequestKind::BroadcastWithAck { packet, opts } => {
                 let Some(id) = request_id else { return };
-                if self.ack_requests.lock().contains_key(&id) {
+                if self.ack_requests.contains(&id) {
                     return;
                 }
                 self.on_broadcast_with_ack(&ns, packet, opts, id, uid);
@@ -396,28 +352,15 @@ impl Inner {
         requester: Option<&str>,
         request_id: Option<String>,
     ) {
-        let apply = |sid: Sid| {
-            if join {
-                self.local.add_all(sid, rooms);
-            } else {
-                for room in rooms {
-                    self.local.del(sid, room);
-                }
-            }
-        };
         match target {
             Target::Matching(opts) => {
-                for sid in self.local.local_sockets(&opts) {
-                    if ns.get_socket(sid).is_some() {
-                        apply(sid);
-                    }
-                }
+                serve::join_or_leave_selected(&self.local, &self.local, ns, &opts, rooms, join);
             }
             Target::Socket(sid) => {
                 let Some(sid) = Sid::parse(&sid).filter(|s| ns.get_socket(*s).is_some()) else {
                     return;
                 };
-                apply(sid);
+                self.local.join_or_leave(sid, rooms, join);
                 if let Some(id) = request_id {
                     let body = protocol::encode_done_response(&id);
                     self.respond(requester, body.into_bytes());
@@ -427,66 +370,39 @@ impl Inner {
     }
 
     fn on_server_side_emit(&self, ns: &Namespace, data: Vec<Value>, request_id: Option<String>) {
-        let Some(handler) = ns.dispatch_server_event(data) else {
-            return;
-        };
-        let Ok(permit) = Arc::clone(&self.remote_tasks).try_acquire_owned() else {
-            tracing::warn!(nsp = %self.nsp, "too many server-side events running; one from another node dropped");
-            return;
-        };
-        let conn = self.conn.clone();
-        let channel = self.channels.response.clone();
-        tokio::spawn(async move {
-            let answer = handler.await;
-            drop(permit);
-            if let (Some(id), Some(answer)) = (request_id, answer) {
-                // Node sends these answers on the shared response channel whatever the option.
+        let reply = request_id.map(|id| {
+            let conn = self.conn.clone();
+            // Node sends these answers on the shared response channel whatever the option.
+            let channel = self.channels.response.clone();
+            move |answer: Value| {
                 let body = protocol::encode_server_side_emit_response(&id, &answer);
                 let _ = conn.publish_nowait(channel, body.into_bytes());
             }
         });
+        self.remote_tasks.server_side_emit(ns, data, reply);
     }
 
     fn on_broadcast_with_ack(
         &self,
         ns: &Namespace,
-        mut packet: Packet,
+        packet: Packet,
         opts: BroadcastOptions,
         request_id: String,
         requester: Option<String>,
     ) {
-        let Ok(permit) = Arc::clone(&self.remote_tasks).try_acquire_owned() else {
-            tracing::warn!(nsp = %self.nsp, "too many broadcasts with acknowledgements running; one from another node dropped");
-            return;
-        };
-        if let PacketKind::Event { id, .. } = &mut packet.kind {
-            *id = Some(ns.next_ack_id());
-        }
-        let forwarder = Arc::new(AckForwarder {
+        let reply = AckForwarder {
             conn: self.conn.clone(),
             channel: self.response_channel(requester.as_deref()),
             request_id,
-        });
-        // The requester listens for `timeout`; sockets hold the forwarder weakly, so keep it
-        // alive that long (bounded, whatever the peer asked).
-        let keep = opts
-            .flags
-            .timeout
-            .unwrap_or(DEFAULT_ACK_TIMEOUT)
-            .min(Duration::from_secs(600));
-        let as_dyn: Arc<dyn AckCollector> = forwarder.clone();
+        };
+        let timeout = opts.flags.timeout;
         let selection = BroadcastOptions {
             rooms: opts.rooms,
             except: opts.except,
             ..Default::default()
         };
-        self.local
-            .broadcast_with_ack_local(ns, packet, &selection, as_dyn);
-        tokio::spawn(async move {
-            tokio::time::sleep(keep).await;
-            drop(forwarder);
-            drop(permit);
-        });
+        self.remote_tasks
+            .broadcast_with_ack(&self.local, ns, packet, &selection, timeout, reply);
     }
 
     fn on_response(&self, payload: &Bytes) {
@@ -497,49 +413,34 @@ impl Inner {
                 return;
             }
         };
-        let collector = self
-            .ack_requests
-            .lock()
-            .get(&response.request_id)
-            .map(|r| r.collector.clone());
-        if let Some(collector) = collector {
+        if let Some(collector) = self.ack_requests.collector(&response.request_id) {
             if let Some(collector) = collector.upgrade() {
                 on_ack_response(&*collector, &response);
             }
             return;
         }
-        let mut pending = self.pending.lock();
-        let Some(entry) = pending.get_mut(&response.request_id) else {
-            return;
-        };
-        match &mut entry.collected {
-            Collected::Rooms(rooms) => {
-                entry.received += 1;
-                if let Some(more) = response.rooms() {
-                    for room in more {
-                        if !rooms.contains(&room) {
-                            rooms.push(room);
+        self.pending.answer(&response.request_id, |collected| {
+            match collected {
+                Collected::Rooms(rooms) => {
+                    if let Some(more) = response.rooms() {
+                        for room in more {
+                            if !rooms.contains(&room) {
+                                rooms.push(room);
+                            }
                         }
                     }
                 }
-            }
-            Collected::Sockets(sockets) => {
-                entry.received += 1;
-                if let Some(more) = response.sockets() {
-                    sockets.extend(more);
+                Collected::Sockets(sockets) => {
+                    if let Some(more) = response.sockets() {
+                        sockets.extend(more);
+                    }
+                }
+                Collected::Acks(acks) => {
+                    acks.push(response.body.get("data").cloned().unwrap_or_default());
                 }
             }
-            Collected::Acks(acks) => {
-                entry.received += 1;
-                acks.push(response.body.get("data").cloned().unwrap_or_default());
-            }
-        }
-        if entry.received >= entry.expected
-            && let Some(entry) = pending.remove(&response.request_id)
-            && let Some(done) = entry.done
-        {
-            let _ = done.send(entry.collected);
-        }
+            true
+        });
     }
 }
 
@@ -580,19 +481,15 @@ struct AckForwarder {
     request_id: String,
 }
 
-impl AckCollector for AckForwarder {
-    fn expect(&self, clients: usize) {
+impl AckReply for AckForwarder {
+    fn client_count(&self, clients: usize) {
         let body = protocol::encode_client_count_response(&self.request_id, clients);
         let _ = self
             .conn
             .publish_nowait(self.channel.clone(), body.into_bytes());
     }
 
-    fn answer(&self, _sid: Sid, args: Vec<Value>) {
-        self.answer_remote(args);
-    }
-
-    fn answer_remote(&self, args: Vec<Value>) {
+    fn ack(&self, args: Vec<Value>) {
         match protocol::encode_ack_response(&self.request_id, args.first()) {
             Ok(body) => {
                 let _ = self.conn.publish_nowait(self.channel.clone(), body);
@@ -638,22 +535,22 @@ impl Adapter for RedisAdapter {
         opts: &BroadcastOptions,
     ) -> Result<(), AdapterError> {
         let inner = &self.inner;
-        let remote = if opts.flags.local || only_local_sockets(ns, opts) {
-            None
-        } else {
-            Some(
-                protocol::encode_broadcast(&inner.uid, &packet, opts, Sender::Adapter)
-                    .map_err(|e| AdapterError::Other(e.to_string()))?,
-            )
-        };
-        inner.local.broadcast(ns, packet, opts)?;
-        match remote {
-            Some(msg) => inner
-                .conn
-                .publish_nowait(inner.channels.broadcast_channel(opts), msg)
-                .map_err(unavailable),
-            None => Ok(()),
-        }
+        cluster::broadcast(
+            &inner.local,
+            ns,
+            packet,
+            opts,
+            |packet| {
+                protocol::encode_broadcast(&inner.uid, packet, opts, Sender::Adapter)
+                    .map_err(|e| AdapterError::Other(e.to_string()))
+            },
+            |msg| {
+                inner
+                    .conn
+                    .publish_nowait(inner.channels.broadcast_channel(opts), msg)
+                    .map_err(unavailable)
+            },
+        )
     }
 
     fn broadcast_with_ack(
@@ -664,45 +561,27 @@ impl Adapter for RedisAdapter {
         collector: Arc<dyn AckCollector>,
     ) -> Result<(), AdapterError> {
         let inner = &self.inner;
-        let mut published = Ok(());
-        if !opts.flags.local {
-            let request_id = random_id();
-            let timeout = opts.flags.timeout.unwrap_or(DEFAULT_ACK_TIMEOUT);
-            let mut wire_opts = opts.clone();
-            wire_opts.flags.timeout = Some(timeout);
-            let msg = protocol::encode_broadcast_with_ack_request(
-                &inner.uid,
-                &request_id,
-                &packet,
-                &wire_opts,
-            )
-            .map_err(|e| AdapterError::Other(e.to_string()))?;
-            {
-                let mut acks = inner.ack_requests.lock();
-                let now = Instant::now();
-                acks.retain(|_, r| r.until > now && r.collector.strong_count() > 0);
-                if acks.len() >= inner.config.max_pending_requests {
-                    return Err(AdapterError::Other(
-                        "too many broadcasts wait for acknowledgements".into(),
-                    ));
-                }
-                acks.insert(
-                    request_id,
-                    AckRequest {
-                        collector: Arc::downgrade(&collector),
-                        until: now + timeout,
-                    },
-                );
-            }
-            published = inner
-                .conn
-                .publish_nowait(inner.channels.request.clone(), msg)
-                .map_err(unavailable);
-        }
-        inner
-            .local
-            .broadcast_with_ack_local(ns, packet, opts, collector);
-        published
+        cluster::broadcast_with_ack(
+            &inner.local,
+            &inner.ack_requests,
+            ns,
+            packet,
+            opts,
+            collector,
+            random_id,
+            |request_id, packet, wire_opts| {
+                protocol::encode_broadcast_with_ack_request(
+                    &inner.uid, request_id, packet, &wire_opts,
+                )
+                .map_err(|e| AdapterError::Other(e.to_string()))
+            },
+            |msg| {
+                inner
+                    .conn
+                    .publish_nowait(inner.channels.request.clone(), msg)
+                    .map_err(unavailable)
+            },
+        )
     }
 
     fn server_count(&self) -> BoxFuture<'_, Result<usize, AdapterError>> {
@@ -720,21 +599,11 @@ impl Adapter for RedisAdapter {
             if opts.flags.local {
                 return Ok(local);
             }
-            let nodes = inner.server_count().await?;
-            if nodes <= 1 {
-                return Ok(local);
-            }
-            let request_id = random_id();
-            let payload = protocol::encode_fetch_request(&inner.uid, &request_id, opts);
+            let timeout = inner.config.requests_timeout;
             match inner
-                .request(
-                    request_id,
-                    payload,
-                    nodes,
-                    1,
-                    Collected::Sockets(local),
-                    inner.config.requests_timeout,
-                )
+                .ask_others(Collected::Sockets(local), timeout, |request_id| {
+                    protocol::encode_fetch_request(&inner.uid, request_id, opts)
+                })
                 .await?
             {
                 Collected::Sockets(all) => Ok(all),
@@ -749,19 +618,7 @@ impl Adapter for RedisAdapter {
         opts: &'a BroadcastOptions,
         rooms: &'a [Room],
     ) -> BoxFuture<'a, Result<(), AdapterError>> {
-        Box::pin(async move {
-            let inner = &self.inner;
-            inner.local.add_sockets(ns, opts, rooms).await?;
-            if opts.flags.local {
-                return Ok(());
-            }
-            let body = protocol::encode_rooms_request(Some(&inner.uid), true, opts, rooms);
-            inner
-                .conn
-                .publish(inner.channels.request.clone(), body.into_bytes())
-                .await
-                .map_err(unavailable)
-        })
+        Box::pin(self.inner.sockets_join_or_leave(ns, opts, rooms, true))
     }
 
     fn del_sockets<'a>(
@@ -770,19 +627,7 @@ impl Adapter for RedisAdapter {
         opts: &'a BroadcastOptions,
         rooms: &'a [Room],
     ) -> BoxFuture<'a, Result<(), AdapterError>> {
-        Box::pin(async move {
-            let inner = &self.inner;
-            inner.local.del_sockets(ns, opts, rooms).await?;
-            if opts.flags.local {
-                return Ok(());
-            }
-            let body = protocol::encode_rooms_request(Some(&inner.uid), false, opts, rooms);
-            inner
-                .conn
-                .publish(inner.channels.request.clone(), body.into_bytes())
-                .await
-                .map_err(unavailable)
-        })
+        Box::pin(self.inner.sockets_join_or_leave(ns, opts, rooms, false))
     }
 
     fn disconnect_sockets<'a>(
@@ -796,11 +641,7 @@ impl Adapter for RedisAdapter {
             if !opts.flags.local {
                 // Published before the local sockets go, since their rooms select the others.
                 let body = protocol::encode_disconnect_request(Some(&inner.uid), opts, close);
-                inner
-                    .conn
-                    .publish(inner.channels.request.clone(), body.into_bytes())
-                    .await
-                    .map_err(unavailable)?;
+                inner.publish_request(body).await?;
             }
             inner.local.disconnect_sockets(ns, opts, close).await
         })
@@ -813,21 +654,11 @@ impl Adapter for RedisAdapter {
         Box::pin(async move {
             let inner = &self.inner;
             let local = inner.local.local_rooms();
-            let nodes = inner.server_count().await?;
-            if nodes <= 1 {
-                return Ok(local);
-            }
-            let request_id = random_id();
-            let payload = protocol::encode_all_rooms_request(&inner.uid, &request_id);
+            let timeout = inner.config.requests_timeout;
             match inner
-                .request(
-                    request_id,
-                    payload,
-                    nodes,
-                    1,
-                    Collected::Rooms(local),
-                    inner.config.requests_timeout,
-                )
+                .ask_others(Collected::Rooms(local), timeout, |request_id| {
+                    protocol::encode_all_rooms_request(&inner.uid, request_id)
+                })
                 .await?
             {
                 Collected::Rooms(all) => Ok(all),
@@ -846,28 +677,13 @@ impl Adapter for RedisAdapter {
             let inner = &self.inner;
             let Some(timeout) = ack else {
                 let body = protocol::encode_server_side_emit(&inner.uid, None, &args);
-                inner
-                    .conn
-                    .publish(inner.channels.request.clone(), body.into_bytes())
-                    .await
-                    .map_err(unavailable)?;
+                inner.publish_request(body).await?;
                 return Ok(Vec::new());
             };
-            let others = inner.server_count().await?.saturating_sub(1);
-            if others == 0 {
-                return Ok(Vec::new());
-            }
-            let request_id = random_id();
-            let payload = protocol::encode_server_side_emit(&inner.uid, Some(&request_id), &args);
             match inner
-                .request(
-                    request_id,
-                    payload,
-                    others,
-                    0,
-                    Collected::Acks(Vec::new()),
-                    timeout,
-                )
+                .ask_others(Collected::Acks(Vec::new()), timeout, |request_id| {
+                    protocol::encode_server_side_emit(&inner.uid, Some(request_id), &args)
+                })
                 .await?
             {
                 Collected::Acks(acks) => Ok(acks),

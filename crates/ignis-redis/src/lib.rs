@@ -67,11 +67,14 @@
 //! ```
 
 mod adapter;
+mod cluster;
 mod connection;
 mod emitter;
 mod json;
 pub use ignis_socketio::proto::notepack;
 pub mod protocol;
+mod requests;
+mod serve;
 mod sharded;
 pub mod sharded_protocol;
 
@@ -81,6 +84,8 @@ pub use emitter::{Emitter, EmitterError};
 pub use sharded::{ShardedAdapter, ShardedAdapterConfig, ShardedAdapterFactory};
 pub use sharded_protocol::SubscriptionMode;
 
+#[cfg(test)]
+mod test_util;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

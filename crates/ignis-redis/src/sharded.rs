@@ -1,21 +1,21 @@
 //! [`ShardedAdapter`]: the protocol of the sharded `@socket.io/redis-adapter` 8.3
 //! (`createShardedAdapter`, Redis 7 sharded pub/sub) behind [`ignis_socketio::Adapter`].
 
-use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use ignis_socketio::adapter::{AckCollector, BoxFuture, RoomIndex};
-use ignis_socketio::proto::socketio::{Packet, PacketKind};
+use ignis_socketio::proto::socketio::Packet;
 use ignis_socketio::{
-    Adapter, AdapterError, AdapterFactory, BroadcastOptions, DEFAULT_ACK_TIMEOUT, MemoryAdapter,
-    Namespace, RemoteSocket, Room, Sid, Value,
+    Adapter, AdapterError, AdapterFactory, BroadcastOptions, MemoryAdapter, Namespace,
+    RemoteSocket, Room, Sid, Value,
 };
-use parking_lot::Mutex;
-use tokio::sync::{Semaphore, oneshot};
 
-use crate::connection::{Listener, RedisConnection, RedisError, Topic};
+use crate::cluster::{self, unavailable};
+use crate::connection::{Listener, RedisConnection, Topic};
+use crate::requests::{AckRequests, Requests};
+use crate::serve::{self, AckReply, Membership, RemoteTasks};
 use crate::sharded_protocol::{
     self as wire, Body, Message, ShardedChannels, SubscriptionMode, random_id,
 };
@@ -93,18 +93,6 @@ enum Collected {
     Acks(Vec<Value>),
 }
 
-struct Pending {
-    expected: usize,
-    received: usize,
-    collected: Collected,
-    done: Option<oneshot::Sender<Collected>>,
-}
-
-struct AckRequest {
-    collector: Weak<dyn AckCollector>,
-    until: Instant,
-}
-
 struct Inner {
     local: MemoryAdapter,
     uid: String,
@@ -116,9 +104,9 @@ struct Inner {
     /// This adapter as the connection knows it, to (un)subscribe room channels.
     me: Weak<dyn Listener>,
     ns: OnceLock<Weak<Namespace>>,
-    pending: Mutex<HashMap<String, Pending>>,
-    ack_requests: Mutex<HashMap<String, AckRequest>>,
-    remote_tasks: Arc<Semaphore>,
+    pending: Requests<Collected>,
+    ack_requests: AckRequests,
+    remote_tasks: RemoteTasks,
 }
 
 impl ShardedAdapter {
@@ -135,13 +123,13 @@ impl ShardedAdapter {
                 nsp: nsp.to_string(),
                 channels,
                 response_channel,
-                remote_tasks: Arc::new(Semaphore::new(config.max_remote_tasks.max(1))),
+                remote_tasks: RemoteTasks::new(nsp, config.max_remote_tasks),
+                pending: Requests::new(config.max_pending_requests),
+                ack_requests: AckRequests::new(config.max_pending_requests),
                 conn,
                 config,
                 me,
                 ns: OnceLock::new(),
-                pending: Mutex::new(HashMap::new()),
-                ack_requests: Mutex::new(HashMap::new()),
             }
         });
         inner.conn.subscribe(
@@ -179,10 +167,6 @@ impl Drop for ShardedAdapter {
     }
 }
 
-fn unavailable(e: RedisError) -> AdapterError {
-    AdapterError::Unavailable(e.to_string())
-}
-
 fn encode_error(e: impl std::fmt::Display) -> AdapterError {
     AdapterError::Other(e.to_string())
 }
@@ -192,35 +176,12 @@ fn is_private(index: &RoomIndex, room: &str) -> bool {
     Sid::parse(room).is_some_and(|sid| !index.socket_rooms(sid).is_empty())
 }
 
-/// Whether every target room is the own room of a socket of this node, in which case no other
-/// node can have a recipient.
-fn only_local_sockets(ns: &Namespace, opts: &BroadcastOptions) -> bool {
-    !opts.rooms.is_empty()
-        && opts
-            .rooms
-            .iter()
-            .all(|r| Sid::parse(r).is_some_and(|sid| ns.get_socket(sid).is_some()))
-}
-
-impl Inner {
-    fn ns(&self) -> Option<Arc<Namespace>> {
-        self.ns.get().and_then(Weak::upgrade)
-    }
-
-    fn message(&self, body: Body) -> Message {
-        Message {
-            uid: Some(self.uid.clone()),
-            nsp: Some(self.nsp.clone()),
-            body,
-        }
-    }
-
-    // Room membership goes through these three, which subscribe to the channel of a room when
-    // it appears on this node and unsubscribe when it goes, as Node's `create-room` and
-    // `delete-room` handlers do. The subscription changes while the index is locked, so that
-    // concurrent joins and leaves reach the connection in the order they happened.
-
-    fn add_all(&self, sid: Sid, rooms: &[Room]) {
+// Room membership goes through `join`, `leave` and `Inner::del_all`, which subscribe to the
+// channel of a room when it appears on this node and unsubscribe when it goes, as Node's
+// `create-room` and `delete-room` handlers do. The subscription changes while the index is
+// locked, so that concurrent joins and leaves reach the connection in the order they happened.
+impl Membership for Inner {
+    fn join(&self, sid: Sid, rooms: &[Room]) {
         let mode = self.config.subscription_mode;
         let mut index = self.local.index().write();
         let mut created: Vec<&Room> = Vec::new();
@@ -240,7 +201,7 @@ impl Inner {
         }
     }
 
-    fn del(&self, sid: Sid, room: &str) {
+    fn leave(&self, sid: Sid, room: &str) {
         let mode = self.config.subscription_mode;
         let mut index = self.local.index().write();
         let public = !is_private(&index, room);
@@ -250,7 +211,22 @@ impl Inner {
                 .unsubscribe(&[Topic::Shard(self.channels.room(room))], &self.me);
         }
     }
+}
 
+impl Inner {
+    fn ns(&self) -> Option<Arc<Namespace>> {
+        self.ns.get().and_then(Weak::upgrade)
+    }
+
+    fn message(&self, body: Body) -> Message {
+        Message {
+            uid: Some(self.uid.clone()),
+            nsp: Some(self.nsp.clone()),
+            body,
+        }
+    }
+
+    /// The third way out of rooms, besides `Membership::leave`.
     fn del_all(&self, sid: Sid) {
         let mode = self.config.subscription_mode;
         let mut index = self.local.index().write();
@@ -268,38 +244,47 @@ impl Inner {
         }
     }
 
-    fn join_matching(&self, ns: &Namespace, opts: &BroadcastOptions, rooms: &[Room]) {
-        for sid in self.local.local_sockets(opts) {
-            if ns.get_socket(sid).is_some() {
-                self.add_all(sid, rooms);
-            }
-        }
-    }
-
-    fn leave_matching(&self, ns: &Namespace, opts: &BroadcastOptions, rooms: &[Room]) {
-        for sid in self.local.local_sockets(opts) {
-            if ns.get_socket(sid).is_some() {
-                for room in rooms {
-                    self.del(sid, room);
-                }
-            }
-        }
-    }
-
-    fn disconnect_matching(&self, ns: &Namespace, opts: &BroadcastOptions, close: bool) {
-        for sid in self.local.local_sockets(opts) {
-            if let Some(socket) = ns.get_socket(sid) {
-                socket.disconnect_with(close);
-            }
-        }
-    }
-
     async fn publish(&self, channel: String, body: Body) -> Result<(), AdapterError> {
         let payload = wire::encode(&self.message(body)).map_err(encode_error)?;
         self.conn
             .spublish(channel, payload)
             .await
             .map_err(unavailable)
+    }
+
+    /// Publishes the request `body` makes on the main channel, unless `opts` keep it local.
+    async fn publish_unless_local(
+        &self,
+        opts: &BroadcastOptions,
+        body: impl FnOnce() -> Body,
+    ) -> Result<(), AdapterError> {
+        if opts.flags.local {
+            return Ok(());
+        }
+        self.publish(self.channels.main.clone(), body()).await
+    }
+
+    /// `sockets_join` (`join`) or `sockets_leave`: the other nodes first, then the local
+    /// sockets, which go on even when the others cannot be told.
+    async fn sockets_join_or_leave(
+        &self,
+        ns: &Namespace,
+        opts: &BroadcastOptions,
+        rooms: &[Room],
+        join: bool,
+    ) -> Result<(), AdapterError> {
+        let published = self
+            .publish_unless_local(opts, || {
+                let (opts, rooms) = (opts.clone(), rooms.to_vec());
+                if join {
+                    Body::SocketsJoin { opts, rooms }
+                } else {
+                    Body::SocketsLeave { opts, rooms }
+                }
+            })
+            .await;
+        serve::join_or_leave_selected(self, &self.local, ns, opts, rooms, join);
+        published
     }
 
     fn respond(&self, requester: Option<&str>, body: Body) {
@@ -321,51 +306,27 @@ impl Inner {
             .map_err(unavailable)
     }
 
-    /// Publishes a request and waits until `expected` answers were collected, or the timeout.
-    async fn request(
+    /// Asks the other nodes with the request `body` makes of a request id, and collects their
+    /// answers into `collected`.
+    async fn ask_others(
         &self,
-        request_id: String,
-        body: Body,
-        expected: usize,
         collected: Collected,
         timeout: Duration,
+        body: impl FnOnce(String) -> Body,
     ) -> Result<Collected, AdapterError> {
-        let payload = wire::encode(&self.message(body)).map_err(encode_error)?;
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut pending = self.pending.lock();
-            if pending.len() >= self.config.max_pending_requests {
-                return Err(AdapterError::Other(
-                    "too many requests wait for other nodes".into(),
-                ));
-            }
-            pending.insert(
-                request_id.clone(),
-                Pending {
-                    expected,
-                    received: 0,
-                    collected,
-                    done: Some(tx),
-                },
-            );
-        }
-        // Removes the entry however this future ends (answered, timed out, dropped).
-        struct Forget<'a>(&'a Mutex<HashMap<String, Pending>>, &'a str);
-        impl Drop for Forget<'_> {
-            fn drop(&mut self) {
-                self.0.lock().remove(self.1);
-            }
-        }
-        let _forget = Forget(&self.pending, &request_id);
-        self.conn
-            .spublish(self.channels.main.clone(), payload)
+        let servers = self.server_count().await?;
+        self.pending
+            .ask_others(servers, collected, timeout, random_id, |request_id| {
+                let payload = wire::encode(&self.message(body(request_id.to_string())))
+                    .map_err(encode_error)?;
+                Ok(async move {
+                    self.conn
+                        .spublish(self.channels.main.clone(), payload)
+                        .await
+                        .map_err(unavailable)
+                })
+            })
             .await
-            .map_err(unavailable)?;
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(collected)) => Ok(collected),
-            Ok(Err(_)) => Err(AdapterError::Other("request abandoned".into())),
-            Err(_) => Err(AdapterError::Timeout),
-        }
     }
 
     fn on_raw(&self, channel: &str, payload: &Bytes) {
@@ -405,17 +366,17 @@ impl Inner {
                 opts,
                 request_id: Some(id),
             } => self.on_broadcast_with_ack(&ns, packet, opts, id, requester),
-            Body::SocketsJoin { opts, rooms } => self.join_matching(&ns, &opts, &rooms),
-            Body::SocketsLeave { opts, rooms } => self.leave_matching(&ns, &opts, &rooms),
-            Body::DisconnectSockets { opts, close } => self.disconnect_matching(&ns, &opts, close),
+            Body::SocketsJoin { opts, rooms } => {
+                serve::join_or_leave_selected(self, &self.local, &ns, &opts, &rooms, true);
+            }
+            Body::SocketsLeave { opts, rooms } => {
+                serve::join_or_leave_selected(self, &self.local, &ns, &opts, &rooms, false);
+            }
+            Body::DisconnectSockets { opts, close } => {
+                serve::disconnect_selected(&self.local, &ns, &opts, close);
+            }
             Body::FetchSockets { opts, request_id } => {
-                let sockets: Vec<RemoteSocket> = self
-                    .local
-                    .local_sockets(&opts)
-                    .into_iter()
-                    .filter_map(|sid| ns.get_socket(sid))
-                    .map(|s| s.to_remote())
-                    .collect();
+                let sockets = serve::fetch_selected(&self.local, &ns, &opts);
                 self.respond(
                     requester,
                     Body::FetchSocketsResponse {
@@ -445,29 +406,22 @@ impl Inner {
         request_id: Option<String>,
         requester: Option<&str>,
     ) {
-        let Some(handler) = ns.dispatch_server_event(packet) else {
-            return;
-        };
-        let Ok(permit) = Arc::clone(&self.remote_tasks).try_acquire_owned() else {
-            tracing::warn!(nsp = %self.nsp, "too many server-side events running; one from another node dropped");
-            return;
-        };
-        let reply = request_id.zip(requester.map(str::to_owned));
-        let conn = self.conn.clone();
-        let channels = self.channels.clone();
-        let uid = self.uid.clone();
-        let nsp = self.nsp.clone();
-        tokio::spawn(async move {
-            let answer = handler.await;
-            drop(permit);
-            if let (Some((request_id, requester)), Some(answer)) = (reply, answer) {
-                let body = Body::ServerSideEmitResponse {
-                    request_id,
-                    packet: Some(answer),
-                };
-                respond(&conn, &channels, &uid, &nsp, &requester, body);
-            }
-        });
+        let reply = request_id
+            .zip(requester.map(str::to_owned))
+            .map(|(request_id, requester)| {
+                let conn = self.conn.clone();
+                let channels = self.channels.clone();
+                let uid = self.uid.clone();
+                let nsp = self.nsp.clone();
+                move |answer: Value| {
+                    let body = Body::ServerSideEmitResponse {
+                        request_id,
+                        packet: Some(answer),
+                    };
+                    respond(&conn, &channels, &uid, &nsp, &requester, body);
+                }
+            });
+        self.remote_tasks.server_side_emit(ns, packet, reply);
     }
 
     fn on_broadcast_with_ack(
@@ -479,30 +433,16 @@ impl Inner {
         requester: Option<&str>,
     ) {
         let Some(requester) = requester else { return };
-        let Ok(permit) = Arc::clone(&self.remote_tasks).try_acquire_owned() else {
-            tracing::warn!(nsp = %self.nsp, "too many broadcasts with acknowledgements running; one from another node dropped");
-            return;
-        };
         packet.nsp = self.nsp.clone();
-        if let PacketKind::Event { id, .. } = &mut packet.kind {
-            *id = Some(ns.next_ack_id());
-        }
-        let forwarder = Arc::new(AckForwarder {
+        let reply = AckForwarder {
             conn: self.conn.clone(),
             channels: self.channels.clone(),
             uid: self.uid.clone(),
             nsp: self.nsp.clone(),
             requester: requester.to_string(),
             request_id,
-        });
-        // The requester listens for `timeout`; sockets hold the forwarder weakly, so keep it
-        // alive that long (bounded, whatever the peer asked).
-        let keep = opts
-            .flags
-            .timeout
-            .unwrap_or(DEFAULT_ACK_TIMEOUT)
-            .min(Duration::from_secs(600));
-        let as_dyn: Arc<dyn AckCollector> = forwarder.clone();
+        };
+        let timeout = opts.flags.timeout;
         let selection = BroadcastOptions {
             rooms: opts.rooms,
             except: opts.except,
@@ -512,25 +452,15 @@ impl Inner {
                 ..Default::default()
             },
         };
-        self.local
-            .broadcast_with_ack_local(ns, packet, &selection, as_dyn);
-        tokio::spawn(async move {
-            tokio::time::sleep(keep).await;
-            drop(forwarder);
-            drop(permit);
-        });
+        self.remote_tasks
+            .broadcast_with_ack(&self.local, ns, packet, &selection, timeout, reply);
     }
 
     fn on_response(&self, body: Body) {
         let Some(request_id) = body.response_to() else {
             return;
         };
-        let collector = self
-            .ack_requests
-            .lock()
-            .get(request_id)
-            .map(|r| r.collector.clone());
-        if let Some(collector) = collector {
+        if let Some(collector) = self.ack_requests.collector(request_id) {
             let Some(collector) = collector.upgrade() else {
                 return;
             };
@@ -546,26 +476,18 @@ impl Inner {
             return;
         }
         let request_id = request_id.to_string();
-        let mut pending = self.pending.lock();
-        let Some(entry) = pending.get_mut(&request_id) else {
-            return;
-        };
-        match (&mut entry.collected, body) {
-            (Collected::Sockets(all), Body::FetchSocketsResponse { sockets, .. }) => {
-                all.extend(sockets);
-            }
-            (Collected::Acks(all), Body::ServerSideEmitResponse { packet, .. }) => {
-                all.push(packet.unwrap_or_default());
-            }
-            _ => return,
-        }
-        entry.received += 1;
-        if entry.received >= entry.expected
-            && let Some(entry) = pending.remove(&request_id)
-            && let Some(done) = entry.done
-        {
-            let _ = done.send(entry.collected);
-        }
+        self.pending
+            .answer(&request_id, |collected| match (collected, body) {
+                (Collected::Sockets(all), Body::FetchSocketsResponse { sockets, .. }) => {
+                    all.extend(sockets);
+                    true
+                }
+                (Collected::Acks(all), Body::ServerSideEmitResponse { packet, .. }) => {
+                    all.push(packet.unwrap_or_default());
+                    true
+                }
+                _ => false,
+            });
     }
 }
 
@@ -625,19 +547,15 @@ impl AckForwarder {
     }
 }
 
-impl AckCollector for AckForwarder {
-    fn expect(&self, clients: usize) {
+impl AckReply for AckForwarder {
+    fn client_count(&self, clients: usize) {
         self.send(Body::BroadcastClientCount {
             request_id: self.request_id.clone(),
             client_count: clients as u64,
         });
     }
 
-    fn answer(&self, _sid: Sid, args: Vec<Value>) {
-        self.answer_remote(args);
-    }
-
-    fn answer_remote(&self, args: Vec<Value>) {
+    fn ack(&self, args: Vec<Value>) {
         // Node passes on the first argument of a client's acknowledgement only.
         self.send(Body::BroadcastAck {
             request_id: self.request_id.clone(),
@@ -652,11 +570,11 @@ impl Adapter for ShardedAdapter {
     }
 
     fn add_all(&self, sid: Sid, rooms: &[Room]) {
-        self.inner.add_all(sid, rooms);
+        self.inner.join(sid, rooms);
     }
 
     fn del(&self, sid: Sid, room: &str) {
-        self.inner.del(sid, room);
+        self.inner.leave(sid, room);
     }
 
     fn del_all(&self, sid: Sid) {
@@ -682,28 +600,30 @@ impl Adapter for ShardedAdapter {
         opts: &BroadcastOptions,
     ) -> Result<(), AdapterError> {
         let inner = &self.inner;
-        let remote = if opts.flags.local || only_local_sockets(ns, opts) {
-            None
-        } else {
-            let channel = inner
-                .channels
-                .broadcast(inner.config.subscription_mode, opts, false);
-            let body = Body::Broadcast {
-                packet: packet.clone(),
-                opts: opts.clone(),
-                request_id: None,
-            };
-            let payload = wire::encode(&inner.message(body)).map_err(encode_error)?;
-            Some((channel, payload))
-        };
-        inner.local.broadcast(ns, packet, opts)?;
-        match remote {
-            Some((channel, payload)) => inner
-                .conn
-                .spublish_nowait(channel, payload)
-                .map_err(unavailable),
-            None => Ok(()),
-        }
+        cluster::broadcast(
+            &inner.local,
+            ns,
+            packet,
+            opts,
+            |packet| {
+                let channel = inner
+                    .channels
+                    .broadcast(inner.config.subscription_mode, opts, false);
+                let body = Body::Broadcast {
+                    packet: packet.clone(),
+                    opts: opts.clone(),
+                    request_id: None,
+                };
+                let payload = wire::encode(&inner.message(body)).map_err(encode_error)?;
+                Ok((channel, payload))
+            },
+            |(channel, payload)| {
+                inner
+                    .conn
+                    .spublish_nowait(channel, payload)
+                    .map_err(unavailable)
+            },
+        )
     }
 
     fn broadcast_with_ack(
@@ -714,44 +634,29 @@ impl Adapter for ShardedAdapter {
         collector: Arc<dyn AckCollector>,
     ) -> Result<(), AdapterError> {
         let inner = &self.inner;
-        let mut published = Ok(());
-        if !opts.flags.local {
-            let request_id = random_id();
-            let timeout = opts.flags.timeout.unwrap_or(DEFAULT_ACK_TIMEOUT);
-            let mut wire_opts = opts.clone();
-            wire_opts.flags.timeout = Some(timeout);
-            let body = Body::Broadcast {
-                packet: packet.clone(),
-                opts: wire_opts,
-                request_id: Some(request_id.clone()),
-            };
-            let payload = wire::encode(&inner.message(body)).map_err(encode_error)?;
-            {
-                let mut acks = inner.ack_requests.lock();
-                let now = Instant::now();
-                acks.retain(|_, r| r.until > now && r.collector.strong_count() > 0);
-                if acks.len() >= inner.config.max_pending_requests {
-                    return Err(AdapterError::Other(
-                        "too many broadcasts wait for acknowledgements".into(),
-                    ));
-                }
-                acks.insert(
-                    request_id,
-                    AckRequest {
-                        collector: Arc::downgrade(&collector),
-                        until: now + timeout,
-                    },
-                );
-            }
-            published = inner
-                .conn
-                .spublish_nowait(inner.channels.main.clone(), payload)
-                .map_err(unavailable);
-        }
-        inner
-            .local
-            .broadcast_with_ack_local(ns, packet, opts, collector);
-        published
+        cluster::broadcast_with_ack(
+            &inner.local,
+            &inner.ack_requests,
+            ns,
+            packet,
+            opts,
+            collector,
+            random_id,
+            |request_id, packet, wire_opts| {
+                let body = Body::Broadcast {
+                    packet: packet.clone(),
+                    opts: wire_opts,
+                    request_id: Some(request_id.to_string()),
+                };
+                wire::encode(&inner.message(body)).map_err(encode_error)
+            },
+            |payload| {
+                inner
+                    .conn
+                    .spublish_nowait(inner.channels.main.clone(), payload)
+                    .map_err(unavailable)
+            },
+        )
     }
 
     fn server_count(&self) -> BoxFuture<'_, Result<usize, AdapterError>> {
@@ -769,18 +674,14 @@ impl Adapter for ShardedAdapter {
             if opts.flags.local {
                 return Ok(local);
             }
-            let others = inner.server_count().await?.saturating_sub(1);
-            if others == 0 {
-                return Ok(local);
-            }
-            let request_id = random_id();
-            let body = Body::FetchSockets {
-                opts: opts.clone(),
-                request_id: request_id.clone(),
-            };
             let timeout = opts.flags.timeout.unwrap_or(inner.config.requests_timeout);
             match inner
-                .request(request_id, body, others, Collected::Sockets(local), timeout)
+                .ask_others(Collected::Sockets(local), timeout, |request_id| {
+                    Body::FetchSockets {
+                        opts: opts.clone(),
+                        request_id,
+                    }
+                })
                 .await?
             {
                 Collected::Sockets(all) => Ok(all),
@@ -795,20 +696,7 @@ impl Adapter for ShardedAdapter {
         opts: &'a BroadcastOptions,
         rooms: &'a [Room],
     ) -> BoxFuture<'a, Result<(), AdapterError>> {
-        Box::pin(async move {
-            let inner = &self.inner;
-            let published = if opts.flags.local {
-                Ok(())
-            } else {
-                let body = Body::SocketsJoin {
-                    opts: opts.clone(),
-                    rooms: rooms.to_vec(),
-                };
-                inner.publish(inner.channels.main.clone(), body).await
-            };
-            inner.join_matching(ns, opts, rooms);
-            published
-        })
+        Box::pin(self.inner.sockets_join_or_leave(ns, opts, rooms, true))
     }
 
     fn del_sockets<'a>(
@@ -817,20 +705,7 @@ impl Adapter for ShardedAdapter {
         opts: &'a BroadcastOptions,
         rooms: &'a [Room],
     ) -> BoxFuture<'a, Result<(), AdapterError>> {
-        Box::pin(async move {
-            let inner = &self.inner;
-            let published = if opts.flags.local {
-                Ok(())
-            } else {
-                let body = Body::SocketsLeave {
-                    opts: opts.clone(),
-                    rooms: rooms.to_vec(),
-                };
-                inner.publish(inner.channels.main.clone(), body).await
-            };
-            inner.leave_matching(ns, opts, rooms);
-            published
-        })
+        Box::pin(self.inner.sockets_join_or_leave(ns, opts, rooms, false))
     }
 
     fn disconnect_sockets<'a>(
@@ -842,16 +717,13 @@ impl Adapter for ShardedAdapter {
         Box::pin(async move {
             let inner = &self.inner;
             // Published before the local sockets go, since their rooms select the others.
-            let published = if opts.flags.local {
-                Ok(())
-            } else {
-                let body = Body::DisconnectSockets {
+            let published = inner
+                .publish_unless_local(opts, || Body::DisconnectSockets {
                     opts: opts.clone(),
                     close,
-                };
-                inner.publish(inner.channels.main.clone(), body).await
-            };
-            inner.disconnect_matching(ns, opts, close);
+                })
+                .await;
+            serve::disconnect_selected(&inner.local, ns, opts, close);
             published
         })
     }
@@ -891,23 +763,13 @@ impl Adapter for ShardedAdapter {
                 inner.publish(inner.channels.main.clone(), body).await?;
                 return Ok(Vec::new());
             };
-            let others = inner.server_count().await?.saturating_sub(1);
-            if others == 0 {
-                return Ok(Vec::new());
-            }
-            let request_id = random_id();
-            let body = Body::ServerSideEmit {
-                packet: args,
-                request_id: Some(request_id.clone()),
-            };
             match inner
-                .request(
-                    request_id,
-                    body,
-                    others,
-                    Collected::Acks(Vec::new()),
-                    timeout,
-                )
+                .ask_others(Collected::Acks(Vec::new()), timeout, |request_id| {
+                    Body::ServerSideEmit {
+                        packet: args,
+                        request_id: Some(request_id),
+                    }
+                })
                 .await?
             {
                 Collected::Acks(acks) => Ok(acks),

@@ -2,16 +2,15 @@
 //! (the objects are those `@socket.io/redis-adapter` 8.3 and `@socket.io/redis-emitter` 5.1
 //! build), and every malformed input we could think of.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use ignis_socketio::proto::socketio::{EventName, Packet};
-use ignis_socketio::proto::value::Map;
-use ignis_socketio::{BroadcastFlags, BroadcastOptions, RemoteSocket, Room, Sid, Value};
+use ignis_socketio::{BroadcastFlags, BroadcastOptions, RemoteSocket, Sid, Value};
 
 use crate::notepack::{self, NotepackError};
 use crate::protocol::{self, Channels, ProtocolError, RequestKind, Sender, Target};
+use crate::test_util::{obj, rooms};
 
 fn hex(s: &str) -> Bytes {
     let s: String = s.split_whitespace().collect();
@@ -21,18 +20,6 @@ fn hex(s: &str) -> Bytes {
             .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("test vector is hex"))
             .collect::<Vec<u8>>(),
     )
-}
-
-fn rooms(names: &[&str]) -> Vec<Room> {
-    names.iter().map(|r| Arc::from(*r)).collect()
-}
-
-fn obj(entries: Vec<(&str, Value)>) -> Value {
-    let mut m = Map::new();
-    for (k, v) in entries {
-        m.insert(k, v);
-    }
-    Value::Map(m)
 }
 
 // notepack.encode(["abc123", {type: 2, data: ["ev", "x", 1, Buffer.from([1,2])], nsp: "/"},

@@ -3,19 +3,18 @@
 //! sharded-vectors.js`, which drives that adapter over fake Redis clients (prefix `pfx`, uid
 //! `0123456789abcdef`). Then every malformed message we could think of.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use ignis_socketio::proto::socketio::Packet;
-use ignis_socketio::proto::value::Map;
-use ignis_socketio::{BroadcastFlags, BroadcastOptions, RemoteSocket, Room, Sid, Value};
+use ignis_socketio::{BroadcastFlags, BroadcastOptions, RemoteSocket, Sid, Value};
 
 use crate::protocol::ProtocolError;
 use crate::sharded_protocol::{
     self as wire, Body, Message, MessageType, ShardedChannels, SubscriptionMode,
     looks_like_a_socket_id,
 };
+use crate::test_util::{obj, rooms};
 
 const UID: &str = "0123456789abcdef";
 const SID: &str = "abcdefghij0123456789";
@@ -25,18 +24,6 @@ fn hex(s: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("test vector is hex"))
         .collect()
-}
-
-fn rooms(names: &[&str]) -> Vec<Room> {
-    names.iter().map(|r| Arc::from(*r)).collect()
-}
-
-fn obj(entries: Vec<(&str, Value)>) -> Value {
-    let mut m = Map::new();
-    for (k, v) in entries {
-        m.insert(k, v);
-    }
-    Value::Map(m)
 }
 
 fn select(to: &[&str], except: &[&str]) -> BroadcastOptions {

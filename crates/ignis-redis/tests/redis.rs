@@ -10,19 +10,14 @@ use ignis_redis::{
 use ignis_socketio::{Namespace, SocketIo, Value};
 use tokio::sync::mpsc;
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
+mod common;
 
 fn random_key() -> String {
-    format!("ignis-rs-test-{:016x}", rand::random::<u64>())
+    common::random_prefix("ignis-rs-test")
 }
 
 async fn connect() -> RedisConnection {
-    let config = RedisConfig::from_url(&redis_url()).expect("REDIS_URL is a Redis URL");
-    RedisConnection::connect(config)
-        .await
-        .unwrap_or_else(|e| panic!("these tests need Redis ({}): {e}", redis_url()))
+    common::connect("Redis").await
 }
 
 /// A server whose `/` namespace answers the server event `who` with its name and reports every
@@ -32,25 +27,13 @@ async fn node(
     name: &'static str,
     seen: mpsc::UnboundedSender<(String, Vec<Value>)>,
 ) -> (SocketIo, Arc<Namespace>, RedisConnection) {
-    let conn = connect().await;
     let config = RedisAdapterConfig {
         key: key.to_string(),
         requests_timeout: Duration::from_secs(2),
         ..RedisAdapterConfig::default()
     };
-    let io = SocketIo::builder()
-        .adapter(RedisAdapterFactory::new(conn.clone(), config))
-        .build();
-    let ns = io.main_namespace();
-    ns.on_server_event("who", move |args| {
-        let seen = seen.clone();
-        async move {
-            let _ = seen.send((name.to_string(), args));
-            Some(Value::from(name))
-        }
-    });
-    conn.subscribed().await;
-    (io, ns, conn)
+    let factory = |conn| RedisAdapterFactory::new(conn, config);
+    common::node(connect().await, factory, name, seen).await
 }
 
 #[tokio::test]
@@ -104,20 +87,7 @@ async fn two_ignis_nodes_form_a_cluster() {
     assert_eq!(ns1.adapter().server_count().await.unwrap(), 2);
 
     // With an acknowledgement: only the other node answers.
-    let answers = ns1
-        .adapter()
-        .server_side_emit(
-            &ns1,
-            vec![Value::from("who"), Value::Int(1)],
-            Some(Duration::from_secs(2)),
-        )
-        .await
-        .unwrap();
-    assert_eq!(answers, vec![Value::from("two")]);
-    assert_eq!(
-        seen.recv().await.unwrap(),
-        ("two".to_string(), vec![Value::Int(1)])
-    );
+    common::only_the_other_node_answers(&ns1, &mut seen).await;
 
     // Garbage on the request channel is ignored, and the node keeps working.
     conn1
@@ -138,9 +108,7 @@ async fn two_ignis_nodes_form_a_cluster() {
         .server_side_emit("who", vec![Value::from("e")])
         .await
         .unwrap();
-    let mut names = vec![seen.recv().await.unwrap().0, seen.recv().await.unwrap().0];
-    names.sort();
-    assert_eq!(names, ["one", "two"]);
+    common::both_nodes_ran_who(&mut seen).await;
 
     // No sockets anywhere, but both nodes answer.
     assert!(ns2.operators().fetch_sockets().await.unwrap().is_empty());

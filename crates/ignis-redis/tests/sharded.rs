@@ -6,25 +6,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ignis_redis::{
-    Emitter, RedisConfig, RedisConnection, ShardedAdapter, ShardedAdapterConfig,
-    ShardedAdapterFactory, SubscriptionMode,
+    Emitter, RedisConnection, ShardedAdapter, ShardedAdapterConfig, ShardedAdapterFactory,
+    SubscriptionMode,
 };
 use ignis_socketio::{Adapter, Namespace, Room, Sid, SocketIo, Value};
 use tokio::sync::mpsc;
 
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
+mod common;
 
 fn random_prefix() -> String {
-    format!("ignis-rs-sharded-{:016x}", rand::random::<u64>())
+    common::random_prefix("ignis-rs-sharded")
 }
 
 async fn connect() -> RedisConnection {
-    let config = RedisConfig::from_url(&redis_url()).expect("REDIS_URL is a Redis URL");
-    RedisConnection::connect(config)
-        .await
-        .unwrap_or_else(|e| panic!("these tests need Redis 7 ({}): {e}", redis_url()))
+    common::connect("Redis 7").await
 }
 
 fn config(prefix: &str, mode: SubscriptionMode) -> ShardedAdapterConfig {
@@ -41,23 +36,9 @@ async fn node(
     name: &'static str,
     seen: mpsc::UnboundedSender<(String, Vec<Value>)>,
 ) -> (SocketIo, Arc<Namespace>, RedisConnection) {
-    let conn = connect().await;
-    let io = SocketIo::builder()
-        .adapter(ShardedAdapterFactory::new(
-            conn.clone(),
-            config(prefix, SubscriptionMode::Dynamic),
-        ))
-        .build();
-    let ns = io.main_namespace();
-    ns.on_server_event("who", move |args| {
-        let seen = seen.clone();
-        async move {
-            let _ = seen.send((name.to_string(), args));
-            Some(Value::from(name))
-        }
-    });
-    conn.subscribed().await;
-    (io, ns, conn)
+    let config = config(prefix, SubscriptionMode::Dynamic);
+    let factory = |conn| ShardedAdapterFactory::new(conn, config);
+    common::node(connect().await, factory, name, seen).await
 }
 
 #[tokio::test]
@@ -70,20 +51,7 @@ async fn two_ignis_nodes_form_a_sharded_cluster() {
     assert_eq!(ns1.adapter().server_count().await.unwrap(), 2);
     assert!(conn1.is_healthy());
 
-    let answers = ns1
-        .adapter()
-        .server_side_emit(
-            &ns1,
-            vec![Value::from("who"), Value::Int(1)],
-            Some(Duration::from_secs(2)),
-        )
-        .await
-        .unwrap();
-    assert_eq!(answers, vec![Value::from("two")]);
-    assert_eq!(
-        seen.recv().await.unwrap(),
-        ("two".to_string(), vec![Value::Int(1)])
-    );
+    common::only_the_other_node_answers(&ns1, &mut seen).await;
 
     // Garbage on the main channel is ignored, and the nodes keep working.
     let main = format!("{prefix}#/#");
@@ -101,9 +69,7 @@ async fn two_ignis_nodes_form_a_sharded_cluster() {
         .server_side_emit("who", vec![Value::from("e")])
         .await
         .unwrap();
-    let mut names = vec![seen.recv().await.unwrap().0, seen.recv().await.unwrap().0];
-    names.sort();
-    assert_eq!(names, ["one", "two"]);
+    common::both_nodes_ran_who(&mut seen).await;
 
     assert!(ns2.operators().fetch_sockets().await.unwrap().is_empty());
     assert!(ns2.adapter().all_rooms(&ns2).await.unwrap().is_empty());
