@@ -206,6 +206,10 @@ pub(crate) fn accept<H: Handler>(
             }
         };
         let mut stream = parts.io.into_inner();
+        // Bytes the client sent right after its handshake; the rest of hyper's read buffer must
+        // not stay alive with the connection (it is 8 KiB per idle socket otherwise).
+        let early = Vec::from(&parts.read_buf[..]);
+        drop(parts.read_buf);
         let (socket, probing) = match mode {
             Mode::Refused => {
                 let close = ignis_ws::server_frame(OpCode::Close, &[]);
@@ -228,8 +232,8 @@ pub(crate) fn accept<H: Handler>(
             output_offset: 0,
             probing,
         };
-        if !parts.read_buf.is_empty() {
-            conn.input.extend_from_slice(&parts.read_buf);
+        if !early.is_empty() {
+            conn.input.extend_from_slice(&early);
         }
         conn.run().await;
     });

@@ -61,7 +61,7 @@ impl Handler for IoHandler {
     }
 
     fn on_open(&self, socket: &Arc<EngineSocket>, request: &RequestInfo) {
-        let _ = socket.data.request.set(request.clone());
+        let _ = socket.data.request.set(detached(request));
     }
 
     fn on_message(&self, conn: &Arc<EngineSocket>, data: Data) {
@@ -92,6 +92,34 @@ impl Handler for IoHandler {
         for socket in sockets {
             socket.close(reason);
         }
+    }
+}
+
+/// A copy of the request head that owns its bytes: header values and the URI of hyper's parsed
+/// request are slices of the connection's whole read buffer, which would otherwise stay alive
+/// as long as the session (8 KiB per idle connection).
+fn detached(request: &RequestInfo) -> RequestInfo {
+    let mut head = http::Request::new(());
+    *head.method_mut() = request.parts.method.clone();
+    *head.version_mut() = request.parts.version;
+    *head.uri_mut() = request
+        .parts
+        .uri
+        .to_string()
+        .parse()
+        .unwrap_or_else(|_| request.parts.uri.clone());
+    let headers = head.headers_mut();
+    headers.reserve(request.parts.headers.len());
+    for (name, value) in &request.parts.headers {
+        if let Ok(value) = http::HeaderValue::from_bytes(value.as_bytes()) {
+            headers.append(name.clone(), value);
+        }
+    }
+    let (parts, ()) = head.into_parts();
+    RequestInfo {
+        parts,
+        peer: request.peer,
+        time: request.time,
     }
 }
 

@@ -1,0 +1,174 @@
+//! `ignis-bench`: runs one scenario against running servers and prints one JSON line.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use ignis_bench::fleet::Target;
+use ignis_bench::scenario::{self, Setup};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Load generator for Socket.IO servers following bench/CONTRACT.md"
+)]
+struct Cli {
+    /// Server address (repeat for a cluster: clients are spread, posts go to the first).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    target: Vec<SocketAddr>,
+    /// Socket.IO path.
+    #[arg(long, default_value = "/io/")]
+    path: String,
+    /// Server pid (repeat for a cluster), for CPU and RSS.
+    #[arg(long, required = true)]
+    server_pid: Vec<u32>,
+    /// Name of the peer in the report.
+    #[arg(long, default_value = "ignis")]
+    label: String,
+    /// Event-loop threads of the load generator.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Source addresses 127.0.0.1..N used in turn (each has its own ephemeral port range).
+    #[arg(long, default_value_t = 1)]
+    source_ips: u8,
+    #[arg(long, default_value = "/api/socket/broadcast")]
+    broadcast_path: String,
+    /// Room send path; `{room}` is replaced by the room name.
+    #[arg(long, default_value = "/api/socket/room/{room}/send")]
+    room_path: String,
+    /// Where REST posts go [default: the first target].
+    #[arg(long)]
+    rest: Option<SocketAddr>,
+    /// API key sent as `X-API-Key` with every REST call.
+    #[arg(long)]
+    api_key: Option<String>,
+    /// Concurrent REST posters (at least one per 150 posts/s of the scenario's rate).
+    #[arg(long, default_value_t = 8)]
+    posters: usize,
+    /// Seconds to wait for all clients to authenticate.
+    #[arg(long, default_value_t = 60)]
+    connect_timeout: u64,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// N clients connect and authenticate: time, server CPU and RSS per connection.
+    Connect {
+        #[arg(long, default_value_t = 10_000)]
+        clients: usize,
+        #[arg(long, default_value_t = 1000)]
+        settle_ms: u64,
+    },
+    /// C clients emit `echo` with an ack in a closed loop.
+    Echo {
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+    /// N clients receive REST broadcasts sent at a fixed rate.
+    Broadcast {
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        #[arg(long, default_value_t = 50.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+    /// Rooms of the given sizes; REST room sends at a fixed rate, to each room in turn.
+    Rooms {
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        #[arg(long, value_delimiter = ',', default_value = "10,25,50,100")]
+        sizes: Vec<usize>,
+        #[arg(long, default_value_t = 500.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+    /// Broadcast rates in turn until one is not sustained.
+    Sweep {
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "25,50,100,200,400,800,1200,1600,2400,3200,4800,6400"
+        )]
+        rates: Vec<f64>,
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+    },
+}
+
+fn seconds(s: f64) -> Duration {
+    Duration::from_secs_f64(s.clamp(0.1, 600.0))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = ignis_bench::raise_fd_limit() {
+        eprintln!("ignis-bench: cannot raise the open-file limit: {e}");
+    }
+    let setup = Setup {
+        label: cli.label,
+        targets: cli
+            .target
+            .iter()
+            .map(|addr| Target {
+                addr: *addr,
+                path: cli.path.clone(),
+            })
+            .collect(),
+        server_pids: cli.server_pid,
+        threads: cli.threads,
+        source_ips: cli.source_ips,
+        broadcast_path: cli.broadcast_path,
+        room_path: cli.room_path,
+        rest_addr: cli.rest,
+        rest_headers: cli
+            .api_key
+            .map(|k| format!("X-API-Key: {k}\r\n"))
+            .unwrap_or_default(),
+        posters: cli.posters,
+        connect_timeout: Duration::from_secs(cli.connect_timeout),
+    };
+    let result = match cli.scenario {
+        Scenario::Connect { clients, settle_ms } => {
+            scenario::connect(&setup, clients, Duration::from_millis(settle_ms))
+        }
+        Scenario::Echo {
+            clients,
+            seconds: s,
+        } => scenario::echo(&setup, clients, seconds(s)),
+        Scenario::Broadcast {
+            clients,
+            rate,
+            seconds: s,
+        } => scenario::broadcast(&setup, clients, rate, seconds(s)),
+        Scenario::Rooms {
+            clients,
+            sizes,
+            rate,
+            seconds: s,
+        } => scenario::rooms(&setup, clients, &sizes, rate, seconds(s)),
+        Scenario::Sweep {
+            clients,
+            rates,
+            seconds: s,
+        } => scenario::sweep(&setup, clients, &rates, seconds(s)),
+    };
+    match result {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ignis-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,441 @@
+//! The scenarios. Each opens its own clients, measures one thing, and returns one JSON object
+//! with the figures, the server's and our own CPU, and the machine's idle share.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use ignis_proto::Value;
+use serde_json::{Value as Json, json};
+
+use crate::fleet::{ConnSpec, Fleet, FleetError, Stats, Target};
+use crate::histogram::Histogram;
+use crate::poster::{self, PostPlan, PostResult};
+use crate::procstat::{self, CpuSnapshot, ProcError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
+    #[error(transparent)]
+    Proc(#[from] ProcError),
+    #[error("only {ready} of {wanted} clients authenticated ({failed} failed): {errors:?}")]
+    NotReady {
+        ready: u64,
+        wanted: u64,
+        failed: u64,
+        errors: Vec<String>,
+    },
+    #[error("only {joined} of {wanted} clients joined their rooms")]
+    NotJoined { joined: u64, wanted: u64 },
+    #[error("invalid parameter: {0}")]
+    Invalid(String),
+}
+
+/// Poster threads a burst may use at most.
+const MAX_POSTERS: usize = 64;
+
+/// What every scenario needs to know about the server under test.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// A name for the report (`ignis`, `floor`, `node`, ...).
+    pub label: String,
+    /// Server processes; clients are spread over them and posts go to the first.
+    pub targets: Vec<Target>,
+    /// Their pids, for CPU and RSS.
+    pub server_pids: Vec<u32>,
+    pub threads: usize,
+    /// Source addresses 127.0.0.1, .2, ... used in turn (each has its own port range).
+    pub source_ips: u8,
+    /// REST path of a broadcast to everyone.
+    pub broadcast_path: String,
+    /// REST path of a room send, with `{room}` where the room goes.
+    pub room_path: String,
+    /// Where REST posts go, when not to the first target.
+    pub rest_addr: Option<SocketAddr>,
+    pub rest_headers: String,
+    pub posters: usize,
+    /// How long a scenario waits for clients to connect.
+    pub connect_timeout: Duration,
+}
+
+impl Setup {
+    fn specs(&self, n: usize, rooms: impl Fn(usize) -> Vec<String>) -> Vec<ConnSpec> {
+        (0..n)
+            .map(|i| ConnSpec {
+                target: i % self.targets.len().max(1),
+                source: (self.source_ips > 1).then(|| {
+                    IpAddr::V4(Ipv4Addr::new(
+                        127,
+                        0,
+                        0,
+                        1 + (i % self.source_ips as usize) as u8,
+                    ))
+                }),
+                rooms: rooms(i),
+            })
+            .collect()
+    }
+
+    fn fleet(&self) -> Result<Fleet, ScenarioError> {
+        if self.targets.is_empty() {
+            return Err(ScenarioError::Invalid("no target".into()));
+        }
+        Ok(Fleet::start(self.threads, self.targets.clone())?)
+    }
+
+    /// Opens `n` clients and waits until all are ready (and joined, when they have rooms).
+    fn connect(&self, fleet: &Fleet, specs: Vec<ConnSpec>) -> Result<Stats, ScenarioError> {
+        let wanted = specs.len() as u64;
+        let joining = specs.iter().filter(|s| !s.rooms.is_empty()).count() as u64;
+        fleet.open(specs)?;
+        let stats = fleet.wait_until(self.connect_timeout, |s| {
+            s.ready + s.failed >= wanted && s.joined >= joining.min(s.ready)
+        })?;
+        if stats.ready < wanted {
+            return Err(ScenarioError::NotReady {
+                ready: stats.ready,
+                wanted,
+                failed: stats.failed,
+                errors: stats.errors,
+            });
+        }
+        if stats.joined < joining {
+            return Err(ScenarioError::NotJoined {
+                joined: stats.joined,
+                wanted: joining,
+            });
+        }
+        Ok(stats)
+    }
+
+    fn post_plan(&self, paths: Vec<String>, rate: f64, count: u64) -> PostPlan {
+        PostPlan {
+            addr: self.rest_addr.unwrap_or(self.targets[0].addr),
+            paths,
+            headers: self.rest_headers.clone(),
+            rate,
+            count,
+            // A poster waits for each answer: at high rates more of them keep to the schedule,
+            // so a missed schedule means a slow server, not too few posters.
+            posters: self
+                .posters
+                .max((rate / 150.0).ceil() as usize)
+                .min(MAX_POSTERS),
+        }
+    }
+}
+
+/// CPU spent between two snapshots, per unit of work.
+fn cpu_report(before: &CpuSnapshot, after: &CpuSnapshot, units: u64, unit: &str) -> Json {
+    let server = after.server.saturating_sub(before.server).as_micros() as u64;
+    let loadgen = after.loadgen.saturating_sub(before.loadgen).as_micros() as u64;
+    let per = |us: u64| {
+        if units == 0 {
+            0.0
+        } else {
+            us as f64 / units as f64
+        }
+    };
+    json!({
+        "server_cpu_us": server,
+        "loadgen_cpu_us": loadgen,
+        format!("server_cpu_us_per_{unit}"): round(per(server), 3),
+        format!("loadgen_cpu_us_per_{unit}"): round(per(loadgen), 3),
+        "machine_idle": round(before.machine.idle_share(&after.machine), 3),
+    })
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+fn latency(h: &Histogram) -> Json {
+    json!({
+        "p50_us": h.quantile(0.5),
+        "p99_us": h.quantile(0.99),
+        "p999_us": h.quantile(0.999),
+        "max_us": h.max(),
+    })
+}
+
+fn merge(mut a: Json, b: Json) -> Json {
+    if let (Some(a), Json::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
+}
+
+fn header(setup: &Setup, scenario: &str) -> Json {
+    json!({
+        "scenario": scenario,
+        "peer": setup.label,
+        "servers": setup.targets.len(),
+        "loadgen_threads": setup.threads,
+    })
+}
+
+/// N clients connect and authenticate: time, server CPU and RSS per connection (idle).
+pub fn connect(setup: &Setup, clients: usize, settle: Duration) -> Result<Json, ScenarioError> {
+    let fleet = setup.fleet()?;
+    let rss_before = procstat::total_rss(&setup.server_pids)?;
+    let before = CpuSnapshot::take(&setup.server_pids)?;
+    let started = Instant::now();
+    setup.connect(&fleet, setup.specs(clients, |_| Vec::new()))?;
+    let elapsed = started.elapsed();
+    let after = CpuSnapshot::take(&setup.server_pids)?;
+    // Idle: let the server settle (allocators, deferred frees) before reading RSS.
+    std::thread::sleep(settle);
+    let rss_after = procstat::total_rss(&setup.server_pids)?;
+    let stats = fleet.stats()?;
+    let per_conn = rss_after.saturating_sub(rss_before) as f64 / clients.max(1) as f64;
+    let report = json!({
+        "clients": clients,
+        "connect_ms": elapsed.as_millis() as u64,
+        "connections_per_s": round(clients as f64 / elapsed.as_secs_f64().max(1e-9), 0),
+        "rss_before_kib": rss_before / 1024,
+        "rss_after_kib": rss_after / 1024,
+        "rss_kib_per_connection": round(per_conn / 1024.0, 3),
+        "lost": stats.lost,
+        "auth_retries": stats.auth_retries,
+    });
+    let report = merge(header(setup, "connect"), report);
+    Ok(merge(
+        report,
+        cpu_report(&before, &after, clients as u64, "connection"),
+    ))
+}
+
+/// C clients in a closed loop of `echo` with an ack for `duration`.
+pub fn echo(setup: &Setup, clients: usize, duration: Duration) -> Result<Json, ScenarioError> {
+    let fleet = setup.fleet()?;
+    setup.connect(&fleet, setup.specs(clients, |_| Vec::new()))?;
+    let payload = Value::from("hello from ignis-bench");
+    // Warm-up, so the figures do not include first-use costs.
+    fleet.echo(clients, &payload)?;
+    std::thread::sleep(Duration::from_millis(300));
+    fleet.reset()?;
+    let before = CpuSnapshot::take(&setup.server_pids)?;
+    let started = Instant::now();
+    std::thread::sleep(duration);
+    let stats = fleet.stats()?;
+    let elapsed = started.elapsed();
+    let after = CpuSnapshot::take(&setup.server_pids)?;
+    fleet.echo(0, &payload)?;
+    let report = json!({
+        "clients": clients,
+        "seconds": round(elapsed.as_secs_f64(), 3),
+        "acks": stats.acks,
+        "acks_per_s": round(stats.acks as f64 / elapsed.as_secs_f64(), 0),
+        "latency": latency(&stats.echo_latency),
+        "lost": stats.lost,
+        "auth_retries": stats.auth_retries,
+        "errors": stats.errors,
+    });
+    let report = merge(header(setup, "echo"), report);
+    Ok(merge(
+        report,
+        cpu_report(&before, &after, stats.acks, "ack"),
+    ))
+}
+
+/// The result of one timed burst of posts.
+struct Burst {
+    stats: Stats,
+    posts: PostResult,
+    expected: u64,
+    before: CpuSnapshot,
+    after: CpuSnapshot,
+    elapsed: Duration,
+}
+
+impl Burst {
+    fn missing(&self) -> u64 {
+        self.expected.saturating_sub(self.stats.deliveries)
+    }
+
+    /// Every post answered well, every delivery arrived, and the posters kept to the schedule.
+    fn sustained(&self, planned: Duration) -> bool {
+        self.missing() == 0
+            && self.posts.failed == 0
+            && self.stats.lost == 0
+            && self.posts.elapsed <= planned.mul_f64(1.1) + Duration::from_millis(100)
+    }
+
+    fn report(&self, rate: f64, count: u64) -> Json {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let report = json!({
+            "rate": rate,
+            "posts": count,
+            "posts_ok": self.posts.ok,
+            "posts_failed": self.posts.failed,
+            "post_errors": self.posts.errors,
+            "post_max_lag_ms": self.posts.max_lag.as_millis() as u64,
+            "post_rtt_max_us": self.posts.rtt_max_us,
+            "expected": self.expected,
+            "deliveries": self.stats.deliveries,
+            "missing": self.missing(),
+            "deliveries_per_s": round(self.stats.deliveries as f64 / secs, 0),
+            "seconds": round(secs, 3),
+            "latency": latency(&self.stats.delivery_latency),
+            "lost_clients": self.stats.lost,
+            "auth_retries": self.stats.auth_retries,
+            "client_errors": self.stats.errors,
+        });
+        merge(
+            report,
+            cpu_report(&self.before, &self.after, self.stats.deliveries, "delivery"),
+        )
+    }
+}
+
+/// Posts `count` sends at `rate`, then waits (at most `drain`) for the deliveries.
+fn burst(
+    setup: &Setup,
+    fleet: &Fleet,
+    plan: PostPlan,
+    expected: u64,
+    drain: Duration,
+) -> Result<Burst, ScenarioError> {
+    fleet.reset()?;
+    let before = CpuSnapshot::take(&setup.server_pids)?;
+    let started = Instant::now();
+    let posts = poster::run(&plan);
+    let stats = fleet.wait_until(drain, |s| s.deliveries >= expected || s.lost > 0)?;
+    let elapsed = started.elapsed();
+    let after = CpuSnapshot::take(&setup.server_pids)?;
+    Ok(Burst {
+        stats,
+        posts,
+        expected,
+        before,
+        after,
+        elapsed,
+    })
+}
+
+fn count_for(rate: f64, duration: Duration) -> u64 {
+    ((rate * duration.as_secs_f64()).round() as u64).max(1)
+}
+
+/// N clients; REST broadcasts at a fixed rate.
+pub fn broadcast(
+    setup: &Setup,
+    clients: usize,
+    rate: f64,
+    duration: Duration,
+) -> Result<Json, ScenarioError> {
+    let fleet = setup.fleet()?;
+    setup.connect(&fleet, setup.specs(clients, |_| Vec::new()))?;
+    let count = count_for(rate, duration);
+    let plan = setup.post_plan(vec![setup.broadcast_path.clone()], rate, count);
+    let burst = burst(
+        setup,
+        &fleet,
+        plan,
+        count * clients as u64,
+        Duration::from_secs(5),
+    )?;
+    let name = if setup.targets.len() > 1 {
+        "cluster_broadcast"
+    } else {
+        "broadcast"
+    };
+    let report = merge(header(setup, name), json!({ "clients": clients }));
+    Ok(merge(report, burst.report(rate, count)))
+}
+
+/// Rooms of the given sizes, in turn, until `clients` are placed; room sends at a fixed rate,
+/// to each room in turn.
+pub fn rooms(
+    setup: &Setup,
+    clients: usize,
+    sizes: &[usize],
+    rate: f64,
+    duration: Duration,
+) -> Result<Json, ScenarioError> {
+    if sizes.is_empty() || sizes.contains(&0) {
+        return Err(ScenarioError::Invalid("room sizes must be positive".into()));
+    }
+    let mut members = Vec::new();
+    let mut placed = 0;
+    while placed < clients {
+        let size = sizes[members.len() % sizes.len()].min(clients - placed);
+        members.push(size);
+        placed += size;
+    }
+    let room_of = |client: usize| {
+        let mut first = 0;
+        for (room, size) in members.iter().enumerate() {
+            if client < first + size {
+                return room;
+            }
+            first += size;
+        }
+        0
+    };
+    let fleet = setup.fleet()?;
+    setup.connect(
+        &fleet,
+        setup.specs(clients, |i| vec![format!("bench-{}", room_of(i))]),
+    )?;
+    let count = count_for(rate, duration);
+    let paths: Vec<String> = (0..members.len())
+        .map(|r| setup.room_path.replace("{room}", &format!("bench-{r}")))
+        .collect();
+    let expected: u64 = (0..count)
+        .map(|seq| members[seq as usize % members.len()] as u64)
+        .sum();
+    let plan = setup.post_plan(paths, rate, count);
+    let burst = burst(setup, &fleet, plan, expected, Duration::from_secs(5))?;
+    let report = merge(
+        header(setup, "rooms"),
+        json!({ "clients": clients, "rooms": members.len(), "room_sizes": sizes }),
+    );
+    Ok(merge(report, burst.report(rate, count)))
+}
+
+/// Broadcast bursts at rising rates, on one set of clients, until one is not sustained; the
+/// highest sustained rate is the answer.
+pub fn sweep(
+    setup: &Setup,
+    clients: usize,
+    rates: &[f64],
+    duration: Duration,
+) -> Result<Json, ScenarioError> {
+    let fleet = setup.fleet()?;
+    setup.connect(&fleet, setup.specs(clients, |_| Vec::new()))?;
+    let mut steps = Vec::new();
+    let mut best: Option<(f64, f64)> = None;
+    'rates: for &rate in rates {
+        let count = count_for(rate, duration);
+        // On a shared machine one burst can miss its schedule by bad luck: a rate fails only
+        // when two bursts in a row miss it.
+        for attempt in 1..=2 {
+            let plan = setup.post_plan(vec![setup.broadcast_path.clone()], rate, count);
+            let expected = count * clients as u64;
+            let burst = burst(setup, &fleet, plan, expected, Duration::from_secs(3))?;
+            let sustained = burst.sustained(duration);
+            let head = json!({ "sustained": sustained, "attempt": attempt });
+            steps.push(merge(head, burst.report(rate, count)));
+            if sustained {
+                break;
+            }
+            if attempt == 2 || burst.stats.lost > 0 {
+                break 'rates;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let delivered_per_s = rate * clients as f64;
+        best = Some((rate, delivered_per_s));
+        // Let queues drain so the next step starts clean.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let report = json!({
+        "clients": clients,
+        "max_sustained_rate": best.map(|b| b.0),
+        "max_sustained_deliveries_per_s": best.map(|b| b.1),
+        "steps": steps,
+    });
+    Ok(merge(header(setup, "sweep"), report))
+}
