@@ -1,6 +1,7 @@
 //! HTTP long-polling: a GET waits until something is queued for the client, a POST carries
 //! packets from the client. A task per session keeps the heartbeat while the session polls.
 
+use std::collections::VecDeque;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -47,7 +48,12 @@ pub(crate) async fn get<H: Handler>(
         let notified = socket.writable.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let mut items = socket.take_outbox();
+        // Once a WebSocket carries the session, its queue is the WebSocket's.
+        let mut items = if socket.transport() == TransportKind::WebSocket && !socket.is_closed() {
+            VecDeque::new()
+        } else {
+            socket.take_outbox()
+        };
         if socket.is_closed() {
             // The client closed: the reference releases the request with a noop. Otherwise the
             // client learns of the close with a close packet after what was still queued.

@@ -55,7 +55,7 @@ pub(crate) struct Inner<H: Handler> {
     pub(crate) path: String,
     pub(crate) handler: H,
     pub(crate) sessions: RwLock<HashMap<Sid, Arc<Socket<H::Data>>>>,
-    pub(crate) compression: Option<Compression>,
+    pub(crate) compression: Option<Arc<Compression>>,
 }
 
 /// An Engine.IO server. Cheap to clone: clones share the same sessions.
@@ -82,7 +82,10 @@ fn empty(status: StatusCode) -> Reply {
 impl<H: Handler> Engine<H> {
     pub fn new(config: EngineConfig, handler: H) -> Self {
         let path = config.normalized_path();
-        let compression = config.per_message_deflate.clone().map(Compression::new);
+        let compression = config
+            .per_message_deflate
+            .clone()
+            .map(|options| Arc::new(Compression::new(options)));
         Engine {
             inner: Arc::new(Inner {
                 config,

@@ -138,6 +138,9 @@ impl std::fmt::Debug for SharedMessage {
 pub(crate) enum Outgoing {
     Packet(Packet),
     Shared(Arc<SharedMessage>),
+    /// The unwritten rest of a WebSocket frame a sender began to write itself (see
+    /// [`Outbox::sink`]); only ever queued on a session whose transport is WebSocket.
+    Frame(Bytes),
 }
 
 impl Outgoing {
@@ -145,7 +148,66 @@ impl Outgoing {
         match self {
             Outgoing::Packet(p) => p.clone(),
             Outgoing::Shared(m) => Packet::Message(m.data.clone()),
+            // Polling never sees these: a session's queue holds them only once its WebSocket
+            // took over, and polling requests then leave the queue alone.
+            Outgoing::Frame(_) => Packet::Noop,
         }
+    }
+}
+
+/// A session's outbound queue and who may write to the client.
+///
+/// Once a WebSocket carries the session, a sender writes its frames to the socket itself when
+/// nothing is ahead of them: nothing queued, no output held by the connection's task, and that
+/// task asleep. This spares the task a wake-up, a poll and often a hop to the other CPU for
+/// every message of a quiet connection. When the task is awake (it is reading, and the messages
+/// its handlers send should leave in one write) or the client is not keeping up, senders queue,
+/// and the task takes the queue before it sleeps: it needs no wake-up then either.
+///
+/// A broadcast queues instead, and leaves the writing to a flush that runs once the broadcasting
+/// task yields (see [`DeliveryBatch`]): broadcasts that come faster than the flushes then share
+/// one write per connection, as an event loop would coalesce them.
+pub(crate) struct Outbox {
+    pub(crate) queue: VecDeque<Outgoing>,
+    /// Where senders may write directly; set while a WebSocket carries the session.
+    pub(crate) sink: Option<crate::websocket::DirectSink>,
+    /// The WebSocket task is running and looks at the queue before it sleeps.
+    pub(crate) task_awake: bool,
+    /// The WebSocket task holds frames the socket did not take yet.
+    pub(crate) output_pending: bool,
+    /// A flush of this queue is scheduled (see [`DeliveryBatch`]).
+    flush_scheduled: bool,
+}
+
+impl Outbox {
+    fn new() -> Outbox {
+        Outbox {
+            queue: VecDeque::new(),
+            sink: None,
+            task_awake: false,
+            output_pending: false,
+            flush_scheduled: false,
+        }
+    }
+
+    /// Whether a sender may write to the socket now, ahead of nobody.
+    fn writable_now(&self) -> bool {
+        self.sink.is_some()
+            && !self.task_awake
+            && !self.output_pending
+            && !self.flush_scheduled
+            && self.queue.is_empty()
+    }
+
+    /// Whether a sender that queued must wake the task that writes: not when a WebSocket task
+    /// will look at the queue anyway.
+    fn needs_wake(&self) -> bool {
+        self.sink.is_none() || !(self.task_awake || self.output_pending || self.flush_scheduled)
+    }
+
+    /// Whether a volatile message is dropped: when the client has not taken what came before.
+    fn congested(&self) -> bool {
+        self.output_pending || (self.sink.is_none() && !self.queue.is_empty())
     }
 }
 
@@ -167,7 +229,7 @@ pub struct Socket<D> {
     id: Sid,
     /// State of the layer above (for Socket.IO: the packet decoder and the joined namespaces).
     pub data: D,
-    pub(crate) outbox: Mutex<VecDeque<Outgoing>>,
+    pub(crate) outbox: Mutex<Outbox>,
     /// Wakes whoever writes to the client: a pending polling GET or the WebSocket task.
     pub(crate) writable: Notify,
     /// Wakes the task that drives the session (close requests, pongs, transport changes).
@@ -193,7 +255,7 @@ impl<D> Socket<D> {
         Socket {
             id,
             data,
-            outbox: Mutex::new(VecDeque::new()),
+            outbox: Mutex::new(Outbox::new()),
             writable: Notify::new(),
             driver: Notify::new(),
             state: AtomicU8::new(OPEN),
@@ -261,6 +323,49 @@ impl<D> Socket<D> {
         )
     }
 
+    /// Like [`Socket::send_shared`], for one recipient of a broadcast: the messages are queued,
+    /// and written when `batch` is dropped and the broadcasting task yields, together with
+    /// whatever other broadcasts queued for this session meanwhile.
+    pub fn send_shared_in(
+        self: &Arc<Self>,
+        messages: &[Arc<SharedMessage>],
+        volatile: bool,
+        batch: &mut DeliveryBatch,
+    ) -> Result<(), SendError>
+    where
+        D: Send + Sync + 'static,
+    {
+        if !self.is_open() {
+            return Err(SendError::Closed);
+        }
+        let wake = {
+            let mut outbox = self.outbox.lock();
+            if volatile && outbox.congested() {
+                return Ok(());
+            }
+            if outbox.queue.len() + messages.len() > self.max_queued {
+                drop(outbox);
+                self.request_close(CloseReason::SlowClient);
+                return Err(SendError::QueueFull);
+            }
+            let schedule = outbox.writable_now();
+            outbox
+                .queue
+                .extend(messages.iter().map(|m| Outgoing::Shared(Arc::clone(m))));
+            if schedule {
+                outbox.flush_scheduled = true;
+                batch.sessions.push(Arc::clone(self) as Arc<dyn Flush>);
+                false
+            } else {
+                outbox.needs_wake()
+            }
+        };
+        if wake {
+            self.writable.notify_one();
+        }
+        Ok(())
+    }
+
     pub(crate) fn push_packet(&self, packet: Packet) -> Result<(), SendError> {
         self.push(std::iter::once(Outgoing::Packet(packet)), false)
     }
@@ -273,24 +378,43 @@ impl<D> Socket<D> {
         if !self.is_open() {
             return Err(SendError::Closed);
         }
-        {
+        let wake = {
             let mut outbox = self.outbox.lock();
-            if volatile && !outbox.is_empty() {
+            if volatile && outbox.congested() {
                 return Ok(());
             }
-            if outbox.len() + items.len() > self.max_queued {
-                drop(outbox);
-                self.request_close(CloseReason::SlowClient);
-                return Err(SendError::QueueFull);
+            if outbox.writable_now()
+                && let Some(sink) = &outbox.sink
+            {
+                let rest = sink.write(items, volatile);
+                if rest.is_empty() {
+                    return Ok(());
+                }
+                // The socket took part of it: the task writes the rest when it can.
+                outbox.queue.extend(rest.into_iter().map(Outgoing::Frame));
+                true
+            } else {
+                if outbox.queue.len() + items.len() > self.max_queued {
+                    drop(outbox);
+                    self.request_close(CloseReason::SlowClient);
+                    return Err(SendError::QueueFull);
+                }
+                outbox.queue.extend(items);
+                outbox.needs_wake()
             }
-            outbox.extend(items);
+        };
+        if wake {
+            self.writable.notify_one();
         }
-        self.writable.notify_one();
         Ok(())
     }
 
     pub(crate) fn take_outbox(&self) -> VecDeque<Outgoing> {
-        std::mem::take(&mut *self.outbox.lock())
+        std::mem::take(&mut self.outbox.lock().queue)
+    }
+
+    pub(crate) fn outbox_is_empty(&self) -> bool {
+        self.outbox.lock().queue.is_empty()
     }
 
     /// Closes the session: what is queued is still delivered, then the transport is closed.
@@ -359,3 +483,95 @@ impl<D> std::fmt::Debug for Socket<D> {
             .finish()
     }
 }
+
+/// A session whose queue a scheduled flush writes out.
+trait Flush: Send + Sync {
+    fn flush_queued(&self);
+}
+
+impl<D: Send + Sync + 'static> Flush for Socket<D> {
+    fn flush_queued(&self) {
+        let wake = {
+            let mut guard = self.outbox.lock();
+            let outbox = &mut *guard;
+            outbox.flush_scheduled = false;
+            if outbox.queue.is_empty() {
+                return;
+            }
+            // An awake task, or one waiting to write what it holds, takes the queue itself.
+            if outbox.task_awake || outbox.output_pending {
+                return;
+            }
+            match &outbox.sink {
+                Some(sink) => {
+                    let items = std::mem::take(&mut outbox.queue);
+                    let rest = sink.write(items.into_iter(), false);
+                    if rest.is_empty() {
+                        return;
+                    }
+                    outbox.queue.extend(rest.into_iter().map(Outgoing::Frame));
+                    true
+                }
+                None => true,
+            }
+        };
+        if wake {
+            self.writable.notify_one();
+        }
+    }
+}
+
+/// The recipients of one broadcast whose messages [`Socket::send_shared_in`] queued. Dropping
+/// the batch schedules their flush, which runs once the broadcasting task yields; flushes still
+/// pending then take the queued messages of later broadcasts along.
+#[derive(Default)]
+pub struct DeliveryBatch {
+    sessions: Vec<Arc<dyn Flush>>,
+}
+
+impl DeliveryBatch {
+    pub fn new() -> DeliveryBatch {
+        DeliveryBatch::default()
+    }
+}
+
+impl std::fmt::Debug for DeliveryBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryBatch")
+            .field("sessions", &self.sessions.len())
+            .finish()
+    }
+}
+
+impl Drop for DeliveryBatch {
+    fn drop(&mut self) {
+        if self.sessions.is_empty() {
+            return;
+        }
+        let sessions = std::mem::take(&mut self.sessions);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime to defer to: write now.
+            for session in sessions {
+                session.flush_queued();
+            }
+            return;
+        };
+        PENDING_FLUSH.lock().extend(sessions);
+        if !FLUSH_SCHEDULED.swap(true, Ordering::AcqRel) {
+            runtime.spawn(async {
+                // Let the tasks that are ready run first: broadcasts they make meanwhile join
+                // this flush instead of costing writes of their own.
+                tokio::task::yield_now().await;
+                FLUSH_SCHEDULED.store(false, Ordering::Release);
+                let sessions = std::mem::take(&mut *PENDING_FLUSH.lock());
+                for session in sessions {
+                    session.flush_queued();
+                }
+            });
+        }
+    }
+}
+
+/// Sessions waiting for the scheduled flush, across every engine of the process.
+static PENDING_FLUSH: Mutex<Vec<Arc<dyn Flush>>> = Mutex::new(Vec::new());
+static FLUSH_SCHEDULED: AtomicBool = AtomicBool::new(false);

@@ -19,6 +19,7 @@ use http::{Response, StatusCode};
 use ignis_proto::engineio::{Data, Packet, Str};
 use ignis_ws::deflate::{DeflateConfig, Deflater, Inflater, Negotiated};
 use ignis_ws::{CloseCode, CompressedMessage, Decoder, Message, OpCode, Role};
+use tokio::io::{Interest, Ready};
 use tokio::net::TcpStream;
 
 use crate::config::PerMessageDeflate;
@@ -125,6 +126,74 @@ fn text_frame(type_char: u8, rest: &[u8]) -> Bytes {
     frame.freeze()
 }
 
+/// The compression a connection negotiated: the shared settings and the window it writes with.
+type ConnCompression<'a> = Option<(&'a Compression, u8)>;
+
+/// The frame of one queued item for a connection with this compression.
+fn frame_of(item: &Outgoing, compression: ConnCompression<'_>) -> Bytes {
+    match (item, compression) {
+        // Frames compressed with the default window are shared by every recipient.
+        (Outgoing::Shared(m), _) if !m.compress() => m.ws_frame().clone(),
+        (Outgoing::Shared(m), Some((c, bits))) if bits == c.window_bits => {
+            m.ws_frame_deflated(c).clone()
+        }
+        (Outgoing::Shared(m), Some((c, bits))) => c.message_frame_with(m.data(), bits),
+        (Outgoing::Shared(m), None) => m.ws_frame().clone(),
+        (Outgoing::Packet(Packet::Message(data)), Some((c, bits))) => {
+            c.message_frame_with(data, bits)
+        }
+        (Outgoing::Packet(p), _) => packet_frame(p),
+        (Outgoing::Frame(frame), _) => frame.clone(),
+    }
+}
+
+/// What a sender needs to write to a WebSocket session's socket itself (see
+/// [`crate::socket::Outbox`]).
+pub(crate) struct DirectSink {
+    stream: Arc<TcpStream>,
+    compression: Option<(Arc<Compression>, u8)>,
+}
+
+impl DirectSink {
+    /// Writes the frames of `items` as far as the socket takes them without blocking, and
+    /// returns what is left: empty when all went out (or when a `volatile` message found the
+    /// socket full and was dropped, as volatile messages are).
+    pub(crate) fn write(
+        &self,
+        items: impl Iterator<Item = Outgoing>,
+        volatile: bool,
+    ) -> Vec<Bytes> {
+        let compression = self.compression.as_ref().map(|(c, bits)| (&**c, *bits));
+        let mut frames: Vec<Bytes> = items.map(|item| frame_of(&item, compression)).collect();
+        let result = match frames.as_slice() {
+            [one] => self.stream.try_write(one),
+            many => {
+                let slices: Vec<IoSlice<'_>> = many.iter().map(|f| IoSlice::new(f)).collect();
+                self.stream.try_write_vectored(&slices)
+            }
+        };
+        let mut written = match result {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && volatile => return Vec::new(),
+            // Full, interrupted or failed: the task writes it, and sees the failure itself.
+            Err(_) => 0,
+        };
+        frames.retain_mut(|frame| {
+            if written >= frame.len() {
+                written -= frame.len();
+                false
+            } else {
+                if written > 0 {
+                    *frame = frame.slice(written..);
+                    written = 0;
+                }
+                true
+            }
+        });
+        frames
+    }
+}
+
 fn packet_frame(packet: &Packet) -> Bytes {
     match packet {
         Packet::Message(data) => message_frame(data),
@@ -224,7 +293,7 @@ pub(crate) fn accept<H: Handler>(
         let mut conn = Connection {
             inner,
             socket,
-            stream,
+            stream: Arc::new(stream),
             decoder: Decoder::new(Role::Server, max_message).with_compression(params.is_some()),
             deflate: params,
             input: BytesMut::new(),
@@ -235,9 +304,21 @@ pub(crate) fn accept<H: Handler>(
         if !early.is_empty() {
             conn.input.extend_from_slice(&early);
         }
+        if !conn.probing {
+            conn.attach_sink();
+        }
         conn.run().await;
     });
     res
+}
+
+/// What woke a connection's task.
+enum Wake {
+    /// The socket is readable, or writable while the task holds output.
+    Ready(io::Result<Ready>),
+    /// Something was queued, or the session has news for its driver.
+    Queued,
+    Timer,
 }
 
 /// Why a connection's task stops.
@@ -251,7 +332,8 @@ enum Stop {
 struct Connection<H: Handler> {
     inner: Arc<Inner<H>>,
     socket: Arc<Socket<H::Data>>,
-    stream: TcpStream,
+    /// Shared with senders that write directly while this task sleeps.
+    stream: Arc<TcpStream>,
     decoder: Decoder,
     deflate: Option<Negotiated>,
     /// Bytes of a frame that did not arrive whole; empty (and unallocated) most of the time.
@@ -265,31 +347,53 @@ struct Connection<H: Handler> {
 impl<H: Handler> Connection<H> {
     async fn run(mut self) {
         let started = tokio::time::Instant::now();
+        // One timer for the connection's life, moved only when the deadline moves.
+        let timer = tokio::time::sleep_until(self.deadline(started));
+        tokio::pin!(timer);
+        self.socket.outbox.lock().task_awake = true;
         let stop = loop {
             if let Some(stop) = self.step() {
                 break stop;
             }
+            if !self.fall_asleep() {
+                continue;
+            }
             let deadline = self.deadline(started);
-            let want_write = !self.output.is_empty();
-            tokio::select! {
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+            // One readiness future for both directions: it is what an idle connection keeps.
+            let interest = if self.output.is_empty() {
+                Interest::READABLE
+            } else {
+                Interest::READABLE | Interest::WRITABLE
+            };
+            let wake = tokio::select! {
                 biased;
-                r = self.stream.readable() => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, "websocket read readiness failed");
-                        break self.transport_closed();
-                    }
-                    if let Some(stop) = self.read() {
+                r = self.stream.ready(interest) => Wake::Ready(r),
+                _ = self.socket.writable.notified(), if !self.probing => Wake::Queued,
+                _ = self.socket.driver.notified() => Wake::Queued,
+                _ = &mut timer => Wake::Timer,
+            };
+            // Before anything runs: what handlers send while the task is awake is queued and
+            // leaves with the task's next write.
+            self.socket.outbox.lock().task_awake = true;
+            match wake {
+                Wake::Ready(Err(e)) => {
+                    tracing::debug!(error = %e, "websocket readiness failed");
+                    break self.transport_closed();
+                }
+                Wake::Ready(Ok(ready)) => {
+                    // Anything but plain writability may be data, a close or a failure:
+                    // `read` finds out which.
+                    if ready != Ready::WRITABLE
+                        && let Some(stop) = self.read()
+                    {
                         break stop;
                     }
                 }
-                r = self.stream.writable(), if want_write => {
-                    if r.is_err() {
-                        break self.transport_closed();
-                    }
-                }
-                _ = self.socket.writable.notified(), if !self.probing => {}
-                _ = self.socket.driver.notified() => {}
-                _ = tokio::time::sleep_until(deadline) => {
+                Wake::Queued => {}
+                Wake::Timer => {
                     if let Some(stop) = self.on_timer(started) {
                         break stop;
                     }
@@ -297,6 +401,31 @@ impl<H: Handler> Connection<H> {
             }
         };
         self.finish(stop).await;
+    }
+
+    /// Lets senders write directly from now on.
+    fn attach_sink(&self) {
+        let compression = self
+            .deflate
+            .as_ref()
+            .zip(self.inner.compression.as_ref())
+            .map(|(params, c)| (Arc::clone(c), params.window_bits(Role::Server)));
+        self.socket.outbox.lock().sink = Some(DirectSink {
+            stream: Arc::clone(&self.stream),
+            compression,
+        });
+    }
+
+    /// Tells senders the task is about to sleep; false, and the task stays awake, when something
+    /// was queued since it last looked.
+    fn fall_asleep(&self) -> bool {
+        let mut outbox = self.socket.outbox.lock();
+        if !outbox.queue.is_empty() && !self.probing && self.output.is_empty() {
+            return false;
+        }
+        outbox.task_awake = false;
+        outbox.output_pending = !self.output.is_empty();
+        true
     }
 
     fn transport_closed(&self) -> Stop {
@@ -323,7 +452,7 @@ impl<H: Handler> Connection<H> {
             }
             if let Some(reason) = self.socket.pending_close()
                 && self.output.is_empty()
-                && self.socket.outbox.lock().is_empty()
+                && self.socket.outbox_is_empty()
             {
                 return Some(Stop::Session(Some(reason)));
             }
@@ -344,22 +473,9 @@ impl<H: Handler> Connection<H> {
             .deflate
             .as_ref()
             .zip(self.inner.compression.as_ref())
-            .map(|(params, c)| (c, params.window_bits(Role::Server)));
+            .map(|(params, c)| (&**c, params.window_bits(Role::Server)));
         for item in items {
-            let frame = match (&item, compression) {
-                // Frames compressed with the default window are shared by every recipient.
-                (Outgoing::Shared(m), _) if !m.compress() => m.ws_frame().clone(),
-                (Outgoing::Shared(m), Some((c, bits))) if bits == c.window_bits => {
-                    m.ws_frame_deflated(c).clone()
-                }
-                (Outgoing::Shared(m), Some((c, bits))) => c.message_frame_with(m.data(), bits),
-                (Outgoing::Shared(m), None) => m.ws_frame().clone(),
-                (Outgoing::Packet(Packet::Message(data)), Some((c, bits))) => {
-                    c.message_frame_with(data, bits)
-                }
-                (Outgoing::Packet(p), _) => packet_frame(p),
-            };
-            self.output.push_back(frame);
+            self.output.push_back(frame_of(&item, compression));
         }
     }
 
@@ -377,7 +493,12 @@ impl<H: Handler> Connection<H> {
                 slices[n] = IoSlice::new(bytes);
                 n += 1;
             }
-            match self.stream.try_write_vectored(&slices[..n]) {
+            let result = if n == 1 {
+                self.stream.try_write(&slices[0])
+            } else {
+                self.stream.try_write_vectored(&slices[..n])
+            };
+            match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(mut written) => {
                     while written > 0 {
@@ -403,9 +524,8 @@ impl<H: Handler> Connection<H> {
                 self.fill_output();
             }
         }
-        if self.output.capacity() > 64 {
-            self.output.shrink_to(0);
-        }
+        // An idle connection keeps no output buffer.
+        self.output = VecDeque::new();
         Ok(())
     }
 
@@ -571,6 +691,7 @@ impl<H: Handler> Connection<H> {
                     self.socket.set_transport(TransportKind::WebSocket);
                     self.socket.upgrading.store(false, Ordering::Release);
                     self.probing = false;
+                    self.attach_sink();
                     // Wake the polling driver so that it stops, and any GET still waiting.
                     self.socket.driver.notify_one();
                     self.socket.writable.notify_waiters();
@@ -598,6 +719,12 @@ impl<H: Handler> Connection<H> {
     }
 
     async fn finish(mut self, stop: Stop) {
+        // Senders queue from now on; what they queue before the close goes out below.
+        {
+            let mut outbox = self.socket.outbox.lock();
+            outbox.sink = None;
+            outbox.task_awake = true;
+        }
         match stop {
             Stop::ProbeFailed => {
                 self.socket.upgrading.store(false, Ordering::Release);
@@ -635,6 +762,8 @@ impl<H: Handler> Connection<H> {
                 break;
             }
         }
-        let _ = tokio::io::AsyncWriteExt::shutdown(&mut self.stream).await;
+        if let Ok(mut stream) = Arc::try_unwrap(self.stream) {
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+        }
     }
 }

@@ -228,13 +228,16 @@ impl Namespace {
                 return;
             }
         };
+        let mut batch = ignis_engine::DeliveryBatch::new();
         let sockets = self.sockets.read();
         for sid in sids {
             if let Some(socket) = sockets.get(sid)
                 && socket.connected()
                 && !socket.broadcasts_held()
             {
-                let _ = socket.conn.send_shared(&messages, flags.volatile);
+                let _ = socket
+                    .conn
+                    .send_shared_in(&messages, flags.volatile, &mut batch);
             }
         }
     }
@@ -267,6 +270,7 @@ impl Namespace {
                 return;
             }
         };
+        let mut batch = ignis_engine::DeliveryBatch::new();
         let sockets = self.sockets.read();
         let mut count = 0;
         for sid in sids {
@@ -275,7 +279,11 @@ impl Namespace {
                 && !socket.broadcasts_held()
             {
                 socket.register_collector(id, &collector);
-                if socket.conn.send_shared(&messages, flags.volatile).is_ok() {
+                if socket
+                    .conn
+                    .send_shared_in(&messages, flags.volatile, &mut batch)
+                    .is_ok()
+                {
                     count += 1;
                 }
             }

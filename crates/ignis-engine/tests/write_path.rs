@@ -1,0 +1,292 @@
+//! The WebSocket write path under pressure: senders that write to the socket themselves, queued
+//! broadcasts flushed later, partial writes handed to the connection's task, and a client that
+//! stops reading. Whatever path a message takes, the client must see every message once and in
+//! the order it was sent, and a client that falls too far behind is disconnected as too slow.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ignis_engine::{
+    CloseReason, DeliveryBatch, Engine, EngineConfig, Handler, RequestInfo, SendError,
+    SharedMessage, Socket,
+};
+use ignis_proto::engineio::{Data, Str};
+use ignis_ws::{Decoder, Message, Role};
+use tokio::sync::mpsc;
+
+/// Hands every opened session to the test and reports why sessions closed.
+struct Probe {
+    opened: mpsc::UnboundedSender<Arc<Socket<()>>>,
+    closed: mpsc::UnboundedSender<CloseReason>,
+}
+
+impl Handler for Probe {
+    type Data = ();
+    fn create_data(&self) {}
+    fn on_open(&self, socket: &Arc<Socket<()>>, _request: &RequestInfo) {
+        let _ = self.opened.send(Arc::clone(socket));
+    }
+    fn on_message(&self, _socket: &Arc<Socket<()>>, _data: Data) {}
+    fn on_close(&self, _socket: &Arc<Socket<()>>, reason: CloseReason) {
+        let _ = self.closed.send(reason);
+    }
+}
+
+struct Server {
+    port: u16,
+    opened: mpsc::UnboundedReceiver<Arc<Socket<()>>>,
+    closed: mpsc::UnboundedReceiver<CloseReason>,
+}
+
+async fn start(max_queued_messages: usize) -> Server {
+    let (opened_tx, opened) = mpsc::unbounded_channel();
+    let (closed_tx, closed) = mpsc::unbounded_channel();
+    let config = EngineConfig {
+        max_queued_messages,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::new(
+        config,
+        Probe {
+            opened: opened_tx,
+            closed: closed_tx,
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(engine.serve(listener));
+    Server {
+        port,
+        opened,
+        closed,
+    }
+}
+
+/// A blocking WebSocket client that reads the server's text frames.
+struct Client {
+    stream: TcpStream,
+    decoder: Decoder,
+    pending: Vec<u8>,
+}
+
+impl Client {
+    fn connect(port: u16) -> Client {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        write!(
+            stream,
+            "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Upgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .unwrap();
+        // The 101 answer ends with an empty line; frames may follow in the same read.
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{:?}",
+            String::from_utf8_lossy(&head)
+        );
+        Client {
+            stream,
+            decoder: Decoder::new(Role::Client, 1 << 20),
+            pending: Vec::new(),
+        }
+    }
+
+    /// The next text frame's payload, or None once the server closed.
+    fn next_text(&mut self) -> Option<String> {
+        loop {
+            let decoded = self.decoder.decode(&self.pending).unwrap();
+            if decoded.consumed > 0 {
+                self.pending.drain(..decoded.consumed);
+                match decoded.message {
+                    Some(Message::Text(bytes)) => {
+                        return Some(String::from_utf8(bytes.to_vec()).unwrap());
+                    }
+                    Some(Message::Close(_)) => return None,
+                    _ => continue,
+                }
+            }
+            let mut buf = [0u8; 64 * 1024];
+            let n = self.stream.read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                return None;
+            }
+            self.pending.extend_from_slice(&buf[..n]);
+        }
+    }
+}
+
+/// A message of about 1 KiB that says its own number.
+fn numbered(i: usize) -> Data {
+    Data::Text(Str::from(format!("{i:08}:{}", "x".repeat(1000))))
+}
+
+fn number_of(text: &str) -> usize {
+    // Frames are `4<message>`: a message packet.
+    assert!(text.starts_with('4'), "not a message packet: {text:.40}");
+    text[1..9].parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_path_keeps_order_while_the_client_is_slow() {
+    let mut server = start(1_000_000).await;
+    let port = server.port;
+    let client = tokio::task::spawn_blocking(move || Client::connect(port));
+    let socket = server.opened.recv().await.unwrap();
+    let mut client = client.await.unwrap();
+    assert!(
+        client.next_text().unwrap().starts_with("0{"),
+        "the open packet"
+    );
+
+    // 20 000 messages (20 MB) go out while the client first reads nothing, then reads slowly:
+    // the socket's buffers fill and drain again and again, writes come out partial, the rest
+    // waits in the queue, and senders race the connection's task for the socket.
+    const COUNT: usize = 20_000;
+    let reader = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        let mut seen = Vec::with_capacity(COUNT);
+        while seen.len() < COUNT {
+            match client.next_text() {
+                Some(text) => seen.push(number_of(&text)),
+                None => break,
+            }
+            if seen.len() % 500 == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        (seen, client)
+    });
+    let mut batch = DeliveryBatch::new();
+    for i in 0..COUNT {
+        match i % 4 {
+            // Direct sends, and broadcasts in batches of various lengths.
+            0 | 1 => socket.send(numbered(i)).unwrap(),
+            _ => socket
+                .send_shared_in(&[SharedMessage::new(numbered(i))], false, &mut batch)
+                .unwrap(),
+        }
+        if i % 7 == 0 {
+            drop(std::mem::take(&mut batch));
+        }
+        if i % 13 == 0 {
+            tokio::task::yield_now().await;
+        }
+        if i % 1000 == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    drop(batch);
+    let (received, _client) = reader.await.unwrap();
+    assert_eq!(received.len(), COUNT, "every message arrives");
+    let out_of_order = received.iter().enumerate().find(|(i, n)| i != *n);
+    assert_eq!(
+        out_of_order, None,
+        "messages arrive in the order they were sent"
+    );
+    assert!(socket.is_open(), "the session is still open");
+    assert!(server.closed.try_recv().is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_disconnected_as_too_slow() {
+    let mut server = start(64).await;
+    let port = server.port;
+    let client = tokio::task::spawn_blocking(move || Client::connect(port));
+    let socket = server.opened.recv().await.unwrap();
+    let _client = client.await.unwrap();
+
+    // Nothing is read: once the socket's buffers are full, at most 64 messages wait in the
+    // queue, and the next one closes the session instead of growing it.
+    let mut refused = None;
+    let mut batch = DeliveryBatch::new();
+    for i in 0..100_000 {
+        let result = if i % 2 == 0 {
+            socket.send(numbered(i))
+        } else {
+            socket.send_shared_in(&[SharedMessage::new(numbered(i))], false, &mut batch)
+        };
+        if let Err(e) = result {
+            refused = Some(e);
+            break;
+        }
+        if i % 16 == 0 {
+            drop(std::mem::take(&mut batch));
+            tokio::task::yield_now().await;
+        }
+    }
+    assert_eq!(refused, Some(SendError::QueueFull));
+    let reason = tokio::time::timeout(Duration::from_secs(10), server.closed.recv())
+        .await
+        .expect("the session closes")
+        .unwrap();
+    assert_eq!(reason, CloseReason::SlowClient);
+    assert_eq!(reason.as_str(), "outbound queue full");
+    assert_eq!(socket.send(numbered(0)), Err(SendError::Closed));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volatile_messages_are_dropped_only_while_the_client_is_behind() {
+    let mut server = start(1_000_000).await;
+    let port = server.port;
+    let client = tokio::task::spawn_blocking(move || Client::connect(port));
+    let socket = server.opened.recv().await.unwrap();
+    let mut client = client.await.unwrap();
+    assert!(client.next_text().unwrap().starts_with("0{"));
+
+    // A reading client gets a volatile message.
+    socket
+        .send_shared(&[SharedMessage::new(numbered(1))], true)
+        .unwrap();
+    let first = tokio::task::spawn_blocking(move || {
+        let text = client.next_text();
+        (client, text)
+    });
+    let (mut client, text) = first.await.unwrap();
+    assert_eq!(number_of(&text.unwrap()), 1);
+
+    // Behind by megabytes, it loses volatile messages but none of the others.
+    const LAST: usize = 20_000;
+    for i in 2..LAST {
+        socket.send(numbered(i)).unwrap();
+    }
+    const VOLATILE: usize = 100;
+    for _ in 0..VOLATILE {
+        socket
+            .send_shared(&[SharedMessage::new(numbered(99_999_999))], true)
+            .unwrap();
+    }
+    socket.send(numbered(LAST)).unwrap();
+    let received = tokio::task::spawn_blocking(move || {
+        let mut seen = Vec::new();
+        while seen.last() != Some(&LAST) {
+            match client.next_text() {
+                Some(text) => seen.push(number_of(&text)),
+                None => break,
+            }
+        }
+        seen
+    })
+    .await
+    .unwrap();
+    let volatile = received.iter().filter(|&&n| n == 99_999_999).count();
+    let others: Vec<usize> = received.into_iter().filter(|&n| n != 99_999_999).collect();
+    assert_eq!(others.len(), LAST - 1, "every other message arrives");
+    let out_of_order = others.iter().zip(2..).find(|(n, i)| **n != *i);
+    assert_eq!(out_of_order, None, "in order");
+    assert!(
+        volatile < VOLATILE,
+        "volatile messages sent while the client was behind are dropped ({volatile} arrived)"
+    );
+}
