@@ -120,19 +120,17 @@ mod tests {
         if let Some(t) = auth_token {
             auth.insert("token", t);
         }
-        Handshake {
-            headers: header
-                .map(|h| vec![("authorization".to_string(), h.to_string())])
-                .unwrap_or_default(),
-            time: String::new(),
-            address: "127.0.0.1".into(),
-            xdomain: false,
-            secure: false,
-            issued: 0,
-            url: "/io/".into(),
-            query: Vec::new(),
-            auth: Value::Map(auth),
+        let mut request = http::Request::get("/io/");
+        if let Some(h) = header {
+            request = request.header("authorization", h);
         }
+        let (parts, ()) = request.body(()).unwrap().into_parts();
+        Handshake::from_request(
+            &parts,
+            Some("127.0.0.1:1".parse().unwrap()),
+            std::time::SystemTime::UNIX_EPOCH,
+            Value::Map(auth),
+        )
     }
 
     fn token(alg: Algorithm, key: &EncodingKey, claims: serde_json::Value) -> String {

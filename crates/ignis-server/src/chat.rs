@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use ignis::socketio::{ClientConnectedHandler, SendOptions, SocketIOServerHelper};
 use ignis_socketio::proto::value::Map;
-use ignis_socketio::{Event, SocketRef, Value, iso_timestamp};
+use ignis_socketio::{Event, SocketHandlers, SocketRef, Value, iso_timestamp};
 
 /// The helper, known once the Socket.IO component's post-start hook has run.
 pub type HelperSlot = Arc<OnceLock<SocketIOServerHelper>>;
@@ -55,20 +55,20 @@ fn send(
     }
 }
 
-/// Registers the chat events on a newly authenticated client.
+/// Gives every newly authenticated client the chat events: one table of handlers, built once
+/// and shared by every socket.
 pub fn handler(slot: HelperSlot) -> ClientConnectedHandler {
+    let handlers = Arc::new(handlers(slot));
     ClientConnectedHandler::new(move |socket: SocketRef| {
-        let slot = slot.clone();
-        async move {
-            register(&socket, slot);
-            Ok(())
-        }
+        socket.attach(&handlers);
+        async { Ok(()) }
     })
 }
 
-fn register(socket: &SocketRef, slot: HelperSlot) {
+fn handlers(slot: HelperSlot) -> SocketHandlers {
+    let mut handlers = SocketHandlers::new();
     let s = slot.clone();
-    socket.on("chat:message", move |socket, mut event| {
+    handlers.on("chat:message", move |socket, mut event| {
         let slot = s.clone();
         async move {
             let Some(helper) = slot.get() else { return };
@@ -102,23 +102,23 @@ fn register(socket: &SocketRef, slot: HelperSlot) {
         }
     });
     let s = slot.clone();
-    socket.on("echo", move |socket, mut event| {
+    handlers.on("echo", move |socket, mut event| {
         let slot = s.clone();
         async move {
-            let Some(helper) = slot.get() else { return };
+            if slot.get().is_none() {
+                return;
+            }
             let original = event.args.first().cloned().unwrap_or(Value::Null);
             let data = object(vec![("original", original), ("timestamp", now())]);
-            send(
-                helper,
-                Some(socket.id().to_string()),
-                "echo:response",
-                data,
-                false,
-            );
+            // The sender is connected here: no room lookup or adapter round is needed to reach
+            // it (the original goes through its emitter, which lands on this same socket).
+            if let Err(e) = socket.emit_args("echo:response", vec![data]) {
+                tracing::error!(topic = "echo:response", error = %e, "chat send failed");
+            }
             event.ack(vec![object(vec![("ok", true.into())])]);
         }
     });
-    socket.on("get-clients", move |socket, mut event| {
+    handlers.on("get-clients", move |socket, mut event| {
         let slot = slot.clone();
         async move {
             let Some(helper) = slot.get() else { return };
@@ -141,4 +141,5 @@ fn register(socket: &SocketRef, slot: HelperSlot) {
             event.ack(vec![object(vec![("ok", true.into())])]);
         }
     });
+    handlers
 }

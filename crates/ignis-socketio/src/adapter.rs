@@ -202,28 +202,51 @@ where
 }
 
 /// Room membership of the local sockets of one namespace.
+///
+/// Every socket is in the room named by its own id, so that room is not stored as a set of
+/// one: a socket's list marks it, and a lookup of a room whose name is a socket id consults
+/// that socket's list (other sockets that join that room are stored as in any other room).
+/// Room names are shared: a socket that joins an existing room keeps the index's own name.
 #[derive(Debug, Default)]
 pub struct RoomIndex {
     rooms: HashMap<Room, HashSet<Sid>>,
-    /// Each socket's rooms in the order it joined them (sockets join few rooms, so a vector beats
-    /// a set here).
-    sids: HashMap<Sid, Vec<Room>>,
+    /// Each socket's rooms in the order it joined them; `None` is its own room (sockets join
+    /// few rooms, so a vector beats a set here).
+    sids: HashMap<Sid, Vec<Option<Room>>>,
 }
 
 impl RoomIndex {
     pub fn add_all(&mut self, sid: Sid, rooms: &[Room]) {
         let joined = self.sids.entry(sid).or_default();
         for room in rooms {
-            if !joined.iter().any(|r| r == room) {
-                joined.push(Arc::clone(room));
+            if **room == *sid.as_str() {
+                if !joined.contains(&None) {
+                    joined.push(None);
+                }
+                continue;
             }
-            self.rooms.entry(Arc::clone(room)).or_default().insert(sid);
+            if joined.iter().any(|r| r.as_deref() == Some(&**room)) {
+                continue;
+            }
+            let name = match self.rooms.get_key_value(&**room) {
+                Some((name, _)) => Arc::clone(name),
+                None => Arc::clone(room),
+            };
+            joined.push(Some(Arc::clone(&name)));
+            self.rooms.entry(name).or_default().insert(sid);
         }
     }
 
     pub fn del(&mut self, sid: Sid, room: &str) {
+        let own = room == sid.as_str();
         if let Some(joined) = self.sids.get_mut(&sid) {
-            joined.retain(|r| &**r != room);
+            joined.retain(|r| match r {
+                None => !own,
+                Some(r) => &**r != room,
+            });
+        }
+        if own {
+            return;
         }
         if let Some(members) = self.rooms.get_mut(room) {
             members.remove(&sid);
@@ -237,7 +260,7 @@ impl RoomIndex {
         let Some(joined) = self.sids.remove(&sid) else {
             return;
         };
-        for room in joined {
+        for room in joined.into_iter().flatten() {
             if let Some(members) = self.rooms.get_mut(&room) {
                 members.remove(&sid);
                 if members.is_empty() {
@@ -248,20 +271,53 @@ impl RoomIndex {
     }
 
     pub fn socket_rooms(&self, sid: Sid) -> Vec<Room> {
-        self.sids.get(&sid).cloned().unwrap_or_default()
+        self.sids
+            .get(&sid)
+            .map(|joined| {
+                joined
+                    .iter()
+                    .map(|r| match r {
+                        Some(r) => Arc::clone(r),
+                        None => Arc::from(sid.as_str()),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn rooms(&self) -> Vec<Room> {
-        self.rooms.keys().cloned().collect()
+        let mut rooms: Vec<Room> = self.rooms.keys().cloned().collect();
+        for (sid, joined) in &self.sids {
+            if joined.contains(&None) && !self.rooms.contains_key(sid.as_str()) {
+                rooms.push(Arc::from(sid.as_str()));
+            }
+        }
+        rooms
+    }
+
+    /// The socket whose own room `room` is, if that socket is in it.
+    fn owner(&self, room: &str) -> Option<Sid> {
+        let sid = Sid::parse(room)?;
+        self.sids
+            .get(&sid)
+            .is_some_and(|joined| joined.contains(&None))
+            .then_some(sid)
     }
 
     /// Calls `f` once for each socket a broadcast with `opts` reaches.
     pub fn for_each(&self, opts: &BroadcastOptions, mut f: impl FnMut(Sid)) {
-        let excluded = |sid: &Sid| {
-            opts.except
-                .iter()
-                .any(|room| self.rooms.get(room).is_some_and(|m| m.contains(sid)))
-        };
+        let except_sets: Vec<&HashSet<Sid>> = opts
+            .except
+            .iter()
+            .filter_map(|room| self.rooms.get(room))
+            .collect();
+        let except_owners: Vec<Sid> = opts
+            .except
+            .iter()
+            .filter_map(|room| self.owner(room))
+            .collect();
+        let excluded =
+            |sid: &Sid| except_owners.contains(sid) || except_sets.iter().any(|m| m.contains(sid));
         if opts.rooms.is_empty() {
             for sid in self.sids.keys() {
                 if !excluded(sid) {
@@ -269,6 +325,12 @@ impl RoomIndex {
                 }
             }
         } else if let [room] = opts.rooms.as_slice() {
+            // A socket is never stored in its own room's set: no duplicate here.
+            if let Some(owner) = self.owner(room)
+                && !excluded(&owner)
+            {
+                f(owner);
+            }
             if let Some(members) = self.rooms.get(room) {
                 for sid in members {
                     if !excluded(sid) {
@@ -279,6 +341,12 @@ impl RoomIndex {
         } else {
             let mut seen = HashSet::new();
             for room in &opts.rooms {
+                if let Some(owner) = self.owner(room)
+                    && !excluded(&owner)
+                    && seen.insert(owner)
+                {
+                    f(owner);
+                }
                 if let Some(members) = self.rooms.get(room) {
                     for sid in members {
                         if !excluded(sid) && seen.insert(*sid) {
@@ -297,7 +365,7 @@ impl RoomIndex {
     }
 
     pub fn has_room(&self, room: &str) -> bool {
-        self.rooms.contains_key(room)
+        self.rooms.contains_key(room) || self.owner(room).is_some()
     }
 }
 
@@ -506,5 +574,74 @@ mod tests {
         assert!(idx.has_room("y"));
         idx.del_all(a);
         assert!(!idx.has_room("y"));
+    }
+
+    fn sorted(mut v: Vec<Sid>) -> Vec<Sid> {
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_sockets_own_room_behaves_like_any_room() {
+        let mut idx = RoomIndex::default();
+        let (a, b, c) = (Sid::generate(), Sid::generate(), Sid::generate());
+        let own = |s: Sid| room(s.as_str());
+        idx.add_all(a, &[own(a), room("lobby")]);
+        idx.add_all(b, &[own(b), room("lobby")]);
+        idx.add_all(c, &[own(c)]);
+        assert_eq!(idx.socket_rooms(a), vec![own(a), room("lobby")]);
+        assert!(idx.has_room(a.as_str()));
+        fn to(idx: &RoomIndex, rooms: Vec<Room>, except: Vec<Room>) -> Vec<Sid> {
+            sorted(idx.sockets(&BroadcastOptions {
+                rooms,
+                except,
+                ..Default::default()
+            }))
+        }
+        assert_eq!(to(&idx, vec![own(a)], vec![]), vec![a]);
+        assert_eq!(to(&idx, vec![], vec![own(a)]), sorted(vec![b, c]));
+        assert_eq!(to(&idx, vec![room("lobby")], vec![own(b)]), vec![a]);
+        assert_eq!(to(&idx, vec![own(a), own(c)], vec![]), sorted(vec![a, c]));
+
+        // Another socket joins a's room: both are reached, once each.
+        idx.add_all(b, &[own(a)]);
+        assert_eq!(to(&idx, vec![own(a)], vec![]), sorted(vec![a, b]));
+        assert_eq!(
+            to(&idx, vec![own(a), room("lobby")], vec![]),
+            sorted(vec![a, b])
+        );
+        assert_eq!(to(&idx, vec![], vec![own(a)]), vec![c]);
+        let mut rooms = idx.rooms();
+        rooms.sort();
+        let mut expected = vec![own(a), own(b), own(c), room("lobby")];
+        expected.sort();
+        assert_eq!(rooms, expected, "each room once");
+
+        // a leaves its own room: only b is left in it.
+        idx.del(a, a.as_str());
+        assert_eq!(idx.socket_rooms(a), vec![room("lobby")]);
+        assert_eq!(to(&idx, vec![own(a)], vec![]), vec![b]);
+        idx.del(b, a.as_str());
+        assert!(!idx.has_room(a.as_str()));
+        assert!(to(&idx, vec![own(a)], vec![]).is_empty());
+        // Still a socket of the namespace: broadcasts to everyone reach it.
+        assert_eq!(to(&idx, vec![], vec![]), sorted(vec![a, b, c]));
+        idx.add_all(a, &[own(a)]);
+        assert_eq!(idx.socket_rooms(a), vec![room("lobby"), own(a)]);
+
+        idx.del_all(c);
+        assert!(!idx.has_room(c.as_str()));
+        assert!(to(&idx, vec![own(c)], vec![]).is_empty());
+    }
+
+    #[test]
+    fn room_names_are_shared() {
+        let mut idx = RoomIndex::default();
+        let (a, b) = (Sid::generate(), Sid::generate());
+        idx.add_all(a, &[room("lobby")]);
+        idx.add_all(b, &[room("lobby")]);
+        let ra = idx.socket_rooms(a).remove(0);
+        let rb = idx.socket_rooms(b).remove(0);
+        assert!(Arc::ptr_eq(&ra, &rb));
     }
 }

@@ -11,7 +11,7 @@ use ignis_proto::value::Map;
 use parking_lot::Mutex;
 
 use crate::handler::run;
-use crate::handshake::Handshake;
+use crate::handshake::{Handshake, RequestHead};
 use crate::io::IoInner;
 use crate::parser::Decoder;
 use crate::recovery::Recovery;
@@ -23,9 +23,11 @@ pub type EngineSocket = ignis_engine::Socket<ClientState>;
 /// What Socket.IO keeps in each Engine.IO session.
 pub struct ClientState {
     decoder: Mutex<Decoder>,
-    /// The namespaces this client joined (usually one or two).
+    /// The namespaces this client joined (usually one).
     sockets: Mutex<Vec<SocketRef>>,
-    request: OnceLock<RequestInfo>,
+    /// What the handshake of every namespace shares. Only this is kept of the request: the
+    /// request's own header values are slices of the connection's whole read buffer.
+    request: OnceLock<RequestHead>,
 }
 
 /// Removes a socket from its client once it left its namespace.
@@ -61,7 +63,11 @@ impl Handler for IoHandler {
     }
 
     fn on_open(&self, socket: &Arc<EngineSocket>, request: &RequestInfo) {
-        let _ = socket.data.request.set(detached(request));
+        let _ =
+            socket
+                .data
+                .request
+                .set(RequestHead::new(&request.parts, request.peer, request.time));
     }
 
     fn on_message(&self, conn: &Arc<EngineSocket>, data: Data) {
@@ -92,34 +98,6 @@ impl Handler for IoHandler {
         for socket in sockets {
             socket.close(reason);
         }
-    }
-}
-
-/// A copy of the request head that owns its bytes: header values and the URI of hyper's parsed
-/// request are slices of the connection's whole read buffer, which would otherwise stay alive
-/// as long as the session (8 KiB per idle connection).
-fn detached(request: &RequestInfo) -> RequestInfo {
-    let mut head = http::Request::new(());
-    *head.method_mut() = request.parts.method.clone();
-    *head.version_mut() = request.parts.version;
-    *head.uri_mut() = request
-        .parts
-        .uri
-        .to_string()
-        .parse()
-        .unwrap_or_else(|_| request.parts.uri.clone());
-    let headers = head.headers_mut();
-    headers.reserve(request.parts.headers.len());
-    for (name, value) in &request.parts.headers {
-        if let Ok(value) = http::HeaderValue::from_bytes(value.as_bytes()) {
-            headers.append(name.clone(), value);
-        }
-    }
-    let (parts, ()) = head.into_parts();
-    RequestInfo {
-        parts,
-        peer: request.peer,
-        time: request.time,
     }
 }
 
@@ -158,12 +136,12 @@ impl IoHandler {
             }
             return;
         };
-        let Some(info) = conn.data.request.get() else {
+        let Some(head) = conn.data.request.get() else {
             return;
         };
         let auth = auth.unwrap_or_else(|| Value::Map(Map::new()));
 
-        let info = info.clone();
+        let head = head.clone();
         let conn = Arc::clone(conn);
         let parser = self.io.parser;
         run(Box::pin(async move {
@@ -190,7 +168,7 @@ impl IoHandler {
                 sid,
                 Arc::clone(&ns),
                 Arc::clone(&conn),
-                Handshake::new(&info, auth),
+                Handshake::new(head, auth),
                 restored.is_some(),
                 pid,
                 data,
@@ -225,7 +203,12 @@ impl IoHandler {
             };
             ns.adapter().add_all(socket.id(), &rooms);
             ns.add_socket(Arc::clone(&socket));
-            conn.data.sockets.lock().push(Arc::clone(&socket));
+            {
+                let mut sockets = conn.data.sockets.lock();
+                // Room for exactly one: most clients never join a second namespace.
+                sockets.reserve_exact(1);
+                sockets.push(Arc::clone(&socket));
+            }
             conn.mark_established();
             socket.set_connected();
 

@@ -1,5 +1,6 @@
-//! Handler types, and how their futures run.
+//! Handler types, the tables that hold a socket's handlers, and how their futures run.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -32,5 +33,257 @@ pub(crate) fn run(future: Pin<Box<dyn Future<Output = ()> + Send>>) {
     // real one: every well-behaved future re-registers its waker on each poll.
     if future.as_mut().poll(&mut cx).is_pending() {
         tokio::spawn(future);
+    }
+}
+
+/// A table of socket event handlers that many sockets can share.
+///
+/// Handlers registered with [`Socket::on`](crate::Socket::on) belong to one socket. A server
+/// that registers the same handlers on every socket can build them once in a `SocketHandlers`
+/// and [`attach`](crate::Socket::attach) the table to each socket: the socket then keeps one
+/// pointer instead of its own copy of every handler. Attached tables and the socket's own
+/// handlers run in the order they were added to the socket, exactly as if every handler had
+/// been registered on the socket itself.
+#[derive(Clone, Default)]
+pub struct SocketHandlers {
+    events: HashMap<String, Vec<EventHandler>>,
+    any: Vec<AnyHandler>,
+    disconnecting: Vec<DisconnectHandler>,
+    disconnect: Vec<DisconnectHandler>,
+}
+
+impl SocketHandlers {
+    pub fn new() -> SocketHandlers {
+        SocketHandlers::default()
+    }
+
+    /// Adds a handler for an event, as [`Socket::on`](crate::Socket::on).
+    pub fn on<F, Fut>(&mut self, event: impl Into<String>, handler: F) -> &mut Self
+    where
+        F: Fn(SocketRef, Event) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.push_event(event.into(), Arc::new(move |s, e| Box::pin(handler(s, e))));
+        self
+    }
+
+    /// Adds a handler that sees every event, as [`Socket::on_any`](crate::Socket::on_any).
+    pub fn on_any<F, Fut>(&mut self, handler: F) -> &mut Self
+    where
+        F: Fn(SocketRef, String, Vec<Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.any
+            .push(Arc::new(move |s, n, a| Box::pin(handler(s, n, a))));
+        self
+    }
+
+    /// As [`Socket::on_disconnecting`](crate::Socket::on_disconnecting).
+    pub fn on_disconnecting<F, Fut>(&mut self, handler: F) -> &mut Self
+    where
+        F: Fn(SocketRef, DisconnectReason) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.disconnecting
+            .push(Arc::new(move |s, r| Box::pin(handler(s, r))));
+        self
+    }
+
+    /// As [`Socket::on_disconnect`](crate::Socket::on_disconnect).
+    pub fn on_disconnect<F, Fut>(&mut self, handler: F) -> &mut Self
+    where
+        F: Fn(SocketRef, DisconnectReason) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.disconnect
+            .push(Arc::new(move |s, r| Box::pin(handler(s, r))));
+        self
+    }
+
+    /// Removes every handler of an event.
+    pub fn off(&mut self, event: &str) -> &mut Self {
+        self.events.remove(event);
+        self
+    }
+
+    fn push_event(&mut self, event: String, handler: EventHandler) {
+        self.events.entry(event).or_default().push(handler);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.events.is_empty()
+            && self.any.is_empty()
+            && self.disconnecting.is_empty()
+            && self.disconnect.is_empty()
+    }
+}
+
+/// One table of a socket's handlers.
+#[derive(Clone)]
+struct Layer {
+    table: Arc<SocketHandlers>,
+    /// The socket's own handlers, which later registrations may extend; attached tables are
+    /// never changed, a socket that changes one gets its own copy.
+    own: bool,
+}
+
+/// The handlers of one socket: the tables attached to it and its own handlers, in the order
+/// they were added. Copy-on-write: dispatching an event takes a reference count on the list
+/// and then runs without the lock; registering (rare) rebuilds the list.
+#[derive(Clone, Default)]
+pub(crate) struct Handlers(Option<Arc<[Layer]>>);
+
+impl Handlers {
+    fn layers(&self) -> &[Layer] {
+        self.0.as_deref().unwrap_or_default()
+    }
+
+    /// Changes the socket's own table (the last one, or a new one after the attached tables).
+    fn edit_own(&mut self, change: impl FnOnce(&mut SocketHandlers)) {
+        let mut layers = self.layers().to_vec();
+        match layers.last_mut() {
+            Some(last) if last.own => change(Arc::make_mut(&mut last.table)),
+            _ => {
+                let mut table = SocketHandlers::default();
+                change(&mut table);
+                layers.push(Layer {
+                    table: Arc::new(table),
+                    own: true,
+                });
+            }
+        }
+        self.0 = Some(Arc::from(layers));
+    }
+
+    pub(crate) fn on(&mut self, event: String, handler: EventHandler) {
+        self.edit_own(|t| t.push_event(event, handler));
+    }
+
+    pub(crate) fn on_any(&mut self, handler: AnyHandler) {
+        self.edit_own(|t| t.any.push(handler));
+    }
+
+    pub(crate) fn on_disconnecting(&mut self, handler: DisconnectHandler) {
+        self.edit_own(|t| t.disconnecting.push(handler));
+    }
+
+    pub(crate) fn on_disconnect(&mut self, handler: DisconnectHandler) {
+        self.edit_own(|t| t.disconnect.push(handler));
+    }
+
+    pub(crate) fn attach(&mut self, table: &Arc<SocketHandlers>) {
+        let mut layers = self.layers().to_vec();
+        layers.push(Layer {
+            table: Arc::clone(table),
+            own: false,
+        });
+        self.0 = Some(Arc::from(layers));
+    }
+
+    pub(crate) fn off(&mut self, event: &str) {
+        if !self
+            .layers()
+            .iter()
+            .any(|l| l.table.events.contains_key(event))
+        {
+            return;
+        }
+        let layers: Vec<Layer> = self
+            .layers()
+            .iter()
+            .filter_map(|layer| {
+                if !layer.table.events.contains_key(event) {
+                    return Some(layer.clone());
+                }
+                let mut table = SocketHandlers::clone(&layer.table);
+                table.events.remove(event);
+                (!table.is_empty()).then(|| Layer {
+                    table: Arc::new(table),
+                    own: true,
+                })
+            })
+            .collect();
+        self.0 = (!layers.is_empty()).then(|| Arc::from(layers));
+    }
+
+    /// The handlers of every table that sees all events, in order.
+    pub(crate) fn any(&self) -> impl Iterator<Item = &AnyHandler> {
+        self.layers().iter().flat_map(|l| l.table.any.iter())
+    }
+
+    /// The handlers of `event`, in order.
+    pub(crate) fn event<'a>(&'a self, event: &'a str) -> impl Iterator<Item = &'a EventHandler> {
+        self.layers()
+            .iter()
+            .filter_map(move |l| l.table.events.get(event))
+            .flatten()
+    }
+
+    pub(crate) fn disconnecting(&self) -> impl Iterator<Item = &DisconnectHandler> {
+        self.layers()
+            .iter()
+            .flat_map(|l| l.table.disconnecting.iter())
+    }
+
+    pub(crate) fn disconnect(&self) -> impl Iterator<Item = &DisconnectHandler> {
+        self.layers().iter().flat_map(|l| l.table.disconnect.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handler() -> EventHandler {
+        Arc::new(|_, _| Box::pin(async {}))
+    }
+
+    fn same(got: Vec<&EventHandler>, want: &[&EventHandler]) -> bool {
+        got.len() == want.len() && got.iter().zip(want).all(|(a, b)| Arc::ptr_eq(a, b))
+    }
+
+    #[test]
+    fn attached_tables_and_own_handlers_run_in_registration_order() {
+        let (f1, f2, f3, g) = (handler(), handler(), handler(), handler());
+        let mut shared = SocketHandlers::new();
+        shared.push_event("a".into(), f2.clone());
+        shared.push_event("b".into(), g.clone());
+        let shared = Arc::new(shared);
+
+        let mut h = Handlers::default();
+        h.on("a".into(), f1.clone());
+        h.attach(&shared);
+        h.on("a".into(), f3.clone());
+        assert!(same(h.event("a").collect(), &[&f1, &f2, &f3]));
+        assert!(same(h.event("b").collect(), &[&g]));
+        assert_eq!(h.event("c").count(), 0);
+
+        // A second socket attaching the same table shares it, and does not see the first
+        // socket's own handlers.
+        let mut other = Handlers::default();
+        other.attach(&shared);
+        assert!(same(other.event("a").collect(), &[&f2]));
+        assert!(Arc::ptr_eq(&other.layers()[0].table, &shared));
+
+        // `off` removes the event from every table, the shared one only for this socket.
+        h.off("a");
+        assert_eq!(h.event("a").count(), 0);
+        assert!(same(h.event("b").collect(), &[&g]));
+        assert!(same(other.event("a").collect(), &[&f2]));
+        assert!(same(
+            shared.events.get("a").unwrap().iter().collect(),
+            &[&f2]
+        ));
+    }
+
+    #[test]
+    fn a_dispatch_in_progress_keeps_the_handlers_it_started_with() {
+        let (f1, f2) = (handler(), handler());
+        let mut h = Handlers::default();
+        h.on("a".into(), f1.clone());
+        let snapshot = h.clone();
+        h.on("a".into(), f2.clone());
+        assert!(same(snapshot.event("a").collect(), &[&f1]));
+        assert!(same(h.event("a").collect(), &[&f1, &f2]));
     }
 }

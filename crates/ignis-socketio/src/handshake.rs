@@ -1,50 +1,48 @@
 //! The handshake data of a socket, shaped like the reference's `socket.handshake`.
+//!
+//! A server keeps this for every connection as long as it lives, so it is packed: the URL, the
+//! headers and the decoded query parameters share one reference-counted buffer, built once per
+//! Engine.IO session and shared by the sockets of all its namespaces; the date and address
+//! strings are formatted only when asked for.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ignis_engine::RequestInfo;
+use http::request::Parts;
 use ignis_proto::Value;
 use ignis_proto::value::Map;
 
-/// What the client sent when it connected.
+/// The part of the handshake that comes from the session's first HTTP request.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Handshake {
-    /// Headers of the first HTTP request of the session, names lower-cased; repeated headers are
-    /// joined with `", "` as Node does.
-    pub headers: Vec<(String, String)>,
-    /// When the session opened, in JavaScript's `Date.toString()` form (UTC).
-    pub time: String,
-    /// The client's IP address.
-    pub address: String,
-    /// Whether the request carried an `Origin` header.
-    pub xdomain: bool,
-    /// Whether the connection was encrypted.
-    pub secure: bool,
-    /// When the session opened, in milliseconds since the Unix epoch.
-    pub issued: u64,
-    /// Path and query of the first request.
-    pub url: String,
-    /// The query parameters of the first request (`EIO`, `transport`, and the client's own).
-    pub query: Vec<(String, String)>,
-    /// The auth payload of the CONNECT packet (`{}` when there was none).
-    pub auth: Value,
+pub(crate) struct RequestHead {
+    /// The URL, the headers and the query parameters, each string prefixed with its length
+    /// (see [`Packed`]).
+    packed: Arc<[u8]>,
+    peer: Option<SocketAddr>,
+    time: SystemTime,
+    xdomain: bool,
 }
 
-impl Handshake {
-    pub(crate) fn new(info: &RequestInfo, auth: Value) -> Handshake {
-        let mut headers: Vec<(String, String)> = Vec::new();
-        for (name, value) in &info.parts.headers {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            match headers.iter_mut().find(|(n, _)| n == name.as_str()) {
-                Some((_, existing)) => {
-                    existing.push_str(", ");
-                    existing.push_str(&value);
+impl RequestHead {
+    pub(crate) fn new(parts: &Parts, peer: Option<SocketAddr>, time: SystemTime) -> RequestHead {
+        let mut packed = Vec::with_capacity(256);
+        let url = parts.uri.path_and_query().map_or("", |p| p.as_str());
+        put_str(&mut packed, url.as_bytes());
+        // Repeated headers are joined with ", " as Node does; names come lower-cased from http.
+        put_len(&mut packed, parts.headers.keys_len());
+        for name in parts.headers.keys() {
+            put_str(&mut packed, name.as_str().as_bytes());
+            let mut joined: Vec<u8> = Vec::new();
+            for (i, value) in parts.headers.get_all(name).iter().enumerate() {
+                if i > 0 {
+                    joined.extend_from_slice(b", ");
                 }
-                None => headers.push((name.as_str().to_string(), value)),
+                joined.extend_from_slice(value.as_bytes());
             }
+            put_str(&mut packed, String::from_utf8_lossy(&joined).as_bytes());
         }
-        let query = info
-            .parts
+        let query: Vec<(String, String)> = parts
             .uri
             .query()
             .map(|q| {
@@ -53,65 +51,224 @@ impl Handshake {
                     .collect()
             })
             .unwrap_or_default();
-        let issued = info
-            .time
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        Handshake {
-            xdomain: info.parts.headers.contains_key(http::header::ORIGIN),
-            headers,
-            time: js_date_string(info.time),
-            address: info.peer.map(|p| p.ip().to_string()).unwrap_or_default(),
-            secure: false,
-            issued,
-            url: info
-                .parts
-                .uri
-                .path_and_query()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_default(),
-            query,
-            auth,
+        put_len(&mut packed, query.len());
+        for (k, v) in &query {
+            put_str(&mut packed, k.as_bytes());
+            put_str(&mut packed, v.as_bytes());
+        }
+        RequestHead {
+            packed: Arc::from(packed),
+            peer,
+            time,
+            xdomain: parts.headers.contains_key(http::header::ORIGIN),
         }
     }
 
-    /// A header by its lower-case name.
+    fn sections(&self) -> (&str, Pairs<'_>, Pairs<'_>) {
+        let mut p = Packed(&self.packed);
+        let url = p.string();
+        let headers = p.pairs();
+        let mut rest = Packed(headers.rest);
+        // Skip the headers to reach the query.
+        for _ in 0..headers.remaining {
+            rest.string();
+            rest.string();
+        }
+        (url, headers, rest.pairs())
+    }
+}
+
+fn put_len(out: &mut Vec<u8>, mut n: usize) {
+    // LEB128: one byte for the short strings that make up nearly every handshake.
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &[u8]) {
+    put_len(out, s.len());
+    out.extend_from_slice(s);
+}
+
+/// A reader over the packed buffer. The buffer is only ever written by [`RequestHead::new`]
+/// from valid UTF-8, so a failed decode yields empty strings rather than an error.
+struct Packed<'a>(&'a [u8]);
+
+impl<'a> Packed<'a> {
+    fn len(&mut self) -> usize {
+        let mut n = 0usize;
+        let mut shift = 0;
+        while let Some((&byte, rest)) = self.0.split_first() {
+            self.0 = rest;
+            n |= usize::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 || shift > 56 {
+                break;
+            }
+            shift += 7;
+        }
+        n
+    }
+
+    fn string(&mut self) -> &'a str {
+        let n = self.len().min(self.0.len());
+        let (s, rest) = self.0.split_at(n);
+        self.0 = rest;
+        std::str::from_utf8(s).unwrap_or_default()
+    }
+
+    fn pairs(mut self) -> Pairs<'a> {
+        let remaining = self.len();
+        Pairs {
+            rest: self.0,
+            remaining,
+        }
+    }
+}
+
+/// Name/value pairs read from the packed buffer.
+#[derive(Clone)]
+struct Pairs<'a> {
+    rest: &'a [u8],
+    remaining: usize,
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.remaining == 0 {
+            return None;
+        }
+        self.remaining -= 1;
+        let mut p = Packed(self.rest);
+        let pair = (p.string(), p.string());
+        self.rest = p.0;
+        Some(pair)
+    }
+}
+
+/// What the client sent when it connected.
+#[derive(Clone, PartialEq)]
+pub struct Handshake {
+    head: RequestHead,
+    /// The auth payload of the CONNECT packet (`{}` when there was none).
+    pub auth: Value,
+}
+
+impl Handshake {
+    /// The handshake of a client whose session opened with this request.
+    pub fn from_request(
+        parts: &Parts,
+        peer: Option<SocketAddr>,
+        time: SystemTime,
+        auth: Value,
+    ) -> Handshake {
+        Handshake::new(RequestHead::new(parts, peer, time), auth)
+    }
+
+    pub(crate) fn new(head: RequestHead, auth: Value) -> Handshake {
+        Handshake { head, auth }
+    }
+
+    /// Headers of the first HTTP request of the session, names lower-cased, in the order they
+    /// came; repeated headers are joined with `", "` as Node does.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.head.sections().1
+    }
+
+    /// A header by its name, in any case.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
+        self.headers()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
+    }
+
+    /// The query parameters of the first request (`EIO`, `transport`, and the client's own),
+    /// decoded, in order.
+    pub fn query_pairs(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.head.sections().2
     }
 
     /// A query parameter.
     pub fn query(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.query_pairs().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// Path and query of the first request.
+    pub fn url(&self) -> &str {
+        self.head.sections().0
+    }
+
+    /// When the session opened, in JavaScript's `Date.toString()` form (UTC).
+    pub fn time(&self) -> String {
+        js_date_string(self.head.time)
+    }
+
+    /// When the session opened, in milliseconds since the Unix epoch.
+    pub fn issued(&self) -> u64 {
+        self.head
+            .time
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+
+    /// The client's IP address (empty when unknown).
+    pub fn address(&self) -> String {
+        self.head
+            .peer
+            .map(|p| p.ip().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Whether the request carried an `Origin` header.
+    pub fn xdomain(&self) -> bool {
+        self.head.xdomain
+    }
+
+    /// Whether the connection was encrypted (TLS ends before this server).
+    pub fn secure(&self) -> bool {
+        false
     }
 
     /// The JSON shape of the reference (`fetchSockets`, the Redis adapter).
     pub fn to_value(&self) -> Value {
-        let pairs = |list: &[(String, String)]| {
-            let mut m = Map::with_capacity(list.len());
+        let pairs = |list: &mut dyn Iterator<Item = (&str, &str)>| {
+            let mut m = Map::new();
             for (k, v) in list {
-                m.insert(k.clone(), v.clone());
+                m.insert(k, v);
             }
             Value::Map(m)
         };
         let mut m = Map::with_capacity(9);
-        m.insert("headers", pairs(&self.headers));
-        m.insert("time", self.time.clone());
-        m.insert("address", self.address.clone());
-        m.insert("xdomain", self.xdomain);
-        m.insert("secure", self.secure);
-        m.insert("issued", Value::from_u64(self.issued));
-        m.insert("url", self.url.clone());
-        m.insert("query", pairs(&self.query));
+        m.insert("headers", pairs(&mut self.headers()));
+        m.insert("time", self.time());
+        m.insert("address", self.address());
+        m.insert("xdomain", self.xdomain());
+        m.insert("secure", self.secure());
+        m.insert("issued", Value::from_u64(self.issued()));
+        m.insert("url", self.url());
+        m.insert("query", pairs(&mut self.query_pairs()));
         m.insert("auth", self.auth.clone());
         Value::Map(m)
+    }
+}
+
+impl std::fmt::Debug for Handshake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handshake")
+            .field("url", &self.url())
+            .field("headers", &self.headers().collect::<Vec<_>>())
+            .field("address", &self.address())
+            .field("issued", &self.issued())
+            .field("auth", &self.auth)
+            .finish()
     }
 }
 
@@ -146,16 +303,34 @@ pub fn iso_timestamp(time: SystemTime) -> String {
     let secs = dur.as_secs() as i64;
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        y,
-        m,
-        d,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        dur.subsec_millis()
-    )
+    if !(0..=9999).contains(&y) {
+        return format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            y,
+            m,
+            d,
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60,
+            dur.subsec_millis()
+        );
+    }
+    // Chat events stamp every message: digits by hand cost a tenth of `format!`.
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut value: u64| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, y as u64);
+    put(5, 2, m as u64);
+    put(8, 2, d as u64);
+    put(11, 2, (rem / 3600) as u64);
+    put(14, 2, (rem % 3600 / 60) as u64);
+    put(17, 2, (rem % 60) as u64);
+    put(20, 3, u64::from(dur.subsec_millis()));
+    out.iter().map(|&b| char::from(b)).collect()
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); Howard Hinnant's
@@ -191,5 +366,75 @@ mod tests {
         // A leap day.
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(iso_timestamp(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn the_packed_head_reads_back_as_it_came() {
+        let long = "x".repeat(300);
+        let request = http::Request::get(format!(
+            "/io/?EIO=4&transport=websocket&foo=a%20b&long={long}"
+        ))
+        .header("Host", "localhost")
+        .header("X-Multi", "one")
+        .header("x-multi", "two")
+        .header("Origin", "http://example.test")
+        .header("x-long", long.as_str())
+        .body(())
+        .unwrap();
+        let (parts, ()) = request.into_parts();
+        let peer: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        let t = UNIX_EPOCH + Duration::from_millis(1_771_084_448_123);
+        let auth = Value::from("token");
+        let h = Handshake::from_request(&parts, Some(peer), t, auth.clone());
+        let headers: Vec<_> = h.headers().collect();
+        assert_eq!(
+            headers,
+            vec![
+                ("host", "localhost"),
+                ("x-multi", "one, two"),
+                ("origin", "http://example.test"),
+                ("x-long", long.as_str()),
+            ]
+        );
+        assert_eq!(h.header("X-MULTI"), Some("one, two"));
+        assert_eq!(h.header("absent"), None);
+        assert_eq!(h.query("foo"), Some("a b"));
+        assert_eq!(h.query("long"), Some(long.as_str()));
+        assert_eq!(h.query("EIO"), Some("4"));
+        assert_eq!(h.query_pairs().count(), 4);
+        assert!(
+            h.url()
+                .starts_with("/io/?EIO=4&transport=websocket&foo=a%20b&long=xxx")
+        );
+        assert_eq!(h.address(), "10.1.2.3");
+        assert!(h.xdomain());
+        assert!(!h.secure());
+        assert_eq!(h.issued(), 1_771_084_448_123);
+        assert_eq!(h.time(), js_date_string(t));
+        assert_eq!(h.auth, auth);
+        let v = h.to_value();
+        assert_eq!(v.get("url").and_then(Value::as_str), Some(h.url()));
+        assert_eq!(
+            v.get("headers")
+                .and_then(|m| m.get("x-multi"))
+                .and_then(Value::as_str),
+            Some("one, two")
+        );
+        assert_eq!(
+            v.get("query")
+                .and_then(|m| m.get("foo"))
+                .and_then(Value::as_str),
+            Some("a b")
+        );
+        assert_eq!(v.get("address").and_then(Value::as_str), Some("10.1.2.3"));
+
+        // No query, no headers, no peer.
+        let (parts, ()) = http::Request::get("/io/").body(()).unwrap().into_parts();
+        let h = Handshake::from_request(&parts, None, t, Value::Null);
+        assert_eq!(h.headers().count(), 0);
+        assert_eq!(h.query_pairs().count(), 0);
+        assert_eq!(h.url(), "/io/");
+        assert_eq!(h.address(), "");
+        assert!(!h.xdomain());
     }
 }

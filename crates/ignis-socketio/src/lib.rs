@@ -3,7 +3,8 @@
 //! Namespaces (static and dynamic) with connect middlewares, events and acknowledgements in both
 //! directions, binary payloads, rooms and broadcast operators, an adapter trait whose default
 //! keeps everything in memory (a Redis adapter implements it too), and connection state
-//! recovery.
+//! recovery. Handlers that every socket gets can live in one [`SocketHandlers`] table that
+//! the sockets share ([`Socket::attach`]), so that an idle connection costs little memory.
 //!
 //! ```no_run
 //! use ignis_socketio::{ConnectError, SocketIo};
@@ -44,6 +45,7 @@ pub use adapter::{
     RemoteSocket, Room,
 };
 pub use client::{ClientState, EngineSocket, IoHandler};
+pub use handler::SocketHandlers;
 pub use handshake::{Handshake, iso_timestamp};
 pub use ignis_engine::{self as engine, Sid};
 pub use ignis_proto::{self as proto, Value};

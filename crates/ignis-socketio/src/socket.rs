@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 
 use crate::adapter::{AckCollector, BroadcastOptions, RemoteSocket, Room};
 use crate::client::EngineSocket;
-use crate::handler::{AnyHandler, DisconnectHandler, EventHandler, run};
+use crate::handler::{AnyHandler, DisconnectHandler, EventHandler, Handlers, SocketHandlers, run};
 use crate::handshake::Handshake;
 use crate::namespace::Namespace;
 use crate::operators::Operators;
@@ -152,16 +152,6 @@ enum AckWaiter {
     Broadcast(Weak<dyn AckCollector>),
 }
 
-#[derive(Default)]
-pub(crate) struct Handlers {
-    // Shared slices: dispatching an event takes a reference count, not a copy of the list;
-    // registering (rare) rebuilds the slice.
-    events: HashMap<String, Arc<[EventHandler]>>,
-    any: Arc<[AnyHandler]>,
-    disconnecting: Vec<DisconnectHandler>,
-    disconnect: Vec<DisconnectHandler>,
-}
-
 /// A client's connection to one namespace.
 pub struct Socket {
     id: Sid,
@@ -262,17 +252,18 @@ impl Socket {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let handler: EventHandler = Arc::new(move |s, e| Box::pin(handler(s, e)));
-        let mut handlers = self.handlers.write();
-        let list = handlers
-            .events
-            .entry(event.into())
-            .or_insert_with(|| Arc::from([]));
-        *list = list.iter().cloned().chain([handler]).collect();
+        self.handlers.write().on(event.into(), handler);
+    }
+
+    /// Adds a table of handlers shared with other sockets: its handlers run as if they had been
+    /// registered here, now, one by one.
+    pub fn attach(&self, handlers: &Arc<SocketHandlers>) {
+        self.handlers.write().attach(handlers);
     }
 
     /// Removes every handler of an event.
     pub fn off(&self, event: &str) {
-        self.handlers.write().events.remove(event);
+        self.handlers.write().off(event);
     }
 
     /// Registers a handler that sees every event, before the event's own handlers.
@@ -282,8 +273,7 @@ impl Socket {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let handler: AnyHandler = Arc::new(move |s, n, a| Box::pin(handler(s, n, a)));
-        let mut handlers = self.handlers.write();
-        handlers.any = handlers.any.iter().cloned().chain([handler]).collect();
+        self.handlers.write().on_any(handler);
     }
 
     /// Runs when the socket is about to leave its namespace; its rooms are still there.
@@ -293,7 +283,7 @@ impl Socket {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let handler: DisconnectHandler = Arc::new(move |s, r| Box::pin(handler(s, r)));
-        self.handlers.write().disconnecting.push(handler);
+        self.handlers.write().on_disconnecting(handler);
     }
 
     /// Runs once the socket left its namespace.
@@ -303,7 +293,7 @@ impl Socket {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let handler: DisconnectHandler = Arc::new(move |s, r| Box::pin(handler(s, r)));
-        self.handlers.write().disconnect.push(handler);
+        self.handlers.write().on_disconnect(handler);
     }
 
     /// Sends an event with one argument.
@@ -461,11 +451,8 @@ impl Socket {
         if !self.connected.swap(false, Ordering::AcqRel) {
             return;
         }
-        let (disconnecting, disconnect) = {
-            let h = self.handlers.read();
-            (h.disconnecting.clone(), h.disconnect.clone())
-        };
-        for handler in &disconnecting {
+        let handlers = self.handlers.read().clone();
+        for handler in handlers.disconnecting() {
             run(handler(Arc::clone(self), reason));
         }
         if reason.is_recoverable()
@@ -484,7 +471,7 @@ impl Socket {
         crate::client::forget(&self.conn, self.ns.name());
         // Waiters of acknowledgements learn that none will come.
         self.acks.lock().clear();
-        for handler in &disconnect {
+        for handler in handlers.disconnect() {
             run(handler(Arc::clone(self), reason));
         }
         // Handlers may hold the socket in their closures: drop them to break the cycle.
@@ -494,17 +481,8 @@ impl Socket {
 
     pub(crate) fn on_event(self: &Arc<Self>, event: EventName, args: Vec<Value>, id: Option<u64>) {
         let name = event.to_string();
-        let (any, handlers) = {
-            let h = self.handlers.read();
-            (
-                Arc::clone(&h.any),
-                h.events
-                    .get(&name)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::from([])),
-            )
-        };
-        for handler in any.iter() {
+        let handlers = self.handlers.read().clone();
+        for handler in handlers.any() {
             run(handler(Arc::clone(self), name.clone(), args.clone()));
         }
         let mut ack = id.map(|id| AckSender {
@@ -514,8 +492,8 @@ impl Socket {
         // Only the first handler may answer the acknowledgement; the last one takes the
         // arguments, the others get copies.
         let mut args = Some(args);
-        let last = handlers.len().saturating_sub(1);
-        for (i, handler) in handlers.iter().enumerate() {
+        let last = handlers.event(&name).count().saturating_sub(1);
+        for (i, handler) in handlers.event(&name).enumerate() {
             let args = if i == last {
                 args.take().unwrap_or_default()
             } else {

@@ -2,14 +2,14 @@
 //! registry, rooms through the validator, the app-level ping, `send` and shutdown.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
 use ignis_socketio::proto::ignis::{self as protocol, ClientState};
 use ignis_socketio::proto::value::Map;
-use ignis_socketio::{Event, Sid, SocketIo, SocketRef, Value, iso_timestamp};
+use ignis_socketio::{Event, Room, Sid, SocketHandlers, SocketIo, SocketRef, Value, iso_timestamp};
 use indexmap::IndexMap;
 use parking_lot::{Mutex, RwLock};
 use tokio::task::AbortHandle;
@@ -17,6 +17,7 @@ use tokio::task::AbortHandle;
 use super::handlers::{
     AuthRequest, AuthenticateHandler, ClientConnectedHandler, ValidateRoomHandler,
 };
+use super::timers::{Entry, Kind, Timers};
 
 /// The helper's own options (component options in the original are fixed; here they are not).
 #[derive(Debug, Clone)]
@@ -49,9 +50,14 @@ impl Default for HelperOptions {
 /// A tracked client.
 pub struct ClientRecord {
     pub socket: SocketRef,
-    state: Mutex<ClientState>,
-    deadline: Mutex<Option<AbortHandle>>,
-    ping: Mutex<Option<AbortHandle>>,
+    status: Mutex<Status>,
+}
+
+struct Status {
+    state: ClientState,
+    /// The client's entry in the helper's timers: its authentication deadline, then its next
+    /// ping.
+    timer: Option<Entry>,
 }
 
 impl ClientRecord {
@@ -60,15 +66,16 @@ impl ClientRecord {
     }
 
     pub fn state(&self) -> ClientState {
-        *self.state.lock()
+        self.status.lock().state
     }
 
-    fn stop_timers(&self) {
-        if let Some(h) = self.deadline.lock().take() {
-            h.abort();
-        }
-        if let Some(h) = self.ping.lock().take() {
-            h.abort();
+    fn set_state(&self, state: ClientState) {
+        self.status.lock().state = state;
+    }
+
+    fn stop_timers(&self, timers: &Timers) {
+        if let Some(entry) = self.status.lock().timer.take() {
+            timers.cancel(&entry);
         }
     }
 }
@@ -114,6 +121,23 @@ pub(crate) struct Inner {
     clients: RwLock<IndexMap<Sid, Arc<ClientRecord>>>,
     failed_sends: AtomicU64,
     redis: std::sync::OnceLock<ignis_redis::RedisConnection>,
+    /// Deadlines and pings of every client.
+    timers: Arc<Timers>,
+    /// The task that serves `timers`, started with the first client.
+    timer_task: std::sync::OnceLock<AbortHandle>,
+    /// The handlers every client gets when it connects (`authenticate`, disconnect), and once
+    /// it is authenticated (`join`, `leave`): shared, not registered again on each socket.
+    connect_handlers: Arc<SocketHandlers>,
+    room_handlers: Arc<SocketHandlers>,
+    default_rooms: Vec<Room>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = self.timer_task.get() {
+            task.abort();
+        }
+    }
 }
 
 /// The Socket.IO server of an Ignis application.
@@ -152,8 +176,13 @@ impl SocketIOServerHelper {
         validate_room: Option<ValidateRoomHandler>,
         client_connected: Option<ClientConnectedHandler>,
     ) -> Self {
+        let default_rooms = options
+            .default_rooms
+            .iter()
+            .map(|r| Room::from(r.as_str()))
+            .collect();
         let helper = SocketIOServerHelper {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|weak| Inner {
                 io,
                 options,
                 authenticate,
@@ -162,6 +191,11 @@ impl SocketIOServerHelper {
                 clients: RwLock::new(IndexMap::new()),
                 failed_sends: AtomicU64::new(0),
                 redis: std::sync::OnceLock::new(),
+                timers: Arc::new(Timers::new()),
+                timer_task: std::sync::OnceLock::new(),
+                connect_handlers: Arc::new(connect_handlers(weak)),
+                room_handlers: Arc::new(room_handlers(weak)),
+                default_rooms,
             }),
         };
         let weak = Arc::downgrade(&helper.inner);
@@ -231,56 +265,83 @@ impl SocketIOServerHelper {
         }
         // Nothing but the auth replies reaches a socket before it authenticates.
         socket.hold_broadcasts(true);
+        self.start_timers();
         let record = Arc::new(ClientRecord {
             socket: socket.clone(),
-            state: Mutex::new(ClientState::Unauthorized),
-            deadline: Mutex::new(None),
-            ping: Mutex::new(None),
+            status: Mutex::new(Status {
+                state: ClientState::Unauthorized,
+                timer: None,
+            }),
         });
-        let timeout = self.inner.options.authenticate_timeout;
-        let weak = Arc::downgrade(&self.inner);
-        let deadline = tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            if let Some(inner) = weak.upgrade() {
-                let helper = SocketIOServerHelper { inner };
-                let authenticated = helper
-                    .client(id.as_str())
-                    .is_some_and(|r| r.state() == ClientState::Authenticated);
-                if !authenticated {
-                    tracing::info!(%id, "authentication deadline passed");
-                    helper.disconnect(id.as_str());
-                }
-            }
-        });
-        *record.deadline.lock() = Some(deadline.abort_handle());
-        self.inner.clients.write().insert(id, record);
+        self.inner.clients.write().insert(id, Arc::clone(&record));
+        {
+            // Scheduled once the record is there, and under its lock: the deadline always finds
+            // the client and its entry.
+            let mut status = record.status.lock();
+            status.timer = Some(self.inner.timers.schedule(
+                id,
+                Kind::Deadline,
+                self.inner.options.authenticate_timeout,
+            ));
+        }
+        socket.attach(&self.inner.connect_handlers);
+    }
 
-        let weak = Arc::downgrade(&self.inner);
-        socket.on_disconnect(move |socket, reason| {
-            let weak = weak.clone();
-            async move {
-                if let Some(inner) = weak.upgrade() {
-                    tracing::info!(id = %socket.id(), %reason, "Client disconnected");
-                    SocketIOServerHelper { inner }.forget(socket.id());
+    /// Starts the task that serves every client's deadline and pings, once.
+    fn start_timers(&self) {
+        self.inner.timer_task.get_or_init(|| {
+            let weak = Arc::downgrade(&self.inner);
+            let timers = Arc::clone(&self.inner.timers);
+            tokio::spawn(async move {
+                loop {
+                    let due = timers.next_due().await;
+                    let Some(inner) = weak.upgrade() else {
+                        return;
+                    };
+                    let helper = SocketIOServerHelper { inner };
+                    for entry in due {
+                        helper.on_timer(entry);
+                    }
                 }
-            }
-        });
-        let weak = Arc::downgrade(&self.inner);
-        socket.on(protocol::EVENT_AUTHENTICATE, move |socket, event| {
-            let weak = weak.clone();
-            async move {
-                if let Some(inner) = weak.upgrade() {
-                    SocketIOServerHelper { inner }
-                        .on_authenticate(socket, event)
-                        .await;
-                }
-            }
+            })
+            .abort_handle()
         });
     }
 
+    fn on_timer(&self, entry: Entry) {
+        let (at, id, kind) = entry;
+        let Some(record) = self.inner.clients.read().get(&id).cloned() else {
+            return;
+        };
+        let mut status = record.status.lock();
+        if status.timer != Some(entry) {
+            // Replaced or cancelled after it came due.
+            return;
+        }
+        status.timer = None;
+        match kind {
+            Kind::Deadline => {
+                if status.state != ClientState::Authenticated {
+                    drop(status);
+                    tracing::info!(%id, "authentication deadline passed");
+                    self.disconnect(id.as_str());
+                }
+            }
+            Kind::Ping => {
+                let interval = self.inner.options.app_ping_interval.as_millis() as u64;
+                // A late tick moves the schedule instead of sending a burst.
+                let next = (at + interval).max(self.inner.timers.now_ms() + 1);
+                status.timer = Some(self.inner.timers.schedule_at(next, id, Kind::Ping));
+                drop(status);
+                self.ping(&record.socket);
+            }
+        }
+    }
+
     fn forget(&self, id: Sid) {
-        if let Some(record) = self.inner.clients.write().shift_remove(&id) {
-            record.stop_timers();
+        let record = self.inner.clients.write().shift_remove(&id);
+        if let Some(record) = record {
+            record.stop_timers(&self.inner.timers);
         }
     }
 
@@ -291,12 +352,12 @@ impl SocketIOServerHelper {
             return;
         };
         {
-            let mut state = record.state.lock();
-            if *state != ClientState::Unauthorized {
-                tracing::warn!(%id, state = %*state, "Client attempted auth in invalid state");
+            let mut status = record.status.lock();
+            if status.state != ClientState::Unauthorized {
+                tracing::warn!(%id, state = %status.state, "Client attempted auth in invalid state");
                 return;
             }
-            *state = ClientState::Authenticating;
+            status.state = ClientState::Authenticating;
         }
         let request = AuthRequest {
             socket: socket.clone(),
@@ -328,7 +389,7 @@ impl SocketIOServerHelper {
     /// Sends `unauthenticated` and then disconnects: the message is queued before the
     /// disconnect, so the client always gets it.
     fn refuse(&self, record: &ClientRecord, message: &str) {
-        *record.state.lock() = ClientState::Unauthorized;
+        record.set_state(ClientState::Unauthorized);
         let payload = object(vec![("message", message.into()), ("time", now().into())]);
         let _ = record.socket.emit(protocol::EVENT_UNAUTHENTICATE, &payload);
         self.disconnect(record.id().as_str());
@@ -338,35 +399,32 @@ impl SocketIOServerHelper {
     pub async fn on_client_authenticated(&self, record: &Arc<ClientRecord>) {
         let socket = record.socket.clone();
         let id = socket.id();
-        *record.state.lock() = ClientState::Authenticated;
-        if let Some(h) = record.deadline.lock().take() {
-            h.abort();
+        {
+            let mut status = record.status.lock();
+            status.state = ClientState::Authenticated;
+            if let Some(entry) = status.timer.take() {
+                self.inner.timers.cancel(&entry);
+            }
         }
         socket.hold_broadcasts(false);
         let authenticated = object(vec![("id", id.as_str().into()), ("time", now().into())]);
         let _ = socket.emit(protocol::EVENT_AUTHENTICATED, &authenticated);
         self.ping(&socket);
-        socket.join(self.inner.options.default_rooms.clone());
-        self.register_room_events(&socket);
+        socket.join(self.inner.default_rooms.clone());
+        socket.attach(&self.inner.room_handlers);
 
-        let interval = self.inner.options.app_ping_interval;
-        let weak = Arc::downgrade(&self.inner);
-        let ping = tokio::spawn(async move {
-            let mut ticker =
-                tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-            loop {
-                ticker.tick().await;
-                let Some(inner) = weak.upgrade() else {
-                    return;
-                };
-                let helper = SocketIOServerHelper { inner };
-                match helper.client(id.as_str()) {
-                    Some(record) => helper.ping(&record.socket),
-                    None => return,
-                }
+        self.start_timers();
+        {
+            let mut status = record.status.lock();
+            // Unless the client left meanwhile: then nothing would cancel the entry.
+            if self.inner.clients.read().contains_key(&id) {
+                status.timer = Some(self.inner.timers.schedule(
+                    id,
+                    Kind::Ping,
+                    self.inner.options.app_ping_interval,
+                ));
             }
-        });
-        *record.ping.lock() = Some(ping.abort_handle());
+        }
 
         if let Some(handler) = &self.inner.client_connected {
             match AssertUnwindSafe((handler.0)(socket.clone()))
@@ -385,21 +443,6 @@ impl SocketIOServerHelper {
     fn ping(&self, socket: &SocketRef) {
         let payload = object(vec![("time", now().into())]);
         let _ = socket.emit(protocol::EVENT_PING, &payload);
-    }
-
-    fn register_room_events(&self, socket: &SocketRef) {
-        let weak = Arc::downgrade(&self.inner);
-        socket.on(protocol::EVENT_JOIN, move |socket, event| {
-            let weak = weak.clone();
-            async move {
-                if let Some(inner) = weak.upgrade() {
-                    SocketIOServerHelper { inner }.on_join(socket, event).await;
-                }
-            }
-        });
-        socket.on(protocol::EVENT_LEAVE, |socket, event| async move {
-            on_leave(socket, event);
-        });
     }
 
     async fn on_join(&self, socket: SocketRef, mut event: Event) {
@@ -467,7 +510,7 @@ impl SocketIOServerHelper {
     pub fn disconnect(&self, id: &str) {
         let record = Sid::parse(id).and_then(|sid| self.inner.clients.write().shift_remove(&sid));
         if let Some(record) = record {
-            record.stop_timers();
+            record.stop_timers(&self.inner.timers);
             record.socket.disconnect();
         } else if let Some(socket) =
             Sid::parse(id).and_then(|sid| self.inner.io.main_namespace().get_socket(sid))
@@ -482,8 +525,9 @@ impl SocketIOServerHelper {
         let records: Vec<_> = std::mem::take(&mut *self.inner.clients.write())
             .into_values()
             .collect();
+        self.inner.timers.clear();
         for record in records {
-            record.stop_timers();
+            record.stop_timers(&self.inner.timers);
             record.socket.disconnect();
         }
         // Let the DISCONNECT packets leave before the connections close.
@@ -491,6 +535,51 @@ impl SocketIOServerHelper {
         self.inner.io.close();
         tracing::info!("SocketIO server shutdown complete");
     }
+}
+
+/// The handlers of a client that connected: `authenticate`, and forgetting it when it leaves.
+fn connect_handlers(weak: &Weak<Inner>) -> SocketHandlers {
+    let mut handlers = SocketHandlers::new();
+    let w = weak.clone();
+    handlers.on_disconnect(move |socket, reason| {
+        let weak = w.clone();
+        async move {
+            if let Some(inner) = weak.upgrade() {
+                tracing::info!(id = %socket.id(), %reason, "Client disconnected");
+                SocketIOServerHelper { inner }.forget(socket.id());
+            }
+        }
+    });
+    let w = weak.clone();
+    handlers.on(protocol::EVENT_AUTHENTICATE, move |socket, event| {
+        let weak = w.clone();
+        async move {
+            if let Some(inner) = weak.upgrade() {
+                SocketIOServerHelper { inner }
+                    .on_authenticate(socket, event)
+                    .await;
+            }
+        }
+    });
+    handlers
+}
+
+/// The handlers of an authenticated client: `join` (through the validator) and `leave`.
+fn room_handlers(weak: &Weak<Inner>) -> SocketHandlers {
+    let mut handlers = SocketHandlers::new();
+    let w = weak.clone();
+    handlers.on(protocol::EVENT_JOIN, move |socket, event| {
+        let weak = w.clone();
+        async move {
+            if let Some(inner) = weak.upgrade() {
+                SocketIOServerHelper { inner }.on_join(socket, event).await;
+            }
+        }
+    });
+    handlers.on(protocol::EVENT_LEAVE, |socket, event| async move {
+        on_leave(socket, event);
+    });
+    handlers
 }
 
 /// The rooms of a `join`/`leave` payload `{rooms: [..]}`; a missing payload or `rooms` is no

@@ -4,6 +4,7 @@ mod component;
 mod handlers;
 mod helper;
 mod options;
+mod timers;
 
 pub use component::{RedisMode, SocketIOComponent};
 pub use handlers::{AuthRequest, AuthenticateHandler, ClientConnectedHandler, ValidateRoomHandler};
