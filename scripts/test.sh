@@ -15,6 +15,9 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 redis-cli -h 127.0.0.1 -p 6379 ping
+# Tests that need a Redis Cluster read REDIS_CLUSTER_URLS (default the three masters on
+# 127.0.0.1:7101-7103, which this starts unless they already form a healthy cluster).
+scripts/redis-cluster.sh ensure
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

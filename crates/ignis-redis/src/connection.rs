@@ -6,6 +6,12 @@
 //! once something subscribes to one: the RESP2 subscriber of the redis crate cannot send
 //! SSUBSCRIBE, so that one speaks RESP3, where subscriptions are push messages on an ordinary
 //! connection, and a Redis older than 6 is still fine for the classic protocol.
+//!
+//! With a Redis Cluster, commands and publishes go through a cluster connection
+//! ([`crate::commands`]). The classic subscriber is one connection to one node, since the
+//! cluster forwards every PUBLISH to every node; when that node goes away it moves on to the
+//! next seed. Sharded channels live on the master of their slot: their subscriber keeps one
+//! RESP3 connection per master ([`crate::shard_cluster`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -16,122 +22,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection, PubSubSink};
-use redis::{
-    AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, ProtocolVersion,
-    PushInfo, PushKind,
-};
+use redis::aio::{ConnectionManagerConfig, MultiplexedConnection, PubSubSink};
+use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind};
+
+use crate::commands::{Commands, Outgoing};
+use crate::config::RedisConfig;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-
-/// Where Redis is and how to reach it.
-#[derive(Clone)]
-pub struct RedisConfig {
-    info: ConnectionInfo,
-    /// How long [`RedisConnection::connect`] waits for Redis before giving up.
-    pub connect_timeout: Duration,
-    /// How long a command may take before it fails.
-    pub response_timeout: Duration,
-    /// The first and the longest wait between two reconnection attempts.
-    pub reconnect_min: Duration,
-    pub reconnect_max: Duration,
-    /// How many publishes may wait for the connection before a broadcast fails.
-    pub publish_queue: usize,
-}
-
-impl fmt::Debug for RedisConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // No credentials in logs.
-        f.debug_struct("RedisConfig")
-            .field("addr", &self.address())
-            .field("db", &self.info.redis_settings().db())
-            .field("connect_timeout", &self.connect_timeout)
-            .finish_non_exhaustive()
-    }
-}
-
-impl RedisConfig {
-    /// A plain TCP connection to `host:port`, database 0, no credentials.
-    pub fn new(host: impl Into<String>, port: u16) -> Result<RedisConfig, RedisError> {
-        let info = ConnectionAddr::Tcp(host.into(), port)
-            .into_connection_info()
-            .map_err(|e| RedisError::Config(e.to_string()))?;
-        Ok(RedisConfig::with_info(info))
-    }
-
-    /// From a URL: `redis://[user[:password]@]host[:port][/db]`, `rediss://` for TLS.
-    pub fn from_url(url: &str) -> Result<RedisConfig, RedisError> {
-        let info = url
-            .into_connection_info()
-            .map_err(|e| RedisError::Config(e.to_string()))?;
-        Ok(RedisConfig::with_info(info))
-    }
-
-    fn with_info(info: ConnectionInfo) -> RedisConfig {
-        RedisConfig {
-            info,
-            connect_timeout: Duration::from_secs(5),
-            response_timeout: Duration::from_secs(3),
-            reconnect_min: Duration::from_millis(100),
-            reconnect_max: Duration::from_secs(5),
-            publish_queue: 8192,
-        }
-    }
-
-    pub fn username(mut self, username: &str) -> Self {
-        let settings = self.info.redis_settings().clone().set_username(username);
-        self.info = self.info.set_redis_settings(settings);
-        self
-    }
-
-    pub fn password(mut self, password: &str) -> Self {
-        let settings = self.info.redis_settings().clone().set_password(password);
-        self.info = self.info.set_redis_settings(settings);
-        self
-    }
-
-    pub fn database(mut self, db: i64) -> Self {
-        let settings = self.info.redis_settings().clone().set_db(db);
-        self.info = self.info.set_redis_settings(settings);
-        self
-    }
-
-    /// TLS with the certificates of webpki-roots; `insecure` skips verification (tests only).
-    pub fn tls(mut self, insecure: bool) -> Self {
-        let addr = match self.info.addr().clone() {
-            ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
-                ConnectionAddr::TcpTls {
-                    host,
-                    port,
-                    insecure,
-                    tls_params: None,
-                }
-            }
-            other => other,
-        };
-        self.info = self.info.set_addr(addr);
-        self
-    }
-
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// `host:port` (or the socket path), for messages.
-    pub fn address(&self) -> String {
-        match self.info.addr() {
-            ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
-            ConnectionAddr::TcpTls { host, port, .. } => format!("{host}:{port} (TLS)"),
-            ConnectionAddr::Unix(path) => path.display().to_string(),
-            _ => "redis".to_string(),
-        }
-    }
-
-    fn uses_tls(&self) -> bool {
-        matches!(self.info.addr(), ConnectionAddr::TcpTls { .. })
-    }
-}
 
 /// Why talking to Redis failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -164,7 +61,7 @@ pub(crate) enum Topic {
 }
 
 impl Topic {
-    fn is_shard(&self) -> bool {
+    pub(crate) fn is_shard(&self) -> bool {
         matches!(self, Topic::Shard(_))
     }
 }
@@ -184,28 +81,28 @@ struct Publish {
 }
 
 #[derive(Default)]
-struct Subscriptions {
+pub(crate) struct Subscriptions {
     listeners: HashMap<Topic, Vec<Weak<dyn Listener>>>,
     /// Bumped at every change, so that a waiter knows when its change reached Redis.
     generation: u64,
 }
 
-struct Shared {
-    address: String,
-    subscriptions: Mutex<Subscriptions>,
-    changed: Notify,
+pub(crate) struct Shared {
+    pub(crate) address: String,
+    pub(crate) subscriptions: Mutex<Subscriptions>,
+    pub(crate) changed: Notify,
     /// The generation the subscriber connection has applied.
-    applied: watch::Sender<u64>,
-    subscriber_up: AtomicBool,
-    publisher_up: AtomicBool,
+    pub(crate) applied: watch::Sender<u64>,
+    pub(crate) subscriber_up: AtomicBool,
+    pub(crate) publisher_up: AtomicBool,
     /// Signalled once per (re)connection of the subscriber, for the readiness wait.
-    connected: watch::Sender<u64>,
+    pub(crate) connected: watch::Sender<u64>,
     /// The same three for the sharded subscriber, which only connects while some listener
     /// wants a sharded channel.
-    shard_changed: Notify,
-    shard_applied: watch::Sender<u64>,
-    shard_up: AtomicBool,
-    shard_wanted: AtomicBool,
+    pub(crate) shard_changed: Notify,
+    pub(crate) shard_applied: watch::Sender<u64>,
+    pub(crate) shard_up: AtomicBool,
+    pub(crate) shard_wanted: AtomicBool,
 }
 
 /// Ends the background tasks when the last handle goes.
@@ -224,7 +121,7 @@ impl Drop for Tasks {
 #[derive(Clone)]
 pub struct RedisConnection {
     shared: Arc<Shared>,
-    commands: ConnectionManager,
+    commands: Commands,
     queue: mpsc::Sender<Publish>,
     response_timeout: Duration,
     _tasks: Arc<Tasks>,
@@ -241,7 +138,7 @@ impl fmt::Debug for RedisConnection {
 
 impl RedisConnection {
     /// Connects both connections, waiting at most `config.connect_timeout`; the error names
-    /// the address.
+    /// the address (the seed nodes, for a cluster).
     pub async fn connect(config: RedisConfig) -> Result<RedisConnection, RedisError> {
         if config.uses_tls() {
             // rustls needs a process-wide provider; another part of the program may have
@@ -254,35 +151,15 @@ impl RedisConnection {
             timeout: config.connect_timeout,
             cause,
         };
-        let client = redis::Client::open(config.info.clone())
-            .map_err(|e| RedisError::Config(e.to_string()))?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.response_timeout))
-            .set_min_delay(config.reconnect_min)
-            .set_max_delay(config.reconnect_max)
-            .set_number_of_retries(2);
         let deadline = tokio::time::Instant::now() + config.connect_timeout;
-        let commands = match tokio::time::timeout_at(
-            deadline,
-            client.get_connection_manager_with_config(manager_config),
-        )
-        .await
-        {
+        let commands = match tokio::time::timeout_at(deadline, connect_commands(&config)).await {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(unreachable(e.to_string())),
+            Ok(Err(ConnectError::Config(e))) => return Err(e),
+            Ok(Err(ConnectError::Redis(e))) => return Err(unreachable(e.to_string())),
             Err(_) => return Err(unreachable("timed out".into())),
         };
-
-        let shard_client = {
-            let settings = config
-                .info
-                .redis_settings()
-                .clone()
-                .set_protocol(ProtocolVersion::RESP3);
-            redis::Client::open(config.info.clone().set_redis_settings(settings))
-                .map_err(|e| RedisError::Config(e.to_string()))?
-        };
+        // Refused before any task starts, rather than retried forever.
+        config.client(0, ProtocolVersion::RESP2)?;
 
         let (applied, _) = watch::channel(0);
         let (connected, mut connected_rx) = watch::channel(0);
@@ -301,12 +178,16 @@ impl RedisConnection {
             shard_wanted: AtomicBool::new(false),
         });
         let (queue, rx) = mpsc::channel(config.publish_queue.max(1));
-        let subscriber = tokio::spawn(subscriber_task(client, Arc::clone(&shared), config.clone()));
-        let shard_subscriber = tokio::spawn(shard_subscriber_task(
-            shard_client,
-            Arc::clone(&shared),
-            config.clone(),
-        ));
+        let subscriber = tokio::spawn(subscriber_task(Arc::clone(&shared), config.clone()));
+        let shard_subscriber = if let Some(cluster) = commands.cluster_connection() {
+            tokio::spawn(crate::shard_cluster::subscriber_task(
+                Arc::clone(&shared),
+                config.clone(),
+                cluster,
+            ))
+        } else {
+            tokio::spawn(shard_subscriber_task(Arc::clone(&shared), config.clone()))
+        };
         let publisher = tokio::spawn(publisher_task(commands.clone(), Arc::clone(&shared), rx));
         let conn = RedisConnection {
             shared,
@@ -420,11 +301,18 @@ impl RedisConnection {
 
     async fn pubsub_count(&self, which: &str, channel: &str) -> Result<usize, RedisError> {
         let mut commands = self.commands.clone();
-        let mut cmd = redis::cmd("PUBSUB");
-        cmd.arg(which).arg(channel);
-        let query = cmd.query_async::<(String, usize)>(&mut commands);
+        let query = async {
+            match commands.pubsub_count(which, channel).await {
+                // A count is safe to ask again: once, for a connection to a node that
+                // restarted, which the first attempt found broken.
+                Err(e) if e.is_connection_dropped() || e.is_io_error() => {
+                    commands.pubsub_count(which, channel).await
+                }
+                other => other,
+            }
+        };
         match tokio::time::timeout(self.response_timeout, query).await {
-            Ok(Ok((_, n))) => Ok(n),
+            Ok(Ok(n)) => Ok(n),
             Ok(Err(e)) => Err(RedisError::Command(e.to_string())),
             Err(_) => Err(RedisError::Command(format!("PUBSUB {which} timed out"))),
         }
@@ -489,21 +377,58 @@ impl Shared {
     }
 }
 
+enum ConnectError {
+    Config(RedisError),
+    Redis(redis::RedisError),
+}
+
+/// The connection for commands and publishes.
+async fn connect_commands(config: &RedisConfig) -> Result<Commands, ConnectError> {
+    if config.is_cluster() {
+        let client = config
+            .cluster_builder(ProtocolVersion::RESP2)
+            .build()
+            .map_err(|e| ConnectError::Config(RedisError::Config(e.to_string())))?;
+        let conn = client
+            .get_async_connection()
+            .await
+            .map_err(ConnectError::Redis)?;
+        return Ok(Commands::cluster(conn));
+    }
+    let client = config
+        .client(0, ProtocolVersion::RESP2)
+        .map_err(ConnectError::Config)?;
+    let manager_config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.response_timeout))
+        .set_min_delay(config.reconnect_min)
+        .set_max_delay(config.reconnect_max)
+        .set_number_of_retries(2);
+    let conn = client
+        .get_connection_manager_with_config(manager_config)
+        .await
+        .map_err(ConnectError::Redis)?;
+    Ok(Commands::Node(conn))
+}
+
 async fn publisher_task(
-    mut commands: ConnectionManager,
+    mut commands: Commands,
     shared: Arc<Shared>,
     mut rx: mpsc::Receiver<Publish>,
 ) {
     const BATCH: usize = 64;
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        // One pipeline per batch keeps the order and costs one round trip.
-        let mut pipe = redis::pipe();
-        for p in &batch {
-            let command = if p.sharded { "SPUBLISH" } else { "PUBLISH" };
-            pipe.cmd(command).arg(&p.channel).arg(&p.payload).ignore();
-        }
-        let result = pipe.query_async::<()>(&mut commands).await;
+        let outgoing: Vec<Outgoing<'_>> = batch
+            .iter()
+            .map(|p| Outgoing {
+                sharded: p.sharded,
+                channel: &p.channel,
+                payload: &p.payload,
+            })
+            .collect();
+        let result = commands.publish(&outgoing).await;
+        drop(outgoing);
         let was_up = shared.publisher_up.swap(result.is_ok(), Ordering::AcqRel);
         match &result {
             Ok(()) if !was_up => {
@@ -527,21 +452,25 @@ async fn publisher_task(
     }
 }
 
-async fn subscriber_task(client: redis::Client, shared: Arc<Shared>, config: RedisConfig) {
+/// Keeps the classic subscriptions on one RESP2 connection. In a cluster any node will do: each
+/// failure moves on to the next seed node, so that a dead node does not keep this one away.
+async fn subscriber_task(shared: Arc<Shared>, config: RedisConfig) {
     let mut backoff = config.reconnect_min;
     let mut connections: u64 = 0;
+    let mut node = 0;
     loop {
-        let pubsub = tokio::time::timeout(config.connect_timeout, client.get_async_pubsub()).await;
+        let pubsub = match config.client(node, ProtocolVersion::RESP2) {
+            Ok(client) => tokio::time::timeout(config.connect_timeout, client.get_async_pubsub())
+                .await
+                .map_err(|_| "timed out".to_string())
+                .and_then(|r| r.map_err(|e| e.to_string())),
+            Err(e) => Err(e.to_string()),
+        };
         let (mut sink, mut stream) = match pubsub {
-            Ok(Ok(p)) => p.split(),
-            Ok(Err(e)) => {
-                tracing::debug!(addr = %shared.address, error = %e, ?backoff, "Redis subscriber connection failed; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(config.reconnect_max);
-                continue;
-            }
-            Err(_) => {
-                tracing::debug!(addr = %shared.address, ?backoff, "Redis subscriber connection timed out; retrying");
+            Ok(p) => p.split(),
+            Err(e) => {
+                tracing::debug!(addr = %shared.address, node, error = %e, ?backoff, "Redis subscriber connection failed; retrying");
+                node += 1;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(config.reconnect_max);
                 continue;
@@ -550,6 +479,7 @@ async fn subscriber_task(client: redis::Client, shared: Arc<Shared>, config: Red
         let mut active: BTreeSet<Topic> = BTreeSet::new();
         if let Err(e) = reconcile(&shared, &mut sink, &mut active).await {
             tracing::debug!(addr = %shared.address, error = %e, "restoring Redis subscriptions failed; retrying");
+            node += 1;
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(config.reconnect_max);
             continue;
@@ -581,6 +511,7 @@ async fn subscriber_task(client: redis::Client, shared: Arc<Shared>, config: Red
         }
         shared.subscriber_up.store(false, Ordering::Release);
         tracing::warn!(addr = %shared.address, "lost the Redis subscriber connection; local delivery goes on, reconnecting");
+        node += 1;
     }
 }
 
@@ -611,9 +542,22 @@ async fn reconcile(
 }
 
 impl Shared {
+    /// Returns once some listener wants a sharded channel; until then, every change counts as
+    /// applied (there is nothing to subscribe to).
+    pub(crate) async fn until_shards_wanted(&self) {
+        loop {
+            let (wanted, generation) = self.wanted(true);
+            if !wanted.is_empty() {
+                return;
+            }
+            self.shard_applied.send_replace(generation);
+            self.shard_changed.notified().await;
+        }
+    }
+
     /// The topics of one kind (sharded or not) some listener wants, and the generation they
     /// are of.
-    fn wanted(&self, sharded: bool) -> (BTreeSet<Topic>, u64) {
+    pub(crate) fn wanted(&self, sharded: bool) -> (BTreeSet<Topic>, u64) {
         let subs = self.subscriptions.lock();
         let topics = subs
             .listeners
@@ -627,18 +571,18 @@ impl Shared {
 
 /// Keeps the sharded subscriptions on a RESP3 connection of their own, which it opens only
 /// while some listener wants a sharded channel.
-async fn shard_subscriber_task(client: redis::Client, shared: Arc<Shared>, config: RedisConfig) {
+async fn shard_subscriber_task(shared: Arc<Shared>, config: RedisConfig) {
     let mut backoff = config.reconnect_min;
     let mut connections: u64 = 0;
     loop {
-        loop {
-            let (wanted, generation) = shared.wanted(true);
-            if !wanted.is_empty() {
-                break;
+        shared.until_shards_wanted().await;
+        let client = match config.client(0, ProtocolVersion::RESP3) {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::error!(addr = %shared.address, error = %e, "cannot make a Redis client for sharded subscriptions");
+                return;
             }
-            shared.shard_applied.send_replace(generation);
-            shared.shard_changed.notified().await;
-        }
+        };
         // Messages are dispatched from the connection's reader, as they come: no queue.
         let lost = Arc::new(Notify::new());
         let on_push = {
@@ -734,7 +678,7 @@ async fn reconcile_shards(
     Ok(())
 }
 
-fn dispatch(shared: &Shared, topic: Topic, msg: &redis::Msg) {
+pub(crate) fn dispatch(shared: &Shared, topic: Topic, msg: &redis::Msg) {
     let listeners: Vec<Arc<dyn Listener>> = match shared.subscriptions.lock().listeners.get(&topic)
     {
         Some(list) => list.iter().filter_map(Weak::upgrade).collect(),

@@ -20,12 +20,23 @@
 //! operations that need the other nodes fail with
 //! [`AdapterError::Unavailable`](ignis_socketio::AdapterError::Unavailable).
 //!
+//! [`RedisConfig`] targets one node ([`RedisConfig::from_url`]) or a Redis Cluster
+//! ([`RedisConfig::cluster`], seed node URLs; [`RedisConfig::from_url_list`] takes a
+//! comma-separated list and gives either). On a cluster, classic publishes go to any node (the
+//! cluster forwards PUBLISH everywhere) and sharded ones to the master of their slot; the classic
+//! subscriber is one connection to one node that moves to another seed when its node goes away;
+//! sharded subscriptions go to their slot's master and are made again when a node restarts or a
+//! slot moves; the server count is summed over the nodes, as Node's adapter does with an ioredis
+//! Cluster. TLS (`rediss://`) verifies against webpki-roots or a private CA
+//! ([`RedisConfig::tls_ca_pem`]).
+//!
 //! ```no_run
 //! use ignis_redis::{RedisAdapterConfig, RedisAdapterFactory, RedisConfig, RedisConnection};
 //! use ignis_socketio::SocketIo;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let conn = RedisConnection::connect(RedisConfig::from_url("redis://127.0.0.1:6379")?).await?;
+//! // One node; "redis://a:7000,redis://b:7000" would be a cluster.
+//! let conn = RedisConnection::connect(RedisConfig::from_url_list("redis://127.0.0.1:6379")?).await?;
 //! let io = SocketIo::builder()
 //!     .adapter(RedisAdapterFactory::new(conn.clone(), RedisAdapterConfig::default()))
 //!     .build();
@@ -68,6 +79,8 @@
 
 mod adapter;
 mod cluster;
+mod commands;
+mod config;
 mod connection;
 mod emitter;
 mod json;
@@ -75,11 +88,13 @@ pub use ignis_socketio::proto::notepack;
 pub mod protocol;
 mod requests;
 mod serve;
+mod shard_cluster;
 mod sharded;
 pub mod sharded_protocol;
 
 pub use adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterFactory};
-pub use connection::{RedisConfig, RedisConnection, RedisError};
+pub use config::RedisConfig;
+pub use connection::{RedisConnection, RedisError};
 pub use emitter::{Emitter, EmitterError};
 pub use sharded::{ShardedAdapter, ShardedAdapterConfig, ShardedAdapterFactory};
 pub use sharded_protocol::SubscriptionMode;

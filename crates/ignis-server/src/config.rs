@@ -1,11 +1,11 @@
 //! Configuration: command-line flags, then the environment (the original's `APP_ENV_*` names),
 //! then an optional TOML file, then defaults that let the server run with nothing set.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
-use ignis::socketio::{RedisMode, SubscriptionMode};
+use ignis::socketio::{RedisConfig, RedisMode, SubscriptionMode};
 use serde::Deserialize;
 
 /// The Ignis real-time server: Socket.IO with authentication and rooms, and a REST API to send
@@ -31,10 +31,16 @@ pub struct Cli {
     /// Allowed CORS origins, comma-separated; `*` allows any [default: *].
     #[arg(long, env = "APP_ENV_CORS_ORIGIN", value_delimiter = ',')]
     pub cors_origins: Option<Vec<String>>,
-    /// Redis URL for running several instances (`redis://host:port`). Also read from
-    /// APP_ENV_REDIS_SOCKETIO_HOST/PORT/PASSWORD, falling back to APP_ENV_REDIS_HOST/PORT/PASSWORD.
+    /// Redis URL for running several instances (`redis://[user:password@]host:port`,
+    /// `rediss://` for TLS); several, comma-separated, are seed nodes of a Redis Cluster. Also
+    /// read from APP_ENV_REDIS_SOCKETIO_HOST/PORT/PASSWORD, falling back to
+    /// APP_ENV_REDIS_HOST/PORT/PASSWORD.
     #[arg(long, env = "APP_ENV_REDIS_SOCKETIO_URL")]
     pub redis_url: Option<String>,
+    /// PEM file of the CA that signed the Redis server certificates, instead of the built-in
+    /// roots; implies TLS.
+    #[arg(long, env = "APP_ENV_REDIS_SOCKETIO_TLS_CA")]
+    pub redis_tls_ca: Option<PathBuf>,
     /// Channel prefix shared by every node on Redis (the `key` of @socket.io/redis-adapter)
     /// [default: socket.io].
     #[arg(long, env = "APP_ENV_REDIS_SOCKETIO_KEY")]
@@ -91,6 +97,7 @@ struct FileConfig {
     socket_path: Option<String>,
     cors_origins: Option<Vec<String>>,
     redis_url: Option<String>,
+    redis_tls_ca: Option<PathBuf>,
     redis_key: Option<String>,
     redis_mode: Option<String>,
     redis_subscription_mode: Option<String>,
@@ -129,7 +136,8 @@ pub struct Config {
     pub base_path: String,
     pub socket_path: String,
     pub cors_origins: Vec<String>,
-    pub redis_url: Option<String>,
+    /// Where Redis is, from the URL (list) and the TLS CA, checked: `None` without a URL.
+    pub redis: Option<RedisConfig>,
     pub redis_key: String,
     pub redis_mode: RedisMode,
     pub auth_timeout: Duration,
@@ -182,6 +190,28 @@ fn redis_from_env() -> Option<String> {
         Some(password) => format!("redis://:{password}@{host}:{port}"),
         None => format!("redis://{host}:{port}"),
     })
+}
+
+/// One URL is a single node, several (comma-separated) the seeds of a cluster; a CA file
+/// replaces the built-in roots for verifying the servers.
+fn redis_config(url: Option<&str>, ca: Option<&Path>) -> Result<Option<RedisConfig>, ConfigError> {
+    let invalid = |name: &'static str, reason: String| ConfigError::Invalid { name, reason };
+    let Some(url) = url else {
+        return match ca {
+            Some(_) => Err(invalid("Redis TLS CA", "is set but no Redis URL is".into())),
+            None => Ok(None),
+        };
+    };
+    let mut config =
+        RedisConfig::from_url_list(url).map_err(|e| invalid("Redis URL", e.to_string()))?;
+    if let Some(path) = ca {
+        let pem = std::fs::read(path)
+            .map_err(|e| invalid("Redis TLS CA", format!("{}: {e}", path.display())))?;
+        config = config
+            .tls_ca_pem(pem)
+            .map_err(|e| invalid("Redis TLS CA", format!("{}: {e}", path.display())))?;
+    }
+    Ok(Some(config))
 }
 
 fn path_setting(name: &'static str, value: String) -> Result<String, ConfigError> {
@@ -277,8 +307,14 @@ impl Config {
                 });
             }
         };
+        let redis_url = cli.redis_url.or(file.redis_url).or_else(redis_from_env);
+        let redis = redis_config(
+            redis_url.as_deref(),
+            cli.redis_tls_ca.or(file.redis_tls_ca).as_deref(),
+        )?;
         Ok(Config {
             redis_mode,
+            redis,
             host: cli.host.or(file.host).unwrap_or_else(|| "127.0.0.1".into()),
             port: cli.port.or(file.port).unwrap_or(3000),
             base_path: path_setting(
@@ -295,7 +331,6 @@ impl Config {
             )?,
             cors_origins: list(cli.cors_origins.or(file.cors_origins))
                 .unwrap_or_else(|| vec!["*".into()]),
-            redis_url: cli.redis_url.or(file.redis_url).or_else(redis_from_env),
             redis_key: cli
                 .redis_key
                 .or(file.redis_key)
@@ -412,5 +447,54 @@ mod tests {
             let err = Config::load(cli).unwrap_err().to_string();
             assert!(err.starts_with(expected), "{err}");
         }
+    }
+
+    #[test]
+    fn a_redis_url_list_is_a_cluster() {
+        let c = Config::load(Cli {
+            redis_url: Some("redis://127.0.0.1:7101".into()),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert!(!c.redis.unwrap().is_cluster());
+
+        let dir = std::env::temp_dir().join(format!("ignis-config-redis-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "redis_url = \"redis://127.0.0.1:7101, redis://127.0.0.1:7102\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Cli {
+            config: Some(file),
+            ..Cli::default()
+        })
+        .unwrap();
+        let redis = c.redis.unwrap();
+        assert!(redis.is_cluster());
+        assert_eq!(redis.address(), "cluster 127.0.0.1:7101,127.0.0.1:7102");
+
+        let bad_ca = dir.join("not-a-ca.pem");
+        std::fs::write(&bad_ca, "no certificate here").unwrap();
+        for (url, ca, message) in [
+            (Some("redis://a:1,nope"), None, "invalid Redis URL"),
+            (
+                Some("redis://a:1"),
+                Some(dir.join("missing.pem")),
+                "invalid Redis TLS CA",
+            ),
+            (Some("redis://a:1"), Some(bad_ca), "invalid Redis TLS CA"),
+            (None, Some(dir.join("missing.pem")), "no Redis URL"),
+        ] {
+            let err = Config::load(Cli {
+                redis_url: url.map(String::from),
+                redis_tls_ca: ca,
+                ..Cli::default()
+            })
+            .unwrap_err();
+            assert!(err.to_string().contains(message), "{err}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

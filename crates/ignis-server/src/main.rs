@@ -160,18 +160,8 @@ async fn main() -> ExitCode {
             "no API key is configured: the REST management API is open to anyone who can reach it"
         );
     }
-    let redis = match config
-        .redis_url
-        .as_deref()
-        .map(RedisConfig::from_url)
-        .transpose()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!("invalid Redis URL: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    // Checked when the configuration was loaded.
+    let redis = config.redis.clone();
     let running = match build(&config, verifier, redis).start().await {
         Ok(r) => r,
         Err(e) => {
