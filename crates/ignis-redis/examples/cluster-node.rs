@@ -4,7 +4,10 @@
 //! `cluster-node --port 0 --redis-url redis://127.0.0.1:6379 --key socket.io --name rust1`
 //! prints `listening on <port>` once its subscriptions are active. `--mode sharded` uses the
 //! sharded adapter and emitter instead (`--key` is then the `channelPrefix`), with
-//! `--subscription-mode dynamic|dynamic-private|static`.
+//! `--subscription-mode dynamic|dynamic-private|static`. `--specific-response-channel` turns
+//! on the classic adapter's `publishOnSpecificResponseChannel`. Every node serves `/` and
+//! `/chat` with the same handlers, each scoped to its namespace. Several comma-separated URLs in
+//! `--redis-url` make it a client of a Redis Cluster.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +24,7 @@ use ignis_socketio::{Namespace, Operators, RemoteSocket, Room, SocketIo, SocketR
 struct Args {
     #[arg(long, default_value_t = 0)]
     port: u16,
+    /// One URL, or several comma-separated ones naming the nodes of a Redis Cluster.
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
     /// The channel prefix (`key` of the Node adapter).
@@ -39,7 +43,13 @@ struct Args {
     /// The sharded adapter's `subscriptionMode`.
     #[arg(long, default_value = "dynamic")]
     subscription_mode: SubscriptionMode,
+    /// The classic adapter's `publishOnSpecificResponseChannel`.
+    #[arg(long)]
+    specific_response_channel: bool,
 }
+
+/// The namespaces every node of the contract serves.
+const NAMESPACES: [&str; 2] = ["/", "/chat"];
 
 fn map(entries: Vec<(&str, Value)>) -> Value {
     let mut m = Map::new();
@@ -123,9 +133,11 @@ where
 
 fn setup(ns: &Arc<Namespace>, name: &str, emitter: Emitter, conn: RedisConnection) {
     let node = name.to_string();
+    let nsp = ns.name().to_string();
     let ns_events = Arc::downgrade(ns);
     ns.on_server_event("ping-node", move |args| {
         let node = node.clone();
+        let nsp = nsp.clone();
         let ns = ns_events.upgrade();
         async move {
             if let Some(ns) = ns {
@@ -135,12 +147,14 @@ fn setup(ns: &Arc<Namespace>, name: &str, emitter: Emitter, conn: RedisConnectio
                         Value::from(node.clone()),
                         Value::from("ping-node"),
                         Value::Array(args.clone()),
+                        Value::from(nsp.clone()),
                     ],
                 );
             }
             Some(map(vec![
                 ("node", Value::from(node)),
                 ("args", Value::Array(args)),
+                ("nsp", Value::from(nsp)),
             ]))
         }
     });
@@ -157,6 +171,7 @@ fn setup(ns: &Arc<Namespace>, name: &str, emitter: Emitter, conn: RedisConnectio
                 &map(vec![
                     ("id", Value::from(socket.id().as_str())),
                     ("node", Value::from(node.clone())),
+                    ("nsp", Value::from(socket.namespace().name())),
                 ]),
             );
             register(&socket, emitter, conn);
@@ -320,7 +335,7 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let config = match RedisConfig::from_url(&args.redis_url) {
+    let config = match RedisConfig::from_url_list(&args.redis_url) {
         Ok(c) => c.connect_timeout(Duration::from_millis(args.connect_timeout_ms)),
         Err(e) => {
             eprintln!("{e}");
@@ -357,6 +372,7 @@ async fn main() {
         let adapter_config = RedisAdapterConfig {
             key: args.key.clone(),
             requests_timeout,
+            publish_on_specific_response_channel: args.specific_response_channel,
             ..RedisAdapterConfig::default()
         };
         let io = SocketIo::builder()
@@ -364,7 +380,10 @@ async fn main() {
             .build();
         (io, Emitter::with_key(emitter_conn, &args.key))
     };
-    setup(&io.main_namespace(), &args.name, emitter, conn.clone());
+    for nsp in NAMESPACES {
+        let ns = io.ns(nsp, |_| async {});
+        setup(&ns, &args.name, emitter.clone(), conn.clone());
+    }
     conn.subscribed().await;
 
     let listener = match tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await {

@@ -1,11 +1,12 @@
-// The mixed-cluster suite, run by test/cluster.test.js (classic protocol) and
-// test/sharded.test.js (sharded protocol, each subscription mode): one Node socket.io server with
-// @socket.io/redis-adapter and two Ignis servers with ignis-redis on one Redis, each with one
-// socket.io-client client. Every operation is run from every node, so each direction
-// (Node -> Rust, Rust -> Node, Rust -> Rust) is covered.
+// The mixed-cluster suite, run by test/cluster.test.js (classic protocol), test/sharded.test.js
+// (sharded protocol, each subscription mode), test/specific-response.test.js (the request/response
+// part with publishOnSpecificResponseChannel) and test/redis-cluster.test.js (on a Redis Cluster):
+// one Node socket.io server with @socket.io/redis-adapter and two Ignis servers with ignis-redis on
+// one Redis, each with one socket.io-client client. Every operation is run from every node, so each
+// direction (Node -> Rust, Rust -> Node, Rust -> Rust) is covered.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { arrives, connect, randomKey, startNode } from "./cluster.js";
+import { arrives, connect, decodeMessage, randomKey, redisSpy, sleep, startNode } from "./cluster.js";
 
 const sorted = (a) => [...a].sort();
 
@@ -22,17 +23,37 @@ async function roomsSettle(client, ok, what) {
 let counter = 0;
 const unique = (prefix) => `${prefix}-${++counter}`;
 
-export function mixedClusterSuite({ title, extraArgs = [], nodeAllRooms = true }) {
-  describe(title, () => {
+/**
+ * `nodeArgs` adds arguments to one node (by name: node, rust1, rust2); `requestsOnly` leaves out
+ * the plain broadcasts, keeping what goes through requests and responses; `specificResponse`
+ * (node name -> whether it runs with `--specific-response-channel`) adds a check of the channel
+ * every response is published on. `redisUrl` is passed to every node; `extra(cluster)` may add
+ * tests, which find the running cluster in `cluster()`: `{key, nodes, clients}`.
+ */
+export function mixedClusterSuite({
+  title,
+  extraArgs = [],
+  nodeArgs = {},
+  redisUrl,
+  extra,
+  skip = false,
+  nodeAllRooms = true,
+  requestsOnly = false,
+  specificResponse,
+}) {
+  // Left out, not skipped: these runs are about the request/response paths only.
+  const plain = requestsOnly ? () => {} : it;
+  describe(title, { skip }, () => {
     const key = randomKey();
     let nodes = [];
     let clients = [];
 
     before(async () => {
+      const args = (name) => [...extraArgs, ...(nodeArgs[name] ?? [])];
       nodes = await Promise.all([
-        startNode({ kind: "node", name: "node", key, extraArgs }),
-        startNode({ kind: "rust", name: "rust1", key, extraArgs }),
-        startNode({ kind: "rust", name: "rust2", key, extraArgs }),
+        startNode({ kind: "node", name: "node", key, redisUrl, extraArgs: args("node") }),
+        startNode({ kind: "rust", name: "rust1", key, redisUrl, extraArgs: args("rust1") }),
+        startNode({ kind: "rust", name: "rust2", key, redisUrl, extraArgs: args("rust2") }),
       ]);
       clients = await Promise.all(nodes.map((n) => connect(n)));
     });
@@ -48,7 +69,7 @@ export function mixedClusterSuite({ title, extraArgs = [], nodeAllRooms = true }
       }
     });
 
-    it("a broadcast to everyone reaches every node's clients, binary included", async () => {
+    plain("a broadcast to everyone reaches every node's clients, binary included", async () => {
       for (const sender of clients) {
         const event = unique("hello");
         const payload = { from: sender.node, when: "now", n: 1.5, nested: [1, { deep: true }] };
@@ -62,7 +83,7 @@ export function mixedClusterSuite({ title, extraArgs = [], nodeAllRooms = true }
       }
     });
 
-    it("a Date broadcast by Node reaches Ignis clients as the ISO string a JSON client sees", async () => {
+    plain("a Date broadcast by Node reaches Ignis clients as the ISO string a JSON client sees", async () => {
       const event = unique("date");
       await clients[0].request("broadcast", { event, args: ["d"], dateMs: 1700000000123 });
       for (const c of clients) {
@@ -70,7 +91,7 @@ export function mixedClusterSuite({ title, extraArgs = [], nodeAllRooms = true }
       }
     });
 
-    it("a broadcast to a room reaches only its members, and except leaves a room out", async () => {
+    plain("a broadcast to a room reaches only its members, and except leaves a room out", async () => {
       const room = unique("room");
       const other = unique("other");
       // node and rust2 are in the room; rust1 is in another room.
@@ -99,7 +120,7 @@ export function mixedClusterSuite({ title, extraArgs = [], nodeAllRooms = true }
       for (const c of clients) await c.request("leave", [room, other]);
     });
 
-    it("a broadcast to one socket id reaches it on any node", async () => {
+    plain("a broadcast to one socket id reaches it on any node", async () => {
       for (const sender of clients) {
         for (const target of clients) {
           const event = unique("direct");
@@ -231,5 +252,86 @@ export function mixedClusterSuite({ title, extraArgs = [], nodeAllRooms = true }
       }
       for (const e of extra) e.close();
     });
+
+    extra?.(() => ({ key, nodes, clients }));
+
+    if (specificResponse) {
+      it("every node answers on the response channel its own option names, whatever the requester's", async () => {
+        const shared = `${key}-response#/#`;
+        const spy = await redisSpy({ patterns: [`${key}-request#/#`, `${key}-response#/#*`] });
+        try {
+          for (const c of clients) {
+            c.removeAllListeners("ask");
+            c.on("ask", (arg, cb) => cb({ node: c.node, arg }));
+          }
+          for (const sender of clients) {
+            assert.ok(Array.isArray(await sender.request("fetch", {})));
+            assert.ok(Array.isArray(await sender.request("allRooms")));
+            const acks = await sender.request("broadcastWithAck", { event: "ask", args: [1], timeout: 3000 });
+            assert.equal(acks.responses.length, 3, JSON.stringify(acks));
+            const sse = await sender.request("serverSideEmit", { event: "ping-node", args: [], ack: true });
+            assert.equal(sse.responses.length, 2, JSON.stringify(sse));
+          }
+          await sleep(200);
+          const owner = new Map(clients.map((c) => [c.welcome.id, c.node]));
+          const requester = new Map();
+          for (const m of spy.messages) {
+            if (m.channel !== `${key}-request#/#`) continue;
+            const req = decodeMessage(m.payload);
+            if (req?.requestId) requester.set(req.requestId, req.uid);
+          }
+          // Which node answered: fetch and allRooms answers carry its sockets, acknowledgements
+          // and server-side answers its name; client counts say nothing, so they are counted.
+          const seen = { fetch: 0, allRooms: 0, ack: 0, count: { shared: 0, specific: 0 }, serverSideEmit: 0 };
+          for (const m of spy.messages) {
+            if (m.channel === `${key}-request#/#`) continue;
+            const res = decodeMessage(m.payload);
+            assert.ok(res, `undecodable response on ${m.channel}`);
+            const uid = requester.get(res.requestId);
+            assert.ok(uid, `a response to an unknown request: ${JSON.stringify(res)}`);
+            const specific = `${key}-response#/#${uid}#`;
+            const expect = (node, what) => {
+              assert.ok(node in specificResponse, `${what}: responder ${node}`);
+              assert.equal(
+                m.channel,
+                specificResponse[node] ? specific : shared,
+                `${what} from ${node} published on ${m.channel}`,
+              );
+            };
+            if (res.type === 6) {
+              // Node answers server-side events on the shared channel whatever the option.
+              assert.equal(m.channel, shared, `server-side answer from ${res.data?.node} on ${m.channel}`);
+              seen.serverSideEmit++;
+            } else if (res.type === 8) {
+              seen.count[m.channel === shared ? "shared" : "specific"]++;
+              assert.ok(m.channel === shared || m.channel === specific, m.channel);
+            } else if (res.type === 9) {
+              expect(res.packet?.node, "acknowledgement");
+              seen.ack++;
+            } else if (Array.isArray(res.sockets)) {
+              expect(res.sockets[0]?.data?.node, "fetchSockets answer");
+              seen.fetch++;
+            } else if (Array.isArray(res.rooms)) {
+              const nodes = new Set(res.rooms.map((r) => owner.get(r)).filter(Boolean));
+              assert.equal(nodes.size, 1, `allRooms answer ${JSON.stringify(res.rooms)}`);
+              expect([...nodes][0], "allRooms answer");
+              seen.allRooms++;
+            } else {
+              assert.fail(`unexpected response ${JSON.stringify(res)} on ${m.channel}`);
+            }
+          }
+          // Every sender asked the two others.
+          assert.deepEqual(
+            { fetch: seen.fetch, allRooms: seen.allRooms, ack: seen.ack, serverSideEmit: seen.serverSideEmit },
+            { fetch: 6, allRooms: 6, ack: 6, serverSideEmit: 6 },
+          );
+          const on = Object.values(specificResponse).filter(Boolean).length;
+          // Each node answers the client count of the two others' requests.
+          assert.deepEqual(seen.count, { specific: 2 * on, shared: 2 * (3 - on) });
+        } finally {
+          await spy.close();
+        }
+      });
+    }
   });
 }

@@ -6,6 +6,8 @@ import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { io } from "socket.io-client";
+import { Redis } from "ioredis";
+import { decode as msgpackDecode } from "notepack.io";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const SUITE_DIR = path.resolve(here, "..");
@@ -120,8 +122,9 @@ export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
  * A connected socket.io-client socket whose events are buffered from the start, with
  * `next(event)`, `pending(event)`, `drain(event)` and `request(event, payload)` (emit with ack).
  */
-export async function connect(node, opts = {}) {
-  const socket = io(node.url, { forceNew: true, reconnection: false, timeout: WAIT_MS, transports: ["websocket"], ...opts });
+export async function connect(node, { nsp = "/", ...opts } = {}) {
+  const url = nsp === "/" ? node.url : `${node.url}${nsp}`;
+  const socket = io(url, { forceNew: true, reconnection: false, timeout: WAIT_MS, transports: ["websocket"], ...opts });
   const buffered = new Map();
   const waiters = new Map();
   socket.onAny((event, ...args) => {
@@ -158,6 +161,7 @@ export async function connect(node, opts = {}) {
   socket.request = (event, payload, ms = WAIT_MS * 2) =>
     socket.timeout(ms).emitWithAck(event, payload);
   socket.node = node.name;
+  socket.nsp = nsp;
   const disconnected = new Promise((resolve) => socket.once("disconnect", (reason) => resolve(reason)));
   socket.gone = () => withTimeout(disconnected, WAIT_MS, `disconnect of a client of ${node.name}`);
   await withTimeout(
@@ -181,4 +185,41 @@ export async function arrives(socket, event, ms) {
   } catch {
     return false;
   }
+}
+
+/** A message of the adapter protocols as the suite reads it: JSON or MessagePack. */
+export function decodeMessage(payload) {
+  try {
+    return payload[0] === 0x7b ? JSON.parse(payload.toString()) : msgpackDecode(payload);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Watches the Redis channels the nodes use, on a connection of its own: `patterns` are
+ * PSUBSCRIBEd (classic pub/sub), `shardChannels` SSUBSCRIBEd (sharded pub/sub). `messages` holds
+ * `{channel, payload}` in arrival order; `command(...args)` runs a command (e.g. PUBSUB).
+ */
+export async function redisSpy({ patterns = [], shardChannels = [], redisUrl = REDIS_URL } = {}) {
+  const sub = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  const cmd = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  for (const c of [sub, cmd]) c.on("error", () => {});
+  await Promise.all([sub.connect(), cmd.connect()]);
+  const messages = [];
+  sub.on("pmessageBuffer", (_pattern, channel, payload) => messages.push({ channel: channel.toString(), payload }));
+  sub.on("smessageBuffer", (channel, payload) => messages.push({ channel: channel.toString(), payload }));
+  if (patterns.length) await sub.psubscribe(...patterns);
+  for (const c of shardChannels) await sub.ssubscribe(c);
+  return {
+    messages,
+    async ssubscribe(channel) {
+      await sub.ssubscribe(channel);
+    },
+    command: (...args) => cmd.call(...args),
+    async close() {
+      sub.disconnect();
+      cmd.disconnect();
+    },
+  };
 }

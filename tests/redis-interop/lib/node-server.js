@@ -2,15 +2,18 @@
 // or, with `--mode sharded`, with its sharded adapter over node-redis 4 (the client its README
 // documents for it), with the same behaviour as crates/ignis-redis/examples/cluster-node.rs (see
 // CONTRACT.md).
+// Several comma-separated Redis URLs name the nodes of a Redis Cluster: node-redis's
+// createCluster for the sharded adapter, ioredis's Cluster for the classic one.
 // Usage: node lib/node-server.js --port 0 --redis-url redis://127.0.0.1:6379 --key socket.io --name node
 //        [--mode classic|sharded] [--subscription-mode dynamic|dynamic-private|static]
+//        [--specific-response-channel]
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
 import { Server } from "socket.io";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { Emitter } from "@socket.io/redis-emitter";
-import { Redis } from "ioredis";
-import { createClient } from "redis";
+import { Cluster, Redis } from "ioredis";
+import { createClient, createCluster } from "redis";
 import { randomBytes } from "node:crypto";
 
 const { values: opts } = parseArgs({
@@ -22,29 +25,75 @@ const { values: opts } = parseArgs({
     "requests-timeout-ms": { type: "string", default: "5000" },
     mode: { type: "string", default: "classic" },
     "subscription-mode": { type: "string", default: "dynamic" },
+    "specific-response-channel": { type: "boolean", default: false },
   },
 });
 const NODE = opts.name;
 const KEY = opts.key;
 const SHARDED = opts.mode === "sharded";
+/** The namespaces every node of the contract serves. */
+const NAMESPACES = ["/", "/chat"];
+
+const URLS = opts["redis-url"].split(",").filter(Boolean);
+const CLUSTER = URLS.length > 1;
+
+/**
+ * In a Redis Cluster the client spreads commands over several connections, so no one round trip
+ * confirms the ones before it: the promises of the commands that must have taken effect
+ * (subscriptions, the emitter's publications, neither awaited by the adapter or the emitter) are
+ * kept, and `settled` waits for them.
+ */
+function track(client, methods) {
+  const pending = new Set();
+  for (const m of methods) {
+    const original = client[m].bind(client);
+    client[m] = (...args) => {
+      const p = Promise.resolve(original(...args));
+      const entry = p.catch(() => {}).finally(() => pending.delete(entry));
+      pending.add(entry);
+      return p;
+    };
+  }
+  client.settled = async () => {
+    while (pending.size) await Promise.all([...pending]);
+  };
+  return client;
+}
 
 let pubClient, subClient, emitterClient, adapter, emitter;
 if (SHARDED) {
-  pubClient = createClient({ url: opts["redis-url"] });
+  pubClient = CLUSTER ? createCluster({ rootNodes: URLS.map((url) => ({ url })) }) : createClient({ url: URLS[0] });
   subClient = pubClient.duplicate();
   emitterClient = pubClient.duplicate();
   for (const c of [pubClient, subClient, emitterClient]) c.on("error", () => {});
+  if (CLUSTER) track(subClient, ["sSubscribe", "sUnsubscribe"]);
   await Promise.all([pubClient.connect(), subClient.connect(), emitterClient.connect()]);
   adapter = createShardedAdapter(pubClient, subClient, { channelPrefix: KEY, subscriptionMode: opts["subscription-mode"] });
   // No official emitter speaks the sharded protocol (socket.io-redis-emitter#127): the `emitter`
   // request fails on this node in this mode.
   emitter = null;
 } else {
-  pubClient = new Redis(opts["redis-url"]);
+  if (CLUSTER) {
+    const nodes = URLS.map((u) => {
+      const url = new URL(u);
+      return { host: url.hostname, port: Number(url.port || 6379) };
+    });
+    pubClient = new Cluster(nodes);
+  } else {
+    pubClient = new Redis(URLS[0]);
+  }
   subClient = pubClient.duplicate();
   emitterClient = pubClient.duplicate();
   for (const c of [pubClient, subClient, emitterClient]) c.on("error", () => {});
-  adapter = createAdapter(pubClient, subClient, { key: KEY, requestsTimeout: Number(opts["requests-timeout-ms"]) });
+  if (CLUSTER) {
+    track(subClient, ["subscribe", "psubscribe", "unsubscribe", "punsubscribe"]);
+    track(emitterClient, ["publish"]);
+  }
+  adapter = createAdapter(pubClient, subClient, {
+    key: KEY,
+    requestsTimeout: Number(opts["requests-timeout-ms"]),
+    publishOnSpecificResponseChannel: opts["specific-response-channel"],
+  });
   emitter = new Emitter(emitterClient, { key: KEY });
 }
 
@@ -53,7 +102,9 @@ if (SHARDED) {
  * handles commands in order, so a subscription of our own confirms the ones before it.
  */
 async function subscribed() {
-  if (SHARDED) {
+  if (CLUSTER) {
+    await subClient.settled();
+  } else if (SHARDED) {
     const probe = `${KEY}-probe-${randomBytes(8).toString("hex")}`;
     await subClient.sSubscribe(probe, () => {});
     await subClient.sUnsubscribe(probe);
@@ -66,11 +117,10 @@ const httpServer = createServer();
 const io = new Server(httpServer, { adapter });
 
 const list = (v) => (v === undefined || v === null ? [] : Array.isArray(v) ? v : [v]);
-function select(req = {}) {
-  let op = io.of("/");
+function select(nsp, req = {}) {
   const to = list(req.to);
   const except = list(req.except);
-  let b = to.length ? op.to(to) : op.except([]);
+  let b = to.length ? nsp.to(to) : nsp.except([]);
   if (except.length) b = b.except(except);
   if (req.local) b = b.local;
   return b;
@@ -78,15 +128,21 @@ function select(req = {}) {
 const error = (e) => ({ error: e?.message ?? String(e) });
 const socketValue = (s) => ({ id: s.id, rooms: [...s.rooms], data: s.data });
 
-io.on("ping-node", (...args) => {
-  const cb = typeof args[args.length - 1] === "function" ? args.pop() : null;
-  io.local.emit("server-event", NODE, "ping-node", args);
-  if (cb) cb({ node: NODE, args });
-});
+// Every namespace of the contract has the same handlers, each scoped to its namespace.
+for (const name of NAMESPACES) serve(io.of(name));
 
-io.on("connection", (socket) => {
+function serve(nsp) {
+  nsp.on("ping-node", (...args) => {
+    const cb = typeof args[args.length - 1] === "function" ? args.pop() : null;
+    nsp.local.emit("server-event", NODE, "ping-node", args, nsp.name);
+    if (cb) cb({ node: NODE, args, nsp: nsp.name });
+  });
+  nsp.on("connection", (socket) => onConnection(nsp, socket));
+}
+
+function onConnection(nsp, socket) {
   socket.data = { node: NODE };
-  socket.emit("welcome", { id: socket.id, node: NODE });
+  socket.emit("welcome", { id: socket.id, node: NODE, nsp: nsp.name });
   const on = (event, f) =>
     socket.on(event, async (req, ack) => {
       let answer;
@@ -112,35 +168,35 @@ io.on("connection", (socket) => {
     // JSON cannot carry a Date: `dateMs` asks for one more argument that is a Date.
     const args = [...(req.args ?? [])];
     if (req.dateMs !== undefined) args.push(new Date(req.dateMs));
-    select(req).emit(req.event, ...args);
+    select(nsp, req).emit(req.event, ...args);
     return "ok";
   });
-  on("fetch", async (req) => (await select(req).fetchSockets()).map(socketValue));
+  on("fetch", async (req) => (await select(nsp, req).fetchSockets()).map(socketValue));
   on("socketsJoin", async (req) => {
-    await select(req).socketsJoin(list(req.rooms));
+    await select(nsp, req).socketsJoin(list(req.rooms));
     return "ok";
   });
   on("socketsLeave", async (req) => {
-    await select(req).socketsLeave(list(req.rooms));
+    await select(nsp, req).socketsLeave(list(req.rooms));
     return "ok";
   });
   on("disconnectSockets", async (req) => {
-    await select(req).disconnectSockets(!!req.close);
+    await select(nsp, req).disconnectSockets(!!req.close);
     return "ok";
   });
   on("allRooms", async () => {
     // The sharded adapter has no allRooms.
-    if (typeof io.of("/").adapter.allRooms !== "function") return error("allRooms is not supported by this adapter");
-    return [...(await io.of("/").adapter.allRooms())];
+    if (typeof nsp.adapter.allRooms !== "function") return error("allRooms is not supported by this adapter");
+    return [...(await nsp.adapter.allRooms())];
   });
-  on("serverCount", async () => io.of("/").adapter.serverCount());
+  on("serverCount", async () => nsp.adapter.serverCount());
   on("serverSideEmit", async (req) => {
     if (!req.ack) {
-      io.serverSideEmit(req.event, ...(req.args ?? []));
+      nsp.serverSideEmit(req.event, ...(req.args ?? []));
       return { responses: [] };
     }
     try {
-      const responses = await io.serverSideEmitWithAck(req.event, ...(req.args ?? []));
+      const responses = await nsp.serverSideEmitWithAck(req.event, ...(req.args ?? []));
       return { responses };
     } catch (e) {
       return error(e);
@@ -148,7 +204,7 @@ io.on("connection", (socket) => {
   });
   on("broadcastWithAck", async (req) => {
     try {
-      const responses = await select(req)
+      const responses = await select(nsp, req)
         .timeout(req.timeout ?? 2000)
         .emitWithAck(req.event, ...(req.args ?? []));
       return { responses };
@@ -183,10 +239,11 @@ io.on("connection", (socket) => {
         return error(`unknown emitter op ${req.op}`);
     }
     // The emitter publishes on its own connection: a round trip on it means Redis has the message.
-    await emitterClient.ping();
+    if (CLUSTER) await emitterClient.settled();
+    else await emitterClient.ping();
     return "ok";
   });
-});
+}
 
 // The adapter subscribes without waiting.
 await subscribed();
