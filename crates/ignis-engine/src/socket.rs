@@ -558,16 +558,29 @@ impl Drop for DeliveryBatch {
         };
         PENDING_FLUSH.lock().extend(sessions);
         if !FLUSH_SCHEDULED.swap(true, Ordering::AcqRel) {
-            runtime.spawn(async {
+            // The flush runs when the guard drops: after the yield, or at once if the runtime
+            // drops the task unpolled (it is shutting down). A flush that never ran would leave
+            // its sessions waiting for it forever.
+            let flush = PendingFlush;
+            runtime.spawn(async move {
+                let _flush = flush;
                 // Let the tasks that are ready run first: broadcasts they make meanwhile join
                 // this flush instead of costing writes of their own.
                 tokio::task::yield_now().await;
-                FLUSH_SCHEDULED.store(false, Ordering::Release);
-                let sessions = std::mem::take(&mut *PENDING_FLUSH.lock());
-                for session in sessions {
-                    session.flush_queued();
-                }
             });
+        }
+    }
+}
+
+/// Writes out the sessions waiting for the scheduled flush when dropped.
+struct PendingFlush;
+
+impl Drop for PendingFlush {
+    fn drop(&mut self) {
+        FLUSH_SCHEDULED.store(false, Ordering::Release);
+        let sessions = std::mem::take(&mut *PENDING_FLUSH.lock());
+        for session in sessions {
+            session.flush_queued();
         }
     }
 }

@@ -290,3 +290,46 @@ async fn volatile_messages_are_dropped_only_while_the_client_is_behind() {
         "volatile messages sent while the client was behind are dropped ({volatile} arrived)"
     );
 }
+
+#[test]
+fn a_flush_scheduled_on_a_runtime_that_shuts_down_still_happens() {
+    let server_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (socket, mut client) = server_runtime.block_on(async {
+        let mut server = start(1_000).await;
+        let port = server.port;
+        let client = tokio::task::spawn_blocking(move || Client::connect(port));
+        let socket = server.opened.recv().await.unwrap();
+        let mut client = client.await.unwrap();
+        assert!(client.next_text().unwrap().starts_with("0{"));
+        (socket, client)
+    });
+
+    // A broadcast made on another runtime, which is dropped before its flush task ever runs.
+    let other = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    other.block_on(async {
+        let mut batch = DeliveryBatch::new();
+        socket
+            .send_shared_in(&[SharedMessage::new(numbered(1))], false, &mut batch)
+            .unwrap();
+    });
+    drop(other);
+
+    // The message went out anyway, and later broadcasts are flushed as usual.
+    assert_eq!(number_of(&client.next_text().unwrap()), 1);
+    server_runtime.block_on(async {
+        let mut batch = DeliveryBatch::new();
+        socket
+            .send_shared_in(&[SharedMessage::new(numbered(2))], false, &mut batch)
+            .unwrap();
+    });
+    let text = std::thread::spawn(move || client.next_text())
+        .join()
+        .unwrap();
+    assert_eq!(number_of(&text.unwrap()), 2);
+}
