@@ -335,17 +335,8 @@ impl<D> Socket<D> {
     where
         D: Send + Sync + 'static,
     {
-        if !self.is_open() {
-            return Err(SendError::Closed);
-        }
-        let wake = {
-            let mut outbox = self.outbox.lock();
-            if volatile && outbox.congested() {
-                return Ok(());
-            }
+        self.enqueue(volatile, |outbox| {
             if outbox.queue.len() + messages.len() > self.max_queued {
-                drop(outbox);
-                self.request_close(CloseReason::SlowClient);
                 return Err(SendError::QueueFull);
             }
             let schedule = outbox.writable_now();
@@ -355,15 +346,10 @@ impl<D> Socket<D> {
             if schedule {
                 outbox.flush_scheduled = true;
                 batch.sessions.push(Arc::clone(self) as Arc<dyn Flush>);
-                false
-            } else {
-                outbox.needs_wake()
+                return Ok(false);
             }
-        };
-        if wake {
-            self.writable.notify_one();
-        }
-        Ok(())
+            Ok(outbox.needs_wake())
+        })
     }
 
     pub(crate) fn push_packet(&self, packet: Packet) -> Result<(), SendError> {
@@ -375,6 +361,34 @@ impl<D> Socket<D> {
         items: impl ExactSizeIterator<Item = Outgoing>,
         volatile: bool,
     ) -> Result<(), SendError> {
+        self.enqueue(volatile, |outbox| {
+            if outbox.writable_now()
+                && let Some(sink) = &outbox.sink
+            {
+                let rest = sink.write(items, volatile);
+                if rest.is_empty() {
+                    return Ok(false);
+                }
+                // The socket took part of it: the task writes the rest when it can.
+                outbox.queue.extend(rest.into_iter().map(Outgoing::Frame));
+                return Ok(true);
+            }
+            if outbox.queue.len() + items.len() > self.max_queued {
+                return Err(SendError::QueueFull);
+            }
+            outbox.queue.extend(items);
+            Ok(outbox.needs_wake())
+        })
+    }
+
+    /// Runs `queue` on the locked outbox of an open session, unless `volatile` and the client is
+    /// congested; then wakes the writer if `queue` says so, or closes the session when the queue
+    /// would pass its bound.
+    fn enqueue(
+        &self,
+        volatile: bool,
+        queue: impl FnOnce(&mut Outbox) -> Result<bool, SendError>,
+    ) -> Result<(), SendError> {
         if !self.is_open() {
             return Err(SendError::Closed);
         }
@@ -383,30 +397,15 @@ impl<D> Socket<D> {
             if volatile && outbox.congested() {
                 return Ok(());
             }
-            if outbox.writable_now()
-                && let Some(sink) = &outbox.sink
-            {
-                let rest = sink.write(items, volatile);
-                if rest.is_empty() {
-                    return Ok(());
-                }
-                // The socket took part of it: the task writes the rest when it can.
-                outbox.queue.extend(rest.into_iter().map(Outgoing::Frame));
-                true
-            } else {
-                if outbox.queue.len() + items.len() > self.max_queued {
-                    drop(outbox);
-                    self.request_close(CloseReason::SlowClient);
-                    return Err(SendError::QueueFull);
-                }
-                outbox.queue.extend(items);
-                outbox.needs_wake()
-            }
+            queue(&mut outbox)
         };
-        if wake {
-            self.writable.notify_one();
+        match wake {
+            Ok(true) => self.writable.notify_one(),
+            Ok(false) => {}
+            Err(SendError::QueueFull) => self.request_close(CloseReason::SlowClient),
+            Err(SendError::Closed) => {}
         }
-        Ok(())
+        wake.map(drop)
     }
 
     pub(crate) fn take_outbox(&self) -> VecDeque<Outgoing> {
