@@ -557,27 +557,59 @@ impl Drop for DeliveryBatch {
         };
         PENDING_FLUSH.lock().extend(sessions);
         if !FLUSH_SCHEDULED.swap(true, Ordering::AcqRel) {
-            // The flush runs when the guard drops: after the yield, or at once if the runtime
-            // drops the task unpolled (it is shutting down). A flush that never ran would leave
-            // its sessions waiting for it forever.
-            let flush = PendingFlush;
+            // Whatever the guard still holds is written when it drops: if the runtime drops the
+            // task (it is shutting down), before or during the flush. A flush that never ran
+            // would leave its sessions waiting for it forever.
+            let mut flush = PendingFlush { taken: None };
             runtime.spawn(async move {
-                let _flush = flush;
                 // Let the tasks that are ready run first: broadcasts they make meanwhile join
                 // this flush instead of costing writes of their own.
                 tokio::task::yield_now().await;
+                let sessions = flush.take();
+                while !sessions.is_empty() {
+                    let chunk = sessions.len().saturating_sub(FLUSH_CHUNK);
+                    for session in sessions.drain(chunk..) {
+                        session.flush_queued();
+                    }
+                    if !sessions.is_empty() {
+                        // A long flush must not hold up the requests that make the next
+                        // broadcasts: what they queue for sessions not yet written goes out in
+                        // this flush, the rest in the next.
+                        tokio::task::yield_now().await;
+                    }
+                }
             });
         }
     }
 }
 
-/// Writes out the sessions waiting for the scheduled flush when dropped.
-struct PendingFlush;
+/// How many sessions a flush writes before it lets other tasks run.
+const FLUSH_CHUNK: usize = 256;
+
+/// The scheduled flush's sessions; whatever it still holds is written when it drops.
+struct PendingFlush {
+    /// The sessions taken from [`PENDING_FLUSH`], once the flush started.
+    taken: Option<Vec<Arc<dyn Flush>>>,
+}
+
+impl PendingFlush {
+    /// Takes the sessions waiting for this flush; broadcasts made from now on schedule another.
+    fn take(&mut self) -> &mut Vec<Arc<dyn Flush>> {
+        FLUSH_SCHEDULED.store(false, Ordering::Release);
+        let sessions = std::mem::take(&mut *PENDING_FLUSH.lock());
+        self.taken.insert(sessions)
+    }
+}
 
 impl Drop for PendingFlush {
     fn drop(&mut self) {
-        FLUSH_SCHEDULED.store(false, Ordering::Release);
-        let sessions = std::mem::take(&mut *PENDING_FLUSH.lock());
+        let sessions = match self.taken.take() {
+            Some(sessions) => sessions,
+            None => {
+                FLUSH_SCHEDULED.store(false, Ordering::Release);
+                std::mem::take(&mut *PENDING_FLUSH.lock())
+            }
+        };
         for session in sessions {
             session.flush_queued();
         }
