@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Body;
 use ignis_proto::engineio::{self, Packet};
 
@@ -96,6 +96,55 @@ pub(crate) async fn get<H: Handler>(
     res
 }
 
+/// Why a POST body was refused.
+#[derive(Debug, thiserror::Error)]
+enum BodyError {
+    #[error("the body is over {0} bytes")]
+    TooLarge(usize),
+    #[error("the body could not be read: {0}")]
+    Read(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// How much of a refused body is read and dropped before answering, as a multiple of the limit.
+const DRAIN_FACTOR: u64 = 16;
+
+/// Reads a POST body of at most `max` bytes. What is left of a body over the limit is read and
+/// dropped (up to a bound) before the refusal: a connection closed with unread data is reset,
+/// and a client still sending would lose the answer to the reset.
+async fn read_body<B>(body: B, max: usize, declared: Option<u64>) -> Result<Bytes, BodyError>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let drain_limit = (max as u64).saturating_mul(DRAIN_FACTOR);
+    let too_large = declared.is_some_and(|len| len > max as u64);
+    if declared.is_some_and(|len| len > drain_limit) {
+        return Err(BodyError::TooLarge(max));
+    }
+    let mut body = std::pin::pin!(body);
+    let mut collected = Vec::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Read(e.into()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len() as u64;
+        if too_large || seen > max as u64 {
+            collected = Vec::new();
+            if seen > drain_limit {
+                break;
+            }
+            continue;
+        }
+        collected.extend_from_slice(&data);
+    }
+    if too_large || seen > max as u64 {
+        return Err(BodyError::TooLarge(max));
+    }
+    Ok(Bytes::from(collected))
+}
+
 fn empty(status: StatusCode) -> Reply {
     let mut res = Response::new(Bytes::new());
     *res.status_mut() = status;
@@ -173,11 +222,8 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     // Too large: refused, but the session stays open, as in the reference.
-    if declared.is_some_and(|len| len > max as u64) {
-        return empty(StatusCode::PAYLOAD_TOO_LARGE);
-    }
-    let bytes = match Limited::new(body, max).collect().await {
-        Ok(collected) => collected.to_bytes(),
+    let bytes = match read_body(body, max, declared).await {
+        Ok(bytes) => bytes,
         Err(e) => {
             tracing::debug!(sid = %socket.id(), error = %e, "polling body refused");
             return empty(StatusCode::PAYLOAD_TOO_LARGE);
