@@ -122,7 +122,9 @@ where
         return Err(BodyError::TooLarge(max));
     }
     let mut body = std::pin::pin!(body);
-    let mut collected = Vec::new();
+    // Most bodies arrive in one frame, which is kept as it is; more are joined.
+    let mut first: Option<Bytes> = None;
+    let mut joined: Vec<u8> = Vec::new();
     let mut seen: u64 = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| BodyError::Read(e.into()))?;
@@ -131,18 +133,26 @@ where
         };
         seen += data.len() as u64;
         if too_large || seen > max as u64 {
-            collected = Vec::new();
+            first = None;
+            joined = Vec::new();
             if seen > drain_limit {
                 break;
             }
             continue;
         }
-        collected.extend_from_slice(&data);
+        match first.take() {
+            None if joined.is_empty() => first = Some(data),
+            None => joined.extend_from_slice(&data),
+            Some(previous) => {
+                joined.extend_from_slice(&previous);
+                joined.extend_from_slice(&data);
+            }
+        }
     }
     if too_large || seen > max as u64 {
         return Err(BodyError::TooLarge(max));
     }
-    Ok(Bytes::from(collected))
+    Ok(first.unwrap_or_else(|| Bytes::from(joined)))
 }
 
 fn empty(status: StatusCode) -> Reply {

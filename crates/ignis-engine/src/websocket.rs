@@ -19,6 +19,7 @@ use http::{Response, StatusCode};
 use ignis_proto::engineio::{Data, Packet, Str};
 use ignis_ws::deflate::{DeflateConfig, Deflater, Inflater, Negotiated};
 use ignis_ws::{CloseCode, CompressedMessage, Decoder, Message, OpCode, Role};
+use smallvec::SmallVec;
 use tokio::io::{Interest, Ready};
 use tokio::net::TcpStream;
 
@@ -162,19 +163,22 @@ impl DirectSink {
         &self,
         items: impl Iterator<Item = Outgoing>,
         volatile: bool,
-    ) -> Vec<Bytes> {
+    ) -> SmallVec<[Bytes; 4]> {
+        // Called for every recipient of every message: a few frames stay off the heap.
         let compression = self.compression.as_ref().map(|(c, bits)| (&**c, *bits));
-        let mut frames: Vec<Bytes> = items.map(|item| frame_of(&item, compression)).collect();
+        let mut frames: SmallVec<[Bytes; 4]> =
+            items.map(|item| frame_of(&item, compression)).collect();
         let result = match frames.as_slice() {
             [one] => self.stream.try_write(one),
             many => {
-                let slices: Vec<IoSlice<'_>> = many.iter().map(|f| IoSlice::new(f)).collect();
+                let slices: SmallVec<[IoSlice<'_>; 4]> =
+                    many.iter().map(|f| IoSlice::new(f)).collect();
                 self.stream.try_write_vectored(&slices)
             }
         };
         let mut written = match result {
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && volatile => return Vec::new(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && volatile => return SmallVec::new(),
             // Full, interrupted or failed: the task writes it, and sees the failure itself.
             Err(_) => 0,
         };
