@@ -45,4 +45,7 @@ pub use config::{AllowOrigin, AllowRequest, Cors, EngineConfig, PerMessageDeflat
 pub use error::EngineError;
 pub use server::{Engine, Handler, PeerAddr, RequestInfo};
 pub use sid::Sid;
-pub use socket::{CloseReason, DeliveryBatch, SendError, SharedMessage, Socket, TransportKind};
+pub use socket::{
+    CloseReason, DeliveryBatch, HeadroomError, SendError, SharedMessage, Socket, TEXT_HEADROOM,
+    TransportKind,
+};

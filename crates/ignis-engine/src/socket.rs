@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use bytes::Bytes;
-use ignis_proto::engineio::{Data, Packet};
+use ignis_proto::engineio::{Data, Packet, Str};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
@@ -105,6 +105,48 @@ impl SharedMessage {
         })
     }
 
+    /// A text message written into `buf` after [`TEXT_HEADROOM`] bytes that the engine may
+    /// overwrite: the WebSocket frame is then made in place, sharing one buffer with the
+    /// message instead of being copied out of it. The headroom's content does not matter.
+    ///
+    /// Fails when `buf` is shorter than the headroom or the text is not UTF-8.
+    pub fn text_with_headroom(
+        mut buf: Vec<u8>,
+        compress: bool,
+    ) -> Result<Arc<SharedMessage>, HeadroomError> {
+        if buf.len() < TEXT_HEADROOM {
+            return Err(HeadroomError::TooShort);
+        }
+        // The frame's payload is the Engine.IO type and the text, its header right before.
+        let payload_len = buf.len() - TEXT_HEADROOM + 1;
+        let mut header = [0u8; TEXT_HEADROOM - 1];
+        let left = {
+            let mut slot = &mut header[..];
+            ignis_ws::encode_frame_header(
+                true,
+                false,
+                ignis_ws::OpCode::Text,
+                payload_len,
+                None,
+                &mut slot,
+            );
+            slot.len()
+        };
+        let header_len = header.len() - left;
+        let frame_start = TEXT_HEADROOM - 1 - header_len;
+        buf[frame_start..TEXT_HEADROOM - 1].copy_from_slice(&header[..header_len]);
+        buf[TEXT_HEADROOM - 1] = b'4';
+        let bytes = Bytes::from(buf);
+        let text =
+            Str::from_utf8(bytes.slice(TEXT_HEADROOM..)).map_err(|_| HeadroomError::NotUtf8)?;
+        Ok(Arc::new(SharedMessage {
+            data: Data::Text(text),
+            compress,
+            frame: OnceLock::from(bytes.slice(frame_start..)),
+            deflated: OnceLock::new(),
+        }))
+    }
+
     /// Whether permessage-deflate may compress the message.
     pub fn compress(&self) -> bool {
         self.compress
@@ -131,6 +173,19 @@ impl std::fmt::Debug for SharedMessage {
             .field("data", &self.data)
             .finish()
     }
+}
+
+/// How many bytes a buffer given to [`SharedMessage::text_with_headroom`] keeps in front of its
+/// text: the longest header of a server's WebSocket frame (10 bytes) and the Engine.IO type.
+pub const TEXT_HEADROOM: usize = 11;
+
+/// Why [`SharedMessage::text_with_headroom`] refused a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeadroomError {
+    #[error("the buffer is shorter than its headroom")]
+    TooShort,
+    #[error("the text is not UTF-8")]
+    NotUtf8,
 }
 
 /// One item of a session's outbound queue.
@@ -619,3 +674,41 @@ impl Drop for PendingFlush {
 /// Sessions waiting for the scheduled flush, across every engine of the process.
 static PENDING_FLUSH: Mutex<Vec<Arc<dyn Flush>>> = Mutex::new(Vec::new());
 static FLUSH_SCHEDULED: AtomicBool = AtomicBool::new(false);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_headroom(text: &str) -> Vec<u8> {
+        let mut buf = vec![0xAA; TEXT_HEADROOM];
+        buf.extend_from_slice(text.as_bytes());
+        buf
+    }
+
+    #[test]
+    fn a_frame_made_in_the_headroom_is_the_frame_made_by_copying() {
+        // Each length class of the frame header: 7 bits, 16 bits, 64 bits.
+        for len in [0, 1, 124, 125, 126, 65_534, 65_535, 70_000] {
+            let text = "é".repeat(len / 2) + &"x".repeat(len % 2);
+            let message = SharedMessage::text_with_headroom(with_headroom(&text), true).unwrap();
+            assert_eq!(message.data(), &Data::Text(Str::from(text.clone())));
+            let copied = crate::websocket::message_frame(&Data::Text(Str::from(text)));
+            assert_eq!(message.ws_frame(), &copied, "length {len}");
+            assert!(message.compress());
+        }
+    }
+
+    #[test]
+    fn a_bad_buffer_is_refused() {
+        assert_eq!(
+            SharedMessage::text_with_headroom(vec![0; TEXT_HEADROOM - 1], false).unwrap_err(),
+            HeadroomError::TooShort
+        );
+        let mut buf = with_headroom("ok");
+        buf.push(0xff);
+        assert_eq!(
+            SharedMessage::text_with_headroom(buf, false).unwrap_err(),
+            HeadroomError::NotUtf8
+        );
+    }
+}

@@ -24,7 +24,11 @@ pub struct Str(Bytes);
 impl Str {
     /// Validates `bytes` as UTF-8.
     pub fn from_utf8(bytes: Bytes) -> Result<Self, std::str::Utf8Error> {
-        std::str::from_utf8(&bytes)?;
+        // Most traffic is ASCII, which a word-at-a-time check clears several times faster than
+        // the full validation.
+        if !bytes.is_ascii() {
+            std::str::from_utf8(&bytes)?;
+        }
         Ok(Str(bytes))
     }
 

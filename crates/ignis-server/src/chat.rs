@@ -11,8 +11,8 @@ use ignis_socketio::{Event, SocketHandlers, SocketRef, Value, iso_timestamp};
 /// The helper, known once the Socket.IO component's post-start hook has run.
 pub type HelperSlot = Arc<OnceLock<SocketIOServerHelper>>;
 
-fn object(entries: Vec<(&str, Value)>) -> Value {
-    let mut m = Map::with_capacity(entries.len());
+fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    let mut m = Map::with_capacity(N);
     for (k, v) in entries {
         m.insert(k, v);
     }
@@ -26,12 +26,12 @@ fn now() -> Value {
 /// Tells the client its payload was malformed (through the ack if it asked for one, else an
 /// `error` event); the connection and the handlers stay as they were.
 fn reply_error(socket: &SocketRef, event: &mut Event, message: &str) {
-    let payload = object(vec![
+    let payload = object([
         ("event", event.name.as_str().into()),
         ("message", message.into()),
     ]);
     if event.wants_ack() {
-        event.ack(vec![object(vec![("error", payload)])]);
+        event.ack(vec![object([("error", payload)])]);
     } else {
         let _ = socket.emit("error", &payload);
     }
@@ -89,7 +89,7 @@ fn handlers(slot: HelperSlot) -> SocketHandlers {
                 Some(Value::Str(room)) => Some(room.clone()),
                 Some(_) => return reply_error(&socket, &mut event, "room must be a string"),
             };
-            let data = object(vec![
+            let data = object([
                 ("from", socket.id().as_str().into()),
                 ("message", message.into()),
                 ("timestamp", now()),
@@ -98,7 +98,7 @@ fn handlers(slot: HelperSlot) -> SocketHandlers {
                 Some(room) => send(helper, Some(room), "chat:message", data, true),
                 None => send(helper, None, "chat:broadcast", data, true),
             }
-            event.ack(vec![object(vec![("ok", true.into())])]);
+            event.ack(vec![object([("ok", true.into())])]);
         }
     });
     let s = slot.clone();
@@ -108,14 +108,18 @@ fn handlers(slot: HelperSlot) -> SocketHandlers {
             if slot.get().is_none() {
                 return;
             }
-            let original = event.args.first().cloned().unwrap_or(Value::Null);
-            let data = object(vec![("original", original), ("timestamp", now())]);
+            let original = if event.args.is_empty() {
+                Value::Null
+            } else {
+                event.args.swap_remove(0)
+            };
+            let data = object([("original", original), ("timestamp", now())]);
             // The sender is connected here: no room lookup or adapter round is needed to reach
             // it (the original goes through its emitter, which lands on this same socket).
             if let Err(e) = socket.emit_args("echo:response", vec![data]) {
                 tracing::error!(topic = "echo:response", error = %e, "chat send failed");
             }
-            event.ack(vec![object(vec![("ok", true.into())])]);
+            event.ack(vec![object([("ok", true.into())])]);
         }
     });
     handlers.on("get-clients", move |socket, mut event| {
@@ -127,7 +131,7 @@ fn handlers(slot: HelperSlot) -> SocketHandlers {
                 .iter()
                 .map(|c| Value::from(c.id().to_string()))
                 .collect();
-            let data = object(vec![
+            let data = object([
                 ("count", Value::from_u64(clients.len() as u64)),
                 ("clients", Value::Array(clients)),
             ]);
@@ -138,7 +142,7 @@ fn handlers(slot: HelperSlot) -> SocketHandlers {
                 data,
                 false,
             );
-            event.ack(vec![object(vec![("ok", true.into())])]);
+            event.ack(vec![object([("ok", true.into())])]);
         }
     });
     handlers

@@ -330,7 +330,10 @@ pub fn iso_timestamp(time: SystemTime) -> String {
     put(14, 2, (rem % 3600 / 60) as u64);
     put(17, 2, (rem % 60) as u64);
     put(20, 3, u64::from(dur.subsec_millis()));
-    out.iter().map(|&b| char::from(b)).collect()
+    // Digits and punctuation only: always UTF-8.
+    std::str::from_utf8(&out)
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian (year, month, day); Howard Hinnant's

@@ -3,9 +3,12 @@
 
 use std::sync::Arc;
 
-use ignis_engine::SharedMessage;
-use ignis_proto::engineio::{Data, Str};
+use bytes::Bytes;
+use ignis_engine::{SharedMessage, TEXT_HEADROOM};
+use ignis_proto::Value;
+use ignis_proto::engineio::Data;
 use ignis_proto::socketio::{self, DecodeError, EncodeError, JsonDecoder, Packet};
+use smallvec::{SmallVec, smallvec};
 
 /// The codec between the server and its clients. Both ends must use the same.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -17,11 +20,11 @@ pub enum ParserKind {
     MsgPack,
 }
 
+/// The Engine.IO messages that carry one Socket.IO packet: almost always one.
+pub(crate) type Messages = SmallVec<[Arc<SharedMessage>; 1]>;
+
 /// Encodes a packet into the Engine.IO messages that carry it.
-pub(crate) fn encode(
-    kind: ParserKind,
-    packet: &Packet,
-) -> Result<Vec<Arc<SharedMessage>>, EncodeError> {
+pub(crate) fn encode(kind: ParserKind, packet: &Packet) -> Result<Messages, EncodeError> {
     encode_with(kind, packet, true)
 }
 
@@ -30,25 +33,70 @@ pub(crate) fn encode_with(
     kind: ParserKind,
     packet: &Packet,
     compress: bool,
-) -> Result<Vec<Arc<SharedMessage>>, EncodeError> {
-    let message = |data| SharedMessage::with_compression(data, compress);
-    Ok(match kind {
+) -> Result<Messages, EncodeError> {
+    match kind {
+        ParserKind::Json => json_messages(|out| socketio::encode_into(out, packet), compress),
+        ParserKind::MsgPack => Ok(smallvec![SharedMessage::with_compression(
+            Data::Binary(socketio::encode_msgpack(packet)?),
+            compress
+        )]),
+    }
+}
+
+/// Encodes an EVENT from its parts: what [`encode`] gives for
+/// `Packet::event(nsp, event, args, id)`, without building the packet.
+pub(crate) fn encode_event(
+    kind: ParserKind,
+    nsp: &str,
+    event: &str,
+    args: Vec<Value>,
+    id: Option<u64>,
+) -> Result<Messages, EncodeError> {
+    match kind {
+        ParserKind::Json => json_messages(
+            |out| socketio::encode_event_into(out, nsp, event, &args, id),
+            true,
+        ),
+        ParserKind::MsgPack => encode(kind, &Packet::event(nsp, event, args, id)),
+    }
+}
+
+/// Encodes an ACK from its parts, as [`encode_event`] does an EVENT.
+pub(crate) fn encode_ack(
+    kind: ParserKind,
+    nsp: &str,
+    id: u64,
+    args: Vec<Value>,
+) -> Result<Messages, EncodeError> {
+    match kind {
         ParserKind::Json => {
-            let encoded = socketio::encode(packet)?;
-            let mut out = Vec::with_capacity(1 + encoded.attachments.len());
-            out.push(message(Data::Text(Str::from(encoded.text))));
-            out.extend(
-                encoded
-                    .attachments
-                    .into_iter()
-                    .map(|b| message(Data::Binary(b))),
-            );
-            out
+            json_messages(|out| socketio::encode_ack_into(out, nsp, id, &args), true)
         }
-        ParserKind::MsgPack => vec![SharedMessage::new(Data::Binary(socketio::encode_msgpack(
-            packet,
-        )?))],
-    })
+        ParserKind::MsgPack => encode(kind, &Packet::ack(nsp, id, args)),
+    }
+}
+
+/// The text message written by `write`, then its attachments. The text is written after room
+/// for the WebSocket frame header, so that its frame shares the buffer instead of copying it.
+fn json_messages(
+    write: impl FnOnce(&mut Vec<u8>) -> Result<Vec<Bytes>, EncodeError>,
+    compress: bool,
+) -> Result<Messages, EncodeError> {
+    let mut buf = Vec::with_capacity(128);
+    buf.resize(TEXT_HEADROOM, 0);
+    let attachments = write(&mut buf)?;
+    // The encoder writes only UTF-8, so this cannot fail; if it did, the packet is refused
+    // rather than sent malformed.
+    let text = SharedMessage::text_with_headroom(buf, compress)
+        .map_err(|e| EncodeError::Json(serde::ser::Error::custom(e)))?;
+    let mut out = Messages::with_capacity(1 + attachments.len());
+    out.push(text);
+    out.extend(
+        attachments
+            .into_iter()
+            .map(|b| SharedMessage::with_compression(Data::Binary(b), compress)),
+    );
+    Ok(out)
 }
 
 /// The per-connection decoding state.

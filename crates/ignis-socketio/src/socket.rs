@@ -140,8 +140,12 @@ impl AckSender {
     /// Sends the acknowledgement.
     pub fn send(self, args: Vec<Value>) {
         if let Some(socket) = self.socket.upgrade() {
-            let packet = Packet::ack(socket.ns.name(), self.id, args);
-            let _ = socket.send_packet(&packet);
+            match crate::parser::encode_ack(socket.ns.parser(), socket.ns.name(), self.id, args) {
+                Ok(messages) => {
+                    let _ = socket.conn.send_shared(&messages, false);
+                }
+                Err(e) => tracing::warn!(sid = %socket.id, error = %e, "ack cannot be encoded"),
+            }
         }
     }
 }
@@ -321,8 +325,11 @@ impl Socket {
                 .broadcast(&self.ns, packet, &opts)
                 .map_err(Into::into);
         }
-        let packet = Packet::event(self.ns.name(), event, args, None);
-        self.send_packet(&packet)
+        let messages =
+            crate::parser::encode_event(self.ns.parser(), self.ns.name(), event, args, None)?;
+        self.conn
+            .send_shared(&messages, false)
+            .map_err(|_| EmitError::Disconnected)
     }
 
     /// Sends an event and waits for the client's acknowledgement.
@@ -480,7 +487,12 @@ impl Socket {
     }
 
     pub(crate) fn on_event(self: &Arc<Self>, event: EventName, args: Vec<Value>, id: Option<u64>) {
-        let name = event.to_string();
+        let name = match event.into_value() {
+            Value::Str(name) => name,
+            other => EventName::try_from(other)
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+        };
         let handlers = self.handlers.read().clone();
         for handler in handlers.any() {
             run(handler(Arc::clone(self), name.clone(), args.clone()));
@@ -489,19 +501,21 @@ impl Socket {
             socket: Arc::downgrade(self),
             id,
         });
-        // Only the first handler may answer the acknowledgement; the last one takes the
-        // arguments, the others get copies.
+        let matching = handlers.matching(&name);
+        // Only the first handler may answer the acknowledgement; the last one takes the name
+        // and the arguments, the others get copies.
+        let mut name = Some(name);
         let mut args = Some(args);
-        let last = handlers.event(&name).count().saturating_sub(1);
-        for (i, handler) in handlers.event(&name).enumerate() {
-            let args = if i == last {
-                args.take().unwrap_or_default()
+        let last = matching.len().saturating_sub(1);
+        for (i, handler) in matching.into_iter().enumerate() {
+            let (name, args) = if i == last {
+                (name.take(), args.take())
             } else {
-                args.clone().unwrap_or_default()
+                (name.clone(), args.clone())
             };
             let event = Event {
-                name: name.clone(),
-                args,
+                name: name.unwrap_or_default(),
+                args: args.unwrap_or_default(),
                 ack: ack.take(),
             };
             run(handler(Arc::clone(self), event));

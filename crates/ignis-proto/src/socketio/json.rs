@@ -6,4 +6,4 @@ mod encode;
 mod placeholder;
 
 pub use decode::{DEFAULT_MAX_ATTACHMENTS, JsonDecoder};
-pub use encode::{Encoded, encode};
+pub use encode::{Encoded, encode, encode_ack_into, encode_event_into, encode_into};

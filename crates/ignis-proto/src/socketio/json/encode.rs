@@ -1,9 +1,11 @@
 //! Encoding packets in the default parser's text format.
-
-use std::cell::{Cell, RefCell};
+//!
+//! The JSON is written by hand rather than through `serde_json`'s serializer: a payload is a
+//! [`Value`] tree whose every variant maps to one JSON form, and walking it directly costs a
+//! fraction of serde's generic machinery on the small packets that make up most traffic. The
+//! output is byte for byte what `serde_json` writes (the tests compare the two).
 
 use bytes::Bytes;
-use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 use crate::socketio::error::EncodeError;
 use crate::socketio::packet::{Packet, PacketKind, PacketType};
@@ -31,198 +33,498 @@ pub struct Encoded {
 /// [`MAX_DEPTH`](crate::socketio::MAX_DEPTH): what it encodes always decodes to an equal packet
 /// (floats aside: NaN and infinities become `null`, as in `JSON.stringify`).
 pub fn encode(packet: &Packet) -> Result<Encoded, EncodeError> {
-    check_kind(&packet.kind)?;
-    let nsp = packet.nsp.as_str();
-    if !nsp.starts_with('/') || nsp.contains(',') {
-        return Err(EncodeError::InvalidNamespace(packet.nsp.clone()));
-    }
-
     let mut out = Vec::with_capacity(64);
-    out.push(b'0' + packet.packet_type() as u8);
+    let attachments = encode_into(&mut out, packet)?;
+    Ok(Encoded {
+        text: into_string(out),
+        attachments,
+    })
+}
+
+/// Like [`encode`], appending the text message to `out` and returning the attachments: a caller
+/// that frames the message can reserve room for its header in front and avoid a copy. On error,
+/// `out` is left as it was.
+pub fn encode_into(out: &mut Vec<u8>, packet: &Packet) -> Result<Vec<Bytes>, EncodeError> {
+    check_kind(&packet.kind)?;
+    let (packet_type, id, payload) = match &packet.kind {
+        PacketKind::Connect(None) | PacketKind::Disconnect => {
+            (packet.packet_type(), None, Payload::None)
+        }
+        PacketKind::Connect(Some(v)) | PacketKind::ConnectError(v) => {
+            (packet.packet_type(), None, Payload::One(v))
+        }
+        PacketKind::Event { event, args, id } => (
+            PacketType::Event,
+            *id,
+            Payload::Args(Some(event.as_value()), args),
+        ),
+        PacketKind::Ack { args, id } => (PacketType::Ack, Some(*id), Payload::Args(None, args)),
+    };
+    write_packet(out, packet_type, &packet.nsp, id, payload)
+}
+
+/// Encodes an EVENT from its parts, as [`encode_into`] would encode
+/// `Packet::event(nsp, event, args, id)`, without building the packet.
+pub fn encode_event_into(
+    out: &mut Vec<u8>,
+    nsp: &str,
+    event: &str,
+    args: &[Value],
+    id: Option<u64>,
+) -> Result<Vec<Bytes>, EncodeError> {
+    if crate::socketio::is_reserved_event(event) {
+        return Err(EncodeError::ReservedEventName(event.to_owned()));
+    }
+    write_packet(out, PacketType::Event, nsp, id, Payload::Name(event, args))
+}
+
+/// Encodes an ACK from its parts, as [`encode_into`] would encode `Packet::ack(nsp, id, args)`.
+pub fn encode_ack_into(
+    out: &mut Vec<u8>,
+    nsp: &str,
+    id: u64,
+    args: &[Value],
+) -> Result<Vec<Bytes>, EncodeError> {
+    write_packet(
+        out,
+        PacketType::Ack,
+        nsp,
+        Some(id),
+        Payload::Args(None, args),
+    )
+}
+
+/// What follows the header of a text message.
+enum Payload<'a> {
+    None,
+    /// The payload of a CONNECT or CONNECT_ERROR.
+    One(&'a Value),
+    /// The array of an EVENT (with its name first) or an ACK.
+    Args(Option<&'a Value>, &'a [Value]),
+    /// The array of an EVENT whose name is a string.
+    Name(&'a str, &'a [Value]),
+}
+
+fn write_packet(
+    out: &mut Vec<u8>,
+    packet_type: PacketType,
+    nsp: &str,
+    id: Option<u64>,
+    payload: Payload<'_>,
+) -> Result<Vec<Bytes>, EncodeError> {
+    if !nsp.starts_with('/') || nsp.contains(',') {
+        return Err(EncodeError::InvalidNamespace(nsp.to_owned()));
+    }
+    let start = out.len();
+    out.push(b'0' + packet_type as u8);
     if nsp != "/" {
         out.extend_from_slice(nsp.as_bytes());
         out.push(b',');
     }
-    let id = match &packet.kind {
-        PacketKind::Event { id, .. } => *id,
-        PacketKind::Ack { id, .. } => Some(*id),
-        _ => None,
-    };
     if let Some(id) = id {
-        push_decimal(&mut out, id);
+        out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
     }
 
-    let ctx = Context {
-        attachments: RefCell::new(Vec::new()),
-        binary_allowed: matches!(
-            packet.kind,
-            PacketKind::Event { .. } | PacketKind::Ack { .. }
-        ),
-        failure: Cell::new(None),
+    let mut writer = JsonWriter {
+        out,
+        attachments: Vec::new(),
+        binary_allowed: matches!(packet_type, PacketType::Event | PacketType::Ack),
     };
-    let written = match &packet.kind {
-        PacketKind::Connect(None) | PacketKind::Disconnect => Ok(()),
-        PacketKind::Connect(Some(v)) | PacketKind::ConnectError(v) => write_json(
-            &mut out,
-            &Node {
-                value: v,
-                depth: 1,
-                ctx: &ctx,
-            },
-        ),
-        PacketKind::Event { event, args, .. } => write_json(
-            &mut out,
-            &Args {
-                first: Some(event.as_value()),
-                rest: args,
-                ctx: &ctx,
-            },
-        ),
-        PacketKind::Ack { args, .. } => write_json(
-            &mut out,
-            &Args {
-                first: None,
-                rest: args,
-                ctx: &ctx,
-            },
-        ),
+    let written = match payload {
+        Payload::None => Ok(()),
+        Payload::One(v) => writer.value(v, 1),
+        Payload::Args(first, rest) => writer.args(first.map(Head::Value), rest),
+        Payload::Name(name, rest) => writer.args(Some(Head::Str(name)), rest),
     };
+    let JsonWriter {
+        out, attachments, ..
+    } = writer;
     if let Err(e) = written {
-        return Err(ctx.failure.take().unwrap_or(EncodeError::Json(e)));
+        out.truncate(start);
+        return Err(e);
     }
 
-    let attachments = ctx.attachments.into_inner();
     if !attachments.is_empty() {
-        let binary = match packet.kind {
-            PacketKind::Ack { .. } => PacketType::BinaryAck,
+        let binary = match packet_type {
+            PacketType::Ack => PacketType::BinaryAck,
             _ => PacketType::BinaryEvent,
         };
-        out[0] = b'0' + binary as u8;
-        let mut count = Vec::with_capacity(21);
-        push_decimal(&mut count, attachments.len() as u64);
+        out[start] = b'0' + binary as u8;
+        let mut count = itoa::Buffer::new()
+            .format(attachments.len())
+            .as_bytes()
+            .to_vec();
         count.push(b'-');
-        out.splice(1..1, count);
+        out.splice(start + 1..start + 1, count);
     }
-    // Only ASCII and serde_json output went in, so this never falls back to the lossy path.
-    let text = String::from_utf8(out)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-    Ok(Encoded { text, attachments })
+    Ok(attachments)
 }
 
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[start..]);
+/// Only ASCII and valid UTF-8 from `str`s go into an encoded message, so the lossy path never
+/// runs; it is there so that a bug could not become undefined behaviour.
+fn into_string(out: Vec<u8>) -> String {
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-fn write_json<T: Serialize>(out: &mut Vec<u8>, value: &T) -> Result<(), serde_json::Error> {
-    value.serialize(&mut serde_json::Serializer::new(out))
+/// The first element of an EVENT's array: its name.
+enum Head<'a> {
+    Value(&'a Value),
+    Str(&'a str),
 }
 
-/// State shared by the nodes of one payload while it is serialized.
-struct Context {
-    attachments: RefCell<Vec<Bytes>>,
+/// Writes JSON for [`Value`]s, replacing binary values by placeholders.
+struct JsonWriter<'a> {
+    out: &'a mut Vec<u8>,
+    attachments: Vec<Bytes>,
     binary_allowed: bool,
-    /// Why serialization stopped, when it was our decision rather than serde_json's.
-    failure: Cell<Option<EncodeError>>,
 }
 
-impl Context {
-    fn fail<E: serde::ser::Error>(&self, why: EncodeError) -> E {
-        let e = E::custom(&why);
-        self.failure.set(Some(why));
-        e
-    }
-}
-
-/// The payload array of an EVENT (`first` is the event name) or an ACK.
-struct Args<'a> {
-    first: Option<&'a Value>,
-    rest: &'a [Value],
-    ctx: &'a Context,
-}
-
-impl Serialize for Args<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let len = self.rest.len() + usize::from(self.first.is_some());
-        let mut seq = serializer.serialize_seq(Some(len))?;
-        for value in self.first.into_iter().chain(self.rest) {
-            seq.serialize_element(&Node {
-                value,
-                depth: 2,
-                ctx: self.ctx,
-            })?;
+impl JsonWriter<'_> {
+    /// The array of an EVENT or ACK, at depth 1: its elements are at depth 2.
+    fn args(&mut self, head: Option<Head<'_>>, rest: &[Value]) -> Result<(), EncodeError> {
+        self.out.push(b'[');
+        let mut first = true;
+        match head {
+            Some(Head::Value(v)) => {
+                self.value(v, 2)?;
+                first = false;
+            }
+            Some(Head::Str(s)) => {
+                write_str(self.out, s);
+                first = false;
+            }
+            None => {}
         }
-        seq.end()
+        for value in rest {
+            if !first {
+                self.out.push(b',');
+            }
+            first = false;
+            self.value(value, 2)?;
+        }
+        self.out.push(b']');
+        Ok(())
     }
-}
 
-/// A value at nesting level `depth` (1 for the payload itself), with binary replaced by
-/// placeholders.
-struct Node<'a> {
-    value: &'a Value,
-    depth: usize,
-    ctx: &'a Context,
-}
-
-impl Serialize for Node<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let ctx = self.ctx;
-        match self.value {
+    /// A value at nesting level `depth` (1 for the payload itself).
+    fn value(&mut self, value: &Value, depth: usize) -> Result<(), EncodeError> {
+        match value {
+            Value::Null => self.out.extend_from_slice(b"null"),
+            Value::Bool(true) => self.out.extend_from_slice(b"true"),
+            Value::Bool(false) => self.out.extend_from_slice(b"false"),
+            Value::Int(n) => self
+                .out
+                .extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+            Value::UInt(n) => self
+                .out
+                .extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+            Value::Float(f) => write_f64(self.out, *f),
+            Value::Str(s) => write_str(self.out, s),
             Value::Bytes(bytes) => {
-                if !ctx.binary_allowed {
-                    return Err(ctx.fail(EncodeError::BinaryNotAllowed));
+                if !self.binary_allowed {
+                    return Err(EncodeError::BinaryNotAllowed);
                 }
-                let num = {
-                    let mut attachments = ctx.attachments.borrow_mut();
-                    attachments.push(bytes.clone());
-                    attachments.len() - 1
-                };
-                let mut map = serializer.serialize_map(Some(2))?;
-                map.serialize_entry("_placeholder", &true)?;
-                map.serialize_entry("num", &num)?;
-                map.end()
+                self.out
+                    .extend_from_slice(b"{\"_placeholder\":true,\"num\":");
+                self.out.extend_from_slice(
+                    itoa::Buffer::new()
+                        .format(self.attachments.len())
+                        .as_bytes(),
+                );
+                self.out.push(b'}');
+                self.attachments.push(bytes.clone());
             }
             Value::Array(items) => {
-                if self.depth > MAX_DEPTH {
-                    return Err(ctx.fail(EncodeError::TooDeep));
+                if depth > MAX_DEPTH {
+                    return Err(EncodeError::TooDeep);
                 }
-                let mut seq = serializer.serialize_seq(Some(items.len()))?;
-                for value in items {
-                    seq.serialize_element(&Node {
-                        value,
-                        depth: self.depth + 1,
-                        ctx,
-                    })?;
+                self.out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(b',');
+                    }
+                    self.value(item, depth + 1)?;
                 }
-                seq.end()
+                self.out.push(b']');
             }
             Value::Map(entries) => {
-                if self.depth > MAX_DEPTH {
-                    return Err(ctx.fail(EncodeError::TooDeep));
+                if depth > MAX_DEPTH {
+                    return Err(EncodeError::TooDeep);
                 }
-                let mut map = serializer.serialize_map(Some(entries.len()))?;
-                for (key, value) in entries.iter() {
-                    map.serialize_entry(
-                        key,
-                        &Node {
-                            value,
-                            depth: self.depth + 1,
-                            ctx,
-                        },
-                    )?;
+                self.out.push(b'{');
+                for (i, (key, item)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        self.out.push(b',');
+                    }
+                    write_str(self.out, key);
+                    self.out.push(b':');
+                    self.value(item, depth + 1)?;
                 }
-                map.end()
+                self.out.push(b'}');
             }
-            scalar => scalar.serialize(serializer),
         }
+        Ok(())
+    }
+}
+
+/// A finite float in the shortest form that reads back to the same value (as `serde_json` and
+/// `JSON.stringify` agree on for the values that round-trip); NaN and infinities become `null`.
+fn write_f64(out: &mut Vec<u8>, f: f64) {
+    if f.is_finite() {
+        out.extend_from_slice(zmij::Buffer::new().format_finite(f).as_bytes());
+    } else {
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// What each byte becomes inside a JSON string: 0 for itself, `u` for `\u00XX`, or the letter
+/// of a short escape.
+static ESCAPE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        table[i] = b'u';
+        i += 1;
+    }
+    table[0x08] = b'b';
+    table[0x09] = b't';
+    table[0x0a] = b'n';
+    table[0x0c] = b'f';
+    table[0x0d] = b'r';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+/// Whether some byte of `word` may be a control character, `"` or `\\`: never misses one; a
+/// false positive only sends the rest of the string to the byte-by-byte scan.
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGH;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    (below_space | has_zero(word ^ (ONES * b'"' as u64)) | has_zero(word ^ (ONES * b'\\' as u64)))
+        != 0
+}
+
+/// A JSON string: quotes, backslashes and control characters escaped, everything else (all
+/// non-ASCII included) as it is.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut run = 0;
+    // Eight bytes at a time up to the first one that needs escaping: most strings have none.
+    let mut clean = 0;
+    while clean + 8 <= bytes.len() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[clean..clean + 8]);
+        if needs_escape(u64::from_le_bytes(word)) {
+            break;
+        }
+        clean += 8;
+    }
+    for (i, &b) in bytes.iter().enumerate().skip(clean) {
+        let escape = ESCAPE[b as usize];
+        if escape == 0 {
+            continue;
+        }
+        out.extend_from_slice(&bytes[run..i]);
+        run = i + 1;
+        if escape == b'u' {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 0xf) as usize],
+            ]);
+        } else {
+            out.extend_from_slice(&[b'\\', escape]);
+        }
+    }
+    out.extend_from_slice(&bytes[run..]);
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Map;
+
+    /// What `serde_json` writes for the same value (binary aside).
+    fn serde(value: &Value) -> String {
+        serde_json::to_string(value).unwrap()
+    }
+
+    fn ours(value: &Value) -> String {
+        let mut out = Vec::new();
+        let mut w = JsonWriter {
+            out: &mut out,
+            attachments: Vec::new(),
+            binary_allowed: true,
+        };
+        w.value(value, 1).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// A small deterministic generator, so that failures reproduce.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+
+        fn string(&mut self) -> String {
+            const PIECES: &[&str] = &[
+                "a", "Z", "0", " ", "\"", "\\", "/", "\n", "\r", "\t", "\u{8}", "\u{c}", "\u{0}",
+                "\u{1f}", "\u{7f}", "é", "€", "😀", "\u{2028}", "\u{fffd}", "<", "&",
+            ];
+            (0..self.below(12))
+                .map(|_| PIECES[self.below(PIECES.len() as u64) as usize])
+                .collect()
+        }
+
+        fn float(&mut self) -> f64 {
+            match self.below(8) {
+                0 => 0.0,
+                1 => -0.0,
+                2 => f64::from_bits(self.next()),
+                3 => (self.next() as f64) / 1e9,
+                4 => 1e21,
+                5 => 1e-7,
+                6 => f64::MAX,
+                _ => 0.1 + 0.2,
+            }
+        }
+
+        fn value(&mut self, depth: u32) -> Value {
+            let pick = if depth > 3 {
+                self.below(6)
+            } else {
+                self.below(8)
+            };
+            match pick {
+                0 => Value::Null,
+                1 => Value::Bool(self.below(2) == 0),
+                2 => Value::Int(self.next() as i64 >> self.below(64)),
+                3 => Value::UInt(u64::MAX - self.below(1000)),
+                4 => Value::Float(self.float()),
+                5 => Value::Str(self.string()),
+                6 => Value::Array((0..self.below(5)).map(|_| self.value(depth + 1)).collect()),
+                _ => {
+                    let mut m = Map::new();
+                    for _ in 0..self.below(5) {
+                        let key = self.string();
+                        let value = self.value(depth + 1);
+                        m.insert(key, value);
+                    }
+                    Value::Map(m)
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn writes_what_serde_json_writes() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..20_000 {
+            let value = rng.value(0);
+            assert_eq!(ours(&value), serde(&value), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn escapes_every_control_character_and_nothing_else_ascii() {
+        for b in 0u8..0x80 {
+            let s = (b as char).to_string();
+            let value = Value::Str(s);
+            assert_eq!(ours(&value), serde(&value), "byte {b:#x}");
+        }
+    }
+
+    #[test]
+    fn an_escape_is_found_at_every_position_of_a_long_string() {
+        for special in ['"', '\\', '\n', '\u{1}', '\u{1f}', 'é', '\u{7f}'] {
+            for at in 0..40 {
+                let mut s: String = "abcdefghijklmnopqrstuvwxyz0123456789ABCD".into();
+                s.replace_range(at..at + 1, &special.to_string());
+                let value = Value::Str(s);
+                assert_eq!(ours(&value), serde(&value), "{special:?} at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn non_finite_floats_are_null() {
+        for f in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            assert_eq!(ours(&Value::Float(f)), "null");
+        }
+    }
+
+    #[test]
+    fn parts_encode_like_the_packet() {
+        let args = vec![Value::from("x"), Value::bytes(&b"\x01"[..]), Value::Int(3)];
+        for (nsp, id) in [("/", None), ("/chat", Some(7)), ("/", Some(0))] {
+            let packet = Packet::event(nsp, "hello", args.clone(), id);
+            let mut a = b"pre".to_vec();
+            let att_a = encode_event_into(&mut a, nsp, "hello", &args, id).unwrap();
+            let mut b = b"pre".to_vec();
+            let att_b = encode_into(&mut b, &packet).unwrap();
+            assert_eq!(a, b);
+            assert_eq!(att_a, att_b);
+            assert_eq!(&a[3..], encode(&packet).unwrap().text.as_bytes());
+            if let Some(id) = id {
+                let mut a = Vec::new();
+                encode_ack_into(&mut a, nsp, id, &args).unwrap();
+                let b = encode(&Packet::ack(nsp, id, args.clone())).unwrap();
+                assert_eq!(a, b.text.as_bytes());
+            }
+        }
+        assert_eq!(
+            String::from_utf8({
+                let mut out = Vec::new();
+                encode_ack_into(&mut out, "/", 12, &[Value::bytes(&b"ab"[..])]).unwrap();
+                out
+            })
+            .unwrap(),
+            r#"61-12[{"_placeholder":true,"num":0}]"#
+        );
+    }
+
+    #[test]
+    fn a_refused_packet_leaves_the_buffer_as_it_was() {
+        let mut out = b"keep".to_vec();
+        let err = encode_event_into(&mut out, "/", "disconnect", &[], None).unwrap_err();
+        assert!(matches!(err, EncodeError::ReservedEventName(_)));
+        let err = encode_event_into(&mut out, "chat", "a", &[], None).unwrap_err();
+        assert!(matches!(err, EncodeError::InvalidNamespace(_)));
+        let mut deep = Value::Null;
+        for _ in 0..200 {
+            deep = Value::Array(vec![deep]);
+        }
+        let err = encode_event_into(&mut out, "/", "a", &[deep], None).unwrap_err();
+        assert!(matches!(err, EncodeError::TooDeep));
+        let connect = Packet {
+            nsp: "/".into(),
+            kind: PacketKind::Connect(Some(Value::Map({
+                let mut m = Map::new();
+                m.insert("b", Value::bytes(&b"x"[..]));
+                m
+            }))),
+        };
+        let err = encode_into(&mut out, &connect).unwrap_err();
+        assert!(matches!(err, EncodeError::BinaryNotAllowed));
+        assert_eq!(out, b"keep");
     }
 }
