@@ -3,6 +3,7 @@
 
 mod decode;
 mod encode;
+mod parse;
 mod placeholder;
 
 pub use decode::{DEFAULT_MAX_ATTACHMENTS, JsonDecoder};

@@ -78,7 +78,9 @@ impl JsonDecoder {
         let payload = if header.payload.is_empty() {
             None
         } else {
-            Some(serde_json::from_str::<Value>(header.payload).map_err(DecodeError::InvalidJson)?)
+            Some(super::parse::parse(header.payload).map_err(|e| {
+                DecodeError::InvalidJson(serde::de::Error::custom(e))
+            })?)
         };
         let kind = build_kind(header.kind, payload, header.id)?;
         let nsp = header.nsp.to_owned();
