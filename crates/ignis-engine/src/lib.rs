@@ -47,5 +47,5 @@ pub use server::{Engine, Handler, PeerAddr, RequestInfo};
 pub use sid::Sid;
 pub use socket::{
     CloseReason, DeliveryBatch, HeadroomError, SendError, SharedMessage, Socket, TEXT_HEADROOM,
-    TransportKind,
+    TextMessage, TransportKind,
 };

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use ignis_proto::engineio::{Data, Packet, Str};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -105,46 +105,12 @@ impl SharedMessage {
         })
     }
 
-    /// A text message written into `buf` after [`TEXT_HEADROOM`] bytes that the engine may
-    /// overwrite: the WebSocket frame is then made in place, sharing one buffer with the
-    /// message instead of being copied out of it. The headroom's content does not matter.
-    ///
-    /// Fails when `buf` is shorter than the headroom or the text is not UTF-8.
+    /// A text message built with its WebSocket frame in place (see [`TextMessage`]).
     pub fn text_with_headroom(
-        mut buf: Vec<u8>,
+        buf: Vec<u8>,
         compress: bool,
     ) -> Result<Arc<SharedMessage>, HeadroomError> {
-        if buf.len() < TEXT_HEADROOM {
-            return Err(HeadroomError::TooShort);
-        }
-        // The frame's payload is the Engine.IO type and the text, its header right before.
-        let payload_len = buf.len() - TEXT_HEADROOM + 1;
-        let mut header = [0u8; TEXT_HEADROOM - 1];
-        let left = {
-            let mut slot = &mut header[..];
-            ignis_ws::encode_frame_header(
-                true,
-                false,
-                ignis_ws::OpCode::Text,
-                payload_len,
-                None,
-                &mut slot,
-            );
-            slot.len()
-        };
-        let header_len = header.len() - left;
-        let frame_start = TEXT_HEADROOM - 1 - header_len;
-        buf[frame_start..TEXT_HEADROOM - 1].copy_from_slice(&header[..header_len]);
-        buf[TEXT_HEADROOM - 1] = b'4';
-        let bytes = Bytes::from(buf);
-        let text =
-            Str::from_utf8(bytes.slice(TEXT_HEADROOM..)).map_err(|_| HeadroomError::NotUtf8)?;
-        Ok(Arc::new(SharedMessage {
-            data: Data::Text(text),
-            compress,
-            frame: OnceLock::from(bytes.slice(frame_start..)),
-            deflated: OnceLock::new(),
-        }))
+        Ok(TextMessage::new(buf)?.into_shared(compress))
     }
 
     /// Whether permessage-deflate may compress the message.
@@ -175,11 +141,82 @@ impl std::fmt::Debug for SharedMessage {
     }
 }
 
-/// How many bytes a buffer given to [`SharedMessage::text_with_headroom`] keeps in front of its
+/// How many bytes a buffer given to [`TextMessage::new`] keeps in front of its
 /// text: the longest header of a server's WebSocket frame (10 bytes) and the Engine.IO type.
 pub const TEXT_HEADROOM: usize = 11;
 
-/// Why [`SharedMessage::text_with_headroom`] refused a buffer.
+/// A text message written after [`TEXT_HEADROOM`] bytes of its buffer, which the engine may
+/// overwrite: its WebSocket frame is then made in place, sharing one buffer with the message
+/// instead of being copied out of it. The headroom's content does not matter.
+///
+/// Sent to one session with [`Socket::send_text`], it becomes just that frame when a WebSocket
+/// without compression carries the session.
+#[derive(Debug)]
+pub struct TextMessage {
+    buf: Vec<u8>,
+}
+
+impl TextMessage {
+    /// Checks that `buf` holds the headroom and UTF-8 text after it.
+    pub fn new(buf: Vec<u8>) -> Result<TextMessage, HeadroomError> {
+        if buf.len() < TEXT_HEADROOM {
+            return Err(HeadroomError::TooShort);
+        }
+        let text = &buf[TEXT_HEADROOM..];
+        if !text.is_ascii() && std::str::from_utf8(text).is_err() {
+            return Err(HeadroomError::NotUtf8);
+        }
+        Ok(TextMessage { buf })
+    }
+
+    /// Writes the frame header and the Engine.IO type in the headroom; returns the buffer and
+    /// where the frame starts in it.
+    fn frame_in_place(mut self) -> (Bytes, usize) {
+        // The frame's payload is the Engine.IO type and the text, its header right before.
+        let payload_len = self.buf.len() - TEXT_HEADROOM + 1;
+        let mut header = [0u8; TEXT_HEADROOM - 1];
+        let left = {
+            let mut slot = &mut header[..];
+            ignis_ws::encode_frame_header(
+                true,
+                false,
+                ignis_ws::OpCode::Text,
+                payload_len,
+                None,
+                &mut slot,
+            );
+            slot.len()
+        };
+        let header_len = header.len() - left;
+        let frame_start = TEXT_HEADROOM - 1 - header_len;
+        self.buf[frame_start..TEXT_HEADROOM - 1].copy_from_slice(&header[..header_len]);
+        self.buf[TEXT_HEADROOM - 1] = b'4';
+        (Bytes::from(self.buf), frame_start)
+    }
+
+    /// The message's uncompressed WebSocket frame, alone.
+    pub fn into_frame(self) -> Bytes {
+        let (mut bytes, frame_start) = self.frame_in_place();
+        bytes.advance(frame_start);
+        bytes
+    }
+
+    /// The message as a [`SharedMessage`], its frame already made.
+    pub fn into_shared(self, compress: bool) -> Arc<SharedMessage> {
+        let (bytes, frame_start) = self.frame_in_place();
+        let text = bytes.slice(TEXT_HEADROOM..);
+        // `new` checked the text; `from_utf8` only repeats a cheap check.
+        let text = Str::from_utf8(text).unwrap_or_default();
+        Arc::new(SharedMessage {
+            data: Data::Text(text),
+            compress,
+            frame: OnceLock::from(bytes.slice(frame_start..)),
+            deflated: OnceLock::new(),
+        })
+    }
+}
+
+/// Why a [`TextMessage`] refused a buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum HeadroomError {
     #[error("the buffer is shorter than its headroom")]
@@ -193,8 +230,9 @@ pub enum HeadroomError {
 pub(crate) enum Outgoing {
     Packet(Packet),
     Shared(Arc<SharedMessage>),
-    /// The unwritten rest of a WebSocket frame a sender began to write itself (see
-    /// [`Outbox::sink`]); only ever queued on a session whose transport is WebSocket.
+    /// A frame for this session alone ([`Socket::send_text`]), or the unwritten rest of one a
+    /// sender began to write itself (see [`Outbox::sink`]); only ever queued on a session whose
+    /// transport is WebSocket.
     Frame(Bytes),
 }
 
@@ -416,23 +454,45 @@ impl<D> Socket<D> {
         items: impl ExactSizeIterator<Item = Outgoing>,
         volatile: bool,
     ) -> Result<(), SendError> {
-        self.enqueue(volatile, |outbox| {
-            if outbox.writable_now()
-                && let Some(sink) = &outbox.sink
-            {
-                let rest = sink.write(items, volatile);
-                if rest.is_empty() {
-                    return Ok(false);
-                }
-                // The socket took part of it: the task writes the rest when it can.
-                outbox.queue.extend(rest.into_iter().map(Outgoing::Frame));
-                return Ok(true);
+        self.enqueue(volatile, |outbox| self.admit(outbox, items, volatile))
+    }
+
+    /// Writes `items` to the socket when the session is quiet, else queues them; `Ok(true)`
+    /// when the writer must be woken.
+    fn admit(
+        &self,
+        outbox: &mut Outbox,
+        items: impl ExactSizeIterator<Item = Outgoing>,
+        volatile: bool,
+    ) -> Result<bool, SendError> {
+        if outbox.writable_now()
+            && let Some(sink) = &outbox.sink
+        {
+            let rest = sink.write(items, volatile);
+            if rest.is_empty() {
+                return Ok(false);
             }
-            if outbox.queue.len() + items.len() > self.max_queued {
-                return Err(SendError::QueueFull);
-            }
-            outbox.queue.extend(items);
-            Ok(outbox.needs_wake())
+            // The socket took part of it: the task writes the rest when it can.
+            outbox.queue.extend(rest.into_iter().map(Outgoing::Frame));
+            return Ok(true);
+        }
+        if outbox.queue.len() + items.len() > self.max_queued {
+            return Err(SendError::QueueFull);
+        }
+        outbox.queue.extend(items);
+        Ok(outbox.needs_wake())
+    }
+
+    /// Queues a text message for this session alone: on a WebSocket without compression it
+    /// travels as its bare frame, with nothing shared to count or to frame later.
+    pub fn send_text(&self, text: TextMessage) -> Result<(), SendError> {
+        let mut text = Some(text);
+        self.enqueue(false, |outbox| {
+            let item = text.take().map(|text| match &outbox.sink {
+                Some(sink) if !sink.compresses() => Outgoing::Frame(text.into_frame()),
+                _ => Outgoing::Shared(text.into_shared(true)),
+            });
+            self.admit(outbox, item.into_iter(), false)
         })
     }
 

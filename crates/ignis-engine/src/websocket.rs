@@ -156,6 +156,11 @@ pub(crate) struct DirectSink {
 }
 
 impl DirectSink {
+    /// Whether the connection negotiated permessage-deflate.
+    pub(crate) fn compresses(&self) -> bool {
+        self.compression.is_some()
+    }
+
     /// Writes the frames of `items` as far as the socket takes them without blocking, and
     /// returns what is left: empty when all went out (or when a `volatile` message found the
     /// socket full and was dropped, as volatile messages are).

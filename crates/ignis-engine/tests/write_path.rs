@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ignis_engine::{
     CloseReason, DeliveryBatch, Engine, EngineConfig, Handler, RequestInfo, SendError,
-    SharedMessage, Socket,
+    SharedMessage, Socket, TEXT_HEADROOM, TextMessage,
 };
 use ignis_proto::engineio::{Data, Str};
 use ignis_ws::{Decoder, Message, Role};
@@ -132,6 +132,13 @@ fn numbered(i: usize) -> Data {
     Data::Text(Str::from(format!("{i:08}:{}", "x".repeat(1000))))
 }
 
+/// The same message as [`numbered`], built to be framed in place.
+fn numbered_text(i: usize) -> TextMessage {
+    let mut buf = vec![0; TEXT_HEADROOM];
+    buf.extend_from_slice(format!("{i:08}:{}", "x".repeat(1000)).as_bytes());
+    TextMessage::new(buf).unwrap()
+}
+
 fn number_of(text: &str) -> usize {
     // Frames are `4<message>`: a message packet.
     assert!(text.starts_with('4'), "not a message packet: {text:.40}");
@@ -171,8 +178,10 @@ async fn every_path_keeps_order_while_the_client_is_slow() {
     let mut batch = DeliveryBatch::new();
     for i in 0..COUNT {
         match i % 4 {
-            // Direct sends, and broadcasts in batches of various lengths.
-            0 | 1 => socket.send(numbered(i)).unwrap(),
+            // Direct sends (a message, or a bare frame), and broadcasts in batches of various
+            // lengths.
+            0 => socket.send(numbered(i)).unwrap(),
+            1 => socket.send_text(numbered_text(i)).unwrap(),
             _ => socket
                 .send_shared_in(&[SharedMessage::new(numbered(i))], false, &mut batch)
                 .unwrap(),

@@ -9,7 +9,7 @@ use std::ops::Deref;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 /// The byte that separates packets in a polling payload.
 pub const SEPARATOR: u8 = 0x1e;
@@ -163,13 +163,20 @@ impl Packet {
     /// Decodes one text packet (a WebSocket text frame, or one record of a polling payload).
     pub fn decode_text(text: Str) -> Result<Packet, DecodeError> {
         let first = *text.as_bytes().first().ok_or(DecodeError::Empty)?;
-        let rest = || text.slice_from(1).unwrap_or_default();
+        // The type is one ASCII byte, so what follows starts on a char boundary. Moving past it
+        // keeps the one reference to the buffer; a slice would share it, which costs an
+        // allocation the first time.
+        let rest = |text: Str| {
+            let mut bytes = text.into_bytes();
+            bytes.advance(1);
+            Str(bytes)
+        };
         let packet = match first {
-            b'0' => Packet::Open(rest()),
+            b'0' => Packet::Open(rest(text)),
             b'1' => Packet::Close,
-            b'2' => Packet::Ping(rest()),
-            b'3' => Packet::Pong(rest()),
-            b'4' => Packet::Message(Data::Text(rest())),
+            b'2' => Packet::Ping(rest(text)),
+            b'3' => Packet::Pong(rest(text)),
+            b'4' => Packet::Message(Data::Text(rest(text))),
             b'5' => Packet::Upgrade,
             b'6' => Packet::Noop,
             b'b' => {

@@ -131,6 +131,10 @@ fn build(config: &Config, verifier: Verifier, redis: Option<RedisConfig>) -> App
     app
 }
 
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

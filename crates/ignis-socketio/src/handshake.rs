@@ -5,6 +5,7 @@
 //! Engine.IO session and shared by the sockets of all its namespaces; the date and address
 //! strings are formatted only when asked for.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -299,7 +300,19 @@ pub(crate) fn js_date_string(time: SystemTime) -> String {
 
 /// ISO-8601 with milliseconds, as JavaScript's `Date.prototype.toISOString()`.
 pub fn iso_timestamp(time: SystemTime) -> String {
+    // Chat events stamp every message, many within the same millisecond: each thread keeps the
+    // last one it wrote.
+    thread_local! {
+        static LAST: Cell<(u128, [u8; 24])> = const { Cell::new((u128::MAX, [0; 24])) };
+    }
     let dur = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let millis = dur.as_millis();
+    let (cached_millis, cached) = LAST.get();
+    if cached_millis == millis {
+        return std::str::from_utf8(&cached)
+            .map(str::to_owned)
+            .unwrap_or_default();
+    }
     let secs = dur.as_secs() as i64;
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
@@ -315,7 +328,7 @@ pub fn iso_timestamp(time: SystemTime) -> String {
             dur.subsec_millis()
         );
     }
-    // Chat events stamp every message: digits by hand cost a tenth of `format!`.
+    // Digits by hand cost a tenth of `format!`.
     let mut out = *b"0000-00-00T00:00:00.000Z";
     let mut put = |at: usize, width: usize, mut value: u64| {
         for i in (at..at + width).rev() {
@@ -330,6 +343,7 @@ pub fn iso_timestamp(time: SystemTime) -> String {
     put(14, 2, (rem % 3600 / 60) as u64);
     put(17, 2, (rem % 60) as u64);
     put(20, 3, u64::from(dur.subsec_millis()));
+    LAST.set((millis, out));
     // Digits and punctuation only: always UTF-8.
     std::str::from_utf8(&out)
         .map(str::to_owned)
@@ -369,6 +383,11 @@ mod tests {
         // A leap day.
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(iso_timestamp(leap), "2000-02-29T00:00:00.000Z");
+        // The same millisecond twice (the cached one), then the next.
+        assert_eq!(iso_timestamp(leap), "2000-02-29T00:00:00.000Z");
+        let next = leap + Duration::from_micros(1_500);
+        assert_eq!(iso_timestamp(next), "2000-02-29T00:00:00.001Z");
+        assert_eq!(iso_timestamp(t), "2026-02-14T15:54:08.123Z");
     }
 
     #[test]

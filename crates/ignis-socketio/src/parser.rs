@@ -4,11 +4,13 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ignis_engine::{SharedMessage, TEXT_HEADROOM};
+use ignis_engine::{SendError, SharedMessage, TEXT_HEADROOM, TextMessage};
 use ignis_proto::Value;
 use ignis_proto::engineio::Data;
 use ignis_proto::socketio::{self, DecodeError, EncodeError, JsonDecoder, Packet};
 use smallvec::{SmallVec, smallvec};
+
+use crate::client::EngineSocket;
 
 /// The codec between the server and its clients. Both ends must use the same.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,7 +45,23 @@ pub(crate) fn encode_with(
     }
 }
 
-/// Encodes an EVENT from its parts: what [`encode`] gives for
+/// A packet encoded for one socket.
+pub(crate) enum Direct {
+    /// A text packet without attachments: it may travel as its bare WebSocket frame.
+    Text(TextMessage),
+    Messages(Messages),
+}
+
+impl Direct {
+    pub(crate) fn send(self, conn: &EngineSocket) -> Result<(), SendError> {
+        match self {
+            Direct::Text(text) => conn.send_text(text),
+            Direct::Messages(messages) => conn.send_shared(&messages, false),
+        }
+    }
+}
+
+/// Encodes an EVENT for one socket from its parts: what [`encode`] gives for
 /// `Packet::event(nsp, event, args, id)`, without building the packet.
 pub(crate) fn encode_event(
     kind: ParserKind,
@@ -51,52 +69,73 @@ pub(crate) fn encode_event(
     event: &str,
     args: Vec<Value>,
     id: Option<u64>,
-) -> Result<Messages, EncodeError> {
+) -> Result<Direct, EncodeError> {
     match kind {
-        ParserKind::Json => json_messages(
-            |out| socketio::encode_event_into(out, nsp, event, &args, id),
-            true,
-        ),
-        ParserKind::MsgPack => encode(kind, &Packet::event(nsp, event, args, id)),
+        ParserKind::Json => {
+            json_direct(|out| socketio::encode_event_into(out, nsp, event, &args, id))
+        }
+        ParserKind::MsgPack => {
+            encode(kind, &Packet::event(nsp, event, args, id)).map(Direct::Messages)
+        }
     }
 }
 
-/// Encodes an ACK from its parts, as [`encode_event`] does an EVENT.
+/// Encodes an ACK for one socket from its parts, as [`encode_event`] does an EVENT.
 pub(crate) fn encode_ack(
     kind: ParserKind,
     nsp: &str,
     id: u64,
     args: Vec<Value>,
-) -> Result<Messages, EncodeError> {
+) -> Result<Direct, EncodeError> {
     match kind {
-        ParserKind::Json => {
-            json_messages(|out| socketio::encode_ack_into(out, nsp, id, &args), true)
-        }
-        ParserKind::MsgPack => encode(kind, &Packet::ack(nsp, id, args)),
+        ParserKind::Json => json_direct(|out| socketio::encode_ack_into(out, nsp, id, &args)),
+        ParserKind::MsgPack => encode(kind, &Packet::ack(nsp, id, args)).map(Direct::Messages),
     }
 }
 
-/// The text message written by `write`, then its attachments. The text is written after room
-/// for the WebSocket frame header, so that its frame shares the buffer instead of copying it.
-fn json_messages(
+/// The text message written by `write` after room for the WebSocket frame header, so that its
+/// frame shares the buffer instead of copying it, and its attachments.
+fn json_text(
     write: impl FnOnce(&mut Vec<u8>) -> Result<Vec<Bytes>, EncodeError>,
-    compress: bool,
-) -> Result<Messages, EncodeError> {
+) -> Result<(TextMessage, Vec<Bytes>), EncodeError> {
     let mut buf = Vec::with_capacity(128);
     buf.resize(TEXT_HEADROOM, 0);
     let attachments = write(&mut buf)?;
     // The encoder writes only UTF-8, so this cannot fail; if it did, the packet is refused
     // rather than sent malformed.
-    let text = SharedMessage::text_with_headroom(buf, compress)
-        .map_err(|e| EncodeError::Json(serde::ser::Error::custom(e)))?;
+    let text =
+        TextMessage::new(buf).map_err(|e| EncodeError::Json(serde::ser::Error::custom(e)))?;
+    Ok((text, attachments))
+}
+
+fn json_direct(
+    write: impl FnOnce(&mut Vec<u8>) -> Result<Vec<Bytes>, EncodeError>,
+) -> Result<Direct, EncodeError> {
+    let (text, attachments) = json_text(write)?;
+    if attachments.is_empty() {
+        return Ok(Direct::Text(text));
+    }
+    Ok(Direct::Messages(with_attachments(text, attachments, true)))
+}
+
+fn json_messages(
+    write: impl FnOnce(&mut Vec<u8>) -> Result<Vec<Bytes>, EncodeError>,
+    compress: bool,
+) -> Result<Messages, EncodeError> {
+    let (text, attachments) = json_text(write)?;
+    Ok(with_attachments(text, attachments, compress))
+}
+
+/// The text message, then one binary message per attachment.
+fn with_attachments(text: TextMessage, attachments: Vec<Bytes>, compress: bool) -> Messages {
     let mut out = Messages::with_capacity(1 + attachments.len());
-    out.push(text);
+    out.push(text.into_shared(compress));
     out.extend(
         attachments
             .into_iter()
             .map(|b| SharedMessage::with_compression(Data::Binary(b), compress)),
     );
-    Ok(out)
+    out
 }
 
 /// The per-connection decoding state.

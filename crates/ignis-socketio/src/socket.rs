@@ -141,8 +141,8 @@ impl AckSender {
     pub fn send(self, args: Vec<Value>) {
         if let Some(socket) = self.socket.upgrade() {
             match crate::parser::encode_ack(socket.ns.parser(), socket.ns.name(), self.id, args) {
-                Ok(messages) => {
-                    let _ = socket.conn.send_shared(&messages, false);
+                Ok(packet) => {
+                    let _ = packet.send(&socket.conn);
                 }
                 Err(e) => tracing::warn!(sid = %socket.id, error = %e, "ack cannot be encoded"),
             }
@@ -325,10 +325,8 @@ impl Socket {
                 .broadcast(&self.ns, packet, &opts)
                 .map_err(Into::into);
         }
-        let messages =
-            crate::parser::encode_event(self.ns.parser(), self.ns.name(), event, args, None)?;
-        self.conn
-            .send_shared(&messages, false)
+        crate::parser::encode_event(self.ns.parser(), self.ns.name(), event, args, None)?
+            .send(&self.conn)
             .map_err(|_| EmitError::Disconnected)
     }
 

@@ -6,7 +6,6 @@ use super::placeholder;
 use crate::socketio::error::DecodeError;
 use crate::socketio::packet::{Packet, PacketKind, PacketType};
 use crate::socketio::shape::build_kind;
-use crate::value::Value;
 
 /// socket.io-parser's default `maxAttachments`.
 pub const DEFAULT_MAX_ATTACHMENTS: usize = 10;
@@ -78,9 +77,10 @@ impl JsonDecoder {
         let payload = if header.payload.is_empty() {
             None
         } else {
-            Some(super::parse::parse(header.payload).map_err(|e| {
-                DecodeError::InvalidJson(serde::de::Error::custom(e))
-            })?)
+            Some(
+                super::parse::parse(header.payload)
+                    .map_err(|e| DecodeError::InvalidJson(serde::de::Error::custom(e)))?,
+            )
         };
         let kind = build_kind(header.kind, payload, header.id)?;
         let nsp = header.nsp.to_owned();
