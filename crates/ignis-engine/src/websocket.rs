@@ -148,6 +148,26 @@ fn frame_of(item: &Outgoing, compression: ConnCompression<'_>) -> Bytes {
     }
 }
 
+/// Reads what the socket holds. A read that does not fill `buf` took everything there was,
+/// so the socket's readiness is cleared then too, not only on `WouldBlock`: otherwise the task
+/// would wake again at once for a read that finds nothing, one wasted system call per message.
+/// A clear never hides data that arrives later: that raises readiness anew, and tokio does not
+/// clear what was raised after the read began.
+fn read_clearing(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    let mut short = None;
+    let result = stream.try_io(Interest::READABLE, || match stream.try_read(buf) {
+        Ok(n) if n > 0 && n < buf.len() => {
+            short = Some(n);
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+        other => other,
+    });
+    match short {
+        Some(n) => Ok(n),
+        None => result,
+    }
+}
+
 /// What a sender needs to write to a WebSocket session's socket itself (see
 /// [`crate::socket::Outbox`]).
 pub(crate) struct DirectSink {
@@ -569,7 +589,7 @@ impl<H: Handler> Connection<H> {
         loop {
             let result = READ_BUF.with(|cell| {
                 let mut buf = cell.borrow_mut();
-                match self.stream.try_read(&mut buf) {
+                match read_clearing(&self.stream, &mut buf) {
                     Ok(0) => Err(None),
                     Ok(n) => {
                         if self.input.is_empty() {
