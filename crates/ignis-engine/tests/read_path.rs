@@ -80,12 +80,12 @@ async fn every_message_is_read_whatever_the_timing_of_its_bytes() {
             seed ^= seed << 5;
             // Now and then 400 frames (about 70 KB) in one go: more than a read takes.
             let burst = i % 1000 < 400;
-            if (burst && i % 1000 != 399) || (!burst && seed % 3 == 0) {
+            if (burst && i % 1000 != 399) || (!burst && seed.is_multiple_of(3)) {
                 continue;
             }
             let cut = (seed as usize) % (pending.len() + 1);
             stream.write_all(&pending[..cut]).unwrap();
-            if seed % 5 == 0 {
+            if seed.is_multiple_of(5) {
                 std::thread::sleep(Duration::from_micros(200));
             }
             stream.write_all(&pending[cut..]).unwrap();
