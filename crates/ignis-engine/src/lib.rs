@@ -44,7 +44,7 @@ pub use body::ResponseBody;
 pub use config::{AllowOrigin, AllowRequest, Cors, EngineConfig, PerMessageDeflate, Transports};
 pub use error::EngineError;
 pub use server::{Engine, Handler, PeerAddr, RequestInfo};
-pub use sid::Sid;
+pub use sid::{Sid, SidBuildHasher, SidHasher, SidMap, SidSet};
 pub use socket::{
     CloseReason, DeliveryBatch, HeadroomError, SendError, SharedMessage, Socket, TEXT_HEADROOM,
     TextMessage, TransportKind,

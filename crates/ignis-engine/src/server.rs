@@ -1,6 +1,5 @@
 //! The engine: request routing, the handshake, and the session table.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +17,7 @@ use tokio::net::TcpListener;
 use crate::body::ResponseBody;
 use crate::config::EngineConfig;
 use crate::error::EngineError;
-use crate::sid::Sid;
+use crate::sid::{Sid, SidMap};
 use crate::socket::{CloseReason, Socket, TransportKind};
 use crate::websocket::Compression;
 use crate::{cors, polling, websocket};
@@ -54,7 +53,7 @@ pub(crate) struct Inner<H: Handler> {
     pub(crate) config: EngineConfig,
     pub(crate) path: String,
     pub(crate) handler: H,
-    pub(crate) sessions: RwLock<HashMap<Sid, Arc<Socket<H::Data>>>>,
+    pub(crate) sessions: RwLock<SidMap<Arc<Socket<H::Data>>>>,
     pub(crate) compression: Option<Arc<Compression>>,
 }
 
@@ -91,7 +90,7 @@ impl<H: Handler> Engine<H> {
                 config,
                 path,
                 handler,
-                sessions: RwLock::new(HashMap::new()),
+                sessions: RwLock::new(SidMap::default()),
                 compression,
             }),
         }

@@ -5,13 +5,13 @@
 //! also forwards broadcasts and requests to the other nodes, which is why the operations that may
 //! wait for other nodes return futures.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ignis_engine::Sid;
+use ignis_engine::{Sid, SidMap, SidSet};
 use ignis_proto::Value;
 use ignis_proto::socketio::Packet;
 use parking_lot::RwLock;
@@ -209,10 +209,10 @@ where
 /// Room names are shared: a socket that joins an existing room keeps the index's own name.
 #[derive(Debug, Default)]
 pub struct RoomIndex {
-    rooms: HashMap<Room, HashSet<Sid>>,
+    rooms: HashMap<Room, SidSet>,
     /// Each socket's rooms in the order it joined them; `None` is its own room (sockets join
     /// few rooms, so a vector beats a set here).
-    sids: HashMap<Sid, Vec<Option<Room>>>,
+    sids: SidMap<Vec<Option<Room>>>,
 }
 
 impl RoomIndex {
@@ -306,7 +306,7 @@ impl RoomIndex {
 
     /// Calls `f` once for each socket a broadcast with `opts` reaches.
     pub fn for_each(&self, opts: &BroadcastOptions, mut f: impl FnMut(Sid)) {
-        let except_sets: Vec<&HashSet<Sid>> = opts
+        let except_sets: Vec<&SidSet> = opts
             .except
             .iter()
             .filter_map(|room| self.rooms.get(room))
@@ -339,7 +339,7 @@ impl RoomIndex {
                 }
             }
         } else {
-            let mut seen = HashSet::new();
+            let mut seen = SidSet::default();
             for room in &opts.rooms {
                 if let Some(owner) = self.owner(room)
                     && !excluded(&owner)
