@@ -310,7 +310,7 @@ impl<'de> SeqAccess<'de> for ByteSeqDeserializer {
 }
 
 struct MapDeserializer {
-    iter: std::vec::IntoIter<(String, Value)>,
+    iter: <Map as IntoIterator>::IntoIter,
     value: Option<Value>,
 }
 

@@ -6,7 +6,10 @@
 //! `serde_json::from_str::<Value>` (with `float_roundtrip`) does, and gives the same values; the
 //! tests compare the two on generated and mutated inputs.
 
+use std::borrow::Cow;
 use std::fmt;
+
+use smol_str::SmolStr;
 
 use crate::socketio::shape::MAX_DEPTH;
 use crate::value::{Map, Value};
@@ -48,7 +51,7 @@ struct Parser<'a> {
     depth: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn error(&self, what: &'static str) -> ParseError {
         ParseError { what, at: self.at }
     }
@@ -79,7 +82,7 @@ impl Parser<'_> {
             Some(b'n') => self.literal(b"null", Value::Null),
             Some(b't') => self.literal(b"true", Value::Bool(true)),
             Some(b'f') => self.literal(b"false", Value::Bool(false)),
-            Some(b'"') => self.string().map(Value::Str),
+            Some(b'"') => self.string().map(|s| Value::Str(s.into_owned())),
             Some(b'-' | b'0'..=b'9') => self.number(),
             Some(b'[') => self.array(),
             Some(b'{') => self.object(),
@@ -137,7 +140,11 @@ impl Parser<'_> {
                 None => return Err(self.error("EOF while parsing an object")),
                 Some(_) => return Err(self.error("key must be a string")),
             }
-            let key = self.string()?;
+            // Short keys are stored inline: no allocation for them.
+            let key = match self.string()? {
+                Cow::Borrowed(key) => SmolStr::new(key),
+                Cow::Owned(key) => SmolStr::from(key),
+            };
             self.skip_whitespace();
             match self.peek() {
                 Some(b':') => self.at += 1,
@@ -160,17 +167,18 @@ impl Parser<'_> {
         }
     }
 
-    /// A string, the opening quote at the current position.
-    fn string(&mut self) -> Result<String, ParseError> {
+    /// A string, the opening quote at the current position: borrowed from the text unless it
+    /// holds escapes.
+    fn string(&mut self) -> Result<Cow<'a, str>, ParseError> {
         self.at += 1;
         let start = self.at;
         // The common case: no escape, copied in one piece.
         while let Some(&b) = self.bytes.get(self.at) {
             match b {
                 b'"' => {
-                    let s = self.text[start..self.at].to_owned();
+                    let s = &self.text[start..self.at];
                     self.at += 1;
-                    return Ok(s);
+                    return Ok(Cow::Borrowed(s));
                 }
                 b'\\' => break,
                 0..=0x1f => return Err(self.error("control character in string")),
@@ -192,7 +200,7 @@ impl Parser<'_> {
                 None => return Err(self.error("EOF while parsing a string")),
                 Some(b'"') => {
                     self.at += 1;
-                    return Ok(out);
+                    return Ok(Cow::Owned(out));
                 }
                 Some(_) => {
                     self.at += 1;
