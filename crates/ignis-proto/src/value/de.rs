@@ -310,7 +310,7 @@ impl<'de> SeqAccess<'de> for ByteSeqDeserializer {
 }
 
 struct MapDeserializer {
-    iter: <Map as IntoIterator>::IntoIter,
+    iter: std::vec::IntoIter<(String, Value)>,
     value: Option<Value>,
 }
 

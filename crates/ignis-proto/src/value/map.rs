@@ -2,8 +2,6 @@
 
 use std::collections::HashMap;
 
-use smol_str::SmolStr;
-
 use super::Value;
 
 /// Above this many entries, duplicate keys are found with a hash table instead of a scan.
@@ -14,11 +12,10 @@ const LINEAR_DEDUP_MAX: usize = 16;
 /// Stored as a plain vector of entries: payload objects are small, and a vector costs the least
 /// memory and is the fastest to build and walk. Lookups are linear scans. Keys are unique:
 /// inserting an existing key replaces its value in place, as assigning a property does in
-/// JavaScript. Keys of up to 23 bytes (nearly all of them) are stored inline, without an
-/// allocation of their own.
+/// JavaScript.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Map {
-    entries: Vec<(SmolStr, Value)>,
+    entries: Vec<(String, Value)>,
 }
 
 impl Map {
@@ -38,10 +35,7 @@ impl Map {
     /// its first occurrence and the value of its last, as `JSON.parse` does.
     ///
     /// Runs in linear time whatever the input, so a peer cannot make decoding quadratic.
-    pub fn from_entries<K: Into<SmolStr>>(entries: Vec<(K, Value)>) -> Map {
-        // Same size as a `String`: the conversion reuses the vector's allocation.
-        let mut entries: Vec<(SmolStr, Value)> =
-            entries.into_iter().map(|(k, v)| (k.into(), v)).collect();
+    pub fn from_entries(mut entries: Vec<(String, Value)>) -> Map {
         let len = entries.len();
         if len <= LINEAR_DEDUP_MAX {
             let mut i = 1;
@@ -119,7 +113,7 @@ impl Map {
     }
 
     /// Sets `key` to `value`; an existing key keeps its position and its old value is returned.
-    pub fn insert(&mut self, key: impl Into<SmolStr>, value: impl Into<Value>) -> Option<Value> {
+    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
         let key = key.into();
         let value = value.into();
         match self.get_mut(&key) {
@@ -170,17 +164,14 @@ impl Map {
 
 impl IntoIterator for Map {
     type Item = (String, Value);
-    type IntoIter = std::iter::Map<
-        std::vec::IntoIter<(SmolStr, Value)>,
-        fn((SmolStr, Value)) -> (String, Value),
-    >;
+    type IntoIter = std::vec::IntoIter<(String, Value)>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.entries.into_iter().map(|(k, v)| (k.into(), v))
+        self.entries.into_iter()
     }
 }
 
-impl<K: Into<SmolStr>, V: Into<Value>> FromIterator<(K, V)> for Map {
+impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Map {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Map {
         Map::from_entries(
             iter.into_iter()
@@ -190,7 +181,7 @@ impl<K: Into<SmolStr>, V: Into<Value>> FromIterator<(K, V)> for Map {
     }
 }
 
-impl<K: Into<SmolStr>, V: Into<Value>> Extend<(K, V)> for Map {
+impl<K: Into<String>, V: Into<Value>> Extend<(K, V)> for Map {
     fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
         for (k, v) in iter {
             self.insert(k, v);

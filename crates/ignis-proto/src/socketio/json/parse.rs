@@ -6,10 +6,7 @@
 //! `serde_json::from_str::<Value>` (with `float_roundtrip`) does, and gives the same values; the
 //! tests compare the two on generated and mutated inputs.
 
-use std::borrow::Cow;
 use std::fmt;
-
-use smol_str::SmolStr;
 
 use crate::socketio::shape::MAX_DEPTH;
 use crate::value::{Map, Value};
@@ -51,7 +48,7 @@ struct Parser<'a> {
     depth: usize,
 }
 
-impl<'a> Parser<'a> {
+impl Parser<'_> {
     fn error(&self, what: &'static str) -> ParseError {
         ParseError { what, at: self.at }
     }
@@ -82,7 +79,7 @@ impl<'a> Parser<'a> {
             Some(b'n') => self.literal(b"null", Value::Null),
             Some(b't') => self.literal(b"true", Value::Bool(true)),
             Some(b'f') => self.literal(b"false", Value::Bool(false)),
-            Some(b'"') => self.string().map(|s| Value::Str(s.into_owned())),
+            Some(b'"') => self.string().map(Value::Str),
             Some(b'-' | b'0'..=b'9') => self.number(),
             Some(b'[') => self.array(),
             Some(b'{') => self.object(),
@@ -140,11 +137,7 @@ impl<'a> Parser<'a> {
                 None => return Err(self.error("EOF while parsing an object")),
                 Some(_) => return Err(self.error("key must be a string")),
             }
-            // Short keys are stored inline: no allocation for them.
-            let key = match self.string()? {
-                Cow::Borrowed(key) => SmolStr::new(key),
-                Cow::Owned(key) => SmolStr::from(key),
-            };
+            let key = self.string()?;
             self.skip_whitespace();
             match self.peek() {
                 Some(b':') => self.at += 1,
@@ -167,18 +160,17 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// A string, the opening quote at the current position: borrowed from the text unless it
-    /// holds escapes.
-    fn string(&mut self) -> Result<Cow<'a, str>, ParseError> {
+    /// A string, the opening quote at the current position.
+    fn string(&mut self) -> Result<String, ParseError> {
         self.at += 1;
         let start = self.at;
         // The common case: no escape, copied in one piece.
         while let Some(&b) = self.bytes.get(self.at) {
             match b {
                 b'"' => {
-                    let s = &self.text[start..self.at];
+                    let s = self.text[start..self.at].to_owned();
                     self.at += 1;
-                    return Ok(Cow::Borrowed(s));
+                    return Ok(s);
                 }
                 b'\\' => break,
                 0..=0x1f => return Err(self.error("control character in string")),
@@ -200,7 +192,7 @@ impl<'a> Parser<'a> {
                 None => return Err(self.error("EOF while parsing a string")),
                 Some(b'"') => {
                     self.at += 1;
-                    return Ok(Cow::Owned(out));
+                    return Ok(out);
                 }
                 Some(_) => {
                     self.at += 1;
