@@ -33,6 +33,7 @@
 mod body;
 mod config;
 mod cors;
+mod direct;
 mod error;
 mod polling;
 mod server;
@@ -42,6 +43,7 @@ mod websocket;
 
 pub use body::ResponseBody;
 pub use config::{AllowOrigin, AllowRequest, Cors, EngineConfig, PerMessageDeflate, Transports};
+pub use direct::{FirstRead, Handoff, Rewind, read_first};
 pub use error::EngineError;
 pub use server::{Engine, Handler, PeerAddr, RequestInfo};
 pub use sid::Sid;

@@ -12,7 +12,7 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use http::Request;
 use ignis_socketio::SocketIo;
-use ignis_socketio::engine::PeerAddr;
+use ignis_socketio::engine::{Handoff, PeerAddr, Rewind, read_first};
 use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -392,6 +392,29 @@ async fn serve(
         let app = app.clone();
         let mut stop = stop.clone();
         connections.spawn(async move {
+            // A first request that is a Socket.IO WebSocket handshake is served without hyper,
+            // on this task; anything else goes to hyper with the bytes read replayed.
+            let io = match app.socket_io() {
+                Some(socket_io) => {
+                    let first = tokio::select! {
+                        first = read_first(stream) => first,
+                        // An idle connection closes at once, as hyper's graceful shutdown does.
+                        _ = stop.changed() => return,
+                    };
+                    let Some(first) = first else { return };
+                    let handoff = socket_io
+                        .engine()
+                        .serve_direct(first, peer, |ext| {
+                            ext.insert(ConnectInfo(peer));
+                        })
+                        .await;
+                    match handoff {
+                        Handoff::Done => return,
+                        Handoff::Http(io) => io,
+                    }
+                }
+                None => Rewind::new(stream),
+            };
             let service =
                 hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
                     let router = router.clone();
@@ -413,7 +436,7 @@ async fn serve(
                     }
                 });
             let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .serve_connection(hyper_util::rt::TokioIo::new(io), service)
                 .with_upgrades();
             tokio::pin!(conn);
             tokio::select! {
