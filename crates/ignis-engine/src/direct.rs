@@ -24,7 +24,8 @@ use http::{HeaderMap, Method, Request, StatusCode, Uri, Version};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::server::{Engine, Handler, PeerAddr};
+use crate::server::{Answer, Engine, Handler, PeerAddr, Routed};
+use crate::websocket::Begin;
 
 /// The largest first read the direct path looks at; a longer head goes to hyper, which has its
 /// own limits (and answers `431` past them).
@@ -265,8 +266,28 @@ impl<H: Handler> Engine<H> {
         peer: SocketAddr,
         extend: impl FnOnce(&mut http::Extensions),
     ) -> Handoff {
+        // Everything up to the set-up of the connection is synchronous, and the rare answers
+        // that wait are boxed: the task of a long-lived WebSocket connection holds the state of
+        // the connection, not of its handshake.
+        match self.answer_first(first, peer, extend) {
+            Direct::WebSocket(begin) => {
+                begin.run().await;
+                Handoff::Done
+            }
+            Direct::Handoff(handoff) => handoff,
+            Direct::Write(write) => Box::pin(write.finish()).await,
+            Direct::Poll(poll) => Box::pin(self.finish_poll(poll)).await,
+        }
+    }
+
+    fn answer_first(
+        &self,
+        first: FirstRead,
+        peer: SocketAddr,
+        extend: impl FnOnce(&mut http::Extensions),
+    ) -> Direct<H> {
         let Some(head) = parse_head(&first.data, |path| self.matches(path)) else {
-            return Handoff::Http(first.into_rewind());
+            return Direct::Handoff(Handoff::Http(first.into_rewind()));
         };
         let Head {
             mut parts,
@@ -275,21 +296,110 @@ impl<H: Handler> Engine<H> {
         } = head;
         parts.extensions.insert(PeerAddr(peer));
         extend(&mut parts.extensions);
-        let FirstRead { mut stream, data } = first;
+        let FirstRead { stream, data } = first;
         let rest = data.slice(len..);
         drop(data);
-        let answer = self
-            .respond(&parts, http_body_util::Empty::<Bytes>::new())
-            .await;
+        let answer = match self.route(&parts) {
+            Routed::Answer(answer) => answer,
+            // Not for a request with `transport=websocket`; answered all the same.
+            polling => {
+                return Direct::Poll(Box::new(PollingRequest {
+                    routed: polling,
+                    parts,
+                    stream,
+                    rest,
+                    keep_alive,
+                }));
+            }
+        };
+        self.answer_with(answer, parts, stream, rest, keep_alive)
+    }
+
+    fn answer_with(
+        &self,
+        answer: Answer<H>,
+        parts: Parts,
+        stream: TcpStream,
+        rest: Bytes,
+        keep_alive: bool,
+    ) -> Direct<H> {
+        let Answer { reply, upgrade } = self.with_cors(&parts, answer);
         let mut out = BytesMut::with_capacity(256);
-        let close = write_head(&answer.reply, &mut out) || !keep_alive;
-        if let Some(start) = answer.upgrade {
-            start.run(stream, parts, Some(out.freeze()), &rest).await;
-            return Handoff::Done;
+        let close = write_head(&reply, &mut out) || !keep_alive;
+        if let Some(start) = upgrade {
+            drop(reply);
+            return Direct::WebSocket(start.begin(stream, parts, Some(out.freeze()), rest));
         }
-        if answer.reply.status() != StatusCode::SWITCHING_PROTOCOLS {
-            out.extend_from_slice(answer.reply.body());
+        if reply.status() != StatusCode::SWITCHING_PROTOCOLS {
+            out.extend_from_slice(reply.body());
         }
+        Direct::Write(Write {
+            stream,
+            out,
+            close,
+            rest,
+        })
+    }
+
+    async fn finish_poll(&self, poll: Box<PollingRequest<H>>) -> Handoff {
+        let PollingRequest {
+            routed,
+            parts,
+            stream,
+            rest,
+            keep_alive,
+        } = *poll;
+        let answer = self
+            .poll(routed, &parts, http_body_util::Empty::<Bytes>::new())
+            .await;
+        match self.answer_with(answer, parts, stream, rest, keep_alive) {
+            Direct::WebSocket(begin) => {
+                begin.run().await;
+                Handoff::Done
+            }
+            Direct::Write(write) => write.finish().await,
+            Direct::Handoff(handoff) => handoff,
+            // Polling answers are answers.
+            Direct::Poll(_) => Handoff::Done,
+        }
+    }
+}
+
+/// What the direct path made of a first request.
+enum Direct<H: Handler> {
+    /// An accepted WebSocket handshake, its connection set up.
+    WebSocket(Begin<H>),
+    Handoff(Handoff),
+    /// An answer to write.
+    Write(Write),
+    /// A polling request, which waits.
+    Poll(Box<PollingRequest<H>>),
+}
+
+struct PollingRequest<H: Handler> {
+    routed: Routed<H>,
+    parts: Parts,
+    stream: TcpStream,
+    rest: Bytes,
+    keep_alive: bool,
+}
+
+/// An answer to write on the direct path; then the connection closes or goes to hyper.
+struct Write {
+    stream: TcpStream,
+    out: BytesMut,
+    close: bool,
+    rest: Bytes,
+}
+
+impl Write {
+    async fn finish(self) -> Handoff {
+        let Write {
+            mut stream,
+            out,
+            close,
+            rest,
+        } = self;
         if let Err(e) = stream.write_all(&out).await {
             tracing::debug!(error = %e, "answer to a first request not written");
             return Handoff::Done;

@@ -80,6 +80,29 @@ pub(crate) struct Answer<H: Handler> {
     pub(crate) upgrade: Option<websocket::Start<H>>,
 }
 
+/// What [`Engine::route`] decided.
+pub(crate) enum Routed<H: Handler> {
+    Answer(Answer<H>),
+    /// A GET of a polling session, which waits for data.
+    PollingGet(Arc<Socket<H::Data>>),
+    /// A POST of a polling session, whose body is read.
+    PollingPost(Arc<Socket<H::Data>>),
+    /// A polling handshake: the session to open.
+    PollingOpen(RequestInfo),
+}
+
+impl<H: Handler> From<Answer<H>> for Routed<H> {
+    fn from(answer: Answer<H>) -> Self {
+        Routed::Answer(answer)
+    }
+}
+
+impl<H: Handler> From<Reply> for Routed<H> {
+    fn from(reply: Reply) -> Self {
+        Routed::Answer(reply.into())
+    }
+}
+
 impl<H: Handler> From<Reply> for Answer<H> {
     fn from(reply: Reply) -> Self {
         Answer {
@@ -168,13 +191,21 @@ impl<H: Handler> Engine<H> {
 
     /// The answer to a request, CORS headers included, and for an accepted WebSocket handshake
     /// how its connection starts. Both the hyper path ([`Engine::handle`]) and the direct path
-    /// of [`Engine::serve_direct`] go through here, so they apply the same checks.
+    /// of [`Engine::serve_direct`] go through [`Engine::route`], so they apply the same checks.
     pub(crate) async fn respond<B>(&self, parts: &Parts, body: B) -> Answer<H>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let mut answer = self.route(parts, body).await;
+        let answer = match self.route(parts) {
+            Routed::Answer(answer) => answer,
+            polling => self.poll(polling, parts, body).await,
+        };
+        self.with_cors(parts, answer)
+    }
+
+    /// Adds the CORS headers every answer but a preflight carries.
+    pub(crate) fn with_cors(&self, parts: &Parts, mut answer: Answer<H>) -> Answer<H> {
         if let Some(cors) = &self.inner.config.cors
             && parts.method != Method::OPTIONS
         {
@@ -183,11 +214,27 @@ impl<H: Handler> Engine<H> {
         answer
     }
 
-    async fn route<B>(&self, parts: &Parts, body: B) -> Answer<H>
+    /// The polling requests that [`Engine::route`] leaves to answer.
+    pub(crate) async fn poll<B>(&self, routed: Routed<H>, parts: &Parts, body: B) -> Answer<H>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let inner = &self.inner;
+        match routed {
+            Routed::Answer(answer) => answer,
+            Routed::PollingGet(socket) => polling::get(inner, &socket, parts).await.into(),
+            Routed::PollingPost(socket) => polling::post(inner, &socket, parts, body).await.into(),
+            Routed::PollingOpen(info) => {
+                let socket = open_session(inner, TransportKind::Polling, &info);
+                polling::spawn_driver(Arc::clone(inner), Arc::clone(&socket));
+                polling::get(inner, &socket, &info.parts).await.into()
+            }
+        }
+    }
+
+    /// Every check of a request, and its answer unless it is a polling request (which waits).
+    pub(crate) fn route(&self, parts: &Parts) -> Routed<H> {
         let inner = &self.inner;
         if parts.method == Method::OPTIONS
             && let Some(cors) = &inner.config.cors
@@ -229,21 +276,20 @@ impl<H: Handler> Engine<H> {
                     {
                         // Like the reference: the handshake completes, then the new WebSocket
                         // is closed at once and the session goes on untouched.
-                        return websocket::accept(inner, parts, websocket::Mode::Refused);
+                        return websocket::accept(inner, parts, websocket::Mode::Refused).into();
                     }
                     if let Err(e) = self.allow(parts) {
                         return e.response().into();
                     }
-                    websocket::accept(inner, parts, websocket::Mode::Probe(socket))
+                    websocket::accept(inner, parts, websocket::Mode::Probe(socket)).into()
                 }
                 (TransportKind::Polling, false) if socket.transport() == TransportKind::Polling => {
                     match parts.method {
-                        Method::GET => polling::get(inner, &socket, parts).await,
-                        Method::POST => polling::post(inner, &socket, parts, body).await,
+                        Method::GET => Routed::PollingGet(socket),
+                        Method::POST => Routed::PollingPost(socket),
                         // What the reference answers; the session is kept.
-                        _ => empty(StatusCode::INTERNAL_SERVER_ERROR),
+                        _ => empty(StatusCode::INTERNAL_SERVER_ERROR).into(),
                     }
-                    .into()
                 }
                 _ => EngineError::BadRequest.response().into(),
             };
@@ -265,18 +311,13 @@ impl<H: Handler> Engine<H> {
         let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0);
         let time = SystemTime::now();
         match transport {
-            TransportKind::Polling => {
-                let info = RequestInfo {
-                    peer,
-                    parts: parts.clone(),
-                    time,
-                };
-                let socket = open_session(inner, TransportKind::Polling, &info);
-                polling::spawn_driver(Arc::clone(inner), Arc::clone(&socket));
-                polling::get(inner, &socket, &info.parts).await.into()
-            }
+            TransportKind::Polling => Routed::PollingOpen(RequestInfo {
+                peer,
+                parts: parts.clone(),
+                time,
+            }),
             TransportKind::WebSocket => {
-                websocket::accept(inner, parts, websocket::Mode::Fresh { peer, time })
+                websocket::accept(inner, parts, websocket::Mode::Fresh { peer, time }).into()
             }
         }
     }
@@ -331,26 +372,32 @@ impl<H: Handler> Engine<H> {
                     crate::direct::Handoff::Done => return,
                     crate::direct::Handoff::Http(io) => io,
                 };
-                let service =
-                    hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
-                        let engine = engine.clone();
-                        let fallback = fallback.clone();
-                        async move {
-                            req.extensions_mut().insert(PeerAddr(peer));
-                            let res = if engine.matches(req.uri().path()) {
-                                engine.handle(req).await
-                            } else {
-                                fallback(req).await
-                            };
-                            Ok::<_, Infallible>(res)
-                        }
-                    });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(io), service)
-                    .with_upgrades();
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "http connection ended with an error");
-                }
+                // Boxed: an idle WebSocket connection served above keeps a task the size of
+                // its own state, not of hyper's.
+                Box::pin(async move {
+                    let service = hyper::service::service_fn(
+                        move |mut req: Request<hyper::body::Incoming>| {
+                            let engine = engine.clone();
+                            let fallback = fallback.clone();
+                            async move {
+                                req.extensions_mut().insert(PeerAddr(peer));
+                                let res = if engine.matches(req.uri().path()) {
+                                    engine.handle(req).await
+                                } else {
+                                    fallback(req).await
+                                };
+                                Ok::<_, Infallible>(res)
+                            }
+                        },
+                    );
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+                        .with_upgrades();
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "http connection ended with an error");
+                    }
+                })
+                .await;
             });
         }
     }

@@ -317,26 +317,26 @@ impl<H: Handler> Start<H> {
                     }
                 },
             };
-            self.run(stream, parts, None, &early).await;
+            self.begin(stream, parts, None, early).run().await;
         });
     }
 
-    /// Runs the connection on `stream` until it ends: writes `head` first (the `101` when this
-    /// server answered the handshake itself), then handles `early`, what the client sent after
-    /// its handshake.
-    pub(crate) async fn run(
+    /// Sets the connection up on `stream`: opens the session (or takes the one probed), queues
+    /// `head` first (the `101` when this server answered the handshake itself), and handles
+    /// `early`, what the client sent after its handshake. Synchronous, so that the task of an
+    /// idle connection holds the state of [`Begin::run`] only.
+    pub(crate) fn begin(
         self,
         stream: TcpStream,
         parts: Parts,
         head: Option<Bytes>,
-        early: &[u8],
-    ) {
+        early: Bytes,
+    ) -> Begin<H> {
         let Start {
             inner,
             mode,
             params,
         } = self;
-        let mut stream = stream;
         let (socket, probing) = match mode {
             Mode::Refused => {
                 let close = ignis_ws::server_frame(OpCode::Close, &[]);
@@ -345,9 +345,7 @@ impl<H: Handler> Start<H> {
                     out.extend_from_slice(head);
                 }
                 out.extend_from_slice(&close);
-                let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, &out).await;
-                let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
-                return;
+                return Begin::Refuse(stream, out.freeze());
             }
             Mode::Fresh { peer, time } => {
                 let info = RequestInfo { parts, peer, time };
@@ -381,16 +379,42 @@ impl<H: Handler> Start<H> {
             conn.fill_output();
         }
         if !early.is_empty() {
-            match conn.process(early) {
+            match conn.process(&early) {
                 Ok(used) => conn.input.extend_from_slice(&early[used..]),
                 Err(stop) => {
                     let stop = stop.unwrap_or_else(|| conn.transport_closed());
-                    conn.finish(stop).await;
-                    return;
+                    return Begin::Stop(conn, stop);
                 }
             }
         }
-        conn.run().await;
+        Begin::Run(conn)
+    }
+}
+
+/// A WebSocket connection set up (see [`Start::begin`]).
+pub(crate) enum Begin<H: Handler> {
+    Run(Connection<H>),
+    /// What the client sent with its handshake already ended it.
+    Stop(Connection<H>, Stop),
+    /// A refused upgrade: these bytes, then the end.
+    Refuse(TcpStream, Bytes),
+}
+
+impl<H: Handler> Begin<H> {
+    /// Runs the connection until it ends.
+    pub(crate) async fn run(self) {
+        match self {
+            Begin::Run(conn) => conn.run().await,
+            // The rare ends are boxed: the task of every connection is as large as the largest.
+            Begin::Stop(conn, stop) => Box::pin(conn.finish(stop)).await,
+            Begin::Refuse(mut stream, out) => {
+                Box::pin(async move {
+                    let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, &out).await;
+                    let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+                })
+                .await
+            }
+        }
     }
 }
 
@@ -404,14 +428,14 @@ enum Wake {
 }
 
 /// Why a connection's task stops.
-enum Stop {
+pub(crate) enum Stop {
     /// The session ended (already finalized, or to be with this reason).
     Session(Option<CloseReason>),
     /// Only this WebSocket ends (a failed probe); the session goes on over polling.
     ProbeFailed,
 }
 
-struct Connection<H: Handler> {
+pub(crate) struct Connection<H: Handler> {
     inner: Arc<Inner<H>>,
     socket: Arc<Socket<H::Data>>,
     /// Shared with senders that write directly while this task sleeps.

@@ -524,3 +524,30 @@ async fn handle_keeps_working_behind_another_server() {
     events.opened().await;
     assert_eq!(events.message().await, Data::Text("embedded".into()));
 }
+
+#[tokio::test]
+async fn a_bad_frame_sent_with_the_handshake_ends_the_session() {
+    let (port, mut events) = serve(EngineConfig::default()).await;
+    let mut client = Raw::connect(port).await;
+    let mut bytes = handshake("EIO=4&transport=websocket", "").into_bytes();
+    // Unmasked: a protocol error from a client.
+    bytes.extend_from_slice(&ignis_ws::encode_frame(OpCode::Text, b"4x", false, None));
+    client.send(&bytes).await;
+    events.opened().await;
+    match events.next().await {
+        Event::Closed(reason) => assert_eq!(reason, CloseReason::TransportError),
+        _ => panic!("the session must close"),
+    }
+    let (head, _) = client.response().await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        client.text().await.starts_with("0{"),
+        "the open packet first"
+    );
+    match client.message().await {
+        Some(Message::Close(Some(frame))) => {
+            assert_eq!(frame.code, ignis_ws::CloseCode::PROTOCOL_ERROR)
+        }
+        other => panic!("expected a close frame with a code, got {other:?}"),
+    }
+}

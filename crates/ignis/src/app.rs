@@ -415,41 +415,9 @@ async fn serve(
                 }
                 None => Rewind::new(stream),
             };
-            let service =
-                hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
-                    let router = router.clone();
-                    let app = app.clone();
-                    async move {
-                        req.extensions_mut().insert(PeerAddr(peer));
-                        req.extensions_mut().insert(ConnectInfo(peer));
-                        if let Some(io) = app.socket_io()
-                            && io.matches(req.uri().path())
-                        {
-                            let res = io.handle(req).await;
-                            return Ok::<_, Infallible>(res.map(axum::body::Body::new));
-                        }
-                        let res = router
-                            .oneshot(req.map(axum::body::Body::new))
-                            .await
-                            .unwrap_or_else(|never| match never {});
-                        Ok(res)
-                    }
-                });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(io), service)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                }
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
-                }
-            }
+            // Boxed: an idle WebSocket connection served above keeps a task the size of its
+            // own state, not of hyper's.
+            Box::pin(serve_http(io, peer, router, app, stop)).await;
         });
         // Reap finished connections so the set does not grow.
         while connections.try_join_next().is_some() {}
@@ -460,4 +428,48 @@ async fn serve(
     })
     .await;
     connections.abort_all();
+}
+
+/// Serves HTTP/1.1 on a connection until it closes or the server stops.
+async fn serve_http(
+    io: Rewind,
+    peer: SocketAddr,
+    router: Router,
+    app: AppHandle,
+    mut stop: watch::Receiver<bool>,
+) {
+    let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+        let router = router.clone();
+        let app = app.clone();
+        async move {
+            req.extensions_mut().insert(PeerAddr(peer));
+            req.extensions_mut().insert(ConnectInfo(peer));
+            if let Some(io) = app.socket_io()
+                && io.matches(req.uri().path())
+            {
+                let res = io.handle(req).await;
+                return Ok::<_, Infallible>(res.map(axum::body::Body::new));
+            }
+            let res = router
+                .oneshot(req.map(axum::body::Body::new))
+                .await
+                .unwrap_or_else(|never| match never {});
+            Ok(res)
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+        }
+    }
 }
