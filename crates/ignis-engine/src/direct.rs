@@ -242,11 +242,9 @@ fn parse_head(data: &Bytes, matches: impl Fn(&str) -> bool) -> Option<Head> {
     })
 }
 
-/// Whether the query asks for the WebSocket transport (the engine reads the first value).
+/// Whether the query asks for the WebSocket transport (read as the engine reads it).
 fn wants_websocket_transport(query: &str) -> bool {
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == "transport")
-        .is_some_and(|(_, v)| v == "websocket")
+    crate::server::Query::parse(query).transport.as_deref() == Some("websocket")
 }
 
 fn has_token(value: &[u8], token: &[u8]) -> bool {

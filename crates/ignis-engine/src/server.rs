@@ -1,5 +1,6 @@
 //! The engine: request routing, the handshake, and the session table.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -537,22 +538,22 @@ fn is_websocket_upgrade(parts: &Parts) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-/// The query parameters the engine reads.
+/// The query parameters the engine reads (the last of each, like the reference).
 #[derive(Debug, Default)]
-struct Query {
-    eio: Option<String>,
-    transport: Option<String>,
-    sid: Option<String>,
+pub(crate) struct Query<'a> {
+    pub(crate) eio: Option<Cow<'a, str>>,
+    pub(crate) transport: Option<Cow<'a, str>>,
+    pub(crate) sid: Option<Cow<'a, str>>,
 }
 
-impl Query {
-    fn parse(query: &str) -> Query {
+impl<'a> Query<'a> {
+    pub(crate) fn parse(query: &'a str) -> Query<'a> {
         let mut q = Query::default();
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        for (k, v) in crate::query::query_pairs(query) {
             match k.as_ref() {
-                "EIO" => q.eio = Some(v.into_owned()),
-                "transport" => q.transport = Some(v.into_owned()),
-                "sid" => q.sid = Some(v.into_owned()),
+                "EIO" => q.eio = Some(v),
+                "transport" => q.transport = Some(v),
+                "sid" => q.sid = Some(v),
                 _ => {}
             }
         }
