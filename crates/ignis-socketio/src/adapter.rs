@@ -5,6 +5,7 @@
 //! also forwards broadcasts and requests to the other nodes, which is why the operations that may
 //! wait for other nodes return futures.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
@@ -228,12 +229,19 @@ impl RoomIndex {
             if joined.iter().any(|r| r.as_deref() == Some(&**room)) {
                 continue;
             }
-            let name = match self.rooms.get_key_value(&**room) {
-                Some((name, _)) => Arc::clone(name),
-                None => Arc::clone(room),
+            // One lookup: an existing room keeps its own name.
+            let name = match self.rooms.entry(Arc::clone(room)) {
+                Entry::Occupied(mut members) => {
+                    members.get_mut().insert(sid);
+                    Arc::clone(members.key())
+                }
+                Entry::Vacant(slot) => {
+                    let name = Arc::clone(slot.key());
+                    slot.insert(HashSet::from([sid]));
+                    name
+                }
             };
-            joined.push(Some(Arc::clone(&name)));
-            self.rooms.entry(name).or_default().insert(sid);
+            joined.push(Some(name));
         }
     }
 
