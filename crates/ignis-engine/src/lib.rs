@@ -48,5 +48,5 @@ pub use direct::{FirstRead, Handoff, Rewind, read_first};
 pub use error::EngineError;
 pub use query::query_pairs;
 pub use server::{Engine, Handler, PeerAddr, RequestInfo};
-pub use sid::Sid;
+pub use sid::{Sid, SidHash, SidHasher};
 pub use socket::{CloseReason, DeliveryBatch, SendError, SharedMessage, Socket, TransportKind};

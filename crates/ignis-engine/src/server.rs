@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use crate::body::ResponseBody;
 use crate::config::EngineConfig;
 use crate::error::EngineError;
-use crate::sid::Sid;
+use crate::sid::{Sid, SidHash};
 use crate::socket::{CloseReason, Socket, TransportKind};
 use crate::websocket::Compression;
 use crate::{cors, polling, websocket};
@@ -55,7 +55,7 @@ pub(crate) struct Inner<H: Handler> {
     pub(crate) config: EngineConfig,
     pub(crate) path: String,
     pub(crate) handler: H,
-    pub(crate) sessions: RwLock<HashMap<Sid, Arc<Socket<H::Data>>>>,
+    pub(crate) sessions: RwLock<HashMap<Sid, Arc<Socket<H::Data>>, SidHash>>,
     pub(crate) compression: Option<Arc<Compression>>,
 }
 
@@ -131,7 +131,7 @@ impl<H: Handler> Engine<H> {
                 config,
                 path,
                 handler,
-                sessions: RwLock::new(HashMap::new()),
+                sessions: RwLock::new(HashMap::default()),
                 compression,
             }),
         }

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ignis_engine::Sid;
+use ignis_engine::{Sid, SidHash};
 use ignis_proto::Value;
 use ignis_proto::socketio::Packet;
 use parking_lot::RwLock;
@@ -210,10 +210,10 @@ where
 /// Room names are shared: a socket that joins an existing room keeps the index's own name.
 #[derive(Debug, Default)]
 pub struct RoomIndex {
-    rooms: HashMap<Room, HashSet<Sid>>,
+    rooms: HashMap<Room, HashSet<Sid, SidHash>>,
     /// Each socket's rooms in the order it joined them; `None` is its own room (sockets join
     /// few rooms, so a vector beats a set here).
-    sids: HashMap<Sid, Vec<Option<Room>>>,
+    sids: HashMap<Sid, Vec<Option<Room>>, SidHash>,
 }
 
 impl RoomIndex {
@@ -237,7 +237,9 @@ impl RoomIndex {
                 }
                 Entry::Vacant(slot) => {
                     let name = Arc::clone(slot.key());
-                    slot.insert(HashSet::from([sid]));
+                    let mut members = HashSet::with_capacity_and_hasher(1, SidHash::default());
+                    members.insert(sid);
+                    slot.insert(members);
                     name
                 }
             };
@@ -314,7 +316,7 @@ impl RoomIndex {
 
     /// Calls `f` once for each socket a broadcast with `opts` reaches.
     pub fn for_each(&self, opts: &BroadcastOptions, mut f: impl FnMut(Sid)) {
-        let except_sets: Vec<&HashSet<Sid>> = opts
+        let except_sets: Vec<&HashSet<Sid, SidHash>> = opts
             .except
             .iter()
             .filter_map(|room| self.rooms.get(room))
@@ -347,7 +349,7 @@ impl RoomIndex {
                 }
             }
         } else {
-            let mut seen = HashSet::new();
+            let mut seen = HashSet::with_hasher(SidHash::default());
             for room in &opts.rooms {
                 if let Some(owner) = self.owner(room)
                     && !excluded(&owner)

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ignis_engine::Sid;
+use ignis_engine::{Sid, SidHash};
 use ignis_proto::Value;
 use ignis_proto::socketio::Packet;
 use parking_lot::RwLock;
@@ -23,7 +23,7 @@ pub struct Namespace {
     name: String,
     adapter: Arc<dyn Adapter>,
     parser: ParserKind,
-    sockets: RwLock<HashMap<Sid, SocketRef>>,
+    sockets: RwLock<HashMap<Sid, SocketRef, SidHash>>,
     middlewares: RwLock<Vec<Middleware>>,
     on_connect: RwLock<Option<ConnectHandler>>,
     server_events: RwLock<HashMap<String, ServerEventHandler>>,
@@ -44,7 +44,7 @@ impl Namespace {
             name,
             adapter,
             parser,
-            sockets: RwLock::new(HashMap::new()),
+            sockets: RwLock::new(HashMap::default()),
             middlewares: RwLock::new(Vec::new()),
             on_connect: RwLock::new(None),
             server_events: RwLock::new(HashMap::new()),

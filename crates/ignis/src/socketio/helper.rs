@@ -7,6 +7,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
+use ignis_socketio::engine::SidHash;
 use ignis_socketio::proto::ignis::{self as protocol, ClientState};
 use ignis_socketio::proto::value::Map;
 use ignis_socketio::{Event, Room, Sid, SocketHandlers, SocketIo, SocketRef, Value, iso_timestamp};
@@ -118,7 +119,7 @@ pub(crate) struct Inner {
     authenticate: AuthenticateHandler,
     validate_room: Option<ValidateRoomHandler>,
     client_connected: Option<ClientConnectedHandler>,
-    clients: RwLock<IndexMap<Sid, Arc<ClientRecord>>>,
+    clients: RwLock<IndexMap<Sid, Arc<ClientRecord>, SidHash>>,
     failed_sends: AtomicU64,
     redis: std::sync::OnceLock<ignis_redis::RedisConnection>,
     /// Deadlines and pings of every client.
@@ -195,7 +196,7 @@ impl SocketIOServerHelper {
                 authenticate,
                 validate_room,
                 client_connected,
-                clients: RwLock::new(IndexMap::new()),
+                clients: RwLock::new(IndexMap::default()),
                 failed_sends: AtomicU64::new(0),
                 redis: std::sync::OnceLock::new(),
                 timers: Arc::new(Timers::new()),
