@@ -21,7 +21,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, StatusCode, Uri, Version};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::server::{Answer, Engine, Handler, PeerAddr, Routed};
@@ -145,16 +145,31 @@ pub async fn read_first(stream: TcpStream) -> Option<FirstRead> {
         }
         let read = FIRST_READ.with(|cell| {
             let mut buf = cell.borrow_mut();
-            match stream.try_read(&mut buf) {
-                Ok(0) => Err(None),
-                Ok(n) => Ok(Some(Bytes::copy_from_slice(&buf[..n]))),
-                Err(e)
+            let mut got = None;
+            // The read runs inside `try_io` so that a short read, which took everything the
+            // socket had, can say so: otherwise the connection's first wait for data returns at
+            // once, for a read that finds nothing. The readiness cleared is the one seen before
+            // the read: data that arrived meanwhile keeps the socket readable.
+            let outcome = stream.try_io(Interest::READABLE, || {
+                let n = stream.try_read(&mut buf)?;
+                got = Some(n);
+                if n > 0 && n < buf.len() {
+                    Err(io::ErrorKind::WouldBlock.into())
+                } else {
+                    Ok(())
+                }
+            });
+            match (got, outcome) {
+                (Some(0), _) => Err(None),
+                (Some(n), _) => Ok(Some(Bytes::copy_from_slice(&buf[..n]))),
+                (None, Err(e))
                     if e.kind() == io::ErrorKind::WouldBlock
                         || e.kind() == io::ErrorKind::Interrupted =>
                 {
                     Ok(None)
                 }
-                Err(e) => Err(Some(e)),
+                (None, Err(e)) => Err(Some(e)),
+                (None, Ok(())) => Ok(None),
             }
         });
         match read {

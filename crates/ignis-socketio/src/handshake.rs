@@ -52,10 +52,22 @@ impl RequestHead {
             let value = joined.as_deref().unwrap_or(first.as_bytes());
             put_str(&mut packed, String::from_utf8_lossy(value).as_bytes());
         }
-        put_len(&mut packed, ignis_engine::query_pairs(query).count());
+        // The count goes first: one byte kept for it, widened in the rare case it needs more.
+        let at = packed.len();
+        packed.push(0);
+        let mut count = 0;
         for (k, v) in ignis_engine::query_pairs(query) {
             put_str(&mut packed, k.as_bytes());
             put_str(&mut packed, v.as_bytes());
+            count += 1;
+        }
+        match u8::try_from(count) {
+            Ok(n) if n < 0x80 => packed[at] = n,
+            _ => {
+                let mut len = Vec::new();
+                put_len(&mut len, count);
+                packed.splice(at..at + 1, len);
+            }
         }
         RequestHead {
             packed: Arc::from(packed),
@@ -431,6 +443,14 @@ mod tests {
             Some("a b")
         );
         assert_eq!(v.get("address").and_then(Value::as_str), Some("10.1.2.3"));
+
+        // More query pairs than a one-byte count holds.
+        let many: Vec<String> = (0..300).map(|i| format!("k{i}=v{i}")).collect();
+        let uri = format!("/io/?{}", many.join("&"));
+        let (parts, ()) = http::Request::get(uri).body(()).unwrap().into_parts();
+        let h = Handshake::from_request(&parts, None, t, Value::Null);
+        assert_eq!(h.query_pairs().count(), 300);
+        assert_eq!(h.query("k299"), Some("v299"));
 
         // No query, no headers, no peer.
         let (parts, ()) = http::Request::get("/io/").body(()).unwrap().into_parts();

@@ -422,10 +422,10 @@ impl SocketIOServerHelper {
         socket.hold_broadcasts(false);
         // One clock reading for both events (the same instant to the millisecond anyway).
         let time = now();
-        let authenticated = object(vec![
-            ("id", id.as_str().into()),
-            ("time", time.clone().into()),
-        ]);
+        let mut authenticated = Map::with_capacity(2);
+        authenticated.insert("id", id.as_str());
+        authenticated.insert("time", time.clone());
+        let authenticated = Value::Map(authenticated);
         let _ = socket.emit_args(protocol::EVENT_AUTHENTICATED, vec![authenticated]);
         let _ = socket.emit_args(protocol::EVENT_PING, vec![ping_payload(time)]);
         // What `join` does, without building another list of the same rooms.
