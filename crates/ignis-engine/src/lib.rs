@@ -33,8 +33,10 @@
 mod body;
 mod config;
 mod cors;
+mod direct;
 mod error;
 mod polling;
+mod query;
 mod server;
 mod sid;
 mod socket;
@@ -42,9 +44,11 @@ mod websocket;
 
 pub use body::ResponseBody;
 pub use config::{AllowOrigin, AllowRequest, Cors, EngineConfig, PerMessageDeflate, Transports};
+pub use direct::{FirstRead, Handoff, Rewind, read_first};
 pub use error::EngineError;
+pub use query::query_pairs;
 pub use server::{Engine, Handler, PeerAddr, RequestInfo};
-pub use sid::{Sid, SidBuildHasher, SidHasher, SidMap, SidSet};
+pub use sid::{Sid, SidHash, SidHasher, SidMap, SidSet};
 pub use socket::{
     CloseReason, DeliveryBatch, HeadroomError, SendError, SharedMessage, Socket, TEXT_HEADROOM,
     TextMessage, TransportKind,

@@ -1,5 +1,6 @@
 //! The engine: request routing, the handshake, and the session table.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -72,6 +73,45 @@ impl<H: Handler> Clone for Engine<H> {
 
 type Reply = Response<Bytes>;
 
+/// What the engine answers a request with.
+pub(crate) struct Answer<H: Handler> {
+    pub(crate) reply: Reply,
+    /// For an accepted WebSocket handshake (`reply` is the `101`): how its connection starts.
+    pub(crate) upgrade: Option<websocket::Start<H>>,
+}
+
+/// What [`Engine::route`] decided.
+pub(crate) enum Routed<H: Handler> {
+    Answer(Answer<H>),
+    /// A GET of a polling session, which waits for data.
+    PollingGet(Arc<Socket<H::Data>>),
+    /// A POST of a polling session, whose body is read.
+    PollingPost(Arc<Socket<H::Data>>),
+    /// A polling handshake: the session to open.
+    PollingOpen(RequestInfo),
+}
+
+impl<H: Handler> From<Answer<H>> for Routed<H> {
+    fn from(answer: Answer<H>) -> Self {
+        Routed::Answer(answer)
+    }
+}
+
+impl<H: Handler> From<Reply> for Routed<H> {
+    fn from(reply: Reply) -> Self {
+        Routed::Answer(reply.into())
+    }
+}
+
+impl<H: Handler> From<Reply> for Answer<H> {
+    fn from(reply: Reply) -> Self {
+        Answer {
+            reply,
+            upgrade: None,
+        }
+    }
+}
+
 fn empty(status: StatusCode) -> Reply {
     let mut res = Response::new(Bytes::new());
     *res.status_mut() = status;
@@ -136,13 +176,11 @@ impl<H: Handler> Engine<H> {
         let mut req = req;
         let upgrade = hyper::upgrade::on(&mut req);
         let (parts, body) = req.into_parts();
-        let reply = self.route(parts.clone(), body, upgrade).await;
-        let (mut head, body) = reply.into_parts();
-        if let Some(cors) = &self.inner.config.cors
-            && parts.method != Method::OPTIONS
-        {
-            cors::apply(cors, &parts.headers, &mut head.headers);
+        let answer = self.respond(&parts, body).await;
+        if let Some(start) = answer.upgrade {
+            start.spawn_after(upgrade, parts);
         }
+        let (mut head, body) = answer.reply.into_parts();
         let body = if head.extensions.remove::<crate::body::Chunked>().is_some() {
             ResponseBody::chunked(body)
         } else {
@@ -151,11 +189,52 @@ impl<H: Handler> Engine<H> {
         Response::from_parts(head, body)
     }
 
-    async fn route<B>(&self, parts: Parts, body: B, upgrade: hyper::upgrade::OnUpgrade) -> Reply
+    /// The answer to a request, CORS headers included, and for an accepted WebSocket handshake
+    /// how its connection starts. Both the hyper path ([`Engine::handle`]) and the direct path
+    /// of [`Engine::serve_direct`] go through [`Engine::route`], so they apply the same checks.
+    pub(crate) async fn respond<B>(&self, parts: &Parts, body: B) -> Answer<H>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        let answer = match self.route(parts) {
+            Routed::Answer(answer) => answer,
+            polling => self.poll(polling, parts, body).await,
+        };
+        self.with_cors(parts, answer)
+    }
+
+    /// Adds the CORS headers every answer but a preflight carries.
+    pub(crate) fn with_cors(&self, parts: &Parts, mut answer: Answer<H>) -> Answer<H> {
+        if let Some(cors) = &self.inner.config.cors
+            && parts.method != Method::OPTIONS
+        {
+            cors::apply(cors, &parts.headers, answer.reply.headers_mut());
+        }
+        answer
+    }
+
+    /// The polling requests that [`Engine::route`] leaves to answer.
+    pub(crate) async fn poll<B>(&self, routed: Routed<H>, parts: &Parts, body: B) -> Answer<H>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let inner = &self.inner;
+        match routed {
+            Routed::Answer(answer) => answer,
+            Routed::PollingGet(socket) => polling::get(inner, &socket, parts).await.into(),
+            Routed::PollingPost(socket) => polling::post(inner, &socket, parts, body).await.into(),
+            Routed::PollingOpen(info) => {
+                let socket = open_session(inner, TransportKind::Polling, &info);
+                polling::spawn_driver(Arc::clone(inner), Arc::clone(&socket));
+                polling::get(inner, &socket, &info.parts).await.into()
+            }
+        }
+    }
+
+    /// Every check of a request, and its answer unless it is a polling request (which waits).
+    pub(crate) fn route(&self, parts: &Parts) -> Routed<H> {
         let inner = &self.inner;
         if parts.method == Method::OPTIONS
             && let Some(cors) = &inner.config.cors
@@ -164,88 +243,82 @@ impl<H: Handler> Engine<H> {
                 StatusCode::from_u16(cors.options_success_status).unwrap_or(StatusCode::NO_CONTENT),
             );
             cors::apply_preflight(cors, &parts.headers, res.headers_mut());
-            return res;
+            return res.into();
         }
         let query = Query::parse(parts.uri.query().unwrap_or(""));
-        let is_upgrade = is_websocket_upgrade(&parts);
+        let is_upgrade = is_websocket_upgrade(parts);
 
         let transport = match query.transport.as_deref() {
             Some("polling") if inner.config.transports.polling => TransportKind::Polling,
             Some("websocket") if inner.config.transports.websocket => TransportKind::WebSocket,
-            _ => return refuse(EngineError::UnknownTransport, is_upgrade),
+            _ => return refuse(EngineError::UnknownTransport, is_upgrade).into(),
         };
 
         if let Some(sid) = &query.sid {
             let Some(socket) = Sid::parse(sid).and_then(|sid| self.session(sid)) else {
-                return refuse(EngineError::UnknownSid, is_upgrade);
+                return refuse(EngineError::UnknownSid, is_upgrade).into();
             };
             if query.eio.as_deref() != Some("4") {
-                return EngineError::BadRequest.response();
+                return EngineError::BadRequest.response().into();
             }
             // A session whose pong is overdue is dead even if its timer has not fired yet.
             if inner.heartbeat_expired(&socket) {
                 inner.finalize(&socket, CloseReason::PingTimeout);
-                return refuse(EngineError::UnknownSid, is_upgrade);
+                return refuse(EngineError::UnknownSid, is_upgrade).into();
             }
             return match (transport, is_upgrade) {
                 (TransportKind::WebSocket, true) => {
                     if !inner.config.allow_upgrades {
-                        return refuse(EngineError::BadRequest, true);
+                        return refuse(EngineError::BadRequest, true).into();
                     }
                     if socket.transport() != TransportKind::Polling
                         || socket.upgrading.load(std::sync::atomic::Ordering::Acquire)
                     {
                         // Like the reference: the handshake completes, then the new WebSocket
                         // is closed at once and the session goes on untouched.
-                        return websocket::accept(inner, &parts, upgrade, websocket::Mode::Refused);
+                        return websocket::accept(inner, parts, websocket::Mode::Refused).into();
                     }
-                    if let Err(e) = self.allow(&parts) {
-                        return e.response();
+                    if let Err(e) = self.allow(parts) {
+                        return e.response().into();
                     }
-                    websocket::accept(inner, &parts, upgrade, websocket::Mode::Probe(socket))
+                    websocket::accept(inner, parts, websocket::Mode::Probe(socket)).into()
                 }
                 (TransportKind::Polling, false) if socket.transport() == TransportKind::Polling => {
                     match parts.method {
-                        Method::GET => polling::get(inner, &socket, &parts).await,
-                        Method::POST => polling::post(inner, &socket, &parts, body).await,
+                        Method::GET => Routed::PollingGet(socket),
+                        Method::POST => Routed::PollingPost(socket),
                         // What the reference answers; the session is kept.
-                        _ => empty(StatusCode::INTERNAL_SERVER_ERROR),
+                        _ => empty(StatusCode::INTERNAL_SERVER_ERROR).into(),
                     }
                 }
-                _ => EngineError::BadRequest.response(),
+                _ => EngineError::BadRequest.response().into(),
             };
         }
 
         // A handshake.
         if parts.method != Method::GET {
-            return EngineError::BadHandshakeMethod.response();
+            return EngineError::BadHandshakeMethod.response().into();
         }
         if transport == TransportKind::WebSocket && !is_upgrade {
-            return EngineError::BadRequest.response();
+            return EngineError::BadRequest.response().into();
         }
-        if let Err(e) = self.allow(&parts) {
-            return e.response();
+        if let Err(e) = self.allow(parts) {
+            return e.response().into();
         }
         if query.eio.as_deref() != Some("4") {
-            return EngineError::UnsupportedProtocolVersion.response();
+            return EngineError::UnsupportedProtocolVersion.response().into();
         }
-        let info = RequestInfo {
-            peer: parts.extensions.get::<PeerAddr>().map(|p| p.0),
-            parts,
-            time: SystemTime::now(),
-        };
+        let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0);
+        let time = SystemTime::now();
         match transport {
-            TransportKind::Polling => {
-                let socket = open_session(inner, TransportKind::Polling, &info);
-                polling::spawn_driver(Arc::clone(inner), Arc::clone(&socket));
-                polling::get(inner, &socket, &info.parts).await
+            TransportKind::Polling => Routed::PollingOpen(RequestInfo {
+                peer,
+                parts: parts.clone(),
+                time,
+            }),
+            TransportKind::WebSocket => {
+                websocket::accept(inner, parts, websocket::Mode::Fresh { peer, time }).into()
             }
-            TransportKind::WebSocket => websocket::accept(
-                inner,
-                &info.parts.clone(),
-                upgrade,
-                websocket::Mode::Fresh(Box::new(info)),
-            ),
         }
     }
 
@@ -271,6 +344,8 @@ impl<H: Handler> Engine<H> {
     }
 
     /// Serves HTTP/1.1 on `listener`, passing requests outside the engine's path to `fallback`.
+    /// A connection that opens with a WebSocket handshake for the engine is served without
+    /// hyper (see [`Engine::serve_direct`]).
     pub async fn serve_with<F, Fut>(self, listener: TcpListener, fallback: F) -> std::io::Result<()>
     where
         F: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
@@ -290,26 +365,39 @@ impl<H: Handler> Engine<H> {
             let engine = self.clone();
             let fallback = fallback.clone();
             tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
-                        let engine = engine.clone();
-                        let fallback = fallback.clone();
-                        async move {
-                            req.extensions_mut().insert(PeerAddr(peer));
-                            let res = if engine.matches(req.uri().path()) {
-                                engine.handle(req).await
-                            } else {
-                                fallback(req).await
-                            };
-                            Ok::<_, Infallible>(res)
-                        }
-                    });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .with_upgrades();
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "http connection ended with an error");
-                }
+                let Some(first) = crate::direct::read_first(stream).await else {
+                    return;
+                };
+                let io = match engine.serve_direct(first, peer, |_| {}).await {
+                    crate::direct::Handoff::Done => return,
+                    crate::direct::Handoff::Http(io) => io,
+                };
+                // Boxed: an idle WebSocket connection served above keeps a task the size of
+                // its own state, not of hyper's.
+                Box::pin(async move {
+                    let service = hyper::service::service_fn(
+                        move |mut req: Request<hyper::body::Incoming>| {
+                            let engine = engine.clone();
+                            let fallback = fallback.clone();
+                            async move {
+                                req.extensions_mut().insert(PeerAddr(peer));
+                                let res = if engine.matches(req.uri().path()) {
+                                    engine.handle(req).await
+                                } else {
+                                    fallback(req).await
+                                };
+                                Ok::<_, Infallible>(res)
+                            }
+                        },
+                    );
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+                        .with_upgrades();
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "http connection ended with an error");
+                    }
+                })
+                .await;
             });
         }
     }
@@ -449,22 +537,22 @@ fn is_websocket_upgrade(parts: &Parts) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-/// The query parameters the engine reads.
+/// The query parameters the engine reads (the last of each, like the reference).
 #[derive(Debug, Default)]
-struct Query {
-    eio: Option<String>,
-    transport: Option<String>,
-    sid: Option<String>,
+pub(crate) struct Query<'a> {
+    pub(crate) eio: Option<Cow<'a, str>>,
+    pub(crate) transport: Option<Cow<'a, str>>,
+    pub(crate) sid: Option<Cow<'a, str>>,
 }
 
-impl Query {
-    fn parse(query: &str) -> Query {
+impl<'a> Query<'a> {
+    pub(crate) fn parse(query: &'a str) -> Query<'a> {
         let mut q = Query::default();
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        for (k, v) in crate::query::query_pairs(query) {
             match k.as_ref() {
-                "EIO" => q.eio = Some(v.into_owned()),
-                "transport" => q.transport = Some(v.into_owned()),
-                "sid" => q.sid = Some(v.into_owned()),
+                "EIO" => q.eio = Some(v),
+                "transport" => q.transport = Some(v),
+                "sid" => q.sid = Some(v),
                 _ => {}
             }
         }

@@ -16,6 +16,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Response, StatusCode};
+use hyper_util::rt::TokioIo;
 use ignis_proto::engineio::{Data, Packet, Str};
 use ignis_ws::deflate::{DeflateConfig, Deflater, Inflater, Negotiated};
 use ignis_ws::{CloseCode, CompressedMessage, Decoder, Message, OpCode, Role};
@@ -24,15 +25,19 @@ use tokio::io::{Interest, Ready};
 use tokio::net::TcpStream;
 
 use crate::config::PerMessageDeflate;
-use crate::server::{Handler, Inner, RequestInfo, open_session};
+use crate::direct::Rewind;
+use crate::server::{Answer, Handler, Inner, RequestInfo, open_session};
 use crate::socket::{CloseReason, Outgoing, Socket, TransportKind};
 
 type Reply = Response<Bytes>;
 
 /// How a WebSocket connection starts.
 pub(crate) enum Mode<D> {
-    /// A new session over WebSocket.
-    Fresh(Box<RequestInfo>),
+    /// A new session over WebSocket, for a handshake received at `time` from `peer`.
+    Fresh {
+        peer: Option<std::net::SocketAddr>,
+        time: std::time::SystemTime,
+    },
     /// An upgrade of this polling session, to be probed first.
     Probe(Arc<Socket<D>>),
     /// A second upgrade of a session that already has (or is probing) a WebSocket: closed as
@@ -238,22 +243,21 @@ fn bad_request() -> Reply {
     crate::error::EngineError::BadRequest.response()
 }
 
-/// Answers a WebSocket handshake and starts the connection's task once the upgrade completes.
+/// Answers a WebSocket handshake: the `101` and how the connection starts, or the refusal.
 pub(crate) fn accept<H: Handler>(
     inner: &Arc<Inner<H>>,
     parts: &Parts,
-    upgrade: hyper::upgrade::OnUpgrade,
     mode: Mode<H::Data>,
-) -> Reply {
+) -> Answer<H> {
     let headers = &parts.headers;
     let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
-        return bad_request();
+        return bad_request().into();
     };
     if headers
         .get(header::SEC_WEBSOCKET_VERSION)
         .is_none_or(|v| v.as_bytes() != b"13")
     {
-        return bad_request();
+        return bad_request().into();
     }
     let accept = ignis_ws::handshake::accept_key(key.as_bytes());
     let negotiated = match (
@@ -265,7 +269,7 @@ pub(crate) fn accept<H: Handler>(
                 Ok(accepted) => accepted,
                 Err(e) => {
                     tracing::debug!(error = %e, "bad permessage-deflate offer");
-                    return bad_request();
+                    return bad_request().into();
                 }
             }
         }
@@ -286,37 +290,96 @@ pub(crate) fn accept<H: Handler>(
         }
         accepted.params
     });
+    Answer {
+        reply: res,
+        upgrade: Some(Start {
+            inner: Arc::clone(inner),
+            mode,
+            params,
+        }),
+    }
+}
 
-    let inner = Arc::clone(inner);
-    tokio::spawn(async move {
-        let upgraded = match upgrade.await {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::debug!(error = %e, "websocket upgrade failed");
-                return;
-            }
-        };
-        let parts = match upgraded.downcast::<hyper_util::rt::TokioIo<TcpStream>>() {
-            Ok(parts) => parts,
-            Err(_) => {
-                tracing::error!("websocket upgrade on a connection that is not plain TCP");
-                return;
-            }
-        };
-        let mut stream = parts.io.into_inner();
-        // Bytes the client sent right after its handshake; the rest of hyper's read buffer must
-        // not stay alive with the connection (it is 8 KiB per idle socket otherwise).
-        let early = Vec::from(&parts.read_buf[..]);
-        drop(parts.read_buf);
+/// An accepted WebSocket handshake, waiting for its connection.
+pub(crate) struct Start<H: Handler> {
+    inner: Arc<Inner<H>>,
+    mode: Mode<H::Data>,
+    params: Option<Negotiated>,
+}
+
+impl<H: Handler> Start<H> {
+    /// Starts the connection once hyper has written the `101` and handed the socket over.
+    pub(crate) fn spawn_after(self, upgrade: hyper::upgrade::OnUpgrade, parts: Parts) {
+        tokio::spawn(async move {
+            let upgraded = match upgrade.await {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::debug!(error = %e, "websocket upgrade failed");
+                    return;
+                }
+            };
+            let (stream, early) = match upgraded.downcast::<TokioIo<TcpStream>>() {
+                // Bytes the client sent right after its handshake; the rest of hyper's read
+                // buffer must not stay alive with the connection (it is 8 KiB per idle socket
+                // otherwise).
+                Ok(parts) => (
+                    parts.io.into_inner(),
+                    Bytes::copy_from_slice(&parts.read_buf),
+                ),
+                Err(upgraded) => match upgraded.downcast::<TokioIo<Rewind>>() {
+                    Ok(parts) => {
+                        let (stream, unread) = parts.io.into_inner().into_parts();
+                        // hyper read ahead of what the rewind had left, if anything.
+                        let mut early =
+                            BytesMut::with_capacity(parts.read_buf.len() + unread.len());
+                        early.extend_from_slice(&parts.read_buf);
+                        early.extend_from_slice(&unread);
+                        (stream, early.freeze())
+                    }
+                    Err(_) => {
+                        tracing::error!("websocket upgrade on a connection that is not plain TCP");
+                        return;
+                    }
+                },
+            };
+            self.begin(stream, parts, None, early).run().await;
+        });
+    }
+
+    /// Sets the connection up on `stream`: opens the session (or takes the one probed), queues
+    /// `head` first (the `101` when this server answered the handshake itself), and handles
+    /// `early`, what the client sent after its handshake. Synchronous, so that the task of an
+    /// idle connection holds the state of [`Begin::run`] only.
+    pub(crate) fn begin(
+        self,
+        stream: TcpStream,
+        parts: Parts,
+        head: Option<Bytes>,
+        early: Bytes,
+    ) -> Begin<H> {
+        let Start {
+            inner,
+            mode,
+            params,
+        } = self;
         let (socket, probing) = match mode {
             Mode::Refused => {
                 let close = ignis_ws::server_frame(OpCode::Close, &[]);
-                let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, &close).await;
-                let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
-                return;
+                let mut out = BytesMut::new();
+                if let Some(head) = &head {
+                    out.extend_from_slice(head);
+                }
+                out.extend_from_slice(&close);
+                return Begin::Refuse(stream, out.freeze());
             }
-            Mode::Fresh(info) => (open_session(&inner, TransportKind::WebSocket, &info), false),
-            Mode::Probe(socket) => (socket, true),
+            Mode::Fresh { peer, time } => {
+                let info = RequestInfo { parts, peer, time };
+                (open_session(&inner, TransportKind::WebSocket, &info), false)
+            }
+            Mode::Probe(socket) => {
+                drop(parts);
+                (socket, true)
+            }
         };
         let max_message = inner.config.max_http_buffer_size;
         let mut conn = Connection {
@@ -330,15 +393,54 @@ pub(crate) fn accept<H: Handler>(
             output_offset: 0,
             probing,
         };
-        if !early.is_empty() {
-            conn.input.extend_from_slice(&early);
+        // Awake from here on, as in `run`: nothing may be written to the socket around the head.
+        conn.socket.outbox.lock().task_awake = true;
+        if let Some(head) = head {
+            conn.output.push_back(head);
         }
         if !conn.probing {
             conn.attach_sink();
+            // The open packet leaves with the head.
+            conn.fill_output();
         }
-        conn.run().await;
-    });
-    res
+        if !early.is_empty() {
+            match conn.process(&early) {
+                Ok(used) => conn.input.extend_from_slice(&early[used..]),
+                Err(stop) => {
+                    let stop = stop.unwrap_or_else(|| conn.transport_closed());
+                    return Begin::Stop(conn, stop);
+                }
+            }
+        }
+        Begin::Run(conn)
+    }
+}
+
+/// A WebSocket connection set up (see [`Start::begin`]).
+pub(crate) enum Begin<H: Handler> {
+    Run(Connection<H>),
+    /// What the client sent with its handshake already ended it.
+    Stop(Connection<H>, Stop),
+    /// A refused upgrade: these bytes, then the end.
+    Refuse(TcpStream, Bytes),
+}
+
+impl<H: Handler> Begin<H> {
+    /// Runs the connection until it ends.
+    pub(crate) async fn run(self) {
+        match self {
+            Begin::Run(conn) => conn.run().await,
+            // The rare ends are boxed: the task of every connection is as large as the largest.
+            Begin::Stop(conn, stop) => Box::pin(conn.finish(stop)).await,
+            Begin::Refuse(mut stream, out) => {
+                Box::pin(async move {
+                    let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, &out).await;
+                    let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+                })
+                .await
+            }
+        }
+    }
 }
 
 /// What woke a connection's task.
@@ -351,14 +453,14 @@ enum Wake {
 }
 
 /// Why a connection's task stops.
-enum Stop {
+pub(crate) enum Stop {
     /// The session ended (already finalized, or to be with this reason).
     Session(Option<CloseReason>),
     /// Only this WebSocket ends (a failed probe); the session goes on over polling.
     ProbeFailed,
 }
 
-struct Connection<H: Handler> {
+pub(crate) struct Connection<H: Handler> {
     inner: Arc<Inner<H>>,
     socket: Arc<Socket<H::Data>>,
     /// Shared with senders that write directly while this task sleeps.

@@ -5,13 +5,14 @@
 //! also forwards broadcasts and requests to the other nodes, which is why the operations that may
 //! wait for other nodes return futures.
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ignis_engine::{Sid, SidMap, SidSet};
+use ignis_engine::{Sid, SidHash};
 use ignis_proto::Value;
 use ignis_proto::socketio::Packet;
 use parking_lot::RwLock;
@@ -209,10 +210,10 @@ where
 /// Room names are shared: a socket that joins an existing room keeps the index's own name.
 #[derive(Debug, Default)]
 pub struct RoomIndex {
-    rooms: HashMap<Room, SidSet>,
+    rooms: HashMap<Room, HashSet<Sid, SidHash>>,
     /// Each socket's rooms in the order it joined them; `None` is its own room (sockets join
     /// few rooms, so a vector beats a set here).
-    sids: SidMap<Vec<Option<Room>>>,
+    sids: HashMap<Sid, Vec<Option<Room>>, SidHash>,
 }
 
 impl RoomIndex {
@@ -228,12 +229,21 @@ impl RoomIndex {
             if joined.iter().any(|r| r.as_deref() == Some(&**room)) {
                 continue;
             }
-            let name = match self.rooms.get_key_value(&**room) {
-                Some((name, _)) => Arc::clone(name),
-                None => Arc::clone(room),
+            // One lookup: an existing room keeps its own name.
+            let name = match self.rooms.entry(Arc::clone(room)) {
+                Entry::Occupied(mut members) => {
+                    members.get_mut().insert(sid);
+                    Arc::clone(members.key())
+                }
+                Entry::Vacant(slot) => {
+                    let name = Arc::clone(slot.key());
+                    let mut members = HashSet::with_capacity_and_hasher(1, SidHash::default());
+                    members.insert(sid);
+                    slot.insert(members);
+                    name
+                }
             };
-            joined.push(Some(Arc::clone(&name)));
-            self.rooms.entry(name).or_default().insert(sid);
+            joined.push(Some(name));
         }
     }
 
@@ -306,7 +316,7 @@ impl RoomIndex {
 
     /// Calls `f` once for each socket a broadcast with `opts` reaches.
     pub fn for_each(&self, opts: &BroadcastOptions, mut f: impl FnMut(Sid)) {
-        let except_sets: Vec<&SidSet> = opts
+        let except_sets: Vec<&HashSet<Sid, SidHash>> = opts
             .except
             .iter()
             .filter_map(|room| self.rooms.get(room))
@@ -339,7 +349,7 @@ impl RoomIndex {
                 }
             }
         } else {
-            let mut seen = SidSet::default();
+            let mut seen = HashSet::with_hasher(SidHash::default());
             for room in &opts.rooms {
                 if let Some(owner) = self.owner(room)
                     && !excluded(&owner)

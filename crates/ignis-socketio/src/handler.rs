@@ -199,12 +199,19 @@ impl Handlers {
     }
 
     pub(crate) fn attach(&mut self, table: &Arc<SocketHandlers>) {
-        let mut layers = self.layers().to_vec();
-        layers.push(Layer {
+        // Every socket gets its tables attached one by one: one allocation each, of the exact
+        // size (an exact-size iterator collects straight into the shared slice).
+        let layer = Layer {
             table: Arc::clone(table),
             own: false,
-        });
-        self.0 = Some(Arc::from(layers));
+        };
+        let layers: Arc<[Layer]> = self
+            .layers()
+            .iter()
+            .cloned()
+            .chain(std::iter::once(layer))
+            .collect();
+        self.0 = Some(layers);
     }
 
     pub(crate) fn off(&mut self, event: &str) {

@@ -27,41 +27,54 @@ pub(crate) struct RequestHead {
 
 impl RequestHead {
     pub(crate) fn new(parts: &Parts, peer: Option<SocketAddr>, time: SystemTime) -> RequestHead {
-        let mut packed = Vec::with_capacity(256);
         let url = parts.uri.path_and_query().map_or("", |p| p.as_str());
-        put_str(&mut packed, url.as_bytes());
-        // Repeated headers are joined with ", " as Node does; names come lower-cased from http.
-        put_len(&mut packed, parts.headers.keys_len());
-        for name in parts.headers.keys() {
-            put_str(&mut packed, name.as_str().as_bytes());
-            let mut joined: Vec<u8> = Vec::new();
-            for (i, value) in parts.headers.get_all(name).iter().enumerate() {
-                if i > 0 {
-                    joined.extend_from_slice(b", ");
-                }
-                joined.extend_from_slice(value.as_bytes());
-            }
-            put_str(&mut packed, String::from_utf8_lossy(&joined).as_bytes());
+        let query = parts.uri.query().unwrap_or("");
+        // Exact room for the common case (short strings, one byte of length each): one
+        // allocation, no growth. Decoding a query never makes it longer.
+        let headers = &parts.headers;
+        let mut capacity = url.len() + query.len() + 16;
+        for (name, value) in headers {
+            capacity += name.as_str().len() + value.len() + 4;
         }
-        let query: Vec<(String, String)> = parts
-            .uri
-            .query()
-            .map(|q| {
-                form_urlencoded::parse(q.as_bytes())
-                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        put_len(&mut packed, query.len());
-        for (k, v) in &query {
+        let mut packed = Vec::with_capacity(capacity);
+        put_str(&mut packed, url.as_bytes());
+        // Repeated headers are joined with ", " as Node does; names come lower-cased from http,
+        // and a map yields the values of a name one after the other.
+        put_len(&mut packed, headers.keys_len());
+        let mut values = headers.iter().peekable();
+        while let Some((name, first)) = values.next() {
+            put_str(&mut packed, name.as_str().as_bytes());
+            let mut joined: Option<Vec<u8>> = None;
+            while let Some((_, more)) = values.next_if(|(next, _)| *next == name) {
+                let joined = joined.get_or_insert_with(|| first.as_bytes().to_vec());
+                joined.extend_from_slice(b", ");
+                joined.extend_from_slice(more.as_bytes());
+            }
+            let value = joined.as_deref().unwrap_or(first.as_bytes());
+            put_str(&mut packed, String::from_utf8_lossy(value).as_bytes());
+        }
+        // The count goes first: one byte kept for it, widened in the rare case it needs more.
+        let at = packed.len();
+        packed.push(0);
+        let mut count = 0;
+        for (k, v) in ignis_engine::query_pairs(query) {
             put_str(&mut packed, k.as_bytes());
             put_str(&mut packed, v.as_bytes());
+            count += 1;
+        }
+        match u8::try_from(count) {
+            Ok(n) if n < 0x80 => packed[at] = n,
+            _ => {
+                let mut len = Vec::new();
+                put_len(&mut len, count);
+                packed.splice(at..at + 1, len);
+            }
         }
         RequestHead {
             packed: Arc::from(packed),
             peer,
             time,
-            xdomain: parts.headers.contains_key(http::header::ORIGIN),
+            xdomain: headers.contains_key(http::header::ORIGIN),
         }
     }
 
@@ -401,6 +414,8 @@ mod tests {
         .header("x-multi", "two")
         .header("Origin", "http://example.test")
         .header("x-long", long.as_str())
+        .header("x-bin", http::HeaderValue::from_bytes(b"\xffab").unwrap())
+        .header("x-bin", "cd")
         .body(())
         .unwrap();
         let (parts, ()) = request.into_parts();
@@ -416,6 +431,7 @@ mod tests {
                 ("x-multi", "one, two"),
                 ("origin", "http://example.test"),
                 ("x-long", long.as_str()),
+                ("x-bin", "\u{fffd}ab, cd"),
             ]
         );
         assert_eq!(h.header("X-MULTI"), Some("one, two"));
@@ -449,6 +465,14 @@ mod tests {
             Some("a b")
         );
         assert_eq!(v.get("address").and_then(Value::as_str), Some("10.1.2.3"));
+
+        // More query pairs than a one-byte count holds.
+        let many: Vec<String> = (0..300).map(|i| format!("k{i}=v{i}")).collect();
+        let uri = format!("/io/?{}", many.join("&"));
+        let (parts, ()) = http::Request::get(uri).body(()).unwrap().into_parts();
+        let h = Handshake::from_request(&parts, None, t, Value::Null);
+        assert_eq!(h.query_pairs().count(), 300);
+        assert_eq!(h.query("k299"), Some("v299"));
 
         // No query, no headers, no peer.
         let (parts, ()) = http::Request::get("/io/").body(()).unwrap().into_parts();

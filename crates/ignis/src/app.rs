@@ -12,7 +12,7 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use http::Request;
 use ignis_socketio::SocketIo;
-use ignis_socketio::engine::PeerAddr;
+use ignis_socketio::engine::{Handoff, PeerAddr, Rewind, read_first};
 use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -392,41 +392,32 @@ async fn serve(
         let app = app.clone();
         let mut stop = stop.clone();
         connections.spawn(async move {
-            let service =
-                hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
-                    let router = router.clone();
-                    let app = app.clone();
-                    async move {
-                        req.extensions_mut().insert(PeerAddr(peer));
-                        req.extensions_mut().insert(ConnectInfo(peer));
-                        if let Some(io) = app.socket_io()
-                            && io.matches(req.uri().path())
-                        {
-                            let res = io.handle(req).await;
-                            return Ok::<_, Infallible>(res.map(axum::body::Body::new));
-                        }
-                        let res = router
-                            .oneshot(req.map(axum::body::Body::new))
-                            .await
-                            .unwrap_or_else(|never| match never {});
-                        Ok(res)
-                    }
-                });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .with_upgrades();
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, "connection ended with an error");
+            // A first request that is a Socket.IO WebSocket handshake is served without hyper,
+            // on this task; anything else goes to hyper with the bytes read replayed.
+            let io = match app.socket_io() {
+                Some(socket_io) => {
+                    let first = tokio::select! {
+                        first = read_first(stream) => first,
+                        // An idle connection closes at once, as hyper's graceful shutdown does.
+                        _ = stop.changed() => return,
+                    };
+                    let Some(first) = first else { return };
+                    let handoff = socket_io
+                        .engine()
+                        .serve_direct(first, peer, |ext| {
+                            ext.insert(ConnectInfo(peer));
+                        })
+                        .await;
+                    match handoff {
+                        Handoff::Done => return,
+                        Handoff::Http(io) => io,
                     }
                 }
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
-                }
-            }
+                None => Rewind::new(stream),
+            };
+            // Boxed: an idle WebSocket connection served above keeps a task the size of its
+            // own state, not of hyper's.
+            Box::pin(serve_http(io, peer, router, app, stop)).await;
         });
         // Reap finished connections so the set does not grow.
         while connections.try_join_next().is_some() {}
@@ -437,4 +428,48 @@ async fn serve(
     })
     .await;
     connections.abort_all();
+}
+
+/// Serves HTTP/1.1 on a connection until it closes or the server stops.
+async fn serve_http(
+    io: Rewind,
+    peer: SocketAddr,
+    router: Router,
+    app: AppHandle,
+    mut stop: watch::Receiver<bool>,
+) {
+    let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+        let router = router.clone();
+        let app = app.clone();
+        async move {
+            req.extensions_mut().insert(PeerAddr(peer));
+            req.extensions_mut().insert(ConnectInfo(peer));
+            if let Some(io) = app.socket_io()
+                && io.matches(req.uri().path())
+            {
+                let res = io.handle(req).await;
+                return Ok::<_, Infallible>(res.map(axum::body::Body::new));
+            }
+            let res = router
+                .oneshot(req.map(axum::body::Body::new))
+                .await
+                .unwrap_or_else(|never| match never {});
+            Ok(res)
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
+        }
+    }
 }
