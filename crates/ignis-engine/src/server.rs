@@ -51,11 +51,14 @@ pub trait Handler: Send + Sync + 'static {
     fn on_close(&self, socket: &Arc<Socket<Self::Data>>, reason: CloseReason);
 }
 
+/// The open sessions, by id.
+pub(crate) type Sessions<D> = HashMap<Sid, Arc<Socket<D>>, SidHash>;
+
 pub(crate) struct Inner<H: Handler> {
     pub(crate) config: EngineConfig,
     pub(crate) path: String,
     pub(crate) handler: H,
-    pub(crate) sessions: RwLock<HashMap<Sid, Arc<Socket<H::Data>>, SidHash>>,
+    pub(crate) sessions: RwLock<Sessions<H::Data>>,
     pub(crate) compression: Option<Arc<Compression>>,
 }
 
