@@ -46,7 +46,7 @@ pub use body::ResponseBody;
 pub use config::{AllowOrigin, AllowRequest, Cors, EngineConfig, PerMessageDeflate, Transports};
 pub use direct::{FirstRead, Handoff, Rewind, read_first};
 pub use error::EngineError;
-pub use query::query_pairs;
+pub use query::{QueryPairs, query_pairs};
 pub use server::{Engine, Handler, PeerAddr, RequestInfo};
 pub use sid::{Sid, SidHash, SidHasher, SidMap, SidSet};
 pub use socket::{

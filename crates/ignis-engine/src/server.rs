@@ -50,11 +50,14 @@ pub trait Handler: Send + Sync + 'static {
     fn on_close(&self, socket: &Arc<Socket<Self::Data>>, reason: CloseReason);
 }
 
+/// The open sessions, by id.
+pub(crate) type Sessions<D> = SidMap<Arc<Socket<D>>>;
+
 pub(crate) struct Inner<H: Handler> {
     pub(crate) config: EngineConfig,
     pub(crate) path: String,
     pub(crate) handler: H,
-    pub(crate) sessions: RwLock<SidMap<Arc<Socket<H::Data>>>>,
+    pub(crate) sessions: RwLock<Sessions<H::Data>>,
     pub(crate) compression: Option<Arc<Compression>>,
 }
 
