@@ -317,7 +317,10 @@ impl<H: Handler> Start<H> {
                     }
                 },
             };
-            self.begin(stream, parts, None, early).run().await;
+            match self.begin(stream, parts, None, early).start() {
+                Ok(run) => run.await,
+                Err(end) => (*end).run().await,
+            }
         });
     }
 
@@ -401,6 +404,16 @@ pub(crate) enum Begin<H: Handler> {
 }
 
 impl<H: Handler> Begin<H> {
+    /// The connection's own future, when it runs normally: awaited as it is, the caller's task
+    /// holds nothing else for the connection's life. The rare other ends come back, for
+    /// [`Begin::run`].
+    pub(crate) fn start(self) -> Result<impl Future<Output = ()> + Send + 'static, Box<Self>> {
+        match self {
+            Begin::Run(conn) => Ok(conn.run()),
+            other => Err(Box::new(other)),
+        }
+    }
+
     /// Runs the connection until it ends.
     pub(crate) async fn run(self) {
         match self {
