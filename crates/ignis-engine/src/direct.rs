@@ -284,7 +284,16 @@ impl<H: Handler> Engine<H> {
         // the connection, not of its handshake.
         match self.answer_first(first, peer, extend) {
             Direct::WebSocket(begin) => {
-                begin.run().await;
+                // Bound first, so that nothing but the connection's future is kept across the
+                // wait.
+                let run = match begin.start() {
+                    Ok(run) => run,
+                    Err(end) => {
+                        Box::pin((*end).run()).await;
+                        return Handoff::Done;
+                    }
+                };
+                run.await;
                 Handoff::Done
             }
             Direct::Handoff(handoff) => handoff,

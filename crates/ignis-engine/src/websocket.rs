@@ -342,7 +342,10 @@ impl<H: Handler> Start<H> {
                     }
                 },
             };
-            self.begin(stream, parts, None, early).run().await;
+            match self.begin(stream, parts, None, early).start() {
+                Ok(run) => run.await,
+                Err(end) => (*end).run().await,
+            }
         });
     }
 
@@ -370,7 +373,7 @@ impl<H: Handler> Start<H> {
                     out.extend_from_slice(head);
                 }
                 out.extend_from_slice(&close);
-                return Begin::Refuse(stream, out.freeze());
+                return Begin(Setup::Refuse(stream, out.freeze()));
             }
             Mode::Fresh { peer, time } => {
                 let info = RequestInfo { parts, peer, time };
@@ -408,16 +411,18 @@ impl<H: Handler> Start<H> {
                 Ok(used) => conn.input.extend_from_slice(&early[used..]),
                 Err(stop) => {
                     let stop = stop.unwrap_or_else(|| conn.transport_closed());
-                    return Begin::Stop(conn, stop);
+                    return Begin(Setup::Stop(conn, stop));
                 }
             }
         }
-        Begin::Run(conn)
+        Begin(Setup::Run(conn))
     }
 }
 
 /// A WebSocket connection set up (see [`Start::begin`]).
-pub(crate) enum Begin<H: Handler> {
+pub(crate) struct Begin<H: Handler>(Setup<H>);
+
+enum Setup<H: Handler> {
     Run(Connection<H>),
     /// What the client sent with its handshake already ended it.
     Stop(Connection<H>, Stop),
@@ -426,13 +431,23 @@ pub(crate) enum Begin<H: Handler> {
 }
 
 impl<H: Handler> Begin<H> {
+    /// The connection's own future, when it runs normally: awaited as it is, the caller's task
+    /// holds nothing else for the connection's life. The rare other ends come back, for
+    /// [`Begin::run`].
+    pub(crate) fn start(self) -> Result<impl Future<Output = ()> + Send + 'static, Box<Self>> {
+        match self.0 {
+            Setup::Run(conn) => Ok(conn.run()),
+            other => Err(Box::new(Begin(other))),
+        }
+    }
+
     /// Runs the connection until it ends.
     pub(crate) async fn run(self) {
-        match self {
-            Begin::Run(conn) => conn.run().await,
+        match self.0 {
+            Setup::Run(conn) => conn.run().await,
             // The rare ends are boxed: the task of every connection is as large as the largest.
-            Begin::Stop(conn, stop) => Box::pin(conn.finish(stop)).await,
-            Begin::Refuse(mut stream, out) => {
+            Setup::Stop(conn, stop) => Box::pin(conn.finish(stop)).await,
+            Setup::Refuse(mut stream, out) => {
                 Box::pin(async move {
                     let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, &out).await;
                     let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
@@ -453,14 +468,14 @@ enum Wake {
 }
 
 /// Why a connection's task stops.
-pub(crate) enum Stop {
+enum Stop {
     /// The session ended (already finalized, or to be with this reason).
     Session(Option<CloseReason>),
     /// Only this WebSocket ends (a failed probe); the session goes on over polling.
     ProbeFailed,
 }
 
-pub(crate) struct Connection<H: Handler> {
+struct Connection<H: Handler> {
     inner: Arc<Inner<H>>,
     socket: Arc<Socket<H::Data>>,
     /// Shared with senders that write directly while this task sleeps.
