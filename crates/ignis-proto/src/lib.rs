@@ -10,4 +10,7 @@ pub mod notepack;
 pub mod socketio;
 pub mod value;
 
+#[cfg(test)]
+mod test_rng;
+
 pub use value::Value;

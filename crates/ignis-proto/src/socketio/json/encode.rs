@@ -352,6 +352,7 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::Rng;
     use crate::value::Map;
 
     /// What `serde_json` writes for the same value (binary aside).
@@ -370,28 +371,14 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
-    /// A small deterministic generator, so that failures reproduce.
-    struct Rng(u64);
-
     impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-
         fn string(&mut self) -> String {
             const PIECES: &[&str] = &[
                 "a", "Z", "0", " ", "\"", "\\", "/", "\n", "\r", "\t", "\u{8}", "\u{c}", "\u{0}",
                 "\u{1f}", "\u{7f}", "é", "€", "😀", "\u{2028}", "\u{fffd}", "<", "&",
             ];
             (0..self.below(12))
-                .map(|_| PIECES[self.below(PIECES.len() as u64) as usize])
+                .map(|_| PIECES[self.below(PIECES.len())])
                 .collect()
         }
 
@@ -418,7 +405,7 @@ mod tests {
                 0 => Value::Null,
                 1 => Value::Bool(self.below(2) == 0),
                 2 => Value::Int(self.next() as i64 >> self.below(64)),
-                3 => Value::UInt(u64::MAX - self.below(1000)),
+                3 => Value::UInt(u64::MAX - self.below(1000) as u64),
                 4 => Value::Float(self.float()),
                 5 => Value::Str(self.string()),
                 6 => Value::Array((0..self.below(5)).map(|_| self.value(depth + 1)).collect()),

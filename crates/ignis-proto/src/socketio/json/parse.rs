@@ -336,6 +336,7 @@ impl Parser<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::Rng;
 
     fn serde(text: &str) -> Result<Value, ()> {
         serde_json::from_str::<Value>(text).map_err(|_| ())
@@ -474,21 +475,7 @@ mod tests {
         }
     }
 
-    /// A small deterministic generator, so that failures reproduce.
-    struct Rng(u64);
-
     impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-
         fn json(&mut self, depth: u32, out: &mut String) {
             const ATOMS: &[&str] = &[
                 "null",
