@@ -58,7 +58,8 @@ impl fmt::Debug for Sid {
     }
 }
 
-/// The hasher of maps keyed by [`Sid`]s. An id is random: a multiply-and-rotate per word mixes
+/// The hasher of maps keyed by [`Sid`]s (and of other tables whose keys only the server chooses,
+/// such as event-handler tables). An id is random: a multiply-and-rotate per word mixes
 /// it as well as SipHash would, at a fraction of the cost (a server hashes ids in every map that
 /// tracks its connections, several times per connection). The seed is random per process, so
 /// that ids a client makes up cannot be aimed at one bucket either.

@@ -2,10 +2,11 @@
 //! (so the task does not wake again for nothing). Whatever the timing, nothing a client sends may
 //! then sit unread in the socket: every message must reach the handler.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
+
+mod common;
 
 use ignis_engine::{CloseReason, Engine, EngineConfig, Handler, RequestInfo, Socket};
 use ignis_proto::engineio::Data;
@@ -55,18 +56,7 @@ async fn every_message_is_read_whatever_the_timing_of_its_bytes() {
     const COUNT: usize = 5_000;
     const TAIL: usize = 2_000;
     let writer = tokio::task::spawn_blocking(move || {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        write!(
-            stream,
-            "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-             Upgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        .unwrap();
-        let mut head = [0u8; 1024];
-        let n = stream.read(&mut head).unwrap();
-        assert!(head[..n].starts_with(b"HTTP/1.1 101"));
+        let mut stream = common::open_websocket(port);
         // Frames go out whole, split at any byte position, several in one write, and with
         // pauses in between, so that reads end at every point of a frame and the server often
         // finds its socket drained right before more arrives.

@@ -3,10 +3,12 @@
 //! stops reading. Whatever path a message takes, the client must see every message once and in
 //! the order it was sent, and a client that falls too far behind is disconnected as too slow.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
+
+mod common;
 
 use ignis_engine::{
     CloseReason, DeliveryBatch, Engine, EngineConfig, Handler, RequestInfo, SendError,
@@ -73,29 +75,7 @@ struct Client {
 
 impl Client {
     fn connect(port: u16) -> Client {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        write!(
-            stream,
-            "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-             Upgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        .unwrap();
-        // The 101 answer ends with an empty line; frames may follow in the same read.
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            stream.read_exact(&mut byte).unwrap();
-            head.push(byte[0]);
-        }
-        assert!(
-            head.starts_with(b"HTTP/1.1 101"),
-            "{:?}",
-            String::from_utf8_lossy(&head)
-        );
+        let stream = common::open_websocket(port);
         Client {
             stream,
             decoder: Decoder::new(Role::Client, 1 << 20),

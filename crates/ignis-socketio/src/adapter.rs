@@ -5,14 +5,14 @@
 //! also forwards broadcasts and requests to the other nodes, which is why the operations that may
 //! wait for other nodes return futures.
 
+use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ignis_engine::{Sid, SidHash};
+use ignis_engine::{Sid, SidHash, SidMap, SidSet};
 use ignis_proto::Value;
 use ignis_proto::socketio::Packet;
 use parking_lot::RwLock;
@@ -210,10 +210,10 @@ where
 /// Room names are shared: a socket that joins an existing room keeps the index's own name.
 #[derive(Debug, Default)]
 pub struct RoomIndex {
-    rooms: HashMap<Room, HashSet<Sid, SidHash>>,
+    rooms: HashMap<Room, SidSet>,
     /// Each socket's rooms in the order it joined them; `None` is its own room (sockets join
     /// few rooms, so a vector beats a set here).
-    sids: HashMap<Sid, Vec<Option<Room>>, SidHash>,
+    sids: SidMap<Vec<Option<Room>>>,
 }
 
 impl RoomIndex {
@@ -237,7 +237,7 @@ impl RoomIndex {
                 }
                 Entry::Vacant(slot) => {
                     let name = Arc::clone(slot.key());
-                    let mut members = HashSet::with_capacity_and_hasher(1, SidHash::default());
+                    let mut members = SidSet::with_capacity_and_hasher(1, SidHash::default());
                     members.insert(sid);
                     slot.insert(members);
                     name
@@ -316,7 +316,7 @@ impl RoomIndex {
 
     /// Calls `f` once for each socket a broadcast with `opts` reaches.
     pub fn for_each(&self, opts: &BroadcastOptions, mut f: impl FnMut(Sid)) {
-        let except_sets: Vec<&HashSet<Sid, SidHash>> = opts
+        let except_sets: Vec<&SidSet> = opts
             .except
             .iter()
             .filter_map(|room| self.rooms.get(room))
@@ -349,7 +349,7 @@ impl RoomIndex {
                 }
             }
         } else {
-            let mut seen = HashSet::with_hasher(SidHash::default());
+            let mut seen = SidSet::default();
             for room in &opts.rooms {
                 if let Some(owner) = self.owner(room)
                     && !excluded(&owner)

@@ -2,11 +2,11 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Waker};
 
+use ignis_engine::SidHash;
 use ignis_proto::Value;
 use smallvec::SmallVec;
 
@@ -48,7 +48,10 @@ pub(crate) fn run(future: Pin<Box<dyn Future<Output = ()> + Send>>) {
 /// been registered on the socket itself.
 #[derive(Clone, Default)]
 pub struct SocketHandlers {
-    events: HashMap<String, Vec<EventHandler>, BuildHasherDefault<NameHasher>>,
+    /// Keyed by the server's own event names: a client choosing the name it sends cannot crowd
+    /// a bucket, so the engine's fast seeded hash serves here as for ids (SipHash cost more than
+    /// the rest of a lookup on every event).
+    events: HashMap<String, Vec<EventHandler>, SidHash>,
     any: Vec<AnyHandler>,
     disconnecting: Vec<DisconnectHandler>,
     disconnect: Vec<DisconnectHandler>,
@@ -117,31 +120,6 @@ impl SocketHandlers {
             && self.any.is_empty()
             && self.disconnecting.is_empty()
             && self.disconnect.is_empty()
-    }
-}
-
-/// FNV-1a over event names. The table's keys are the server's own event names, so a client
-/// choosing the name it sends cannot crowd a bucket: a keyed hash buys nothing here, and
-/// SipHash cost more than the rest of a lookup on every event.
-#[derive(Default)]
-pub(crate) struct NameHasher(u64);
-
-impl Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            hash ^= u64::from(b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = hash;
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 
