@@ -68,82 +68,74 @@ pub fn handler(slot: HelperSlot) -> ClientConnectedHandler {
 fn handlers(slot: HelperSlot) -> SocketHandlers {
     let mut handlers = SocketHandlers::new();
     let s = slot.clone();
-    handlers.on("chat:message", move |socket, mut event| {
-        let slot = s.clone();
-        async move {
-            let Some(helper) = slot.get() else { return };
-            let payload = event.args.first().and_then(Value::as_map).cloned();
-            let Some(payload) = payload else {
-                return reply_error(
-                    &socket,
-                    &mut event,
-                    "payload must be an object {room?, message}",
-                );
-            };
-            let Some(message) = payload.get("message").and_then(Value::as_str) else {
-                return reply_error(&socket, &mut event, "message must be a string");
-            };
-            let room = match payload.get("room") {
-                None | Some(Value::Null) => None,
-                Some(Value::Str(room)) if room.is_empty() => None,
-                Some(Value::Str(room)) => Some(room.clone()),
-                Some(_) => return reply_error(&socket, &mut event, "room must be a string"),
-            };
-            let data = object([
-                ("from", socket.id().as_str().into()),
-                ("message", message.into()),
-                ("timestamp", now()),
-            ]);
-            match room {
-                Some(room) => send(helper, Some(room), "chat:message", data, true),
-                None => send(helper, None, "chat:broadcast", data, true),
-            }
-            event.ack(vec![object([("ok", true.into())])]);
+    // None of the handlers waits: they run in place, without a future each.
+    handlers.on_sync("chat:message", move |socket, mut event| {
+        let Some(helper) = s.get() else { return };
+        let payload = event.args.first().and_then(Value::as_map).cloned();
+        let Some(payload) = payload else {
+            return reply_error(
+                &socket,
+                &mut event,
+                "payload must be an object {room?, message}",
+            );
+        };
+        let Some(message) = payload.get("message").and_then(Value::as_str) else {
+            return reply_error(&socket, &mut event, "message must be a string");
+        };
+        let room = match payload.get("room") {
+            None | Some(Value::Null) => None,
+            Some(Value::Str(room)) if room.is_empty() => None,
+            Some(Value::Str(room)) => Some(room.clone()),
+            Some(_) => return reply_error(&socket, &mut event, "room must be a string"),
+        };
+        let data = object([
+            ("from", socket.id().as_str().into()),
+            ("message", message.into()),
+            ("timestamp", now()),
+        ]);
+        match room {
+            Some(room) => send(helper, Some(room), "chat:message", data, true),
+            None => send(helper, None, "chat:broadcast", data, true),
         }
+        event.ack(vec![object([("ok", true.into())])]);
     });
     let s = slot.clone();
-    handlers.on("echo", move |socket, mut event| {
-        let slot = s.clone();
-        async move {
-            if slot.get().is_none() {
-                return;
-            }
-            let original = if event.args.is_empty() {
-                Value::Null
-            } else {
-                event.args.swap_remove(0)
-            };
-            let data = object([("original", original), ("timestamp", now())]);
-            // The sender is connected here: no room lookup or adapter round is needed to reach
-            // it (the original goes through its emitter, which lands on this same socket).
-            if let Err(e) = socket.emit_args("echo:response", vec![data]) {
-                tracing::error!(topic = "echo:response", error = %e, "chat send failed");
-            }
-            event.ack(vec![object([("ok", true.into())])]);
+    handlers.on_sync("echo", move |socket, mut event| {
+        if s.get().is_none() {
+            return;
         }
+        let original = if event.args.is_empty() {
+            Value::Null
+        } else {
+            event.args.swap_remove(0)
+        };
+        let data = object([("original", original), ("timestamp", now())]);
+        // The sender is connected here: no room lookup or adapter round is needed to reach
+        // it (the original goes through its emitter, which lands on this same socket).
+        if let Err(e) = socket.emit_args("echo:response", vec![data]) {
+            tracing::error!(topic = "echo:response", error = %e, "chat send failed");
+        }
+        event.ack(vec![object([("ok", true.into())])]);
     });
-    handlers.on("get-clients", move |socket, mut event| {
-        let slot = slot.clone();
-        async move {
-            let Some(helper) = slot.get() else { return };
-            let clients: Vec<Value> = helper
-                .clients()
-                .iter()
-                .map(|c| Value::from(c.id().to_string()))
-                .collect();
-            let data = object([
-                ("count", Value::from_u64(clients.len() as u64)),
-                ("clients", Value::Array(clients)),
-            ]);
-            send(
-                helper,
-                Some(socket.id().to_string()),
-                "clients:list",
-                data,
-                false,
-            );
-            event.ack(vec![object([("ok", true.into())])]);
-        }
+    handlers.on_sync("get-clients", move |socket, mut event| {
+        let Some(helper) = slot.get() else { return };
+        let clients: Vec<Value> = helper
+            .clients()
+            .iter()
+            .map(|c| Value::from(c.id().to_string()))
+            .collect();
+        let data = object([
+            ("count", Value::from_u64(clients.len() as u64)),
+            ("clients", Value::Array(clients)),
+        ]);
+        send(
+            helper,
+            Some(socket.id().to_string()),
+            "clients:list",
+            data,
+            false,
+        );
+        event.ack(vec![object([("ok", true.into())])]);
     });
     handlers
 }

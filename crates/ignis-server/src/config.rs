@@ -53,6 +53,10 @@ pub struct Cli {
     /// [default: dynamic].
     #[arg(long, env = "APP_ENV_REDIS_SOCKETIO_SUBSCRIPTION_MODE")]
     pub redis_subscription_mode: Option<String>,
+    /// Milliseconds a connection has to send a complete request head; an idle keep-alive
+    /// connection closes after as long [default: 30000].
+    #[arg(long, env = "APP_ENV_SERVER_REQUEST_TIMEOUT_MS")]
+    pub request_timeout_ms: Option<u64>,
     /// Milliseconds a client has to authenticate after connecting [default: 10000].
     #[arg(long, env = "APP_ENV_SOCKETIO_AUTH_TIMEOUT_MS")]
     pub auth_timeout_ms: Option<u64>,
@@ -101,6 +105,7 @@ struct FileConfig {
     redis_key: Option<String>,
     redis_mode: Option<String>,
     redis_subscription_mode: Option<String>,
+    request_timeout_ms: Option<u64>,
     auth_timeout_ms: Option<u64>,
     app_ping_interval_ms: Option<u64>,
     default_rooms: Option<Vec<String>>,
@@ -140,6 +145,7 @@ pub struct Config {
     pub redis: Option<RedisConfig>,
     pub redis_key: String,
     pub redis_mode: RedisMode,
+    pub request_head_timeout: Duration,
     pub auth_timeout: Duration,
     pub app_ping_interval: Duration,
     pub default_rooms: Vec<String>,
@@ -335,6 +341,11 @@ impl Config {
                 .redis_key
                 .or(file.redis_key)
                 .unwrap_or_else(|| "socket.io".into()),
+            request_head_timeout: ms(
+                "request timeout",
+                cli.request_timeout_ms.or(file.request_timeout_ms),
+                30_000,
+            )?,
             auth_timeout: ms(
                 "auth timeout",
                 cli.auth_timeout_ms.or(file.auth_timeout_ms),
@@ -373,6 +384,7 @@ mod tests {
         assert_eq!(c.socket_path, "/io");
         assert_eq!(c.cors_origins, vec!["*"]);
         assert_eq!(c.auth_timeout, Duration::from_secs(10));
+        assert_eq!(c.request_head_timeout, Duration::from_secs(30));
         assert_eq!(c.app_ping_interval, Duration::from_secs(30));
         assert_eq!(c.default_rooms, vec!["io-default", "io-notification"]);
         assert_eq!(c.room_allow, vec!["*"]);

@@ -106,6 +106,7 @@ fn build(config: &Config, verifier: Verifier, redis: Option<RedisConfig>) -> App
         name: config.app_name.clone(),
         host: config.host.clone(),
         port: config.port,
+        request_head_timeout: config.request_head_timeout,
     })
     .bind(keys::SERVER_OPTIONS, server_options)
     .bind(keys::AUTHENTICATE_HANDLER, authenticate)

@@ -16,8 +16,48 @@ use crate::{ConnectError, adapter::BoxFuture};
 pub(crate) type ConnectHandler = Arc<dyn Fn(SocketRef) -> BoxFuture<'static, ()> + Send + Sync>;
 pub(crate) type Middleware =
     Arc<dyn Fn(SocketRef) -> BoxFuture<'static, Result<(), ConnectError>> + Send + Sync>;
-pub(crate) type EventHandler =
-    Arc<dyn Fn(SocketRef, Event) -> BoxFuture<'static, ()> + Send + Sync>;
+/// A handler of one event.
+#[derive(Clone)]
+pub(crate) enum EventHandler {
+    /// A handler that may wait: its future runs as [`run`] says.
+    Async(Arc<dyn Fn(SocketRef, Event) -> BoxFuture<'static, ()> + Send + Sync>),
+    /// A handler that is done when it returns: called in place, with no future to box and poll
+    /// (a few hundred instructions on every event of a busy socket).
+    Sync(Arc<dyn Fn(SocketRef, Event) + Send + Sync>),
+}
+
+impl EventHandler {
+    pub(crate) fn call(&self, socket: SocketRef, event: Event) {
+        match self {
+            EventHandler::Async(handler) => run(handler(socket, event)),
+            EventHandler::Sync(handler) => handler(socket, event),
+        }
+    }
+
+    pub(crate) fn from_async<F, Fut>(handler: F) -> EventHandler
+    where
+        F: Fn(SocketRef, Event) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        EventHandler::Async(Arc::new(move |s, e| Box::pin(handler(s, e))))
+    }
+
+    pub(crate) fn from_sync<F>(handler: F) -> EventHandler
+    where
+        F: Fn(SocketRef, Event) + Send + Sync + 'static,
+    {
+        EventHandler::Sync(Arc::new(handler))
+    }
+
+    #[cfg(test)]
+    fn same_as(&self, other: &EventHandler) -> bool {
+        match (self, other) {
+            (EventHandler::Async(a), EventHandler::Async(b)) => Arc::ptr_eq(a, b),
+            (EventHandler::Sync(a), EventHandler::Sync(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
 pub(crate) type AnyHandler =
     Arc<dyn Fn(SocketRef, String, Vec<Value>) -> BoxFuture<'static, ()> + Send + Sync>;
 pub(crate) type DisconnectHandler =
@@ -68,7 +108,17 @@ impl SocketHandlers {
         F: Fn(SocketRef, Event) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.push_event(event.into(), Arc::new(move |s, e| Box::pin(handler(s, e))));
+        self.push_event(event.into(), EventHandler::from_async(handler));
+        self
+    }
+
+    /// Adds a handler that does all its work before it returns, as
+    /// [`Socket::on_sync`](crate::Socket::on_sync): it runs in place, without a future.
+    pub fn on_sync<F>(&mut self, event: impl Into<String>, handler: F) -> &mut Self
+    where
+        F: Fn(SocketRef, Event) + Send + Sync + 'static,
+    {
+        self.push_event(event.into(), EventHandler::from_sync(handler));
         self
     }
 
@@ -248,16 +298,17 @@ mod tests {
     use super::*;
 
     fn handler() -> EventHandler {
-        Arc::new(|_, _| Box::pin(async {}))
+        EventHandler::from_async(|_, _| async {})
     }
 
     fn same(got: Vec<&EventHandler>, want: &[&EventHandler]) -> bool {
-        got.len() == want.len() && got.iter().zip(want).all(|(a, b)| Arc::ptr_eq(a, b))
+        got.len() == want.len() && got.iter().zip(want).all(|(a, b)| a.same_as(b))
     }
 
     #[test]
     fn attached_tables_and_own_handlers_run_in_registration_order() {
-        let (f1, f2, f3, g) = (handler(), handler(), handler(), handler());
+        let (f1, f2, f3) = (handler(), handler(), handler());
+        let g = EventHandler::from_sync(|_, _| {});
         let mut shared = SocketHandlers::new();
         shared.push_event("a".into(), f2.clone());
         shared.push_event("b".into(), g.clone());

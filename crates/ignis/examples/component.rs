@@ -61,6 +61,7 @@ async fn main() {
         name: "component-example".into(),
         host: "127.0.0.1".into(),
         port: 0,
+        ..AppConfig::default()
     })
     .bind(keys::AUTHENTICATE_HANDLER, authenticate)
     .component(

@@ -33,7 +33,15 @@ pub struct AppConfig {
     pub name: String,
     pub host: String,
     pub port: u16,
+    /// How long a connection may take to send a complete request head, counted from when the
+    /// server starts waiting for it: on a new connection, and between the requests of a
+    /// keep-alive connection, which therefore closes after this long idle. A connection that
+    /// says nothing must not hold a task and a file descriptor for ever.
+    pub request_head_timeout: Duration,
 }
+
+/// The default [`AppConfig::request_head_timeout`].
+pub const DEFAULT_REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Default for AppConfig {
     fn default() -> Self {
@@ -41,6 +49,7 @@ impl Default for AppConfig {
             name: "ignis".into(),
             host: "127.0.0.1".into(),
             port: 3000,
+            request_head_timeout: DEFAULT_REQUEST_HEAD_TIMEOUT,
         }
     }
 }
@@ -374,6 +383,7 @@ async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut connections = tokio::task::JoinSet::new();
+    let head_timeout = app.config().request_head_timeout;
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -397,7 +407,9 @@ async fn serve(
             let io = match app.socket_io() {
                 Some(socket_io) => {
                     let first = tokio::select! {
-                        first = read_first(stream) => first,
+                        first = tokio::time::timeout(head_timeout, read_first(stream)) => {
+                            first.ok().flatten()
+                        }
                         // An idle connection closes at once, as hyper's graceful shutdown does.
                         _ = stop.changed() => return,
                     };
@@ -417,7 +429,7 @@ async fn serve(
             };
             // Boxed: an idle WebSocket connection served above keeps a task the size of its
             // own state, not of hyper's.
-            Box::pin(serve_http(io, peer, router, app, stop)).await;
+            Box::pin(serve_http(io, peer, router, app, stop, head_timeout)).await;
         });
         // Reap finished connections so the set does not grow.
         while connections.try_join_next().is_some() {}
@@ -437,6 +449,7 @@ async fn serve_http(
     router: Router,
     app: AppHandle,
     mut stop: watch::Receiver<bool>,
+    head_timeout: Duration,
 ) {
     let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
         let router = router.clone();
@@ -458,6 +471,8 @@ async fn serve_http(
         }
     });
     let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(head_timeout)
         .serve_connection(hyper_util::rt::TokioIo::new(io), service)
         .with_upgrades();
     tokio::pin!(conn);

@@ -12,6 +12,7 @@ fn config() -> AppConfig {
         name: "test".into(),
         host: "127.0.0.1".into(),
         port: 0,
+        ..AppConfig::default()
     }
 }
 
@@ -191,4 +192,82 @@ async fn the_helper_is_bound_after_start_and_serves_the_socket_io_path() {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("0{\"sid\":"), "{response}");
     running.stop().await;
+}
+
+/// Reads until the server closes the connection; the bytes read, or `None` when it is still
+/// open after `within`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    tokio::time::timeout(within, stream.read_to_end(&mut got))
+        .await
+        .ok()
+        .map(|_| got)
+}
+
+#[tokio::test]
+async fn a_connection_that_does_not_send_its_request_head_in_time_is_closed() {
+    use tokio::io::AsyncWriteExt;
+    let timeout = Duration::from_millis(300);
+    let plain = Application::new(AppConfig {
+        request_head_timeout: timeout,
+        ..config()
+    })
+    .start()
+    .await
+    .unwrap();
+    // With Socket.IO mounted, the first request is read without hyper first.
+    let with_io = Application::new(AppConfig {
+        request_head_timeout: timeout,
+        ..config()
+    })
+    .bind(keys::AUTHENTICATE_HANDLER, allow_all())
+    .component(SocketIOComponent::new())
+    .start()
+    .await
+    .unwrap();
+    for app in [&plain, &with_io] {
+        let addr = app.local_addr();
+        // Says nothing at all.
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        // Starts a head and never ends it, on the Socket.IO path and elsewhere.
+        let mut partial_io = tokio::net::TcpStream::connect(addr).await.unwrap();
+        partial_io
+            .write_all(b"GET /io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let mut partial = tokio::net::TcpStream::connect(addr).await.unwrap();
+        partial
+            .write_all(b"GET /nothing HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        // Nothing closes early.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for stream in [&mut silent, &mut partial_io, &mut partial] {
+            assert_eq!(
+                closed_within(stream, Duration::from_millis(10)).await,
+                None,
+                "closed before its deadline"
+            );
+        }
+        for stream in [&mut silent, &mut partial_io, &mut partial] {
+            let got = closed_within(stream, Duration::from_secs(5)).await;
+            assert!(got.is_some(), "still open well after its deadline");
+        }
+        // A request sent in time is answered.
+        let mut ok = tokio::net::TcpStream::connect(addr).await.unwrap();
+        ok.write_all(b"GET /nothing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = closed_within(&mut ok, Duration::from_secs(5))
+            .await
+            .expect("answered and closed");
+        assert!(
+            answer.starts_with(b"HTTP/1.1 404"),
+            "{:?}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    plain.stop().await;
+    with_io.stop().await;
 }

@@ -240,7 +240,8 @@ pub async fn rust_server(
                 .collect();
             event.ack(vec![Value::Array(rooms)]);
         });
-        socket.on("get-rooms", |socket, mut event| async move {
+        // A handler that never waits, registered as one (`on_sync`).
+        socket.on_sync("get-rooms", |socket, mut event| {
             let rooms: Vec<Value> = socket
                 .rooms()
                 .iter()

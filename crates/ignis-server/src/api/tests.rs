@@ -24,6 +24,7 @@ async fn start(with_socket_io: bool) -> RunningApp {
         name: "api-test".into(),
         host: "127.0.0.1".into(),
         port: 0,
+        ..AppConfig::default()
     };
     let mut app = Application::new(config);
     if with_socket_io {
