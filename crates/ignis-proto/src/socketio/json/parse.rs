@@ -141,13 +141,14 @@ impl Parser<'_> {
 
     fn array(&mut self) -> Result<Value, ParseError> {
         self.enter()?;
-        let mut items = Vec::new();
         self.skip_whitespace();
         if self.peek() == Some(b']') {
             self.at += 1;
             self.depth -= 1;
-            return Ok(Value::Array(items));
+            return Ok(Value::Array(Vec::new()));
         }
+        // What the first push would allocate anyway, without going through the growth path.
+        let mut items = Vec::with_capacity(4);
         loop {
             items.push(self.value()?);
             self.skip_whitespace();
@@ -166,13 +167,13 @@ impl Parser<'_> {
 
     fn object(&mut self) -> Result<Value, ParseError> {
         self.enter()?;
-        let mut entries = Vec::new();
         self.skip_whitespace();
         if self.peek() == Some(b'}') {
             self.at += 1;
             self.depth -= 1;
             return Ok(Value::Map(Map::new()));
         }
+        let mut entries = Vec::with_capacity(4);
         loop {
             self.skip_whitespace();
             match self.peek() {
