@@ -112,12 +112,14 @@ fn write_packet(
     id: Option<u64>,
     payload: Payload<'_>,
 ) -> Result<Vec<Bytes>, EncodeError> {
-    if !nsp.starts_with('/') || nsp.contains(',') {
+    // The main namespace, which nearly every packet is for, is neither checked nor written.
+    let main_nsp = nsp == "/";
+    if !main_nsp && (!nsp.starts_with('/') || nsp.contains(',')) {
         return Err(EncodeError::InvalidNamespace(nsp.to_owned()));
     }
     let start = out.len();
     out.push(b'0' + packet_type as u8);
-    if nsp != "/" {
+    if !main_nsp {
         out.extend_from_slice(nsp.as_bytes());
         out.push(b',');
     }
