@@ -112,12 +112,14 @@ fn write_packet(
     id: Option<u64>,
     payload: Payload<'_>,
 ) -> Result<Vec<Bytes>, EncodeError> {
-    if !nsp.starts_with('/') || nsp.contains(',') {
+    // The main namespace, which nearly every packet is for, is neither checked nor written.
+    let main_nsp = nsp == "/";
+    if !main_nsp && (!nsp.starts_with('/') || nsp.contains(',')) {
         return Err(EncodeError::InvalidNamespace(nsp.to_owned()));
     }
     let start = out.len();
     out.push(b'0' + packet_type as u8);
-    if nsp != "/" {
+    if !main_nsp {
         out.extend_from_slice(nsp.as_bytes());
         out.push(b',');
     }
@@ -296,35 +298,81 @@ static ESCAPE: [u8; 256] = {
     table
 };
 
-/// Whether some byte of `word` may be a control character, `"` or `\\`: never misses one; a
-/// false positive only sends the rest of the string to the byte-by-byte scan.
-fn needs_escape(word: u64) -> bool {
+/// The high bit of each byte of `word` that is a control character, `"` or `\\`, plus possibly
+/// spurious bits above the lowest one (a borrow carries upwards only from a real hit): zero
+/// exactly when no byte needs escaping, and the lowest set bit always marks a real hit.
+pub(super) fn escape_hits(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGH;
     let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
-    (below_space | has_zero(word ^ (ONES * b'"' as u64)) | has_zero(word ^ (ONES * b'\\' as u64)))
-        != 0
+    below_space | has_zero(word ^ (ONES * b'"' as u64)) | has_zero(word ^ (ONES * b'\\' as u64))
+}
+
+/// The eight bytes from `at` on, as a little-endian word.
+pub(super) fn word_at(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+/// Whether no byte of `bytes` needs escaping. Every byte is looked at in whole words: a string
+/// shorter than a word is read as overlapping pieces that cover it, a longer one ends with a
+/// word that overlaps the one before, so no byte is checked on its own.
+fn is_clean(bytes: &[u8]) -> bool {
+    let len = bytes.len();
+    let word = match len {
+        0 => return true,
+        // Bytes 0, len/2 and len-1 cover all of a string of one to three bytes; the other
+        // bytes are spaces, which need no escape.
+        1..=3 => {
+            u64::from(bytes[0])
+                | u64::from(bytes[len / 2]) << 8
+                | u64::from(bytes[len - 1]) << 16
+                | 0x2020_2020_2000_0000
+        }
+        4..=7 => {
+            let mut low = [0u8; 4];
+            low.copy_from_slice(&bytes[..4]);
+            let mut high = [0u8; 4];
+            high.copy_from_slice(&bytes[len - 4..]);
+            u64::from(u32::from_le_bytes(low)) | u64::from(u32::from_le_bytes(high)) << 32
+        }
+        _ => {
+            let mut at = 0;
+            while at + 8 < len {
+                if escape_hits(word_at(bytes, at)) != 0 {
+                    return false;
+                }
+                at += 8;
+            }
+            word_at(bytes, len - 8)
+        }
+    };
+    escape_hits(word) == 0
 }
 
 /// A JSON string: quotes, backslashes and control characters escaped, everything else (all
 /// non-ASCII included) as it is.
 fn write_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
+    // Most strings need no escape: checked first, they are copied in one piece.
+    if is_clean(bytes) {
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+    } else {
+        write_escaped(out, bytes);
+    }
+}
+
+#[cold]
+fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     out.reserve(bytes.len() + 2);
     out.push(b'"');
     let mut run = 0;
-    // Eight bytes at a time up to the first one that needs escaping: most strings have none.
-    let mut clean = 0;
-    while clean + 8 <= bytes.len() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&bytes[clean..clean + 8]);
-        if needs_escape(u64::from_le_bytes(word)) {
-            break;
-        }
-        clean += 8;
-    }
-    for (i, &b) in bytes.iter().enumerate().skip(clean) {
+    for (i, &b) in bytes.iter().enumerate() {
         let escape = ESCAPE[b as usize];
         if escape == 0 {
             continue;
@@ -448,6 +496,26 @@ mod tests {
                 s.replace_range(at..at + 1, &special.to_string());
                 let value = Value::Str(s);
                 assert_eq!(ours(&value), serde(&value), "{special:?} at {at}");
+            }
+        }
+    }
+
+    /// Short strings are checked as overlapping pieces and longer ones end with an overlapping
+    /// word: a byte to escape (or a non-ASCII one, which is not escaped) must be found wherever
+    /// it falls, in the first word, the last, or the padded piece of a short string.
+    #[test]
+    fn every_short_length_and_position_writes_what_serde_json_writes() {
+        for special in [
+            "\"", "\\", "\n", "\u{0}", "\u{1f}", "\u{7f}", "é", "€", "😀", " ",
+        ] {
+            for len in 0..=17 {
+                let plain = Value::Str("x".repeat(len));
+                assert_eq!(ours(&plain), serde(&plain), "{len} plain bytes");
+                for at in 0..len {
+                    let s = "x".repeat(at) + special + &"x".repeat(len - at - 1);
+                    let value = Value::Str(s);
+                    assert_eq!(ours(&value), serde(&value), "{special:?} at {at} of {len}");
+                }
             }
         }
     }

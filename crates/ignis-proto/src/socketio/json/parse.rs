@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+use super::encode::{escape_hits, word_at};
 use crate::socketio::shape::MAX_DEPTH;
 use crate::value::{Map, Value};
 
@@ -38,6 +39,48 @@ pub(crate) fn parse(text: &str) -> Result<Value, ParseError> {
         return Err(parser.error("trailing characters"));
     }
     Ok(value)
+}
+
+/// The index of the first byte from `at` on that ends a plain run inside a string (`"`, `\\` or
+/// a control character), or `bytes.len()`. Eight bytes are looked at a time; the last few bytes
+/// of the input are read as the input's last word with the bytes before `at` made spaces, so
+/// that only a bare input shorter than a word is scanned byte by byte.
+fn plain_end(bytes: &[u8], mut at: usize) -> usize {
+    let len = bytes.len();
+    while at + 8 <= len {
+        let hits = escape_hits(word_at(bytes, at));
+        if hits != 0 {
+            return at + (hits.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    if at >= len {
+        return len;
+    }
+    if len < 8 {
+        return bytes[at..]
+            .iter()
+            .position(|&b| ends_plain_run(b))
+            .map_or(len, |i| at + i);
+    }
+    // Bytes before `at` have been checked; as spaces they can neither match nor, through a
+    // borrow, make a byte after them look like a match.
+    let base = len - 8;
+    let done = 8 * (at - base) as u32;
+    let checked = (1u64 << done) - 1;
+    let word = (word_at(bytes, base) & !checked) | (SPACES & checked);
+    let hits = escape_hits(word);
+    if hits == 0 {
+        len
+    } else {
+        base + (hits.trailing_zeros() / 8) as usize
+    }
+}
+
+const SPACES: u64 = 0x2020_2020_2020_2020;
+
+fn ends_plain_run(b: u8) -> bool {
+    matches!(b, b'"' | b'\\' | 0..=0x1f)
 }
 
 struct Parser<'a> {
@@ -98,13 +141,14 @@ impl Parser<'_> {
 
     fn array(&mut self) -> Result<Value, ParseError> {
         self.enter()?;
-        let mut items = Vec::new();
         self.skip_whitespace();
         if self.peek() == Some(b']') {
             self.at += 1;
             self.depth -= 1;
-            return Ok(Value::Array(items));
+            return Ok(Value::Array(Vec::new()));
         }
+        // What the first push would allocate anyway, without going through the growth path.
+        let mut items = Vec::with_capacity(4);
         loop {
             items.push(self.value()?);
             self.skip_whitespace();
@@ -123,13 +167,13 @@ impl Parser<'_> {
 
     fn object(&mut self) -> Result<Value, ParseError> {
         self.enter()?;
-        let mut entries = Vec::new();
         self.skip_whitespace();
         if self.peek() == Some(b'}') {
             self.at += 1;
             self.depth -= 1;
             return Ok(Value::Map(Map::new()));
         }
+        let mut entries = Vec::with_capacity(4);
         loop {
             self.skip_whitespace();
             match self.peek() {
@@ -164,40 +208,35 @@ impl Parser<'_> {
     fn string(&mut self) -> Result<String, ParseError> {
         self.at += 1;
         let start = self.at;
-        // The common case: no escape, copied in one piece.
-        while let Some(&b) = self.bytes.get(self.at) {
-            match b {
-                b'"' => {
-                    let s = self.text[start..self.at].to_owned();
-                    self.at += 1;
-                    return Ok(s);
-                }
-                b'\\' => break,
-                0..=0x1f => return Err(self.error("control character in string")),
-                _ => self.at += 1,
+        self.at = plain_end(self.bytes, start);
+        // The common case: no escape, copied in one piece. The input is a `str` and the run
+        // ends at an ASCII byte, so it needs no UTF-8 check of its own.
+        match self.peek() {
+            Some(b'"') => {
+                let s = self.text[start..self.at].to_owned();
+                self.at += 1;
+                return Ok(s);
             }
+            Some(b'\\') => {}
+            None => return Err(self.error("EOF while parsing a string")),
+            Some(_) => return Err(self.error("control character in string")),
         }
         let mut out = self.text[start..self.at].to_owned();
         loop {
+            // At a backslash.
+            self.at += 1;
+            self.escape(&mut out)?;
             let run = self.at;
-            while let Some(&b) = self.bytes.get(self.at) {
-                match b {
-                    b'"' | b'\\' => break,
-                    0..=0x1f => return Err(self.error("control character in string")),
-                    _ => self.at += 1,
-                }
-            }
+            self.at = plain_end(self.bytes, run);
             out.push_str(&self.text[run..self.at]);
             match self.peek() {
-                None => return Err(self.error("EOF while parsing a string")),
                 Some(b'"') => {
                     self.at += 1;
                     return Ok(out);
                 }
-                Some(_) => {
-                    self.at += 1;
-                    self.escape(&mut out)?;
-                }
+                Some(b'\\') => {}
+                None => return Err(self.error("EOF while parsing a string")),
+                Some(_) => return Err(self.error("control character in string")),
             }
         }
     }
@@ -472,6 +511,34 @@ mod tests {
             same(&("[".repeat(depth) + &"]".repeat(depth)));
             let objects = "{\"a\":".repeat(depth) + "1" + &"}".repeat(depth);
             same(&objects);
+        }
+    }
+
+    /// The string scanner reads words, the input's last one overlapping what was already read:
+    /// a quote, backslash, control or non-ASCII character must be handled wherever it falls, in
+    /// strings of every short length, at every offset from the end of the input, closed or not.
+    #[test]
+    fn every_short_length_and_position_agrees_with_serde_json() {
+        // `#` right after a quote and `]` right after a backslash are where a borrow out of the
+        // quote or backslash before them would make them look like one.
+        let specials = [
+            "\"", "\\", "\\n", "\\u00e9", "\\x", "\n", "\u{1}", "\u{1f}", "\u{7f}", "é", "😀", " ",
+            "#", "\\\\]", "\\\"#",
+        ];
+        for len in 0..=17 {
+            let mut bodies = vec!["x".repeat(len)];
+            for special in specials {
+                for at in 0..len {
+                    bodies.push("x".repeat(at) + special + &"x".repeat(len - at - 1));
+                }
+            }
+            for body in &bodies {
+                for prefix in ["", "[", "[\"echo\",", "{\"ab\":"] {
+                    for suffix in ["\"", "\"]", "\"}", "\"  ", "\",1]", "", "]"] {
+                        same(&format!("{prefix}\"{body}{suffix}"));
+                    }
+                }
+            }
         }
     }
 
