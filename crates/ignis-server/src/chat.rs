@@ -1,7 +1,7 @@
 //! The chat application's socket events (the original example's): `chat:message`, `echo` and
 //! `get-clients`, registered on every authenticated client.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::SystemTime;
 
 use ignis::socketio::{ClientConnectedHandler, SendOptions, SocketIOServerHelper};
@@ -18,6 +18,9 @@ fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
     }
     Value::Map(m)
 }
+
+/// The acknowledgement of every chat event that succeeded, `[{ok: true}]`: built once.
+static OK: LazyLock<[Value; 1]> = LazyLock::new(|| [object([("ok", true.into())])]);
 
 fn now() -> Value {
     Value::from(iso_timestamp(SystemTime::now()))
@@ -97,7 +100,7 @@ fn handlers(slot: HelperSlot) -> SocketHandlers {
             Some(room) => send(helper, Some(room), "chat:message", data, true),
             None => send(helper, None, "chat:broadcast", data, true),
         }
-        event.ack(vec![object([("ok", true.into())])]);
+        event.ack_values(&OK[..]);
     });
     let s = slot.clone();
     handlers.on_sync("echo", move |socket, mut event| {
@@ -115,7 +118,7 @@ fn handlers(slot: HelperSlot) -> SocketHandlers {
         if let Err(e) = socket.emit_args("echo:response", vec![data]) {
             tracing::error!(topic = "echo:response", error = %e, "chat send failed");
         }
-        event.ack(vec![object([("ok", true.into())])]);
+        event.ack_values(&OK[..]);
     });
     handlers.on_sync("get-clients", move |socket, mut event| {
         let Some(helper) = slot.get() else { return };
@@ -135,7 +138,7 @@ fn handlers(slot: HelperSlot) -> SocketHandlers {
             data,
             false,
         );
-        event.ack(vec![object([("ok", true.into())])]);
+        event.ack_values(&OK[..]);
     });
     handlers
 }

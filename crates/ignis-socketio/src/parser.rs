@@ -85,11 +85,13 @@ pub(crate) fn encode_ack(
     kind: ParserKind,
     nsp: &str,
     id: u64,
-    args: Vec<Value>,
+    args: &[Value],
 ) -> Result<Direct, EncodeError> {
     match kind {
-        ParserKind::Json => json_direct(|out| socketio::encode_ack_into(out, nsp, id, &args)),
-        ParserKind::MsgPack => encode(kind, &Packet::ack(nsp, id, args)).map(Direct::Messages),
+        ParserKind::Json => json_direct(|out| socketio::encode_ack_into(out, nsp, id, args)),
+        ParserKind::MsgPack => {
+            encode(kind, &Packet::ack(nsp, id, args.to_vec())).map(Direct::Messages)
+        }
     }
 }
 

@@ -126,6 +126,14 @@ impl Event {
             ack.send(args);
         }
     }
+
+    /// Like [`Event::ack`], from borrowed arguments: a handler that answers every event the
+    /// same way can build the answer once.
+    pub fn ack_values(&mut self, args: &[Value]) {
+        if let Some(ack) = self.ack.take() {
+            ack.send_values(args);
+        }
+    }
 }
 
 /// Answers one acknowledgement of a client's event. Dropping it without answering sends
@@ -139,6 +147,11 @@ pub struct AckSender {
 impl AckSender {
     /// Sends the acknowledgement.
     pub fn send(self, args: Vec<Value>) {
+        self.send_values(&args);
+    }
+
+    /// Sends the acknowledgement, from borrowed arguments.
+    pub fn send_values(self, args: &[Value]) {
         if let Some(socket) = self.socket.upgrade() {
             match crate::parser::encode_ack(socket.ns.parser(), socket.ns.name(), self.id, args) {
                 Ok(packet) => {

@@ -240,14 +240,15 @@ pub async fn rust_server(
                 .collect();
             event.ack(vec![Value::Array(rooms)]);
         });
-        // A handler that never waits, registered as one (`on_sync`).
+        // A handler that never waits, registered as one (`on_sync`), answering from borrowed
+        // values (`ack_values`).
         socket.on_sync("get-rooms", |socket, mut event| {
             let rooms: Vec<Value> = socket
                 .rooms()
                 .iter()
                 .map(|r| Value::from(r.to_string()))
                 .collect();
-            event.ack(vec![Value::Array(rooms)]);
+            event.ack_values(&[Value::Array(rooms)]);
         });
         socket.on("server-binary", |socket, _event| async move {
             let _ = socket.emit_args(
