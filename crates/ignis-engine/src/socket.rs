@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::Waker;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes};
@@ -270,6 +271,9 @@ pub(crate) struct Outbox {
     pub(crate) output_pending: bool,
     /// A flush of this queue is scheduled (see [`DeliveryBatch`]).
     flush_scheduled: bool,
+    /// The WebSocket task's waker, for when it sleeps (`task_awake` false). Kept while it runs
+    /// too, so that going to sleep again costs no clone; taken by whoever wakes it.
+    pub(crate) waker: Option<Waker>,
 }
 
 impl Outbox {
@@ -280,6 +284,18 @@ impl Outbox {
             task_awake: false,
             output_pending: false,
             flush_scheduled: false,
+            waker: None,
+        }
+    }
+
+    /// The WebSocket task's waker, to wake it with once the lock is released, when the task
+    /// sleeps. An awake task needs none: it looks at the queue and at the session's state under
+    /// this lock before it sleeps (see `Connection::fall_asleep`).
+    fn sleeping_task(&mut self) -> Option<Waker> {
+        if self.task_awake {
+            None
+        } else {
+            self.waker.take()
         }
     }
 
@@ -507,13 +523,23 @@ impl<D> Socket<D> {
         if !self.is_open() {
             return Err(SendError::Closed);
         }
-        let wake = {
+        let (wake, task) = {
             let mut outbox = self.outbox.lock();
             if volatile && outbox.congested() {
                 return Ok(());
             }
-            queue(&mut outbox)
+            let wake = queue(&mut outbox);
+            // Only a WebSocket task that carries the session (it holds the sink) writes the
+            // queue; one still probing leaves it to polling.
+            let task = match wake {
+                Ok(true) if outbox.sink.is_some() => outbox.sleeping_task(),
+                _ => None,
+            };
+            (wake, task)
         };
+        if let Some(task) = task {
+            task.wake();
+        }
         match wake {
             Ok(true) => self.writable.notify_one(),
             Ok(false) => {}
@@ -544,6 +570,15 @@ impl<D> Socket<D> {
         {
             self.driver.notify_one();
             self.writable.notify_one();
+            self.wake_task();
+        }
+    }
+
+    /// Wakes the WebSocket task if it sleeps, for news it must act on (a close).
+    fn wake_task(&self) {
+        let task = self.outbox.lock().sleeping_task();
+        if let Some(task) = task {
+            task.wake();
         }
     }
 
@@ -571,6 +606,7 @@ impl<D> Socket<D> {
             self.driver.notify_one();
             self.writable.notify_waiters();
             self.writable.notify_one();
+            self.wake_task();
             true
         } else {
             false
@@ -585,6 +621,8 @@ impl<D> Socket<D> {
         let now = self.created.elapsed().as_millis() as u64;
         self.last_pong_ms.store(now, Ordering::Release);
         self.awaiting_pong.store(false, Ordering::Release);
+        // The WebSocket task is not woken: its deadline only moved later, and its timer, when
+        // it fires early, finds nothing due and is set again.
         self.driver.notify_one();
     }
 }
@@ -605,7 +643,7 @@ trait Flush: Send + Sync {
 
 impl<D: Send + Sync + 'static> Flush for Socket<D> {
     fn flush_queued(&self) {
-        let wake = {
+        let task = {
             let mut guard = self.outbox.lock();
             let outbox = &mut *guard;
             outbox.flush_scheduled = false;
@@ -624,14 +662,15 @@ impl<D: Send + Sync + 'static> Flush for Socket<D> {
                         return;
                     }
                     outbox.queue.extend(rest.into_iter().map(Outgoing::Frame));
-                    true
+                    outbox.sleeping_task()
                 }
-                None => true,
+                None => None,
             }
         };
-        if wake {
-            self.writable.notify_one();
+        if let Some(task) = task {
+            task.wake();
         }
+        self.writable.notify_one();
     }
 }
 

@@ -8,8 +8,10 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -21,7 +23,7 @@ use ignis_proto::engineio::{Data, Packet, Str};
 use ignis_ws::deflate::{DeflateConfig, Deflater, Inflater, Negotiated};
 use ignis_ws::{CloseCode, CompressedMessage, Decoder, Message, OpCode, Role};
 use smallvec::SmallVec;
-use tokio::io::{Interest, Ready};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use crate::config::PerMessageDeflate;
@@ -460,9 +462,12 @@ impl<H: Handler> Begin<H> {
 
 /// What woke a connection's task.
 enum Wake {
-    /// The socket is readable, or writable while the task holds output.
-    Ready(io::Result<Ready>),
-    /// Something was queued, or the session has news for its driver.
+    /// The socket is readable (data, a close or a failure: `read` finds out which).
+    Readable,
+    /// The socket is writable while the task holds output.
+    Writable,
+    Failed(io::Error),
+    /// Something was queued, or the session has news for the task (see `Connection::poll_wake`).
     Queued,
     Timer,
 }
@@ -501,44 +506,25 @@ impl<H: Handler> Connection<H> {
             if let Some(stop) = self.step() {
                 break stop;
             }
-            if !self.fall_asleep() {
-                continue;
-            }
-            let deadline = self.deadline(started);
-            if timer.deadline() != deadline {
-                timer.as_mut().reset(deadline);
-            }
-            // One readiness future for both directions: it is what an idle connection keeps.
-            let interest = if self.output.is_empty() {
-                Interest::READABLE
-            } else {
-                Interest::READABLE | Interest::WRITABLE
-            };
-            let wake = tokio::select! {
-                biased;
-                r = self.stream.ready(interest) => Wake::Ready(r),
-                _ = self.socket.writable.notified(), if !self.probing => Wake::Queued,
-                _ = self.socket.driver.notified() => Wake::Queued,
-                _ = &mut timer => Wake::Timer,
-            };
+            let mut first = true;
+            let wake = std::future::poll_fn(|cx| {
+                self.poll_wake(cx, timer.as_mut(), started, std::mem::take(&mut first))
+            })
+            .await;
             // Before anything runs: what handlers send while the task is awake is queued and
             // leaves with the task's next write.
             self.socket.outbox.lock().task_awake = true;
             match wake {
-                Wake::Ready(Err(e)) => {
+                Wake::Failed(e) => {
                     tracing::debug!(error = %e, "websocket readiness failed");
                     break self.transport_closed();
                 }
-                Wake::Ready(Ok(ready)) => {
-                    // Anything but plain writability may be data, a close or a failure:
-                    // `read` finds out which.
-                    if ready != Ready::WRITABLE
-                        && let Some(stop) = self.read()
-                    {
+                Wake::Readable => {
+                    if let Some(stop) = self.read() {
                         break stop;
                     }
                 }
-                Wake::Queued => {}
+                Wake::Writable | Wake::Queued => {}
                 Wake::Timer => {
                     if let Some(stop) = self.on_timer(started) {
                         break stop;
@@ -562,12 +548,73 @@ impl<H: Handler> Connection<H> {
         });
     }
 
-    /// Tells senders the task is about to sleep; false, and the task stays awake, when something
-    /// was queued since it last looked.
-    fn fall_asleep(&self) -> bool {
+    /// Waits for what the task must act on. The first poll puts the task to sleep (see
+    /// [`Connection::fall_asleep`]); it then waits for the socket (readable; writable too while it
+    /// holds output) and for its timer, each of which keeps the task's waker in one slot, and for
+    /// a sender or a close, which wake it with the waker kept in the outbox. A later poll that
+    /// finds neither the socket nor the timer ready was woken by the latter (or spuriously: the
+    /// loop then just looks around once more).
+    fn poll_wake(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut timer: Pin<&mut tokio::time::Sleep>,
+        started: tokio::time::Instant,
+        first: bool,
+    ) -> Poll<Wake> {
+        if first {
+            if !self.fall_asleep(cx.waker()) {
+                return Poll::Ready(Wake::Queued);
+            }
+            let deadline = self.deadline(started);
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+        }
+        match self.stream.poll_read_ready(cx) {
+            Poll::Ready(Ok(())) => return Poll::Ready(Wake::Readable),
+            Poll::Ready(Err(e)) => return Poll::Ready(Wake::Failed(e)),
+            Poll::Pending => {}
+        }
+        if !self.output.is_empty() {
+            match self.stream.poll_write_ready(cx) {
+                Poll::Ready(Ok(())) => return Poll::Ready(Wake::Writable),
+                Poll::Ready(Err(e)) => return Poll::Ready(Wake::Failed(e)),
+                Poll::Pending => {}
+            }
+        }
+        if timer.poll(cx).is_ready() {
+            return Poll::Ready(Wake::Timer);
+        }
+        if first {
+            Poll::Pending
+        } else {
+            Poll::Ready(Wake::Queued)
+        }
+    }
+
+    /// Tells senders the task is about to sleep and leaves its waker with them; false, and the
+    /// task stays awake, when there is news it has not acted on.
+    ///
+    /// No wake-up is lost: a sender queues, and a close is requested (or the session closed),
+    /// before the outbox lock is taken to decide whether to wake the task. If that comes before
+    /// this lock, the check below sees the news; if after, the sender finds `task_awake` false
+    /// and the waker, and wakes the task.
+    fn fall_asleep(&self, waker: &Waker) -> bool {
         let mut outbox = self.socket.outbox.lock();
-        if !outbox.queue.is_empty() && !self.probing && self.output.is_empty() {
+        if self.socket.is_closed() {
             return false;
+        }
+        // With output held, the task wakes when the socket takes it, and `step` acts then on
+        // what came meanwhile; a close it saw before already keeps the output moving.
+        if !self.probing
+            && self.output.is_empty()
+            && (!outbox.queue.is_empty() || self.socket.pending_close().is_some())
+        {
+            return false;
+        }
+        match &mut outbox.waker {
+            Some(kept) => kept.clone_from(waker),
+            slot => *slot = Some(waker.clone()),
         }
         outbox.task_awake = false;
         outbox.output_pending = !self.output.is_empty();
@@ -870,6 +917,7 @@ impl<H: Handler> Connection<H> {
             let mut outbox = self.socket.outbox.lock();
             outbox.sink = None;
             outbox.task_awake = true;
+            outbox.waker = None;
         }
         match stop {
             Stop::ProbeFailed => {
