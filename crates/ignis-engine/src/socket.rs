@@ -172,7 +172,7 @@ impl TextMessage {
 
     /// Writes the frame header and the Engine.IO type in the headroom; returns the buffer and
     /// where the frame starts in it.
-    fn frame_in_place(mut self) -> (Bytes, usize) {
+    fn frame_in_place(mut self) -> (Vec<u8>, usize) {
         // The frame's payload is the Engine.IO type and the text, its header right before.
         let payload_len = self.buf.len() - TEXT_HEADROOM + 1;
         let mut header = [0u8; TEXT_HEADROOM - 1];
@@ -192,19 +192,28 @@ impl TextMessage {
         let frame_start = TEXT_HEADROOM - 1 - header_len;
         self.buf[frame_start..TEXT_HEADROOM - 1].copy_from_slice(&header[..header_len]);
         self.buf[TEXT_HEADROOM - 1] = b'4';
-        (Bytes::from(self.buf), frame_start)
+        (self.buf, frame_start)
     }
 
     /// The message's uncompressed WebSocket frame, alone.
     pub fn into_frame(self) -> Bytes {
-        let (mut bytes, frame_start) = self.frame_in_place();
+        let (buf, frame_start) = self.frame_in_place();
+        let mut bytes = Bytes::from(buf);
         bytes.advance(frame_start);
         bytes
     }
 
+    /// The frame for one session: the buffer stays as it is, where `Bytes` would allocate a
+    /// shared header for it (its length is never its capacity) and free two blocks later.
+    fn into_owned_frame(self) -> Frame {
+        let (buf, start) = self.frame_in_place();
+        Frame::Owned { buf, start }
+    }
+
     /// The message as a [`SharedMessage`], its frame already made.
     pub fn into_shared(self, compress: bool) -> Arc<SharedMessage> {
-        let (bytes, frame_start) = self.frame_in_place();
+        let (buf, frame_start) = self.frame_in_place();
+        let bytes = Bytes::from(buf);
         let text = bytes.slice(TEXT_HEADROOM..);
         // `new` checked the text; `from_utf8` only repeats a cheap check.
         let text = Str::from_utf8(text).unwrap_or_default();
@@ -226,15 +235,45 @@ pub enum HeadroomError {
     NotUtf8,
 }
 
+/// The bytes of a WebSocket frame ready to be written.
+#[derive(Debug)]
+pub(crate) enum Frame {
+    /// A frame that may be shared with other sessions.
+    Shared(Bytes),
+    /// A buffer only this session's frame uses, from `start` on (see [`TextMessage`]).
+    Owned { buf: Vec<u8>, start: usize },
+}
+
+impl Frame {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Frame::Shared(bytes) => bytes,
+            Frame::Owned { buf, start } => buf.get(*start..).unwrap_or_default(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Drops the first `n` bytes, which the socket took.
+    pub(crate) fn advance(&mut self, n: usize) {
+        match self {
+            Frame::Shared(bytes) => bytes.advance(n.min(bytes.len())),
+            Frame::Owned { buf, start } => *start = buf.len().min(*start + n),
+        }
+    }
+}
+
 /// One item of a session's outbound queue.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum Outgoing {
     Packet(Packet),
     Shared(Arc<SharedMessage>),
     /// A frame for this session alone ([`Socket::send_text`]), or the unwritten rest of one a
     /// sender began to write itself (see [`Outbox::sink`]); only ever queued on a session whose
     /// transport is WebSocket.
-    Frame(Bytes),
+    Frame(Frame),
 }
 
 impl Outgoing {
@@ -505,7 +544,7 @@ impl<D> Socket<D> {
         let mut text = Some(text);
         self.enqueue(false, |outbox| {
             let item = text.take().map(|text| match &outbox.sink {
-                Some(sink) if !sink.compresses() => Outgoing::Frame(text.into_frame()),
+                Some(sink) if !sink.compresses() => Outgoing::Frame(text.into_owned_frame()),
                 _ => Outgoing::Shared(text.into_shared(true)),
             });
             self.admit(outbox, item.into_iter(), false)

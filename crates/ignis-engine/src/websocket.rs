@@ -29,7 +29,7 @@ use tokio::net::TcpStream;
 use crate::config::PerMessageDeflate;
 use crate::direct::Rewind;
 use crate::server::{Answer, Handler, Inner, RequestInfo, open_session};
-use crate::socket::{CloseReason, Outgoing, Socket, TransportKind};
+use crate::socket::{CloseReason, Frame, Outgoing, Socket, TransportKind};
 
 type Reply = Response<Bytes>;
 
@@ -138,8 +138,9 @@ fn text_frame(type_char: u8, rest: &[u8]) -> Bytes {
 type ConnCompression<'a> = Option<(&'a Compression, u8)>;
 
 /// The frame of one queued item for a connection with this compression.
-fn frame_of(item: &Outgoing, compression: ConnCompression<'_>) -> Bytes {
-    match (item, compression) {
+fn frame_of(item: Outgoing, compression: ConnCompression<'_>) -> Frame {
+    Frame::Shared(match (item, compression) {
+        (Outgoing::Frame(frame), _) => return frame,
         // Frames compressed with the default window are shared by every recipient.
         (Outgoing::Shared(m), _) if !m.compress() => m.ws_frame().clone(),
         (Outgoing::Shared(m), Some((c, bits))) if bits == c.window_bits => {
@@ -148,11 +149,10 @@ fn frame_of(item: &Outgoing, compression: ConnCompression<'_>) -> Bytes {
         (Outgoing::Shared(m), Some((c, bits))) => c.message_frame_with(m.data(), bits),
         (Outgoing::Shared(m), None) => m.ws_frame().clone(),
         (Outgoing::Packet(Packet::Message(data)), Some((c, bits))) => {
-            c.message_frame_with(data, bits)
+            c.message_frame_with(&data, bits)
         }
-        (Outgoing::Packet(p), _) => packet_frame(p),
-        (Outgoing::Frame(frame), _) => frame.clone(),
-    }
+        (Outgoing::Packet(p), _) => packet_frame(&p),
+    })
 }
 
 /// Reads what the socket holds. A read that does not fill `buf` took everything there was,
@@ -175,6 +175,9 @@ fn read_clearing(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// The most frames one vectored write carries.
+const MAX_SLICES: usize = 64;
+
 /// What a sender needs to write to a WebSocket session's socket itself (see
 /// [`crate::socket::Outbox`]).
 pub(crate) struct DirectSink {
@@ -195,16 +198,16 @@ impl DirectSink {
         &self,
         items: impl Iterator<Item = Outgoing>,
         volatile: bool,
-    ) -> SmallVec<[Bytes; 4]> {
+    ) -> SmallVec<[Frame; 4]> {
         // Called for every recipient of every message: a few frames stay off the heap.
         let compression = self.compression.as_ref().map(|(c, bits)| (&**c, *bits));
-        let mut frames: SmallVec<[Bytes; 4]> =
-            items.map(|item| frame_of(&item, compression)).collect();
+        let mut frames: SmallVec<[Frame; 4]> =
+            items.map(|item| frame_of(item, compression)).collect();
         let result = match frames.as_slice() {
-            [one] => self.stream.try_write(one),
+            [one] => self.stream.try_write(one.as_slice()),
             many => {
                 let slices: SmallVec<[IoSlice<'_>; 4]> =
-                    many.iter().map(|f| IoSlice::new(f)).collect();
+                    many.iter().map(|f| IoSlice::new(f.as_slice())).collect();
                 self.stream.try_write_vectored(&slices)
             }
         };
@@ -219,10 +222,8 @@ impl DirectSink {
                 written -= frame.len();
                 false
             } else {
-                if written > 0 {
-                    *frame = frame.slice(written..);
-                    written = 0;
-                }
+                frame.advance(written);
+                written = 0;
                 true
             }
         });
@@ -401,7 +402,7 @@ impl<H: Handler> Start<H> {
         // Awake from here on, as in `run`: nothing may be written to the socket around the head.
         conn.socket.outbox.lock().task_awake = true;
         if let Some(head) = head {
-            conn.output.push_back(head);
+            conn.output.push_back(Frame::Shared(head));
         }
         if !conn.probing {
             conn.attach_sink();
@@ -490,7 +491,7 @@ struct Connection<H: Handler> {
     /// Bytes of a frame that did not arrive whole; empty (and unallocated) most of the time.
     input: BytesMut,
     /// Frames waiting to be written, and how much of the first was written already.
-    output: VecDeque<Bytes>,
+    output: VecDeque<Frame>,
     output_offset: usize,
     probing: bool,
 }
@@ -668,28 +669,31 @@ impl<H: Handler> Connection<H> {
             .zip(self.inner.compression.as_ref())
             .map(|(params, c)| (&**c, params.window_bits(Role::Server)));
         for item in items {
-            self.output.push_back(frame_of(&item, compression));
+            self.output.push_back(frame_of(item, compression));
         }
     }
 
     /// Writes as much of the output as the socket takes without blocking.
     fn flush(&mut self) -> io::Result<()> {
-        while !self.output.is_empty() {
-            let mut slices: [IoSlice<'_>; 64] = [IoSlice::new(&[]); 64];
-            let mut n = 0;
-            for (i, frame) in self.output.iter().take(64).enumerate() {
-                let bytes = if i == 0 {
-                    &frame[self.output_offset..]
-                } else {
-                    &frame[..]
-                };
-                slices[n] = IoSlice::new(bytes);
-                n += 1;
-            }
-            let result = if n == 1 {
-                self.stream.try_write(&slices[0])
+        while let Some(front) = self.output.front() {
+            let first = front
+                .as_slice()
+                .get(self.output_offset..)
+                .unwrap_or_default();
+            let result = if self.output.len() == 1 {
+                self.stream.try_write(first)
             } else {
-                self.stream.try_write_vectored(&slices[..n])
+                // Only the slices used are made: most writes carry a few frames.
+                let slices: SmallVec<[IoSlice<'_>; 8]> = std::iter::once(IoSlice::new(first))
+                    .chain(
+                        self.output
+                            .iter()
+                            .skip(1)
+                            .take(MAX_SLICES - 1)
+                            .map(|frame| IoSlice::new(frame.as_slice())),
+                    )
+                    .collect();
+                self.stream.try_write_vectored(&slices)
             };
             match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -841,8 +845,10 @@ impl<H: Handler> Connection<H> {
             }
             Message::Binary(bytes) => self.on_packet(Packet::Message(Data::Binary(bytes))),
             Message::Ping(payload) => {
-                self.output
-                    .push_back(ignis_ws::server_frame(OpCode::Pong, &payload));
+                self.output.push_back(Frame::Shared(ignis_ws::server_frame(
+                    OpCode::Pong,
+                    &payload,
+                )));
                 None
             }
             Message::Pong(_) => None,
@@ -874,7 +880,8 @@ impl<H: Handler> Connection<H> {
         if self.probing {
             return match packet {
                 Packet::Ping(data) if data.as_str() == "probe" => {
-                    self.output.push_back(text_frame(b'3', b"probe"));
+                    self.output
+                        .push_back(Frame::Shared(text_frame(b'3', b"probe")));
                     self.socket.upgrading.store(true, Ordering::Release);
                     // Release a waiting GET with a noop so that the client can pause polling.
                     self.socket.writable.notify_waiters();
@@ -908,7 +915,7 @@ impl<H: Handler> Connection<H> {
             Some(code) => ignis_ws::encode_close(code, ""),
             None => ignis_ws::server_frame(OpCode::Close, &[]),
         };
-        self.output.push_back(frame);
+        self.output.push_back(Frame::Shared(frame));
     }
 
     async fn finish(mut self, stop: Stop) {
