@@ -338,6 +338,14 @@ impl Outbox {
         }
     }
 
+    /// Gives an empty queue one of this thread's spare buffers, so that queueing does not
+    /// allocate; the WebSocket task gives it back once it took the queue.
+    fn spare_queue(&mut self) {
+        if self.queue.capacity() == 0 {
+            self.queue = SPARE_QUEUES.take();
+        }
+    }
+
     /// Whether a sender may write to the socket now, ahead of nobody.
     fn writable_now(&self) -> bool {
         self.sink.is_some()
@@ -357,6 +365,62 @@ impl Outbox {
     fn congested(&self) -> bool {
         self.output_pending || (self.sink.is_none() && !self.queue.is_empty())
     }
+}
+
+/// Buffers of short queues that fell empty, kept per thread for the next queue that needs one.
+///
+/// The queue of every message to a connection goes through one: the senders' queue, then the
+/// WebSocket task's output. A connection keeps neither once idle (idle memory per connection is
+/// what bounds how many the server holds), and allocating both anew for every message costs two
+/// allocations and two frees; a few buffers per thread serve every connection instead.
+pub(crate) struct Spares<T>(std::cell::RefCell<Vec<VecDeque<T>>>);
+
+/// How many buffers a thread keeps per kind, and the largest it keeps: more or larger ones come
+/// from bursts, which allocate anyway.
+const SPARES: usize = 4;
+const SPARE_CAPACITY: usize = 64;
+
+impl<T> Spares<T> {
+    pub(crate) const fn new() -> Spares<T> {
+        Spares(std::cell::RefCell::new(Vec::new()))
+    }
+}
+
+/// Spare buffers of one kind, per thread.
+pub(crate) type SpareKey<T> = std::thread::LocalKey<Spares<T>>;
+
+pub(crate) trait SpareBuffers<T> {
+    /// An empty buffer, allocated if the thread has one to spare.
+    fn take(&'static self) -> VecDeque<T>;
+    /// Keeps `buf`'s allocation for later, if it is small and the thread does not have enough.
+    fn give(&'static self, buf: VecDeque<T>);
+}
+
+impl<T> SpareBuffers<T> for SpareKey<T> {
+    fn take(&'static self) -> VecDeque<T> {
+        self.try_with(|spares| spares.0.try_borrow_mut().ok()?.pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    fn give(&'static self, mut buf: VecDeque<T>) {
+        if buf.capacity() == 0 || buf.capacity() > SPARE_CAPACITY {
+            return;
+        }
+        buf.clear();
+        let _ = self.try_with(move |spares| {
+            if let Ok(mut spares) = spares.0.try_borrow_mut()
+                && spares.len() < SPARES
+            {
+                spares.push(buf);
+            }
+        });
+    }
+}
+
+thread_local! {
+    pub(crate) static SPARE_QUEUES: Spares<Outgoing> = const { Spares::new() };
 }
 
 /// Why a message could not be queued.
@@ -488,6 +552,7 @@ impl<D> Socket<D> {
                 return Err(SendError::QueueFull);
             }
             let schedule = outbox.writable_now();
+            outbox.spare_queue();
             outbox
                 .queue
                 .extend(messages.iter().map(|m| Outgoing::Shared(Arc::clone(m))));
@@ -534,6 +599,7 @@ impl<D> Socket<D> {
         if outbox.queue.len() + items.len() > self.max_queued {
             return Err(SendError::QueueFull);
         }
+        outbox.spare_queue();
         outbox.queue.extend(items);
         Ok(outbox.needs_wake())
     }
@@ -695,8 +761,9 @@ impl<D: Send + Sync + 'static> Flush for Socket<D> {
             }
             match &outbox.sink {
                 Some(sink) => {
-                    let items = std::mem::take(&mut outbox.queue);
-                    let rest = sink.write(items.into_iter(), false);
+                    let mut items = std::mem::take(&mut outbox.queue);
+                    let rest = sink.write(items.drain(..), false);
+                    SPARE_QUEUES.give(items);
                     if rest.is_empty() {
                         return;
                     }

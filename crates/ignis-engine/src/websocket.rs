@@ -29,7 +29,9 @@ use tokio::net::TcpStream;
 use crate::config::PerMessageDeflate;
 use crate::direct::Rewind;
 use crate::server::{Answer, Handler, Inner, RequestInfo, open_session};
-use crate::socket::{CloseReason, Frame, Outgoing, Socket, TransportKind};
+use crate::socket::{
+    CloseReason, Frame, Outgoing, SPARE_QUEUES, Socket, SpareBuffers, Spares, TransportKind,
+};
 
 type Reply = Response<Bytes>;
 
@@ -116,6 +118,8 @@ thread_local! {
     static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; 64 * 1024]);
     static DEFLATER: RefCell<Option<(u8, Deflater)>> = const { RefCell::new(None) };
     static INFLATER: RefCell<Option<Inflater>> = const { RefCell::new(None) };
+    /// Output buffers that fell empty (see [`Spares`]).
+    static SPARE_OUTPUTS: Spares<Frame> = const { Spares::new() };
 }
 
 /// The frame of a `message` packet: a text frame `4<text>` or a binary frame.
@@ -659,18 +663,23 @@ impl<H: Handler> Connection<H> {
     }
 
     fn fill_output(&mut self) {
-        let items = self.socket.take_outbox();
+        let mut items = self.socket.take_outbox();
         if items.is_empty() {
+            SPARE_QUEUES.give(items);
             return;
+        }
+        if self.output.capacity() == 0 {
+            self.output = SPARE_OUTPUTS.take();
         }
         let compression = self
             .deflate
             .as_ref()
             .zip(self.inner.compression.as_ref())
             .map(|(params, c)| (&**c, params.window_bits(Role::Server)));
-        for item in items {
+        for item in items.drain(..) {
             self.output.push_back(frame_of(item, compression));
         }
+        SPARE_QUEUES.give(items);
     }
 
     /// Writes as much of the output as the socket takes without blocking.
@@ -722,7 +731,7 @@ impl<H: Handler> Connection<H> {
             }
         }
         // An idle connection keeps no output buffer.
-        self.output = VecDeque::new();
+        SPARE_OUTPUTS.give(std::mem::take(&mut self.output));
         Ok(())
     }
 
