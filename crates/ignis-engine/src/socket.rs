@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::Waker;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes};
@@ -171,7 +172,7 @@ impl TextMessage {
 
     /// Writes the frame header and the Engine.IO type in the headroom; returns the buffer and
     /// where the frame starts in it.
-    fn frame_in_place(mut self) -> (Bytes, usize) {
+    fn frame_in_place(mut self) -> (Vec<u8>, usize) {
         // The frame's payload is the Engine.IO type and the text, its header right before.
         let payload_len = self.buf.len() - TEXT_HEADROOM + 1;
         let mut header = [0u8; TEXT_HEADROOM - 1];
@@ -191,19 +192,28 @@ impl TextMessage {
         let frame_start = TEXT_HEADROOM - 1 - header_len;
         self.buf[frame_start..TEXT_HEADROOM - 1].copy_from_slice(&header[..header_len]);
         self.buf[TEXT_HEADROOM - 1] = b'4';
-        (Bytes::from(self.buf), frame_start)
+        (self.buf, frame_start)
     }
 
     /// The message's uncompressed WebSocket frame, alone.
     pub fn into_frame(self) -> Bytes {
-        let (mut bytes, frame_start) = self.frame_in_place();
+        let (buf, frame_start) = self.frame_in_place();
+        let mut bytes = Bytes::from(buf);
         bytes.advance(frame_start);
         bytes
     }
 
+    /// The frame for one session: the buffer stays as it is, where `Bytes` would allocate a
+    /// shared header for it (its length is never its capacity) and free two blocks later.
+    fn into_owned_frame(self) -> Frame {
+        let (buf, start) = self.frame_in_place();
+        Frame::Owned { buf, start }
+    }
+
     /// The message as a [`SharedMessage`], its frame already made.
     pub fn into_shared(self, compress: bool) -> Arc<SharedMessage> {
-        let (bytes, frame_start) = self.frame_in_place();
+        let (buf, frame_start) = self.frame_in_place();
+        let bytes = Bytes::from(buf);
         let text = bytes.slice(TEXT_HEADROOM..);
         // `new` checked the text; `from_utf8` only repeats a cheap check.
         let text = Str::from_utf8(text).unwrap_or_default();
@@ -225,15 +235,45 @@ pub enum HeadroomError {
     NotUtf8,
 }
 
+/// The bytes of a WebSocket frame ready to be written.
+#[derive(Debug)]
+pub(crate) enum Frame {
+    /// A frame that may be shared with other sessions.
+    Shared(Bytes),
+    /// A buffer only this session's frame uses, from `start` on (see [`TextMessage`]).
+    Owned { buf: Vec<u8>, start: usize },
+}
+
+impl Frame {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Frame::Shared(bytes) => bytes,
+            Frame::Owned { buf, start } => buf.get(*start..).unwrap_or_default(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Drops the first `n` bytes, which the socket took.
+    pub(crate) fn advance(&mut self, n: usize) {
+        match self {
+            Frame::Shared(bytes) => bytes.advance(n.min(bytes.len())),
+            Frame::Owned { buf, start } => *start = buf.len().min(*start + n),
+        }
+    }
+}
+
 /// One item of a session's outbound queue.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum Outgoing {
     Packet(Packet),
     Shared(Arc<SharedMessage>),
     /// A frame for this session alone ([`Socket::send_text`]), or the unwritten rest of one a
     /// sender began to write itself (see [`Outbox::sink`]); only ever queued on a session whose
     /// transport is WebSocket.
-    Frame(Bytes),
+    Frame(Frame),
 }
 
 impl Outgoing {
@@ -270,6 +310,9 @@ pub(crate) struct Outbox {
     pub(crate) output_pending: bool,
     /// A flush of this queue is scheduled (see [`DeliveryBatch`]).
     flush_scheduled: bool,
+    /// The WebSocket task's waker, for when it sleeps (`task_awake` false). Kept while it runs
+    /// too, so that going to sleep again costs no clone; taken by whoever wakes it.
+    pub(crate) waker: Option<Waker>,
 }
 
 impl Outbox {
@@ -280,6 +323,26 @@ impl Outbox {
             task_awake: false,
             output_pending: false,
             flush_scheduled: false,
+            waker: None,
+        }
+    }
+
+    /// The WebSocket task's waker, to wake it with once the lock is released, when the task
+    /// sleeps. An awake task needs none: it looks at the queue and at the session's state under
+    /// this lock before it sleeps (see `Connection::fall_asleep`).
+    fn sleeping_task(&mut self) -> Option<Waker> {
+        if self.task_awake {
+            None
+        } else {
+            self.waker.take()
+        }
+    }
+
+    /// Gives an empty queue one of this thread's spare buffers, so that queueing does not
+    /// allocate; the WebSocket task gives it back once it took the queue.
+    fn spare_queue(&mut self) {
+        if self.queue.capacity() == 0 {
+            self.queue = SPARE_QUEUES.take();
         }
     }
 
@@ -302,6 +365,62 @@ impl Outbox {
     fn congested(&self) -> bool {
         self.output_pending || (self.sink.is_none() && !self.queue.is_empty())
     }
+}
+
+/// Buffers of short queues that fell empty, kept per thread for the next queue that needs one.
+///
+/// The queue of every message to a connection goes through one: the senders' queue, then the
+/// WebSocket task's output. A connection keeps neither once idle (idle memory per connection is
+/// what bounds how many the server holds), and allocating both anew for every message costs two
+/// allocations and two frees; a few buffers per thread serve every connection instead.
+pub(crate) struct Spares<T>(std::cell::RefCell<Vec<VecDeque<T>>>);
+
+/// How many buffers a thread keeps per kind, and the largest it keeps: more or larger ones come
+/// from bursts, which allocate anyway.
+const SPARES: usize = 4;
+const SPARE_CAPACITY: usize = 64;
+
+impl<T> Spares<T> {
+    pub(crate) const fn new() -> Spares<T> {
+        Spares(std::cell::RefCell::new(Vec::new()))
+    }
+}
+
+/// Spare buffers of one kind, per thread.
+pub(crate) type SpareKey<T> = std::thread::LocalKey<Spares<T>>;
+
+pub(crate) trait SpareBuffers<T> {
+    /// An empty buffer, allocated if the thread has one to spare.
+    fn take(&'static self) -> VecDeque<T>;
+    /// Keeps `buf`'s allocation for later, if it is small and the thread does not have enough.
+    fn give(&'static self, buf: VecDeque<T>);
+}
+
+impl<T> SpareBuffers<T> for SpareKey<T> {
+    fn take(&'static self) -> VecDeque<T> {
+        self.try_with(|spares| spares.0.try_borrow_mut().ok()?.pop())
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    fn give(&'static self, mut buf: VecDeque<T>) {
+        if buf.capacity() == 0 || buf.capacity() > SPARE_CAPACITY {
+            return;
+        }
+        buf.clear();
+        let _ = self.try_with(move |spares| {
+            if let Ok(mut spares) = spares.0.try_borrow_mut()
+                && spares.len() < SPARES
+            {
+                spares.push(buf);
+            }
+        });
+    }
+}
+
+thread_local! {
+    pub(crate) static SPARE_QUEUES: Spares<Outgoing> = const { Spares::new() };
 }
 
 /// Why a message could not be queued.
@@ -433,6 +552,7 @@ impl<D> Socket<D> {
                 return Err(SendError::QueueFull);
             }
             let schedule = outbox.writable_now();
+            outbox.spare_queue();
             outbox
                 .queue
                 .extend(messages.iter().map(|m| Outgoing::Shared(Arc::clone(m))));
@@ -479,6 +599,7 @@ impl<D> Socket<D> {
         if outbox.queue.len() + items.len() > self.max_queued {
             return Err(SendError::QueueFull);
         }
+        outbox.spare_queue();
         outbox.queue.extend(items);
         Ok(outbox.needs_wake())
     }
@@ -489,7 +610,7 @@ impl<D> Socket<D> {
         let mut text = Some(text);
         self.enqueue(false, |outbox| {
             let item = text.take().map(|text| match &outbox.sink {
-                Some(sink) if !sink.compresses() => Outgoing::Frame(text.into_frame()),
+                Some(sink) if !sink.compresses() => Outgoing::Frame(text.into_owned_frame()),
                 _ => Outgoing::Shared(text.into_shared(true)),
             });
             self.admit(outbox, item.into_iter(), false)
@@ -507,13 +628,23 @@ impl<D> Socket<D> {
         if !self.is_open() {
             return Err(SendError::Closed);
         }
-        let wake = {
+        let (wake, task) = {
             let mut outbox = self.outbox.lock();
             if volatile && outbox.congested() {
                 return Ok(());
             }
-            queue(&mut outbox)
+            let wake = queue(&mut outbox);
+            // Only a WebSocket task that carries the session (it holds the sink) writes the
+            // queue; one still probing leaves it to polling.
+            let task = match wake {
+                Ok(true) if outbox.sink.is_some() => outbox.sleeping_task(),
+                _ => None,
+            };
+            (wake, task)
         };
+        if let Some(task) = task {
+            task.wake();
+        }
         match wake {
             Ok(true) => self.writable.notify_one(),
             Ok(false) => {}
@@ -544,6 +675,15 @@ impl<D> Socket<D> {
         {
             self.driver.notify_one();
             self.writable.notify_one();
+            self.wake_task();
+        }
+    }
+
+    /// Wakes the WebSocket task if it sleeps, for news it must act on (a close).
+    fn wake_task(&self) {
+        let task = self.outbox.lock().sleeping_task();
+        if let Some(task) = task {
+            task.wake();
         }
     }
 
@@ -571,6 +711,7 @@ impl<D> Socket<D> {
             self.driver.notify_one();
             self.writable.notify_waiters();
             self.writable.notify_one();
+            self.wake_task();
             true
         } else {
             false
@@ -585,6 +726,8 @@ impl<D> Socket<D> {
         let now = self.created.elapsed().as_millis() as u64;
         self.last_pong_ms.store(now, Ordering::Release);
         self.awaiting_pong.store(false, Ordering::Release);
+        // The WebSocket task is not woken: its deadline only moved later, and its timer, when
+        // it fires early, finds nothing due and is set again.
         self.driver.notify_one();
     }
 }
@@ -605,7 +748,7 @@ trait Flush: Send + Sync {
 
 impl<D: Send + Sync + 'static> Flush for Socket<D> {
     fn flush_queued(&self) {
-        let wake = {
+        let task = {
             let mut guard = self.outbox.lock();
             let outbox = &mut *guard;
             outbox.flush_scheduled = false;
@@ -618,20 +761,22 @@ impl<D: Send + Sync + 'static> Flush for Socket<D> {
             }
             match &outbox.sink {
                 Some(sink) => {
-                    let items = std::mem::take(&mut outbox.queue);
-                    let rest = sink.write(items.into_iter(), false);
+                    let mut items = std::mem::take(&mut outbox.queue);
+                    let rest = sink.write(items.drain(..), false);
+                    SPARE_QUEUES.give(items);
                     if rest.is_empty() {
                         return;
                     }
                     outbox.queue.extend(rest.into_iter().map(Outgoing::Frame));
-                    true
+                    outbox.sleeping_task()
                 }
-                None => true,
+                None => None,
             }
         };
-        if wake {
-            self.writable.notify_one();
+        if let Some(task) = task {
+            task.wake();
         }
+        self.writable.notify_one();
     }
 }
 

@@ -8,8 +8,10 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -21,13 +23,15 @@ use ignis_proto::engineio::{Data, Packet, Str};
 use ignis_ws::deflate::{DeflateConfig, Deflater, Inflater, Negotiated};
 use ignis_ws::{CloseCode, CompressedMessage, Decoder, Message, OpCode, Role};
 use smallvec::SmallVec;
-use tokio::io::{Interest, Ready};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use crate::config::PerMessageDeflate;
 use crate::direct::Rewind;
 use crate::server::{Answer, Handler, Inner, RequestInfo, open_session};
-use crate::socket::{CloseReason, Outgoing, Socket, TransportKind};
+use crate::socket::{
+    CloseReason, Frame, Outgoing, SPARE_QUEUES, Socket, SpareBuffers, Spares, TransportKind,
+};
 
 type Reply = Response<Bytes>;
 
@@ -114,6 +118,8 @@ thread_local! {
     static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; 64 * 1024]);
     static DEFLATER: RefCell<Option<(u8, Deflater)>> = const { RefCell::new(None) };
     static INFLATER: RefCell<Option<Inflater>> = const { RefCell::new(None) };
+    /// Output buffers that fell empty (see [`Spares`]).
+    static SPARE_OUTPUTS: Spares<Frame> = const { Spares::new() };
 }
 
 /// The frame of a `message` packet: a text frame `4<text>` or a binary frame.
@@ -136,8 +142,9 @@ fn text_frame(type_char: u8, rest: &[u8]) -> Bytes {
 type ConnCompression<'a> = Option<(&'a Compression, u8)>;
 
 /// The frame of one queued item for a connection with this compression.
-fn frame_of(item: &Outgoing, compression: ConnCompression<'_>) -> Bytes {
-    match (item, compression) {
+fn frame_of(item: Outgoing, compression: ConnCompression<'_>) -> Frame {
+    Frame::Shared(match (item, compression) {
+        (Outgoing::Frame(frame), _) => return frame,
         // Frames compressed with the default window are shared by every recipient.
         (Outgoing::Shared(m), _) if !m.compress() => m.ws_frame().clone(),
         (Outgoing::Shared(m), Some((c, bits))) if bits == c.window_bits => {
@@ -146,11 +153,10 @@ fn frame_of(item: &Outgoing, compression: ConnCompression<'_>) -> Bytes {
         (Outgoing::Shared(m), Some((c, bits))) => c.message_frame_with(m.data(), bits),
         (Outgoing::Shared(m), None) => m.ws_frame().clone(),
         (Outgoing::Packet(Packet::Message(data)), Some((c, bits))) => {
-            c.message_frame_with(data, bits)
+            c.message_frame_with(&data, bits)
         }
-        (Outgoing::Packet(p), _) => packet_frame(p),
-        (Outgoing::Frame(frame), _) => frame.clone(),
-    }
+        (Outgoing::Packet(p), _) => packet_frame(&p),
+    })
 }
 
 /// Reads what the socket holds. A read that does not fill `buf` took everything there was,
@@ -173,6 +179,9 @@ fn read_clearing(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// The most frames one vectored write carries.
+const MAX_SLICES: usize = 64;
+
 /// What a sender needs to write to a WebSocket session's socket itself (see
 /// [`crate::socket::Outbox`]).
 pub(crate) struct DirectSink {
@@ -193,16 +202,16 @@ impl DirectSink {
         &self,
         items: impl Iterator<Item = Outgoing>,
         volatile: bool,
-    ) -> SmallVec<[Bytes; 4]> {
+    ) -> SmallVec<[Frame; 4]> {
         // Called for every recipient of every message: a few frames stay off the heap.
         let compression = self.compression.as_ref().map(|(c, bits)| (&**c, *bits));
-        let mut frames: SmallVec<[Bytes; 4]> =
-            items.map(|item| frame_of(&item, compression)).collect();
+        let mut frames: SmallVec<[Frame; 4]> =
+            items.map(|item| frame_of(item, compression)).collect();
         let result = match frames.as_slice() {
-            [one] => self.stream.try_write(one),
+            [one] => self.stream.try_write(one.as_slice()),
             many => {
                 let slices: SmallVec<[IoSlice<'_>; 4]> =
-                    many.iter().map(|f| IoSlice::new(f)).collect();
+                    many.iter().map(|f| IoSlice::new(f.as_slice())).collect();
                 self.stream.try_write_vectored(&slices)
             }
         };
@@ -217,10 +226,8 @@ impl DirectSink {
                 written -= frame.len();
                 false
             } else {
-                if written > 0 {
-                    *frame = frame.slice(written..);
-                    written = 0;
-                }
+                frame.advance(written);
+                written = 0;
                 true
             }
         });
@@ -399,7 +406,7 @@ impl<H: Handler> Start<H> {
         // Awake from here on, as in `run`: nothing may be written to the socket around the head.
         conn.socket.outbox.lock().task_awake = true;
         if let Some(head) = head {
-            conn.output.push_back(head);
+            conn.output.push_back(Frame::Shared(head));
         }
         if !conn.probing {
             conn.attach_sink();
@@ -460,9 +467,12 @@ impl<H: Handler> Begin<H> {
 
 /// What woke a connection's task.
 enum Wake {
-    /// The socket is readable, or writable while the task holds output.
-    Ready(io::Result<Ready>),
-    /// Something was queued, or the session has news for its driver.
+    /// The socket is readable (data, a close or a failure: `read` finds out which).
+    Readable,
+    /// The socket is writable while the task holds output.
+    Writable,
+    Failed(io::Error),
+    /// Something was queued, or the session has news for the task (see `Connection::poll_wake`).
     Queued,
     Timer,
 }
@@ -485,7 +495,7 @@ struct Connection<H: Handler> {
     /// Bytes of a frame that did not arrive whole; empty (and unallocated) most of the time.
     input: BytesMut,
     /// Frames waiting to be written, and how much of the first was written already.
-    output: VecDeque<Bytes>,
+    output: VecDeque<Frame>,
     output_offset: usize,
     probing: bool,
 }
@@ -501,44 +511,25 @@ impl<H: Handler> Connection<H> {
             if let Some(stop) = self.step() {
                 break stop;
             }
-            if !self.fall_asleep() {
-                continue;
-            }
-            let deadline = self.deadline(started);
-            if timer.deadline() != deadline {
-                timer.as_mut().reset(deadline);
-            }
-            // One readiness future for both directions: it is what an idle connection keeps.
-            let interest = if self.output.is_empty() {
-                Interest::READABLE
-            } else {
-                Interest::READABLE | Interest::WRITABLE
-            };
-            let wake = tokio::select! {
-                biased;
-                r = self.stream.ready(interest) => Wake::Ready(r),
-                _ = self.socket.writable.notified(), if !self.probing => Wake::Queued,
-                _ = self.socket.driver.notified() => Wake::Queued,
-                _ = &mut timer => Wake::Timer,
-            };
+            let mut first = true;
+            let wake = std::future::poll_fn(|cx| {
+                self.poll_wake(cx, timer.as_mut(), started, std::mem::take(&mut first))
+            })
+            .await;
             // Before anything runs: what handlers send while the task is awake is queued and
             // leaves with the task's next write.
             self.socket.outbox.lock().task_awake = true;
             match wake {
-                Wake::Ready(Err(e)) => {
+                Wake::Failed(e) => {
                     tracing::debug!(error = %e, "websocket readiness failed");
                     break self.transport_closed();
                 }
-                Wake::Ready(Ok(ready)) => {
-                    // Anything but plain writability may be data, a close or a failure:
-                    // `read` finds out which.
-                    if ready != Ready::WRITABLE
-                        && let Some(stop) = self.read()
-                    {
+                Wake::Readable => {
+                    if let Some(stop) = self.read() {
                         break stop;
                     }
                 }
-                Wake::Queued => {}
+                Wake::Writable | Wake::Queued => {}
                 Wake::Timer => {
                     if let Some(stop) = self.on_timer(started) {
                         break stop;
@@ -562,12 +553,73 @@ impl<H: Handler> Connection<H> {
         });
     }
 
-    /// Tells senders the task is about to sleep; false, and the task stays awake, when something
-    /// was queued since it last looked.
-    fn fall_asleep(&self) -> bool {
+    /// Waits for what the task must act on. The first poll puts the task to sleep (see
+    /// [`Connection::fall_asleep`]); it then waits for the socket (readable; writable too while it
+    /// holds output) and for its timer, each of which keeps the task's waker in one slot, and for
+    /// a sender or a close, which wake it with the waker kept in the outbox. A later poll that
+    /// finds neither the socket nor the timer ready was woken by the latter (or spuriously: the
+    /// loop then just looks around once more).
+    fn poll_wake(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut timer: Pin<&mut tokio::time::Sleep>,
+        started: tokio::time::Instant,
+        first: bool,
+    ) -> Poll<Wake> {
+        if first {
+            if !self.fall_asleep(cx.waker()) {
+                return Poll::Ready(Wake::Queued);
+            }
+            let deadline = self.deadline(started);
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
+        }
+        match self.stream.poll_read_ready(cx) {
+            Poll::Ready(Ok(())) => return Poll::Ready(Wake::Readable),
+            Poll::Ready(Err(e)) => return Poll::Ready(Wake::Failed(e)),
+            Poll::Pending => {}
+        }
+        if !self.output.is_empty() {
+            match self.stream.poll_write_ready(cx) {
+                Poll::Ready(Ok(())) => return Poll::Ready(Wake::Writable),
+                Poll::Ready(Err(e)) => return Poll::Ready(Wake::Failed(e)),
+                Poll::Pending => {}
+            }
+        }
+        if timer.poll(cx).is_ready() {
+            return Poll::Ready(Wake::Timer);
+        }
+        if first {
+            Poll::Pending
+        } else {
+            Poll::Ready(Wake::Queued)
+        }
+    }
+
+    /// Tells senders the task is about to sleep and leaves its waker with them; false, and the
+    /// task stays awake, when there is news it has not acted on.
+    ///
+    /// No wake-up is lost: a sender queues, and a close is requested (or the session closed),
+    /// before the outbox lock is taken to decide whether to wake the task. If that comes before
+    /// this lock, the check below sees the news; if after, the sender finds `task_awake` false
+    /// and the waker, and wakes the task.
+    fn fall_asleep(&self, waker: &Waker) -> bool {
         let mut outbox = self.socket.outbox.lock();
-        if !outbox.queue.is_empty() && !self.probing && self.output.is_empty() {
+        if self.socket.is_closed() {
             return false;
+        }
+        // With output held, the task wakes when the socket takes it, and `step` acts then on
+        // what came meanwhile; a close it saw before already keeps the output moving.
+        if !self.probing
+            && self.output.is_empty()
+            && (!outbox.queue.is_empty() || self.socket.pending_close().is_some())
+        {
+            return false;
+        }
+        match &mut outbox.waker {
+            Some(kept) => kept.clone_from(waker),
+            slot => *slot = Some(waker.clone()),
         }
         outbox.task_awake = false;
         outbox.output_pending = !self.output.is_empty();
@@ -611,38 +663,46 @@ impl<H: Handler> Connection<H> {
     }
 
     fn fill_output(&mut self) {
-        let items = self.socket.take_outbox();
+        let mut items = self.socket.take_outbox();
         if items.is_empty() {
+            SPARE_QUEUES.give(items);
             return;
+        }
+        if self.output.capacity() == 0 {
+            self.output = SPARE_OUTPUTS.take();
         }
         let compression = self
             .deflate
             .as_ref()
             .zip(self.inner.compression.as_ref())
             .map(|(params, c)| (&**c, params.window_bits(Role::Server)));
-        for item in items {
-            self.output.push_back(frame_of(&item, compression));
+        for item in items.drain(..) {
+            self.output.push_back(frame_of(item, compression));
         }
+        SPARE_QUEUES.give(items);
     }
 
     /// Writes as much of the output as the socket takes without blocking.
     fn flush(&mut self) -> io::Result<()> {
-        while !self.output.is_empty() {
-            let mut slices: [IoSlice<'_>; 64] = [IoSlice::new(&[]); 64];
-            let mut n = 0;
-            for (i, frame) in self.output.iter().take(64).enumerate() {
-                let bytes = if i == 0 {
-                    &frame[self.output_offset..]
-                } else {
-                    &frame[..]
-                };
-                slices[n] = IoSlice::new(bytes);
-                n += 1;
-            }
-            let result = if n == 1 {
-                self.stream.try_write(&slices[0])
+        while let Some(front) = self.output.front() {
+            let first = front
+                .as_slice()
+                .get(self.output_offset..)
+                .unwrap_or_default();
+            let result = if self.output.len() == 1 {
+                self.stream.try_write(first)
             } else {
-                self.stream.try_write_vectored(&slices[..n])
+                // Only the slices used are made: most writes carry a few frames.
+                let slices: SmallVec<[IoSlice<'_>; 8]> = std::iter::once(IoSlice::new(first))
+                    .chain(
+                        self.output
+                            .iter()
+                            .skip(1)
+                            .take(MAX_SLICES - 1)
+                            .map(|frame| IoSlice::new(frame.as_slice())),
+                    )
+                    .collect();
+                self.stream.try_write_vectored(&slices)
             };
             match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -671,7 +731,7 @@ impl<H: Handler> Connection<H> {
             }
         }
         // An idle connection keeps no output buffer.
-        self.output = VecDeque::new();
+        SPARE_OUTPUTS.give(std::mem::take(&mut self.output));
         Ok(())
     }
 
@@ -794,8 +854,10 @@ impl<H: Handler> Connection<H> {
             }
             Message::Binary(bytes) => self.on_packet(Packet::Message(Data::Binary(bytes))),
             Message::Ping(payload) => {
-                self.output
-                    .push_back(ignis_ws::server_frame(OpCode::Pong, &payload));
+                self.output.push_back(Frame::Shared(ignis_ws::server_frame(
+                    OpCode::Pong,
+                    &payload,
+                )));
                 None
             }
             Message::Pong(_) => None,
@@ -827,7 +889,8 @@ impl<H: Handler> Connection<H> {
         if self.probing {
             return match packet {
                 Packet::Ping(data) if data.as_str() == "probe" => {
-                    self.output.push_back(text_frame(b'3', b"probe"));
+                    self.output
+                        .push_back(Frame::Shared(text_frame(b'3', b"probe")));
                     self.socket.upgrading.store(true, Ordering::Release);
                     // Release a waiting GET with a noop so that the client can pause polling.
                     self.socket.writable.notify_waiters();
@@ -861,7 +924,7 @@ impl<H: Handler> Connection<H> {
             Some(code) => ignis_ws::encode_close(code, ""),
             None => ignis_ws::server_frame(OpCode::Close, &[]),
         };
-        self.output.push_back(frame);
+        self.output.push_back(Frame::Shared(frame));
     }
 
     async fn finish(mut self, stop: Stop) {
@@ -870,6 +933,7 @@ impl<H: Handler> Connection<H> {
             let mut outbox = self.socket.outbox.lock();
             outbox.sink = None;
             outbox.task_awake = true;
+            outbox.waker = None;
         }
         match stop {
             Stop::ProbeFailed => {

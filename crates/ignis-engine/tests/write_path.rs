@@ -322,3 +322,33 @@ fn a_flush_scheduled_on_a_runtime_that_shuts_down_still_happens() {
         .unwrap();
     assert_eq!(number_of(&text.unwrap()), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sleeping_connection_task_wakes_for_a_close_requested_elsewhere() {
+    let mut server = start(64).await;
+    let port = server.port;
+    let client = tokio::task::spawn_blocking(move || {
+        let mut client = Client::connect(port);
+        // The open packet; then nothing, so that the task goes to sleep.
+        let open = client.next_text().unwrap();
+        assert!(open.starts_with('0'), "not an open packet: {open}");
+        client
+    });
+    let socket = server.opened.recv().await.unwrap();
+    let mut client = client.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // Only the close wakes the task: the heartbeat is 25 s away.
+    socket.close();
+    let reason = tokio::time::timeout(Duration::from_secs(5), server.closed.recv())
+        .await
+        .expect("the session closes at once")
+        .unwrap();
+    assert_eq!(reason, CloseReason::ForcedClose);
+    let end = tokio::task::spawn_blocking(move || client.next_text());
+    let end = tokio::time::timeout(Duration::from_secs(5), end)
+        .await
+        .expect("the client sees the close")
+        .unwrap();
+    assert_eq!(end, None);
+}
