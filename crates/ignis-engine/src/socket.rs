@@ -826,25 +826,36 @@ impl Drop for DeliveryBatch {
                 // this flush instead of costing writes of their own.
                 tokio::task::yield_now().await;
                 let sessions = flush.take();
-                while !sessions.is_empty() {
-                    let chunk = sessions.len().saturating_sub(FLUSH_CHUNK);
-                    for session in sessions.drain(chunk..) {
-                        session.flush_queued();
-                    }
-                    if !sessions.is_empty() {
-                        // A long flush must not hold up the requests that make the next
-                        // broadcasts: what they queue for sessions not yet written goes out in
-                        // this flush, the rest in the next.
-                        tokio::task::yield_now().await;
-                    }
+                // Past the first chunk, each chunk is a task of its own: a worker with nothing
+                // to do takes one, so a broadcast to many sessions is written by every core at
+                // once (the last recipient waits for a share of the writes, not all of them),
+                // and a long flush does not hold up the requests that make the next broadcasts.
+                while sessions.len() > FLUSH_CHUNK {
+                    let chunk = FlushChunk(sessions.split_off(sessions.len() - FLUSH_CHUNK));
+                    tokio::spawn(async move { drop(chunk) });
+                }
+                for session in sessions.drain(..) {
+                    session.flush_queued();
                 }
             });
         }
     }
 }
 
-/// How many sessions a flush writes before it lets other tasks run.
-const FLUSH_CHUNK: usize = 256;
+/// How many sessions one task of a flush writes.
+const FLUSH_CHUNK: usize = 128;
+
+/// Sessions of a flush written by a task of their own: when the task runs, or, should the
+/// runtime drop the task unpolled (it is shutting down), then.
+struct FlushChunk(Vec<Arc<dyn Flush>>);
+
+impl Drop for FlushChunk {
+    fn drop(&mut self) {
+        for session in self.0.drain(..) {
+            session.flush_queued();
+        }
+    }
+}
 
 /// The scheduled flush's sessions; whatever it still holds is written when it drops.
 struct PendingFlush {

@@ -352,3 +352,47 @@ async fn a_sleeping_connection_task_wakes_for_a_close_requested_elsewhere() {
         .unwrap();
     assert_eq!(end, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_to_more_sessions_than_one_flush_task_writes_reaches_each_in_order() {
+    // More than two chunks of a flush, each written by a task of its own.
+    const CLIENTS: usize = 300;
+    const MESSAGES: usize = 5;
+    let mut server = start(1_000).await;
+    let port = server.port;
+    let clients = tokio::task::spawn_blocking(move || {
+        (0..CLIENTS)
+            .map(|_| {
+                let mut client = Client::connect(port);
+                assert!(client.next_text().unwrap().starts_with("0{"));
+                client
+            })
+            .collect::<Vec<_>>()
+    });
+    let mut sockets = Vec::new();
+    for _ in 0..CLIENTS {
+        sockets.push(server.opened.recv().await.unwrap());
+    }
+    let mut clients = clients.await.unwrap();
+    for i in 1..=MESSAGES {
+        let message = [SharedMessage::new(numbered(i))];
+        let mut batch = DeliveryBatch::new();
+        for socket in &sockets {
+            socket.send_shared_in(&message, false, &mut batch).unwrap();
+        }
+        drop(batch);
+        if i == 2 {
+            // Let one flush run between broadcasts, as well as broadcasts sharing one.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    tokio::task::spawn_blocking(move || {
+        for client in &mut clients {
+            for i in 1..=MESSAGES {
+                assert_eq!(number_of(&client.next_text().unwrap()), i);
+            }
+        }
+    })
+    .await
+    .unwrap();
+}
