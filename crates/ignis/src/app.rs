@@ -383,7 +383,6 @@ async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut connections = tokio::task::JoinSet::new();
-    let head_timeout = app.config().request_head_timeout;
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
@@ -406,6 +405,10 @@ async fn serve(
             // on this task; anything else goes to hyper with the bytes read replayed.
             let io = match app.socket_io() {
                 Some(socket_io) => {
+                    // Read here, not captured by the task: an idle WebSocket connection keeps
+                    // the task's captures for its life, and 16 more bytes took the task to the
+                    // allocator's next size class (a quarter KiB per connection).
+                    let head_timeout = app.config().request_head_timeout;
                     let first = tokio::select! {
                         first = tokio::time::timeout(head_timeout, read_first(stream)) => {
                             first.ok().flatten()
@@ -429,7 +432,7 @@ async fn serve(
             };
             // Boxed: an idle WebSocket connection served above keeps a task the size of its
             // own state, not of hyper's.
-            Box::pin(serve_http(io, peer, router, app, stop, head_timeout)).await;
+            Box::pin(serve_http(io, peer, router, app, stop)).await;
         });
         // Reap finished connections so the set does not grow.
         while connections.try_join_next().is_some() {}
@@ -449,8 +452,8 @@ async fn serve_http(
     router: Router,
     app: AppHandle,
     mut stop: watch::Receiver<bool>,
-    head_timeout: Duration,
 ) {
+    let head_timeout = app.config().request_head_timeout;
     let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
         let router = router.clone();
         let app = app.clone();
