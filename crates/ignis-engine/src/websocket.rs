@@ -400,7 +400,6 @@ impl<H: Handler> Start<H> {
             deflate: params,
             input: BytesMut::new(),
             output: VecDeque::new(),
-            output_offset: 0,
             probing,
         };
         // Awake from here on, as in `run`: nothing may be written to the socket around the head.
@@ -494,9 +493,8 @@ struct Connection<H: Handler> {
     deflate: Option<Negotiated>,
     /// Bytes of a frame that did not arrive whole; empty (and unallocated) most of the time.
     input: BytesMut,
-    /// Frames waiting to be written, and how much of the first was written already.
+    /// Frames waiting to be written; the first may have been written in part already.
     output: VecDeque<Frame>,
-    output_offset: usize,
     probing: bool,
 }
 
@@ -685,10 +683,7 @@ impl<H: Handler> Connection<H> {
     /// Writes as much of the output as the socket takes without blocking.
     fn flush(&mut self) -> io::Result<()> {
         while let Some(front) = self.output.front() {
-            let first = front
-                .as_slice()
-                .get(self.output_offset..)
-                .unwrap_or_default();
+            let first = front.as_slice();
             let result = if self.output.len() == 1 {
                 self.stream.try_write(first)
             } else {
@@ -707,19 +702,15 @@ impl<H: Handler> Connection<H> {
             match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(mut written) => {
-                    while written > 0 {
-                        let Some(front) = self.output.front() else {
+                    // Whole frames written leave the output; a frame written in part keeps
+                    // only its rest.
+                    while let Some(front) = self.output.front_mut() {
+                        if written < front.len() {
+                            front.advance(written);
                             break;
-                        };
-                        let left = front.len() - self.output_offset;
-                        if written >= left {
-                            written -= left;
-                            self.output.pop_front();
-                            self.output_offset = 0;
-                        } else {
-                            self.output_offset += written;
-                            written = 0;
                         }
+                        written -= front.len();
+                        self.output.pop_front();
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),

@@ -1,6 +1,7 @@
 //! The wire format of Socket.IO packets: which codec a server speaks, and how an encoded packet
 //! becomes Engine.IO messages that many sessions can share.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -85,12 +86,14 @@ pub(crate) fn encode_ack(
     kind: ParserKind,
     nsp: &str,
     id: u64,
-    args: &[Value],
+    args: Cow<'_, [Value]>,
 ) -> Result<Direct, EncodeError> {
     match kind {
-        ParserKind::Json => json_direct(|out| socketio::encode_ack_into(out, nsp, id, args)),
+        ParserKind::Json => json_direct(|out| socketio::encode_ack_into(out, nsp, id, &args)),
+        // The msgpack encoder takes a packet: owned arguments move into it, borrowed ones are
+        // copied.
         ParserKind::MsgPack => {
-            encode(kind, &Packet::ack(nsp, id, args.to_vec())).map(Direct::Messages)
+            encode(kind, &Packet::ack(nsp, id, args.into_owned())).map(Direct::Messages)
         }
     }
 }

@@ -1,5 +1,6 @@
 //! A client's connection to one namespace: its events, acknowledgements, rooms and data.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -147,11 +148,15 @@ pub struct AckSender {
 impl AckSender {
     /// Sends the acknowledgement.
     pub fn send(self, args: Vec<Value>) {
-        self.send_values(&args);
+        self.send_args(Cow::Owned(args));
     }
 
     /// Sends the acknowledgement, from borrowed arguments.
     pub fn send_values(self, args: &[Value]) {
+        self.send_args(Cow::Borrowed(args));
+    }
+
+    fn send_args(self, args: Cow<'_, [Value]>) {
         if let Some(socket) = self.socket.upgrade() {
             match crate::parser::encode_ack(socket.ns.parser(), socket.ns.name(), self.id, args) {
                 Ok(packet) => {

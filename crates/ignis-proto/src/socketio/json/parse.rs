@@ -130,21 +130,30 @@ impl Parser<'_> {
         }
     }
 
-    fn enter(&mut self) -> Result<(), ParseError> {
+    /// Steps into the array or object whose opening bracket is at the current position; true
+    /// when `close` follows at once, the container empty and already left.
+    fn enter(&mut self, close: u8) -> Result<bool, ParseError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(self.error("recursion limit exceeded"));
         }
         self.at += 1;
-        Ok(())
+        self.skip_whitespace();
+        if self.peek() == Some(close) {
+            self.leave();
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Steps over the closing bracket of the current container.
+    fn leave(&mut self) {
+        self.at += 1;
+        self.depth -= 1;
     }
 
     fn array(&mut self) -> Result<Value, ParseError> {
-        self.enter()?;
-        self.skip_whitespace();
-        if self.peek() == Some(b']') {
-            self.at += 1;
-            self.depth -= 1;
+        if self.enter(b']')? {
             return Ok(Value::Array(Vec::new()));
         }
         // What the first push would allocate anyway, without going through the growth path.
@@ -155,8 +164,7 @@ impl Parser<'_> {
             match self.peek() {
                 Some(b',') => self.at += 1,
                 Some(b']') => {
-                    self.at += 1;
-                    self.depth -= 1;
+                    self.leave();
                     return Ok(Value::Array(items));
                 }
                 None => return Err(self.error("EOF while parsing a list")),
@@ -166,11 +174,7 @@ impl Parser<'_> {
     }
 
     fn object(&mut self) -> Result<Value, ParseError> {
-        self.enter()?;
-        self.skip_whitespace();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-            self.depth -= 1;
+        if self.enter(b'}')? {
             return Ok(Value::Map(Map::new()));
         }
         let mut entries = Vec::with_capacity(4);
@@ -194,8 +198,7 @@ impl Parser<'_> {
             match self.peek() {
                 Some(b',') => self.at += 1,
                 Some(b'}') => {
-                    self.at += 1;
-                    self.depth -= 1;
+                    self.leave();
                     return Ok(Value::Map(Map::from_entries(entries)));
                 }
                 None => return Err(self.error("EOF while parsing an object")),
