@@ -115,7 +115,7 @@ fn handlers(slot: HelperSlot) -> SocketHandlers {
         let data = object([("original", original), ("timestamp", now())]);
         // The sender is connected here: no room lookup or adapter round is needed to reach
         // it (the original goes through its emitter, which lands on this same socket).
-        if let Err(e) = socket.emit_args("echo:response", vec![data]) {
+        if let Err(e) = socket.emit_values("echo:response", std::slice::from_ref(&data)) {
             tracing::error!(topic = "echo:response", error = %e, "chat send failed");
         }
         event.ack_values(&OK[..]);

@@ -68,15 +68,16 @@ pub(crate) fn encode_event(
     kind: ParserKind,
     nsp: &str,
     event: &str,
-    args: Vec<Value>,
+    args: Cow<'_, [Value]>,
     id: Option<u64>,
 ) -> Result<Direct, EncodeError> {
     match kind {
         ParserKind::Json => {
             json_direct(|out| socketio::encode_event_into(out, nsp, event, &args, id))
         }
+        // As for an ACK below: owned arguments move into the packet, borrowed ones are copied.
         ParserKind::MsgPack => {
-            encode(kind, &Packet::event(nsp, event, args, id)).map(Direct::Messages)
+            encode(kind, &Packet::event(nsp, event, args.into_owned(), id)).map(Direct::Messages)
         }
     }
 }

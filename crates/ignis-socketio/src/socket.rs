@@ -334,11 +334,21 @@ impl Socket {
     /// Sends an event with one argument.
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
         let value = ignis_proto::value::to_value(data)?;
-        self.emit_args(event, vec![value])
+        self.emit_cow(event, Cow::Borrowed(std::slice::from_ref(&value)))
     }
 
     /// Sends an event with any number of arguments.
     pub fn emit_args(&self, event: &str, args: Vec<Value>) -> Result<(), EmitError> {
+        self.emit_cow(event, Cow::Owned(args))
+    }
+
+    /// Like [`Socket::emit_args`], from borrowed arguments: a handler that sends a value it
+    /// keeps (or builds on its stack) needs no vector for it.
+    pub fn emit_values(&self, event: &str, args: &[Value]) -> Result<(), EmitError> {
+        self.emit_cow(event, Cow::Borrowed(args))
+    }
+
+    fn emit_cow(&self, event: &str, args: Cow<'_, [Value]>) -> Result<(), EmitError> {
         check_event_name(event)?;
         if !self.connected() {
             return Err(EmitError::Disconnected);
@@ -349,7 +359,7 @@ impl Socket {
                 rooms: vec![Arc::from(self.id.as_str())],
                 ..Default::default()
             };
-            let packet = Packet::event(self.ns.name(), event, args, None);
+            let packet = Packet::event(self.ns.name(), event, args.into_owned(), None);
             return self
                 .ns
                 .adapter()

@@ -250,10 +250,12 @@ pub async fn rust_server(
                 .collect();
             event.ack_values(&[Value::Array(rooms)]);
         });
+        // Sent from borrowed values (`emit_values`): both parsers must carry them as they do
+        // owned ones.
         socket.on("server-binary", |socket, _event| async move {
-            let _ = socket.emit_args(
+            let _ = socket.emit_values(
                 "server-binary",
-                vec![
+                &[
                     Value::bytes(&[1u8, 2, 3][..]),
                     obj(&[
                         ("nested", Value::bytes(&[4u8, 5][..])),
