@@ -269,8 +269,8 @@ def charts(rows, figs, peers, outdir):
         sw = figs[p].sweep
         if not sw:
             continue
-        # A retried rate keeps its last attempt.
-        steps = list({s["rate"]: s for s in sw.get("steps", [])}.values())
+        # A retried rate keeps its last attempt; the refining steps fall between the list's.
+        steps = sorted({s["rate"]: s for s in sw.get("steps", [])}.values(), key=lambda s: s["rate"])
         rates = [s["rate"] for s in steps]
         ax1.plot(rates, [s["deliveries_per_s"] for s in steps], marker="o", label=p, color=colors.get(p))
         ax2.plot(rates, [s["latency"]["p99_us"] / 1000 for s in steps], marker="o", label=p, color=colors.get(p))

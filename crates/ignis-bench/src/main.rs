@@ -89,7 +89,8 @@ enum Scenario {
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
     },
-    /// Broadcast rates in turn until one is not sustained.
+    /// Broadcast rates in turn until one is not sustained, then halve the gap between the last
+    /// rate sustained and the first not, `--refine` times.
     Sweep {
         #[arg(long, default_value_t = 1000)]
         clients: usize,
@@ -101,6 +102,8 @@ enum Scenario {
         rates: Vec<f64>,
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
+        #[arg(long, default_value_t = 3)]
+        refine: u32,
     },
 }
 
@@ -159,7 +162,8 @@ fn main() -> ExitCode {
             clients,
             rates,
             seconds: s,
-        } => scenario::sweep(&setup, clients, &rates, seconds(s)),
+            refine,
+        } => scenario::sweep(&setup, clients, &rates, refine, seconds(s)),
     };
     match result {
         Ok(report) => {

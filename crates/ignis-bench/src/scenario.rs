@@ -395,22 +395,27 @@ pub fn rooms(
     Ok(merge(report, burst.report(rate, count)))
 }
 
-/// Broadcast bursts at rising rates, on one set of clients, until one is not sustained; the
-/// highest sustained rate is the answer.
+/// Broadcast bursts at rising rates, on one set of clients, until one is not sustained; then
+/// `refine` bursts halve the gap between the last rate sustained and the first not. The highest
+/// sustained rate is the answer.
+///
+/// The rates of the list grow by half or double at each step, so without refining two servers
+/// within 10 % of each other could come out 2x apart, depending on which side of one step each
+/// fell in that run.
 pub fn sweep(
     setup: &Setup,
     clients: usize,
     rates: &[f64],
+    refine: u32,
     duration: Duration,
 ) -> Result<Json, ScenarioError> {
     let fleet = setup.fleet()?;
     setup.connect(&fleet, setup.specs(clients, |_| Vec::new()))?;
     let mut steps = Vec::new();
-    let mut best: Option<(f64, f64)> = None;
-    'rates: for &rate in rates {
+    // On a shared machine one burst can miss its schedule by bad luck: a rate fails only when
+    // two bursts in a row miss it. A lost client ends the sweep: the fleet is no longer whole.
+    let attempt_rate = |rate: f64, steps: &mut Vec<Json>| -> Result<Verdict, ScenarioError> {
         let count = count_for(rate, duration);
-        // On a shared machine one burst can miss its schedule by bad luck: a rate fails only
-        // when two bursts in a row miss it.
         for attempt in 1..=2 {
             let plan = setup.post_plan(vec![setup.broadcast_path.clone()], rate, count);
             let expected = count * clients as u64;
@@ -419,23 +424,60 @@ pub fn sweep(
             let head = json!({ "sustained": sustained, "attempt": attempt });
             steps.push(merge(head, burst.report(rate, count)));
             if sustained {
+                // Let queues drain so the next step starts clean.
+                std::thread::sleep(Duration::from_millis(200));
+                return Ok(Verdict::Sustained);
+            }
+            if burst.stats.lost > 0 {
+                return Ok(Verdict::ClientsLost);
+            }
+            if attempt == 1 {
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        Ok(Verdict::NotSustained)
+    };
+    let mut best: Option<f64> = None;
+    let mut failed: Option<f64> = None;
+    for &rate in rates {
+        match attempt_rate(rate, &mut steps)? {
+            Verdict::Sustained => best = Some(rate),
+            Verdict::NotSustained => {
+                failed = Some(rate);
                 break;
             }
-            if attempt == 2 || burst.stats.lost > 0 {
-                break 'rates;
-            }
-            std::thread::sleep(Duration::from_millis(500));
+            Verdict::ClientsLost => break,
         }
-        let delivered_per_s = rate * clients as f64;
-        best = Some((rate, delivered_per_s));
-        // Let queues drain so the next step starts clean.
-        std::thread::sleep(Duration::from_millis(200));
+    }
+    if let (Some(mut low), Some(mut high)) = (best, failed) {
+        for _ in 0..refine {
+            let rate = ((low + high) / 2.0).round();
+            if rate <= low || rate >= high {
+                break;
+            }
+            match attempt_rate(rate, &mut steps)? {
+                Verdict::Sustained => {
+                    low = rate;
+                    best = Some(rate);
+                }
+                Verdict::NotSustained => high = rate,
+                Verdict::ClientsLost => break,
+            }
+        }
     }
     let report = json!({
         "clients": clients,
-        "max_sustained_rate": best.map(|b| b.0),
-        "max_sustained_deliveries_per_s": best.map(|b| b.1),
+        "max_sustained_rate": best,
+        "max_sustained_deliveries_per_s": best.map(|rate| rate * clients as f64),
         "steps": steps,
     });
     Ok(merge(header(setup, "sweep"), report))
+}
+
+/// How one rate of a sweep went.
+enum Verdict {
+    Sustained,
+    NotSustained,
+    /// A client was lost: the sweep stops here.
+    ClientsLost,
 }
