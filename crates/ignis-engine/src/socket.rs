@@ -158,6 +158,24 @@ pub struct TextMessage {
 }
 
 impl TextMessage {
+    /// An empty buffer for a new message: the headroom, then room for the text. It is one that
+    /// held a message this thread wrote to a WebSocket before, when there is one, so that
+    /// messages to one session do not cost an allocation and a free each.
+    #[inline]
+    pub fn buffer() -> Vec<u8> {
+        let mut buf = SPARE_TEXTS.take();
+        // The headroom's content does not matter: a kept buffer (which held a frame, longer than
+        // the headroom) keeps whatever its first bytes were.
+        if buf.len() >= TEXT_HEADROOM {
+            buf.truncate(TEXT_HEADROOM);
+        } else {
+            buf.clear();
+            buf.reserve_exact(128);
+            buf.extend_from_slice(&[0; TEXT_HEADROOM]);
+        }
+        buf
+    }
+
     /// Checks that `buf` holds the headroom and UTF-8 text after it.
     pub fn new(buf: Vec<u8>) -> Result<TextMessage, HeadroomError> {
         if buf.len() < TEXT_HEADROOM {
@@ -256,6 +274,14 @@ impl Frame {
         self.as_slice().len()
     }
 
+    /// Lets go of a frame the socket took whole: a buffer of this session's own goes back to the
+    /// thread's spares for the next [`TextMessage::buffer`].
+    pub(crate) fn recycle(self) {
+        if let Frame::Owned { buf, .. } = self {
+            SPARE_TEXTS.give(buf);
+        }
+    }
+
     /// Drops the first `n` bytes, which the socket took.
     pub(crate) fn advance(&mut self, n: usize) {
         match self {
@@ -342,7 +368,7 @@ impl Outbox {
     /// allocate; the WebSocket task gives it back once it took the queue.
     fn spare_queue(&mut self) {
         if self.queue.capacity() == 0 {
-            self.queue = SPARE_QUEUES.take();
+            replace_unallocated(&mut self.queue, SPARE_QUEUES.take());
         }
     }
 
@@ -367,48 +393,88 @@ impl Outbox {
     }
 }
 
-/// Buffers of short queues that fell empty, kept per thread for the next queue that needs one.
+/// Buffers that fell empty, kept per thread for the next one that needs a buffer of their kind.
 ///
 /// The queue of every message to a connection goes through one: the senders' queue, then the
-/// WebSocket task's output. A connection keeps neither once idle (idle memory per connection is
-/// what bounds how many the server holds), and allocating both anew for every message costs two
-/// allocations and two frees; a few buffers per thread serve every connection instead.
-pub(crate) struct Spares<T>(std::cell::RefCell<Vec<VecDeque<T>>>);
+/// WebSocket task's output; and so does the text of every message a handler sends to one
+/// session ([`TextMessage::buffer`]). A connection keeps none of them once idle (idle memory per
+/// connection is what bounds how many the server holds), and allocating each anew for every
+/// message costs an allocation and a free apiece; a few buffers per thread serve every
+/// connection instead.
+pub(crate) struct Spares<B>(std::cell::RefCell<Vec<B>>);
 
-/// How many buffers a thread keeps per kind, and the largest it keeps: more or larger ones come
-/// from bursts, which allocate anyway.
+/// How many buffers a thread keeps per kind: more come from bursts, which allocate anyway.
 const SPARES: usize = 4;
-const SPARE_CAPACITY: usize = 64;
 
-impl<T> Spares<T> {
-    pub(crate) const fn new() -> Spares<T> {
+/// A buffer [`Spares`] can keep.
+pub(crate) trait Reusable: Default {
+    /// The largest capacity worth keeping: larger buffers come from rare large messages.
+    const MAX_KEPT: usize;
+    fn capacity(&self) -> usize;
+    /// Readies the buffer for its next user, before it is kept.
+    fn reset(&mut self);
+}
+
+impl<T> Reusable for VecDeque<T> {
+    const MAX_KEPT: usize = 64;
+    fn capacity(&self) -> usize {
+        VecDeque::capacity(self)
+    }
+    fn reset(&mut self) {
+        // Most queues come back empty: `clear` would still walk their (empty) contents.
+        if !self.is_empty() {
+            self.clear();
+        }
+    }
+}
+
+impl Reusable for Vec<u8> {
+    const MAX_KEPT: usize = 2048;
+    fn capacity(&self) -> usize {
+        Vec::capacity(self)
+    }
+    fn reset(&mut self) {
+        // Bytes have nothing to drop: the next user sets the length it needs (see
+        // `TextMessage::buffer`).
+    }
+}
+
+impl<B> Spares<B> {
+    pub(crate) const fn new() -> Spares<B> {
         Spares(std::cell::RefCell::new(Vec::new()))
     }
 }
 
 /// Spare buffers of one kind, per thread.
-pub(crate) type SpareKey<T> = std::thread::LocalKey<Spares<T>>;
+pub(crate) type SpareKey<B> = std::thread::LocalKey<Spares<B>>;
 
-pub(crate) trait SpareBuffers<T> {
+pub(crate) trait SpareBuffers<B> {
     /// An empty buffer, allocated if the thread has one to spare.
-    fn take(&'static self) -> VecDeque<T>;
+    fn take(&'static self) -> B;
     /// Keeps `buf`'s allocation for later, if it is small and the thread does not have enough.
-    fn give(&'static self, buf: VecDeque<T>);
+    fn give(&'static self, buf: B);
 }
 
-impl<T> SpareBuffers<T> for SpareKey<T> {
-    fn take(&'static self) -> VecDeque<T> {
+impl<B: Reusable> SpareBuffers<B> for SpareKey<B> {
+    #[inline]
+    fn take(&'static self) -> B {
         self.try_with(|spares| spares.0.try_borrow_mut().ok()?.pop())
             .ok()
             .flatten()
             .unwrap_or_default()
     }
 
-    fn give(&'static self, mut buf: VecDeque<T>) {
-        if buf.capacity() == 0 || buf.capacity() > SPARE_CAPACITY {
+    #[inline]
+    fn give(&'static self, mut buf: B) {
+        let capacity = buf.capacity();
+        if capacity == 0 {
+            forget_unallocated(buf);
             return;
         }
-        buf.clear();
+        if capacity > B::MAX_KEPT {
+            return;
+        }
+        buf.reset();
         let _ = self.try_with(move |spares| {
             if let Ok(mut spares) = spares.0.try_borrow_mut()
                 && spares.len() < SPARES
@@ -419,8 +485,25 @@ impl<T> SpareBuffers<T> for SpareKey<T> {
     }
 }
 
+/// Lets go of a buffer that holds no allocation. Dropping it would free nothing, but a queue's
+/// destructor is an out-of-line call that walks its (empty) contents, which costs more than the
+/// rest of taking or giving a spare buffer.
+#[inline]
+fn forget_unallocated<B: Reusable>(buf: B) {
+    debug_assert_eq!(buf.capacity(), 0);
+    std::mem::forget(buf);
+}
+
+/// Puts `new` in `slot`, which holds no allocation (see [`forget_unallocated`]).
+#[inline]
+pub(crate) fn replace_unallocated<B: Reusable>(slot: &mut B, new: B) {
+    forget_unallocated(std::mem::replace(slot, new));
+}
+
 thread_local! {
-    pub(crate) static SPARE_QUEUES: Spares<Outgoing> = const { Spares::new() };
+    pub(crate) static SPARE_QUEUES: Spares<VecDeque<Outgoing>> = const { Spares::new() };
+    /// Buffers of [`TextMessage`]s whose frames were written.
+    static SPARE_TEXTS: Spares<Vec<u8>> = const { Spares::new() };
 }
 
 /// Why a message could not be queued.
@@ -912,6 +995,39 @@ mod tests {
             assert_eq!(message.ws_frame(), &copied, "length {len}");
             assert!(message.compress());
         }
+    }
+
+    #[test]
+    fn a_written_frame_gives_its_buffer_to_the_next_message() {
+        let mut first = TextMessage::buffer();
+        assert_eq!(first.len(), TEXT_HEADROOM);
+        first.extend_from_slice(b"a message long enough to tell its buffer apart");
+        let frame = TextMessage::new(first).unwrap().into_owned_frame();
+        let Frame::Owned { buf, .. } = &frame else {
+            panic!("a frame of its own");
+        };
+        let address = buf.as_ptr();
+        frame.recycle();
+
+        // The same allocation comes back, cut to the headroom: the new text starts right after
+        // it, and nothing of the old message shows.
+        let mut second = TextMessage::buffer();
+        assert_eq!(second.as_ptr(), address);
+        assert_eq!(second.len(), TEXT_HEADROOM);
+        second.extend_from_slice(b"ok");
+        let frame = TextMessage::new(second).unwrap().into_frame();
+        assert_eq!(&frame[..], b"\x81\x034ok");
+    }
+
+    #[test]
+    fn a_large_buffer_is_not_kept() {
+        let mut big = TextMessage::buffer();
+        big.resize(TEXT_HEADROOM + 64 * 1024, b'x');
+        let frame = TextMessage::new(big).unwrap().into_owned_frame();
+        frame.recycle();
+        let fresh = TextMessage::buffer();
+        assert_eq!(fresh.len(), TEXT_HEADROOM);
+        assert!(fresh.capacity() <= <Vec<u8> as Reusable>::MAX_KEPT);
     }
 
     #[test]

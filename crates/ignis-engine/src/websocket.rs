@@ -31,6 +31,7 @@ use crate::direct::Rewind;
 use crate::server::{Answer, Handler, Inner, RequestInfo, open_session};
 use crate::socket::{
     CloseReason, Frame, Outgoing, SPARE_QUEUES, Socket, SpareBuffers, Spares, TransportKind,
+    replace_unallocated,
 };
 
 type Reply = Response<Bytes>;
@@ -119,7 +120,7 @@ thread_local! {
     static DEFLATER: RefCell<Option<(u8, Deflater)>> = const { RefCell::new(None) };
     static INFLATER: RefCell<Option<Inflater>> = const { RefCell::new(None) };
     /// Output buffers that fell empty (see [`Spares`]).
-    static SPARE_OUTPUTS: Spares<Frame> = const { Spares::new() };
+    static SPARE_OUTPUTS: Spares<VecDeque<Frame>> = const { Spares::new() };
 }
 
 /// The frame of a `message` packet: a text frame `4<text>` or a binary frame.
@@ -221,16 +222,20 @@ impl DirectSink {
             // Full, interrupted or failed: the task writes it, and sees the failure itself.
             Err(_) => 0,
         };
-        frames.retain_mut(|frame| {
-            if written >= frame.len() {
-                written -= frame.len();
-                false
-            } else {
+        // Frames written whole leave (in order, so that their buffers can be reused); a frame
+        // written in part keeps only its rest.
+        let mut whole = 0;
+        for frame in frames.iter_mut() {
+            if written < frame.len() {
                 frame.advance(written);
-                written = 0;
-                true
+                break;
             }
-        });
+            written -= frame.len();
+            whole += 1;
+        }
+        for frame in frames.drain(..whole) {
+            frame.recycle();
+        }
         frames
     }
 }
@@ -401,6 +406,7 @@ impl<H: Handler> Start<H> {
             input: BytesMut::new(),
             output: VecDeque::new(),
             probing,
+            timer_armed: false,
         };
         // Awake from here on, as in `run`: nothing may be written to the socket around the head.
         conn.socket.outbox.lock().task_awake = true;
@@ -496,6 +502,8 @@ struct Connection<H: Handler> {
     /// Frames waiting to be written; the first may have been written in part already.
     output: VecDeque<Frame>,
     probing: bool,
+    /// The timer was polled with the task's waker since it was last reset (see `poll_wake`).
+    timer_armed: bool,
 }
 
 impl<H: Handler> Connection<H> {
@@ -571,6 +579,7 @@ impl<H: Handler> Connection<H> {
             let deadline = self.deadline(started);
             if timer.deadline() != deadline {
                 timer.as_mut().reset(deadline);
+                self.timer_armed = false;
             }
         }
         match self.stream.poll_read_ready(cx) {
@@ -585,8 +594,14 @@ impl<H: Handler> Connection<H> {
                 Poll::Pending => {}
             }
         }
-        if timer.poll(cx).is_ready() {
-            return Poll::Ready(Wake::Timer);
+        // A timer keeps the waker it was polled with until it fires or is reset, and the task's
+        // waker does not change (`fall_asleep` disarms when it does): polling it again on every
+        // sleep would only register the same waker again.
+        if !self.timer_armed || timer.is_elapsed() {
+            if timer.poll(cx).is_ready() {
+                return Poll::Ready(Wake::Timer);
+            }
+            self.timer_armed = true;
         }
         if first {
             Poll::Pending
@@ -602,7 +617,7 @@ impl<H: Handler> Connection<H> {
     /// before the outbox lock is taken to decide whether to wake the task. If that comes before
     /// this lock, the check below sees the news; if after, the sender finds `task_awake` false
     /// and the waker, and wakes the task.
-    fn fall_asleep(&self, waker: &Waker) -> bool {
+    fn fall_asleep(&mut self, waker: &Waker) -> bool {
         let mut outbox = self.socket.outbox.lock();
         if self.socket.is_closed() {
             return false;
@@ -616,8 +631,12 @@ impl<H: Handler> Connection<H> {
             return false;
         }
         match &mut outbox.waker {
-            Some(kept) => kept.clone_from(waker),
-            slot => *slot = Some(waker.clone()),
+            Some(kept) if kept.will_wake(waker) => {}
+            slot => {
+                *slot = Some(waker.clone());
+                // The timer holds the old waker: poll it again with this one.
+                self.timer_armed = false;
+            }
         }
         outbox.task_awake = false;
         outbox.output_pending = !self.output.is_empty();
@@ -667,7 +686,7 @@ impl<H: Handler> Connection<H> {
             return;
         }
         if self.output.capacity() == 0 {
-            self.output = SPARE_OUTPUTS.take();
+            replace_unallocated(&mut self.output, SPARE_OUTPUTS.take());
         }
         let compression = self
             .deflate
@@ -710,18 +729,20 @@ impl<H: Handler> Connection<H> {
                             break;
                         }
                         written -= front.len();
-                        self.output.pop_front();
+                        if let Some(frame) = self.output.pop_front() {
+                            frame.recycle();
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
-            if self.output.is_empty() && !self.probing {
-                self.fill_output();
-            }
         }
-        // An idle connection keeps no output buffer.
+        // What senders queued meanwhile is not taken here: `fall_asleep` looks at the queue under
+        // the lock it takes anyway, and keeps the task awake for it, which spares a lock round
+        // trip on every wake-up that finds nothing more queued. An idle connection keeps no
+        // output buffer.
         SPARE_OUTPUTS.give(std::mem::take(&mut self.output));
         Ok(())
     }

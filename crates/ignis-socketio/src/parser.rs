@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ignis_engine::{SendError, SharedMessage, TEXT_HEADROOM, TextMessage};
+use ignis_engine::{SendError, SharedMessage, TextMessage};
 use ignis_proto::Value;
 use ignis_proto::engineio::Data;
 use ignis_proto::socketio::{self, DecodeError, EncodeError, JsonDecoder, Packet};
@@ -104,8 +104,7 @@ pub(crate) fn encode_ack(
 fn json_text(
     write: impl FnOnce(&mut Vec<u8>) -> Result<Vec<Bytes>, EncodeError>,
 ) -> Result<(TextMessage, Vec<Bytes>), EncodeError> {
-    let mut buf = Vec::with_capacity(128);
-    buf.resize(TEXT_HEADROOM, 0);
+    let mut buf = TextMessage::buffer();
     let attachments = write(&mut buf)?;
     // The encoder writes only UTF-8, so this cannot fail; if it did, the packet is refused
     // rather than sent malformed.

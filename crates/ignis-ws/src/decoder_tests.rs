@@ -147,6 +147,12 @@ fn well_formed_sequences() {
             vec![text("x")],
         ),
         (
+            // Past the ASCII fast path: the full validation accepts it.
+            "non-ASCII text in one frame",
+            vec![c(0x81, "h\u{e9}llo \u{20ac}\u{1f600}".as_bytes())],
+            vec![text("h\u{e9}llo \u{20ac}\u{1f600}")],
+        ),
+        (
             "character split across fragments",
             vec![c(0x01, b"\xe2"), c(0x00, b"\x82"), c(0x80, b"\xac!")],
             vec![text("€!")],
