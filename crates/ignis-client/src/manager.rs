@@ -220,7 +220,7 @@ impl ManagerInner {
                 event = events.recv() => match event {
                     Some(EngineEvent::Message(data)) => match decoder.decode(data) {
                         Ok(Some(packet)) => {
-                            let socket = self.state.lock().sockets.get(&packet.nsp).cloned();
+                            let socket = self.state.lock().sockets.get(packet.nsp.as_str()).cloned();
                             if let Some(socket) = socket
                                 && route(&socket, packet, &out)
                                 && !self.any_active()

@@ -358,7 +358,7 @@ impl Inner {
                 opts,
                 request_id: None,
             } => {
-                packet.nsp = self.nsp.clone();
+                packet.nsp = self.nsp.as_str().into();
                 let _ = self.local.broadcast(&ns, packet, &opts);
             }
             Body::Broadcast {
@@ -433,7 +433,7 @@ impl Inner {
         requester: Option<&str>,
     ) {
         let Some(requester) = requester else { return };
-        packet.nsp = self.nsp.clone();
+        packet.nsp = self.nsp.as_str().into();
         let reply = AckForwarder {
             conn: self.conn.clone(),
             channels: self.channels.clone(),

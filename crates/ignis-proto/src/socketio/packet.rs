@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::value::{Map, Value};
+use crate::value::{Map, SmallString, Value};
 
 /// Event names a peer may not use: they have a meaning of their own on one side or the other.
 pub const RESERVED_EVENTS: [&str; 6] = [
@@ -153,8 +153,9 @@ impl TryFrom<Value> for EventName {
 /// A Socket.IO packet: a namespace and what is sent to it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Packet {
-    /// The namespace, `/` for the main one.
-    pub nsp: String,
+    /// The namespace, `/` for the main one. Kept inline when short, as nearly every namespace
+    /// is: decoding a packet costs no allocation for it.
+    pub nsp: SmallString,
     /// The packet itself.
     pub kind: PacketKind,
 }
@@ -189,7 +190,7 @@ pub enum PacketKind {
 
 impl Packet {
     /// A CONNECT packet.
-    pub fn connect(nsp: impl Into<String>, data: Option<Value>) -> Packet {
+    pub fn connect(nsp: impl Into<SmallString>, data: Option<Value>) -> Packet {
         Packet {
             nsp: nsp.into(),
             kind: PacketKind::Connect(data),
@@ -197,7 +198,7 @@ impl Packet {
     }
 
     /// A DISCONNECT packet.
-    pub fn disconnect(nsp: impl Into<String>) -> Packet {
+    pub fn disconnect(nsp: impl Into<SmallString>) -> Packet {
         Packet {
             nsp: nsp.into(),
             kind: PacketKind::Disconnect,
@@ -206,7 +207,7 @@ impl Packet {
 
     /// An EVENT packet.
     pub fn event(
-        nsp: impl Into<String>,
+        nsp: impl Into<SmallString>,
         event: impl Into<EventName>,
         args: Vec<Value>,
         id: Option<u64>,
@@ -222,7 +223,7 @@ impl Packet {
     }
 
     /// An ACK packet.
-    pub fn ack(nsp: impl Into<String>, id: u64, args: Vec<Value>) -> Packet {
+    pub fn ack(nsp: impl Into<SmallString>, id: u64, args: Vec<Value>) -> Packet {
         Packet {
             nsp: nsp.into(),
             kind: PacketKind::Ack { args, id },
@@ -230,7 +231,11 @@ impl Packet {
     }
 
     /// A CONNECT_ERROR packet in the v5 form `{"message": ..}`, with `data` when given.
-    pub fn connect_error(nsp: impl Into<String>, message: &str, data: Option<Value>) -> Packet {
+    pub fn connect_error(
+        nsp: impl Into<SmallString>,
+        message: &str,
+        data: Option<Value>,
+    ) -> Packet {
         let mut map = Map::with_capacity(2);
         map.insert("message", message);
         if let Some(data) = data {

@@ -9,7 +9,7 @@ use serde::de::{
     Visitor,
 };
 
-use super::{Map, Value, ValueError};
+use super::{Map, SmallString, Value, ValueError};
 
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
@@ -127,7 +127,7 @@ fn visit_array<'de, V: Visitor<'de>>(
 fn visit_map<'de, V: Visitor<'de>>(map: Map, visitor: V) -> Result<V::Value, ValueError> {
     let len = map.len();
     let mut access = MapDeserializer {
-        iter: map.into_iter(),
+        iter: map.into_entries(),
         value: None,
     };
     let out = visitor.visit_map(&mut access)?;
@@ -310,7 +310,7 @@ impl<'de> SeqAccess<'de> for ByteSeqDeserializer {
 }
 
 struct MapDeserializer {
-    iter: std::vec::IntoIter<(String, Value)>,
+    iter: std::vec::IntoIter<(SmallString, Value)>,
     value: Option<Value>,
 }
 
@@ -345,14 +345,26 @@ impl<'de> MapAccess<'de> for MapDeserializer {
 
 /// An object key: a string, parsed when the target wants a number or a boolean (a
 /// `HashMap<u32, _>` serializes its keys as strings), as `serde_json` does.
-struct KeyDeserializer(String);
+struct KeyDeserializer(SmallString);
+
+impl KeyDeserializer {
+    /// Hands over the key: an inline key by reference (a field name needs no copy), a key on the
+    /// heap as a `String` without a copy.
+    fn visit<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        if self.0.is_inline() {
+            visitor.visit_str(&self.0)
+        } else {
+            visitor.visit_string(self.0.into_string())
+        }
+    }
+}
 
 macro_rules! parse_key {
     ($($method:ident => $visit:ident: $t:ty),* $(,)?) => {$(
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
             match self.0.parse::<$t>() {
                 Ok(n) => visitor.$visit(n),
-                Err(_) => visitor.visit_string(self.0),
+                Err(_) => self.visit(visitor),
             }
         }
     )*};
@@ -362,7 +374,7 @@ impl<'de> de::Deserializer<'de> for KeyDeserializer {
     type Error = ValueError;
 
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
-        visitor.visit_string(self.0)
+        self.visit(visitor)
     }
 
     parse_key! {
@@ -395,7 +407,7 @@ impl<'de> de::Deserializer<'de> for KeyDeserializer {
         variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, ValueError> {
-        Value::Str(self.0).deserialize_enum(name, variants, visitor)
+        Value::Str(self.0.into_string()).deserialize_enum(name, variants, visitor)
     }
 
     serde::forward_to_deserialize_any! {

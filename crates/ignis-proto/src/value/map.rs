@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::Value;
+use super::{SmallString, Value};
 
 /// Above this many entries, duplicate keys are found with a hash table instead of a scan.
 const LINEAR_DEDUP_MAX: usize = 16;
@@ -12,10 +12,10 @@ const LINEAR_DEDUP_MAX: usize = 16;
 /// Stored as a plain vector of entries: payload objects are small, and a vector costs the least
 /// memory and is the fastest to build and walk. Lookups are linear scans. Keys are unique:
 /// inserting an existing key replaces its value in place, as assigning a property does in
-/// JavaScript.
+/// JavaScript. Keys are [`SmallString`]s: the short keys of most objects cost no allocation.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Map {
-    entries: Vec<(String, Value)>,
+    entries: Vec<(SmallString, Value)>,
 }
 
 impl Map {
@@ -35,7 +35,13 @@ impl Map {
     /// its first occurrence and the value of its last, as `JSON.parse` does.
     ///
     /// Runs in linear time whatever the input, so a peer cannot make decoding quadratic.
-    pub fn from_entries(mut entries: Vec<(String, Value)>) -> Map {
+    pub fn from_entries<K: Into<SmallString>>(entries: Vec<(K, Value)>) -> Map {
+        // Collected in place: a `String` key and a `SmallString` are the same size.
+        Map::from_keyed_entries(entries.into_iter().map(|(k, v)| (k.into(), v)).collect())
+    }
+
+    /// [`Map::from_entries`] for keys that are already [`SmallString`]s.
+    pub(crate) fn from_keyed_entries(mut entries: Vec<(SmallString, Value)>) -> Map {
         let len = entries.len();
         if len <= LINEAR_DEDUP_MAX {
             let mut i = 1;
@@ -60,7 +66,7 @@ impl Map {
                 .filter_map(|(i, (k, _))| match first_index.get(k.as_str()) {
                     Some(&first) => Some((i, first)),
                     None => {
-                        first_index.insert(k, i);
+                        first_index.insert(k.as_str(), i);
                         None
                     }
                 })
@@ -113,7 +119,11 @@ impl Map {
     }
 
     /// Sets `key` to `value`; an existing key keeps its position and its old value is returned.
-    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
+    pub fn insert(
+        &mut self,
+        key: impl Into<SmallString>,
+        value: impl Into<Value>,
+    ) -> Option<Value> {
         let key = key.into();
         let value = value.into();
         match self.get_mut(&key) {
@@ -162,18 +172,35 @@ impl Map {
     }
 }
 
-impl IntoIterator for Map {
-    type Item = (String, Value);
-    type IntoIter = std::vec::IntoIter<(String, Value)>;
+impl Map {
+    /// The entries in order, as they are kept: the encoders walk them without an iterator
+    /// adapter in between.
+    pub(crate) fn entries(&self) -> &[(SmallString, Value)] {
+        &self.entries
+    }
 
-    fn into_iter(self) -> Self::IntoIter {
+    /// The entries in order, by value, keys as they are kept (no `String` made for a short one).
+    pub(crate) fn into_entries(self) -> std::vec::IntoIter<(SmallString, Value)> {
         self.entries.into_iter()
     }
 }
 
-impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Map {
+/// Entries with `String` keys, as before keys became [`SmallString`]s.
+impl IntoIterator for Map {
+    type Item = (String, Value);
+    type IntoIter = std::iter::Map<
+        std::vec::IntoIter<(SmallString, Value)>,
+        fn((SmallString, Value)) -> (String, Value),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.into_iter().map(|(k, v)| (k.into_string(), v))
+    }
+}
+
+impl<K: Into<SmallString>, V: Into<Value>> FromIterator<(K, V)> for Map {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Map {
-        Map::from_entries(
+        Map::from_keyed_entries(
             iter.into_iter()
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
@@ -181,7 +208,7 @@ impl<K: Into<String>, V: Into<Value>> FromIterator<(K, V)> for Map {
     }
 }
 
-impl<K: Into<String>, V: Into<Value>> Extend<(K, V)> for Map {
+impl<K: Into<SmallString>, V: Into<Value>> Extend<(K, V)> for Map {
     fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
         for (k, v) in iter {
             self.insert(k, v);

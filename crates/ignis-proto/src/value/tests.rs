@@ -213,6 +213,67 @@ fn map_deduplicates_in_linear_time_shapes() {
     }
 }
 
+/// Keys are kept inline up to 22 bytes and on the heap beyond: short, long and non-ASCII keys
+/// (one whose last character crosses the inline limit among them) must behave alike, whether
+/// they come from `&str`, `String`, the JSON parser or serde.
+#[test]
+fn map_keys_of_every_length_and_kind_behave_alike() {
+    let long = "k".repeat(40);
+    let at_limit = "x".repeat(22);
+    let past_limit = "x".repeat(23);
+    // 21 ASCII bytes and a 2-byte character: 23 bytes, past the inline limit.
+    let split = "y".repeat(21) + "é";
+    let keys = [
+        "",
+        "a",
+        "é",
+        "😀 key",
+        &long,
+        &at_limit,
+        &past_limit,
+        &split,
+        "timestamp",
+    ];
+    let mut map = Map::new();
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(map.insert(*key, i), None);
+    }
+    for (i, key) in keys.iter().enumerate() {
+        // Replacing keeps the position; a `String` key finds the `&str` one.
+        assert_eq!(map.insert(key.to_string(), i + 100), Some(Value::from(i)));
+        assert_eq!(map.get(key), Some(&Value::from(i + 100)));
+    }
+    assert_eq!(map.keys().collect::<Vec<_>>(), keys);
+    let text = serde_json::to_string(&Value::Map(map.clone())).unwrap();
+    // In insertion order (serde_json's own map would sort them).
+    let expected: Vec<String> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("{}:{}", serde_json::to_string(k).unwrap(), i + 100))
+        .collect();
+    assert_eq!(text, format!("{{{}}}", expected.join(",")));
+    // Back through serde, and into a struct and a `HashMap` by their keys.
+    let again: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(again, Value::Map(map.clone()));
+    let as_hash: std::collections::HashMap<String, u32> = from_value(again).unwrap();
+    assert_eq!(as_hash[&long], 104);
+    assert_eq!(as_hash[&split], 107);
+    let entries: Vec<(String, Value)> = map.clone().into_iter().collect();
+    assert_eq!(entries[4].0, long);
+    // Duplicates among long and short keys: first position, last value.
+    let dup = Map::from_entries(vec![
+        (long.clone(), Value::from(1)),
+        ("a".to_string(), Value::from(2)),
+        (long.clone(), Value::from(3)),
+        ("a".to_string(), Value::from(4)),
+    ]);
+    assert_eq!(dup.keys().collect::<Vec<_>>(), [long.as_str(), "a"]);
+    assert_eq!(
+        dup.values().cloned().collect::<Vec<_>>(),
+        [Value::from(3), Value::from(4)]
+    );
+}
+
 #[test]
 fn map_operations() {
     let mut map: Map = [("a", 1), ("b", 2), ("c", 3)].into_iter().collect();

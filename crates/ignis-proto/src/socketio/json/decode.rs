@@ -6,6 +6,7 @@ use super::placeholder;
 use crate::socketio::error::DecodeError;
 use crate::socketio::packet::{Packet, PacketKind, PacketType};
 use crate::socketio::shape::build_kind;
+use crate::value::SmallString;
 
 /// socket.io-parser's default `maxAttachments`.
 pub const DEFAULT_MAX_ATTACHMENTS: usize = 10;
@@ -31,7 +32,7 @@ pub struct JsonDecoder {
 /// A binary packet waiting for its attachments.
 #[derive(Debug)]
 struct Pending {
-    nsp: String,
+    nsp: SmallString,
     kind: PacketKind,
     expected: usize,
     attachments: Vec<Bytes>,
@@ -83,7 +84,7 @@ impl JsonDecoder {
             )
         };
         let kind = build_kind(header.kind, payload, header.id)?;
-        let nsp = header.nsp.to_owned();
+        let nsp = SmallString::from(header.nsp);
         if header.attachments == 0 {
             return Ok(Some(Packet { nsp, kind }));
         }

@@ -254,11 +254,13 @@ impl JsonWriter<'_> {
                     return Err(EncodeError::TooDeep);
                 }
                 self.out.push(b'{');
-                for (i, (key, item)) in entries.iter().enumerate() {
-                    if i > 0 {
+                let mut first = true;
+                for (key, item) in entries.entries() {
+                    if !first {
                         self.out.push(b',');
                     }
-                    write_str(self.out, key);
+                    first = false;
+                    write_str(self.out, key.as_str());
                     self.out.push(b':');
                     self.value(item, depth + 1)?;
                 }

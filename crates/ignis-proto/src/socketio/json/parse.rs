@@ -10,7 +10,7 @@ use std::fmt;
 
 use super::encode::{escape_hits, word_at};
 use crate::socketio::shape::MAX_DEPTH;
-use crate::value::{Map, Value};
+use crate::value::{Map, SmallString, Value};
 
 /// Why a payload is not JSON, and the byte offset where that was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,7 +185,7 @@ impl Parser<'_> {
                 None => return Err(self.error("EOF while parsing an object")),
                 Some(_) => return Err(self.error("key must be a string")),
             }
-            let key = self.string()?;
+            let key = self.key()?;
             self.skip_whitespace();
             match self.peek() {
                 Some(b':') => self.at += 1,
@@ -199,12 +199,24 @@ impl Parser<'_> {
                 Some(b',') => self.at += 1,
                 Some(b'}') => {
                     self.leave();
-                    return Ok(Value::Map(Map::from_entries(entries)));
+                    return Ok(Value::Map(Map::from_keyed_entries(entries)));
                 }
                 None => return Err(self.error("EOF while parsing an object")),
                 Some(_) => return Err(self.error("expected `,` or `}`")),
             }
         }
+    }
+
+    /// An object key, the opening quote at the current position: a key without escapes is
+    /// taken straight from the input, with no `String` in between.
+    fn key(&mut self) -> Result<SmallString, ParseError> {
+        let start = self.at + 1;
+        let end = plain_end(self.bytes, start);
+        if self.bytes.get(end) == Some(&b'"') {
+            self.at = end + 1;
+            return Ok(SmallString::from(&self.text[start..end]));
+        }
+        self.string().map(SmallString::from)
     }
 
     /// A string, the opening quote at the current position.
@@ -483,6 +495,13 @@ mod tests {
             "{a:1}",
             "{\"a\":1,\"a\":2}",
             "{\"a\":1,\"b\":2,\"a\":3}",
+            "{\"original\":1,\"timestamp\":2}",
+            "{\"aaaaaaaaaaaaaaaaaaaaaa\":1,\"aaaaaaaaaaaaaaaaaaaaaaa\":2}",
+            "{\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\":1,\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\":2}",
+            "{\"é😀\":1,\"\\u00e9\":2,\"é\":3}",
+            "{\"yyyyyyyyyyyyyyyyyyyyyé\":1}",
+            "{\"a\\nb\":1,\"a\\u000ab\":2}",
+            "{\"\":1,\"\":2}",
             "{\"a\"",
             "{\"a\":",
             " 1 ",

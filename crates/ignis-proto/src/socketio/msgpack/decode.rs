@@ -62,7 +62,10 @@ pub fn decode_msgpack(data: &Bytes) -> Result<Packet, DecodeError> {
         ),
     };
     let kind = build_kind(kind, map.remove("data"), id)?;
-    Ok(Packet { nsp, kind })
+    Ok(Packet {
+        nsp: nsp.into(),
+        kind,
+    })
 }
 
 /// An integral number, as JavaScript's `Number.isInteger` sees it (so `2.0` is an integer).

@@ -155,5 +155,8 @@ pub fn packet(rng: &mut Rng, opts: Options) -> Packet {
             }
         }
     };
-    Packet { nsp, kind }
+    Packet {
+        nsp: nsp.into(),
+        kind,
+    }
 }

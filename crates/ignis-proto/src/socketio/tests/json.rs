@@ -169,6 +169,30 @@ fn decodes_protocol_examples() {
     }
 }
 
+/// The namespace of a decoded packet is kept inline when short (no allocation for `/`), on the
+/// heap when long, and encodes back the same either way.
+#[test]
+fn namespaces_short_and_long_decode_and_encode_back() {
+    let long = format!("/{}", "n".repeat(40));
+    for (nsp, inline) in [
+        ("/", true),
+        ("/chat", true),
+        ("/é", true),
+        (long.as_str(), false),
+    ] {
+        let text = if nsp == "/" {
+            "2[\"a\"]".to_string()
+        } else {
+            format!("2{nsp},[\"a\"]")
+        };
+        let packet = decode_all(&text, &[]).unwrap();
+        assert_eq!(packet.nsp, nsp);
+        assert_eq!(packet.nsp.is_inline(), inline, "{nsp}");
+        assert_eq!(encode(&packet).unwrap().text, text);
+        assert_eq!(packet, Packet::event(nsp, "a", vec![], None));
+    }
+}
+
 #[test]
 fn decodes_numeric_event_names_exactly() {
     let cases = [
