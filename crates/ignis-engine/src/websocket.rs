@@ -470,6 +470,13 @@ impl<H: Handler> Begin<H> {
     }
 }
 
+fn close_frame(code: Option<CloseCode>) -> Frame {
+    Frame::Shared(match code {
+        Some(code) => ignis_ws::encode_close(code, ""),
+        None => ignis_ws::server_frame(OpCode::Close, &[]),
+    })
+}
+
 /// What woke a connection's task.
 enum Wake {
     /// The socket is readable (data, a close or a failure: `read` finds out which).
@@ -866,7 +873,7 @@ impl<H: Handler> Connection<H> {
             }
             Message::Binary(bytes) => self.on_packet(Packet::Message(Data::Binary(bytes))),
             Message::Ping(payload) => {
-                self.output.push_back(Frame::Shared(ignis_ws::server_frame(
+                self.push_control(Frame::Shared(ignis_ws::server_frame(
                     OpCode::Pong,
                     &payload,
                 )));
@@ -931,12 +938,19 @@ impl<H: Handler> Connection<H> {
 
     /// Queues a close frame. Like the reference, the server closes without a status code
     /// (the peer sees 1005); a protocol violation of the WebSocket itself carries its code.
+    /// Answers the client's close, or closes for a protocol error it made.
     fn queue_close(&mut self, code: Option<CloseCode>) {
-        let frame = match code {
-            Some(code) => ignis_ws::encode_close(code, ""),
-            None => ignis_ws::server_frame(OpCode::Close, &[]),
-        };
-        self.output.push_back(Frame::Shared(frame));
+        self.push_control(close_frame(code));
+    }
+
+    /// Adds a frame of the task's own (a pong, a close) to the output, after whatever senders
+    /// queued: a sender that wrote part of a frame itself left the rest in the queue, and
+    /// anything written before that rest would land in the middle of its frame.
+    fn push_control(&mut self, frame: Frame) {
+        if !self.probing {
+            self.fill_output();
+        }
+        self.output.push_back(frame);
     }
 
     async fn finish(mut self, stop: Stop) {
@@ -950,7 +964,7 @@ impl<H: Handler> Connection<H> {
         match stop {
             Stop::ProbeFailed => {
                 self.socket.upgrading.store(false, Ordering::Release);
-                self.queue_close(None);
+                self.output.push_back(close_frame(None));
             }
             Stop::Session(reason) => {
                 match reason {
@@ -958,10 +972,10 @@ impl<H: Handler> Connection<H> {
                     Some(CloseReason::TransportClose) => {}
                     // The server closes: what was queued still goes out first.
                     Some(CloseReason::ForcedClose | CloseReason::ServerShuttingDown) | None => {
-                        self.fill_output();
-                        self.queue_close(None);
+                        self.push_control(close_frame(None));
                     }
-                    Some(_) => self.queue_close(None),
+                    // A failed session: what was queued is dropped.
+                    Some(_) => self.output.push_back(close_frame(None)),
                 }
                 if let Some(reason) = reason {
                     self.inner.finalize(&self.socket, reason);

@@ -396,3 +396,75 @@ async fn a_broadcast_to_more_sessions_than_one_flush_task_writes_reaches_each_in
     .await
     .unwrap();
 }
+
+/// A masked client ping frame.
+fn client_ping(payload: &[u8]) -> Vec<u8> {
+    let key = [0x37, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![0x89, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&key);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    frame
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pongs_never_land_inside_a_frame_a_sender_wrote_in_part() {
+    let mut server = start(1_000_000).await;
+    let port = server.port;
+    let client = tokio::task::spawn_blocking(move || Client::connect(port));
+    let socket = server.opened.recv().await.unwrap();
+    let mut client = client.await.unwrap();
+    assert!(client.next_text().unwrap().starts_with("0{"));
+
+    // Large messages written by senders while the task sleeps come out partial when the client
+    // reads slowly; the client pings all along, and every pong must come between two frames.
+    const COUNT: usize = 3_000;
+    let sender = {
+        let socket = Arc::clone(&socket);
+        std::thread::spawn(move || {
+            for i in 0..COUNT {
+                let text = format!("{i:08}:{}", "y".repeat(32 * 1024));
+                if socket.send(Data::Text(Str::from(text))).is_err() {
+                    break;
+                }
+                if i % 8 == 0 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        })
+    };
+    let reader = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut seen = 0;
+        let mut pongs = 0;
+        let mut buf = vec![0u8; 16 * 1024];
+        while seen < COUNT {
+            client.stream.write_all(&client_ping(b"p")).unwrap();
+            let n = client.stream.read(&mut buf).unwrap_or(0);
+            assert!(n > 0, "the server closed after {seen} messages");
+            client.pending.extend_from_slice(&buf[..n]);
+            loop {
+                let decoded = client
+                    .decoder
+                    .decode(&client.pending)
+                    .unwrap_or_else(|e| panic!("broken stream after {seen} messages: {e}"));
+                if decoded.consumed == 0 {
+                    break;
+                }
+                client.pending.drain(..decoded.consumed);
+                match decoded.message {
+                    Some(Message::Text(bytes)) => {
+                        let text = std::str::from_utf8(&bytes).unwrap();
+                        assert_eq!(number_of(text), seen, "in order");
+                        seen += 1;
+                    }
+                    Some(Message::Pong(_)) => pongs += 1,
+                    _ => {}
+                }
+            }
+        }
+        pongs
+    });
+    sender.join().unwrap();
+    let pongs = reader.await.unwrap();
+    assert!(pongs > 0, "the pings were answered");
+}
