@@ -437,34 +437,7 @@ pub fn sweep(
         }
         Ok(Verdict::NotSustained)
     };
-    let mut best: Option<f64> = None;
-    let mut failed: Option<f64> = None;
-    for &rate in rates {
-        match attempt_rate(rate, &mut steps)? {
-            Verdict::Sustained => best = Some(rate),
-            Verdict::NotSustained => {
-                failed = Some(rate);
-                break;
-            }
-            Verdict::ClientsLost => break,
-        }
-    }
-    if let (Some(mut low), Some(mut high)) = (best, failed) {
-        for _ in 0..refine {
-            let rate = ((low + high) / 2.0).round();
-            if rate <= low || rate >= high {
-                break;
-            }
-            match attempt_rate(rate, &mut steps)? {
-                Verdict::Sustained => {
-                    low = rate;
-                    best = Some(rate);
-                }
-                Verdict::NotSustained => high = rate,
-                Verdict::ClientsLost => break,
-            }
-        }
-    }
+    let best = highest_sustained(rates, refine, |rate| attempt_rate(rate, &mut steps))?;
     let report = json!({
         "clients": clients,
         "max_sustained_rate": best,
@@ -474,10 +447,99 @@ pub fn sweep(
     Ok(merge(header(setup, "sweep"), report))
 }
 
+/// The highest rate `attempt` sustains: the rates of the list in turn until one is not
+/// sustained, then `refine` halvings of the gap between the last sustained and the first not.
+fn highest_sustained<E>(
+    rates: &[f64],
+    refine: u32,
+    mut attempt: impl FnMut(f64) -> Result<Verdict, E>,
+) -> Result<Option<f64>, E> {
+    let mut best: Option<f64> = None;
+    let mut failed: Option<f64> = None;
+    for &rate in rates {
+        match attempt(rate)? {
+            Verdict::Sustained => best = Some(rate),
+            Verdict::NotSustained => {
+                failed = Some(rate);
+                break;
+            }
+            Verdict::ClientsLost => return Ok(best),
+        }
+    }
+    // Below the list's first rate there is nothing to refine: the sweep says "none".
+    let (Some(mut low), Some(mut high)) = (best, failed) else {
+        return Ok(best);
+    };
+    for _ in 0..refine {
+        let rate = ((low + high) / 2.0).round();
+        if rate <= low || rate >= high {
+            break;
+        }
+        match attempt(rate)? {
+            Verdict::Sustained => low = rate,
+            Verdict::NotSustained => high = rate,
+            Verdict::ClientsLost => break,
+        }
+    }
+    Ok(Some(low))
+}
+
 /// How one rate of a sweep went.
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Verdict {
     Sustained,
     NotSustained,
     /// A client was lost: the sweep stops here.
     ClientsLost,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server that sustains every rate up to `limit`; the rates tried, in order.
+    fn sweep_to(limit: f64, rates: &[f64], refine: u32) -> (Option<f64>, Vec<f64>) {
+        let mut tried = Vec::new();
+        let best = highest_sustained::<()>(rates, refine, |rate| {
+            tried.push(rate);
+            Ok(if rate <= limit {
+                Verdict::Sustained
+            } else {
+                Verdict::NotSustained
+            })
+        })
+        .unwrap();
+        (best, tried)
+    }
+
+    #[test]
+    fn the_sweep_halves_the_gap_after_the_first_rate_not_sustained() {
+        let rates = [100.0, 200.0, 400.0, 800.0];
+        // Sustains 700: 400 passes, 800 fails, then 600 passes, 700 passes, 750 fails.
+        let (best, tried) = sweep_to(700.0, &rates, 3);
+        assert_eq!(best, Some(700.0));
+        assert_eq!(tried, [100.0, 200.0, 400.0, 800.0, 600.0, 700.0, 750.0]);
+        // Without refining, the answer is the list's step below.
+        assert_eq!(sweep_to(700.0, &rates, 0).0, Some(400.0));
+        // Every rate sustained: nothing to refine.
+        assert_eq!(sweep_to(1e9, &rates, 3), (Some(800.0), rates.to_vec()));
+        // Not even the first: no answer.
+        assert_eq!(sweep_to(50.0, &rates, 3), (None, vec![100.0]));
+    }
+
+    #[test]
+    fn a_lost_client_ends_the_sweep_with_what_was_sustained_before() {
+        let mut tried = Vec::new();
+        let best = highest_sustained::<()>(&[100.0, 200.0, 400.0], 3, |rate| {
+            tried.push(rate);
+            Ok(if rate < 200.0 {
+                Verdict::Sustained
+            } else {
+                Verdict::ClientsLost
+            })
+        })
+        .unwrap();
+        assert_eq!(best, Some(100.0));
+        assert_eq!(tried, [100.0, 200.0]);
+    }
 }

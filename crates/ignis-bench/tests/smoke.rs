@@ -183,7 +183,13 @@ fn fifty_clients_through_every_scenario() {
     assert_eq!(rooms["expected"], 5 * (10 + 20 + 10 + 10), "{rooms}");
     assert_eq!(rooms["missing"], 0, "{rooms}");
 
-    let sweep =
-        scenario::sweep(&setup, CLIENTS, &[20.0, 40.0], Duration::from_millis(300)).expect("sweep");
+    let sweep = scenario::sweep(
+        &setup,
+        CLIENTS,
+        &[20.0, 40.0],
+        2,
+        Duration::from_millis(300),
+    )
+    .expect("sweep");
     assert_eq!(sweep["max_sustained_rate"], 40.0, "{sweep}");
 }
