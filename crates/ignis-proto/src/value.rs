@@ -27,17 +27,16 @@ mod de;
 mod error;
 mod map;
 mod ser;
-mod small_string;
 #[cfg(test)]
 mod tests;
 
 use bytes::Bytes;
 
+pub use compact_str::CompactString;
 pub use de::from_value;
 pub use error::ValueError;
 pub use map::Map;
 pub use ser::to_value;
-pub use small_string::SmallString;
 
 /// A JSON value that may also hold binary data.
 ///

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::value::{Map, SmallString, Value};
+use crate::value::{CompactString, Map, Value};
 
 /// Event names a peer may not use: they have a meaning of their own on one side or the other.
 pub const RESERVED_EVENTS: [&str; 6] = [
@@ -155,7 +155,7 @@ impl TryFrom<Value> for EventName {
 pub struct Packet {
     /// The namespace, `/` for the main one. Kept inline when short, as nearly every namespace
     /// is: decoding a packet costs no allocation for it.
-    pub nsp: SmallString,
+    pub nsp: CompactString,
     /// The packet itself.
     pub kind: PacketKind,
 }
@@ -190,7 +190,7 @@ pub enum PacketKind {
 
 impl Packet {
     /// A CONNECT packet.
-    pub fn connect(nsp: impl Into<SmallString>, data: Option<Value>) -> Packet {
+    pub fn connect(nsp: impl Into<CompactString>, data: Option<Value>) -> Packet {
         Packet {
             nsp: nsp.into(),
             kind: PacketKind::Connect(data),
@@ -198,7 +198,7 @@ impl Packet {
     }
 
     /// A DISCONNECT packet.
-    pub fn disconnect(nsp: impl Into<SmallString>) -> Packet {
+    pub fn disconnect(nsp: impl Into<CompactString>) -> Packet {
         Packet {
             nsp: nsp.into(),
             kind: PacketKind::Disconnect,
@@ -207,7 +207,7 @@ impl Packet {
 
     /// An EVENT packet.
     pub fn event(
-        nsp: impl Into<SmallString>,
+        nsp: impl Into<CompactString>,
         event: impl Into<EventName>,
         args: Vec<Value>,
         id: Option<u64>,
@@ -223,7 +223,7 @@ impl Packet {
     }
 
     /// An ACK packet.
-    pub fn ack(nsp: impl Into<SmallString>, id: u64, args: Vec<Value>) -> Packet {
+    pub fn ack(nsp: impl Into<CompactString>, id: u64, args: Vec<Value>) -> Packet {
         Packet {
             nsp: nsp.into(),
             kind: PacketKind::Ack { args, id },
@@ -232,7 +232,7 @@ impl Packet {
 
     /// A CONNECT_ERROR packet in the v5 form `{"message": ..}`, with `data` when given.
     pub fn connect_error(
-        nsp: impl Into<SmallString>,
+        nsp: impl Into<CompactString>,
         message: &str,
         data: Option<Value>,
     ) -> Packet {

@@ -9,7 +9,7 @@ use serde::de::{
     Visitor,
 };
 
-use super::{Map, SmallString, Value, ValueError};
+use super::{CompactString, Map, Value, ValueError};
 
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
@@ -310,7 +310,7 @@ impl<'de> SeqAccess<'de> for ByteSeqDeserializer {
 }
 
 struct MapDeserializer {
-    iter: std::vec::IntoIter<(SmallString, Value)>,
+    iter: std::vec::IntoIter<(CompactString, Value)>,
     value: Option<Value>,
 }
 
@@ -345,13 +345,13 @@ impl<'de> MapAccess<'de> for MapDeserializer {
 
 /// An object key: a string, parsed when the target wants a number or a boolean (a
 /// `HashMap<u32, _>` serializes its keys as strings), as `serde_json` does.
-struct KeyDeserializer(SmallString);
+struct KeyDeserializer(CompactString);
 
 impl KeyDeserializer {
     /// Hands over the key: an inline key by reference (a field name needs no copy), a key on the
     /// heap as a `String` without a copy.
     fn visit<'de, V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
-        if self.0.is_inline() {
+        if !self.0.is_heap_allocated() {
             visitor.visit_str(&self.0)
         } else {
             visitor.visit_string(self.0.into_string())

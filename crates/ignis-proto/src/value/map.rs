@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::{SmallString, Value};
+use super::{CompactString, Value};
 
 /// Above this many entries, duplicate keys are found with a hash table instead of a scan.
 const LINEAR_DEDUP_MAX: usize = 16;
@@ -12,10 +12,10 @@ const LINEAR_DEDUP_MAX: usize = 16;
 /// Stored as a plain vector of entries: payload objects are small, and a vector costs the least
 /// memory and is the fastest to build and walk. Lookups are linear scans. Keys are unique:
 /// inserting an existing key replaces its value in place, as assigning a property does in
-/// JavaScript. Keys are [`SmallString`]s: the short keys of most objects cost no allocation.
+/// JavaScript. Keys are [`CompactString`]s: the short keys of most objects cost no allocation.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Map {
-    entries: Vec<(SmallString, Value)>,
+    entries: Vec<(CompactString, Value)>,
 }
 
 impl Map {
@@ -35,13 +35,13 @@ impl Map {
     /// its first occurrence and the value of its last, as `JSON.parse` does.
     ///
     /// Runs in linear time whatever the input, so a peer cannot make decoding quadratic.
-    pub fn from_entries<K: Into<SmallString>>(entries: Vec<(K, Value)>) -> Map {
-        // Collected in place: a `String` key and a `SmallString` are the same size.
+    pub fn from_entries<K: Into<CompactString>>(entries: Vec<(K, Value)>) -> Map {
+        // Collected in place: a `String` key and a `CompactString` are the same size.
         Map::from_keyed_entries(entries.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }
 
-    /// [`Map::from_entries`] for keys that are already [`SmallString`]s.
-    pub(crate) fn from_keyed_entries(mut entries: Vec<(SmallString, Value)>) -> Map {
+    /// [`Map::from_entries`] for keys that are already [`CompactString`]s.
+    pub(crate) fn from_keyed_entries(mut entries: Vec<(CompactString, Value)>) -> Map {
         let len = entries.len();
         if len <= LINEAR_DEDUP_MAX {
             let mut i = 1;
@@ -121,7 +121,7 @@ impl Map {
     /// Sets `key` to `value`; an existing key keeps its position and its old value is returned.
     pub fn insert(
         &mut self,
-        key: impl Into<SmallString>,
+        key: impl Into<CompactString>,
         value: impl Into<Value>,
     ) -> Option<Value> {
         let key = key.into();
@@ -175,22 +175,22 @@ impl Map {
 impl Map {
     /// The entries in order, as they are kept: the encoders walk them without an iterator
     /// adapter in between.
-    pub(crate) fn entries(&self) -> &[(SmallString, Value)] {
+    pub(crate) fn entries(&self) -> &[(CompactString, Value)] {
         &self.entries
     }
 
     /// The entries in order, by value, keys as they are kept (no `String` made for a short one).
-    pub(crate) fn into_entries(self) -> std::vec::IntoIter<(SmallString, Value)> {
+    pub(crate) fn into_entries(self) -> std::vec::IntoIter<(CompactString, Value)> {
         self.entries.into_iter()
     }
 }
 
-/// Entries with `String` keys, as before keys became [`SmallString`]s.
+/// Entries with `String` keys, as before keys became [`CompactString`]s.
 impl IntoIterator for Map {
     type Item = (String, Value);
     type IntoIter = std::iter::Map<
-        std::vec::IntoIter<(SmallString, Value)>,
-        fn((SmallString, Value)) -> (String, Value),
+        std::vec::IntoIter<(CompactString, Value)>,
+        fn((CompactString, Value)) -> (String, Value),
     >;
 
     fn into_iter(self) -> Self::IntoIter {
@@ -198,7 +198,7 @@ impl IntoIterator for Map {
     }
 }
 
-impl<K: Into<SmallString>, V: Into<Value>> FromIterator<(K, V)> for Map {
+impl<K: Into<CompactString>, V: Into<Value>> FromIterator<(K, V)> for Map {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Map {
         Map::from_keyed_entries(
             iter.into_iter()
@@ -208,7 +208,7 @@ impl<K: Into<SmallString>, V: Into<Value>> FromIterator<(K, V)> for Map {
     }
 }
 
-impl<K: Into<SmallString>, V: Into<Value>> Extend<(K, V)> for Map {
+impl<K: Into<CompactString>, V: Into<Value>> Extend<(K, V)> for Map {
     fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
         for (k, v) in iter {
             self.insert(k, v);

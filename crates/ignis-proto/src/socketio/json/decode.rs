@@ -6,7 +6,7 @@ use super::placeholder;
 use crate::socketio::error::DecodeError;
 use crate::socketio::packet::{Packet, PacketKind, PacketType};
 use crate::socketio::shape::build_kind;
-use crate::value::SmallString;
+use crate::value::CompactString;
 
 /// socket.io-parser's default `maxAttachments`.
 pub const DEFAULT_MAX_ATTACHMENTS: usize = 10;
@@ -32,7 +32,7 @@ pub struct JsonDecoder {
 /// A binary packet waiting for its attachments.
 #[derive(Debug)]
 struct Pending {
-    nsp: SmallString,
+    nsp: CompactString,
     kind: PacketKind,
     expected: usize,
     attachments: Vec<Bytes>,
@@ -84,7 +84,7 @@ impl JsonDecoder {
             )
         };
         let kind = build_kind(header.kind, payload, header.id)?;
-        let nsp = SmallString::from(header.nsp);
+        let nsp = CompactString::from(header.nsp);
         if header.attachments == 0 {
             return Ok(Some(Packet { nsp, kind }));
         }

@@ -10,7 +10,7 @@ use std::fmt;
 
 use super::encode::{escape_hits, word_at};
 use crate::socketio::shape::MAX_DEPTH;
-use crate::value::{Map, SmallString, Value};
+use crate::value::{CompactString, Map, Value};
 
 /// Why a payload is not JSON, and the byte offset where that was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,14 +209,14 @@ impl Parser<'_> {
 
     /// An object key, the opening quote at the current position: a key without escapes is
     /// taken straight from the input, with no `String` in between.
-    fn key(&mut self) -> Result<SmallString, ParseError> {
+    fn key(&mut self) -> Result<CompactString, ParseError> {
         let start = self.at + 1;
         let end = plain_end(self.bytes, start);
         if self.bytes.get(end) == Some(&b'"') {
             self.at = end + 1;
-            return Ok(SmallString::from(&self.text[start..end]));
+            return Ok(CompactString::from(&self.text[start..end]));
         }
-        self.string().map(SmallString::from)
+        self.string().map(CompactString::from)
     }
 
     /// A string, the opening quote at the current position.

@@ -187,7 +187,7 @@ fn namespaces_short_and_long_decode_and_encode_back() {
         };
         let packet = decode_all(&text, &[]).unwrap();
         assert_eq!(packet.nsp, nsp);
-        assert_eq!(packet.nsp.is_inline(), inline, "{nsp}");
+        assert_eq!(!packet.nsp.is_heap_allocated(), inline, "{nsp}");
         assert_eq!(encode(&packet).unwrap().text, text);
         assert_eq!(packet, Packet::event(nsp, "a", vec![], None));
     }
