@@ -55,7 +55,9 @@ for round in $(seq 1 "$rounds"); do
     wait_port "$port"
     line=$("$bench" --label "$label" --threads "$threads" --target "127.0.0.1:$port" \
       --server-pid "$pid" "${rest[@]}" "$@" 2>/dev/null || echo '{"error":"run failed"}')
-    kill -INT "$pid" 2>/dev/null || true
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     pid=
     echo "$line" | tee -a "$out" | cut -c1-220 >&2
