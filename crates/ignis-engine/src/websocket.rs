@@ -183,6 +183,60 @@ fn read_clearing(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
 /// The most frames one vectored write carries.
 const MAX_SLICES: usize = 64;
 
+/// Consecutive frames up to this many bytes in all are copied into one buffer and leave in one
+/// plain `write`. Broadcasts that came faster than the writes leave several small frames per
+/// connection: the kernel takes one buffer at a fraction of the cost of as many slices as
+/// frames (at 4 000 broadcasts/s to 1 000 clients, 40 frames of 60 bytes per write), and the
+/// copy here costs less than the difference.
+const GATHER_MAX: usize = 16 * 1024;
+
+thread_local! {
+    /// Where [`write_frames`] gathers frames; the thread's, so connections own none.
+    static GATHER_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Writes `frames` (in order, up to [`MAX_SLICES`] of them) as far as the socket takes them
+/// without blocking; returns the bytes written, counted from the first frame's start.
+fn write_frames<'a, I>(stream: &TcpStream, frames: I) -> io::Result<usize>
+where
+    I: Iterator<Item = &'a [u8]> + Clone,
+{
+    let mut total = 0;
+    let mut small = 0;
+    for frame in frames.clone().take(MAX_SLICES) {
+        if total + frame.len() > GATHER_MAX {
+            break;
+        }
+        total += frame.len();
+        small += 1;
+    }
+    if small >= 2 {
+        let gathered = GATHER_BUF.with(|cell| {
+            let mut buf = cell.try_borrow_mut().ok()?;
+            buf.clear();
+            buf.reserve(total);
+            for frame in frames.clone().take(small) {
+                buf.extend_from_slice(frame);
+            }
+            Some(stream.try_write(&buf))
+        });
+        if let Some(result) = gathered {
+            return result;
+        }
+    }
+    let mut iter = frames.take(MAX_SLICES);
+    let Some(first) = iter.next() else {
+        return Ok(0);
+    };
+    let mut slices: SmallVec<[IoSlice<'_>; 8]> = SmallVec::new();
+    slices.push(IoSlice::new(first));
+    slices.extend(iter.map(IoSlice::new));
+    if slices.len() == 1 {
+        return stream.try_write(first);
+    }
+    stream.try_write_vectored(&slices)
+}
+
 /// What a sender needs to write to a WebSocket session's socket itself (see
 /// [`crate::socket::Outbox`]).
 pub(crate) struct DirectSink {
@@ -210,11 +264,7 @@ impl DirectSink {
             items.map(|item| frame_of(item, compression)).collect();
         let result = match frames.as_slice() {
             [one] => self.stream.try_write(one.as_slice()),
-            many => {
-                let slices: SmallVec<[IoSlice<'_>; 4]> =
-                    many.iter().map(|f| IoSlice::new(f.as_slice())).collect();
-                self.stream.try_write_vectored(&slices)
-            }
+            many => write_frames(&self.stream, many.iter().map(Frame::as_slice)),
         };
         let mut written = match result {
             Ok(n) => n,
@@ -709,21 +759,10 @@ impl<H: Handler> Connection<H> {
     /// Writes as much of the output as the socket takes without blocking.
     fn flush(&mut self) -> io::Result<()> {
         while let Some(front) = self.output.front() {
-            let first = front.as_slice();
             let result = if self.output.len() == 1 {
-                self.stream.try_write(first)
+                self.stream.try_write(front.as_slice())
             } else {
-                // Only the slices used are made: most writes carry a few frames.
-                let slices: SmallVec<[IoSlice<'_>; 8]> = std::iter::once(IoSlice::new(first))
-                    .chain(
-                        self.output
-                            .iter()
-                            .skip(1)
-                            .take(MAX_SLICES - 1)
-                            .map(|frame| IoSlice::new(frame.as_slice())),
-                    )
-                    .collect();
-                self.stream.try_write_vectored(&slices)
+                write_frames(&self.stream, self.output.iter().map(Frame::as_slice))
             };
             match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
