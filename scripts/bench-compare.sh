@@ -23,14 +23,7 @@ servers=${SERVERS:-floor ignis}
 out=$(mktemp)
 trap 'rm -f "$out"; [[ -n "${pid:-}" ]] && kill "$pid" 2>/dev/null || true' EXIT
 
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on $1" >&2
-  return 1
-}
+source scripts/bench-lib.sh
 
 port=$((4100 + RANDOM % 400))
 for round in $(seq 1 "$rounds"); do

@@ -25,7 +25,7 @@ CONNECT_MAX=${CONNECT_MAX:-19000}
 ECHO_CLIENTS=${ECHO_CLIENTS:-100}
 BCAST_CLIENTS=${BCAST_CLIENTS:-1000}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-3}
-SWEEP_RATES=${SWEEP_RATES:-25,50,100,200,400,800,1200,1600,2400,3200,4800,6400}
+SWEEP_RATES=${SWEEP_RATES:-25,50,100,200,400,800,1200,1600,2400,3200,4800,6400,9600,12800}
 SWEEP_SECONDS=${SWEEP_SECONDS:-2}
 PEERS=${PEERS:-ignis floor socketioxide node}
 CLUSTER=${CLUSTER:-1}
@@ -70,14 +70,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_port() { # port
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on $1" >&2
-  return 1
-}
+source scripts/bench-lib.sh
 
 # start_peer NAME PORT [extra args]: starts a server, sets PID.
 start_peer() {

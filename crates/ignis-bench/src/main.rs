@@ -97,7 +97,7 @@ enum Scenario {
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "25,50,100,200,400,800,1200,1600,2400,3200,4800,6400"
+            default_value = "25,50,100,200,400,800,1200,1600,2400,3200,4800,6400,9600,12800"
         )]
         rates: Vec<f64>,
         #[arg(long, default_value_t = 2.0)]

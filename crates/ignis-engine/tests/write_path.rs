@@ -66,6 +66,21 @@ async fn start(max_queued_messages: usize) -> Server {
     }
 }
 
+impl Server {
+    /// Opens a WebSocket session from a new client, and reads the session's open packet.
+    async fn open_session(&mut self) -> (Arc<Socket<()>>, Client) {
+        let port = self.port;
+        let client = tokio::task::spawn_blocking(move || Client::connect(port));
+        let socket = self.opened.recv().await.unwrap();
+        let mut client = client.await.unwrap();
+        assert!(
+            client.next_text().unwrap().starts_with("0{"),
+            "the open packet"
+        );
+        (socket, client)
+    }
+}
+
 /// A blocking WebSocket client that reads the server's text frames.
 struct Client {
     stream: TcpStream,
@@ -128,14 +143,7 @@ fn number_of(text: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_path_keeps_order_while_the_client_is_slow() {
     let mut server = start(1_000_000).await;
-    let port = server.port;
-    let client = tokio::task::spawn_blocking(move || Client::connect(port));
-    let socket = server.opened.recv().await.unwrap();
-    let mut client = client.await.unwrap();
-    assert!(
-        client.next_text().unwrap().starts_with("0{"),
-        "the open packet"
-    );
+    let (socket, mut client) = server.open_session().await;
 
     // 20 000 messages (20 MB) go out while the client first reads nothing, then reads slowly:
     // the socket's buffers fill and drain again and again, writes come out partial, the rest
@@ -191,10 +199,7 @@ async fn every_path_keeps_order_while_the_client_is_slow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_disconnected_as_too_slow() {
     let mut server = start(64).await;
-    let port = server.port;
-    let client = tokio::task::spawn_blocking(move || Client::connect(port));
-    let socket = server.opened.recv().await.unwrap();
-    let _client = client.await.unwrap();
+    let (socket, _client) = server.open_session().await;
 
     // Nothing is read: once the socket's buffers are full, at most 64 messages wait in the
     // queue, and the next one closes the session instead of growing it.
@@ -228,11 +233,7 @@ async fn a_client_that_stops_reading_is_disconnected_as_too_slow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn volatile_messages_are_dropped_only_while_the_client_is_behind() {
     let mut server = start(1_000_000).await;
-    let port = server.port;
-    let client = tokio::task::spawn_blocking(move || Client::connect(port));
-    let socket = server.opened.recv().await.unwrap();
-    let mut client = client.await.unwrap();
-    assert!(client.next_text().unwrap().starts_with("0{"));
+    let (socket, mut client) = server.open_session().await;
 
     // A reading client gets a volatile message.
     socket
@@ -289,12 +290,7 @@ fn a_flush_scheduled_on_a_runtime_that_shuts_down_still_happens() {
         .unwrap();
     let (socket, mut client) = server_runtime.block_on(async {
         let mut server = start(1_000).await;
-        let port = server.port;
-        let client = tokio::task::spawn_blocking(move || Client::connect(port));
-        let socket = server.opened.recv().await.unwrap();
-        let mut client = client.await.unwrap();
-        assert!(client.next_text().unwrap().starts_with("0{"));
-        (socket, client)
+        server.open_session().await
     });
 
     // A broadcast made on another runtime, which is dropped before its flush task ever runs.
@@ -409,11 +405,7 @@ fn client_ping(payload: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pongs_never_land_inside_a_frame_a_sender_wrote_in_part() {
     let mut server = start(1_000_000).await;
-    let port = server.port;
-    let client = tokio::task::spawn_blocking(move || Client::connect(port));
-    let socket = server.opened.recv().await.unwrap();
-    let mut client = client.await.unwrap();
-    assert!(client.next_text().unwrap().starts_with("0{"));
+    let (socket, mut client) = server.open_session().await;
 
     // Large messages written by senders while the task sleeps come out partial when the client
     // reads slowly; the client pings all along, and every pong must come between two frames.
