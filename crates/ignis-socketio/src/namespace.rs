@@ -230,15 +230,25 @@ impl Namespace {
         };
         let mut batch = ignis_engine::DeliveryBatch::new();
         let sockets = self.sockets.read();
+        // Sessions whose queue another thread holds (a flush writing them) are passed and come
+        // back at the end, instead of being waited on one by one.
+        let mut busy = Vec::new();
         for sid in sids {
             if let Some(socket) = sockets.get(sid)
                 && socket.connected()
                 && !socket.broadcasts_held()
-            {
-                let _ = socket
+                && socket
                     .conn
-                    .send_shared_in(&messages, flags.volatile, &mut batch);
+                    .try_send_shared_in(&messages, flags.volatile, &mut batch)
+                    .is_none()
+            {
+                busy.push(socket);
             }
+        }
+        for socket in busy {
+            let _ = socket
+                .conn
+                .send_shared_in(&messages, flags.volatile, &mut batch);
         }
     }
 
