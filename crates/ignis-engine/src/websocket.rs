@@ -260,6 +260,9 @@ impl DirectSink {
     ) -> SmallVec<[Frame; 4]> {
         // Called for every recipient of every message: a few frames stay off the heap.
         let compression = self.compression.as_ref().map(|(c, bits)| (&**c, *bits));
+        if compression.is_none() {
+            return self.write_uncompressed(items, volatile);
+        }
         let mut frames: SmallVec<[Frame; 4]> =
             items.map(|item| frame_of(item, compression)).collect();
         let result = match frames.as_slice() {
@@ -287,6 +290,64 @@ impl DirectSink {
             frame.recycle();
         }
         frames
+    }
+}
+
+impl DirectSink {
+    /// [`DirectSink::write`] without compression: a broadcast's frame is written from the
+    /// shared message itself, and only what the socket does not take becomes a frame of its own.
+    /// Cloning the frame for every recipient (a reference count that both workers touch, once up
+    /// and once down per delivery) cost more than the rest of a delivery's user time at high
+    /// rates.
+    fn write_uncompressed(
+        &self,
+        items: impl Iterator<Item = Outgoing>,
+        volatile: bool,
+    ) -> SmallVec<[Frame; 4]> {
+        let mut items: SmallVec<[Outgoing; 4]> = items
+            .map(|item| match item {
+                // Packets (rare here) are framed first: they have no bytes to borrow.
+                Outgoing::Packet(_) => Outgoing::Frame(frame_of(item, None)),
+                other => other,
+            })
+            .collect();
+        fn bytes(item: &Outgoing) -> &[u8] {
+            match item {
+                Outgoing::Shared(m) => m.ws_frame(),
+                Outgoing::Frame(frame) => frame.as_slice(),
+                Outgoing::Packet(_) => &[],
+            }
+        }
+        let result = match items.as_slice() {
+            [] => return SmallVec::new(),
+            [one] => self.stream.try_write(bytes(one)),
+            many => write_frames(&self.stream, many.iter().map(bytes)),
+        };
+        let mut written = match result {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && volatile => return SmallVec::new(),
+            Err(_) => 0,
+        };
+        let mut whole = 0;
+        for item in items.iter() {
+            let len = bytes(item).len();
+            if written < len {
+                break;
+            }
+            written -= len;
+            whole += 1;
+        }
+        for item in items.drain(..whole) {
+            if let Outgoing::Frame(frame) = item {
+                frame.recycle();
+            }
+        }
+        let mut rest: SmallVec<[Frame; 4]> =
+            items.into_iter().map(|item| frame_of(item, None)).collect();
+        if let Some(first) = rest.first_mut() {
+            first.advance(written);
+        }
+        rest
     }
 }
 
