@@ -260,95 +260,69 @@ impl DirectSink {
     ) -> SmallVec<[Frame; 4]> {
         // Called for every recipient of every message: a few frames stay off the heap.
         let compression = self.compression.as_ref().map(|(c, bits)| (&**c, *bits));
-        if compression.is_none() {
-            return self.write_uncompressed(items, volatile);
-        }
-        let mut frames: SmallVec<[Frame; 4]> =
-            items.map(|item| frame_of(item, compression)).collect();
-        let result = match frames.as_slice() {
-            [one] => self.stream.try_write(one.as_slice()),
-            many => write_frames(&self.stream, many.iter().map(Frame::as_slice)),
-        };
-        let mut written = match result {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && volatile => return SmallVec::new(),
-            // Full, interrupted or failed: the task writes it, and sees the failure itself.
-            Err(_) => 0,
-        };
-        // Frames written whole leave (in order, so that their buffers can be reused); a frame
-        // written in part keeps only its rest.
-        let mut whole = 0;
-        for frame in frames.iter_mut() {
-            if written < frame.len() {
-                frame.advance(written);
-                break;
-            }
-            written -= frame.len();
-            whole += 1;
-        }
-        for frame in frames.drain(..whole) {
-            frame.recycle();
-        }
-        frames
+        // Without compression a broadcast's frame is written from the shared message itself,
+        // and only what the socket does not take becomes a frame of its own: cloning the frame
+        // for every recipient (a reference count that both workers touch, once up and once down
+        // per delivery) cost more than the rest of a delivery's user time at high rates.
+        // Packets (rare here), and everything on a compressed connection, are framed first.
+        let items: SmallVec<[Outgoing; 4]> = items
+            .map(|item| match (item, compression) {
+                (Outgoing::Shared(m), None) => Outgoing::Shared(m),
+                (item, compression) => Outgoing::Frame(frame_of(item, compression)),
+            })
+            .collect();
+        write_items(&self.stream, items, volatile)
     }
 }
 
-impl DirectSink {
-    /// [`DirectSink::write`] without compression: a broadcast's frame is written from the
-    /// shared message itself, and only what the socket does not take becomes a frame of its own.
-    /// Cloning the frame for every recipient (a reference count that both workers touch, once up
-    /// and once down per delivery) cost more than the rest of a delivery's user time at high
-    /// rates.
-    fn write_uncompressed(
-        &self,
-        items: impl Iterator<Item = Outgoing>,
-        volatile: bool,
-    ) -> SmallVec<[Frame; 4]> {
-        let mut items: SmallVec<[Outgoing; 4]> = items
-            .map(|item| match item {
-                // Packets (rare here) are framed first: they have no bytes to borrow.
-                Outgoing::Packet(_) => Outgoing::Frame(frame_of(item, None)),
-                other => other,
-            })
-            .collect();
-        fn bytes(item: &Outgoing) -> &[u8] {
-            match item {
-                Outgoing::Shared(m) => m.ws_frame(),
-                Outgoing::Frame(frame) => frame.as_slice(),
-                Outgoing::Packet(_) => &[],
-            }
+/// Writes the frames of `items` (framed already, or shared messages sent uncompressed) as far
+/// as the socket takes them, and returns what is left; see [`DirectSink::write`].
+fn write_items(
+    stream: &TcpStream,
+    mut items: SmallVec<[Outgoing; 4]>,
+    volatile: bool,
+) -> SmallVec<[Frame; 4]> {
+    fn bytes(item: &Outgoing) -> &[u8] {
+        match item {
+            Outgoing::Shared(m) => m.ws_frame(),
+            Outgoing::Frame(frame) => frame.as_slice(),
+            // Never here: `DirectSink::write` frames packets first.
+            Outgoing::Packet(_) => &[],
         }
-        let result = match items.as_slice() {
-            [] => return SmallVec::new(),
-            [one] => self.stream.try_write(bytes(one)),
-            many => write_frames(&self.stream, many.iter().map(bytes)),
-        };
-        let mut written = match result {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && volatile => return SmallVec::new(),
-            Err(_) => 0,
-        };
-        let mut whole = 0;
-        for item in items.iter() {
-            let len = bytes(item).len();
-            if written < len {
-                break;
-            }
-            written -= len;
-            whole += 1;
-        }
-        for item in items.drain(..whole) {
-            if let Outgoing::Frame(frame) = item {
-                frame.recycle();
-            }
-        }
-        let mut rest: SmallVec<[Frame; 4]> =
-            items.into_iter().map(|item| frame_of(item, None)).collect();
-        if let Some(first) = rest.first_mut() {
-            first.advance(written);
-        }
-        rest
     }
+    let result = match items.as_slice() {
+        [] => return SmallVec::new(),
+        [one] => stream.try_write(bytes(one)),
+        many => write_frames(stream, many.iter().map(bytes)),
+    };
+    let mut written = match result {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && volatile => return SmallVec::new(),
+        // Full, interrupted or failed: the task writes it, and sees the failure itself.
+        Err(_) => 0,
+    };
+    // Frames written whole leave (in order, so that their buffers can be reused); a frame
+    // written in part keeps only its rest.
+    let mut whole = 0;
+    for item in items.iter() {
+        let len = bytes(item).len();
+        if written < len {
+            break;
+        }
+        written -= len;
+        whole += 1;
+    }
+    for item in items.drain(..whole) {
+        if let Outgoing::Frame(frame) = item {
+            frame.recycle();
+        }
+    }
+    let mut rest: SmallVec<[Frame; 4]> =
+        items.into_iter().map(|item| frame_of(item, None)).collect();
+    if let Some(first) = rest.first_mut() {
+        first.advance(written);
+    }
+    rest
 }
 
 fn packet_frame(packet: &Packet) -> Bytes {
