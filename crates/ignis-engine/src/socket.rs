@@ -710,8 +710,11 @@ impl<D> Socket<D> {
             if rest.is_empty() {
                 return Ok(false);
             }
-            // The socket took part of it: the task writes the rest when it can.
+            // The socket took part of it: the task writes the rest when it can. The client is
+            // behind from now on (volatile messages are dropped) until the task, awake, has
+            // written the rest and says otherwise as it goes to sleep.
             outbox.queue.extend(rest.into_iter().map(Outgoing::Frame));
+            outbox.output_pending = true;
             return Ok(true);
         }
         if outbox.queue.len() + items.len() > self.max_queued {
@@ -902,6 +905,8 @@ impl<D: Send + Sync + 'static> Flush for Socket<D> {
                         return;
                     }
                     outbox.queue.extend(rest.into_iter().map(Outgoing::Frame));
+                    // Behind, as after a sender's partial write (see `Socket::admit`).
+                    outbox.output_pending = true;
                     outbox.sleeping_task()
                 }
                 None => None,
