@@ -4,6 +4,12 @@
 # to prove the suite itself, the real Node socket.io server).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# Where cargo builds: the Node suites start the binaries built there.
+TARGET=$(realpath -m "${CARGO_TARGET_DIR:-target}")
+export IGNIS_SERVER_BIN=${IGNIS_SERVER_BIN:-$TARGET/debug/ignis-server}
+export IGNIS_COMPONENT_BIN=${IGNIS_COMPONENT_BIN:-$TARGET/debug/examples/component}
+export IGNIS_INTEROP_BIN=${IGNIS_INTEROP_BIN:-$TARGET/debug/examples/interop}
+export IGNIS_CLUSTER_NODE_BIN=${IGNIS_CLUSTER_NODE_BIN:-$TARGET/debug/examples/cluster-node}
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -43,7 +49,7 @@ step "interop suite against the Node reference server (proves the assertions)"
 grep -E '^# (tests|pass|fail|skipped)' /tmp/ignis-interop-node.log
 
 step "interop suite against the Ignis server"
-(cd tests/interop && IGNIS_INTEROP_BIN="$PWD/../../target/debug/examples/interop" npm test)
+(cd tests/interop && npm test)
 
 step "the Ignis component and the standalone server (spec §14.1 flow, §14.3 checks)"
 (cd tests/interop && npm run --silent test:server)
@@ -52,4 +58,4 @@ step "real browser: the API explorer and Socket.IO from another origin (tests/br
 tests/browser/run.sh
 
 step "mixed Node + Ignis cluster over Redis (tests/redis-interop)"
-(cd tests/redis-interop && npm ci --no-audit --no-fund && IGNIS_CLUSTER_NODE_BIN="$PWD/../../target/debug/examples/cluster-node" npm test)
+(cd tests/redis-interop && npm ci --no-audit --no-fund && npm test)
