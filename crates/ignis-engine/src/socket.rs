@@ -665,22 +665,20 @@ impl<D> Socket<D> {
     where
         D: Send + Sync + 'static,
     {
-        {
-            if outbox.queue.len() + messages.len() > self.max_queued {
-                return Err(SendError::QueueFull);
-            }
-            let schedule = outbox.writable_now();
-            outbox.spare_queue();
-            outbox
-                .queue
-                .extend(messages.iter().map(|m| Outgoing::Shared(Arc::clone(m))));
-            if schedule {
-                outbox.flush_scheduled = true;
-                batch.sessions.push(Arc::clone(self) as Arc<dyn Flush>);
-                return Ok(false);
-            }
-            Ok(outbox.needs_wake())
+        if outbox.queue.len() + messages.len() > self.max_queued {
+            return Err(SendError::QueueFull);
         }
+        let schedule = outbox.writable_now();
+        outbox.spare_queue();
+        outbox
+            .queue
+            .extend(messages.iter().map(|m| Outgoing::Shared(Arc::clone(m))));
+        if schedule {
+            outbox.flush_scheduled = true;
+            batch.sessions.push(Arc::clone(self) as Arc<dyn Flush>);
+            return Ok(false);
+        }
+        Ok(outbox.needs_wake())
     }
 
     pub(crate) fn push_packet(&self, packet: Packet) -> Result<(), SendError> {
@@ -746,6 +744,7 @@ impl<D> Socket<D> {
         volatile: bool,
         queue: impl FnOnce(&mut Outbox) -> Result<bool, SendError>,
     ) -> Result<(), SendError> {
+        // Waiting for the lock, it always gets an answer.
         self.enqueue_with(volatile, true, queue)
             .unwrap_or(Err(SendError::Closed))
     }

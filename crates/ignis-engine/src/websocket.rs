@@ -201,6 +201,13 @@ fn write_frames<'a, I>(stream: &TcpStream, frames: I) -> io::Result<usize>
 where
     I: Iterator<Item = &'a [u8]> + Clone,
 {
+    // Most writes carry one frame: it goes as it is. (The callers' iterators know their length.)
+    if frames.size_hint().1.is_some_and(|n| n <= 1) {
+        return match frames.clone().next() {
+            Some(first) => stream.try_write(first),
+            None => Ok(0),
+        };
+    }
     let mut total = 0;
     let mut small = 0;
     for frame in frames.clone().take(MAX_SLICES) {
@@ -224,16 +231,7 @@ where
             return result;
         }
     }
-    let mut iter = frames.take(MAX_SLICES);
-    let Some(first) = iter.next() else {
-        return Ok(0);
-    };
-    let mut slices: SmallVec<[IoSlice<'_>; 8]> = SmallVec::new();
-    slices.push(IoSlice::new(first));
-    slices.extend(iter.map(IoSlice::new));
-    if slices.len() == 1 {
-        return stream.try_write(first);
-    }
+    let slices: SmallVec<[IoSlice<'_>; 8]> = frames.take(MAX_SLICES).map(IoSlice::new).collect();
     stream.try_write_vectored(&slices)
 }
 
@@ -290,12 +288,7 @@ fn write_items(
             Outgoing::Packet(_) => &[],
         }
     }
-    let result = match items.as_slice() {
-        [] => return SmallVec::new(),
-        [one] => stream.try_write(bytes(one)),
-        many => write_frames(stream, many.iter().map(bytes)),
-    };
-    let mut written = match result {
+    let mut written = match write_frames(stream, items.iter().map(bytes)) {
         Ok(n) => n,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock && volatile => return SmallVec::new(),
         // Full, interrupted or failed: the task writes it, and sees the failure itself.
@@ -793,13 +786,8 @@ impl<H: Handler> Connection<H> {
 
     /// Writes as much of the output as the socket takes without blocking.
     fn flush(&mut self) -> io::Result<()> {
-        while let Some(front) = self.output.front() {
-            let result = if self.output.len() == 1 {
-                self.stream.try_write(front.as_slice())
-            } else {
-                write_frames(&self.stream, self.output.iter().map(Frame::as_slice))
-            };
-            match result {
+        while !self.output.is_empty() {
+            match write_frames(&self.stream, self.output.iter().map(Frame::as_slice)) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(mut written) => {
                     // Whole frames written leave the output; a frame written in part keeps
@@ -1010,9 +998,9 @@ impl<H: Handler> Connection<H> {
         }
     }
 
-    /// Queues a close frame. Like the reference, the server closes without a status code
-    /// (the peer sees 1005); a protocol violation of the WebSocket itself carries its code.
-    /// Answers the client's close, or closes for a protocol error it made.
+    /// Queues a close frame, after what senders queued: the answer to the client's close, or a
+    /// close for a WebSocket protocol error it made. Like the reference, the server closes
+    /// without a status code (the peer sees 1005); a protocol violation carries its code.
     fn queue_close(&mut self, code: Option<CloseCode>) {
         self.push_control(close_frame(code));
     }

@@ -213,16 +213,16 @@ fn map_deduplicates_in_linear_time_shapes() {
     }
 }
 
-/// Keys are kept inline up to 22 bytes and on the heap beyond: short, long and non-ASCII keys
+/// Keys are kept inline up to 24 bytes and on the heap beyond: short, long and non-ASCII keys
 /// (one whose last character crosses the inline limit among them) must behave alike, whether
 /// they come from `&str`, `String`, the JSON parser or serde.
 #[test]
 fn map_keys_of_every_length_and_kind_behave_alike() {
     let long = "k".repeat(40);
-    let at_limit = "x".repeat(22);
-    let past_limit = "x".repeat(23);
-    // 21 ASCII bytes and a 2-byte character: 23 bytes, past the inline limit.
-    let split = "y".repeat(21) + "é";
+    let at_limit = "x".repeat(24);
+    let past_limit = "x".repeat(25);
+    // 23 ASCII bytes and a 2-byte character: 25 bytes, past the inline limit.
+    let split = "y".repeat(23) + "é";
     let keys = [
         "",
         "a",
