@@ -50,6 +50,6 @@ pub use query::{QueryPairs, query_pairs};
 pub use server::{Engine, Handler, PeerAddr, RequestInfo};
 pub use sid::{Sid, SidHash, SidHasher, SidMap, SidSet};
 pub use socket::{
-    CloseReason, DeliveryBatch, HeadroomError, SendError, SharedMessage, Socket, TEXT_HEADROOM,
-    TextMessage, TransportKind,
+    CloseReason, DeliveryBatch, HeadroomError, Round, SendError, SharedMessage, Socket,
+    TEXT_HEADROOM, TextMessage, TransportKind,
 };

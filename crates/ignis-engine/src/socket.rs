@@ -54,6 +54,17 @@ impl CloseReason {
         }
     }
 
+    /// Whether what was queued before the close still goes out first: only when the server
+    /// closes in good order. A failed session (a client too slow, a timeout, a broken stream)
+    /// ends at once, whatever it still held: waiting for a client that does not read would keep
+    /// it, and all it holds, forever.
+    pub(crate) fn delivers_queued(self) -> bool {
+        matches!(
+            self,
+            CloseReason::ForcedClose | CloseReason::ServerShuttingDown
+        )
+    }
+
     fn code(self) -> u8 {
         self as u8 + 1
     }
@@ -138,6 +149,59 @@ impl std::fmt::Debug for SharedMessage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SharedMessage")
             .field("data", &self.data)
+            .finish()
+    }
+}
+
+/// The messages of one or more broadcasts to the same sessions, delivered together with
+/// [`Socket::send_round`]: a session without compression gets all of them in one write of
+/// their frames laid end to end, made once for every recipient.
+pub struct Round {
+    messages: Vec<Arc<SharedMessage>>,
+    /// Whether permessage-deflate may compress one of the messages.
+    compressible: bool,
+    frames: OnceLock<Bytes>,
+}
+
+impl Round {
+    /// The messages, in the order sessions get them.
+    pub fn new(messages: Vec<Arc<SharedMessage>>) -> Round {
+        Round {
+            compressible: messages.iter().any(|m| m.compress()),
+            messages,
+            frames: OnceLock::new(),
+        }
+    }
+
+    /// How many messages the round carries.
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// Every message's uncompressed WebSocket frame, back to back.
+    fn frames(&self) -> &Bytes {
+        self.frames.get_or_init(|| match &self.messages[..] {
+            [one] => one.ws_frame().clone(),
+            many => {
+                let frames: Vec<&Bytes> = many.iter().map(|m| m.ws_frame()).collect();
+                let mut all = Vec::with_capacity(frames.iter().map(|f| f.len()).sum());
+                for frame in frames {
+                    all.extend_from_slice(frame);
+                }
+                Bytes::from(all)
+            }
+        })
+    }
+}
+
+impl std::fmt::Debug for Round {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Round")
+            .field("messages", &self.messages.len())
             .finish()
     }
 }
@@ -328,6 +392,9 @@ impl Outgoing {
 /// one write per connection, as an event loop would coalesce them.
 pub(crate) struct Outbox {
     pub(crate) queue: VecDeque<Outgoing>,
+    /// Messages in the queue beyond one per item: the frames of a [`Round`] are one item that
+    /// counts as many messages as it carries, for the bound on what a client may leave unread.
+    extra: usize,
     /// Where senders may write directly; set while a WebSocket carries the session.
     pub(crate) sink: Option<crate::websocket::DirectSink>,
     /// The WebSocket task is running and looks at the queue before it sleeps.
@@ -345,6 +412,7 @@ impl Outbox {
     fn new() -> Outbox {
         Outbox {
             queue: VecDeque::new(),
+            extra: 0,
             sink: None,
             task_awake: false,
             output_pending: false,
@@ -370,6 +438,17 @@ impl Outbox {
         if self.queue.capacity() == 0 {
             replace_unallocated(&mut self.queue, SPARE_QUEUES.take());
         }
+    }
+
+    /// How many messages the queue holds.
+    fn queued(&self) -> usize {
+        self.queue.len() + self.extra
+    }
+
+    /// Takes the whole queue.
+    fn take_queue(&mut self) -> VecDeque<Outgoing> {
+        self.extra = 0;
+        std::mem::take(&mut self.queue)
     }
 
     /// Whether a sender may write to the socket now, ahead of nobody.
@@ -635,27 +714,6 @@ impl<D> Socket<D> {
         })
     }
 
-    /// Like [`Socket::send_shared_in`], unless another thread holds the session's queue (a flush
-    /// writing it, most of the time): then `None`, at once, and nothing is queued.
-    ///
-    /// A broadcast to many sessions tries each in turn and comes back to the busy ones at the
-    /// end: waiting on a lock held across a write made both workers spin and yield to the kernel
-    /// (a third of the server's CPU at 4 000 broadcasts/s to 1 000 clients). Messages to one
-    /// session keep their order: a later broadcast starts only once this one has queued them all.
-    pub fn try_send_shared_in(
-        self: &Arc<Self>,
-        messages: &[Arc<SharedMessage>],
-        volatile: bool,
-        batch: &mut DeliveryBatch,
-    ) -> Option<Result<(), SendError>>
-    where
-        D: Send + Sync + 'static,
-    {
-        self.enqueue_with(volatile, false, |outbox| {
-            self.queue_delivery(outbox, messages, batch)
-        })
-    }
-
     fn queue_delivery(
         self: &Arc<Self>,
         outbox: &mut Outbox,
@@ -665,7 +723,7 @@ impl<D> Socket<D> {
     where
         D: Send + Sync + 'static,
     {
-        if outbox.queue.len() + messages.len() > self.max_queued {
+        if outbox.queued() + messages.len() > self.max_queued {
             return Err(SendError::QueueFull);
         }
         let schedule = outbox.writable_now();
@@ -715,7 +773,7 @@ impl<D> Socket<D> {
             outbox.output_pending = true;
             return Ok(true);
         }
-        if outbox.queue.len() + items.len() > self.max_queued {
+        if outbox.queued() + items.len() > self.max_queued {
             return Err(SendError::QueueFull);
         }
         outbox.spare_queue();
@@ -736,6 +794,51 @@ impl<D> Socket<D> {
         })
     }
 
+    /// Queues the messages of `round` for this session, or writes them at once when the session
+    /// is quiet: the broadcasting side of a fan-out that writes every recipient itself, once per
+    /// round. `volatile` messages are dropped when the client has not taken what came before.
+    pub fn send_round(&self, round: &Round, volatile: bool) -> Result<(), SendError> {
+        if round.is_empty() {
+            return Ok(());
+        }
+        self.enqueue(volatile, |outbox| {
+            let as_frames = outbox
+                .sink
+                .as_ref()
+                .is_some_and(|sink| !(round.compressible && sink.compresses()));
+            if as_frames
+                && outbox.writable_now()
+                && let Some(sink) = &outbox.sink
+            {
+                let Some(rest) = sink.write_bytes(round.frames(), volatile) else {
+                    return Ok(false);
+                };
+                // Behind from now on, as after a sender's partial write (see `Socket::admit`).
+                outbox.queue.push_back(Outgoing::Frame(rest));
+                outbox.output_pending = true;
+                return Ok(true);
+            }
+            if outbox.queued() + round.len() > self.max_queued {
+                return Err(SendError::QueueFull);
+            }
+            outbox.spare_queue();
+            if as_frames {
+                outbox
+                    .queue
+                    .push_back(Outgoing::Frame(Frame::Shared(round.frames().clone())));
+                outbox.extra += round.len() - 1;
+            } else {
+                outbox.queue.extend(
+                    round
+                        .messages
+                        .iter()
+                        .map(|m| Outgoing::Shared(Arc::clone(m))),
+                );
+            }
+            Ok(outbox.needs_wake())
+        })
+    }
+
     /// Runs `queue` on the locked outbox of an open session, unless `volatile` and the client is
     /// congested; then wakes the writer if `queue` says so, or closes the session when the queue
     /// would pass its bound.
@@ -744,30 +847,13 @@ impl<D> Socket<D> {
         volatile: bool,
         queue: impl FnOnce(&mut Outbox) -> Result<bool, SendError>,
     ) -> Result<(), SendError> {
-        // Waiting for the lock, it always gets an answer.
-        self.enqueue_with(volatile, true, queue)
-            .unwrap_or(Err(SendError::Closed))
-    }
-
-    /// [`Socket::enqueue`]; with `wait` false, `None` instead of waiting when another thread
-    /// holds the outbox.
-    fn enqueue_with(
-        &self,
-        volatile: bool,
-        wait: bool,
-        queue: impl FnOnce(&mut Outbox) -> Result<bool, SendError>,
-    ) -> Option<Result<(), SendError>> {
         if !self.is_open() {
-            return Some(Err(SendError::Closed));
+            return Err(SendError::Closed);
         }
         let (wake, task) = {
-            let mut outbox = if wait {
-                self.outbox.lock()
-            } else {
-                self.outbox.try_lock()?
-            };
+            let mut outbox = self.outbox.lock();
             if volatile && outbox.congested() {
-                return Some(Ok(()));
+                return Ok(());
             }
             let wake = queue(&mut outbox);
             // Only a WebSocket task that carries the session (it holds the sink) writes the
@@ -787,11 +873,11 @@ impl<D> Socket<D> {
             Err(SendError::QueueFull) => self.request_close(CloseReason::SlowClient),
             Err(SendError::Closed) => {}
         }
-        Some(wake.map(drop))
+        wake.map(drop)
     }
 
     pub(crate) fn take_outbox(&self) -> VecDeque<Outgoing> {
-        std::mem::take(&mut self.outbox.lock().queue)
+        self.outbox.lock().take_queue()
     }
 
     pub(crate) fn outbox_is_empty(&self) -> bool {
@@ -897,6 +983,7 @@ impl<D: Send + Sync + 'static> Flush for Socket<D> {
             }
             match &outbox.sink {
                 Some(sink) => {
+                    outbox.extra = 0;
                     let mut items = std::mem::take(&mut outbox.queue);
                     let rest = sink.write(items.drain(..), false);
                     SPARE_QUEUES.give(items);
@@ -1032,39 +1119,6 @@ static FLUSH_SCHEDULED: AtomicBool = AtomicBool::new(false);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sid::Sid;
-
-    #[test]
-    fn a_delivery_tried_while_the_queue_is_held_queues_nothing_and_says_so() {
-        let socket = Arc::new(Socket::new(
-            Sid::generate(),
-            (),
-            TransportKind::Polling,
-            100,
-        ));
-        let messages = [SharedMessage::new(Data::Text("a".into()))];
-        let mut batch = DeliveryBatch::new();
-        {
-            let _held = socket.outbox.lock();
-            assert!(
-                socket
-                    .try_send_shared_in(&messages, false, &mut batch)
-                    .is_none()
-            );
-        }
-        assert!(socket.outbox.lock().queue.is_empty());
-        assert_eq!(
-            socket.try_send_shared_in(&messages, false, &mut batch),
-            Some(Ok(()))
-        );
-        assert_eq!(socket.outbox.lock().queue.len(), 1);
-        // A closed session says so whether or not its queue is held.
-        socket.state.store(CLOSED, Ordering::Release);
-        assert_eq!(
-            socket.try_send_shared_in(&messages, false, &mut batch),
-            Some(Err(SendError::Closed))
-        );
-    }
 
     fn with_headroom(text: &str) -> Vec<u8> {
         let mut buf = vec![0xAA; TEXT_HEADROOM];

@@ -273,6 +273,20 @@ impl DirectSink {
     }
 }
 
+impl DirectSink {
+    /// Writes `frames` as far as the socket takes them without blocking; returns the rest, if
+    /// any (none either when a `volatile` write found the socket full: it is dropped).
+    pub(crate) fn write_bytes(&self, frames: &Bytes, volatile: bool) -> Option<Frame> {
+        match self.stream.try_write(frames) {
+            Ok(n) if n >= frames.len() => None,
+            Ok(n) => Some(Frame::Shared(frames.slice(n..))),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && volatile => None,
+            // Full, interrupted or failed: the task writes it, and sees the failure itself.
+            Err(_) => Some(Frame::Shared(frames.clone())),
+        }
+    }
+}
+
 /// Writes the frames of `items` (framed already, or shared messages sent uncompressed) as far
 /// as the socket takes them, and returns what is left; see [`DirectSink::write`].
 fn write_items(
@@ -751,8 +765,8 @@ impl<H: Handler> Connection<H> {
                 self.fill_output();
             }
             if let Some(reason) = self.socket.pending_close()
-                && self.output.is_empty()
-                && self.socket.outbox_is_empty()
+                && (!reason.delivers_queued()
+                    || (self.output.is_empty() && self.socket.outbox_is_empty()))
             {
                 return Some(Stop::Session(Some(reason)));
             }
@@ -1033,7 +1047,8 @@ impl<H: Handler> Connection<H> {
                     // The client closed, or the connection is gone: nothing more to say.
                     Some(CloseReason::TransportClose) => {}
                     // The server closes: what was queued still goes out first.
-                    Some(CloseReason::ForcedClose | CloseReason::ServerShuttingDown) | None => {
+                    None => self.push_control(close_frame(None)),
+                    Some(reason) if reason.delivers_queued() => {
                         self.push_control(close_frame(None));
                     }
                     // A failed session: what was queued is dropped.

@@ -11,7 +11,7 @@ use std::time::Duration;
 mod common;
 
 use ignis_engine::{
-    CloseReason, DeliveryBatch, Engine, EngineConfig, Handler, RequestInfo, SendError,
+    CloseReason, DeliveryBatch, Engine, EngineConfig, Handler, RequestInfo, Round, SendError,
     SharedMessage, Socket, TEXT_HEADROOM, TextMessage,
 };
 use ignis_proto::engineio::{Data, Str};
@@ -391,6 +391,106 @@ async fn a_broadcast_to_more_sessions_than_one_flush_task_writes_reaches_each_in
     })
     .await
     .unwrap();
+}
+
+/// A round of the messages numbered `from..from + len`.
+fn round(from: usize, len: usize) -> Round {
+    Round::new(
+        (from..from + len)
+            .map(|i| SharedMessage::new(numbered(i)))
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_keep_order_with_every_other_path_while_the_client_is_slow() {
+    let mut server = start(1_000_000).await;
+    let (socket, mut client) = server.open_session().await;
+
+    // Rounds of 1 to 7 messages (written whole, in part, or queued behind a partial write)
+    // between direct sends, to a client that reads late and slowly.
+    const COUNT: usize = 20_000;
+    let reader = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        let mut seen = Vec::with_capacity(COUNT);
+        while seen.len() < COUNT {
+            match client.next_text() {
+                Some(text) => seen.push(number_of(&text)),
+                None => break,
+            }
+            if seen.len() % 500 == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        (seen, client)
+    });
+    let mut i = 0;
+    let mut step = 0;
+    while i < COUNT {
+        step += 1;
+        if step % 3 == 0 {
+            socket.send(numbered(i)).unwrap();
+            i += 1;
+        } else {
+            let len = (step % 7 + 1).min(COUNT - i);
+            socket.send_round(&round(i, len), false).unwrap();
+            i += len;
+        }
+        if step % 11 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let (received, _client) = reader.await.unwrap();
+    assert_eq!(received.len(), COUNT, "every message arrives");
+    let out_of_order = received.iter().enumerate().find(|(i, n)| i != *n);
+    assert_eq!(out_of_order, None, "in the order sent");
+    assert!(server.closed.try_recv().is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_counts_as_every_message_it_carries_against_the_queue_bound() {
+    const BOUND: usize = 64;
+    const ROUND: usize = 10;
+    let mut server = start(BOUND).await;
+    let (socket, mut client) = server.open_session().await;
+
+    // The client reads nothing until the session is refused: the socket takes what fits in
+    // its buffers, and the rest waits in the queue until the bound is passed.
+    let mut accepted = 0;
+    let refused = loop {
+        match socket.send_round(&round(accepted, ROUND), false) {
+            Ok(()) => accepted += ROUND,
+            Err(e) => break e,
+        }
+        assert!(accepted < 10_000_000, "never refused");
+        if accepted % (ROUND * 16) == 0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    assert_eq!(refused, SendError::QueueFull);
+    let reason = tokio::time::timeout(Duration::from_secs(10), server.closed.recv())
+        .await
+        .expect("the session closes")
+        .unwrap();
+    assert_eq!(reason, CloseReason::SlowClient);
+
+    // What the queue held is dropped with the session: at most the bound, counted in messages
+    // (and the rest of one round the socket took in part), not in rounds.
+    let received = tokio::task::spawn_blocking(move || {
+        let mut count = 0;
+        while client.next_text().is_some() {
+            count += 1;
+        }
+        count
+    })
+    .await
+    .unwrap();
+    let dropped = accepted - received;
+    assert!(
+        dropped <= BOUND + ROUND,
+        "{dropped} messages were queued when the session was refused ({accepted} accepted, \
+         {received} received)"
+    );
 }
 
 /// A masked client ping frame.

@@ -41,12 +41,12 @@ pub(crate) struct IoInner {
 impl IoInner {
     fn new_namespace(&self, name: &str) -> Arc<Namespace> {
         let adapter = self.adapter.create(name);
-        let ns = Arc::new(Namespace::new(
+        let ns = Namespace::new(
             name.to_string(),
             Arc::clone(&adapter),
             self.parser,
             self.recovery.clone().map(|c| Arc::new(Recovery::new(c))),
-        ));
+        );
         adapter.attach(Arc::downgrade(&ns));
         ns
     }
@@ -275,12 +275,12 @@ impl SocketIo {
         Fut: Future<Output = ()> + Send + 'static,
     {
         // The template only holds handlers: it never has sockets, so it needs no real adapter.
-        let template = Arc::new(Namespace::new(
+        let template = Namespace::new(
             "<dynamic>".into(),
             Arc::new(MemoryAdapter::new()),
             self.inner.parser,
             None,
-        ));
+        );
         template.on_connect(on_connect);
         self.inner.dynamic.write().push(DynamicNamespace {
             matcher: Arc::new(matcher),

@@ -31,6 +31,7 @@
 
 pub mod adapter;
 mod client;
+mod fanout;
 mod handler;
 mod handshake;
 mod io;

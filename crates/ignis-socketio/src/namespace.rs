@@ -1,16 +1,17 @@
 //! Namespaces: their sockets, middlewares, connection handler and adapter.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
-use ignis_engine::{Sid, SidMap};
+use ignis_engine::{Round, Sid, SidMap};
 use ignis_proto::Value;
 use ignis_proto::socketio::Packet;
 use parking_lot::RwLock;
 use serde::Serialize;
 
 use crate::adapter::{AckCollector, Adapter, BroadcastFlags, Room};
+use crate::fanout;
 use crate::handler::{ConnectHandler, Middleware, ServerEventHandler};
 use crate::operators::Operators;
 use crate::parser::{self, ParserKind};
@@ -20,6 +21,8 @@ use crate::{ConnectError, EmitError};
 
 /// A namespace: a channel of its own over the shared connection of a client.
 pub struct Namespace {
+    /// This namespace, for the broadcasts it defers (see [`crate::fanout`]).
+    me: Weak<Namespace>,
     name: String,
     adapter: Arc<dyn Adapter>,
     parser: ParserKind,
@@ -39,8 +42,9 @@ impl Namespace {
         adapter: Arc<dyn Adapter>,
         parser: ParserKind,
         recovery: Option<Arc<Recovery>>,
-    ) -> Namespace {
-        Namespace {
+    ) -> Arc<Namespace> {
+        Arc::new_cyclic(|me| Namespace {
+            me: Weak::clone(me),
             name,
             adapter,
             parser,
@@ -50,7 +54,7 @@ impl Namespace {
             server_events: RwLock::new(HashMap::new()),
             ack_ids: AtomicU64::new(0),
             recovery,
-        }
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -212,7 +216,12 @@ impl Namespace {
         self.operators().emit(event, data)
     }
 
-    /// Encodes `packet` once and queues the same bytes for every socket in `sids`.
+    /// Encodes `packet` once and sends the same bytes to every socket in `sids`.
+    ///
+    /// The messages are queued once the calling task yields, together with the other
+    /// broadcasts made meanwhile (see [`crate::fanout`]), and in any case before anything this
+    /// process sends to those sockets afterwards: an emit, an acknowledgement or a disconnect
+    /// that follows the broadcast reaches the client after it.
     pub fn deliver(&self, packet: Packet, sids: &[Sid], flags: &BroadcastFlags) {
         if sids.is_empty() {
             return;
@@ -228,27 +237,28 @@ impl Namespace {
                 return;
             }
         };
-        let mut batch = ignis_engine::DeliveryBatch::new();
+        let Some(ns) = self.me.upgrade() else {
+            // Dropped already: nobody is left to deliver to.
+            return;
+        };
+        fanout::submit(fanout::Broadcast {
+            ns,
+            sids: sids.to_vec(),
+            messages,
+            volatile: flags.volatile,
+        });
+    }
+
+    /// Queues `round` for every socket in `sids` that is connected and takes broadcasts.
+    pub(crate) fn queue_round(&self, sids: &[Sid], round: &Round, volatile: bool) {
         let sockets = self.sockets.read();
-        // Sessions whose queue another thread holds (a flush writing them) are passed and come
-        // back at the end, instead of being waited on one by one.
-        let mut busy = Vec::new();
         for sid in sids {
             if let Some(socket) = sockets.get(sid)
                 && socket.connected()
                 && !socket.broadcasts_held()
-                && socket
-                    .conn
-                    .try_send_shared_in(&messages, flags.volatile, &mut batch)
-                    .is_none()
             {
-                busy.push(socket);
+                let _ = socket.conn.send_round(round, volatile);
             }
-        }
-        for socket in busy {
-            let _ = socket
-                .conn
-                .send_shared_in(&messages, flags.volatile, &mut batch);
         }
     }
 
@@ -268,6 +278,8 @@ impl Namespace {
                 return;
             }
         };
+        // Broadcasts made before come first.
+        fanout::settle();
         let messages = match parser::encode_with(
             self.parser,
             &packet,

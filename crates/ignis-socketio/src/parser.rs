@@ -55,6 +55,8 @@ pub(crate) enum Direct {
 
 impl Direct {
     pub(crate) fn send(self, conn: &EngineSocket) -> Result<(), SendError> {
+        // After the broadcasts made before (see `crate::fanout`).
+        crate::fanout::settle();
         match self {
             Direct::Text(text) => conn.send_text(text),
             Direct::Messages(messages) => conn.send_shared(&messages, false),

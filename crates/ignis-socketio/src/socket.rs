@@ -241,6 +241,8 @@ impl Socket {
     /// an application can keep a socket out of the traffic until it has authenticated. Packets
     /// sent with [`Socket::emit`] still reach it (when connection state recovery is off).
     pub fn hold_broadcasts(&self, held: bool) {
+        // Broadcasts made before the change are treated as they were then.
+        crate::fanout::settle();
         self.held.store(held, Ordering::Release);
     }
 
@@ -250,6 +252,8 @@ impl Socket {
     }
 
     pub(crate) fn set_connected(&self) {
+        // Broadcasts made before the socket connected do not reach it.
+        crate::fanout::settle();
         self.connected.store(true, Ordering::Release);
     }
 
@@ -402,6 +406,7 @@ impl Socket {
 
     pub(crate) fn send_packet(&self, packet: &Packet) -> Result<(), EmitError> {
         let messages = crate::parser::encode(self.ns.parser(), packet)?;
+        crate::fanout::settle();
         self.conn
             .send_shared(&messages, false)
             .map_err(|_| EmitError::Disconnected)
@@ -468,6 +473,8 @@ impl Socket {
     /// Closes the underlying connection (every namespace of the client); the client sees a
     /// transport close and reconnects, with its state recovered when recovery is on.
     pub fn close_connection(&self) {
+        // What the connection closes after includes the broadcasts made before.
+        crate::fanout::settle();
         self.conn.close();
     }
 
@@ -483,6 +490,7 @@ impl Socket {
         }
         if close {
             crate::client::disconnect_all(&self.conn);
+            crate::fanout::settle();
             self.conn.close();
         } else {
             let _ = self.send_packet(&Packet::disconnect(self.ns.name()));

@@ -61,6 +61,35 @@ describe("rooms", () => {
     }
   });
 
+  for (const transports of [["websocket"], ["polling"]]) {
+    it(`room sends and the acknowledgements that follow them arrive in the order made (${transports[0]})`, async () => {
+      const [a] = await clients(1, transports);
+      try {
+        await ack(a, "join", "order-room");
+        // Each room send is made before the next event's acknowledgement (the server handles a
+        // client's events in order), so the client must see them interleaved.
+        const seen = [];
+        a.on("ordered", (i) => seen.push(`room ${i}`));
+        const n = 30;
+        const acked = new Promise((resolve) => {
+          for (let i = 0; i < n; i++) {
+            a.emit("to-room", "order-room", "ordered", i);
+            a.emit("echo", i, () => {
+              seen.push(`ack ${i}`);
+              if (i === n - 1) resolve();
+            });
+          }
+        });
+        await acked;
+        const expected = [];
+        for (let i = 0; i < n; i++) expected.push(`room ${i}`, `ack ${i}`);
+        assert.deepEqual(seen, expected);
+      } finally {
+        closeAll(a);
+      }
+    });
+  }
+
   it("to-room reaches the room members, the sender included, and nobody else", async () => {
     const [a, b, c] = await clients(3);
     try {
