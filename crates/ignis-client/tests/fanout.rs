@@ -52,6 +52,20 @@ async fn server() -> (SocketIo, u16) {
                     let _ = io2.emit("burst", &i);
                 }
             });
+            // `n` broadcasts to everyone, each followed by one to the room `odd`: groups of
+            // recipients that alternate, each written by several workers when large.
+            let io4 = io.clone();
+            socket.on_sync("mixed", move |_socket, event| {
+                let n: u64 = event.arg(0).unwrap_or(0);
+                for i in 0..n {
+                    let _ = io4.emit("mixed", &i);
+                    let _ = io4.to("odd").emit("mixed", &(1000 + i));
+                }
+            });
+            socket.on_sync("join-odd", |socket, mut event| {
+                socket.join("odd");
+                event.ack(vec![]);
+            });
             // A broadcast, then broadcasts held, then another: the first arrives, the second
             // does not.
             let io3 = io.clone();
@@ -199,4 +213,39 @@ fn a_broadcast_made_outside_any_runtime_is_queued_at_once() {
     let seen = runtime.block_on(read_through(&inbox, "from-outside"));
     assert_eq!(seen, [("from-outside".to_string(), Value::from(7))]);
     drop(socket);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alternating_broadcasts_to_hundreds_of_clients_arrive_in_order() {
+    let (_io, port) = server().await;
+    // More recipients than one worker writes at a time, so that each group is shared out.
+    const CLIENTS: usize = 300;
+    let mut clients = Vec::new();
+    for i in 0..CLIENTS {
+        let (socket, inbox) = connect(port, &[Transport::Websocket], false).await;
+        if i % 2 == 1 {
+            within(
+                "join",
+                socket.emit_with_ack("join-odd", vec![], Duration::from_secs(5)),
+            )
+            .await
+            .expect("joined");
+        }
+        clients.push((socket, inbox));
+    }
+    const N: u64 = 40;
+    clients[0].0.emit("mixed", &N).unwrap();
+    for (i, (_socket, inbox)) in clients.iter().enumerate() {
+        let expected: Vec<(String, Value)> = (0..N)
+            .flat_map(|n| {
+                let mut got = vec![("mixed".to_string(), Value::from(n))];
+                if i % 2 == 1 {
+                    got.push(("mixed".to_string(), Value::from(1000 + n)));
+                }
+                got
+            })
+            .collect();
+        let seen = read_until(inbox, "the broadcasts", |seen| seen.len() >= expected.len()).await;
+        assert_eq!(seen, expected, "client {i}");
+    }
 }

@@ -277,7 +277,11 @@ impl DirectSink {
     /// Writes `frames` as far as the socket takes them without blocking; returns the rest, if
     /// any (none either when a `volatile` write found the socket full: it is dropped).
     pub(crate) fn write_bytes(&self, frames: &Bytes, volatile: bool) -> Option<Frame> {
-        match self.stream.try_write(frames) {
+        // Straight to the socket, past tokio's readiness: reading it costs a cache miss per
+        // recipient of a broadcast (a line no other step of the write touches), and when the
+        // socket is full the task this leaves the rest to finds out through tokio, which then
+        // clears the readiness.
+        match socket2::SockRef::from(&*self.stream).send(frames) {
             Ok(n) if n >= frames.len() => None,
             Ok(n) => Some(Frame::Shared(frames.slice(n..))),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && volatile => None,

@@ -28,7 +28,7 @@ use crate::parser::Messages;
 /// A broadcast made and not queued for its recipients yet.
 pub(crate) struct Broadcast {
     pub(crate) ns: Arc<Namespace>,
-    pub(crate) sids: Vec<Sid>,
+    pub(crate) sids: Arc<[Sid]>,
     pub(crate) messages: Messages,
     pub(crate) volatile: bool,
 }
@@ -174,6 +174,9 @@ fn queue_all(broadcasts: Vec<Broadcast>) {
     }
 }
 
+/// Recipients one worker writes at a time: a group to more is shared with the other workers.
+const CHUNK: usize = 128;
+
 fn queue_group(group: &[Broadcast]) {
     let Some(first) = group.first() else {
         return;
@@ -182,8 +185,65 @@ fn queue_group(group: &[Broadcast]) {
         .iter()
         .flat_map(|b| b.messages.iter().cloned())
         .collect();
-    let round = Round::new(messages);
-    first.ns.queue_round(&first.sids, &round, first.volatile);
+    let job = Arc::new(GroupJob {
+        ns: Arc::clone(&first.ns),
+        sids: Arc::clone(&first.sids),
+        round: Round::new(messages),
+        volatile: first.volatile,
+        chunks: first.sids.len().div_ceil(CHUNK),
+        next: AtomicUsize::new(0),
+        done: AtomicUsize::new(0),
+    });
+    // The other workers write a share each, so that the last recipient waits for a share of
+    // the writes, not for all of them.
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        let helpers = runtime
+            .metrics()
+            .num_workers()
+            .saturating_sub(1)
+            .min(job.chunks.saturating_sub(1));
+        for _ in 0..helpers {
+            let job = Arc::clone(&job);
+            runtime.spawn(async move { job.work() });
+        }
+    }
+    job.work();
+    // Every chunk is taken; those another worker took are being written (nothing in `work`
+    // waits), and the group is queued once they are, before the next group or a sender that
+    // settles goes on.
+    while job.done.load(Ordering::Acquire) < job.chunks {
+        std::thread::yield_now();
+    }
+}
+
+/// The recipients of a group, written chunk by chunk by whichever worker takes each.
+struct GroupJob {
+    ns: Arc<Namespace>,
+    sids: Arc<[Sid]>,
+    round: Round,
+    volatile: bool,
+    chunks: usize,
+    /// The next chunk to take.
+    next: AtomicUsize,
+    /// Chunks written.
+    done: AtomicUsize,
+}
+
+impl GroupJob {
+    /// Writes chunks until none is left to take. A helper that starts late finds none.
+    fn work(&self) {
+        loop {
+            let chunk = self.next.fetch_add(1, Ordering::AcqRel);
+            if chunk >= self.chunks {
+                return;
+            }
+            let start = chunk * CHUNK;
+            let end = (start + CHUNK).min(self.sids.len());
+            self.ns
+                .queue_round(&self.sids[start..end], &self.round, self.volatile);
+            self.done.fetch_add(1, Ordering::AcqRel);
+        }
+    }
 }
 
 #[cfg(test)]

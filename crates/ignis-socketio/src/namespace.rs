@@ -9,6 +9,7 @@ use ignis_proto::Value;
 use ignis_proto::socketio::Packet;
 use parking_lot::RwLock;
 use serde::Serialize;
+use smallvec::SmallVec;
 
 use crate::adapter::{AckCollector, Adapter, BroadcastFlags, Room};
 use crate::fanout;
@@ -243,7 +244,7 @@ impl Namespace {
         };
         fanout::submit(fanout::Broadcast {
             ns,
-            sids: sids.to_vec(),
+            sids: Arc::from(sids),
             messages,
             volatile: flags.volatile,
         });
@@ -251,13 +252,24 @@ impl Namespace {
 
     /// Queues `round` for every socket in `sids` that is connected and takes broadcasts.
     pub(crate) fn queue_round(&self, sids: &[Sid], round: &Round, volatile: bool) {
+        /// Recipients looked up and warmed before any of them is written.
+        const AHEAD: usize = 16;
         let sockets = self.sockets.read();
-        for sid in sids {
-            if let Some(socket) = sockets.get(sid)
-                && socket.connected()
-                && !socket.broadcasts_held()
-            {
-                let _ = socket.conn.send_round(round, volatile);
+        for chunk in sids.chunks(AHEAD) {
+            // Between two writes (system calls) the processor fetches one recipient's memory
+            // after another, and at low rates none of it is cached: most of a delivery's user
+            // time. Looked up and read first, a few at a time, they are fetched together.
+            let ready: SmallVec<[&crate::client::EngineSocket; AHEAD]> = chunk
+                .iter()
+                .filter_map(|sid| sockets.get(sid))
+                .filter(|socket| socket.connected() && !socket.broadcasts_held())
+                .map(|socket| &*socket.conn)
+                .collect();
+            for conn in &ready {
+                conn.warm();
+            }
+            for conn in ready {
+                let _ = conn.send_round(round, volatile);
             }
         }
     }
