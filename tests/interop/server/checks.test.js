@@ -30,6 +30,29 @@ describe("open mode (no JWT key)", () => {
     await server?.stop();
   });
 
+  it("lists clients in the order they connected, also after some of them left", async () => {
+    const sockets = [];
+    try {
+      for (let i = 0; i < 6; i++) sockets.push((await authenticated(server.url)).socket);
+      const ids = sockets.map((s) => s.id);
+      // Leaving from the front and the middle must not reorder who remains.
+      sockets[0].close();
+      sockets[3].close();
+      const remaining = [ids[1], ids[2], ids[4], ids[5]];
+      await eventually(async () => {
+        const { body } = await rest("GET", `${server.api}/clients`);
+        const ours = body.clients.filter((id) => ids.includes(id));
+        return JSON.stringify(ours) === JSON.stringify(remaining);
+      }, 5000, "the registry in connection order");
+      const late = (await authenticated(server.url)).socket;
+      sockets.push(late);
+      const { body } = await rest("GET", `${server.api}/clients`);
+      assert.deepEqual(body.clients.filter((id) => [...ids, late.id].includes(id)), [...remaining, late.id]);
+    } finally {
+      closeAll(...sockets);
+    }
+  });
+
   it("says so loudly at start-up", async () => {
     // stderr may arrive after the stdout line that announced the port.
     await eventually(() => /OPEN DEVELOPMENT MODE/.test(server.logs()), 3000, "the open-mode warning");

@@ -7,11 +7,10 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
-use ignis_socketio::engine::SidHash;
+use ignis_socketio::engine::SidMap;
 use ignis_socketio::proto::ignis::{self as protocol, ClientState};
 use ignis_socketio::proto::value::Map;
 use ignis_socketio::{Event, Room, Sid, SocketHandlers, SocketIo, SocketRef, Value, iso_timestamp};
-use indexmap::IndexMap;
 use parking_lot::{Mutex, RwLock};
 use tokio::task::AbortHandle;
 
@@ -51,6 +50,9 @@ impl Default for HelperOptions {
 /// A tracked client.
 pub struct ClientRecord {
     pub socket: SocketRef,
+    /// When the client connected, relative to the others: the order of
+    /// [`SocketIOServerHelper::clients`].
+    seq: u64,
     status: Mutex<Status>,
 }
 
@@ -119,7 +121,11 @@ pub(crate) struct Inner {
     authenticate: AuthenticateHandler,
     validate_room: Option<ValidateRoomHandler>,
     client_connected: Option<ClientConnectedHandler>,
-    clients: RwLock<IndexMap<Sid, Arc<ClientRecord>, SidHash>>,
+    /// Unordered, so that a client leaves in constant time (an order-keeping map moved every
+    /// later entry, quadratic when thousands leave); listings sort by `ClientRecord::seq`.
+    clients: RwLock<SidMap<Arc<ClientRecord>>>,
+    /// The `seq` of the next client.
+    next_seq: AtomicU64,
     failed_sends: AtomicU64,
     redis: std::sync::OnceLock<ignis_redis::RedisConnection>,
     /// Deadlines and pings of every client.
@@ -196,7 +202,8 @@ impl SocketIOServerHelper {
                 authenticate,
                 validate_room,
                 client_connected,
-                clients: RwLock::new(IndexMap::default()),
+                clients: RwLock::new(SidMap::default()),
+                next_seq: AtomicU64::new(0),
                 failed_sends: AtomicU64::new(0),
                 redis: std::sync::OnceLock::new(),
                 timers: Arc::new(Timers::new()),
@@ -247,7 +254,9 @@ impl SocketIOServerHelper {
 
     /// Every tracked client of this node (any state), in connection order.
     pub fn clients(&self) -> Vec<Arc<ClientRecord>> {
-        self.inner.clients.read().values().cloned().collect()
+        let mut clients: Vec<_> = self.inner.clients.read().values().cloned().collect();
+        clients.sort_unstable_by_key(|c| c.seq);
+        clients
     }
 
     /// A tracked client of this node.
@@ -279,6 +288,7 @@ impl SocketIOServerHelper {
         self.start_timers();
         let record = Arc::new(ClientRecord {
             socket: socket.clone(),
+            seq: self.inner.next_seq.fetch_add(1, Ordering::Relaxed),
             status: Mutex::new(Status {
                 state: ClientState::Unauthorized,
                 timer: None,
@@ -350,7 +360,7 @@ impl SocketIOServerHelper {
     }
 
     fn forget(&self, id: Sid) {
-        let record = self.inner.clients.write().shift_remove(&id);
+        let record = self.inner.clients.write().remove(&id);
         if let Some(record) = record {
             record.stop_timers(&self.inner.timers);
         }
@@ -529,7 +539,7 @@ impl SocketIOServerHelper {
 
     /// Disconnects a client ("io server disconnect") and forgets it.
     pub fn disconnect(&self, id: &str) {
-        let record = Sid::parse(id).and_then(|sid| self.inner.clients.write().shift_remove(&sid));
+        let record = Sid::parse(id).and_then(|sid| self.inner.clients.write().remove(&sid));
         if let Some(record) = record {
             record.stop_timers(&self.inner.timers);
             record.socket.disconnect();
