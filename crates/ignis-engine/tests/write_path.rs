@@ -140,19 +140,17 @@ fn number_of(text: &str) -> usize {
     text[1..9].parse().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_path_keeps_order_while_the_client_is_slow() {
-    let mut server = start(1_000_000).await;
-    let (socket, mut client) = server.open_session().await;
-
-    // 20 000 messages (20 MB) go out while the client first reads nothing, then reads slowly:
-    // the socket's buffers fill and drain again and again, writes come out partial, the rest
-    // waits in the queue, and senders race the connection's task for the socket.
-    const COUNT: usize = 20_000;
-    let reader = tokio::task::spawn_blocking(move || {
+/// Reads `count` messages' numbers on a thread of its own, starting late and pausing now and
+/// then, so that the server's writes fill the socket and come out partial; gives the client
+/// back with them, so that the connection stays open.
+fn read_late_and_slowly(
+    mut client: Client,
+    count: usize,
+) -> tokio::task::JoinHandle<(Vec<usize>, Client)> {
+    tokio::task::spawn_blocking(move || {
         std::thread::sleep(Duration::from_millis(100));
-        let mut seen = Vec::with_capacity(COUNT);
-        while seen.len() < COUNT {
+        let mut seen = Vec::with_capacity(count);
+        while seen.len() < count {
             match client.next_text() {
                 Some(text) => seen.push(number_of(&text)),
                 None => break,
@@ -162,7 +160,19 @@ async fn every_path_keeps_order_while_the_client_is_slow() {
             }
         }
         (seen, client)
-    });
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_path_keeps_order_while_the_client_is_slow() {
+    let mut server = start(1_000_000).await;
+    let (socket, client) = server.open_session().await;
+
+    // 20 000 messages (20 MB) go out while the client first reads nothing, then reads slowly:
+    // the socket's buffers fill and drain again and again, writes come out partial, the rest
+    // waits in the queue, and senders race the connection's task for the socket.
+    const COUNT: usize = 20_000;
+    let reader = read_late_and_slowly(client, COUNT);
     let mut batch = DeliveryBatch::new();
     for i in 0..COUNT {
         match i % 4 {
@@ -405,25 +415,12 @@ fn round(from: usize, len: usize) -> Round {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rounds_keep_order_with_every_other_path_while_the_client_is_slow() {
     let mut server = start(1_000_000).await;
-    let (socket, mut client) = server.open_session().await;
+    let (socket, client) = server.open_session().await;
 
     // Rounds of 1 to 7 messages (written whole, in part, or queued behind a partial write)
     // between direct sends, to a client that reads late and slowly.
     const COUNT: usize = 20_000;
-    let reader = tokio::task::spawn_blocking(move || {
-        std::thread::sleep(Duration::from_millis(100));
-        let mut seen = Vec::with_capacity(COUNT);
-        while seen.len() < COUNT {
-            match client.next_text() {
-                Some(text) => seen.push(number_of(&text)),
-                None => break,
-            }
-            if seen.len() % 500 == 0 {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        }
-        (seen, client)
-    });
+    let reader = read_late_and_slowly(client, COUNT);
     let mut i = 0;
     let mut step = 0;
     while i < COUNT {
