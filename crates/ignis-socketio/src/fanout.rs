@@ -202,7 +202,11 @@ fn queue_group(group: &[Broadcast]) {
             .num_workers()
             .saturating_sub(1)
             .min(job.chunks.saturating_sub(1));
-        for _ in 0..helpers {
+        // One more task than helpers: a task spawned from a worker goes to that worker's LIFO
+        // slot, which no other worker may take and which runs only once this task is done
+        // (then finding nothing left); the next spawn moves it to the queue other workers steal
+        // from, and wakes one of them.
+        for _ in 0..=helpers {
             let job = Arc::clone(&job);
             runtime.spawn(async move { job.work() });
         }
