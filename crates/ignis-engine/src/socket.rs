@@ -187,10 +187,9 @@ impl Round {
         self.frames.get_or_init(|| match &self.messages[..] {
             [one] => one.ws_frame().clone(),
             many => {
-                let frames: Vec<&Bytes> = many.iter().map(|m| m.ws_frame()).collect();
-                let mut all = Vec::with_capacity(frames.iter().map(|f| f.len()).sum());
-                for frame in frames {
-                    all.extend_from_slice(frame);
+                let mut all = Vec::with_capacity(many.iter().map(|m| m.ws_frame().len()).sum());
+                for message in many {
+                    all.extend_from_slice(message.ws_frame());
                 }
                 Bytes::from(all)
             }
@@ -710,33 +709,21 @@ impl<D> Socket<D> {
         D: Send + Sync + 'static,
     {
         self.enqueue(volatile, |outbox| {
-            self.queue_delivery(outbox, messages, batch)
+            if outbox.queued() + messages.len() > self.max_queued {
+                return Err(SendError::QueueFull);
+            }
+            let schedule = outbox.writable_now();
+            outbox.spare_queue();
+            outbox
+                .queue
+                .extend(messages.iter().map(|m| Outgoing::Shared(Arc::clone(m))));
+            if schedule {
+                outbox.flush_scheduled = true;
+                batch.sessions.push(Arc::clone(self) as Arc<dyn Flush>);
+                return Ok(false);
+            }
+            Ok(outbox.needs_wake())
         })
-    }
-
-    fn queue_delivery(
-        self: &Arc<Self>,
-        outbox: &mut Outbox,
-        messages: &[Arc<SharedMessage>],
-        batch: &mut DeliveryBatch,
-    ) -> Result<bool, SendError>
-    where
-        D: Send + Sync + 'static,
-    {
-        if outbox.queued() + messages.len() > self.max_queued {
-            return Err(SendError::QueueFull);
-        }
-        let schedule = outbox.writable_now();
-        outbox.spare_queue();
-        outbox
-            .queue
-            .extend(messages.iter().map(|m| Outgoing::Shared(Arc::clone(m))));
-        if schedule {
-            outbox.flush_scheduled = true;
-            batch.sessions.push(Arc::clone(self) as Arc<dyn Flush>);
-            return Ok(false);
-        }
-        Ok(outbox.needs_wake())
     }
 
     pub(crate) fn push_packet(&self, packet: Packet) -> Result<(), SendError> {
@@ -989,21 +976,24 @@ impl<D: Send + Sync + 'static> Flush for Socket<D> {
             if outbox.task_awake || outbox.output_pending {
                 return;
             }
-            match &outbox.sink {
-                Some(sink) => {
-                    outbox.extra = 0;
-                    let mut items = std::mem::take(&mut outbox.queue);
-                    let rest = sink.write(items.drain(..), false);
-                    SPARE_QUEUES.give(items);
-                    if rest.is_empty() {
-                        return;
-                    }
-                    outbox.queue.extend(rest.into_iter().map(Outgoing::Frame));
-                    // Behind, as after a sender's partial write (see `Socket::admit`).
-                    outbox.output_pending = true;
-                    outbox.sleeping_task()
+            // Polling takes the queue with its next request.
+            if outbox.sink.is_none() {
+                None
+            } else {
+                let mut items = outbox.take_queue();
+                let rest = outbox
+                    .sink
+                    .as_ref()
+                    .map(|sink| sink.write(items.drain(..), false))
+                    .unwrap_or_default();
+                SPARE_QUEUES.give(items);
+                if rest.is_empty() {
+                    return;
                 }
-                None => None,
+                outbox.queue.extend(rest.into_iter().map(Outgoing::Frame));
+                // Behind, as after a sender's partial write (see `Socket::admit`).
+                outbox.output_pending = true;
+                outbox.sleeping_task()
             }
         };
         if let Some(task) = task {

@@ -271,9 +271,7 @@ impl DirectSink {
             .collect();
         write_items(&self.stream, items, volatile)
     }
-}
 
-impl DirectSink {
     /// Writes `frames` as far as the socket takes them without blocking; returns the rest, if
     /// any (none either when a `volatile` write found the socket full: it is dropped).
     pub(crate) fn write_bytes(&self, frames: &Bytes, volatile: bool) -> Option<Frame> {
@@ -1051,12 +1049,11 @@ impl<H: Handler> Connection<H> {
                     // The client closed, or the connection is gone: nothing more to say.
                     Some(CloseReason::TransportClose) => {}
                     // The server closes: what was queued still goes out first.
-                    None => self.push_control(close_frame(None)),
-                    Some(reason) if reason.delivers_queued() => {
+                    _ if reason.is_none_or(CloseReason::delivers_queued) => {
                         self.push_control(close_frame(None));
                     }
                     // A failed session: what was queued is dropped.
-                    Some(_) => self.output.push_back(close_frame(None)),
+                    _ => self.output.push_back(close_frame(None)),
                 }
                 if let Some(reason) = reason {
                     self.inner.finalize(&self.socket, reason);

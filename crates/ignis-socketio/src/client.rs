@@ -132,8 +132,7 @@ impl IoHandler {
         let Some(ns) = self.io.namespace_for(&nsp) else {
             let error = Packet::connect_error(nsp, "Invalid namespace", None);
             if let Ok(messages) = crate::parser::encode(self.io.parser, &error) {
-                crate::fanout::settle();
-                let _ = conn.send_shared(&messages, false);
+                let _ = crate::parser::send(conn, &messages);
             }
             return;
         };
@@ -181,8 +180,7 @@ impl IoHandler {
                 if let Err(e) = middleware(Arc::clone(&socket)).await {
                     let error = Packet::connect_error(ns.name(), &e.message, e.data);
                     if let Ok(messages) = crate::parser::encode(parser, &error) {
-                        crate::fanout::settle();
-                        let _ = conn.send_shared(&messages, false);
+                        let _ = crate::parser::send(&conn, &messages);
                     }
                     return;
                 }

@@ -55,13 +55,21 @@ pub(crate) enum Direct {
 
 impl Direct {
     pub(crate) fn send(self, conn: &EngineSocket) -> Result<(), SendError> {
-        // After the broadcasts made before (see `crate::fanout`).
-        crate::fanout::settle();
         match self {
-            Direct::Text(text) => conn.send_text(text),
-            Direct::Messages(messages) => conn.send_shared(&messages, false),
+            Direct::Text(text) => {
+                crate::fanout::settle();
+                conn.send_text(text)
+            }
+            Direct::Messages(messages) => send(conn, &messages),
         }
     }
+}
+
+/// Sends the messages of one packet to one client, after the broadcasts made before (see
+/// `crate::fanout`): every packet for one client goes out through here or [`Direct::send`].
+pub(crate) fn send(conn: &EngineSocket, messages: &Messages) -> Result<(), SendError> {
+    crate::fanout::settle();
+    conn.send_shared(messages, false)
 }
 
 /// Encodes an EVENT for one socket from its parts: what [`encode`] gives for

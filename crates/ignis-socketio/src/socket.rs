@@ -406,10 +406,7 @@ impl Socket {
 
     pub(crate) fn send_packet(&self, packet: &Packet) -> Result<(), EmitError> {
         let messages = crate::parser::encode(self.ns.parser(), packet)?;
-        crate::fanout::settle();
-        self.conn
-            .send_shared(&messages, false)
-            .map_err(|_| EmitError::Disconnected)
+        crate::parser::send(&self.conn, &messages).map_err(|_| EmitError::Disconnected)
     }
 
     pub(crate) fn register_collector(&self, id: u64, collector: &Arc<dyn AckCollector>) {
@@ -489,8 +486,8 @@ impl Socket {
             return;
         }
         if close {
+            // The DISCONNECT packets settled pending broadcasts: they go out before the close.
             crate::client::disconnect_all(&self.conn);
-            crate::fanout::settle();
             self.conn.close();
         } else {
             let _ = self.send_packet(&Packet::disconnect(self.ns.name()));
