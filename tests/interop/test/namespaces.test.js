@@ -200,9 +200,13 @@ describe("middleware", () => {
     const manager = new Manager(server.url, { reconnection: false, timeout: WAIT_MS });
     const main = bufferEvents(manager.socket("/"));
     const priv = manager.socket("/private");
+    // Listen before awaiting anything: the refusal of /private may arrive
+    // before the welcome on /, and an event emitted with no listener is gone.
+    const refused = connectError(priv);
+    refused.catch(() => {}); // awaited below; not unhandled if the welcome fails first
     try {
       await main.next("welcome");
-      const err = await connectError(priv);
+      const err = await refused;
       assert.equal(err.message, "unauthorized");
       assert.equal(await main.timeout(WAIT_MS).emitWithAck("echo", "ok"), "ok");
     } finally {
