@@ -63,6 +63,18 @@ async fn transports_acks_and_binary_both_parsers() {
             .unwrap();
             assert_eq!(answer, args, "{name}");
 
+            // Acks of arguments encoded once: text alone, and with binary values.
+            let text_only = vec![obj(&[("ok", Value::Bool(true))]), Value::from("q\"")];
+            for args in [text_only, args.clone(), vec![]] {
+                let answer = within(
+                    "encoded ack",
+                    socket.emit_with_ack("encoded-ack", args.clone(), Duration::from_secs(2)),
+                )
+                .await
+                .unwrap();
+                assert_eq!(answer, args, "{name}");
+            }
+
             // Plain emit answered with an event.
             socket.emit("echo", &"plain").unwrap();
             let event = inbox.next("echo").await;

@@ -251,6 +251,18 @@ impl TextMessage {
         Ok(TextMessage { buf })
     }
 
+    /// Like [`TextMessage::new`] without the UTF-8 check, for a writer that writes nothing but
+    /// `str`s (the JSON encoder), whose output needs no second look: on the small messages of an
+    /// echo that look costs as much as framing them. Text that is not UTF-8 anyway would be
+    /// that writer's bug: it makes a malformed frame, which the client refuses; nothing unsafe
+    /// follows (a shared message checks its text again).
+    pub fn written_as_utf8(buf: Vec<u8>) -> Result<TextMessage, HeadroomError> {
+        if buf.len() < TEXT_HEADROOM {
+            return Err(HeadroomError::TooShort);
+        }
+        Ok(TextMessage { buf })
+    }
+
     /// Writes the frame header and the Engine.IO type in the headroom; returns the buffer and
     /// where the frame starts in it.
     fn frame_in_place(mut self) -> (Vec<u8>, usize) {

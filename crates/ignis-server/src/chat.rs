@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use ignis::socketio::{ClientConnectedHandler, SendOptions, SocketIOServerHelper};
 use ignis_socketio::proto::value::Map;
-use ignis_socketio::{Event, SocketHandlers, SocketRef, Value, iso_timestamp};
+use ignis_socketio::{EncodedArgs, Event, SocketHandlers, SocketRef, Value, iso_timestamp};
 
 /// The helper, known once the Socket.IO component's post-start hook has run.
 pub type HelperSlot = Arc<OnceLock<SocketIOServerHelper>>;
@@ -19,8 +19,10 @@ fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
     Value::Map(m)
 }
 
-/// The acknowledgement of every chat event that succeeded, `[{ok: true}]`: built once.
-static OK: LazyLock<[Value; 1]> = LazyLock::new(|| [object([("ok", true.into())])]);
+/// The acknowledgement of every chat event that succeeded, `[{ok: true}]`: built and encoded
+/// once.
+static OK: LazyLock<EncodedArgs> =
+    LazyLock::new(|| EncodedArgs::new(vec![object([("ok", true.into())])]));
 
 fn now() -> Value {
     Value::from(iso_timestamp(SystemTime::now()))
@@ -100,7 +102,7 @@ fn handlers(slot: HelperSlot) -> SocketHandlers {
             Some(room) => send(helper, Some(room), "chat:message", data, true),
             None => send(helper, None, "chat:broadcast", data, true),
         }
-        event.ack_values(&OK[..]);
+        event.ack_encoded(&OK);
     });
     let s = slot.clone();
     handlers.on_sync("echo", move |socket, mut event| {
@@ -118,7 +120,7 @@ fn handlers(slot: HelperSlot) -> SocketHandlers {
         if let Err(e) = socket.emit_values("echo:response", std::slice::from_ref(&data)) {
             tracing::error!(topic = "echo:response", error = %e, "chat send failed");
         }
-        event.ack_values(&OK[..]);
+        event.ack_encoded(&OK);
     });
     handlers.on_sync("get-clients", move |socket, mut event| {
         let Some(helper) = slot.get() else { return };
@@ -138,7 +140,7 @@ fn handlers(slot: HelperSlot) -> SocketHandlers {
             data,
             false,
         );
-        event.ack_values(&OK[..]);
+        event.ack_encoded(&OK);
     });
     handlers
 }

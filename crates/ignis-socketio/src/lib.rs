@@ -53,7 +53,7 @@ pub use ignis_proto::{self as proto, Value};
 pub use io::{SocketIo, SocketIoBuilder, SocketIoConfig};
 pub use namespace::Namespace;
 pub use operators::{AckTimeout, BroadcastAckError, DEFAULT_ACK_TIMEOUT, Operators};
-pub use parser::ParserKind;
+pub use parser::{EncodedArgs, ParserKind};
 pub use recovery::{Recovery, RecoveryConfig, RestoredSession, SessionData};
 pub use socket::{AckSender, DisconnectReason, Event, IntoRooms, Socket, SocketRef};
 

@@ -109,6 +109,57 @@ pub(crate) fn encode_ack(
     }
 }
 
+/// Acknowledgement arguments encoded once, for a handler that answers many events the same way
+/// (`[{ok: true}]`): each answer copies the encoded text instead of walking the values again.
+///
+/// ```
+/// use ignis_socketio::{EncodedArgs, Value};
+///
+/// let ok = EncodedArgs::new(vec![Value::from(true)]);
+/// assert_eq!(ok.values(), &[Value::from(true)]);
+/// // In a handler: `event.ack_encoded(&ok)`.
+/// ```
+///
+/// The msgpack parser, and arguments holding binary values (which travel as attachments beside
+/// the text), encode the values on each answer, as [`Event::ack_values`](crate::Event::ack_values)
+/// does.
+#[derive(Debug, Clone)]
+pub struct EncodedArgs {
+    values: Vec<Value>,
+    /// The JSON array, when the values can travel as text alone.
+    json: Option<Box<str>>,
+}
+
+impl EncodedArgs {
+    pub fn new(values: Vec<Value>) -> EncodedArgs {
+        let json = socketio::encode_args_json(&values)
+            .ok()
+            .map(String::into_boxed_str);
+        EncodedArgs { values, json }
+    }
+
+    /// The arguments, as given.
+    pub fn values(&self) -> &[Value] {
+        &self.values
+    }
+}
+
+/// Encodes an ACK of prepared arguments, as [`encode_ack`] does from the values.
+pub(crate) fn encode_ack_encoded(
+    kind: ParserKind,
+    nsp: &str,
+    id: u64,
+    args: &EncodedArgs,
+) -> Result<Direct, EncodeError> {
+    match (kind, &args.json) {
+        (ParserKind::Json, Some(json)) => json_direct(|out| {
+            socketio::encode_ack_json_into(out, nsp, id, json)?;
+            Ok(Vec::new())
+        }),
+        _ => encode_ack(kind, nsp, id, Cow::Borrowed(&args.values)),
+    }
+}
+
 /// The text message written by `write` after room for the WebSocket frame header, so that its
 /// frame shares the buffer instead of copying it, and its attachments.
 fn json_text(
@@ -116,10 +167,10 @@ fn json_text(
 ) -> Result<(TextMessage, Vec<Bytes>), EncodeError> {
     let mut buf = TextMessage::buffer();
     let attachments = write(&mut buf)?;
-    // The encoder writes only UTF-8, so this cannot fail; if it did, the packet is refused
-    // rather than sent malformed.
-    let text =
-        TextMessage::new(buf).map_err(|e| EncodeError::Json(serde::ser::Error::custom(e)))?;
+    // The encoder writes only `str`s and ASCII: its output is UTF-8 without a check. The buffer
+    // has its headroom, so this cannot fail; if it did, the packet is refused.
+    let text = TextMessage::written_as_utf8(buf)
+        .map_err(|e| EncodeError::Json(serde::ser::Error::custom(e)))?;
     Ok((text, attachments))
 }
 

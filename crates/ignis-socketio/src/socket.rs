@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ignis_engine::Sid;
 use ignis_proto::Value;
-use ignis_proto::socketio::{EventName, Packet, PacketKind};
+use ignis_proto::socketio::{EncodeError, EventName, Packet, PacketKind};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -20,6 +20,7 @@ use crate::handler::{AnyHandler, DisconnectHandler, EventHandler, Handlers, Sock
 use crate::handshake::Handshake;
 use crate::namespace::Namespace;
 use crate::operators::Operators;
+use crate::parser::EncodedArgs;
 use crate::recovery::SessionData;
 use crate::{AckError, EmitError};
 
@@ -135,6 +136,13 @@ impl Event {
             ack.send_values(args);
         }
     }
+
+    /// Like [`Event::ack_values`], from arguments encoded once (see [`EncodedArgs`]).
+    pub fn ack_encoded(&mut self, args: &EncodedArgs) {
+        if let Some(ack) = self.ack.take() {
+            ack.send_encoded(args);
+        }
+    }
 }
 
 /// Answers one acknowledgement of a client's event. Dropping it without answering sends
@@ -156,9 +164,25 @@ impl AckSender {
         self.send_args(Cow::Borrowed(args));
     }
 
+    /// Sends the acknowledgement, from arguments encoded once (see [`EncodedArgs`]).
+    pub fn send_encoded(self, args: &EncodedArgs) {
+        self.send_with(|socket, id| {
+            crate::parser::encode_ack_encoded(socket.ns.parser(), socket.ns.name(), id, args)
+        });
+    }
+
     fn send_args(self, args: Cow<'_, [Value]>) {
+        self.send_with(|socket, id| {
+            crate::parser::encode_ack(socket.ns.parser(), socket.ns.name(), id, args)
+        });
+    }
+
+    fn send_with(
+        self,
+        encode: impl FnOnce(&Socket, u64) -> Result<crate::parser::Direct, EncodeError>,
+    ) {
         if let Some(socket) = self.socket.upgrade() {
-            match crate::parser::encode_ack(socket.ns.parser(), socket.ns.name(), self.id, args) {
+            match encode(&socket, self.id) {
                 Ok(packet) => {
                     let _ = packet.send(&socket.conn);
                 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ignis_socketio::proto::value::Map;
-use ignis_socketio::{ParserKind, RecoveryConfig, SocketIo, Value};
+use ignis_socketio::{EncodedArgs, ParserKind, RecoveryConfig, SocketIo, Value};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
@@ -249,6 +249,12 @@ pub async fn rust_server(
                 .map(|r| Value::from(r.to_string()))
                 .collect();
             event.ack_values(&[Value::Array(rooms)]);
+        });
+        // Answered from arguments encoded once (`ack_encoded`): as text, or (binary, msgpack)
+        // from the values.
+        socket.on_sync("encoded-ack", |_socket, mut event| {
+            let args = EncodedArgs::new(std::mem::take(&mut event.args));
+            event.ack_encoded(&args);
         });
         // Sent from borrowed values (`emit_values`): both parsers must carry them as they do
         // owned ones.

@@ -94,6 +94,38 @@ pub fn encode_ack_into(
     )
 }
 
+/// The JSON array of `args` alone, as it follows the header of an ACK: for arguments that are
+/// sent many times, encoded once and then given to [`encode_ack_json_into`]. Binary values are
+/// refused ([`EncodeError::BinaryNotAllowed`]): their attachments travel beside the text.
+pub fn encode_args_json(args: &[Value]) -> Result<String, EncodeError> {
+    let mut out = Vec::with_capacity(32);
+    let mut writer = JsonWriter {
+        out: &mut out,
+        attachments: Vec::new(),
+        binary_allowed: false,
+    };
+    writer.args(None, args)?;
+    Ok(into_string(out))
+}
+
+/// Encodes an ACK whose arguments are already JSON (from [`encode_args_json`]): what
+/// [`encode_ack_into`] writes for the same arguments, without walking them again.
+pub fn encode_ack_json_into(
+    out: &mut Vec<u8>,
+    nsp: &str,
+    id: u64,
+    args_json: &str,
+) -> Result<(), EncodeError> {
+    write_packet(
+        out,
+        PacketType::Ack,
+        nsp,
+        Some(id),
+        Payload::Json(args_json),
+    )
+    .map(drop)
+}
+
 /// What follows the header of a text message.
 enum Payload<'a> {
     None,
@@ -103,6 +135,8 @@ enum Payload<'a> {
     Args(Option<&'a Value>, &'a [Value]),
     /// The array of an EVENT whose name is a string.
     Name(&'a str, &'a [Value]),
+    /// A payload already encoded.
+    Json(&'a str),
 }
 
 fn write_packet(
@@ -137,6 +171,10 @@ fn write_packet(
         Payload::One(v) => writer.value(v, 1),
         Payload::Args(first, rest) => writer.args(first.map(Head::Value), rest),
         Payload::Name(name, rest) => writer.args(Some(Head::Str(name)), rest),
+        Payload::Json(json) => {
+            writer.out.extend_from_slice(json.as_bytes());
+            Ok(())
+        }
     };
     let JsonWriter {
         out, attachments, ..
@@ -557,6 +595,28 @@ mod tests {
             .unwrap(),
             r#"61-12[{"_placeholder":true,"num":0}]"#
         );
+    }
+
+    #[test]
+    fn an_ack_from_encoded_args_is_the_ack_from_the_values() {
+        let mut ok = Map::new();
+        ok.insert("ok", true);
+        let args = [Value::Map(ok), Value::from("a\"b"), Value::Int(-3)];
+        let json = encode_args_json(&args).unwrap();
+        for (nsp, id) in [("/", 0), ("/chat", 42)] {
+            let mut a = b"pre".to_vec();
+            encode_ack_json_into(&mut a, nsp, id, &json).unwrap();
+            let mut b = b"pre".to_vec();
+            encode_ack_into(&mut b, nsp, id, &args).unwrap();
+            assert_eq!(a, b);
+        }
+        assert_eq!(encode_args_json(&[]).unwrap(), "[]");
+        let err = encode_args_json(&[Value::bytes(&b"x"[..])]).unwrap_err();
+        assert!(matches!(err, EncodeError::BinaryNotAllowed));
+        let mut out = b"keep".to_vec();
+        let err = encode_ack_json_into(&mut out, "chat", 1, "[]").unwrap_err();
+        assert!(matches!(err, EncodeError::InvalidNamespace(_)));
+        assert_eq!(out, b"keep");
     }
 
     #[test]
