@@ -88,10 +88,7 @@ pub(crate) fn run(future: Pin<Box<dyn Future<Output = ()> + Send>>) {
 /// been registered on the socket itself.
 #[derive(Clone, Default)]
 pub struct SocketHandlers {
-    /// Keyed by the server's own event names: a client choosing the name it sends cannot crowd
-    /// a bucket, so the engine's fast seeded hash serves here as for ids (SipHash cost more than
-    /// the rest of a lookup on every event).
-    events: HashMap<String, Vec<EventHandler>, SidHash>,
+    events: EventTable,
     any: Vec<AnyHandler>,
     disconnecting: Vec<DisconnectHandler>,
     disconnect: Vec<DisconnectHandler>,
@@ -162,7 +159,7 @@ impl SocketHandlers {
     }
 
     fn push_event(&mut self, event: String, handler: EventHandler) {
-        self.events.entry(event).or_default().push(handler);
+        self.events.push(event, handler);
     }
 
     fn is_empty(&self) -> bool {
@@ -170,6 +167,72 @@ impl SocketHandlers {
             && self.any.is_empty()
             && self.disconnecting.is_empty()
             && self.disconnect.is_empty()
+    }
+}
+
+/// Above this many events, a table looks names up by hash instead of by a scan.
+const FEW_EVENTS: usize = 8;
+
+/// The handlers of a table, by event name. Every event of a busy socket is looked up in each
+/// table attached to it (three in the server): a scan of a few names, most of which differ in
+/// length from the one sought, costs a fraction of hashing it for each table.
+#[derive(Clone)]
+enum EventTable {
+    Few(Vec<(String, Vec<EventHandler>)>),
+    /// Keyed by the server's own event names: a client choosing the name it sends cannot crowd
+    /// a bucket, so the engine's fast seeded hash serves here as for ids.
+    Many(HashMap<String, Vec<EventHandler>, SidHash>),
+}
+
+impl Default for EventTable {
+    fn default() -> Self {
+        EventTable::Few(Vec::new())
+    }
+}
+
+impl EventTable {
+    fn get(&self, event: &str) -> Option<&Vec<EventHandler>> {
+        match self {
+            EventTable::Few(entries) => entries
+                .iter()
+                .find(|(name, _)| name == event)
+                .map(|(_, handlers)| handlers),
+            EventTable::Many(map) => map.get(event),
+        }
+    }
+
+    fn push(&mut self, event: String, handler: EventHandler) {
+        match self {
+            EventTable::Few(entries) => {
+                if let Some((_, handlers)) = entries.iter_mut().find(|(name, _)| *name == event) {
+                    handlers.push(handler);
+                } else if entries.len() < FEW_EVENTS {
+                    entries.push((event, vec![handler]));
+                } else {
+                    let mut map: HashMap<_, _, SidHash> =
+                        std::mem::take(entries).into_iter().collect();
+                    map.entry(event).or_default().push(handler);
+                    *self = EventTable::Many(map);
+                }
+            }
+            EventTable::Many(map) => map.entry(event).or_default().push(handler),
+        }
+    }
+
+    fn remove(&mut self, event: &str) {
+        match self {
+            EventTable::Few(entries) => entries.retain(|(name, _)| name != event),
+            EventTable::Many(map) => {
+                map.remove(event);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            EventTable::Few(entries) => entries.is_empty(),
+            EventTable::Many(map) => map.is_empty(),
+        }
     }
 }
 
@@ -246,7 +309,7 @@ impl Handlers {
         if !self
             .layers()
             .iter()
-            .any(|l| l.table.events.contains_key(event))
+            .any(|l| l.table.events.get(event).is_some())
         {
             return;
         }
@@ -254,7 +317,7 @@ impl Handlers {
             .layers()
             .iter()
             .filter_map(|layer| {
-                if !layer.table.events.contains_key(event) {
+                if layer.table.events.get(event).is_none() {
                     return Some(layer.clone());
                 }
                 let mut table = SocketHandlers::clone(&layer.table);
@@ -338,6 +401,40 @@ mod tests {
             shared.events.get("a").unwrap().iter().collect(),
             &[&f2]
         ));
+    }
+
+    /// A table of few events scans them, a larger one hashes: both find every handler of a
+    /// name, in order, and forget a removed name.
+    #[test]
+    fn tables_of_few_and_many_events_find_the_same_handlers() {
+        for count in [1, FEW_EVENTS, FEW_EVENTS + 1, 40] {
+            let names: Vec<String> = (0..count).map(|i| format!("e{i}")).collect();
+            let first: Vec<EventHandler> = names.iter().map(|_| handler()).collect();
+            let second = handler();
+            let mut table = EventTable::default();
+            for (name, h) in names.iter().zip(&first) {
+                table.push(name.clone(), h.clone());
+            }
+            // A second handler for the first name, after the table may have grown.
+            table.push(names[0].clone(), second.clone());
+            assert_eq!(matches!(table, EventTable::Many(_)), count > FEW_EVENTS);
+            for (i, (name, h)) in names.iter().zip(&first).enumerate() {
+                let got: Vec<&EventHandler> = table.get(name).unwrap().iter().collect();
+                if i == 0 {
+                    assert!(same(got, &[h, &second]), "{count}: {name}");
+                } else {
+                    assert!(same(got, &[h]), "{count}: {name}");
+                }
+            }
+            assert!(table.get("e").is_none());
+            assert!(table.get(&format!("e{count}")).is_none());
+            table.remove(&names[0]);
+            assert!(table.get(&names[0]).is_none());
+            for name in &names[1..] {
+                table.remove(name);
+            }
+            assert!(table.is_empty());
+        }
     }
 
     #[test]
