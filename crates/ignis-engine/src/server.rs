@@ -11,7 +11,7 @@ use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Body;
-use ignis_proto::engineio::{Data, OpenInfo};
+use ignis_proto::engineio::{Data, OpenInfo, Packet, Str};
 use parking_lot::RwLock;
 use tokio::net::TcpListener;
 
@@ -59,6 +59,9 @@ pub(crate) struct Inner<H: Handler> {
     pub(crate) handler: H,
     pub(crate) sessions: RwLock<Sessions<H::Data>>,
     pub(crate) compression: Option<Arc<Compression>>,
+    /// The open packet's JSON after the sid, for sessions that may upgrade and for the others:
+    /// the same for every session, so encoded once instead of per handshake.
+    open_tail: [String; 2],
 }
 
 /// An Engine.IO server. Cheap to clone: clones share the same sessions.
@@ -128,6 +131,7 @@ impl<H: Handler> Engine<H> {
             .per_message_deflate
             .clone()
             .map(|options| Arc::new(Compression::new(options)));
+        let open_tail = [open_tail(&config, false), open_tail(&config, true)];
         Engine {
             inner: Arc::new(Inner {
                 config,
@@ -135,6 +139,7 @@ impl<H: Handler> Engine<H> {
                 handler,
                 sessions: RwLock::new(SidMap::default()),
                 compression,
+                open_tail,
             }),
         }
     }
@@ -406,6 +411,30 @@ impl<H: Handler> Engine<H> {
     }
 }
 
+/// How the JSON of an open packet starts, up to the sid's value.
+const OPEN_HEAD: &str = "{\"sid\":\"";
+
+/// The JSON of the open packet of this configuration after the sid's value, as
+/// `OpenInfo::to_packet` encodes it (an empty sid encodes to [`OPEN_HEAD`] and a quote).
+fn open_tail(config: &EngineConfig, may_upgrade: bool) -> String {
+    let upgrades = if may_upgrade {
+        vec!["websocket".to_string()]
+    } else {
+        Vec::new()
+    };
+    let open = OpenInfo {
+        sid: String::new(),
+        upgrades,
+        ping_interval: config.ping_interval.as_millis() as u64,
+        ping_timeout: config.ping_timeout.as_millis() as u64,
+        max_payload: config.max_http_buffer_size as u64,
+    };
+    let Packet::Open(json) = open.to_packet() else {
+        return String::new();
+    };
+    json.strip_prefix(OPEN_HEAD).unwrap_or_default().to_string()
+}
+
 pub(crate) fn open_session<H: Handler>(
     inner: &Arc<Inner<H>>,
     transport: TransportKind,
@@ -419,22 +448,15 @@ pub(crate) fn open_session<H: Handler>(
         transport,
         config.max_queued_messages,
     ));
-    let upgrades = if transport == TransportKind::Polling
-        && config.allow_upgrades
-        && config.transports.websocket
-    {
-        vec!["websocket".to_string()]
-    } else {
-        Vec::new()
-    };
-    let open = OpenInfo {
-        sid: sid.to_string(),
-        upgrades,
-        ping_interval: config.ping_interval.as_millis() as u64,
-        ping_timeout: config.ping_timeout.as_millis() as u64,
-        max_payload: config.max_http_buffer_size as u64,
-    };
-    let _ = socket.push_packet(open.to_packet());
+    let may_upgrade =
+        transport == TransportKind::Polling && config.allow_upgrades && config.transports.websocket;
+    // What `OpenInfo::to_packet` writes; a sid is URL-safe base64, which JSON takes as it is.
+    let tail = &inner.open_tail[usize::from(may_upgrade)];
+    let mut json = String::with_capacity(OPEN_HEAD.len() + 20 + tail.len());
+    json.push_str(OPEN_HEAD);
+    json.push_str(sid.as_str());
+    json.push_str(tail);
+    let _ = socket.push_packet(Packet::Open(Str::from(json)));
     socket
         .last_pong_ms
         .store(0, std::sync::atomic::Ordering::Release);
@@ -566,4 +588,37 @@ impl<'a> Query<'a> {
 pub(crate) fn content_type(res: &mut Reply, value: &'static str) {
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_packets_are_those_of_open_info() {
+        let mut config = EngineConfig {
+            ping_interval: Duration::from_millis(1234),
+            max_http_buffer_size: 77,
+            ..EngineConfig::default()
+        };
+        for may_upgrade in [false, true] {
+            config.ping_timeout = Duration::from_millis(if may_upgrade { 5 } else { 50_000 });
+            let sid = Sid::generate();
+            let mut json = OPEN_HEAD.to_string();
+            json.push_str(sid.as_str());
+            json.push_str(&open_tail(&config, may_upgrade));
+            let expected = OpenInfo {
+                sid: sid.to_string(),
+                upgrades: if may_upgrade {
+                    vec!["websocket".into()]
+                } else {
+                    Vec::new()
+                },
+                ping_interval: 1234,
+                ping_timeout: config.ping_timeout.as_millis() as u64,
+                max_payload: 77,
+            };
+            assert_eq!(Packet::Open(Str::from(json)), expected.to_packet());
+        }
+    }
 }

@@ -35,6 +35,11 @@ impl Sid {
             .then_some(Sid(bytes))
     }
 
+    /// The id's characters, for comparisons that need not check them again as UTF-8.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     pub fn as_str(&self) -> &str {
         // Only built from the base64 alphabet, which is ASCII.
         std::str::from_utf8(&self.0).unwrap_or_default()

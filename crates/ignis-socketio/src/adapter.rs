@@ -220,7 +220,7 @@ impl RoomIndex {
     pub fn add_all(&mut self, sid: Sid, rooms: &[Room]) {
         let joined = self.sids.entry(sid).or_default();
         for room in rooms {
-            if **room == *sid.as_str() {
+            if room.as_bytes() == sid.as_bytes() {
                 if !joined.contains(&None) {
                     joined.push(None);
                 }
@@ -248,7 +248,7 @@ impl RoomIndex {
     }
 
     pub fn del(&mut self, sid: Sid, room: &str) {
-        let own = room == sid.as_str();
+        let own = room.as_bytes() == sid.as_bytes();
         if let Some(joined) = self.sids.get_mut(&sid) {
             joined.retain(|r| match r {
                 None => !own,

@@ -5,7 +5,7 @@
 //! Engine.IO session and shared by the sockets of all its namespaces; the date and address
 //! strings are formatted only when asked for.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -27,23 +27,44 @@ pub(crate) struct RequestHead {
 
 impl RequestHead {
     pub(crate) fn new(parts: &Parts, peer: Option<SocketAddr>, time: SystemTime) -> RequestHead {
+        thread_local! {
+            /// Where the buffer is put together before it is copied to its own allocation, which
+            /// is sized exactly: the scratch space is allocated once per thread, not per session.
+            static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+        }
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut packed) => {
+                let head = RequestHead::pack(parts, peer, time, &mut packed);
+                // A rare huge head does not stay allocated for the thread's life.
+                if packed.capacity() > 16 * 1024 {
+                    *packed = Vec::new();
+                }
+                head
+            }
+            // Only if packing re-entered itself, which it does not: a buffer of its own then.
+            Err(_) => RequestHead::pack(parts, peer, time, &mut Vec::new()),
+        })
+    }
+
+    fn pack(
+        parts: &Parts,
+        peer: Option<SocketAddr>,
+        time: SystemTime,
+        packed: &mut Vec<u8>,
+    ) -> RequestHead {
+        packed.clear();
         let url = parts.uri.path_and_query().map_or("", |p| p.as_str());
         let query = parts.uri.query().unwrap_or("");
-        // Exact room for the common case (short strings, one byte of length each): one
-        // allocation, no growth. Decoding a query never makes it longer.
         let headers = &parts.headers;
-        let mut capacity = url.len() + query.len() + 16;
-        for (name, value) in headers {
-            capacity += name.as_str().len() + value.len() + 4;
-        }
-        let mut packed = Vec::with_capacity(capacity);
-        put_str(&mut packed, url.as_bytes());
+        put_str(packed, url.as_bytes());
         // Repeated headers are joined with ", " as Node does; names come lower-cased from http,
         // and a map yields the values of a name one after the other.
-        put_len(&mut packed, headers.keys_len());
+        put_len(packed, headers.keys_len());
+        let mut xdomain = false;
         let mut values = headers.iter().peekable();
         while let Some((name, first)) = values.next() {
-            put_str(&mut packed, name.as_str().as_bytes());
+            xdomain |= name == http::header::ORIGIN;
+            put_str(packed, name.as_str().as_bytes());
             let mut joined: Option<Vec<u8>> = None;
             while let Some((_, more)) = values.next_if(|(next, _)| *next == name) {
                 let joined = joined.get_or_insert_with(|| first.as_bytes().to_vec());
@@ -51,15 +72,20 @@ impl RequestHead {
                 joined.extend_from_slice(more.as_bytes());
             }
             let value = joined.as_deref().unwrap_or(first.as_bytes());
-            put_str(&mut packed, String::from_utf8_lossy(value).as_bytes());
+            // Nearly always ASCII, which is checked faster than it is replaced.
+            if value.is_ascii() {
+                put_str(packed, value);
+            } else {
+                put_str(packed, String::from_utf8_lossy(value).as_bytes());
+            }
         }
         // The count goes first: one byte kept for it, widened in the rare case it needs more.
         let at = packed.len();
         packed.push(0);
         let mut count = 0;
         for (k, v) in ignis_engine::query_pairs(query) {
-            put_str(&mut packed, k.as_bytes());
-            put_str(&mut packed, v.as_bytes());
+            put_str(packed, k.as_bytes());
+            put_str(packed, v.as_bytes());
             count += 1;
         }
         match u8::try_from(count) {
@@ -71,10 +97,10 @@ impl RequestHead {
             }
         }
         RequestHead {
-            packed: Arc::from(packed),
+            packed: Arc::from(&packed[..]),
             peer,
             time,
-            xdomain: headers.contains_key(http::header::ORIGIN),
+            xdomain,
         }
     }
 
