@@ -338,7 +338,13 @@ fn packet_frame(packet: &Packet) -> Bytes {
     match packet {
         Packet::Message(data) => message_frame(data),
         other => {
-            let mut text = Vec::new();
+            // Sized for the type and the text: no growth on the way (an open packet is 100
+            // bytes, which took two reallocations).
+            let len = match other {
+                Packet::Open(s) | Packet::Ping(s) | Packet::Pong(s) => s.len(),
+                _ => 0,
+            };
+            let mut text = Vec::with_capacity(1 + len);
             other.encode_text(&mut text);
             ignis_ws::server_frame(OpCode::Text, &text)
         }
@@ -365,7 +371,7 @@ pub(crate) fn accept<H: Handler>(
     {
         return bad_request().into();
     }
-    let accept = ignis_ws::handshake::accept_key(key.as_bytes());
+    let accept = ignis_ws::handshake::accept_key_bytes(key.as_bytes());
     let negotiated = match (
         &inner.compression,
         headers.get(header::SEC_WEBSOCKET_EXTENSIONS),
@@ -387,7 +393,7 @@ pub(crate) fn accept<H: Handler>(
     let h = res.headers_mut();
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(v) = HeaderValue::from_str(&accept) {
+    if let Ok(v) = HeaderValue::from_bytes(&accept) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
     let params = negotiated.map(|accepted| {

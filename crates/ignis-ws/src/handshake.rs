@@ -14,10 +14,18 @@ pub const SUPPORTED_VERSIONS: &str = "13, 8";
 
 /// The `Sec-WebSocket-Accept` value for a `Sec-WebSocket-Key`.
 pub fn accept_key(sec_websocket_key: &[u8]) -> String {
+    String::from_utf8_lossy(&accept_key_bytes(sec_websocket_key)).into_owned()
+}
+
+/// [`accept_key`] without an allocation: a SHA-1 digest is 20 bytes, always 28 in base64.
+pub fn accept_key_bytes(sec_websocket_key: &[u8]) -> [u8; 28] {
     let mut sha = Sha1::new();
     sha.update(trim(sec_websocket_key));
     sha.update(GUID);
-    STANDARD.encode(sha.finalize())
+    let mut out = [0u8; 28];
+    // 20 bytes always encode to 28 characters, so the buffer is never too small.
+    let _ = STANDARD.encode_slice(sha.finalize(), &mut out);
+    out
 }
 
 /// The upgrade-relevant parts of a request. Header values are raw bytes;
