@@ -10,6 +10,7 @@ use ignis_proto::socketio::{Packet, PacketKind};
 use ignis_proto::value::Map;
 use parking_lot::Mutex;
 
+use crate::adapter::Room;
 use crate::handler::run;
 use crate::handshake::{Handshake, RequestHead};
 use crate::io::IoInner;
@@ -188,20 +189,26 @@ impl IoHandler {
             if !conn.is_open() {
                 return;
             }
-            let mut rooms = vec![Arc::from(socket.id().as_str())];
+            let own: Room = Arc::from(socket.id().as_str());
             let missed = match restored {
                 Some(r) => {
+                    let mut rooms = vec![own];
                     rooms.extend(
                         r.session
                             .rooms
                             .into_iter()
                             .filter(|room| **room != *socket.id().as_str()),
                     );
+                    ns.adapter().add_all(socket.id(), &rooms);
                     r.missed
                 }
-                None => Vec::new(),
+                // A new socket joins its own room alone: no list to allocate for it.
+                None => {
+                    ns.adapter()
+                        .add_all(socket.id(), std::slice::from_ref(&own));
+                    Vec::new()
+                }
             };
-            ns.adapter().add_all(socket.id(), &rooms);
             ns.add_socket(Arc::clone(&socket));
             {
                 let mut sockets = conn.data.sockets.lock();
