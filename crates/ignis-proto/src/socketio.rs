@@ -36,7 +36,7 @@ mod tests;
 pub use error::{DecodeError, EncodeError};
 pub use json::{
     DEFAULT_MAX_ATTACHMENTS, Encoded, JsonDecoder, encode, encode_ack_into, encode_ack_json_into,
-    encode_args_json, encode_event_into, encode_into,
+    encode_args_json, encode_connect_answer_into, encode_event_into, encode_into,
 };
 pub use msgpack::{decode_msgpack, encode_msgpack};
 pub use packet::{EventName, Packet, PacketKind, PacketType, RESERVED_EVENTS, is_reserved_event};

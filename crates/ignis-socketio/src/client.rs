@@ -219,17 +219,20 @@ impl IoHandler {
             conn.mark_established();
             socket.set_connected();
 
-            let mut reply = Map::with_capacity(2);
-            reply.insert("sid", socket.id().as_str());
-            if let Some(pid) = &socket.pid {
-                reply.insert("pid", pid.to_string());
-            }
             // The reference replays what was missed before it answers the CONNECT; the client
             // buffers events until it is connected.
             for packet in missed {
                 let _ = socket.send_packet(&packet);
             }
-            let _ = socket.send_packet(&Packet::connect(ns.name(), Some(Value::Map(reply))));
+            let answer = crate::parser::encode_connect_answer(
+                parser,
+                ns.name(),
+                socket.id().as_str(),
+                socket.pid.as_deref(),
+            );
+            if let Ok(answer) = answer {
+                let _ = answer.send(&conn);
+            }
             tracing::debug!(sid = %socket.id(), nsp = ns.name(), recovered = socket.recovered(), "socket connected");
             if let Some(handler) = ns.connect_handler() {
                 run(handler(socket));

@@ -92,6 +92,29 @@ pub(crate) fn encode_event(
     }
 }
 
+/// Encodes the CONNECT that admits a socket (`{sid, pid?}`), as [`encode`] does the packet.
+pub(crate) fn encode_connect_answer(
+    kind: ParserKind,
+    nsp: &str,
+    sid: &str,
+    pid: Option<&str>,
+) -> Result<Direct, EncodeError> {
+    match kind {
+        ParserKind::Json => json_direct(|out| {
+            socketio::encode_connect_answer_into(out, nsp, sid, pid)?;
+            Ok(Vec::new())
+        }),
+        ParserKind::MsgPack => {
+            let mut reply = ignis_proto::value::Map::with_capacity(2);
+            reply.insert("sid", sid);
+            if let Some(pid) = pid {
+                reply.insert("pid", pid);
+            }
+            encode(kind, &Packet::connect(nsp, Some(Value::Map(reply)))).map(Direct::Messages)
+        }
+    }
+}
+
 /// Encodes an ACK for one socket from its parts, as [`encode_event`] does an EVENT.
 pub(crate) fn encode_ack(
     kind: ParserKind,

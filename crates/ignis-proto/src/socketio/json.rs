@@ -8,6 +8,6 @@ mod placeholder;
 
 pub use decode::{DEFAULT_MAX_ATTACHMENTS, JsonDecoder};
 pub use encode::{
-    Encoded, encode, encode_ack_into, encode_ack_json_into, encode_args_json, encode_event_into,
-    encode_into,
+    Encoded, encode, encode_ack_into, encode_ack_json_into, encode_args_json,
+    encode_connect_answer_into, encode_event_into, encode_into,
 };

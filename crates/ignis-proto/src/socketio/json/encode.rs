@@ -126,6 +126,25 @@ pub fn encode_ack_json_into(
     .map(drop)
 }
 
+/// Encodes the CONNECT that admits a client, `{"sid":…}` with `"pid"` after it when there is
+/// one: what [`encode_into`] writes for `Packet::connect(nsp, Some(map))` with that map, without
+/// building it (every connection gets one).
+pub fn encode_connect_answer_into(
+    out: &mut Vec<u8>,
+    nsp: &str,
+    sid: &str,
+    pid: Option<&str>,
+) -> Result<(), EncodeError> {
+    write_packet(
+        out,
+        PacketType::Connect,
+        nsp,
+        None,
+        Payload::Admitted { sid, pid },
+    )
+    .map(drop)
+}
+
 /// What follows the header of a text message.
 enum Payload<'a> {
     None,
@@ -137,6 +156,11 @@ enum Payload<'a> {
     Name(&'a str, &'a [Value]),
     /// A payload already encoded.
     Json(&'a str),
+    /// The payload of a CONNECT that admits a client.
+    Admitted {
+        sid: &'a str,
+        pid: Option<&'a str>,
+    },
 }
 
 fn write_packet(
@@ -173,6 +197,16 @@ fn write_packet(
         Payload::Name(name, rest) => writer.args(Some(Head::Str(name)), rest),
         Payload::Json(json) => {
             writer.out.extend_from_slice(json.as_bytes());
+            Ok(())
+        }
+        Payload::Admitted { sid, pid } => {
+            writer.out.extend_from_slice(b"{\"sid\":");
+            write_str(writer.out, sid);
+            if let Some(pid) = pid {
+                writer.out.extend_from_slice(b",\"pid\":");
+                write_str(writer.out, pid);
+            }
+            writer.out.push(b'}');
             Ok(())
         }
     };
@@ -617,6 +651,28 @@ mod tests {
         let err = encode_ack_json_into(&mut out, "chat", 1, "[]").unwrap_err();
         assert!(matches!(err, EncodeError::InvalidNamespace(_)));
         assert_eq!(out, b"keep");
+    }
+
+    #[test]
+    fn a_connect_answer_is_the_packet_with_its_map() {
+        for nsp in ["/", "/chat"] {
+            for pid in [None, Some("p-1\"x")] {
+                let mut map = Map::new();
+                map.insert("sid", "AbC-_12");
+                if let Some(pid) = pid {
+                    map.insert("pid", pid);
+                }
+                let packet = Packet::connect(nsp, Some(Value::Map(map)));
+                let mut a = b"pre".to_vec();
+                encode_connect_answer_into(&mut a, nsp, "AbC-_12", pid).unwrap();
+                let mut b = b"pre".to_vec();
+                encode_into(&mut b, &packet).unwrap();
+                assert_eq!(a, b, "{nsp} {pid:?}");
+            }
+        }
+        let mut out = Vec::new();
+        let err = encode_connect_answer_into(&mut out, "chat", "a", None).unwrap_err();
+        assert!(matches!(err, EncodeError::InvalidNamespace(_)));
     }
 
     #[test]
