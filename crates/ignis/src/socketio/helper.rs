@@ -76,10 +76,9 @@ impl ClientRecord {
         self.status.lock().state = state;
     }
 
-    fn stop_timers(&self, timers: &Timers) {
-        if let Some(entry) = self.status.lock().timer.take() {
-            timers.cancel(&entry);
-        }
+    /// Forgets the client's entry: it stays in the timers' queue until due, and is ignored then.
+    fn stop_timers(&self) {
+        self.status.lock().timer = None;
     }
 }
 
@@ -362,7 +361,7 @@ impl SocketIOServerHelper {
     fn forget(&self, id: Sid) {
         let record = self.inner.clients.write().remove(&id);
         if let Some(record) = record {
-            record.stop_timers(&self.inner.timers);
+            record.stop_timers();
         }
     }
 
@@ -425,9 +424,8 @@ impl SocketIOServerHelper {
         {
             let mut status = record.status.lock();
             status.state = ClientState::Authenticated;
-            if let Some(entry) = status.timer.take() {
-                self.inner.timers.cancel(&entry);
-            }
+            // The deadline's entry is ignored when it comes due.
+            status.timer = None;
         }
         socket.hold_broadcasts(false);
         // One clock reading for both events (the same instant to the millisecond anyway).
@@ -541,7 +539,7 @@ impl SocketIOServerHelper {
     pub fn disconnect(&self, id: &str) {
         let record = Sid::parse(id).and_then(|sid| self.inner.clients.write().remove(&sid));
         if let Some(record) = record {
-            record.stop_timers(&self.inner.timers);
+            record.stop_timers();
             record.socket.disconnect();
         } else if let Some(socket) =
             Sid::parse(id).and_then(|sid| self.inner.io.main_namespace().get_socket(sid))
@@ -558,7 +556,7 @@ impl SocketIOServerHelper {
             .collect();
         self.inner.timers.clear();
         for record in records {
-            record.stop_timers(&self.inner.timers);
+            record.stop_timers();
             record.socket.disconnect();
         }
         // Let the DISCONNECT packets leave before the connections close.

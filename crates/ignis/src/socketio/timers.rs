@@ -1,11 +1,17 @@
-//! The authentication deadlines and app-level pings of all the clients of a helper, kept in one
-//! ordered set and served by one task.
+//! The authentication deadlines and app-level pings of all the clients of a helper, kept in two
+//! queues and served by one task.
 //!
 //! A task with its own timer per client costs a few hundred bytes for every idle connection; an
-//! entry here costs a few dozen, and a client that authenticated has exactly one (its next
-//! ping).
+//! entry here costs 32, and a client that authenticated has one that counts (its next ping).
+//!
+//! Each kind of entry is scheduled a fixed delay after "now", so its queue is in due order with
+//! nothing to sort: a new entry goes at the back, or a few places before it when a late ping
+//! tick reschedules from its due time. Nothing is ever removed but what came due: a client that
+//! authenticates or leaves keeps its stale entry until then, and whoever serves the entries
+//! checks each against the client's current one (an ordered set paid a search to insert and
+//! another to cancel, twice per connection).
 
-use std::collections::BTreeSet;
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use ignis_socketio::Sid;
@@ -27,7 +33,8 @@ pub(crate) type Entry = (u64, Sid, Kind);
 
 pub(crate) struct Timers {
     base: Instant,
-    queue: Mutex<BTreeSet<Entry>>,
+    /// One queue per [`Kind`], each in due order.
+    queues: Mutex<[VecDeque<Entry>; 2]>,
     /// Wakes the serving task when an entry became the earliest.
     wake: Notify,
 }
@@ -36,7 +43,7 @@ impl Timers {
     pub(crate) fn new() -> Timers {
         Timers {
             base: Instant::now(),
-            queue: Mutex::new(BTreeSet::new()),
+            queues: Mutex::new([VecDeque::new(), VecDeque::new()]),
             wake: Notify::new(),
         }
     }
@@ -53,9 +60,14 @@ impl Timers {
     pub(crate) fn schedule_at(&self, at: u64, sid: Sid, kind: Kind) -> Entry {
         let entry = (at, sid, kind);
         let earliest = {
-            let mut queue = self.queue.lock();
-            queue.insert(entry);
-            queue.first() == Some(&entry)
+            let mut queues = self.queues.lock();
+            let queue = &mut queues[kind as usize];
+            let mut index = queue.len();
+            while index > 0 && queue[index - 1].0 > at {
+                index -= 1;
+            }
+            queue.insert(index, entry);
+            index == 0 && first_due(&queues) == Some(at)
         };
         if earliest {
             self.wake.notify_one();
@@ -63,30 +75,32 @@ impl Timers {
         entry
     }
 
-    pub(crate) fn cancel(&self, entry: &Entry) {
-        self.queue.lock().remove(entry);
-    }
-
+    /// Forgets every entry.
     pub(crate) fn clear(&self) {
-        self.queue.lock().clear();
+        for queue in self.queues.lock().iter_mut() {
+            *queue = VecDeque::new();
+        }
     }
 
-    /// Waits until at least one entry is due, and takes every entry that is.
+    /// Waits until at least one entry is due, and takes every entry that is, in due order.
+    /// Entries the caller replaced since are among them: it must check each.
     pub(crate) async fn next_due(&self) -> Vec<Entry> {
         loop {
             // Created before looking at the queue: a `notify_one` in between is not lost.
             let woken = self.wake.notified();
-            let first = self.queue.lock().first().map(|e| e.0);
+            let first = first_due(&self.queues.lock());
             match first {
                 None => woken.await,
                 Some(at) if at <= self.now_ms() => {
                     let now = self.now_ms();
-                    let mut queue = self.queue.lock();
                     let mut due = Vec::new();
-                    while let Some(entry) = queue.first().copied().filter(|e| e.0 <= now) {
-                        queue.pop_first();
-                        due.push(entry);
+                    for queue in self.queues.lock().iter_mut() {
+                        while let Some(entry) = queue.front().copied().filter(|e| e.0 <= now) {
+                            queue.pop_front();
+                            due.push(entry);
+                        }
                     }
+                    due.sort_by_key(|e| e.0);
                     return due;
                 }
                 Some(at) => {
@@ -101,24 +115,53 @@ impl Timers {
     }
 }
 
+/// When the earliest entry of any queue is due.
+fn first_due(queues: &[VecDeque<Entry>; 2]) -> Option<u64> {
+    queues.iter().filter_map(|q| q.front().map(|e| e.0)).min()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn entries_come_due_in_order_and_cancelled_ones_never() {
+    async fn entries_come_due_in_order() {
         let timers = Timers::new();
-        let (a, b, c) = (Sid::generate(), Sid::generate(), Sid::generate());
+        let (a, b, c, d) = (
+            Sid::generate(),
+            Sid::generate(),
+            Sid::generate(),
+            Sid::generate(),
+        );
         timers.schedule(a, Kind::Ping, Duration::from_millis(300));
-        let cancelled = timers.schedule(b, Kind::Deadline, Duration::from_millis(100));
+        timers.schedule(b, Kind::Deadline, Duration::from_millis(100));
         timers.schedule(c, Kind::Deadline, Duration::from_millis(200));
-        timers.cancel(&cancelled);
+        // A late tick's reschedule lands before a later entry of its kind.
+        timers.schedule_at(250, d, Kind::Ping);
         let start = Instant::now();
-        let due = timers.next_due().await;
-        assert_eq!(due, vec![(200, c, Kind::Deadline)]);
-        assert_eq!(start.elapsed(), Duration::from_millis(200));
-        let due = timers.next_due().await;
-        assert_eq!(due, vec![(300, a, Kind::Ping)]);
+        assert_eq!(timers.next_due().await, vec![(100, b, Kind::Deadline)]);
+        assert_eq!(start.elapsed(), Duration::from_millis(100));
+        assert_eq!(timers.next_due().await, vec![(200, c, Kind::Deadline)]);
+        assert_eq!(timers.next_due().await, vec![(250, d, Kind::Ping)]);
+        assert_eq!(timers.next_due().await, vec![(300, a, Kind::Ping)]);
+        assert_eq!(start.elapsed(), Duration::from_millis(300));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn entries_due_together_come_together_in_due_order() {
+        let timers = Timers::new();
+        let (a, b) = (Sid::generate(), Sid::generate());
+        timers.schedule_at(20, a, Kind::Ping);
+        timers.schedule_at(10, b, Kind::Deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            timers.next_due().await,
+            vec![(10, b, Kind::Deadline), (20, a, Kind::Ping)]
+        );
+        timers.schedule_at(60, a, Kind::Ping);
+        timers.clear();
+        let waited = tokio::time::timeout(Duration::from_secs(1), timers.next_due()).await;
+        assert!(waited.is_err(), "a cleared entry came due");
     }
 
     #[tokio::test(start_paused = true)]
