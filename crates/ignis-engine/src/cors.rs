@@ -3,7 +3,7 @@
 //! refuse `*` on credentialed requests, so the reference's default setting does not work from a
 //! browser.
 
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::{AllowOrigin, Cors};
 
@@ -19,9 +19,32 @@ fn join(values: &[String]) -> Option<HeaderValue> {
     HeaderValue::from_str(&values.join(",")).ok()
 }
 
+/// Where CORS headers go: a response's map, or the head that the direct path writes itself
+/// ([`crate::direct`]), which spares a WebSocket handshake's `101` a map.
+pub(crate) trait HeaderSink {
+    /// A header the answer carries once.
+    fn insert(&mut self, name: HeaderName, value: HeaderValue);
+    /// A header that may carry several values.
+    fn append(&mut self, name: HeaderName, value: HeaderValue);
+}
+
+impl HeaderSink for HeaderMap {
+    fn insert(&mut self, name: HeaderName, value: HeaderValue) {
+        HeaderMap::insert(self, name, value);
+    }
+
+    fn append(&mut self, name: HeaderName, value: HeaderValue) {
+        HeaderMap::append(self, name, value);
+    }
+}
+
 /// Adds the headers every answer carries.
-pub(crate) fn apply(cors: &Cors, request: &HeaderMap, out: &mut HeaderMap) {
-    let origin = request.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+pub(crate) fn apply(cors: &Cors, request: &HeaderMap, out: &mut impl HeaderSink) {
+    // A value that is text is taken as it is: what `HeaderValue::from_str` would make of its
+    // text, without a copy.
+    let origin = request
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok().map(|text| (v, text)));
     match (&cors.origin, origin) {
         (AllowOrigin::Any, _) if !cors.credentials => {
             out.insert(
@@ -29,10 +52,8 @@ pub(crate) fn apply(cors: &Cors, request: &HeaderMap, out: &mut HeaderMap) {
                 HeaderValue::from_static("*"),
             );
         }
-        (_, Some(origin)) if origin_allowed(cors, origin) => {
-            if let Ok(v) = HeaderValue::from_str(origin) {
-                out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-            }
+        (_, Some((value, origin))) if origin_allowed(cors, origin) => {
+            out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value.clone());
             out.append(header::VARY, HeaderValue::from_static("Origin"));
         }
         _ => {

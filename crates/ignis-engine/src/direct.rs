@@ -345,13 +345,21 @@ impl<H: Handler> Engine<H> {
         rest: Bytes,
         keep_alive: bool,
     ) -> Direct<H> {
-        let Answer { reply, upgrade } = self.with_cors(&parts, answer);
         let mut out = BytesMut::with_capacity(256);
-        let close = write_head(&reply, &mut out) || !keep_alive;
-        if let Some(start) = upgrade {
-            drop(reply);
+        if let Some(start) = answer.upgrade {
+            // The head of the `101` that `Engine::respond` gives hyper, written here without a
+            // response and its header map: the handshake's headers, then the CORS headers.
+            drop(answer.reply);
+            write_status(StatusCode::SWITCHING_PROTOCOLS, &mut out);
+            start.write_headers(&mut out);
+            if let Some(cors) = self.cors_for(&parts) {
+                crate::cors::apply(cors, &parts.headers, &mut HeadLines(&mut out));
+            }
+            write_date(&mut out);
             return Direct::WebSocket(start.begin(stream, parts, Some(out.freeze()), rest));
         }
+        let Answer { reply, .. } = self.with_cors(&parts, answer);
+        let close = write_head(&reply, &mut out) || !keep_alive;
         if reply.status() != StatusCode::SWITCHING_PROTOCOLS {
             out.extend_from_slice(reply.body());
         }
@@ -439,11 +447,7 @@ impl Write {
 /// connection.
 fn write_head(reply: &http::Response<Bytes>, out: &mut BytesMut) -> bool {
     let status = reply.status();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.extend_from_slice(b" ");
-    out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes());
-    out.extend_from_slice(b"\r\n");
+    write_status(status, out);
     let mut close = false;
     let mut has_length = false;
     for (name, value) in reply.headers() {
@@ -453,10 +457,7 @@ fn write_head(reply: &http::Response<Bytes>, out: &mut BytesMut) -> bool {
         if name == header::CONTENT_LENGTH {
             has_length = true;
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        write_header(name, value, out);
     }
     let code = status.as_u16();
     let informational = status.is_informational();
@@ -465,6 +466,27 @@ fn write_head(reply: &http::Response<Bytes>, out: &mut BytesMut) -> bool {
         out.extend_from_slice(reply.body().len().to_string().as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    write_date(out);
+    close
+}
+
+fn write_status(status: StatusCode, out: &mut BytesMut) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(status.canonical_reason().unwrap_or("<none>").as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn write_header(name: &HeaderName, value: &HeaderValue, out: &mut BytesMut) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The `date` header, which hyper writes last, and the end of the head.
+fn write_date(out: &mut BytesMut) {
     out.extend_from_slice(b"date: ");
     DATE.with(|cell| {
         let mut cached = cell.borrow_mut();
@@ -483,7 +505,20 @@ fn write_head(reply: &http::Response<Bytes>, out: &mut BytesMut) -> bool {
         out.extend_from_slice(&cached.1);
     });
     out.extend_from_slice(b"\r\n\r\n");
-    close
+}
+
+/// Header lines written straight into a head, in the order given. Inserting and appending are
+/// the same here: it serves heads whose names are all distinct, as the `101`'s are.
+struct HeadLines<'a>(&'a mut BytesMut);
+
+impl crate::cors::HeaderSink for HeadLines<'_> {
+    fn insert(&mut self, name: HeaderName, value: HeaderValue) {
+        write_header(&name, &value, self.0);
+    }
+
+    fn append(&mut self, name: HeaderName, value: HeaderValue) {
+        write_header(&name, &value, self.0);
+    }
 }
 
 #[cfg(test)]

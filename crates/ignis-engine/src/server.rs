@@ -205,21 +205,32 @@ impl<H: Handler> Engine<H> {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let answer = match self.route(parts) {
+        let mut answer = match self.route(parts) {
             Routed::Answer(answer) => answer,
             polling => self.poll(polling, parts, body).await,
         };
+        if let Some(start) = &answer.upgrade {
+            start.add_headers(answer.reply.headers_mut());
+        }
         self.with_cors(parts, answer)
     }
 
     /// Adds the CORS headers every answer but a preflight carries.
     pub(crate) fn with_cors(&self, parts: &Parts, mut answer: Answer<H>) -> Answer<H> {
-        if let Some(cors) = &self.inner.config.cors
-            && parts.method != Method::OPTIONS
-        {
+        if let Some(cors) = self.cors_for(parts) {
             cors::apply(cors, &parts.headers, answer.reply.headers_mut());
         }
         answer
+    }
+
+    /// The CORS settings that apply to the answer to a request (none to a preflight's, which
+    /// `route` gave its own).
+    pub(crate) fn cors_for(&self, parts: &Parts) -> Option<&crate::config::Cors> {
+        self.inner
+            .config
+            .cors
+            .as_ref()
+            .filter(|_| parts.method != Method::OPTIONS)
     }
 
     /// The polling requests that [`Engine::route`] leaves to answer.

@@ -388,26 +388,25 @@ pub(crate) fn accept<H: Handler>(
         _ => None,
     };
 
+    let (extensions, params) = match negotiated {
+        Some(accepted) => (
+            HeaderValue::from_str(&accepted.header).ok(),
+            Some(accepted.params),
+        ),
+        None => (None, None),
+    };
+    // The `101` carries no headers of its own: those of the handshake stay in `Start` until a
+    // path writes them (see `Start::add_headers`).
     let mut res = Response::new(Bytes::new());
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    let h = res.headers_mut();
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    if let Ok(v) = HeaderValue::from_bytes(&accept) {
-        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-    }
-    let params = negotiated.map(|accepted| {
-        if let Ok(v) = HeaderValue::from_str(&accepted.header) {
-            h.insert(header::SEC_WEBSOCKET_EXTENSIONS, v);
-        }
-        accepted.params
-    });
     Answer {
         reply: res,
         upgrade: Some(Start {
             inner: Arc::clone(inner),
             mode,
             params,
+            accept,
+            extensions,
         }),
     }
 }
@@ -417,9 +416,41 @@ pub(crate) struct Start<H: Handler> {
     inner: Arc<Inner<H>>,
     mode: Mode<H::Data>,
     params: Option<Negotiated>,
+    /// `Sec-WebSocket-Accept`.
+    accept: [u8; 28],
+    /// `Sec-WebSocket-Extensions`, when permessage-deflate was negotiated.
+    extensions: Option<HeaderValue>,
 }
 
 impl<H: Handler> Start<H> {
+    /// Adds the headers of the `101` to its response, for hyper to write; before any other, so
+    /// that they come first as in [`Start::write_headers`].
+    pub(crate) fn add_headers(&self, h: &mut http::HeaderMap) {
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        if let Ok(v) = HeaderValue::from_bytes(&self.accept) {
+            h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+        }
+        if let Some(v) = &self.extensions {
+            h.insert(header::SEC_WEBSOCKET_EXTENSIONS, v.clone());
+        }
+    }
+
+    /// Writes the header lines of [`Start::add_headers`] as hyper writes them, for a head written
+    /// without a response: the direct path's `101` needs no header map.
+    pub(crate) fn write_headers(&self, out: &mut BytesMut) {
+        out.extend_from_slice(
+            b"upgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ",
+        );
+        out.extend_from_slice(&self.accept);
+        out.extend_from_slice(b"\r\n");
+        if let Some(v) = &self.extensions {
+            out.extend_from_slice(b"sec-websocket-extensions: ");
+            out.extend_from_slice(v.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
     /// Starts the connection once hyper has written the `101` and handed the socket over.
     pub(crate) fn spawn_after(self, upgrade: hyper::upgrade::OnUpgrade, parts: Parts) {
         tokio::spawn(async move {
@@ -476,6 +507,7 @@ impl<H: Handler> Start<H> {
             inner,
             mode,
             params,
+            ..
         } = self;
         let (socket, probing) = match mode {
             Mode::Refused => {
