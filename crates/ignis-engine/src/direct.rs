@@ -18,6 +18,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, Bytes, BytesMut};
+use futures_util::FutureExt;
+use futures_util::future::Either;
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, StatusCode, Uri, Version};
@@ -273,33 +275,33 @@ impl<H: Handler> Engine<H> {
     /// (see the module documentation); hands everything else back for hyper. `extend` adds
     /// request extensions besides [`PeerAddr`] (what the application's own stack would add, for
     /// an `allow_request` hook that reads them).
-    pub async fn serve_direct(
-        &self,
+    ///
+    /// The request is answered, and the connection set up, when this is called; the future
+    /// returned runs the connection. Not an `async fn`: the future of a long-lived WebSocket
+    /// connection is then that of the connection alone, without the arguments and the answer
+    /// that an `async fn` would keep beside it for the connection's life.
+    pub fn serve_direct<'a>(
+        &'a self,
         first: FirstRead,
         peer: SocketAddr,
         extend: impl FnOnce(&mut http::Extensions),
-    ) -> Handoff {
-        // Everything up to the set-up of the connection is synchronous, and the rare answers
-        // that wait are boxed: the task of a long-lived WebSocket connection holds the state of
-        // the connection, not of its handshake.
-        match self.answer_first(first, peer, extend) {
-            Direct::WebSocket(begin) => {
-                // Bound first, so that nothing but the connection's future is kept across the
-                // wait.
-                let run = match begin.start() {
-                    Ok(run) => run,
-                    Err(end) => {
-                        Box::pin((*end).run()).await;
-                        return Handoff::Done;
-                    }
-                };
-                run.await;
-                Handoff::Done
-            }
-            Direct::Handoff(handoff) => handoff,
-            Direct::Write(write) => Box::pin(write.finish()).await,
-            Direct::Poll(poll) => Box::pin(self.finish_poll(poll)).await,
-        }
+    ) -> impl Future<Output = Handoff> + Send + 'a {
+        // The rare answers that wait are boxed, so that they do not make every connection's
+        // future larger.
+        let other: Pin<Box<dyn Future<Output = Handoff> + Send + 'a>> =
+            match self.answer_first(first, peer, extend) {
+                Direct::WebSocket(begin) => match begin.start() {
+                    Ok(run) => return Either::Left(run.map(|()| Handoff::Done)),
+                    Err(end) => Box::pin(async move {
+                        (*end).run().await;
+                        Handoff::Done
+                    }),
+                },
+                Direct::Handoff(handoff) => Box::pin(std::future::ready(handoff)),
+                Direct::Write(write) => Box::pin(write.finish()),
+                Direct::Poll(poll) => Box::pin(self.finish_poll(poll)),
+            };
+        Either::Right(other)
     }
 
     fn answer_first(

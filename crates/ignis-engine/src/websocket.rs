@@ -590,7 +590,7 @@ impl<H: Handler> Begin<H> {
         match self.0 {
             Setup::Run(conn) => conn.run().await,
             // The rare ends are boxed: the task of every connection is as large as the largest.
-            Setup::Stop(conn, stop) => Box::pin(conn.finish(stop)).await,
+            Setup::Stop(conn, stop) => Box::pin(conn.run_or_end(Some(stop))).await,
             Setup::Refuse(mut stream, out) => {
                 Box::pin(async move {
                     let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, &out).await;
@@ -646,13 +646,43 @@ struct Connection<H: Handler> {
 }
 
 impl<H: Handler> Connection<H> {
-    async fn run(mut self) {
-        let started = tokio::time::Instant::now();
-        // One timer for the connection's life, moved only when the deadline moves.
-        let timer = tokio::time::sleep_until(self.deadline(started));
-        tokio::pin!(timer);
+    /// The connection's future. Not an `async fn`: one keeps its argument and a moved copy of it
+    /// for the whole life of the future, and this future is most of the state of an idle
+    /// connection's task (and is copied whole as the task is spawned and ends). The block uses
+    /// the connection where it was captured.
+    fn run(self) -> impl Future<Output = ()> + Send + 'static {
+        self.run_or_end(None)
+    }
+
+    /// [`Connection::run`], or only its end when the connection stops already.
+    // Not an `async fn`, on purpose: see `run`.
+    #[allow(clippy::manual_async_fn)]
+    fn run_or_end(mut self, stopped: Option<Stop>) -> impl Future<Output = ()> + Send + 'static {
+        async move {
+            let started = tokio::time::Instant::now();
+            // One timer for the connection's life, moved only when the deadline moves.
+            let timer = tokio::time::sleep_until(self.deadline(started));
+            tokio::pin!(timer);
+            let stop = match stopped {
+                Some(stop) => stop,
+                None => self.serve(timer.as_mut(), started).await,
+            };
+            self.finish(stop, timer).await;
+            let Connection { stream, .. } = self;
+            if let Ok(mut stream) = Arc::try_unwrap(stream) {
+                let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+            }
+        }
+    }
+
+    /// Serves the connection until it stops, and says why.
+    async fn serve(
+        &mut self,
+        mut timer: Pin<&mut tokio::time::Sleep>,
+        started: tokio::time::Instant,
+    ) -> Stop {
         self.socket.outbox.lock().task_awake = true;
-        let stop = loop {
+        loop {
             if let Some(stop) = self.step() {
                 break stop;
             }
@@ -681,8 +711,7 @@ impl<H: Handler> Connection<H> {
                     }
                 }
             }
-        };
-        self.finish(stop).await;
+        }
     }
 
     /// Lets senders write directly from now on.
@@ -1069,7 +1098,9 @@ impl<H: Handler> Connection<H> {
         self.output.push_back(frame);
     }
 
-    async fn finish(mut self, stop: Stop) {
+    /// Ends the connection: the close frame, and what precedes it, get a moment to leave (on
+    /// `timer`, the connection's own: no second timer in the connection's state).
+    async fn finish(&mut self, stop: Stop, mut timer: Pin<&mut tokio::time::Sleep>) {
         // Senders queue from now on; what they queue before the close goes out below.
         {
             let mut outbox = self.socket.outbox.lock();
@@ -1100,6 +1131,7 @@ impl<H: Handler> Connection<H> {
         }
         // Best effort: give the close frame (and what precedes it) a moment to leave.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        timer.as_mut().reset(deadline);
         while !self.output.is_empty() && tokio::time::Instant::now() < deadline {
             if self.flush().is_err() {
                 break;
@@ -1107,15 +1139,15 @@ impl<H: Handler> Connection<H> {
             if self.output.is_empty() {
                 break;
             }
-            if tokio::time::timeout_at(deadline, self.stream.writable())
-                .await
-                .is_err()
-            {
+            let stream = &self.stream;
+            let writable = std::future::poll_fn(|cx| match stream.poll_write_ready(cx) {
+                Poll::Ready(ready) => Poll::Ready(ready.is_ok()),
+                Poll::Pending if timer.as_mut().poll(cx).is_ready() => Poll::Ready(false),
+                Poll::Pending => Poll::Pending,
+            });
+            if !writable.await {
                 break;
             }
-        }
-        if let Ok(mut stream) = Arc::try_unwrap(self.stream) {
-            let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
         }
     }
 }

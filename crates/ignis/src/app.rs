@@ -417,13 +417,11 @@ async fn serve(
                         _ = stop.changed() => return,
                     };
                     let Some(first) = first else { return };
-                    let handoff = socket_io
-                        .engine()
-                        .serve_direct(first, peer, |ext| {
-                            ext.insert(ConnectInfo(peer));
-                        })
-                        .await;
-                    match handoff {
+                    // Answered in the call: what is awaited is the connection's own future.
+                    let serving = socket_io.engine().serve_direct(first, peer, |ext| {
+                        ext.insert(ConnectInfo(peer));
+                    });
+                    match serving.await {
                         Handoff::Done => return,
                         Handoff::Http(io) => io,
                     }
