@@ -118,24 +118,10 @@ run() {
   fi
 }
 
-PORT=3600
-for round in $(seq 1 "$BUDGET_ROUNDS"); do
-  for peer in ignis floor; do
-    [[ " $PEERS " == *" $peer "* ]] || continue
-    step "budget round $round: $peer"
-    PORT=$((PORT + 1))
-    start_peer "$peer" "$PORT"
-    common=(--target "127.0.0.1:$PORT" --server-pid "$PID" $(rest_args "$peer"))
-    run "$peer" "${common[@]}" connect --clients "$CONNECT_CLIENTS"
-    run "$peer" "${common[@]}" echo --clients "$ECHO_CLIENTS" --seconds "$SECONDS_PER_RUN"
-    run "$peer" "${common[@]}" broadcast --clients "$BCAST_CLIENTS" --rate 50 --seconds "$SECONDS_PER_RUN"
-    run "$peer" "${common[@]}" broadcast --clients "$BCAST_CLIENTS" --rate 200 --seconds "$SECONDS_PER_RUN"
-    cleanup
-  done
-done
-
-for peer in $PEERS; do
-  step "peer $peer"
+# budget_scenarios NAME: starts a fresh server and runs the scenarios the budgets rest on; the
+# server stays up for more (its address and pid in `common`).
+budget_scenarios() {
+  local peer=$1
   PORT=$((PORT + 1))
   start_peer "$peer" "$PORT"
   common=(--target "127.0.0.1:$PORT" --server-pid "$PID" $(rest_args "$peer"))
@@ -143,6 +129,21 @@ for peer in $PEERS; do
   run "$peer" "${common[@]}" echo --clients "$ECHO_CLIENTS" --seconds "$SECONDS_PER_RUN"
   run "$peer" "${common[@]}" broadcast --clients "$BCAST_CLIENTS" --rate 50 --seconds "$SECONDS_PER_RUN"
   run "$peer" "${common[@]}" broadcast --clients "$BCAST_CLIENTS" --rate 200 --seconds "$SECONDS_PER_RUN"
+}
+
+PORT=3600
+for round in $(seq 1 "$BUDGET_ROUNDS"); do
+  for peer in ignis floor; do
+    [[ " $PEERS " == *" $peer "* ]] || continue
+    step "budget round $round: $peer"
+    budget_scenarios "$peer"
+    cleanup
+  done
+done
+
+for peer in $PEERS; do
+  step "peer $peer"
+  budget_scenarios "$peer"
   run "$peer" "${common[@]}" rooms --clients "$BCAST_CLIENTS" --sizes 10,25,50,100 --rate 500 --seconds "$SECONDS_PER_RUN"
   run "$peer" "${common[@]}" sweep --clients "$BCAST_CLIENTS" --rates "$SWEEP_RATES" --seconds "$SWEEP_SECONDS"
   cleanup
