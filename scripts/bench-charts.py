@@ -37,7 +37,7 @@ def load(path):
 
 
 # The figure that orders the runs of a scenario measured more than once (scripts/bench.sh,
-# BUDGET_ROUNDS): the run in the middle stands for them all, every figure of it together.
+# BUDGET_ROUNDS).
 MEDIAN_BY = {
     "connect": "server_cpu_us_per_connection",
     "echo": "server_cpu_us_per_ack",
@@ -45,8 +45,8 @@ MEDIAN_BY = {
 }
 
 
-def pick(rows, peer, scenario, **match):
-    runs = [
+def matching(rows, peer, scenario, **match):
+    return [
         r
         for r in rows
         if r.get("peer") == peer
@@ -54,26 +54,43 @@ def pick(rows, peer, scenario, **match):
         and "error" not in r
         and all(r.get(k) == v for k, v in match.items())
     ]
+
+
+def pick(rows, peer, scenario, **match):
+    """The run of a scenario that stands for all of its runs, every figure of it together.
+
+    Ignis and the floor, measured in alternating rounds, are taken from the same round: the one
+    whose ratio of the two is the median. The host drifts within a run too (once by a third,
+    halfway through), and a median of each peer's runs apart would pair one's slow minute with
+    the other's fast one. Other peers, or a scenario run once: the median run, or the only one.
+    """
+    runs = matching(rows, peer, scenario, **match)
     if not runs:
         return None
     key = MEDIAN_BY.get(scenario)
     if key is None or len(runs) == 1:
         return runs[0]
-    runs.sort(key=lambda r: r.get(key) if isinstance(r.get(key), (int, float)) else float("inf"))
-    # An even count takes the lower of the two middle runs.
+    number = lambda r: r.get(key) if isinstance(r.get(key), (int, float)) else None  # noqa: E731
+    if peer in ("ignis", "floor"):
+        other = "floor" if peer == "ignis" else "ignis"
+        pairs = [
+            (mine, theirs)
+            for mine, theirs in zip(runs, matching(rows, other, scenario, **match))
+            if number(mine) and number(theirs)
+        ]
+        if pairs:
+            ours = (lambda p: p[0]) if peer == "ignis" else (lambda p: p[1])  # noqa: E731
+            floors = (lambda p: p[1]) if peer == "ignis" else (lambda p: p[0])  # noqa: E731
+            pairs.sort(key=lambda p: number(ours(p)) / number(floors(p)))
+            # An even count takes the lower of the two middle rounds.
+            return pairs[(len(pairs) - 1) // 2][0]
+    runs.sort(key=lambda r: number(r) if number(r) is not None else float("inf"))
     return runs[(len(runs) - 1) // 2]
 
 
 def runs_of(rows, peer, scenario, **match):
     """How many good runs a figure is the median of."""
-    return sum(
-        1
-        for r in rows
-        if r.get("peer") == peer
-        and r.get("scenario") == scenario
-        and "error" not in r
-        and all(r.get(k) == v for k, v in match.items())
-    )
+    return len(matching(rows, peer, scenario, **match))
 
 
 def error_of(rows, peer, scenario):
@@ -376,8 +393,9 @@ def main():
         counts = ", ".join(f"{p} {n}" for p, n in repeated.items())
         section += [
             "Connect, echo and the broadcasts at 50/s and 200/s ran several times, alternating "
-            f"between ignis and the floor on fresh servers (runs of echo: {counts}); each figure "
-            "of those rows comes from the median run.",
+            f"between ignis and the floor on fresh servers (runs of echo: {counts}). Ignis and the "
+            "floor in those rows come from one round, the one whose ratio of the two is the median "
+            "(the host drifts within a run); the other peers' from their median run.",
             "",
         ]
     section += [
