@@ -446,6 +446,16 @@ fn open_tail(config: &EngineConfig, may_upgrade: bool) -> String {
     json.strip_prefix(OPEN_HEAD).unwrap_or_default().to_string()
 }
 
+/// The open packet of a session: what `OpenInfo::to_packet` writes, from the configuration's
+/// [`open_tail`] (a sid is URL-safe base64, which JSON takes as it is).
+fn open_packet(sid: Sid, tail: &str) -> Packet {
+    let mut json = String::with_capacity(OPEN_HEAD.len() + 20 + tail.len());
+    json.push_str(OPEN_HEAD);
+    json.push_str(sid.as_str());
+    json.push_str(tail);
+    Packet::Open(Str::from(json))
+}
+
 pub(crate) fn open_session<H: Handler>(
     inner: &Arc<Inner<H>>,
     transport: TransportKind,
@@ -461,13 +471,7 @@ pub(crate) fn open_session<H: Handler>(
     ));
     let may_upgrade =
         transport == TransportKind::Polling && config.allow_upgrades && config.transports.websocket;
-    // What `OpenInfo::to_packet` writes; a sid is URL-safe base64, which JSON takes as it is.
-    let tail = &inner.open_tail[usize::from(may_upgrade)];
-    let mut json = String::with_capacity(OPEN_HEAD.len() + 20 + tail.len());
-    json.push_str(OPEN_HEAD);
-    json.push_str(sid.as_str());
-    json.push_str(tail);
-    let _ = socket.push_packet(Packet::Open(Str::from(json)));
+    let _ = socket.push_packet(open_packet(sid, &inner.open_tail[usize::from(may_upgrade)]));
     socket
         .last_pong_ms
         .store(0, std::sync::atomic::Ordering::Release);
@@ -615,9 +619,7 @@ mod tests {
         for may_upgrade in [false, true] {
             config.ping_timeout = Duration::from_millis(if may_upgrade { 5 } else { 50_000 });
             let sid = Sid::generate();
-            let mut json = OPEN_HEAD.to_string();
-            json.push_str(sid.as_str());
-            json.push_str(&open_tail(&config, may_upgrade));
+            let packet = open_packet(sid, &open_tail(&config, may_upgrade));
             let expected = OpenInfo {
                 sid: sid.to_string(),
                 upgrades: if may_upgrade {
@@ -629,7 +631,7 @@ mod tests {
                 ping_timeout: config.ping_timeout.as_millis() as u64,
                 max_payload: 77,
             };
-            assert_eq!(Packet::Open(Str::from(json)), expected.to_packet());
+            assert_eq!(packet, expected.to_packet());
         }
     }
 }
