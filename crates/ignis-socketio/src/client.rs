@@ -83,6 +83,10 @@ impl Handler for IoHandler {
         }
     }
 
+    fn settle(&self) {
+        crate::fanout::settle();
+    }
+
     fn on_close(&self, conn: &Arc<EngineSocket>, reason: CloseReason) {
         let reason = match reason {
             CloseReason::TransportClose => DisconnectReason::TransportClose,
