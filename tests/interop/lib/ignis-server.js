@@ -58,6 +58,7 @@ async function startBinary(bin, args, env) {
   });
   const url = `http://127.0.0.1:${port}`;
   return {
+    pid: child.pid,
     port,
     url,
     api: `${url}/api/socket`,
