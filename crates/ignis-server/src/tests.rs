@@ -255,3 +255,53 @@ fn base64url(text: &str) -> String {
     }
     out
 }
+
+/// The head of the answer to a polling handshake sent from `origin`, lower-cased.
+async fn io_handshake_head(addr: std::net::SocketAddr, origin: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET /io/?EIO=4&transport=polling HTTP/1.1\r\nHost: {addr}\r\nOrigin: {origin}\r\n\
+         Connection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).to_ascii_lowercase();
+    text.split("\r\n\r\n").next().unwrap().to_string()
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+#[tokio::test]
+async fn io_cors_credentials_only_for_listed_origins() {
+    // The default: any page may connect, none with the user's cookies.
+    let app = start(Cli::default()).await;
+    let head = io_handshake_head(app.local_addr(), "http://any.example").await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(header(&head, "access-control-allow-origin"), Some("*"));
+    assert_eq!(header(&head, "access-control-allow-credentials"), None);
+    app.stop().await;
+
+    let app = start(Cli {
+        cors_origins: Some(vec!["http://app.example".into()]),
+        ..Cli::default()
+    })
+    .await;
+    let head = io_handshake_head(app.local_addr(), "http://app.example").await;
+    assert_eq!(
+        header(&head, "access-control-allow-origin"),
+        Some("http://app.example")
+    );
+    assert_eq!(
+        header(&head, "access-control-allow-credentials"),
+        Some("true")
+    );
+    let head = io_handshake_head(app.local_addr(), "http://evil.example").await;
+    assert_eq!(header(&head, "access-control-allow-origin"), None);
+    app.stop().await;
+}

@@ -1070,6 +1070,26 @@ async fn openapi_document_and_explorer() {
     assert!(schemas["ErrorEnvelope"]["properties"]["error"].is_object());
     // Without an API key configured, no operation demands one.
     assert!(!text.contains("\"security\""));
+    // Every endpoint that looks a client up documents "Client not found".
+    for path in [
+        "/api/socket/client/{clientId}/send",
+        "/api/socket/client/{clientId}/join",
+        "/api/socket/client/{clientId}/leave",
+        "/api/socket/client/{clientId}/rooms",
+    ] {
+        let op = doc["paths"][path]
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap();
+        assert!(
+            op["responses"]["200"]
+                .to_string()
+                .contains("ClientNotFound"),
+            "{path}"
+        );
+    }
 
     let page = get(&router, "/api/doc/explorer").await;
     assert_eq!(page.status, 200);
