@@ -23,7 +23,7 @@ use ignis_client::{
     Client, ConnectError, DisconnectReason, Error, Parser, Socket, Transport, TransportError, Value,
 };
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum TransportArg {
@@ -183,6 +183,12 @@ enum Signal {
 
 const SIGNALS: usize = 64;
 
+/// Whether the connect_error handler printed a line, and its signal that it did.
+type ErrorPrinted = Arc<(AtomicBool, Notify)>;
+
+/// How long a failed connect waits for the connect_error handler's line.
+const HANDLER_WAIT: Duration = Duration::from_secs(1);
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = match Args::try_parse() {
@@ -232,7 +238,7 @@ async fn run(args: Args) -> u8 {
 
     let (tx, mut rx) = mpsc::channel::<Signal>(SIGNALS);
     let received = Arc::new(AtomicU64::new(0));
-    let error_printed = Arc::new(AtomicBool::new(false));
+    let error_printed: ErrorPrinted = Arc::new((AtomicBool::new(false), Notify::new()));
     register_printers(
         &socket,
         tx,
@@ -242,8 +248,13 @@ async fn run(args: Args) -> u8 {
     );
 
     if let Err(e) = socket.connect().await {
-        // The connect_error handler has printed the cause already, unless there was none.
-        if !error_printed.load(Ordering::Relaxed) {
+        // A failure the server or the transport reported also reaches the connect_error
+        // handler, which prints it right after waking this wait: the line is printed there,
+        // once. A timeout of this wait itself reaches no handler.
+        if !matches!(e, ConnectError::Timeout | ConnectError::Closed) {
+            let _ = tokio::time::timeout(HANDLER_WAIT, error_printed.1.notified()).await;
+        }
+        if !error_printed.0.load(Ordering::Acquire) {
             print_line(connect_error_line(&e, &args.path));
         }
         socket.disconnect();
@@ -381,7 +392,7 @@ fn register_printers(
     tx: mpsc::Sender<Signal>,
     received: Arc<AtomicU64>,
     count: Option<u64>,
-    (error_printed, path): (Arc<AtomicBool>, String),
+    (error_printed, path): (ErrorPrinted, String),
 ) {
     let s = socket.clone();
     socket.on_connect(move || {
@@ -393,8 +404,9 @@ fn register_printers(
         let _ = lost.try_send(Signal::Lost(reason));
     });
     socket.on_connect_error(move |err| {
-        error_printed.store(true, Ordering::Relaxed);
         print_line(connect_error_line(err, &path));
+        error_printed.0.store(true, Ordering::Release);
+        error_printed.1.notify_one();
     });
     socket.on_any(move |event| {
         let seen = received.fetch_add(1, Ordering::Relaxed) + 1;
