@@ -86,7 +86,8 @@ pub struct Cli {
     /// [default: own].
     #[arg(long, env = "APP_ENV_SOCKETIO_GET_CLIENTS")]
     pub get_clients: Option<String>,
-    /// HS256 secret that client JWTs are signed with.
+    /// HS256 secret that client JWTs are signed with (tokens must carry a numeric `exp`). Prefer
+    /// the environment variable: a flag shows in `ps`.
     #[arg(long, env = "APP_ENV_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
     /// PEM file of the RS256 or ES256 public key that client JWTs are signed with.
@@ -102,7 +103,8 @@ pub struct Cli {
     /// When set, a token's `aud` must be (or contain) this [default: not checked].
     #[arg(long, env = "APP_ENV_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
-    /// Key the REST API requires in `X-API-Key` (or `Authorization: Bearer`) [default: none: open].
+    /// Key the REST API requires in `X-API-Key` (or `Authorization: Bearer`); prefer the
+    /// environment variable, a flag shows in `ps` [default: none: open].
     #[arg(long, env = "APP_ENV_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     /// Log format: `text` or `json` [default: text].
