@@ -2,8 +2,9 @@
 
 mod common;
 
-use common::{AuthMode, SpecServer, closed_port, obj, within};
+use common::{AuthMode, SpecServer, closed_port, obj, serve, within};
 use ignis_client::Value;
+use ignis_socketio::SocketIo;
 use tokio::process::Command;
 
 async fn run(args: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
@@ -129,4 +130,93 @@ async fn exit_codes() {
 
     let (code, _, stderr) = run(&[&url, "--path", "/io", "--emit", "connect"]).await;
     assert_eq!(code, 4, "{stderr}");
+}
+
+/// A server on `/io` whose rules allow only the room `lobby`: `join` is acknowledged with the
+/// rooms the socket holds, then a `joined` event follows.
+async fn rules_server() -> (SocketIo, String) {
+    let io = SocketIo::builder().path("/io").build();
+    io.ns("/", |socket| async move {
+        socket.on("join", |socket, mut event| async move {
+            let asked = event
+                .args
+                .first()
+                .and_then(|a| a.get("rooms"))
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let allowed: Vec<String> = asked
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|r| *r == "lobby")
+                .map(String::from)
+                .collect();
+            socket.join(allowed);
+            let held = socket
+                .rooms()
+                .iter()
+                .map(|r| Value::from(r.to_string()))
+                .collect();
+            event.ack(vec![obj(&[("rooms", Value::Array(held))])]);
+            let _ = socket.emit("joined", "done");
+        });
+    });
+    let port = serve(&io).await;
+    (io, format!("http://127.0.0.1:{port}"))
+}
+
+#[tokio::test]
+async fn prints_the_join_acknowledgement_with_the_refused_rooms() {
+    let (_io, url) = rules_server().await;
+    // No --path: the default is ignis-server's /io.
+    let (code, lines, stderr) =
+        run(&[&url, "--join", "lobby", "--join", "secret", "--count", "1"]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let id = lines[0]["id"]
+        .as_str()
+        .expect("a connect line first")
+        .to_string();
+    let join = lines
+        .iter()
+        .find(|l| l["type"] == "join")
+        .unwrap_or_else(|| panic!("no join line: {lines:?}"));
+    assert_eq!(
+        join,
+        &serde_json::json!({
+            "type": "join",
+            "requested": ["lobby", "secret"],
+            "rooms": [id, "lobby"],
+            "refused": ["secret"],
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_404_at_connect_is_printed_once_with_a_hint_about_the_path() {
+    let server = SpecServer::start().await;
+    let (code, lines, _) = run(&[
+        &server.url(),
+        "--path",
+        "/socket.io",
+        "--no-reconnect",
+        "--timeout",
+        "5",
+    ])
+    .await;
+    assert_eq!(code, 1);
+    let errors: Vec<_> = lines
+        .iter()
+        .filter(|l| l["type"] == "connect_error")
+        .collect();
+    assert_eq!(errors.len(), 1, "{lines:?}");
+    assert!(
+        errors[0]["message"].as_str().unwrap().contains("404"),
+        "{lines:?}"
+    );
+    assert!(
+        errors[0]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("--path")),
+        "{lines:?}"
+    );
 }

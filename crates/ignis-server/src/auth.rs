@@ -1,18 +1,97 @@
 //! Client authentication: a JWT from the `Authorization: Bearer` header of the handshake, the
 //! CONNECT `auth.token`, or the `authenticate` event's `{token}`; checked with an HS256 secret or
 //! an RS256/ES256 public key. Without a key the server runs in an explicit open mode.
+//!
+//! A token must carry a numeric `exp`; `exp` and `nbf` are checked with a configurable leeway,
+//! and either claim of another type (a string, `null`, a negative number) refuses the token
+//! rather than being skipped. `iss` and `aud` are required when configured.
 
 use ignis::socketio::AuthRequest;
 use ignis_socketio::{Handshake, Value};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::Deserialize;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde_json::Map;
 
-use crate::config::JwtKey;
+use crate::config::{JwtKey, JwtSettings};
 
 /// The claims we read; others are ignored.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claims {
     pub sub: Option<String>,
+}
+
+/// The time claims: when present they must be non-negative numbers. jsonwebtoken skips a claim
+/// it cannot read as a number, which would let `"exp": "never"` live for ever.
+const TIME_CLAIMS: [&str; 3] = ["exp", "nbf", "iat"];
+
+fn is_timestamp(value: &serde_json::Value) -> bool {
+    value.as_u64().is_some()
+        || value
+            .as_f64()
+            .is_some_and(|f| f.is_finite() && f >= 0.0 && f < u64::MAX as f64)
+}
+
+/// Checks what jsonwebtoken's validation lets through and reads the claims we use.
+fn claims_of(map: &Map<String, serde_json::Value>) -> Result<Claims, String> {
+    for name in TIME_CLAIMS {
+        if let Some(value) = map.get(name)
+            && !is_timestamp(value)
+        {
+            return Err(format!("the `{name}` claim is not a NumericDate"));
+        }
+    }
+    if !map.contains_key("exp") {
+        return Err("the token has no `exp` claim".into());
+    }
+    let sub = match map.get("sub") {
+        None => None,
+        Some(serde_json::Value::String(sub)) => Some(sub.clone()),
+        Some(_) => return Err("the `sub` claim is not a string".into()),
+    };
+    Ok(Claims { sub })
+}
+
+/// Why a token could not be minted.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    #[error("minting a token needs the HS256 secret (--jwt-secret or APP_ENV_JWT_SECRET)")]
+    NoSecret,
+    #[error("the system clock is before 1970")]
+    Clock,
+    #[error("cannot sign the token: {0}")]
+    Sign(#[from] jsonwebtoken::errors::Error),
+}
+
+/// An HS256 token for `sub`, valid from now for `ttl`, with the configured `iss` and `aud`.
+pub fn mint(
+    settings: &JwtSettings,
+    sub: &str,
+    ttl: std::time::Duration,
+) -> Result<String, MintError> {
+    let JwtKey::Secret(secret) = &settings.key else {
+        return Err(MintError::NoSecret);
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| MintError::Clock)?
+        .as_secs();
+    let mut claims = serde_json::json!({
+        "sub": sub,
+        "iat": now,
+        "exp": now.saturating_add(ttl.as_secs()),
+    });
+    if let Some(map) = claims.as_object_mut() {
+        if let Some(iss) = &settings.issuer {
+            map.insert("iss".into(), iss.as_str().into());
+        }
+        if let Some(aud) = &settings.audience {
+            map.insert("aud".into(), aud.as_str().into());
+        }
+    }
+    Ok(jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )?)
 }
 
 /// Checks client tokens.
@@ -30,8 +109,8 @@ pub enum Verifier {
 pub struct KeyError(String);
 
 impl Verifier {
-    pub fn new(key: &JwtKey) -> Result<Verifier, KeyError> {
-        let (key, algorithms) = match key {
+    pub fn new(settings: &JwtSettings) -> Result<Verifier, KeyError> {
+        let (key, algorithms) = match &settings.key {
             JwtKey::None => return Ok(Verifier::Open),
             JwtKey::Secret(secret) => (
                 DecodingKey::from_secret(secret.as_bytes()),
@@ -50,8 +129,24 @@ impl Verifier {
         };
         let mut validation = Validation::new(algorithms[0]);
         validation.algorithms = algorithms;
-        // `exp` is checked when present; tokens without it are accepted.
-        validation.required_spec_claims.clear();
+        validation.leeway = settings.leeway_secs;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp"];
+        if let Some(issuer) = &settings.issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        match &settings.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            // A token's `aud` names who it is for; with none configured there is nothing to
+            // compare it with, and refusing every token that has one would surprise.
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
         Ok(Verifier::Jwt(Box::new((key, validation))))
     }
 
@@ -74,9 +169,9 @@ impl Verifier {
             Verifier::Jwt(jwt) => (&jwt.0, &jwt.1),
         };
         let token = token_of(payload, handshake).ok_or_else(|| "no token".to_string())?;
-        jsonwebtoken::decode::<Claims>(&token, key, validation)
-            .map(|data| data.claims)
-            .map_err(|e| e.to_string())
+        let data = jsonwebtoken::decode::<Map<String, serde_json::Value>>(&token, key, validation)
+            .map_err(|e| e.to_string())?;
+        claims_of(&data.claims)
     }
 }
 
@@ -137,6 +232,13 @@ mod tests {
         encode(&Header::new(alg), &claims, key).unwrap()
     }
 
+    fn with_key(key: JwtKey) -> JwtSettings {
+        JwtSettings {
+            key,
+            ..JwtSettings::default()
+        }
+    }
+
     fn now() -> u64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -147,9 +249,13 @@ mod tests {
     #[test]
     fn hs256_from_every_place_a_client_can_put_it() {
         let secret = "a-test-secret-long-enough-for-hs256";
-        let verifier = Verifier::new(&JwtKey::Secret(secret.into())).unwrap();
+        let verifier = Verifier::new(&with_key(JwtKey::Secret(secret.into()))).unwrap();
         let key = EncodingKey::from_secret(secret.as_bytes());
-        let good = token(Algorithm::HS256, &key, serde_json::json!({"sub": "alice"}));
+        let good = token(
+            Algorithm::HS256,
+            &key,
+            serde_json::json!({"sub": "alice", "exp": now() + 60}),
+        );
         let bearer = format!("Bearer {good}");
 
         let header = verifier
@@ -171,7 +277,7 @@ mod tests {
     #[test]
     fn refused_tokens() {
         let secret = "a-test-secret-long-enough-for-hs256";
-        let verifier = Verifier::new(&JwtKey::Secret(secret.into())).unwrap();
+        let verifier = Verifier::new(&with_key(JwtKey::Secret(secret.into()))).unwrap();
         let other = EncodingKey::from_secret(b"another-secret-another-secret!!!");
         let key = EncodingKey::from_secret(secret.as_bytes());
         let cases = [
@@ -208,13 +314,210 @@ mod tests {
         }
     }
 
+    const SECRET: &str = "a-test-secret-long-enough-for-hs256";
+
+    fn check(settings: &JwtSettings, claims: serde_json::Value) -> Result<Claims, String> {
+        let key = EncodingKey::from_secret(SECRET.as_bytes());
+        let verifier = Verifier::new(settings).unwrap();
+        verifier.verify_parts(
+            None,
+            &handshake(None, Some(&token(Algorithm::HS256, &key, claims))),
+        )
+    }
+
+    #[test]
+    fn time_claims_are_strict() {
+        let settings = with_key(JwtKey::Secret(SECRET.into()));
+        let t = now();
+        let alice = Ok(Claims {
+            sub: Some("alice".into()),
+        });
+        let cases = [
+            (
+                "valid",
+                serde_json::json!({"sub": "alice", "exp": t + 60}),
+                true,
+            ),
+            (
+                "float exp",
+                serde_json::json!({"sub": "alice", "exp": (t + 60) as f64 + 0.5}),
+                true,
+            ),
+            (
+                "nbf passed",
+                serde_json::json!({"sub": "alice", "exp": t + 60, "nbf": t - 5}),
+                true,
+            ),
+            (
+                "nbf within leeway",
+                serde_json::json!({"sub": "alice", "exp": t + 600, "nbf": t + 30}),
+                true,
+            ),
+            ("no exp", serde_json::json!({"sub": "alice"}), false),
+            (
+                "string exp",
+                serde_json::json!({"sub": "alice", "exp": "never"}),
+                false,
+            ),
+            (
+                "numeric string exp",
+                serde_json::json!({"sub": "alice", "exp": (t + 60).to_string()}),
+                false,
+            ),
+            (
+                "null exp",
+                serde_json::json!({"sub": "alice", "exp": null}),
+                false,
+            ),
+            (
+                "negative exp",
+                serde_json::json!({"sub": "alice", "exp": -1}),
+                false,
+            ),
+            (
+                "object exp",
+                serde_json::json!({"sub": "alice", "exp": {}}),
+                false,
+            ),
+            (
+                "expired past leeway",
+                serde_json::json!({"sub": "alice", "exp": t - 120}),
+                false,
+            ),
+            (
+                "nbf in the future",
+                serde_json::json!({"sub": "alice", "exp": t + 600, "nbf": t + 300}),
+                false,
+            ),
+            (
+                "string nbf",
+                serde_json::json!({"sub": "alice", "exp": t + 60, "nbf": "now"}),
+                false,
+            ),
+            (
+                "null nbf",
+                serde_json::json!({"sub": "alice", "exp": t + 60, "nbf": null}),
+                false,
+            ),
+            (
+                "negative iat",
+                serde_json::json!({"sub": "alice", "exp": t + 60, "iat": -5}),
+                false,
+            ),
+            (
+                "numeric sub",
+                serde_json::json!({"sub": 5, "exp": t + 60}),
+                false,
+            ),
+        ];
+        for (what, claims, accepted) in cases {
+            let got = check(&settings, claims);
+            if accepted {
+                assert_eq!(got, alice, "{what}");
+            } else {
+                assert!(got.is_err(), "{what} must be refused");
+            }
+        }
+    }
+
+    #[test]
+    fn leeway_is_configurable() {
+        let t = now();
+        let expired_recently = serde_json::json!({"sub": "a", "exp": t - 30});
+        let strict = JwtSettings {
+            leeway_secs: 0,
+            ..with_key(JwtKey::Secret(SECRET.into()))
+        };
+        let lenient = JwtSettings {
+            leeway_secs: 120,
+            ..strict.clone()
+        };
+        assert!(check(&strict, expired_recently.clone()).is_err());
+        assert!(check(&lenient, expired_recently).is_ok());
+        let not_yet = serde_json::json!({"sub": "a", "exp": t + 600, "nbf": t + 30});
+        assert!(check(&strict, not_yet.clone()).is_err());
+        assert!(check(&lenient, not_yet).is_ok());
+    }
+
+    #[test]
+    fn issuer_and_audience_are_required_when_set() {
+        let exp = now() + 60;
+        let settings = JwtSettings {
+            issuer: Some("https://id.example".into()),
+            audience: Some("ignis".into()),
+            ..with_key(JwtKey::Secret(SECRET.into()))
+        };
+        let cases = [
+            (
+                serde_json::json!({"exp": exp, "iss": "https://id.example", "aud": "ignis"}),
+                true,
+            ),
+            (
+                serde_json::json!({"exp": exp, "iss": "https://id.example", "aud": ["x", "ignis"]}),
+                true,
+            ),
+            (serde_json::json!({"exp": exp, "aud": "ignis"}), false),
+            (
+                serde_json::json!({"exp": exp, "iss": "https://id.example"}),
+                false,
+            ),
+            (
+                serde_json::json!({"exp": exp, "iss": "https://evil.example", "aud": "ignis"}),
+                false,
+            ),
+            (
+                serde_json::json!({"exp": exp, "iss": "https://id.example", "aud": "other"}),
+                false,
+            ),
+        ];
+        for (claims, accepted) in cases {
+            assert_eq!(
+                check(&settings, claims.clone()).is_ok(),
+                accepted,
+                "{claims}"
+            );
+        }
+        // Unconfigured, neither is looked at.
+        let open = with_key(JwtKey::Secret(SECRET.into()));
+        assert!(
+            check(
+                &open,
+                serde_json::json!({"exp": exp, "iss": "x", "aud": "y"})
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn minted_tokens_pass_the_verifier() {
+        let settings = JwtSettings {
+            issuer: Some("https://id.example".into()),
+            audience: Some("ignis".into()),
+            ..with_key(JwtKey::Secret(SECRET.into()))
+        };
+        let token = mint(&settings, "alice", std::time::Duration::from_secs(3600)).unwrap();
+        let claims = Verifier::new(&settings)
+            .unwrap()
+            .verify_parts(None, &handshake(None, Some(&token)))
+            .unwrap();
+        assert_eq!(claims.sub.as_deref(), Some("alice"));
+        assert!(matches!(
+            mint(
+                &JwtSettings::default(),
+                "alice",
+                std::time::Duration::from_secs(1)
+            ),
+            Err(MintError::NoSecret)
+        ));
+    }
+
     #[test]
     fn rs256_and_es256_public_keys() {
         for (alg, private, public) in [
             (Algorithm::RS256, "rsa-private.pem", "rsa-public.pem"),
             (Algorithm::ES256, "ec-private-pk8.pem", "ec-public.pem"),
         ] {
-            let verifier = Verifier::new(&JwtKey::PublicKeyPem(fixture(public))).unwrap();
+            let verifier = Verifier::new(&with_key(JwtKey::PublicKeyPem(fixture(public)))).unwrap();
             let key = match alg {
                 Algorithm::RS256 => EncodingKey::from_rsa_pem(&fixture(private)).unwrap(),
                 _ => EncodingKey::from_ec_pem(&fixture(private)).unwrap(),
@@ -241,12 +544,12 @@ mod tests {
                 "{alg:?}"
             );
         }
-        assert!(Verifier::new(&JwtKey::PublicKeyPem(b"not a key".to_vec())).is_err());
+        assert!(Verifier::new(&with_key(JwtKey::PublicKeyPem(b"not a key".to_vec()))).is_err());
     }
 
     #[test]
     fn open_mode_accepts_everyone() {
-        let verifier = Verifier::new(&JwtKey::None).unwrap();
+        let verifier = Verifier::new(&JwtSettings::default()).unwrap();
         assert!(verifier.is_open());
         assert!(verifier.verify_parts(None, &handshake(None, None)).is_ok());
     }

@@ -1,15 +1,69 @@
 //! The chat application's socket events (the original example's): `chat:message`, `echo` and
 //! `get-clients`, registered on every authenticated client.
+//!
+//! Two departures from the original, both so that a client cannot reach past the room rules:
+//! `chat:message {room}` posts only to a room the sender is in and the rules allow it, and
+//! `get-clients` lists only the sender's own id unless [`ClientList::All`] is configured (then
+//! every authenticated client's; never sockets that have not authenticated).
 
 use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::SystemTime;
 
+use ignis::socketio::constants::ClientState;
 use ignis::socketio::{ClientConnectedHandler, SendOptions, SocketIOServerHelper};
 use ignis_socketio::proto::value::Map;
 use ignis_socketio::{EncodedArgs, Event, SocketHandlers, SocketRef, Value, iso_timestamp};
 
+use crate::logging::Escaped;
+use crate::rooms::RoomRules;
+
 /// The helper, known once the Socket.IO component's post-start hook has run.
 pub type HelperSlot = Arc<OnceLock<SocketIOServerHelper>>;
+
+/// Which ids `get-clients` answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientList {
+    /// Only the sender's own id; `count` is still every authenticated client of the node.
+    #[default]
+    Own,
+    /// Every authenticated client of the node (the original lists every tracked socket).
+    All,
+}
+
+impl std::str::FromStr for ClientList {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "own" => Ok(ClientList::Own),
+            "all" => Ok(ClientList::All),
+            other => Err(format!("{other:?} is neither own nor all")),
+        }
+    }
+}
+
+/// What the chat events need besides the helper.
+#[derive(Debug, Clone)]
+pub struct ChatOptions {
+    /// The rules a room must pass for `chat:message {room}` (as for `join`).
+    pub rules: Arc<RoomRules>,
+    pub client_list: ClientList,
+}
+
+/// The subject of the client's token, if it had one.
+pub fn subject_of(socket: &ignis_socketio::Socket) -> Option<String> {
+    socket
+        .data()
+        .get("sub")
+        .and_then(Value::as_str)
+        .map(String::from)
+}
+
+/// Whether `socket` may post to `room`: it is in the room now, and the rules would let it join.
+fn may_post(socket: &SocketRef, rules: &RoomRules, room: &str) -> bool {
+    socket.rooms().iter().any(|r| r.as_ref() == room)
+        && rules.allows(room, subject_of(socket).as_deref())
+}
 
 fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
     let mut m = Map::with_capacity(N);
@@ -49,28 +103,38 @@ fn send(
     data: Value,
     log: bool,
 ) {
+    // Logged here, escaped: the room name comes from the client, and the helper's own line
+    // would write it as it is.
+    if log {
+        tracing::info!(
+            destination = %Escaped(destination.as_deref().unwrap_or("all")),
+            topic = %Escaped(topic),
+            "Message emitted"
+        );
+    }
     let options = SendOptions {
         destination,
         topic: topic.to_string(),
         data,
-        log,
+        log: false,
     };
     if let Err(e) = helper.send(options) {
-        tracing::error!(topic, error = %e, "chat send failed");
+        tracing::error!(topic = %Escaped(topic), error = %e, "chat send failed");
     }
 }
 
 /// Gives every newly authenticated client the chat events: one table of handlers, built once
 /// and shared by every socket.
-pub fn handler(slot: HelperSlot) -> ClientConnectedHandler {
-    let handlers = Arc::new(handlers(slot));
+pub fn handler(slot: HelperSlot, options: ChatOptions) -> ClientConnectedHandler {
+    let handlers = Arc::new(handlers(slot, options));
     ClientConnectedHandler::new(move |socket: SocketRef| {
         socket.attach(&handlers);
         async { Ok(()) }
     })
 }
 
-fn handlers(slot: HelperSlot) -> SocketHandlers {
+fn handlers(slot: HelperSlot, options: ChatOptions) -> SocketHandlers {
+    let ChatOptions { rules, client_list } = options;
     let mut handlers = SocketHandlers::new();
     let s = slot.clone();
     // None of the handlers waits: they run in place, without a future each.
@@ -93,6 +157,20 @@ fn handlers(slot: HelperSlot) -> SocketHandlers {
             Some(Value::Str(room)) => Some(room.clone()),
             Some(_) => return reply_error(&socket, &mut event, "room must be a string"),
         };
+        if let Some(room) = &room
+            && !may_post(&socket, &rules, room)
+        {
+            tracing::info!(
+                id = %socket.id(),
+                room = %Escaped(room),
+                "chat message refused: not in the room, or the room rules refuse it"
+            );
+            return reply_error(
+                &socket,
+                &mut event,
+                "not allowed to post to this room: join it first",
+            );
+        }
         let data = object([
             ("from", socket.id().as_str().into()),
             ("message", message.into()),
@@ -124,13 +202,20 @@ fn handlers(slot: HelperSlot) -> SocketHandlers {
     });
     handlers.on_sync("get-clients", move |socket, mut event| {
         let Some(helper) = slot.get() else { return };
-        let clients: Vec<Value> = helper
+        let authenticated: Vec<_> = helper
             .clients()
-            .iter()
-            .map(|c| Value::from(c.id().to_string()))
+            .into_iter()
+            .filter(|c| c.state() == ClientState::Authenticated)
             .collect();
+        let clients: Vec<Value> = match client_list {
+            ClientList::All => authenticated
+                .iter()
+                .map(|c| Value::from(c.id().to_string()))
+                .collect(),
+            ClientList::Own => vec![Value::from(socket.id().to_string())],
+        };
         let data = object([
-            ("count", Value::from_u64(clients.len() as u64)),
+            ("count", Value::from_u64(authenticated.len() as u64)),
             ("clients", Value::Array(clients)),
         ]);
         send(

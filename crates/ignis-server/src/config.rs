@@ -4,15 +4,19 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use ignis::socketio::{RedisConfig, RedisMode, SubscriptionMode};
 use serde::Deserialize;
+
+use crate::chat::ClientList;
 
 /// The Ignis real-time server: Socket.IO with authentication and rooms, and a REST API to send
 /// to clients, rooms or everyone.
 #[derive(Debug, Parser, Default)]
 #[command(name = "ignis-server", version)]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// A TOML file with any of the settings below (snake_case keys, e.g. `port = 3000`).
     #[arg(long, env = "APP_ENV_CONFIG_FILE")]
     pub config: Option<PathBuf>,
@@ -28,7 +32,10 @@ pub struct Cli {
     /// Path of the Socket.IO server [default: /io].
     #[arg(long, env = "APP_ENV_SOCKETIO_PATH")]
     pub socket_path: Option<String>,
-    /// Allowed CORS origins, comma-separated; `*` allows any [default: *].
+    /// Origins that browsers let call the REST API and `/io` with credentials (cookies),
+    /// comma-separated, e.g. `https://app.example.com`; `*` lets any origin call both, without
+    /// credentials. Unset, the REST API has no cross-origin access and `/io` answers any origin
+    /// without credentials [default: unset].
     #[arg(long, env = "APP_ENV_CORS_ORIGIN", value_delimiter = ',')]
     pub cors_origins: Option<Vec<String>>,
     /// Redis URL for running several instances (`redis://[user:password@]host:port`,
@@ -74,13 +81,30 @@ pub struct Cli {
     /// over allow [default: none].
     #[arg(long, env = "APP_ENV_SOCKETIO_ROOM_DENY", value_delimiter = ',')]
     pub room_deny: Option<Vec<String>>,
-    /// HS256 secret that client JWTs are signed with.
+    /// What the `get-clients` event lists: `own` (the sender's id only) or `all` (every
+    /// authenticated client's id); `count` is every authenticated client either way
+    /// [default: own].
+    #[arg(long, env = "APP_ENV_SOCKETIO_GET_CLIENTS")]
+    pub get_clients: Option<String>,
+    /// HS256 secret that client JWTs are signed with (tokens must carry a numeric `exp`). Prefer
+    /// the environment variable: a flag shows in `ps`.
     #[arg(long, env = "APP_ENV_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
     /// PEM file of the RS256 or ES256 public key that client JWTs are signed with.
     #[arg(long, env = "APP_ENV_JWT_PUBLIC_KEY_FILE")]
     pub jwt_public_key_file: Option<PathBuf>,
-    /// Key the REST API requires in `X-API-Key` (or `Authorization: Bearer`) [default: none: open].
+    /// Seconds of clock difference allowed when checking a token's `exp` and `nbf`
+    /// [default: 60].
+    #[arg(long, env = "APP_ENV_JWT_LEEWAY_SECS")]
+    pub jwt_leeway_secs: Option<u64>,
+    /// When set, a token's `iss` must be this [default: not checked].
+    #[arg(long, env = "APP_ENV_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// When set, a token's `aud` must be (or contain) this [default: not checked].
+    #[arg(long, env = "APP_ENV_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Key the REST API requires in `X-API-Key` (or `Authorization: Bearer`); prefer the
+    /// environment variable, a flag shows in `ps` [default: none: open].
     #[arg(long, env = "APP_ENV_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     /// Log format: `text` or `json` [default: text].
@@ -89,6 +113,45 @@ pub struct Cli {
     /// Application name, in logs and the API document [default: ignis].
     #[arg(long, env = "APP_ENV_APPLICATION_NAME")]
     pub app_name: Option<String>,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print an HS256 token signed with the configured secret (APP_ENV_JWT_SECRET or
+    /// --jwt-secret), for trying the server out; `iss` and `aud` are added when configured.
+    MintToken {
+        /// The token's subject (`sub`), e.g. a user id.
+        #[arg(long)]
+        sub: String,
+        /// How long the token is valid: seconds, or a number with `s`, `m`, `h` or `d`.
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: Duration,
+    },
+}
+
+/// `90`, `90s`, `15m`, `1h`, `2d`.
+pub fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 90s, 15m, 1h or 2d"))?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    };
+    match n.checked_mul(unit) {
+        Some(0) => Err("the duration must be greater than 0".into()),
+        Some(secs) => Ok(Duration::from_secs(secs)),
+        None => Err(format!("{text:?} is too long")),
+    }
 }
 
 /// The settings a TOML file may hold.
@@ -111,8 +174,12 @@ struct FileConfig {
     default_rooms: Option<Vec<String>>,
     room_allow: Option<Vec<String>>,
     room_deny: Option<Vec<String>>,
+    get_clients: Option<String>,
     jwt_secret: Option<String>,
     jwt_public_key_file: Option<PathBuf>,
+    jwt_leeway_secs: Option<u64>,
+    jwt_issuer: Option<String>,
+    jwt_audience: Option<String>,
     api_key: Option<String>,
     log_format: Option<String>,
     app_name: Option<String>,
@@ -127,6 +194,35 @@ pub enum JwtKey {
     PublicKeyPem(Vec<u8>),
 }
 
+/// How client tokens are checked: the key and the claim rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtSettings {
+    pub key: JwtKey,
+    /// Clock difference allowed on `exp` and `nbf`.
+    pub leeway_secs: u64,
+    /// The `iss` a token must carry, when set.
+    pub issuer: Option<String>,
+    /// The `aud` a token must carry, when set.
+    pub audience: Option<String>,
+}
+
+impl Default for JwtSettings {
+    fn default() -> Self {
+        JwtSettings {
+            key: JwtKey::None,
+            leeway_secs: DEFAULT_JWT_LEEWAY_SECS,
+            issuer: None,
+            audience: None,
+        }
+    }
+}
+
+/// The leeway on `exp` and `nbf` when none is configured.
+pub const DEFAULT_JWT_LEEWAY_SECS: u64 = 60;
+
+/// The largest leeway accepted.
+pub const MAX_JWT_LEEWAY_SECS: u64 = 86_400;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -140,7 +236,8 @@ pub struct Config {
     pub port: u16,
     pub base_path: String,
     pub socket_path: String,
-    pub cors_origins: Vec<String>,
+    /// `None`: the default (no cross-origin REST, `/io` for any origin without credentials).
+    pub cors_origins: Option<Vec<String>>,
     /// Where Redis is, from the URL (list) and the TLS CA, checked: `None` without a URL.
     pub redis: Option<RedisConfig>,
     pub redis_key: String,
@@ -151,7 +248,8 @@ pub struct Config {
     pub default_rooms: Vec<String>,
     pub room_allow: Vec<String>,
     pub room_deny: Vec<String>,
-    pub jwt: JwtKey,
+    pub client_list: ClientList,
+    pub jwt: JwtSettings,
     pub api_key: Option<String>,
     pub log_format: LogFormat,
     pub app_name: String,
@@ -220,6 +318,35 @@ fn redis_config(url: Option<&str>, ca: Option<&Path>) -> Result<Option<RedisConf
     Ok(Some(config))
 }
 
+/// `*` means any origin without credentials, a list means those origins with credentials: the
+/// two cannot be mixed, since the wildcard would drop the credentials of the listed ones.
+fn cors_origins(origins: Option<Vec<String>>) -> Result<Option<Vec<String>>, ConfigError> {
+    let Some(origins) = origins else {
+        return Ok(None);
+    };
+    let origins: Vec<String> = origins
+        .into_iter()
+        .map(|o| o.trim_end_matches('/').to_string())
+        .collect();
+    if origins.len() > 1 && origins.iter().any(|o| o == "*") {
+        return Err(ConfigError::Invalid {
+            name: "CORS origins",
+            reason: "`*` (any origin, no credentials) cannot be combined with listed origins"
+                .into(),
+        });
+    }
+    if let Some(bad) = origins
+        .iter()
+        .find(|o| *o != "*" && !(o.starts_with("http://") || o.starts_with("https://")))
+    {
+        return Err(ConfigError::Invalid {
+            name: "CORS origins",
+            reason: format!("{bad:?} is not an origin like https://app.example.com"),
+        });
+    }
+    Ok(Some(origins))
+}
+
 fn path_setting(name: &'static str, value: String) -> Result<String, ConfigError> {
     if !value.starts_with('/') {
         return Err(ConfigError::Invalid {
@@ -272,6 +399,33 @@ impl Config {
                 std::fs::read(&path).map_err(|error| ConfigError::ReadKey { path, error })?,
             ),
             (None, None) => JwtKey::None,
+        };
+        let leeway_secs = cli
+            .jwt_leeway_secs
+            .or(file.jwt_leeway_secs)
+            .unwrap_or(DEFAULT_JWT_LEEWAY_SECS);
+        // More than a day is no longer clock skew (and the check's arithmetic stays in range).
+        if leeway_secs > MAX_JWT_LEEWAY_SECS {
+            return Err(ConfigError::Invalid {
+                name: "JWT leeway",
+                reason: format!("{leeway_secs} s is over the limit of {MAX_JWT_LEEWAY_SECS} s"),
+            });
+        }
+        let jwt = JwtSettings {
+            key: jwt,
+            leeway_secs,
+            issuer: cli.jwt_issuer.or(file.jwt_issuer).filter(|s| !s.is_empty()),
+            audience: cli
+                .jwt_audience
+                .or(file.jwt_audience)
+                .filter(|s| !s.is_empty()),
+        };
+        let client_list = match cli.get_clients.or(file.get_clients) {
+            None => ClientList::default(),
+            Some(v) => v.parse().map_err(|reason| ConfigError::Invalid {
+                name: "get-clients",
+                reason,
+            })?,
         };
         let list = |v: Option<Vec<String>>| -> Option<Vec<String>> {
             v.map(|items| {
@@ -335,8 +489,7 @@ impl Config {
                     .or(file.socket_path)
                     .unwrap_or_else(|| "/io".into()),
             )?,
-            cors_origins: list(cli.cors_origins.or(file.cors_origins))
-                .unwrap_or_else(|| vec!["*".into()]),
+            cors_origins: cors_origins(list(cli.cors_origins.or(file.cors_origins)))?,
             redis_key: cli
                 .redis_key
                 .or(file.redis_key)
@@ -361,6 +514,7 @@ impl Config {
             room_allow: list(cli.room_allow.or(file.room_allow))
                 .unwrap_or_else(|| vec!["*".into()]),
             room_deny: list(cli.room_deny.or(file.room_deny)).unwrap_or_default(),
+            client_list,
             jwt,
             api_key: cli.api_key.or(file.api_key).filter(|k| !k.is_empty()),
             log_format,
@@ -382,14 +536,16 @@ mod tests {
         assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 3000));
         assert_eq!(c.base_path, "/api");
         assert_eq!(c.socket_path, "/io");
-        assert_eq!(c.cors_origins, vec!["*"]);
+        assert_eq!(c.cors_origins, None);
         assert_eq!(c.auth_timeout, Duration::from_secs(10));
         assert_eq!(c.request_head_timeout, Duration::from_secs(30));
         assert_eq!(c.app_ping_interval, Duration::from_secs(30));
         assert_eq!(c.default_rooms, vec!["io-default", "io-notification"]);
         assert_eq!(c.room_allow, vec!["*"]);
         assert!(c.room_deny.is_empty());
-        assert_eq!(c.jwt, JwtKey::None);
+        assert_eq!(c.jwt, JwtSettings::default());
+        assert_eq!(c.jwt.leeway_secs, 60);
+        assert_eq!(c.client_list, ClientList::Own);
         assert_eq!(c.log_format, LogFormat::Text);
     }
 
@@ -441,6 +597,13 @@ mod tests {
             ),
             (
                 Cli {
+                    jwt_leeway_secs: Some(86_401),
+                    ..Cli::default()
+                },
+                "invalid JWT leeway",
+            ),
+            (
+                Cli {
                     log_format: Some("xml".into()),
                     ..Cli::default()
                 },
@@ -458,6 +621,69 @@ mod tests {
         for (cli, expected) in cases {
             let err = Config::load(cli).unwrap_err().to_string();
             assert!(err.starts_with(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn jwt_claim_rules_and_cors_origins() {
+        let dir = std::env::temp_dir().join(format!("ignis-config-jwt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "jwt_leeway_secs = 5\njwt_issuer = \"https://issuer\"\njwt_audience = \"ignis\"\n\
+             get_clients = \"all\"\ncors_origins = [\"https://app.example/\"]\n",
+        )
+        .unwrap();
+        let c = Config::load(Cli {
+            config: Some(file.clone()),
+            jwt_leeway_secs: Some(0),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(c.jwt.leeway_secs, 0, "the flag wins");
+        assert_eq!(c.jwt.issuer.as_deref(), Some("https://issuer"));
+        assert_eq!(c.jwt.audience.as_deref(), Some("ignis"));
+        assert_eq!(c.client_list, ClientList::All);
+        assert_eq!(
+            c.cors_origins,
+            Some(vec!["https://app.example".to_string()])
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        for (origins, ok) in [
+            (vec!["*"], true),
+            (vec![], true),
+            (vec!["*", "https://a.example"], false),
+            (vec!["app.example"], false),
+        ] {
+            let result = Config::load(Cli {
+                cors_origins: Some(origins.iter().map(|o| o.to_string()).collect()),
+                ..Cli::default()
+            });
+            assert_eq!(result.is_ok(), ok, "{origins:?}");
+        }
+        let err = Config::load(Cli {
+            get_clients: Some("some".into()),
+            ..Cli::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().starts_with("invalid get-clients"), "{err}");
+    }
+
+    #[test]
+    fn token_lifetimes() {
+        for (text, secs) in [
+            ("90", 90),
+            ("90s", 90),
+            ("15m", 900),
+            ("1h", 3600),
+            ("2d", 172_800),
+        ] {
+            assert_eq!(parse_ttl(text), Ok(Duration::from_secs(secs)), "{text}");
+        }
+        for bad in ["", "0", "1w", "h", "-1h", "99999999999999999999d"] {
+            assert!(parse_ttl(bad).is_err(), "{bad}");
         }
     }
 

@@ -8,7 +8,10 @@ mod api;
 mod auth;
 mod chat;
 mod config;
+mod logging;
 mod rooms;
+#[cfg(test)]
+mod tests;
 
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
@@ -24,7 +27,9 @@ use ignis_socketio::engine::AllowOrigin;
 use ignis_socketio::proto::value::Map;
 
 use crate::auth::Verifier;
-use crate::config::{Cli, Config, LogFormat};
+use crate::chat::{ChatOptions, subject_of};
+use crate::config::{Cli, Command, Config, LogFormat};
+use crate::logging::Escaped;
 use crate::rooms::RoomRules;
 
 fn init_logging(format: LogFormat) {
@@ -43,12 +48,20 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn subject_of(socket: &ignis_socketio::Socket) -> Option<String> {
-    socket
-        .data()
-        .get("sub")
-        .and_then(Value::as_str)
-        .map(String::from)
+/// What `/io` answers to browsers: without a list, any origin but no credentials (enough for
+/// socket.io-client, whose `withCredentials` is off by default, and no page can ride on a
+/// user's cookies); a list, those origins with credentials; `*`, any origin without them.
+fn socket_cors(origins: Option<&[String]>) -> CorsOptions {
+    let (origin, credentials) = match origins {
+        None => (AllowOrigin::Any, false),
+        Some(list) if list.iter().any(|o| o == "*") => (AllowOrigin::Any, false),
+        Some(list) => (AllowOrigin::List(list.to_vec()), !list.is_empty()),
+    };
+    CorsOptions {
+        origin: Some(origin),
+        credentials: Some(credentials),
+        ..CorsOptions::default()
+    }
 }
 
 fn build(config: &Config, verifier: Verifier, redis: Option<RedisConfig>) -> Application {
@@ -58,6 +71,12 @@ fn build(config: &Config, verifier: Verifier, redis: Option<RedisConfig>) -> App
         async move {
             match verifier.verify(&request) {
                 Ok(claims) => {
+                    tracing::info!(
+                        id = %request.socket_id,
+                        address = %request.handshake.address(),
+                        sub = %Escaped(claims.sub.as_deref().unwrap_or("")),
+                        "client authenticated"
+                    );
                     let mut data = Map::new();
                     if let Some(sub) = claims.sub {
                         data.insert("sub", sub);
@@ -66,7 +85,12 @@ fn build(config: &Config, verifier: Verifier, redis: Option<RedisConfig>) -> App
                     Ok(true)
                 }
                 Err(reason) => {
-                    tracing::info!(id = %request.socket_id, %reason, "token refused");
+                    // The reason can quote the token (an unknown `alg`, say): escaped.
+                    tracing::info!(
+                        id = %request.socket_id,
+                        reason = %Escaped(&reason),
+                        "token refused"
+                    );
                     Ok(false)
                 }
             }
@@ -76,21 +100,17 @@ fn build(config: &Config, verifier: Verifier, redis: Option<RedisConfig>) -> App
         config.room_allow.clone(),
         config.room_deny.clone(),
     ));
+    let chat_options = ChatOptions {
+        rules: rules.clone(),
+        client_list: config.client_list,
+    };
     let validate = ValidateRoomHandler::new(move |socket, requested| {
         let rules = rules.clone();
         async move { Ok(rules.filter(requested, subject_of(&socket).as_deref())) }
     });
-    let origin = if config.cors_origins.iter().any(|o| o == "*") {
-        AllowOrigin::Any
-    } else {
-        AllowOrigin::List(config.cors_origins.clone())
-    };
     let server_options = ServerOptions {
         path: Some(config.socket_path.clone()),
-        cors: Some(CorsOptions {
-            origin: Some(origin),
-            ..CorsOptions::default()
-        }),
+        cors: Some(socket_cors(config.cors_origins.as_deref())),
         ..ServerOptions::default()
     };
     let slot: chat::HelperSlot = Arc::new(OnceLock::new());
@@ -111,7 +131,10 @@ fn build(config: &Config, verifier: Verifier, redis: Option<RedisConfig>) -> App
     .bind(keys::SERVER_OPTIONS, server_options)
     .bind(keys::AUTHENTICATE_HANDLER, authenticate)
     .bind(keys::VALIDATE_ROOM_HANDLER, validate)
-    .bind(keys::CLIENT_CONNECTED_HANDLER, chat::handler(slot))
+    .bind(
+        keys::CLIENT_CONNECTED_HANDLER,
+        chat::handler(slot, chat_options),
+    )
     .component(
         SocketIOComponent::new()
             .redis_key(config.redis_key.clone())
@@ -123,6 +146,23 @@ fn build(config: &Config, verifier: Verifier, redis: Option<RedisConfig>) -> App
     .routes_with(move |handle| api::router(api_config, handle))
     .register_post_start_hook("chat-handlers", move |app| async move {
         let helper = app.get(keys::SOCKET_IO_INSTANCE)?;
+        // Only when the line would be written: the benchmarks run at `warn`, and then a
+        // connection costs nothing more.
+        if tracing::enabled!(tracing::Level::INFO) {
+            helper
+                .io()
+                .main_namespace()
+                .use_middleware(|socket| async move {
+                    let handshake = socket.handshake();
+                    tracing::info!(
+                        id = %socket.id(),
+                        address = %handshake.address(),
+                        transport = ?socket.transport(),
+                        "client connected"
+                    );
+                    Ok(())
+                });
+        }
         let _ = hook_slot.set(helper);
         Ok(())
     });
@@ -138,7 +178,8 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    let command = cli.command.take();
     let config = match Config::load(cli) {
         Ok(c) => c,
         Err(e) => {
@@ -146,6 +187,18 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::MintToken { sub, ttl }) = command {
+        return match auth::mint(&config.jwt, &sub, ttl) {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ignis-server: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     init_logging(config.log_format);
     let verifier = match Verifier::new(&config.jwt) {
         Ok(v) => v,

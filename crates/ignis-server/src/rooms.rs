@@ -1,5 +1,8 @@
 //! Which rooms a client may join: allow and deny patterns where `*` matches any characters and
 //! `{sub}` stands for the subject of the client's token. Deny wins over allow.
+//!
+//! The subject is matched literally: a `*` in a token's `sub` is a plain character, so a token
+//! whose subject is `*` cannot turn `user:{sub}` into a pattern matching every user's room.
 
 /// Room rules.
 #[derive(Debug, Clone)]
@@ -14,11 +17,12 @@ impl RoomRules {
     }
 
     /// Whether a client whose token has subject `sub` may join `room`. A pattern with `{sub}`
-    /// never matches a client without a subject.
+    /// never matches a client without a subject (or with an empty one).
     pub fn allows(&self, room: &str, sub: Option<&str>) -> bool {
+        let sub = sub.filter(|s| !s.is_empty());
         let matches = |pattern: &String| match (pattern.contains("{sub}"), sub) {
             (true, None) => false,
-            (true, Some(sub)) => glob(&pattern.replace("{sub}", sub), room),
+            (true, Some(sub)) => matches_with_subject(pattern, sub, room),
             (false, _) => glob(pattern, room),
         };
         !self.deny.iter().any(matches) && self.allow.iter().any(matches)
@@ -35,14 +39,29 @@ impl RoomRules {
 
 /// `*` matches any run of characters; everything else matches itself.
 fn glob(pattern: &str, text: &str) -> bool {
-    let mut parts = pattern.split('*');
-    let Some(first) = parts.next() else {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    glob_parts(&parts, text)
+}
+
+/// The pattern is split at its own stars before the subject goes in, so the subject's
+/// characters (stars included) only ever match themselves.
+fn matches_with_subject(pattern: &str, sub: &str, room: &str) -> bool {
+    let parts: Vec<String> = pattern
+        .split('*')
+        .map(|part| part.replace("{sub}", sub))
+        .collect();
+    let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+    glob_parts(&parts, room)
+}
+
+/// Matches `text` against literal `parts` with a wildcard between each two of them.
+fn glob_parts(parts: &[&str], text: &str) -> bool {
+    let Some((first, parts)) = parts.split_first() else {
         return text.is_empty();
     };
     let Some(mut rest) = text.strip_prefix(first) else {
         return false;
     };
-    let parts: Vec<&str> = parts.collect();
     let Some((last, middle)) = parts.split_last() else {
         return rest.is_empty();
     };
@@ -88,6 +107,21 @@ mod tests {
             rules(&["*"], &["private-*"]).filter(vec!["a".into(), "private-x".into()], None),
             vec!["a".to_string()]
         );
+    }
+
+    #[test]
+    fn the_subject_is_matched_literally() {
+        let r = rules(&["user:{sub}", "team-{sub}-*"], &[]);
+        // A token whose subject is a wildcard must not reach every user's room.
+        assert!(!r.allows("user:victim", Some("*")));
+        assert!(r.allows("user:*", Some("*")));
+        assert!(!r.allows("user:ab", Some("a*")));
+        assert!(r.allows("user:a*", Some("a*")));
+        assert!(!r.allows("team-x-1", Some("*")));
+        assert!(r.allows("team-*-1", Some("*")));
+        assert!(r.allows("team-a-1", Some("a")));
+        // An empty subject is no subject.
+        assert!(!r.allows("user:", Some("")));
     }
 
     #[test]

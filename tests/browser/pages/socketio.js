@@ -1,16 +1,18 @@
-// Loaded from a different origin than the ignis-server. Query: ?server=<url>&transports=polling,websocket
+// Loaded from a different origin than the ignis-server.
+// Query: ?server=<url>&transports=polling,websocket&credentials=1 (credentials: cookies on /io and REST calls)
 // Everything the page sees goes into `window.state` (read by the test) and onto the page (for screenshots).
 "use strict";
 (function () {
   const params = new URLSearchParams(window.location.search);
   const server = params.get("server");
   const transports = (params.get("transports") || "polling,websocket").split(",");
+  const withCredentials = params.get("credentials") === "1";
   const state = { events: [], transports: [], connected: false, authenticated: null, connectError: null };
   window.state = state;
   const logEl = document.getElementById("log");
   const show = (line) => { logEl.textContent += line + "\n"; };
 
-  const socket = io(server, { path: "/io", withCredentials: true, transports, reconnection: false });
+  const socket = io(server, { path: "/io", withCredentials, transports, reconnection: false });
   window.socket = socket;
 
   const noteTransport = (name) => {
@@ -37,9 +39,9 @@
     if (event !== "authenticated") show("event " + event + " " + JSON.stringify(args));
   });
 
-  /** A credentialed cross-origin REST call; resolves with what the page could read of the answer. */
+  /** A cross-origin REST call (credentialed with credentials=1); resolves with what the page could read of the answer. */
   window.callApi = async function (method, path, body, headers) {
-    const init = { method, credentials: "include", headers: Object.assign({}, headers || {}) };
+    const init = { method, credentials: withCredentials ? "include" : "same-origin", headers: Object.assign({}, headers || {}) };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);

@@ -81,6 +81,11 @@ describe("API explorer page", () => {
       );
       assert.deepEqual(listed.slice().sort(), expected);
       assert.equal(await page.locator("#title").textContent(), doc.info.title);
+      // Markdown's `inline code` in the document's descriptions is shown as code, not as backticks.
+      assert.ok((await page.locator("#description code").count()) > 0, "the description shows inline code");
+      const texts = await page.locator("#description, details.op .description, details.op .responses").allTextContents();
+      assert.ok(texts.length > 1);
+      for (const text of texts) assert.ok(!text.includes("`"), `a literal backtick: ${text}`);
       assert.equal(await page.title(), `${doc.info.title} explorer`);
 
       const shot = path.join(shots, "explorer-overview.png");

@@ -90,10 +90,10 @@ export async function rest(method, url, body, headers = {}) {
 
 const b64url = (data) => Buffer.from(data).toString("base64url");
 
-/** An HS256 JWT. */
+/** An HS256 JWT; valid for an hour unless the claims give their own `exp` (the server requires one). */
 export function jwt(claims, secret) {
   const head = b64url(JSON.stringify({ alg: "HS256", typ: "JWT" }));
-  const body = b64url(JSON.stringify(claims));
+  const body = b64url(JSON.stringify({ exp: Math.floor(Date.now() / 1000) + 3600, ...claims }));
   const sig = createHmac("sha256", secret).update(`${head}.${body}`).digest("base64url");
   return `${head}.${body}.${sig}`;
 }

@@ -146,6 +146,39 @@ describe("open mode (no JWT key)", () => {
     }
   });
 
+  it("chat:message reaches a room only from a member the rules allow; get-clients shows the caller", async () => {
+    const { socket: a } = await authenticated(server.url);
+    const { socket: b } = await authenticated(server.url);
+    try {
+      await b.timeout(3000).emitWithAck("join", { rooms: ["lobby"] });
+      // Not a member of lobby, nor of b's own-id room.
+      for (const room of ["lobby", b.id]) {
+        const refused = await a.timeout(3000).emitWithAck("chat:message", { room, message: "sneaked in" });
+        assert.equal(refused.error.event, "chat:message", JSON.stringify(refused));
+      }
+      await a.timeout(3000).emitWithAck("join", { rooms: ["lobby"] });
+      assert.deepEqual(await a.timeout(3000).emitWithAck("chat:message", { room: "lobby", message: "hello" }), { ok: true });
+      const [msg] = await b.next("chat:message", 3000);
+      assert.equal(msg.message, "hello", "the refused messages never arrived");
+
+      a.emit("get-clients");
+      const [list] = await a.next("clients:list", 3000);
+      assert.deepEqual(list.clients, [a.id]);
+      assert.ok(list.count >= 2);
+    } finally {
+      closeAll(a, b);
+    }
+  });
+
+  it("REST: a wrong method answers 405 with Allow; send to an unknown client is not found", async () => {
+    const wrong = await rest("GET", `${server.api}/broadcast`);
+    assert.equal(wrong.status, 405);
+    assert.equal(wrong.headers.get("allow"), "POST");
+    const unknown = await rest("POST", `${server.api}/client/${"x".repeat(20)}/send`, { topic: "t" });
+    assert.equal(unknown.status, 200);
+    assert.deepEqual(unknown.body, { success: false, message: `Client not found: ${"x".repeat(20)}` });
+  });
+
   it("#9 send delivers falsy data: 0, false, empty string and null", async () => {
     const { socket } = await authenticated(server.url);
     try {

@@ -20,7 +20,9 @@ describe("the 18-step flow of the original example", () => {
   });
 
   before(async () => {
-    server = await startIgnisServer();
+    // Step 5 lists every client, as the original does; the server shows a client only its own
+    // id unless told otherwise.
+    server = await startIgnisServer(["--get-clients", "all"]);
   });
   after(async () => {
     closeAll(a, b);

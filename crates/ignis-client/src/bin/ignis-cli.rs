@@ -1,6 +1,10 @@
 //! `ignis-cli`: connect to a Socket.IO server, optionally authenticate the Ignis way, join rooms,
 //! emit an event, and print everything that happens as one JSON line each.
 //!
+//! `--join` asks for the server's acknowledgement and prints it as a `join` line with the rooms
+//! the client holds and those the server's rules refused; a `connect_error` that is an HTTP 404
+//! carries a hint that `--path` is likely wrong.
+//!
 //! Exit codes: 0 done (duration or event count reached, or the server ended the session after
 //! everything asked for was done), 1 connection failed, 2 bad arguments, 3 authentication failed,
 //! 4 the emit (or its acknowledgement) failed, 5 the connection was lost for good.
@@ -8,16 +12,18 @@
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use clap::{Parser as ClapParser, ValueEnum};
 use ignis_client::constants::{
     EVENT_AUTHENTICATE, EVENT_AUTHENTICATED, EVENT_JOIN, EVENT_UNAUTHENTICATE,
 };
-use ignis_client::{Client, DisconnectReason, Error, Parser, Socket, Transport, Value};
+use ignis_client::{
+    Client, ConnectError, DisconnectReason, Error, Parser, Socket, Transport, TransportError, Value,
+};
 use serde_json::json;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum TransportArg {
@@ -39,8 +45,8 @@ enum ParserArg {
 struct Args {
     /// Server URL, e.g. http://127.0.0.1:3000.
     url: String,
-    /// Engine.IO path.
-    #[arg(long, default_value = "/socket.io")]
+    /// Engine.IO path: `/io` is ignis-server's; Node's socket.io uses `/socket.io`.
+    #[arg(long, default_value = "/io")]
     path: String,
     /// Namespace.
     #[arg(long, short, default_value = "/")]
@@ -64,7 +70,8 @@ struct Args {
     /// Seconds to wait for the authentication answer.
     #[arg(long, default_value_t = 10.0)]
     auth_timeout: f64,
-    /// Room to join with `join {rooms}` (repeatable).
+    /// Room to join with `join {rooms}` (repeatable); the acknowledgement is printed as a
+    /// `join` line.
     #[arg(long = "join", short = 'j')]
     rooms: Vec<String>,
     /// Event to emit once connected (and authenticated, with --authenticate).
@@ -129,6 +136,36 @@ fn to_json(value: &Value) -> serde_json::Value {
     }
 }
 
+/// The `connect_error` line; a 404 means nothing serves Engine.IO at that path.
+fn connect_error_line(err: &ConnectError, path: &str) -> serde_json::Value {
+    let mut line = json!({ "type": "connect_error", "message": err.to_string() });
+    if let ConnectError::Transport(TransportError::Status { status: 404, .. }) = err {
+        line["hint"] = json!(format!(
+            "the server answered 404 at {path}: is --path right? (ignis-server serves /io, Node's socket.io /socket.io)"
+        ));
+    }
+    line
+}
+
+/// The `join` line: what was asked, what the acknowledgement says the client now holds, and
+/// the rooms asked for that it does not hold (refused by the server's rules).
+fn join_line(requested: &[String], answer: &[Value]) -> serde_json::Value {
+    let first = answer.first();
+    let Some(rooms) = first.and_then(|a| a.get("rooms")).and_then(Value::as_array) else {
+        return json!({
+            "type": "join",
+            "requested": requested,
+            "ack": answer.iter().map(to_json).collect::<Vec<_>>(),
+        });
+    };
+    let held: Vec<&str> = rooms.iter().filter_map(Value::as_str).collect();
+    let refused: Vec<&String> = requested
+        .iter()
+        .filter(|r| !held.contains(&r.as_str()))
+        .collect();
+    json!({ "type": "join", "requested": requested, "rooms": held, "refused": refused })
+}
+
 fn print_line(line: serde_json::Value) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
@@ -145,6 +182,12 @@ enum Signal {
 }
 
 const SIGNALS: usize = 64;
+
+/// Whether the connect_error handler printed a line, and its signal that it did.
+type ErrorPrinted = Arc<(AtomicBool, Notify)>;
+
+/// How long a failed connect waits for the connect_error handler's line.
+const HANDLER_WAIT: Duration = Duration::from_secs(1);
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -195,10 +238,25 @@ async fn run(args: Args) -> u8 {
 
     let (tx, mut rx) = mpsc::channel::<Signal>(SIGNALS);
     let received = Arc::new(AtomicU64::new(0));
-    register_printers(&socket, tx, Arc::clone(&received), args.count);
+    let error_printed: ErrorPrinted = Arc::new((AtomicBool::new(false), Notify::new()));
+    register_printers(
+        &socket,
+        tx,
+        Arc::clone(&received),
+        args.count,
+        (Arc::clone(&error_printed), args.path.clone()),
+    );
 
     if let Err(e) = socket.connect().await {
-        print_line(json!({ "type": "connect_error", "message": e.to_string() }));
+        // A failure the server or the transport reported also reaches the connect_error
+        // handler, which prints it right after waking this wait: the line is printed there,
+        // once. A timeout of this wait itself reaches no handler.
+        if !matches!(e, ConnectError::Timeout | ConnectError::Closed) {
+            let _ = tokio::time::timeout(HANDLER_WAIT, error_printed.1.notified()).await;
+        }
+        if !error_printed.0.load(Ordering::Acquire) {
+            print_line(connect_error_line(&e, &args.path));
+        }
         socket.disconnect();
         return 1;
     }
@@ -209,12 +267,28 @@ async fn run(args: Args) -> u8 {
         socket.disconnect();
         return code;
     }
-    if !args.rooms.is_empty()
-        && let Err(e) = socket.emit(EVENT_JOIN, &json!({ "rooms": args.rooms }))
-    {
-        eprintln!("ignis-cli: join failed: {e}");
-        socket.disconnect();
-        return 4;
+    let mut join_ack: Option<JoinAck> = None;
+    if !args.rooms.is_empty() {
+        let request = match ignis_client::proto::value::to_value(&json!({ "rooms": args.rooms })) {
+            Ok(request) => request,
+            Err(e) => {
+                eprintln!("ignis-cli: join failed: {e}");
+                return 2;
+            }
+        };
+        // Waited for beside the rest, so that a server that does not acknowledge `join` (the
+        // original does not) delays nothing.
+        let joining = socket.clone();
+        let requested = args.rooms.clone();
+        let wait = seconds(args.timeout);
+        join_ack = Some(Box::pin(async move {
+            match joining.emit_with_ack(EVENT_JOIN, vec![request], wait).await {
+                Ok(answer) => join_line(&requested, &answer),
+                Err(e) => json!({ "type": "join", "requested": requested, "error": e.to_string() }),
+            }
+        }));
+        // The first poll sends `join`, before anything emitted after it.
+        print_if_ready(&mut join_ack);
     }
     if let Some(event) = &args.emit {
         let data = args.data.as_ref().map(ignis_client::proto::value::to_value);
@@ -245,6 +319,7 @@ async fn run(args: Args) -> u8 {
         .count
         .is_some_and(|n| received.load(Ordering::Relaxed) >= n)
     {
+        print_if_ready(&mut join_ack);
         socket.disconnect();
         return 0;
     }
@@ -261,7 +336,17 @@ async fn run(args: Args) -> u8 {
                 None => std::future::pending().await,
             }
         };
+        let joined = async {
+            match join_ack.as_mut() {
+                Some(ack) => ack.await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            line = joined => {
+                print_line(line);
+                join_ack = None;
+            }
             signal = rx.recv() => match signal {
                 None | Some(Signal::CountReached) => break,
                 Some(Signal::Lost(reason)) => last_reason = reason,
@@ -272,6 +357,7 @@ async fn run(args: Args) -> u8 {
             _ = tokio::signal::ctrl_c() => break,
         }
         if !socket.active() {
+            print_if_ready(&mut join_ack);
             socket.disconnect();
             return if last_reason == DisconnectReason::IoServerDisconnect {
                 0
@@ -280,8 +366,25 @@ async fn run(args: Args) -> u8 {
             };
         }
     }
+    print_if_ready(&mut join_ack);
     socket.disconnect();
     0
+}
+
+/// The `join` line, once the acknowledgement (or its failure) is known.
+type JoinAck = std::pin::Pin<Box<dyn std::future::Future<Output = serde_json::Value> + Send>>;
+
+/// Prints the `join` line if its acknowledgement has arrived: an exit right after an event that
+/// followed the acknowledgement on the connection still shows it.
+fn print_if_ready(join_ack: &mut Option<JoinAck>) {
+    let Some(ack) = join_ack.as_mut() else {
+        return;
+    };
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    if let std::task::Poll::Ready(line) = ack.as_mut().poll(&mut cx) {
+        print_line(line);
+        *join_ack = None;
+    }
 }
 
 fn register_printers(
@@ -289,6 +392,7 @@ fn register_printers(
     tx: mpsc::Sender<Signal>,
     received: Arc<AtomicU64>,
     count: Option<u64>,
+    (error_printed, path): (ErrorPrinted, String),
 ) {
     let s = socket.clone();
     socket.on_connect(move || {
@@ -299,8 +403,10 @@ fn register_printers(
         print_line(json!({ "type": "disconnect", "reason": reason.as_str() }));
         let _ = lost.try_send(Signal::Lost(reason));
     });
-    socket.on_connect_error(|err| {
-        print_line(json!({ "type": "connect_error", "message": err.to_string() }));
+    socket.on_connect_error(move |err| {
+        print_line(connect_error_line(err, &path));
+        error_printed.0.store(true, Ordering::Release);
+        error_printed.1.notify_one();
     });
     socket.on_any(move |event| {
         let seen = received.fetch_add(1, Ordering::Relaxed) + 1;

@@ -9,6 +9,7 @@ use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue};
 
 use super::error::ApiError;
+use crate::logging::Escaped;
 
 pub const API_KEY_HEADER: &str = "x-api-key";
 
@@ -64,7 +65,10 @@ pub async fn require_api_key(
     if key.accepts(request.headers()) {
         return next.run(request).await;
     }
-    tracing::warn!(path = %request.uri().path(), "request without a valid API key refused");
+    tracing::warn!(
+        path = %Escaped(request.uri().path()),
+        "request without a valid API key refused"
+    );
     let mut response = ApiError::unauthorized().into_response();
     response.headers_mut().insert(
         WWW_AUTHENTICATE,

@@ -12,6 +12,7 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use tracing::Instrument;
 
 use super::error::{PendingError, PendingNotFound};
+use crate::logging::Escaped;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -93,7 +94,7 @@ pub async fn request_context(request: Request, next: Next) -> Response {
     span.in_scope(|| {
         tracing::info!(
             %method,
-            %path,
+            path = %Escaped(&path),
             status,
             duration_ms = format_args!("{duration_ms:.3}"),
             "request"

@@ -142,7 +142,15 @@ impl IntoResponse for HandlerError {
     }
 }
 
-/// Unknown routes (and known paths with another method, as the original does).
+pub const MESSAGE_METHOD_NOT_ALLOWED: &str = "Method Not Allowed";
+
+/// A known path with another method: 405 in the envelope (the original answers its 404 here);
+/// the router adds `Allow` with the path's methods.
+pub async fn method_not_allowed() -> Response {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, MESSAGE_METHOD_NOT_ALLOWED).into_response()
+}
+
+/// Unknown routes.
 pub async fn not_found() -> Response {
     let mut response = StatusCode::NOT_FOUND.into_response();
     response.extensions_mut().insert(PendingNotFound);

@@ -10,7 +10,8 @@
 //!
 //! Every response carries `X-Request-Id`; errors use the original's envelope
 //! `{"error": {"message", "statusCode", "requestId", "details": {"url", "path"}}}`; unknown
-//! routes answer the original's 404 shape. Bodies are limited to 10 MB.
+//! routes answer the original's 404 shape, a known path with another method 405 with `Allow`.
+//! Bodies are limited to 10 MB.
 
 mod auth;
 mod body;
@@ -22,7 +23,7 @@ mod health;
 mod openapi;
 mod socket;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::sync::Arc;
 
@@ -38,8 +39,9 @@ pub struct ApiConfig {
     /// When set, `{base}/socket/*` (except `/health`) requires `X-API-Key: <key>` or
     /// `Authorization: Bearer <key>`.
     pub api_key: Option<String>,
-    /// Origins allowed by CORS; `["*"]` allows any origin.
-    pub cors_origins: Vec<String>,
+    /// Origins allowed by CORS, with credentials; `["*"]` allows any origin without
+    /// credentials; `None` (the default) allows no cross-origin access.
+    pub cors_origins: Option<Vec<String>>,
     /// Shown as the title of the OpenAPI document.
     pub app_name: String,
 }
@@ -49,7 +51,7 @@ impl Default for ApiConfig {
         ApiConfig {
             base_path: "/api".into(),
             api_key: None,
-            cors_origins: vec!["*".into()],
+            cors_origins: None,
             app_name: "ignis".into(),
         }
     }
@@ -93,7 +95,7 @@ pub fn router(config: ApiConfig, app: ignis::AppHandle) -> Router {
         ));
     }
 
-    Router::new()
+    let router = Router::new()
         .merge(protected)
         .route(&at("/socket/health"), get(socket::health))
         .route(&at("/health-check"), get(health::status))
@@ -101,12 +103,14 @@ pub fn router(config: ApiConfig, app: ignis::AppHandle) -> Router {
         .route(&at("/doc/openapi.json"), get(openapi::serve))
         .route(&at("/doc/explorer"), get(explorer::serve))
         .fallback(error::not_found)
-        // The original (Hono) answers a known path with the wrong method as an unknown route.
-        .method_not_allowed_fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
-        .layer(from_fn(body::enforce_declared_limit))
-        .layer(cors::layer(&config.cors_origins))
-        .layer(from_fn(context::request_context))
+        .layer(from_fn(body::enforce_declared_limit));
+    let router = match config.cors_origins.as_deref().and_then(cors::layer) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router.layer(from_fn(context::request_context))
 }
 
 /// `/api/` → `/api`, `api` → `/api`, `/` and `` → `` (the root).

@@ -202,7 +202,8 @@ pub fn document(base: &str, app_name: &str, api_key: bool) -> Value {
             "broadcast",
             "Send an event to every authenticated client",
             "`data` may be any JSON value (`null`, `0`, `false` and `\"\"` included); a missing \
-             `data` is sent as `null`. The message counts the clients of this node.",
+             `data` is sent as `null`. The message counts the authenticated clients of this node \
+             (those the broadcast reaches).",
             json_response("Sent", schema_ref("Success")),
             socket(true),
         )),
@@ -230,9 +231,13 @@ pub fn document(base: &str, app_name: &str, api_key: bool) -> Value {
             "socket",
             "sendToClient",
             "Send an event to one client",
-            "A client id is the name of the client's own room; there is no check that the client \
-             exists.",
-            json_response("Sent", schema_ref("Success")),
+            "Finds the client on any node. An unknown client answers 200 with `success: false`, \
+             as join, leave and rooms do (the original answers `Message sent` whether or not the \
+             client exists).",
+            json_response(
+                "Sent, or the client was not found",
+                json!({ "oneOf": [schema_ref("Success"), schema_ref("ClientNotFound")] }),
+            ),
             socket(true),
         )),
         vec![client_id.clone()],
@@ -375,7 +380,10 @@ pub fn document(base: &str, app_name: &str, api_key: bool) -> Value {
             "description": "Management API of the Ignis real-time server. Every response carries \
                 `X-Request-Id` (a valid incoming one is reused). Errors use the envelope \
                 `{\"error\": {message, statusCode, requestId, details}}`; unknown routes answer \
-                404 with `{message: \"URL NOT FOUND\", statusCode, requestId, path, url}`.",
+                404 with `{message: \"URL NOT FOUND\", statusCode, requestId, path, url}`; a \
+                known path with another method answers 405 with `Allow` and the envelope. \
+                Cross-origin calls from browsers are refused unless the server lists the \
+                origin (`--cors-origins`).",
         },
         "tags": [
             { "name": "socket", "description": "Clients, rooms and messages of the Socket.IO server" },

@@ -12,6 +12,7 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use ignis::socketio::constants::ClientState;
 use ignis::socketio::{SendError, SendOptions, SocketIOServerHelper, keys};
 use ignis_socketio::adapter::{AdapterError, Room};
 use ignis_socketio::{Operators, Sid, iso_timestamp};
@@ -20,6 +21,7 @@ use serde_json::{Map, Value, json};
 use super::ApiState;
 use super::body::{JsonObject, expected};
 use super::error::{ApiError, BadRequest, HandlerError, Issue, not_found};
+use crate::logging::Escaped;
 
 pub const MESSAGE_TOPIC_REQUIRED: &str = "Topic is required";
 pub const MESSAGE_ROOMS_REQUIRED: &str = "Rooms array is required";
@@ -92,8 +94,18 @@ pub async fn broadcast(
     send(&helper, None, &body)?;
     Ok(success(format!(
         "Broadcast sent to {} clients",
-        helper.client_count()
+        authenticated_count(&helper)
     )))
+}
+
+/// The clients of this node a broadcast reaches: sockets that have not authenticated receive
+/// nothing, so they are not counted.
+fn authenticated_count(helper: &SocketIOServerHelper) -> usize {
+    helper
+        .clients()
+        .iter()
+        .filter(|c| c.state() == ClientState::Authenticated)
+        .count()
 }
 
 /// `POST /socket/room/{roomId}/send` `{topic, data}`.
@@ -106,13 +118,18 @@ pub async fn send_to_room(
     Ok(success(format!("Message sent to room: {room}")))
 }
 
-/// `POST /socket/client/{clientId}/send` `{topic, data}`: like the original, no check that the
-/// client exists (a client id is the name of its own room).
+/// `POST /socket/client/{clientId}/send` `{topic, data}`. Unlike the original, which sends to
+/// the room of that name whether or not a client has it, an unknown client answers "Client not
+/// found" as join, leave and rooms do (found on any node of the cluster).
 pub async fn send_to_client(
     Helper(helper): Helper,
     Param(client): Param,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, HandlerError> {
+    topic_field(&body)?;
+    if find_client(&helper, &client).await?.is_none() {
+        return Ok(client_not_found(&client));
+    }
     send(&helper, Some(client.clone()), &body)?;
     Ok(success(format!("Message sent to client: {client}")))
 }
@@ -218,12 +235,19 @@ fn send(
 ) -> Result<(), HandlerError> {
     let topic = topic_field(body)?;
     let data = body.get("data").cloned().unwrap_or(Value::Null);
+    // Logged here, escaped: topic and room come from the request, and the helper's own line
+    // would write them as they are.
+    tracing::info!(
+        destination = %Escaped(destination.as_deref().unwrap_or("all")),
+        topic = %Escaped(&topic),
+        "Message emitted"
+    );
     helper
         .send(SendOptions {
             destination,
             topic,
             data: data.into(),
-            log: true,
+            log: false,
         })
         .map_err(|e| match e {
             SendError::MissingTopic => BadRequest(MESSAGE_TOPIC_REQUIRED.into()).into(),

@@ -43,7 +43,7 @@ fn api(app: &RunningApp, api_key: Option<&str>) -> Router {
         ApiConfig {
             base_path: "/api".into(),
             api_key: api_key.map(str::to_string),
-            cors_origins: vec!["*".into()],
+            cors_origins: None,
             app_name: "api-test".into(),
         },
         app.handle().clone(),
@@ -127,7 +127,12 @@ fn assert_envelope(answer: &Answer, status: u16, message: &str, path: &str) -> V
 // ---------------------------------------------------------------------------------------------
 // A minimal Socket.IO client over Engine.IO long-polling.
 
-async fn raw_http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+pub(crate) async fn raw_http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
@@ -164,16 +169,25 @@ fn dechunk(mut rest: &str) -> String {
     }
 }
 
-struct PollingClient {
+pub(crate) struct PollingClient {
     addr: SocketAddr,
     engine_sid: String,
     /// The Socket.IO socket id (what the REST API knows the client by).
-    id: String,
+    pub(crate) id: String,
 }
 
 impl PollingClient {
     /// Connects to the main namespace and authenticates.
-    async fn connect(addr: SocketAddr) -> PollingClient {
+    pub(crate) async fn connect(addr: SocketAddr) -> PollingClient {
+        let client = Self::connect_only(addr, None).await;
+        client.write(r#"42["authenticate"]"#).await;
+        client.event("authenticated").await;
+        client
+    }
+
+    /// Connects to the main namespace (with `auth` as the CONNECT payload) and does not
+    /// authenticate.
+    pub(crate) async fn connect_only(addr: SocketAddr, auth: Option<&str>) -> PollingClient {
         let (status, open) = raw_http(addr, "GET", "/io/?EIO=4&transport=polling", "").await;
         assert_eq!(status, 200, "{open}");
         let handshake: Value = serde_json::from_str(open.strip_prefix('0').unwrap()).unwrap();
@@ -182,26 +196,34 @@ impl PollingClient {
             engine_sid: handshake["sid"].as_str().unwrap().to_string(),
             id: String::new(),
         };
-        client.write("40").await;
+        client.write(&format!("40{}", auth.unwrap_or(""))).await;
         let connect = client.read_until(|p| p.starts_with("40")).await;
         let payload: Value = serde_json::from_str(&connect[2..]).unwrap();
         client.id = payload["sid"].as_str().unwrap().to_string();
-        client.write(r#"42["authenticate"]"#).await;
-        client.event("authenticated").await;
         client
+    }
+
+    /// Emits `[event, arg]` asking for an acknowledgement, and returns the acknowledgement's
+    /// arguments (events that arrive meanwhile are skipped).
+    pub(crate) async fn emit_with_ack(&self, id: u32, event: &str, arg: Value) -> Vec<Value> {
+        self.write(&format!("42{id}{}", serde_json::json!([event, arg])))
+            .await;
+        let prefix = format!("43{id}");
+        let packet = self.read_until(|p| p.starts_with(&prefix)).await;
+        serde_json::from_str(&packet[prefix.len()..]).unwrap()
     }
 
     fn url(&self) -> String {
         format!("/io/?EIO=4&transport=polling&sid={}", self.engine_sid)
     }
 
-    async fn write(&self, packet: &str) {
+    pub(crate) async fn write(&self, packet: &str) {
         let (status, body) = raw_http(self.addr, "POST", &self.url(), packet).await;
         assert_eq!((status, body.as_str()), (200, "ok"));
     }
 
     /// Polls until a packet matches, answering the Engine.IO heartbeat on the way.
-    async fn read_until(&self, wanted: impl Fn(&str) -> bool) -> String {
+    pub(crate) async fn read_until(&self, wanted: impl Fn(&str) -> bool) -> String {
         let poll = async {
             loop {
                 let (status, body) = raw_http(self.addr, "GET", &self.url(), "").await;
@@ -221,7 +243,7 @@ impl PollingClient {
     }
 
     /// Waits for an event and returns its arguments.
-    async fn event(&self, name: &str) -> Vec<Value> {
+    pub(crate) async fn event(&self, name: &str) -> Vec<Value> {
         let packet = self
             .read_until(|p| {
                 p.strip_prefix("42")
@@ -401,17 +423,30 @@ async fn info_clients_and_sends_reach_a_real_client() {
     .await;
     assert_eq!(decoded.json()["message"], "Message sent to room: a b/c");
 
-    // Sending to a client that does not exist still succeeds, as in the original.
-    let nobody = post(
-        &router,
-        "/api/socket/client/nobody/send",
-        r#"{"topic":"t"}"#,
-    )
-    .await;
-    assert_eq!(
-        nobody.json(),
-        json!({"success": true, "message": "Message sent to client: nobody"})
-    );
+    // A client that does not exist is not found, as for join, leave and rooms (the original
+    // answers "Message sent"); the topic is still checked first.
+    for id in ["nobody", "AAAAAAAAAAAAAAAAAAAA"] {
+        let nobody = post(
+            &router,
+            &format!("/api/socket/client/{id}/send"),
+            r#"{"topic":"t"}"#,
+        )
+        .await;
+        assert_eq!(nobody.status, 200);
+        assert_eq!(
+            nobody.json(),
+            json!({"success": false, "message": format!("Client not found: {id}")})
+        );
+    }
+    let no_topic = post(&router, "/api/socket/client/nobody/send", "{}").await;
+    assert_eq!(no_topic.status, 400);
+
+    // A socket that has not authenticated is tracked but receives no broadcast: not counted.
+    let _lurker = PollingClient::connect_only(app.local_addr(), None).await;
+    let info = get(&router, "/api/socket/info").await.json();
+    assert_eq!(info["connectedClients"], 2);
+    let answer = post(&router, "/api/socket/broadcast", r#"{"topic":"news"}"#).await;
+    assert_eq!(answer.json()["message"], "Broadcast sent to 1 clients");
     app.stop().await;
 }
 
@@ -752,9 +787,6 @@ async fn unknown_routes_answer_the_404_shape() {
         (Method::POST, "/api/socket/room//send"),
         (Method::POST, "/api/socket/client//join"),
         (Method::GET, "/API/socket/info"),
-        (Method::POST, "/api/socket/info"),
-        (Method::GET, "/api/socket/broadcast"),
-        (Method::DELETE, "/api/health-check"),
         (Method::GET, "/other?x=1"),
     ];
     for (method, uri) in cases {
@@ -854,9 +886,45 @@ async fn api_key_protects_the_socket_endpoints() {
 }
 
 #[tokio::test]
-async fn cors_mirrors_the_origin_with_credentials() {
+async fn a_known_path_with_another_method_answers_405_with_allow() {
     let app = start(true).await;
-    let any = api(&app, None);
+    let router = api(&app, Some("k3y"));
+    let cases: &[(Method, &str, &[&str])] = &[
+        (Method::POST, "/api/socket/info", &["GET", "HEAD"]),
+        (Method::GET, "/api/socket/broadcast", &["POST"]),
+        (Method::DELETE, "/api/health-check", &["GET", "HEAD"]),
+        (Method::PUT, "/api/socket/client/abc/join", &["POST"]),
+        (Method::OPTIONS, "/api/socket/broadcast", &["POST"]),
+    ];
+    for (method, uri, allowed) in cases {
+        let answer = call(
+            &router,
+            Request::builder()
+                .method(method)
+                .uri(*uri)
+                .header("host", "test.local")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_envelope(&answer, 405, "Method Not Allowed", uri);
+        let allow = answer
+            .headers
+            .get("allow")
+            .unwrap_or_else(|| panic!("{method} {uri}: no Allow header"))
+            .to_str()
+            .unwrap()
+            .to_string();
+        let mut got: Vec<&str> = allow.split(',').map(str::trim).collect();
+        got.sort_unstable();
+        assert_eq!(got, *allowed, "{method} {uri}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn cors_is_opt_in() {
+    let app = start(true).await;
     let preflight = |origin: &str| {
         Request::builder()
             .method(Method::OPTIONS)
@@ -867,58 +935,76 @@ async fn cors_mirrors_the_origin_with_credentials() {
             .body(Body::empty())
             .unwrap()
     };
-    let answer = call(&any, preflight("http://app.example")).await;
-    assert!(answer.status.is_success(), "{}", answer.status);
+    let simple = |origin: &str| {
+        Request::get("/api/health-check")
+            .header("origin", origin)
+            .body(Body::empty())
+            .unwrap()
+    };
     let header =
         |a: &Answer, name: &str| a.headers.get(name).map(|v| v.to_str().unwrap().to_string());
+    let with = |origins: Option<Vec<&str>>| {
+        router(
+            ApiConfig {
+                cors_origins: origins.map(|o| o.into_iter().map(String::from).collect()),
+                ..ApiConfig::default()
+            },
+            app.handle().clone(),
+        )
+    };
+
+    // The default: no page on another origin may read an answer, let alone send with the
+    // user's cookies.
+    let default = with(None);
+    for answer in [
+        call(&default, preflight("http://evil.example")).await,
+        call(&default, simple("http://evil.example")).await,
+    ] {
+        assert_eq!(header(&answer, "access-control-allow-origin"), None);
+        assert_eq!(header(&answer, "access-control-allow-credentials"), None);
+    }
+
+    // `*`: any origin, never with credentials.
+    let any = with(Some(vec!["*"]));
+    let answer = call(&any, preflight("http://app.example")).await;
+    assert!(answer.status.is_success(), "{}", answer.status);
     assert_eq!(
         header(&answer, "access-control-allow-origin").as_deref(),
-        Some("http://app.example")
+        Some("*")
     );
-    assert_eq!(
-        header(&answer, "access-control-allow-credentials").as_deref(),
-        Some("true")
-    );
-    assert_eq!(
-        header(&answer, "access-control-max-age").as_deref(),
-        Some("86400")
-    );
-    assert!(
-        header(&answer, "access-control-allow-headers")
-            .unwrap()
-            .contains("x-api-key")
-    );
-    answer.request_id();
+    assert_eq!(header(&answer, "access-control-allow-credentials"), None);
 
-    let simple = call(
-        &any,
-        Request::get("/api/health-check")
-            .header("origin", "http://app.example")
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        header(&simple, "access-control-allow-origin").as_deref(),
-        Some("http://app.example")
-    );
-    assert!(
-        header(&simple, "access-control-expose-headers")
-            .unwrap()
-            .contains("x-request-id")
-    );
-
-    let listed = router(
-        ApiConfig {
-            cors_origins: vec!["http://good.example".into(), "bad\norigin".into()],
-            ..ApiConfig::default()
-        },
-        app.handle().clone(),
-    );
+    // A list: those origins, with credentials.
+    let listed = with(Some(vec!["http://good.example", "bad\norigin"]));
     let good = call(&listed, preflight("http://good.example")).await;
+    assert!(good.status.is_success(), "{}", good.status);
     assert_eq!(
         header(&good, "access-control-allow-origin").as_deref(),
         Some("http://good.example")
+    );
+    assert_eq!(
+        header(&good, "access-control-allow-credentials").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        header(&good, "access-control-max-age").as_deref(),
+        Some("86400")
+    );
+    assert!(
+        header(&good, "access-control-allow-headers")
+            .unwrap()
+            .contains("x-api-key")
+    );
+    good.request_id();
+    let simple_good = call(&listed, simple("http://good.example")).await;
+    assert_eq!(
+        header(&simple_good, "access-control-allow-origin").as_deref(),
+        Some("http://good.example")
+    );
+    assert!(
+        header(&simple_good, "access-control-expose-headers")
+            .unwrap()
+            .contains("x-request-id")
     );
     let other = call(&listed, preflight("http://evil.example")).await;
     assert_eq!(header(&other, "access-control-allow-origin"), None);
@@ -984,6 +1070,26 @@ async fn openapi_document_and_explorer() {
     assert!(schemas["ErrorEnvelope"]["properties"]["error"].is_object());
     // Without an API key configured, no operation demands one.
     assert!(!text.contains("\"security\""));
+    // Every endpoint that looks a client up documents "Client not found".
+    for path in [
+        "/api/socket/client/{clientId}/send",
+        "/api/socket/client/{clientId}/join",
+        "/api/socket/client/{clientId}/leave",
+        "/api/socket/client/{clientId}/rooms",
+    ] {
+        let op = doc["paths"][path]
+            .as_object()
+            .unwrap()
+            .values()
+            .next()
+            .unwrap();
+        assert!(
+            op["responses"]["200"]
+                .to_string()
+                .contains("ClientNotFound"),
+            "{path}"
+        );
+    }
 
     let page = get(&router, "/api/doc/explorer").await;
     assert_eq!(page.status, 200);
