@@ -479,23 +479,29 @@ impl Socket {
     /// ([`RoomRefusal::SocketIdRoom`](crate::RoomRefusal::SocketIdRoom)); says which rooms were refused.
     pub fn try_join(&self, rooms: impl IntoRooms) -> Result<(), JoinError> {
         let rooms = rooms.into_rooms();
+        self.check_room_count(rooms.len())?;
         let max = self.ns.limits().config.max_rooms_per_socket;
-        if rooms.len() > max {
-            self.ns
-                .limits()
-                .counters
-                .add(Refusal::RoomLimit, rooms.len() as u64);
-            return Err(JoinError::TooManyRooms {
-                asked: rooms.len(),
-                max,
-            });
-        }
         let refused = self.ns.adapter().add_all_bounded(self.id, &rooms, max);
         if refused.is_empty() {
             return Ok(());
         }
         self.ns.count_refused_rooms(self.id, &refused);
         Err(JoinError::Refused(refused))
+    }
+
+    /// Refuses (and counts) a request that names more rooms than a socket may be in, before
+    /// its names are even read: what [`Socket::try_join`] checks first, for a handler that
+    /// gets the names from a client.
+    pub fn check_room_count(&self, asked: usize) -> Result<(), JoinError> {
+        let max = self.ns.limits().config.max_rooms_per_socket;
+        if asked <= max {
+            return Ok(());
+        }
+        self.ns
+            .limits()
+            .counters
+            .add(Refusal::RoomLimit, asked as u64);
+        Err(JoinError::TooManyRooms { asked, max })
     }
 
     /// Leaves a room.
