@@ -252,7 +252,7 @@ impl Namespace {
     /// Encodes `packet` once and sends the same bytes to every socket in `sids`.
     ///
     /// The messages are queued once the calling task yields, together with the other
-    /// broadcasts made meanwhile (see [`crate::fanout`]), and in any case before anything this
+    /// broadcasts made meanwhile (see the `fanout` module), and in any case before anything this
     /// process sends to those sockets afterwards: an emit, an acknowledgement or a disconnect
     /// that follows the broadcast reaches the client after it.
     pub fn deliver(&self, packet: Packet, sids: &[Sid], flags: &BroadcastFlags) {
