@@ -139,7 +139,10 @@ fn now_us() -> u64 {
 ///
 /// Refilled lazily, only once empty: an event costs a load and a store of `tokens`, and the
 /// clock is read once per refill, not per event. The tokens a refill grants are those earned
-/// since the last one, capped at the burst, so the sustained rate is exact. A connection's
+/// since the last one, capped at the burst, so over any window the rate holds. The price of
+/// not reading the clock per event: the bucket cannot tell when it would have been full, so
+/// after a quiet period a client may get what was left of the last refill and a full burst,
+/// up to twice `burst` at once (a bucket read per event would allow `burst`). A connection's
 /// events are handled one at a time, so plain loads and stores suffice; two polling requests
 /// of one session racing could at worst let an event more through.
 #[derive(Debug)]

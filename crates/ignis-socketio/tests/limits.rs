@@ -181,7 +181,9 @@ async fn events_past_the_rate_are_refused_and_a_flood_loses_its_connection() {
         .filter(|p| p.starts_with("43"))
         .count();
     assert!(
-        (5..=6).contains(&echoed),
+        // The burst, and on a host slow enough to let a second pass since the connect at most
+        // one refill of it, is served first.
+        (5..=10).contains(&echoed),
         "the burst is served first: {seen:?}"
     );
     let refused = seen.iter().filter(|p| p.contains("RATE_LIMITED")).count();
@@ -209,7 +211,7 @@ async fn events_past_the_rate_are_refused_and_a_flood_loses_its_connection() {
 
 #[tokio::test]
 async fn a_client_over_its_rate_but_not_flooding_is_refused_and_stays() {
-    let (io, addr) = serve(SocketIo::builder().event_rate_limit(Some(EventRate::new(4, 3)))).await;
+    let (io, addr) = serve(SocketIo::builder().event_rate_limit(Some(EventRate::new(1, 3)))).await;
     let client = Client::connect(addr).await;
     let packets: Vec<String> = (1..=5).map(|i| format!("42{i}[\"echo\",{i}]")).collect();
     client.post(&packets.join("\u{1e}")).await;
@@ -219,12 +221,12 @@ async fn a_client_over_its_rate_but_not_flooding_is_refused_and_stays() {
             .any(|p| p.starts_with("434") && p.contains("RATE_LIMITED"))
     );
     assert!(seen.last().unwrap().contains("RATE_LIMITED"));
-    // Once a token is earned again (a quarter of a second at this rate), events are served
-    // again.
+    // Once a token is earned again (a second at this rate), events are served again; one try
+    // per second keeps the refusals below a flood.
     let served = async {
         let mut id = 10;
         loop {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            tokio::time::sleep(Duration::from_millis(1_100)).await;
             id += 1;
             if client.echo(id, "later").await == format!("43{id}[\"later\"]") {
                 return;
