@@ -822,7 +822,7 @@ mod tests {
     }
 
     #[test]
-    fn a_sockets_own_room_behaves_like_any_room() {
+    fn a_sockets_own_room_holds_that_socket_alone() {
         let mut idx = RoomIndex::default();
         let (a, b, c) = (Sid::generate(), Sid::generate(), Sid::generate());
         let own = |s: Sid| room(s.as_str());
@@ -962,6 +962,20 @@ mod tests {
         idx.del(a, "x");
         assert!(idx.add_all_bounded(a, &[room("z")], 3).is_empty());
         assert_eq!(idx.socket_rooms(a), vec![own, room("y"), room("z")]);
+    }
+
+    /// The memory adapter takes its lock per chunk of rooms; the limit holds across chunks.
+    #[test]
+    fn a_large_join_through_the_memory_adapter_stops_at_the_limit() {
+        let adapter = MemoryAdapter::new();
+        let a = Sid::generate();
+        let names: Vec<Room> = (0..1_000).map(|i| room(&format!("r{i}"))).collect();
+        let refused = adapter.add_all_bounded(a, &names, 600);
+        assert_eq!(adapter.socket_rooms(a), names[..600].to_vec());
+        let refused: Vec<Room> = refused.into_iter().map(|r| r.room).collect();
+        assert_eq!(refused, names[600..].to_vec());
+        adapter.del_all(a);
+        assert!(adapter.local_rooms().is_empty());
     }
 
     #[test]
