@@ -185,14 +185,17 @@ impl Membership for Inner {
         let mode = self.config.subscription_mode;
         let mut index = self.local.index().write();
         let mut created: Vec<&Room> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for room in rooms {
-            if !index.has_room(room) && !created.contains(&room) {
+            if !index.has_room(room) && seen.insert(room) {
                 created.push(room);
             }
         }
         index.add_all(sid, rooms);
         let topics: Vec<Topic> = created
             .into_iter()
+            // A room the index refused (another socket's id) was not created: no channel.
+            .filter(|room| index.has_room(room))
             .filter(|room| mode.subscribes_to_room(!is_private(&index, room)))
             .map(|room| Topic::Shard(self.channels.room(room)))
             .collect();

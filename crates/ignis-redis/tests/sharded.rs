@@ -112,6 +112,14 @@ async fn room_channels_come_and_go_with_the_rooms() {
             private,
             "{mode:?}"
         );
+        // A room named like another socket's id is refused by the index: no channel either.
+        let other = Sid::parse("9876543210jihgfedcba").unwrap();
+        adapter.add_all(sid, &[room(other.as_str())]);
+        assert_eq!(
+            subscribers(&conn, &format!("{prefix}#/#{}#", other.as_str())).await,
+            0,
+            "{mode:?}"
+        );
         // Joining again subscribes once.
         adapter.add_all(sid, &[room("news")]);
         assert_eq!(

@@ -89,8 +89,42 @@ pub trait Adapter: Send + Sync + 'static {
         let _ = namespace;
     }
 
-    /// Adds a socket to rooms.
+    /// Adds a socket to rooms. A room named like another socket's id is never joined (see
+    /// [`RoomRefusal::SocketIdRoom`]).
     fn add_all(&self, sid: Sid, rooms: &[Room]);
+
+    /// Adds a socket to rooms, in order, while it is in fewer than `max` rooms (its own
+    /// included); returns the rooms refused. The default looks the socket's rooms up first,
+    /// then adds the rest: an adapter that keeps a [`RoomIndex`] does both under one lock
+    /// ([`RoomIndex::add_all_bounded`]).
+    fn add_all_bounded(&self, sid: Sid, rooms: &[Room], max: usize) -> Vec<RefusedRoom> {
+        let held: std::collections::HashSet<Room> = self.socket_rooms(sid).into_iter().collect();
+        let mut count = held.len();
+        let mut accepted: Vec<Room> = Vec::new();
+        let mut refused = Vec::new();
+        for room in rooms {
+            if is_foreign_socket_room(sid, room) {
+                refused.push(RefusedRoom {
+                    room: Arc::clone(room),
+                    reason: RoomRefusal::SocketIdRoom,
+                });
+            } else if held.contains(room) || accepted.contains(room) {
+                continue;
+            } else if count >= max {
+                refused.push(RefusedRoom {
+                    room: Arc::clone(room),
+                    reason: RoomRefusal::RoomLimit,
+                });
+            } else {
+                count += 1;
+                accepted.push(Arc::clone(room));
+            }
+        }
+        if !accepted.is_empty() {
+            self.add_all(sid, &accepted);
+        }
+        refused
+    }
     /// Removes a socket from a room.
     fn del(&self, sid: Sid, room: &str);
     /// Removes a socket from every room.
@@ -202,75 +236,254 @@ where
     }
 }
 
+/// Why a socket was not put in a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RoomRefusal {
+    /// The socket is in as many rooms as it may be (`max_rooms_per_socket`).
+    RoomLimit,
+    /// The name has the shape of a socket id and is not the socket's own: the room of a
+    /// socket's id reaches that socket alone, so nobody else may ever join it.
+    SocketIdRoom,
+}
+
+impl RoomRefusal {
+    /// A short code for clients (`ROOM_LIMIT`, `SOCKET_ID_ROOM`).
+    pub fn code(self) -> &'static str {
+        match self {
+            RoomRefusal::RoomLimit => "ROOM_LIMIT",
+            RoomRefusal::SocketIdRoom => "SOCKET_ID_ROOM",
+        }
+    }
+
+    /// What a client is told.
+    pub fn message(self) -> &'static str {
+        match self {
+            RoomRefusal::RoomLimit => "the socket is in as many rooms as it may be",
+            RoomRefusal::SocketIdRoom => "a room named like a socket id is that socket's own",
+        }
+    }
+}
+
+impl std::fmt::Display for RoomRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// A room a socket was not put in, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedRoom {
+    pub room: Room,
+    pub reason: RoomRefusal,
+}
+
+/// Whether `room` may never hold `sid`: a name of a socket id's shape other than its own. Decided
+/// by the shape alone, so that it holds for ids of other nodes as well.
+pub fn is_foreign_socket_room(sid: Sid, room: &str) -> bool {
+    room.as_bytes() != sid.as_bytes() && Sid::parse(room).is_some()
+}
+
+/// Marks, in `Joined::own`, a socket that is not in its own room.
+const NOT_IN_OWN: u32 = u32::MAX;
+
+/// One socket's rooms.
+#[derive(Debug)]
+struct Joined {
+    /// The rooms in the order the socket joined them. `None` is the socket's own room (at
+    /// position `own`) or a room it left: a hole, so that leaving costs no shift of the
+    /// rooms after it; holes are squeezed out once they are as many as the rooms.
+    order: Vec<Option<Room>>,
+    /// The position of the socket's own room in `order`, or [`NOT_IN_OWN`].
+    own: u32,
+    holes: u32,
+}
+
+impl Default for Joined {
+    fn default() -> Self {
+        Joined {
+            order: Vec::new(),
+            own: NOT_IN_OWN,
+            holes: 0,
+        }
+    }
+}
+
+impl Joined {
+    fn len(&self) -> usize {
+        self.order.len() - self.holes as usize
+    }
+
+    fn in_own(&self) -> bool {
+        self.own != NOT_IN_OWN
+    }
+
+    /// Appends a room and returns its position.
+    fn push(&mut self, room: Option<Room>) -> u32 {
+        let at = self.order.len() as u32;
+        self.order.push(room);
+        at
+    }
+
+    fn make_hole(&mut self, at: u32) {
+        if let Some(slot) = self.order.get_mut(at as usize) {
+            *slot = None;
+            self.holes += 1;
+        }
+    }
+}
+
 /// Room membership of the local sockets of one namespace.
 ///
 /// Every socket is in the room named by its own id, so that room is not stored as a set of
 /// one: a socket's list marks it, and a lookup of a room whose name is a socket id consults
-/// that socket's list (other sockets that join that room are stored as in any other room).
+/// that socket's list. No other socket can be in that room ([`RoomRefusal::SocketIdRoom`]).
 /// Room names are shared: a socket that joins an existing room keeps the index's own name.
+///
+/// Every operation costs a constant number of hash operations per room (leaving included:
+/// a room's members know where the room is in their join order), so the work of one request
+/// is bounded by the rooms it names.
 #[derive(Debug, Default)]
 pub struct RoomIndex {
-    rooms: HashMap<Room, SidSet>,
-    /// Each socket's rooms in the order it joined them; `None` is its own room (sockets join
-    /// few rooms, so a vector beats a set here).
-    sids: SidMap<Vec<Option<Room>>>,
+    /// Each room's members, each with the position of the room in its `Joined::order`.
+    rooms: HashMap<Room, SidMap<u32>>,
+    sids: SidMap<Joined>,
 }
 
 impl RoomIndex {
-    pub fn add_all(&mut self, sid: Sid, rooms: &[Room]) {
+    /// Adds a socket to rooms (no limit on how many); returns the rooms it may not join.
+    pub fn add_all(&mut self, sid: Sid, rooms: &[Room]) -> Vec<RefusedRoom> {
+        self.add_all_bounded(sid, rooms, usize::MAX)
+    }
+
+    /// Adds a socket to rooms, in order, as long as it is in fewer than `max` rooms (its own
+    /// included); returns the rooms refused, in the order asked.
+    pub fn add_all_bounded(&mut self, sid: Sid, rooms: &[Room], max: usize) -> Vec<RefusedRoom> {
+        let mut refused = Vec::new();
         let joined = self.sids.entry(sid).or_default();
         for room in rooms {
             if room.as_bytes() == sid.as_bytes() {
-                if !joined.contains(&None) {
-                    joined.push(None);
+                if !joined.in_own() {
+                    if joined.len() >= max {
+                        refused.push(RefusedRoom {
+                            room: Arc::clone(room),
+                            reason: RoomRefusal::RoomLimit,
+                        });
+                        continue;
+                    }
+                    joined.own = joined.push(None);
                 }
                 continue;
             }
-            if joined.iter().any(|r| r.as_deref() == Some(&**room)) {
+            if Sid::parse(room).is_some() {
+                refused.push(RefusedRoom {
+                    room: Arc::clone(room),
+                    reason: RoomRefusal::SocketIdRoom,
+                });
                 continue;
             }
+            let full = joined.len() >= max;
             // One lookup: an existing room keeps its own name.
             let name = match self.rooms.entry(Arc::clone(room)) {
                 Entry::Occupied(mut members) => {
-                    members.get_mut().insert(sid);
+                    if members.get().contains_key(&sid) {
+                        continue;
+                    }
+                    if full {
+                        refused.push(RefusedRoom {
+                            room: Arc::clone(room),
+                            reason: RoomRefusal::RoomLimit,
+                        });
+                        continue;
+                    }
+                    members.get_mut().insert(sid, joined.order.len() as u32);
                     Arc::clone(members.key())
                 }
                 Entry::Vacant(slot) => {
+                    if full {
+                        refused.push(RefusedRoom {
+                            room: Arc::clone(room),
+                            reason: RoomRefusal::RoomLimit,
+                        });
+                        continue;
+                    }
                     let name = Arc::clone(slot.key());
-                    let mut members = SidSet::with_capacity_and_hasher(1, SidHash::default());
-                    members.insert(sid);
+                    let mut members = SidMap::with_capacity_and_hasher(1, SidHash::default());
+                    members.insert(sid, joined.order.len() as u32);
                     slot.insert(members);
                     name
                 }
             };
             joined.push(Some(name));
         }
+        refused
+    }
+
+    /// How many rooms a local socket is in, its own included.
+    pub fn room_count(&self, sid: Sid) -> usize {
+        self.sids.get(&sid).map_or(0, Joined::len)
     }
 
     pub fn del(&mut self, sid: Sid, room: &str) {
-        let own = room.as_bytes() == sid.as_bytes();
-        if let Some(joined) = self.sids.get_mut(&sid) {
-            joined.retain(|r| match r {
-                None => !own,
-                Some(r) => &**r != room,
-            });
-        }
-        if own {
+        let Some(joined) = self.sids.get_mut(&sid) else {
             return;
-        }
-        if let Some(members) = self.rooms.get_mut(room) {
-            members.remove(&sid);
+        };
+        if room.as_bytes() == sid.as_bytes() {
+            if joined.in_own() {
+                let at = joined.own;
+                joined.own = NOT_IN_OWN;
+                // Already `None`: only counted as a hole now.
+                if (at as usize) < joined.order.len() {
+                    joined.holes += 1;
+                }
+            }
+        } else {
+            let Some(members) = self.rooms.get_mut(room) else {
+                return;
+            };
+            let Some(at) = members.remove(&sid) else {
+                return;
+            };
             if members.is_empty() {
                 self.rooms.remove(room);
             }
+            joined.make_hole(at);
         }
+        if joined.holes as usize >= joined.len().max(8) {
+            Self::squeeze(&mut self.rooms, sid, joined);
+        }
+    }
+
+    /// Removes the holes of a socket's list; the rooms it is in learn their new positions.
+    fn squeeze(rooms: &mut HashMap<Room, SidMap<u32>>, sid: Sid, joined: &mut Joined) {
+        let own = joined.own;
+        let mut order = Vec::with_capacity(joined.len());
+        let mut new_own = NOT_IN_OWN;
+        for (at, slot) in std::mem::take(&mut joined.order).into_iter().enumerate() {
+            let to = order.len() as u32;
+            match slot {
+                Some(room) => {
+                    if let Some(position) = rooms.get_mut(&room).and_then(|m| m.get_mut(&sid)) {
+                        *position = to;
+                    }
+                    order.push(Some(room));
+                }
+                None if at as u32 == own => {
+                    new_own = to;
+                    order.push(None);
+                }
+                None => {}
+            }
+        }
+        joined.order = order;
+        joined.own = new_own;
+        joined.holes = 0;
     }
 
     pub fn del_all(&mut self, sid: Sid) {
         let Some(joined) = self.sids.remove(&sid) else {
             return;
         };
-        for room in joined.into_iter().flatten() {
+        for room in joined.order.into_iter().flatten() {
             if let Some(members) = self.rooms.get_mut(&room) {
                 members.remove(&sid);
                 if members.is_empty() {
@@ -281,24 +494,24 @@ impl RoomIndex {
     }
 
     pub fn socket_rooms(&self, sid: Sid) -> Vec<Room> {
-        self.sids
-            .get(&sid)
-            .map(|joined| {
-                joined
-                    .iter()
-                    .map(|r| match r {
-                        Some(r) => Arc::clone(r),
-                        None => Arc::from(sid.as_str()),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+        let Some(joined) = self.sids.get(&sid) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(joined.len());
+        for (at, slot) in joined.order.iter().enumerate() {
+            match slot {
+                Some(room) => out.push(Arc::clone(room)),
+                None if at as u32 == joined.own => out.push(Arc::from(sid.as_str())),
+                None => {}
+            }
+        }
+        out
     }
 
     pub fn rooms(&self) -> Vec<Room> {
         let mut rooms: Vec<Room> = self.rooms.keys().cloned().collect();
         for (sid, joined) in &self.sids {
-            if joined.contains(&None) && !self.rooms.contains_key(sid.as_str()) {
+            if joined.in_own() && !self.rooms.contains_key(sid.as_str()) {
                 rooms.push(Arc::from(sid.as_str()));
             }
         }
@@ -310,13 +523,13 @@ impl RoomIndex {
         let sid = Sid::parse(room)?;
         self.sids
             .get(&sid)
-            .is_some_and(|joined| joined.contains(&None))
+            .is_some_and(Joined::in_own)
             .then_some(sid)
     }
 
     /// Calls `f` once for each socket a broadcast with `opts` reaches.
     pub fn for_each(&self, opts: &BroadcastOptions, mut f: impl FnMut(Sid)) {
-        let except_sets: Vec<&SidSet> = opts
+        let except_sets: Vec<&SidMap<u32>> = opts
             .except
             .iter()
             .filter_map(|room| self.rooms.get(room))
@@ -326,8 +539,9 @@ impl RoomIndex {
             .iter()
             .filter_map(|room| self.owner(room))
             .collect();
-        let excluded =
-            |sid: &Sid| except_owners.contains(sid) || except_sets.iter().any(|m| m.contains(sid));
+        let excluded = |sid: &Sid| {
+            except_owners.contains(sid) || except_sets.iter().any(|m| m.contains_key(sid))
+        };
         if opts.rooms.is_empty() {
             for sid in self.sids.keys() {
                 if !excluded(sid) {
@@ -342,7 +556,7 @@ impl RoomIndex {
                 f(owner);
             }
             if let Some(members) = self.rooms.get(room) {
-                for sid in members {
+                for sid in members.keys() {
                     if !excluded(sid) {
                         f(*sid);
                     }
@@ -358,7 +572,7 @@ impl RoomIndex {
                     f(owner);
                 }
                 if let Some(members) = self.rooms.get(room) {
-                    for sid in members {
+                    for sid in members.keys() {
                         if !excluded(sid) && seen.insert(*sid) {
                             f(*sid);
                         }
@@ -412,9 +626,23 @@ impl MemoryAdapter {
     }
 }
 
+/// Rooms added under one hold of the index's lock: a socket joining many rooms (an
+/// application's or an operator's request; a client's is bounded by `max_rooms_per_socket`)
+/// lets the namespace's broadcasts through between chunks.
+const ROOMS_PER_LOCK: usize = 256;
+
 impl Adapter for MemoryAdapter {
     fn add_all(&self, sid: Sid, rooms: &[Room]) {
-        self.index.write().add_all(sid, rooms);
+        self.add_all_bounded(sid, rooms, usize::MAX);
+    }
+
+    fn add_all_bounded(&self, sid: Sid, rooms: &[Room], max: usize) -> Vec<RefusedRoom> {
+        let mut refused = Vec::new();
+        for chunk in rooms.chunks(ROOMS_PER_LOCK) {
+            let mut more = self.index.write().add_all_bounded(sid, chunk, max);
+            refused.append(&mut more);
+        }
+        refused
     }
 
     fn del(&self, sid: Sid, room: &str) {
@@ -485,9 +713,11 @@ impl Adapter for MemoryAdapter {
         opts: &'a BroadcastOptions,
         rooms: &'a [Room],
     ) -> BoxFuture<'a, Result<(), AdapterError>> {
+        let max = ns.limits().config.max_rooms_per_socket;
         for sid in self.local_sockets(opts) {
             if ns.get_socket(sid).is_some() {
-                self.add_all(sid, rooms);
+                let refused = self.add_all_bounded(sid, rooms, max);
+                ns.count_refused_rooms(sid, &refused);
             }
         }
         Box::pin(async { Ok(()) })
@@ -592,7 +822,7 @@ mod tests {
     }
 
     #[test]
-    fn a_sockets_own_room_behaves_like_any_room() {
+    fn a_sockets_own_room_holds_that_socket_alone() {
         let mut idx = RoomIndex::default();
         let (a, b, c) = (Sid::generate(), Sid::generate(), Sid::generate());
         let own = |s: Sid| room(s.as_str());
@@ -613,25 +843,34 @@ mod tests {
         assert_eq!(to(&idx, vec![room("lobby")], vec![own(b)]), vec![a]);
         assert_eq!(to(&idx, vec![own(a), own(c)], vec![]), sorted(vec![a, c]));
 
-        // Another socket joins a's room: both are reached, once each.
-        idx.add_all(b, &[own(a)]);
-        assert_eq!(to(&idx, vec![own(a)], vec![]), sorted(vec![a, b]));
+        // Another socket asks for a's room: refused, whatever the path, and a's room still
+        // reaches a alone.
+        assert_eq!(
+            idx.add_all(b, &[own(a), room("lobby"), own(b)]),
+            vec![RefusedRoom {
+                room: own(a),
+                reason: RoomRefusal::SocketIdRoom
+            }]
+        );
+        assert_eq!(to(&idx, vec![own(a)], vec![]), vec![a]);
         assert_eq!(
             to(&idx, vec![own(a), room("lobby")], vec![]),
             sorted(vec![a, b])
         );
-        assert_eq!(to(&idx, vec![], vec![own(a)]), vec![c]);
+        assert_eq!(to(&idx, vec![], vec![own(a)]), sorted(vec![b, c]));
         let mut rooms = idx.rooms();
         rooms.sort();
         let mut expected = vec![own(a), own(b), own(c), room("lobby")];
         expected.sort();
         assert_eq!(rooms, expected, "each room once");
+        // A name of a socket id's shape that is nobody's (or another node's) is refused too.
+        let elsewhere = Sid::generate();
+        assert_eq!(idx.add_all(b, &[own(elsewhere)]).len(), 1);
+        assert!(!idx.has_room(elsewhere.as_str()));
 
-        // a leaves its own room: only b is left in it.
+        // a leaves its own room: nobody is in it any more.
         idx.del(a, a.as_str());
         assert_eq!(idx.socket_rooms(a), vec![room("lobby")]);
-        assert_eq!(to(&idx, vec![own(a)], vec![]), vec![b]);
-        idx.del(b, a.as_str());
         assert!(!idx.has_room(a.as_str()));
         assert!(to(&idx, vec![own(a)], vec![]).is_empty());
         // Still a socket of the namespace: broadcasts to everyone reach it.
@@ -642,6 +881,101 @@ mod tests {
         idx.del_all(c);
         assert!(!idx.has_room(c.as_str()));
         assert!(to(&idx, vec![own(c)], vec![]).is_empty());
+    }
+
+    /// Joins and leaves cost a few hash operations per room, however many rooms the socket
+    /// holds, and the list stays in join order through the holes left by leaves.
+    #[test]
+    fn many_rooms_keep_their_order_through_leaves() {
+        let mut idx = RoomIndex::default();
+        let (a, b) = (Sid::generate(), Sid::generate());
+        let names: Vec<Room> = (0..5_000).map(|i| room(&format!("r{i}"))).collect();
+        assert!(idx.add_all(a, &[room(a.as_str())]).is_empty());
+        assert!(idx.add_all(a, &names).is_empty());
+        assert!(idx.add_all(b, &names[..10]).is_empty());
+        // Joining again changes nothing.
+        assert!(idx.add_all(a, &names).is_empty());
+        assert_eq!(idx.room_count(a), 5_001);
+        // Leave every room but those whose number is a multiple of 7, in an unrelated order
+        // (holes are squeezed out several times on the way).
+        for i in (0..5_000).rev().filter(|i| i % 7 != 0) {
+            idx.del(a, &format!("r{i}"));
+        }
+        let mut expected = vec![room(a.as_str())];
+        expected.extend(
+            (0..5_000)
+                .filter(|i| i % 7 == 0)
+                .map(|i| room(&format!("r{i}"))),
+        );
+        assert_eq!(idx.socket_rooms(a), expected);
+        assert_eq!(idx.room_count(a), expected.len());
+        // Positions are right after the squeezes: leaving and joining still work.
+        idx.del(a, "r7");
+        idx.del(a, a.as_str());
+        assert!(idx.add_all(a, &[room("r1"), room(a.as_str())]).is_empty());
+        let mut expected: Vec<Room> = (0..5_000)
+            .filter(|i| i % 7 == 0 && *i != 7)
+            .map(|i| room(&format!("r{i}")))
+            .collect();
+        expected.push(room("r1"));
+        expected.push(room(a.as_str()));
+        assert_eq!(idx.socket_rooms(a), expected);
+        // b's rooms were not touched, and the rooms a left hold b alone.
+        assert_eq!(idx.socket_rooms(b), names[..10].to_vec());
+        let in_r3 = idx.sockets(&BroadcastOptions {
+            rooms: vec![room("r3")],
+            ..Default::default()
+        });
+        assert_eq!(in_r3, vec![b]);
+        idx.del_all(a);
+        idx.del_all(b);
+        assert!(idx.rooms().is_empty());
+    }
+
+    #[test]
+    fn a_bounded_join_stops_at_the_limit_and_names_the_rest() {
+        let mut idx = RoomIndex::default();
+        let a = Sid::generate();
+        let own = room(a.as_str());
+        let asked = [
+            own.clone(),
+            room("x"),
+            room("y"),
+            room("x"),
+            room("z"),
+            room("w"),
+        ];
+        let refused = idx.add_all_bounded(a, &asked, 3);
+        assert_eq!(idx.socket_rooms(a), vec![own.clone(), room("x"), room("y")]);
+        let refused: Vec<(Room, RoomRefusal)> =
+            refused.into_iter().map(|r| (r.room, r.reason)).collect();
+        assert_eq!(
+            refused,
+            vec![
+                (room("z"), RoomRefusal::RoomLimit),
+                (room("w"), RoomRefusal::RoomLimit)
+            ]
+        );
+        assert!(!idx.has_room("z"), "a refused room is not created");
+        // At the limit, a room already held is no refusal; after a leave there is room again.
+        assert!(idx.add_all_bounded(a, &[room("x")], 3).is_empty());
+        idx.del(a, "x");
+        assert!(idx.add_all_bounded(a, &[room("z")], 3).is_empty());
+        assert_eq!(idx.socket_rooms(a), vec![own, room("y"), room("z")]);
+    }
+
+    /// The memory adapter takes its lock per chunk of rooms; the limit holds across chunks.
+    #[test]
+    fn a_large_join_through_the_memory_adapter_stops_at_the_limit() {
+        let adapter = MemoryAdapter::new();
+        let a = Sid::generate();
+        let names: Vec<Room> = (0..1_000).map(|i| room(&format!("r{i}"))).collect();
+        let refused = adapter.add_all_bounded(a, &names, 600);
+        assert_eq!(adapter.socket_rooms(a), names[..600].to_vec());
+        let refused: Vec<Room> = refused.into_iter().map(|r| r.room).collect();
+        assert_eq!(refused, names[600..].to_vec());
+        adapter.del_all(a);
+        assert!(adapter.local_rooms().is_empty());
     }
 
     #[test]

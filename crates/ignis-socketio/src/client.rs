@@ -14,7 +14,8 @@ use crate::adapter::Room;
 use crate::handler::run;
 use crate::handshake::{Handshake, RequestHead};
 use crate::io::IoInner;
-use crate::parser::Decoder;
+use crate::limits::Refusal;
+use crate::parser::{Decoded, Decoder};
 use crate::recovery::Recovery;
 use crate::socket::{DisconnectReason, Socket, SocketRef};
 
@@ -47,6 +48,17 @@ pub(crate) fn disconnect_all(conn: &EngineSocket) {
     }
 }
 
+/// Closes a client's connection for `reason`: each namespace it joined gets its DISCONNECT
+/// and its socket leaves with `reason`; the connection closes once what is queued went out.
+pub(crate) fn close_for(conn: &EngineSocket, reason: DisconnectReason) {
+    let sockets = conn.data.sockets.lock().clone();
+    for socket in sockets {
+        let _ = socket.send_packet(&Packet::disconnect(socket.namespace().name()));
+        socket.close(reason);
+    }
+    conn.close();
+}
+
 /// The engine handler of a Socket.IO server.
 pub struct IoHandler {
     pub(crate) io: Arc<IoInner>,
@@ -72,10 +84,28 @@ impl Handler for IoHandler {
     }
 
     fn on_message(&self, conn: &Arc<EngineSocket>, data: Data) {
-        let decoded = conn.data.decoder.lock().decode(data);
+        let max = self.io.limits.config.max_event_payload;
+        let decoded = conn.data.decoder.lock().decode(data, max);
         match decoded {
-            Ok(Some(packet)) => self.on_packet(conn, packet),
-            Ok(None) => {}
+            Ok(Decoded::Packet(packet, size)) => self.on_packet(conn, packet, size),
+            Ok(Decoded::Pending) => {}
+            Ok(Decoded::Oversized(size)) => {
+                // The client gets the reason on every namespace it joined, then the close.
+                self.io.limits.counters.add(Refusal::PayloadTooLarge, 1);
+                tracing::info!(sid = %conn.id(), size, max, "binary event over max_event_payload: connection closed");
+                let sockets = conn.data.sockets.lock().clone();
+                for socket in &sockets {
+                    socket.send_refusal(
+                        None,
+                        "",
+                        "PAYLOAD_TOO_LARGE",
+                        &format!(
+                            "event of more than {max} bytes (attachments included): disconnected"
+                        ),
+                    );
+                }
+                close_for(conn, DisconnectReason::PayloadTooLarge);
+            }
             Err(e) => {
                 tracing::debug!(sid = %conn.id(), error = %e, "malformed socket.io packet");
                 conn.close();
@@ -107,7 +137,7 @@ impl Handler for IoHandler {
 }
 
 impl IoHandler {
-    fn on_packet(&self, conn: &Arc<EngineSocket>, packet: Packet) {
+    fn on_packet(&self, conn: &Arc<EngineSocket>, packet: Packet, size: usize) {
         let existing = conn
             .data
             .sockets
@@ -118,7 +148,7 @@ impl IoHandler {
         match (existing, &packet.kind) {
             (None, PacketKind::Connect(_)) => self.connect(conn, packet),
             (Some(socket), kind) if !matches!(kind, PacketKind::Connect(_)) => {
-                socket.on_packet(packet)
+                socket.on_packet(packet, size)
             }
             _ => {
                 // A packet for a namespace the client has not joined, or a second CONNECT:

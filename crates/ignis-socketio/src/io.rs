@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::EmitError;
 use crate::adapter::{AdapterFactory, MemoryAdapter};
 use crate::client::IoHandler;
+use crate::limits::{AbuseCounters, EventRate, Limits, SocketLimits};
 use crate::namespace::Namespace;
 use crate::operators::Operators;
 use crate::parser::ParserKind;
@@ -36,6 +37,7 @@ pub(crate) struct IoInner {
     adapter: Arc<dyn AdapterFactory>,
     namespaces: RwLock<HashMap<String, Arc<Namespace>>>,
     dynamic: RwLock<Vec<DynamicNamespace>>,
+    pub(crate) limits: Arc<Limits>,
 }
 
 impl IoInner {
@@ -46,6 +48,7 @@ impl IoInner {
             Arc::clone(&adapter),
             self.parser,
             self.recovery.clone().map(|c| Arc::new(Recovery::new(c))),
+            Arc::clone(&self.limits),
         );
         adapter.attach(Arc::downgrade(&ns));
         ns
@@ -98,6 +101,8 @@ pub struct SocketIoConfig {
     pub parser: ParserKind,
     /// Connection state recovery, off by default as in the reference.
     pub recovery: Option<RecoveryConfig>,
+    /// Per-socket limits against abusive clients.
+    pub limits: SocketLimits,
 }
 
 impl Default for SocketIoConfig {
@@ -110,6 +115,7 @@ impl Default for SocketIoConfig {
             connect_timeout: Duration::from_millis(45_000),
             parser: ParserKind::Json,
             recovery: None,
+            limits: SocketLimits::default(),
         }
     }
 }
@@ -181,6 +187,34 @@ impl SocketIoBuilder {
         self
     }
 
+    /// Rooms a socket may be in, its own included (1 000 by default): a join past it is
+    /// refused, and a request that names more rooms is refused before any is looked at.
+    pub fn max_rooms_per_socket(mut self, max: usize) -> Self {
+        self.config.limits.max_rooms_per_socket = max;
+        self
+    }
+
+    /// Events a socket may send (1 000 per second, 1 000 at once by default); `None` lifts the
+    /// limit. An event past it is refused (`RATE_LIMITED`); a socket refused more than `burst`
+    /// events within a second loses its connection.
+    pub fn event_rate_limit(mut self, rate: Option<EventRate>) -> Self {
+        self.config.limits.event_rate = rate;
+        self
+    }
+
+    /// Bytes of one event, attachments included (1 000 000 by default): a larger event is
+    /// refused (`PAYLOAD_TOO_LARGE`).
+    pub fn max_event_payload(mut self, bytes: usize) -> Self {
+        self.config.limits.max_event_payload = bytes;
+        self
+    }
+
+    /// Every per-socket limit at once.
+    pub fn limits(mut self, limits: SocketLimits) -> Self {
+        self.config.limits = limits;
+        self
+    }
+
     /// Any other engine option.
     pub fn engine(mut self, f: impl FnOnce(&mut EngineConfig)) -> Self {
         f(&mut self.config.engine);
@@ -201,6 +235,10 @@ impl SocketIoBuilder {
             adapter,
             namespaces: RwLock::new(HashMap::new()),
             dynamic: RwLock::new(Vec::new()),
+            limits: Arc::new(Limits {
+                config: config.limits.clone(),
+                counters: Default::default(),
+            }),
         });
         inner.declare("/");
         let mut engine_config = config.engine.clone();
@@ -280,6 +318,7 @@ impl SocketIo {
             Arc::new(MemoryAdapter::new()),
             self.inner.parser,
             None,
+            Arc::clone(&self.inner.limits),
         );
         template.on_connect(on_connect);
         self.inner.dynamic.write().push(DynamicNamespace {
@@ -330,6 +369,16 @@ impl SocketIo {
     /// Emits an event to the main namespace of the other nodes (`serverSideEmit`).
     pub async fn server_side_emit(&self, event: &str, args: Vec<Value>) -> Result<(), EmitError> {
         self.main_namespace().server_side_emit(event, args).await
+    }
+
+    /// The per-socket limits.
+    pub fn limits(&self) -> &SocketLimits {
+        &self.inner.limits.config
+    }
+
+    /// What the per-socket limits refused since the server started.
+    pub fn abuse_counters(&self) -> AbuseCounters {
+        self.inner.limits.counters.snapshot()
     }
 
     pub fn engine(&self) -> &Engine<IoHandler> {

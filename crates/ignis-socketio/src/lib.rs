@@ -35,6 +35,7 @@ mod fanout;
 mod handler;
 mod handshake;
 mod io;
+mod limits;
 mod namespace;
 mod operators;
 mod parser;
@@ -43,7 +44,7 @@ mod socket;
 
 pub use adapter::{
     Adapter, AdapterError, AdapterFactory, BroadcastFlags, BroadcastOptions, MemoryAdapter,
-    RemoteSocket, Room,
+    RefusedRoom, RemoteSocket, Room, RoomRefusal,
 };
 pub use client::{ClientState, EngineSocket, IoHandler};
 pub use handler::SocketHandlers;
@@ -51,11 +52,15 @@ pub use handshake::{Handshake, iso_timestamp};
 pub use ignis_engine::{self as engine, Sid};
 pub use ignis_proto::{self as proto, Value};
 pub use io::{SocketIo, SocketIoBuilder, SocketIoConfig};
+pub use limits::{
+    AbuseCounters, DEFAULT_EVENT_RATE, DEFAULT_MAX_EVENT_PAYLOAD, DEFAULT_MAX_ROOMS_PER_SOCKET,
+    EventRate, SocketLimits,
+};
 pub use namespace::Namespace;
 pub use operators::{AckTimeout, BroadcastAckError, DEFAULT_ACK_TIMEOUT, Operators};
 pub use parser::{EncodedArgs, ParserKind};
 pub use recovery::{Recovery, RecoveryConfig, RestoredSession, SessionData};
-pub use socket::{AckSender, DisconnectReason, Event, IntoRooms, Socket, SocketRef};
+pub use socket::{AckSender, DisconnectReason, Event, IntoRooms, JoinError, Socket, SocketRef};
 
 /// A middleware's refusal: the client gets `connect_error` with this message and data.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,9 +11,10 @@ use parking_lot::RwLock;
 use serde::Serialize;
 use smallvec::SmallVec;
 
-use crate::adapter::{AckCollector, Adapter, BroadcastFlags, Room};
+use crate::adapter::{AckCollector, Adapter, BroadcastFlags, RefusedRoom, Room, RoomRefusal};
 use crate::fanout;
 use crate::handler::{ConnectHandler, Middleware, ServerEventHandler};
+use crate::limits::{Limits, Refusal, SocketLimits};
 use crate::operators::Operators;
 use crate::parser::{self, ParserKind};
 use crate::recovery::Recovery;
@@ -35,6 +36,8 @@ pub struct Namespace {
     /// sends one packet (one id) to many sockets.
     ack_ids: AtomicU64,
     recovery: Option<Arc<Recovery>>,
+    /// The server's per-socket limits and their counters.
+    limits: Arc<Limits>,
 }
 
 impl Namespace {
@@ -43,6 +46,7 @@ impl Namespace {
         adapter: Arc<dyn Adapter>,
         parser: ParserKind,
         recovery: Option<Arc<Recovery>>,
+        limits: Arc<Limits>,
     ) -> Arc<Namespace> {
         Arc::new_cyclic(|me| Namespace {
             me: Weak::clone(me),
@@ -55,7 +59,35 @@ impl Namespace {
             server_events: RwLock::new(HashMap::new()),
             ack_ids: AtomicU64::new(0),
             recovery,
+            limits,
         })
+    }
+
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The per-socket limits of the server.
+    pub fn socket_limits(&self) -> &SocketLimits {
+        &self.limits.config
+    }
+
+    /// Counts (and logs) the rooms a socket was refused.
+    pub(crate) fn count_refused_rooms(&self, sid: Sid, refused: &[RefusedRoom]) {
+        if refused.is_empty() {
+            return;
+        }
+        let mut limit = 0;
+        let mut foreign = 0;
+        for r in refused {
+            match r.reason {
+                RoomRefusal::RoomLimit => limit += 1,
+                RoomRefusal::SocketIdRoom => foreign += 1,
+            }
+        }
+        self.limits.counters.add(Refusal::RoomLimit, limit);
+        self.limits.counters.add(Refusal::SocketIdRoom, foreign);
+        tracing::debug!(%sid, nsp = %self.name, at_limit = limit, socket_id_rooms = foreign, "rooms refused");
     }
 
     pub fn name(&self) -> &str {
@@ -220,7 +252,7 @@ impl Namespace {
     /// Encodes `packet` once and sends the same bytes to every socket in `sids`.
     ///
     /// The messages are queued once the calling task yields, together with the other
-    /// broadcasts made meanwhile (see [`crate::fanout`]), and in any case before anything this
+    /// broadcasts made meanwhile (see the `fanout` module), and in any case before anything this
     /// process sends to those sockets afterwards: an emit, an acknowledgement or a disconnect
     /// that follows the broadcast reaches the client after it.
     pub fn deliver(&self, packet: Packet, sids: &[Sid], flags: &BroadcastFlags) {

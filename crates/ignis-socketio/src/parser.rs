@@ -229,26 +229,64 @@ fn with_attachments(text: TextMessage, attachments: Vec<Bytes>, compress: bool) 
 
 /// The per-connection decoding state.
 #[derive(Debug, Default)]
-pub(crate) enum Decoder {
+pub(crate) struct Decoder {
+    codec: Codec,
+    /// Bytes received so far of a binary packet waiting for its attachments.
+    pending: usize,
+}
+
+#[derive(Debug, Default)]
+enum Codec {
     Json(JsonDecoder),
     #[default]
     MsgPack,
 }
 
+/// What a message made of the packet being received.
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    /// A whole packet, and its size as received (text and attachments, or msgpack message).
+    Packet(Packet, usize),
+    /// A binary packet that still waits for attachments.
+    Pending,
+    /// A binary packet whose attachments went past `max` bytes before it was whole: dropped,
+    /// since its bytes would have to be held.
+    Oversized(usize),
+}
+
 impl Decoder {
     pub(crate) fn new(kind: ParserKind) -> Decoder {
-        match kind {
-            ParserKind::Json => Decoder::Json(JsonDecoder::default()),
-            ParserKind::MsgPack => Decoder::MsgPack,
-        }
+        let codec = match kind {
+            ParserKind::Json => Codec::Json(JsonDecoder::default()),
+            ParserKind::MsgPack => Codec::MsgPack,
+        };
+        Decoder { codec, pending: 0 }
     }
 
-    pub(crate) fn decode(&mut self, data: Data) -> Result<Option<Packet>, DecodeError> {
-        match (self, data) {
-            (Decoder::Json(d), Data::Text(text)) => d.decode_text(&text),
-            (Decoder::Json(d), Data::Binary(bin)) => d.decode_binary(bin),
-            (Decoder::MsgPack, Data::Binary(bin)) => socketio::decode_msgpack(&bin).map(Some),
-            (Decoder::MsgPack, Data::Text(_)) => Err(DecodeError::UnexpectedText),
-        }
+    /// Decodes one message; a binary packet may hold at most `max` bytes while it waits for
+    /// its attachments.
+    pub(crate) fn decode(&mut self, data: Data, max: usize) -> Result<Decoded, DecodeError> {
+        let size = self.pending.saturating_add(data.len());
+        self.pending = 0;
+        let packet = match (&mut self.codec, data) {
+            (Codec::Json(d), Data::Text(text)) => d.decode_text(&text)?,
+            (Codec::Json(d), Data::Binary(bin)) => {
+                let packet = d.decode_binary(bin)?;
+                if packet.is_none() && size > max {
+                    d.reset();
+                    return Ok(Decoded::Oversized(size));
+                }
+                packet
+            }
+            (Codec::MsgPack, Data::Binary(bin)) => Some(socketio::decode_msgpack(&bin)?),
+            (Codec::MsgPack, Data::Text(_)) => return Err(DecodeError::UnexpectedText),
+        };
+        Ok(match packet {
+            Some(packet) => Decoded::Packet(packet, size),
+            None => {
+                self.pending = size;
+                Decoded::Pending
+            }
+        })
     }
 }

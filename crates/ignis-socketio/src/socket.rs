@@ -14,10 +14,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-use crate::adapter::{AckCollector, BroadcastOptions, RemoteSocket, Room};
+use crate::adapter::{AckCollector, BroadcastOptions, RefusedRoom, RemoteSocket, Room};
 use crate::client::EngineSocket;
 use crate::handler::{AnyHandler, DisconnectHandler, EventHandler, Handlers, SocketHandlers, run};
 use crate::handshake::Handshake;
+use crate::limits::{Bucket, Refusal};
 use crate::namespace::Namespace;
 use crate::operators::Operators;
 use crate::parser::EncodedArgs;
@@ -50,6 +51,10 @@ pub enum DisconnectReason {
     ForcedServerClose,
     /// The client did not read fast enough; its outbound queue filled up.
     SlowClient,
+    /// The client kept sending events past its event rate (see `SocketLimits::event_rate`).
+    TooManyEvents,
+    /// The client sent a binary event larger than `SocketLimits::max_event_payload`.
+    PayloadTooLarge,
 }
 
 impl DisconnectReason {
@@ -65,6 +70,8 @@ impl DisconnectReason {
             DisconnectReason::ForcedClose => "forced close",
             DisconnectReason::ForcedServerClose => "forced server close",
             DisconnectReason::SlowClient => "outbound queue full",
+            DisconnectReason::TooManyEvents => "too many events",
+            DisconnectReason::PayloadTooLarge => "payload too large",
         }
     }
 
@@ -212,6 +219,19 @@ pub struct Socket {
     data: RwLock<Value>,
     recovered: bool,
     pub(crate) pid: Option<Arc<str>>,
+    /// The client's events against `SocketLimits::event_rate`.
+    bucket: Bucket,
+}
+
+/// Why [`Socket::try_join`] did not join every room asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinError {
+    /// More rooms were asked at once than a socket may be in: none was looked at.
+    #[error("{asked} rooms asked at once; a socket may be in at most {max} rooms")]
+    TooManyRooms { asked: usize, max: usize },
+    /// These rooms were refused (the others were joined).
+    #[error("{} room(s) refused", .0.len())]
+    Refused(Vec<RefusedRoom>),
 }
 
 impl Socket {
@@ -224,6 +244,7 @@ impl Socket {
         pid: Option<Arc<str>>,
         data: Value,
     ) -> Socket {
+        let bucket = Bucket::new(ns.limits().config.event_rate);
         Socket {
             id,
             ns,
@@ -236,6 +257,7 @@ impl Socket {
             data: RwLock::new(data),
             recovered,
             pid,
+            bucket,
         }
     }
 
@@ -445,10 +467,41 @@ impl Socket {
         acks.insert(id, AckWaiter::Broadcast(Arc::downgrade(collector)));
     }
 
-    /// Joins rooms.
+    /// Joins rooms, as [`Socket::try_join`] does; refusals are logged and counted.
     pub fn join(&self, rooms: impl IntoRooms) {
+        if let Err(e) = self.try_join(rooms) {
+            tracing::debug!(sid = %self.id, error = %e, "join refused");
+        }
+    }
+
+    /// Joins rooms, in order, while the socket is in fewer than `max_rooms_per_socket` rooms
+    /// (its own included), and never a room named like another socket's id
+    /// ([`RoomRefusal::SocketIdRoom`](crate::RoomRefusal::SocketIdRoom)); says which rooms were refused.
+    pub fn try_join(&self, rooms: impl IntoRooms) -> Result<(), JoinError> {
         let rooms = rooms.into_rooms();
-        self.ns.adapter().add_all(self.id, &rooms);
+        self.check_room_count(rooms.len())?;
+        let max = self.ns.limits().config.max_rooms_per_socket;
+        let refused = self.ns.adapter().add_all_bounded(self.id, &rooms, max);
+        if refused.is_empty() {
+            return Ok(());
+        }
+        self.ns.count_refused_rooms(self.id, &refused);
+        Err(JoinError::Refused(refused))
+    }
+
+    /// Refuses (and counts) a request that names more rooms than a socket may be in, before
+    /// its names are even read: what [`Socket::try_join`] checks first, for a handler that
+    /// gets the names from a client.
+    pub fn check_room_count(&self, asked: usize) -> Result<(), JoinError> {
+        let max = self.ns.limits().config.max_rooms_per_socket;
+        if asked <= max {
+            return Ok(());
+        }
+        self.ns
+            .limits()
+            .counters
+            .add(Refusal::RoomLimit, asked as u64);
+        Err(JoinError::TooManyRooms { asked, max })
     }
 
     /// Leaves a room.
@@ -555,12 +608,7 @@ impl Socket {
     }
 
     pub(crate) fn on_event(self: &Arc<Self>, event: EventName, args: Vec<Value>, id: Option<u64>) {
-        let name = match event.into_value() {
-            Value::Str(name) => name,
-            other => EventName::try_from(other)
-                .map(|n| n.to_string())
-                .unwrap_or_default(),
-        };
+        let name = event_name(event);
         let handlers = self.handlers.read().clone();
         for handler in handlers.any() {
             run(handler(Arc::clone(self), name.clone(), args.clone()));
@@ -605,9 +653,93 @@ impl Socket {
         }
     }
 
-    pub(crate) fn on_packet(self: &Arc<Self>, packet: Packet) {
+    /// Whether the limits let an event of `size` bytes through.
+    #[inline]
+    fn admit(&self, size: usize) -> Option<Refusal> {
+        let limits = &self.ns.limits().config;
+        // The token first: a client that floods with oversized events is rate limited too.
+        if let Some(rate) = limits.event_rate
+            && !self.bucket.take(rate)
+        {
+            return Some(Refusal::RateLimited);
+        }
+        (size > limits.max_event_payload).then_some(Refusal::PayloadTooLarge)
+    }
+
+    /// Answers an event the limits refused; a client that floods loses its connection.
+    #[cold]
+    fn refuse_event(&self, event: EventName, id: Option<u64>, refusal: Refusal, size: usize) {
+        let limits = self.ns.limits();
+        let config = &limits.config;
+        limits.counters.add(refusal, 1);
+        let name = event_name(event);
+        let (code, message, flood) = match (refusal, config.event_rate) {
+            (Refusal::RateLimited, Some(rate)) => {
+                let flood = self.bucket.refused(rate);
+                let message = format!(
+                    "too many events: at most {} per second, {} at once{}",
+                    rate.per_second,
+                    rate.burst,
+                    if flood { "; disconnected" } else { "" }
+                );
+                ("RATE_LIMITED", message, flood)
+            }
+            _ => {
+                let message = format!(
+                    "event of {size} bytes: at most {} bytes",
+                    config.max_event_payload
+                );
+                ("PAYLOAD_TOO_LARGE", message, false)
+            }
+        };
+        tracing::debug!(sid = %self.id, event = %name, code, "event refused");
+        self.send_refusal(id, &name, code, &message);
+        if flood {
+            limits.counters.add(Refusal::Flood, 1);
+            tracing::info!(sid = %self.id, nsp = self.ns.name(), "event flood: connection closed");
+            crate::client::close_for(&self.conn, DisconnectReason::TooManyEvents);
+        }
+    }
+
+    /// Tells the client what was refused: `{error: {event, code, message}}` as the
+    /// acknowledgement it asked for, else an `error` event `{event, code, message}`. Sent on
+    /// the socket itself, held broadcasts and recovery aside.
+    pub(crate) fn send_refusal(&self, ack: Option<u64>, event: &str, code: &str, message: &str) {
+        let mut error = ignis_proto::value::Map::with_capacity(3);
+        error.insert("event", event);
+        error.insert("code", code);
+        error.insert("message", message);
+        let parser = self.ns.parser();
+        let encoded = match ack {
+            Some(id) => {
+                let mut reply = ignis_proto::value::Map::with_capacity(1);
+                reply.insert("error", Value::Map(error));
+                crate::parser::encode_ack(
+                    parser,
+                    self.ns.name(),
+                    id,
+                    Cow::Owned(vec![Value::Map(reply)]),
+                )
+            }
+            None => crate::parser::encode_event(
+                parser,
+                self.ns.name(),
+                "error",
+                Cow::Owned(vec![Value::Map(error)]),
+                None,
+            ),
+        };
+        if let Ok(packet) = encoded {
+            let _ = packet.send(&self.conn);
+        }
+    }
+
+    pub(crate) fn on_packet(self: &Arc<Self>, packet: Packet, size: usize) {
         match packet.kind {
-            PacketKind::Event { event, args, id } => self.on_event(event, args, id),
+            PacketKind::Event { event, args, id } => match self.admit(size) {
+                None => self.on_event(event, args, id),
+                Some(refusal) => self.refuse_event(event, id, refusal, size),
+            },
             PacketKind::Ack { args, id } => self.on_ack(id, args),
             PacketKind::Disconnect => self.close(DisconnectReason::ClientNamespaceDisconnect),
             PacketKind::Connect(_) | PacketKind::ConnectError(_) => {}
@@ -631,6 +763,16 @@ impl std::fmt::Debug for Socket {
             .field("id", &self.id)
             .field("nsp", &self.ns.name())
             .finish()
+    }
+}
+
+/// An event's name as a string (a number's digits).
+fn event_name(event: EventName) -> String {
+    match event.into_value() {
+        Value::Str(name) => name,
+        other => EventName::try_from(other)
+            .map(|n| n.to_string())
+            .unwrap_or_default(),
     }
 }
 

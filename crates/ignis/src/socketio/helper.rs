@@ -1,6 +1,7 @@
 //! `SocketIOServerHelper`: the per-connection authentication state machine, the client
 //! registry, rooms through the validator, the app-level ping, `send` and shutdown.
 
+use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -10,7 +11,10 @@ use futures_util::FutureExt;
 use ignis_socketio::engine::SidMap;
 use ignis_socketio::proto::ignis::{self as protocol, ClientState};
 use ignis_socketio::proto::value::Map;
-use ignis_socketio::{Event, Room, Sid, SocketHandlers, SocketIo, SocketRef, Value, iso_timestamp};
+use ignis_socketio::{
+    Event, JoinError, RefusedRoom, Room, Sid, SocketHandlers, SocketIo, SocketRef, Value,
+    iso_timestamp,
+};
 use parking_lot::{Mutex, RwLock};
 use tokio::task::AbortHandle;
 
@@ -18,6 +22,9 @@ use super::handlers::{
     AuthRequest, AuthenticateHandler, ClientConnectedHandler, ValidateRoomHandler,
 };
 use super::timers::{Entry, Kind, Timers};
+
+/// The `unauthenticated` message of a client whose authentication deadline passed.
+pub const MESSAGE_AUTH_TIMEOUT: &str = "Authentication timed out! Please login again!";
 
 /// The helper's own options (component options in the original are fixed; here they are not).
 #[derive(Debug, Clone)]
@@ -344,7 +351,7 @@ impl SocketIOServerHelper {
                 if status.state != ClientState::Authenticated {
                     drop(status);
                     tracing::info!(%id, "authentication deadline passed");
-                    self.disconnect(id.as_str());
+                    self.refuse(&record, MESSAGE_AUTH_TIMEOUT);
                 }
             }
             Kind::Ping => {
@@ -406,15 +413,21 @@ impl SocketIOServerHelper {
         }
     }
 
-    /// Sends `unauthenticated` and then disconnects: the message is queued before the
-    /// disconnect, so the client always gets it.
+    /// Sends `unauthenticated`, then disconnects the client and closes its whole connection:
+    /// the message and the DISCONNECT are queued before the close, which waits for them to go
+    /// out, so the client always gets them; and a client that failed cannot stay on the
+    /// connection and ask to join the namespace again.
     fn refuse(&self, record: &ClientRecord, message: &str) {
         record.set_state(ClientState::Unauthorized);
         let payload = object(vec![("message", message.into()), ("time", now().into())]);
         let _ = record
             .socket
             .emit_args(protocol::EVENT_UNAUTHENTICATE, vec![payload]);
-        self.disconnect(record.id().as_str());
+        let id = record.id();
+        if let Some(record) = self.inner.clients.write().remove(&id) {
+            record.stop_timers();
+        }
+        record.socket.disconnect_with(true);
     }
 
     /// Marks a client authenticated (also usable to authenticate a client by hand).
@@ -476,23 +489,55 @@ impl SocketIOServerHelper {
 
     async fn on_join(&self, socket: SocketRef, mut event: Event) {
         let id = socket.id();
-        let requested = match parse_rooms(&event) {
+        let requested = match parse_rooms(&socket, &event) {
             Ok(rooms) => rooms,
-            Err(message) => return reply_error(&socket, &mut event, "join", &message),
+            Err(refusal) => return refusal.reply(&socket, &mut event, protocol::EVENT_JOIN),
         };
+        let mut refused: Vec<Refused> = Vec::new();
         if !requested.is_empty() {
             match &self.inner.validate_room {
                 None => {
-                    tracing::warn!(%id, rooms = ?requested, "Join rejected | reason: no validateRoomFn configured")
+                    tracing::warn!(%id, rooms = ?requested, "Join rejected | reason: no validateRoomFn configured");
+                    refused.extend(requested.iter().map(|r| Refused::not_allowed(r)));
                 }
                 Some(validate) => {
                     match AssertUnwindSafe((validate.0)(socket.clone(), requested.clone()))
                         .catch_unwind()
                         .await
                     {
-                        Ok(Ok(allowed)) if !allowed.is_empty() => socket.join(allowed),
+                        Ok(Ok(allowed)) if !allowed.is_empty() => {
+                            let kept: HashSet<&str> = allowed.iter().map(String::as_str).collect();
+                            refused.extend(
+                                requested
+                                    .iter()
+                                    .filter(|r| !kept.contains(r.as_str()))
+                                    .map(|r| Refused::not_allowed(r)),
+                            );
+                            match socket.try_join(allowed) {
+                                Ok(()) => {}
+                                Err(JoinError::Refused(limited)) => {
+                                    let limited: Vec<Refused> =
+                                        limited.iter().map(Refused::from_limit).collect();
+                                    tracing::info!(%id, refused = limited.len(), "Join refused by the limits");
+                                    if !event.wants_ack() {
+                                        limited_error(&socket, &limited);
+                                    }
+                                    refused.extend(limited);
+                                }
+                                Err(e @ JoinError::TooManyRooms { .. }) => {
+                                    // The validator answered more rooms than a socket may hold.
+                                    let refusal = PayloadError::too_many(e.to_string());
+                                    return refusal.reply(
+                                        &socket,
+                                        &mut event,
+                                        protocol::EVENT_JOIN,
+                                    );
+                                }
+                            }
+                        }
                         Ok(Ok(_)) => {
-                            tracing::warn!(%id, rooms = ?requested, "Join rejected | reason: no rooms allowed")
+                            tracing::warn!(%id, rooms = ?requested, "Join rejected | reason: no rooms allowed");
+                            refused.extend(requested.iter().map(|r| Refused::not_allowed(r)));
                         }
                         Ok(Err(error)) => {
                             tracing::error!(%id, %error, "validate room handler failed")
@@ -504,7 +549,7 @@ impl SocketIOServerHelper {
                 }
             }
         }
-        ack_rooms(&socket, &mut event);
+        ack_rooms(&socket, &mut event, &refused);
     }
 
     /// Sends an event to a room (a client id is its own room) or to every authenticated client.
@@ -605,34 +650,131 @@ fn room_handlers(weak: &Weak<Inner>) -> SocketHandlers {
             }
         }
     });
-    handlers.on(protocol::EVENT_LEAVE, |socket, event| async move {
-        on_leave(socket, event);
-    });
+    handlers.on_sync(protocol::EVENT_LEAVE, on_leave);
     handlers
 }
 
-/// The rooms of a `join`/`leave` payload `{rooms: [..]}`; a missing payload or `rooms` is no
-/// rooms, anything else malformed is an error message for the client.
-fn parse_rooms(event: &Event) -> Result<Vec<String>, String> {
-    let payload = match event.args.first() {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Map(m)) => m,
-        Some(_) => return Err("payload must be an object {rooms: string[]}".into()),
-    };
-    match payload.get("rooms") {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::Array(rooms)) => rooms
-            .iter()
-            .map(|r| match r {
-                Value::Str(s) if !s.is_empty() => Ok(s.clone()),
-                _ => Err("rooms must be non-empty strings".to_string()),
-            })
-            .collect(),
-        Some(_) => Err("rooms must be an array of strings".into()),
+/// A `join`/`leave` request refused as a whole.
+struct PayloadError {
+    code: &'static str,
+    message: String,
+}
+
+impl PayloadError {
+    fn malformed(message: &str) -> PayloadError {
+        PayloadError {
+            code: "INVALID_PAYLOAD",
+            message: message.into(),
+        }
+    }
+
+    fn too_many(message: String) -> PayloadError {
+        PayloadError {
+            code: "TOO_MANY_ROOMS",
+            message,
+        }
+    }
+
+    /// Answers through the request's acknowledgement if it asked for one, else with an `error`
+    /// event. The connection stays up.
+    fn reply(self, socket: &SocketRef, event: &mut Event, name: &str) {
+        tracing::warn!(id = %socket.id(), event = name, code = self.code, message = %self.message, "request refused");
+        let payload = object(vec![
+            ("event", name.into()),
+            ("code", self.code.into()),
+            ("message", self.message.into()),
+        ]);
+        if event.wants_ack() {
+            event.ack(vec![object(vec![("error", payload)])]);
+        } else {
+            let _ = socket.emit("error", &payload);
+        }
     }
 }
 
-fn ack_rooms(socket: &SocketRef, event: &mut Event) {
+/// The rooms of a `join`/`leave` payload `{rooms: [..]}`; a missing payload or `rooms` is no
+/// rooms. A malformed payload, or one naming more rooms than a socket may be in, is refused
+/// as a whole before any room is looked at (the names are not even copied).
+fn parse_rooms(socket: &SocketRef, event: &Event) -> Result<Vec<String>, PayloadError> {
+    let payload = match event.args.first() {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Map(m)) => m,
+        Some(_) => {
+            return Err(PayloadError::malformed(
+                "payload must be an object {rooms: string[]}",
+            ));
+        }
+    };
+    match payload.get("rooms") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(rooms)) => {
+            if let Err(e) = socket.check_room_count(rooms.len()) {
+                return Err(PayloadError::too_many(e.to_string()));
+            }
+            rooms
+                .iter()
+                .map(|r| match r {
+                    Value::Str(s) if !s.is_empty() => Ok(s.clone()),
+                    _ => Err(PayloadError::malformed("rooms must be non-empty strings")),
+                })
+                .collect()
+        }
+        Some(_) => Err(PayloadError::malformed("rooms must be an array of strings")),
+    }
+}
+
+/// A room of a `join` that was not joined, and why.
+struct Refused {
+    room: String,
+    code: &'static str,
+    reason: &'static str,
+}
+
+impl Refused {
+    fn not_allowed(room: &str) -> Refused {
+        Refused {
+            room: room.to_string(),
+            code: "NOT_ALLOWED",
+            reason: "the room rules do not allow it",
+        }
+    }
+
+    fn from_limit(refused: &RefusedRoom) -> Refused {
+        Refused {
+            room: refused.room.to_string(),
+            code: refused.reason.code(),
+            reason: refused.reason.message(),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        object(vec![
+            ("room", self.room.as_str().into()),
+            ("code", self.code.into()),
+            ("reason", self.reason.into()),
+        ])
+    }
+}
+
+/// Tells a client that asked for no acknowledgement which rooms the limits refused.
+fn limited_error(socket: &SocketRef, refused: &[Refused]) {
+    let payload = object(vec![
+        ("event", protocol::EVENT_JOIN.into()),
+        ("code", refused.first().map_or("", |r| r.code).into()),
+        (
+            "message",
+            format!("{} room(s) refused", refused.len()).into(),
+        ),
+        (
+            "refused",
+            Value::Array(refused.iter().map(Refused::to_value).collect()),
+        ),
+    ]);
+    let _ = socket.emit("error", &payload);
+}
+
+/// Acknowledges with the rooms held, and the rooms refused (with why) when there are any.
+fn ack_rooms(socket: &SocketRef, event: &mut Event, refused: &[Refused]) {
     if event.wants_ack() {
         let rooms = Value::Array(
             socket
@@ -641,26 +783,21 @@ fn ack_rooms(socket: &SocketRef, event: &mut Event) {
                 .map(|r| Value::from(r.to_string()))
                 .collect(),
         );
-        event.ack(vec![object(vec![("rooms", rooms)])]);
-    }
-}
-
-/// Answers a malformed request: through its acknowledgement if it asked for one, else with an
-/// `error` event. The connection stays up.
-fn reply_error(socket: &SocketRef, event: &mut Event, name: &str, message: &str) {
-    tracing::warn!(id = %socket.id(), event = name, %message, "malformed payload");
-    let payload = object(vec![("event", name.into()), ("message", message.into())]);
-    if event.wants_ack() {
-        event.ack(vec![object(vec![("error", payload)])]);
-    } else {
-        let _ = socket.emit("error", &payload);
+        let mut entries = vec![("rooms", rooms)];
+        if !refused.is_empty() {
+            entries.push((
+                "refused",
+                Value::Array(refused.iter().map(Refused::to_value).collect()),
+            ));
+        }
+        event.ack(vec![object(entries)]);
     }
 }
 
 fn on_leave(socket: SocketRef, mut event: Event) {
-    let rooms = match parse_rooms(&event) {
+    let rooms = match parse_rooms(&socket, &event) {
         Ok(rooms) => rooms,
-        Err(message) => return reply_error(&socket, &mut event, "leave", &message),
+        Err(refusal) => return refusal.reply(&socket, &mut event, protocol::EVENT_LEAVE),
     };
     let own = socket.id();
     for room in rooms {
@@ -669,5 +806,5 @@ fn on_leave(socket: SocketRef, mut event: Event) {
             socket.leave(&room);
         }
     }
-    ack_rooms(&socket, &mut event);
+    ack_rooms(&socket, &mut event, &[]);
 }

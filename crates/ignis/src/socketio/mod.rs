@@ -8,9 +8,12 @@ mod timers;
 
 pub use component::{RedisMode, SocketIOComponent};
 pub use handlers::{AuthRequest, AuthenticateHandler, ClientConnectedHandler, ValidateRoomHandler};
-pub use helper::{ClientRecord, HelperOptions, SendError, SendOptions, SocketIOServerHelper};
+pub use helper::{
+    ClientRecord, HelperOptions, MESSAGE_AUTH_TIMEOUT, SendError, SendOptions, SocketIOServerHelper,
+};
 pub use ignis_redis::{RedisConfig, RedisConnection, SubscriptionMode};
 pub use ignis_socketio::proto::ignis as constants;
+pub use ignis_socketio::{AbuseCounters, EventRate, SocketLimits};
 pub use options::{CorsOptions, DeflateOptions, DeflateSetting, ServerOptions};
 
 /// The binding keys of the component, with the original's key strings.

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use ignis_socketio::SocketIoBuilder;
 use ignis_socketio::engine::{AllowOrigin, AllowRequest, Cors, PerMessageDeflate, Transports};
+use ignis_socketio::{EventRate, SocketIoBuilder};
 
 use crate::error::ApplicationError;
 
@@ -57,6 +57,14 @@ pub struct ServerOptions {
     pub allow_request: Option<AllowRequest>,
     /// `Some(None)` turns polling compression off.
     pub http_compression_threshold: Option<Option<usize>>,
+    /// Rooms a client may be in, its own included (1 000 by default; see
+    /// [`SocketLimits`](ignis_socketio::SocketLimits)).
+    pub max_rooms_per_socket: Option<usize>,
+    /// Events a client may send (1 000 per second, 1 000 at once by default); `Some(None)`
+    /// lifts the limit.
+    pub event_rate_limit: Option<Option<EventRate>>,
+    /// Bytes of one event, attachments included (1 000 000 by default).
+    pub max_event_payload: Option<usize>,
 }
 
 impl std::fmt::Debug for ServerOptions {
@@ -72,6 +80,9 @@ impl std::fmt::Debug for ServerOptions {
             .field("max_http_buffer_size", &self.max_http_buffer_size)
             .field("transports", &self.transports)
             .field("allow_request", &self.allow_request.is_some())
+            .field("max_rooms_per_socket", &self.max_rooms_per_socket)
+            .field("event_rate_limit", &self.event_rate_limit)
+            .field("max_event_payload", &self.max_event_payload)
             .finish()
     }
 }
@@ -148,6 +159,9 @@ impl ServerOptions {
                 user.http_compression_threshold,
                 self.http_compression_threshold,
             ),
+            max_rooms_per_socket: pick(user.max_rooms_per_socket, self.max_rooms_per_socket),
+            event_rate_limit: pick(user.event_rate_limit, self.event_rate_limit),
+            max_event_payload: pick(user.max_event_payload, self.max_event_payload),
         }
     }
 
@@ -180,6 +194,23 @@ impl ServerOptions {
                     "{P} Invalid {name}: it must be greater than 0"
                 )));
             }
+        }
+        if self.max_rooms_per_socket == Some(0) {
+            return Err(ApplicationError::new(format!(
+                "{P} Invalid maxRoomsPerSocket: it must be greater than 0 (a client is always in its own room)"
+            )));
+        }
+        if self.max_event_payload == Some(0) {
+            return Err(ApplicationError::new(format!(
+                "{P} Invalid maxEventPayload: it must be greater than 0"
+            )));
+        }
+        if let Some(Some(rate)) = self.event_rate_limit
+            && (rate.per_second == 0 || rate.burst == 0)
+        {
+            return Err(ApplicationError::new(format!(
+                "{P} Invalid eventRateLimit: per second and burst must be greater than 0 (no limit is None)"
+            )));
         }
         if self.max_http_buffer_size == Some(0) {
             return Err(ApplicationError::new(format!(
@@ -245,6 +276,15 @@ impl ServerOptions {
         if let Some(t) = self.http_compression_threshold {
             builder = builder.http_compression_threshold(t);
         }
+        if let Some(max) = self.max_rooms_per_socket {
+            builder = builder.max_rooms_per_socket(max);
+        }
+        if let Some(rate) = self.event_rate_limit {
+            builder = builder.event_rate_limit(rate);
+        }
+        if let Some(bytes) = self.max_event_payload {
+            builder = builder.max_event_payload(bytes);
+        }
         if let Some(hook) = &self.allow_request {
             let hook = hook.clone();
             builder = builder.engine(move |c| c.allow_request = Some(hook));
@@ -282,6 +322,27 @@ mod tests {
             }
             other => panic!("deflate lost: {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_limits_merge_and_reach_the_server() {
+        let merged = ServerOptions::defaults().merge(ServerOptions {
+            max_rooms_per_socket: Some(50),
+            event_rate_limit: Some(None),
+            ..ServerOptions::default()
+        });
+        let io = merged.apply(ignis_socketio::SocketIo::builder()).build();
+        let limits = io.limits();
+        assert_eq!(limits.max_rooms_per_socket, 50);
+        assert_eq!(limits.event_rate, None);
+        assert_eq!(
+            limits.max_event_payload,
+            ignis_socketio::DEFAULT_MAX_EVENT_PAYLOAD
+        );
+        let defaults = ServerOptions::defaults()
+            .apply(ignis_socketio::SocketIo::builder())
+            .build();
+        assert_eq!(defaults.limits(), &ignis_socketio::SocketLimits::default());
     }
 
     #[test]
@@ -329,6 +390,23 @@ mod tests {
                     ..Default::default()
                 },
                 "Invalid maxHttpBufferSize",
+            ),
+            (
+                ServerOptions {
+                    max_rooms_per_socket: Some(0),
+                    ..Default::default()
+                },
+                "Invalid maxRoomsPerSocket",
+            ),
+            (
+                ServerOptions {
+                    event_rate_limit: Some(Some(EventRate {
+                        per_second: 0,
+                        burst: 10,
+                    })),
+                    ..Default::default()
+                },
+                "Invalid eventRateLimit",
             ),
         ];
         for (options, expected) in cases {

@@ -1,0 +1,360 @@
+//! The per-socket limits, from a raw Engine.IO long-polling client: events past the rate are
+//! refused and a flood loses its connection, oversized events are refused, joins stop at the
+//! room limit and never reach another socket's own room. Other clients are served throughout.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine as _;
+use ignis_socketio::{EventRate, JoinError, SocketIo, SocketIoBuilder, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Every wait of a test is bounded by this.
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    (status, body)
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    loop {
+        let (size, tail) = rest.split_once("\r\n").unwrap();
+        let size = usize::from_str_radix(size.trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.push_str(&tail[..size]);
+        rest = &tail[size + 2..];
+    }
+}
+
+/// A Socket.IO client over long-polling, on the main namespace.
+struct Client {
+    addr: SocketAddr,
+    sid: String,
+    /// The Socket.IO socket id.
+    id: String,
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> Client {
+        let (status, open) = http(addr, "GET", "/socket.io/?EIO=4&transport=polling", "").await;
+        assert_eq!(status, 200, "{open}");
+        let start = open.find("\"sid\":\"").expect("open packet") + 7;
+        let mut client = Client {
+            addr,
+            sid: open[start..start + 20].to_string(),
+            id: String::new(),
+        };
+        client.post("40").await;
+        let answer = client.until(|p| p.starts_with("40")).await;
+        let answer = answer.last().unwrap();
+        let start = answer.find("\"sid\":\"").expect("connect answer") + 7;
+        client.id = answer[start..start + 20].to_string();
+        client
+    }
+
+    fn url(&self) -> String {
+        format!("/socket.io/?EIO=4&transport=polling&sid={}", self.sid)
+    }
+
+    /// Posts packets (joined into one payload); the status.
+    async fn try_post(&self, packets: &str) -> u16 {
+        http(self.addr, "POST", &self.url(), packets).await.0
+    }
+
+    async fn post(&self, packets: &str) {
+        assert_eq!(self.try_post(packets).await, 200);
+    }
+
+    /// Polls until a packet matches or the session ends; every packet read, in order.
+    async fn until(&self, wanted: impl Fn(&str) -> bool) -> Vec<String> {
+        let read = async {
+            let mut seen = Vec::new();
+            loop {
+                let (status, body) = http(self.addr, "GET", &self.url(), "").await;
+                if status != 200 {
+                    seen.push(format!("<{status}>"));
+                    return seen;
+                }
+                for packet in body.split('\u{1e}') {
+                    if packet == "2" {
+                        self.post("3").await;
+                        continue;
+                    }
+                    seen.push(packet.to_string());
+                    if wanted(packet) || packet == "1" {
+                        return seen;
+                    }
+                }
+            }
+        };
+        tokio::time::timeout(WAIT, read)
+            .await
+            .expect("the client hears back")
+    }
+
+    /// Reads until the session is over.
+    async fn until_closed(&self) -> Vec<String> {
+        self.until(|_| false).await
+    }
+
+    /// Emits `echo` with an ack and waits for the answer.
+    async fn echo(&self, id: u64, text: &str) -> String {
+        self.post(&format!("42{id}[\"echo\",\"{text}\"]")).await;
+        let prefix = format!("43{id}");
+        let seen = self.until(|p| p.starts_with(&prefix)).await;
+        seen.last().unwrap().clone()
+    }
+}
+
+/// A server whose `echo` acknowledges with its arguments and whose `join` acknowledges with
+/// the outcome of `Socket::try_join`.
+async fn serve(builder: SocketIoBuilder) -> (SocketIo, SocketAddr) {
+    let io = builder.build();
+    io.ns("/", |socket| async move {
+        socket.on_sync("echo", |_, mut event| {
+            let args = std::mem::take(&mut event.args);
+            event.ack(args);
+        });
+        socket.on_sync("join", |socket, mut event| {
+            let rooms: Vec<String> = event.data().unwrap_or_default();
+            let outcome = match socket.try_join(rooms) {
+                Ok(()) => "ok".to_string(),
+                Err(JoinError::TooManyRooms { asked, max }) => format!("too many {asked}/{max}"),
+                Err(JoinError::Refused(refused)) => refused
+                    .iter()
+                    .map(|r| format!("{}:{}", r.room, r.reason.code()))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            };
+            let held: Vec<Value> = socket
+                .rooms()
+                .iter()
+                .map(|r| Value::from(r.to_string()))
+                .collect();
+            event.ack(vec![Value::from(outcome), Value::Array(held)]);
+        });
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(io.clone().serve(listener));
+    (io, addr)
+}
+
+#[tokio::test]
+async fn events_past_the_rate_are_refused_and_a_flood_loses_its_connection() {
+    let (io, addr) = serve(SocketIo::builder().event_rate_limit(Some(EventRate::new(1, 5)))).await;
+    let flooder = Client::connect(addr).await;
+    let other = Client::connect(addr).await;
+
+    // Forty events at once: the burst is served, the rest refused, and past `burst`
+    // refusals the connection goes.
+    let packets: Vec<String> = (1..=40).map(|i| format!("42{i}[\"echo\",{i}]")).collect();
+    flooder.post(&packets.join("\u{1e}")).await;
+    let seen = flooder.until_closed().await;
+    let echoed = seen
+        .iter()
+        .take_while(|p| !p.contains("RATE_LIMITED"))
+        .filter(|p| p.starts_with("43"))
+        .count();
+    assert!(
+        // The burst, and on a host slow enough to let a second pass since the connect at most
+        // one refill of it, is served first.
+        (5..=10).contains(&echoed),
+        "the burst is served first: {seen:?}"
+    );
+    let refused = seen.iter().filter(|p| p.contains("RATE_LIMITED")).count();
+    assert!(refused >= 6, "{seen:?}");
+    assert!(
+        seen.iter().filter(|p| p.contains("RATE_LIMITED")).all(|p| p
+            .contains(r#"{"error":{"event":"echo","code":"RATE_LIMITED","message":"too many events: at most 1 per second, 5 at once"#)),
+        "each refusal answers its ack: {seen:?}"
+    );
+    let disconnect = seen.iter().position(|p| p == "41").expect("DISCONNECT");
+    assert!(seen[disconnect - 1].contains("; disconnected"), "{seen:?}");
+    assert!(
+        seen.last().is_some_and(|p| p == "1" || p.starts_with("<4")),
+        "the connection is closed: {seen:?}"
+    );
+    // It cannot come back on the same session.
+    assert_eq!(flooder.try_post("40").await, 400);
+
+    // Another client is served as before.
+    assert_eq!(other.echo(1, "still here").await, r#"431["still here"]"#);
+    let counters = io.abuse_counters();
+    assert_eq!(counters.events_rate_limited, refused as u64);
+    assert_eq!(counters.flood_disconnects, 1);
+}
+
+#[tokio::test]
+async fn a_client_over_its_rate_but_not_flooding_is_refused_and_stays() {
+    let (io, addr) = serve(SocketIo::builder().event_rate_limit(Some(EventRate::new(1, 3)))).await;
+    let client = Client::connect(addr).await;
+    let packets: Vec<String> = (1..=5).map(|i| format!("42{i}[\"echo\",{i}]")).collect();
+    client.post(&packets.join("\u{1e}")).await;
+    let seen = client.until(|p| p.starts_with("435")).await;
+    assert!(
+        seen.iter()
+            .any(|p| p.starts_with("434") && p.contains("RATE_LIMITED"))
+    );
+    assert!(seen.last().unwrap().contains("RATE_LIMITED"));
+    // Once a token is earned again (a second at this rate), events are served again; one try
+    // per second keeps the refusals below a flood.
+    let served = async {
+        let mut id = 10;
+        loop {
+            tokio::time::sleep(Duration::from_millis(1_100)).await;
+            id += 1;
+            if client.echo(id, "later").await == format!("43{id}[\"later\"]") {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, served)
+        .await
+        .expect("served again");
+    assert_eq!(io.abuse_counters().flood_disconnects, 0);
+}
+
+#[tokio::test]
+async fn events_over_max_event_payload_are_refused() {
+    let (io, addr) = serve(
+        SocketIo::builder()
+            .event_rate_limit(None)
+            .max_event_payload(100),
+    )
+    .await;
+    let client = Client::connect(addr).await;
+    let big = "x".repeat(200);
+    let refused = client.echo(1, &big).await;
+    assert!(
+        refused.starts_with(
+            r#"431[{"error":{"event":"echo","code":"PAYLOAD_TOO_LARGE","message":"event of "#
+        ),
+        "{refused}"
+    );
+    assert_eq!(client.echo(2, "small").await, r#"432["small"]"#);
+
+    // A binary event is measured with its attachments.
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let attachment = format!("b{}", b64.encode([7u8; 80]));
+    client
+        .post(&format!(
+            "451-3[\"echo\",{{\"_placeholder\":true,\"num\":0}}]\u{1e}{attachment}"
+        ))
+        .await;
+    let seen = client.until(|p| p.starts_with("433")).await;
+    assert!(
+        seen.last().unwrap().contains("PAYLOAD_TOO_LARGE"),
+        "{seen:?}"
+    );
+    assert_eq!(client.echo(4, "still here").await, r#"434["still here"]"#);
+
+    // One whose attachments pass the limit before it is whole is not held: the client is
+    // told, then disconnected.
+    client
+        .post(&format!(
+            "452-5[\"echo\",{{\"_placeholder\":true,\"num\":0}},{{\"_placeholder\":true,\"num\":1}}]\u{1e}{attachment}\u{1e}{attachment}"
+        ))
+        .await;
+    let seen = client.until_closed().await;
+    assert!(
+        seen.iter()
+            .any(|p| p.starts_with(r#"42["error",{"event":"","code":"PAYLOAD_TOO_LARGE""#)),
+        "{seen:?}"
+    );
+    assert!(seen.iter().any(|p| p == "41"), "{seen:?}");
+    assert_eq!(io.abuse_counters().payloads_too_large, 3);
+}
+
+#[tokio::test]
+async fn joins_stop_at_the_room_limit_and_never_reach_another_sockets_room() {
+    let (io, addr) = serve(SocketIo::builder().max_rooms_per_socket(4)).await;
+    let a = Client::connect(addr).await;
+    let b = Client::connect(addr).await;
+
+    // Far more rooms than the limit: refused before any is looked at.
+    let many: Vec<String> = (0..80_000).map(|i| format!("\"r{i}\"")).collect();
+    a.post(&format!("421[\"join\",[{}]]", many.join(","))).await;
+    let seen = a.until(|p| p.starts_with("431")).await;
+    assert_eq!(
+        seen.last().unwrap(),
+        &format!(r#"431["too many 80000/4",["{}"]]"#, a.id)
+    );
+    // Meanwhile another client is served.
+    assert_eq!(b.echo(1, "hi").await, r#"431["hi"]"#);
+
+    // Within the limit: joined in order up to it, the rest named with the reason; another
+    // socket's id is refused whatever the limit.
+    a.post(r#"422["join",["x","y"]]"#).await;
+    let seen = a.until(|p| p.starts_with("432")).await;
+    assert_eq!(
+        seen.last().unwrap(),
+        &format!(r#"432["ok",["{}","x","y"]]"#, a.id)
+    );
+    a.post(&format!("423[\"join\",[\"{}\",\"x\",\"z\",\"w\"]]", b.id))
+        .await;
+    let seen = a.until(|p| p.starts_with("433")).await;
+    assert_eq!(
+        seen.last().unwrap(),
+        &format!(
+            r#"433["{}:SOCKET_ID_ROOM,w:ROOM_LIMIT",["{}","x","y","z"]]"#,
+            b.id, a.id
+        )
+    );
+
+    // Through the adapter (what a REST join does): the same rule.
+    io.to(a.id.as_str())
+        .sockets_join(vec![b.id.clone()])
+        .await
+        .unwrap();
+    let ns = io.main_namespace();
+    let sid_a = ignis_socketio::Sid::parse(&a.id).unwrap();
+    let rooms: Vec<String> = ns
+        .get_socket(sid_a)
+        .unwrap()
+        .rooms()
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    assert_eq!(
+        rooms,
+        vec![a.id.clone(), "x".into(), "y".into(), "z".into()]
+    );
+    let in_b: Vec<String> = io
+        .to(b.id.as_str())
+        .fetch_sockets()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id.to_string())
+        .collect();
+    assert_eq!(in_b, vec![b.id.clone()], "b's room holds b alone");
+
+    let counters = io.abuse_counters();
+    assert_eq!(counters.rooms_refused, 80_000 + 1);
+    assert_eq!(counters.socket_id_rooms_refused, 2);
+}
