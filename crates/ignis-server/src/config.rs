@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use ignis::socketio::{RedisConfig, RedisMode, SubscriptionMode};
+use ignis_socketio::{
+    DEFAULT_EVENT_RATE, DEFAULT_MAX_EVENT_PAYLOAD, DEFAULT_MAX_ROOMS_PER_SOCKET, EventRate,
+};
 use serde::Deserialize;
 
 use crate::chat::ClientList;
@@ -86,6 +89,23 @@ pub struct Cli {
     /// [default: own].
     #[arg(long, env = "APP_ENV_SOCKETIO_GET_CLIENTS")]
     pub get_clients: Option<String>,
+    /// Most rooms one socket may hold, its own-id room and the default rooms included; a join
+    /// past it is refused with `ROOM_LIMIT` [default: 1000].
+    #[arg(long, env = "APP_ENV_SOCKETIO_MAX_ROOMS_PER_SOCKET")]
+    pub max_rooms_per_socket: Option<usize>,
+    /// Events per second one socket may send, sustained; past it an event is refused with
+    /// `RATE_LIMITED`, and a socket that keeps on is disconnected. 0 turns the limit off
+    /// [default: 1000].
+    #[arg(long, env = "APP_ENV_SOCKETIO_EVENT_RATE")]
+    pub event_rate: Option<u32>,
+    /// Events one socket may send at once after a quiet period (the token bucket's size)
+    /// [default: the rate].
+    #[arg(long, env = "APP_ENV_SOCKETIO_EVENT_BURST")]
+    pub event_burst: Option<u32>,
+    /// Most bytes of one event (its text and binary attachments); a larger one is refused with
+    /// `PAYLOAD_TOO_LARGE` [default: 1000000].
+    #[arg(long, env = "APP_ENV_SOCKETIO_MAX_EVENT_PAYLOAD")]
+    pub max_event_payload: Option<usize>,
     /// HS256 secret that client JWTs are signed with (tokens must carry a numeric `exp`). Prefer
     /// the environment variable: a flag shows in `ps`.
     #[arg(long, env = "APP_ENV_JWT_SECRET", hide_env_values = true)]
@@ -175,6 +195,10 @@ struct FileConfig {
     room_allow: Option<Vec<String>>,
     room_deny: Option<Vec<String>>,
     get_clients: Option<String>,
+    max_rooms_per_socket: Option<usize>,
+    event_rate: Option<u32>,
+    event_burst: Option<u32>,
+    max_event_payload: Option<usize>,
     jwt_secret: Option<String>,
     jwt_public_key_file: Option<PathBuf>,
     jwt_leeway_secs: Option<u64>,
@@ -223,6 +247,25 @@ pub const DEFAULT_JWT_LEEWAY_SECS: u64 = 60;
 /// The largest leeway accepted.
 pub const MAX_JWT_LEEWAY_SECS: u64 = 86_400;
 
+/// What one client may do before it is refused or cut (the README's "Abuse limits").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_rooms_per_socket: usize,
+    /// `None`: events are not rate-limited.
+    pub event_rate: Option<EventRate>,
+    pub max_event_payload: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_rooms_per_socket: DEFAULT_MAX_ROOMS_PER_SOCKET,
+            event_rate: Some(DEFAULT_EVENT_RATE),
+            max_event_payload: DEFAULT_MAX_EVENT_PAYLOAD,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -249,6 +292,7 @@ pub struct Config {
     pub room_allow: Vec<String>,
     pub room_deny: Vec<String>,
     pub client_list: ClientList,
+    pub limits: Limits,
     pub jwt: JwtSettings,
     pub api_key: Option<String>,
     pub log_format: LogFormat,
@@ -347,6 +391,52 @@ fn cors_origins(origins: Option<Vec<String>>) -> Result<Option<Vec<String>>, Con
     Ok(Some(origins))
 }
 
+/// The per-socket limits, from their settings; 0 turns the event rate off and is refused for
+/// the others (a server whose sockets may hold no room, or send no byte, serves nobody).
+fn limits(
+    rooms: Option<usize>,
+    rate: Option<u32>,
+    burst: Option<u32>,
+    payload: Option<usize>,
+) -> Result<Limits, ConfigError> {
+    let positive = |name: &'static str, v: Option<usize>, default: usize| match v {
+        Some(0) => Err(ConfigError::Invalid {
+            name,
+            reason: "must be greater than 0".into(),
+        }),
+        v => Ok(v.unwrap_or(default)),
+    };
+    let event_rate = match (rate, burst) {
+        (Some(0), Some(_)) => {
+            return Err(ConfigError::Invalid {
+                name: "event burst",
+                reason: "is set but the event rate is off (0)".into(),
+            });
+        }
+        (Some(0), None) => None,
+        (_, Some(0)) => {
+            return Err(ConfigError::Invalid {
+                name: "event burst",
+                reason: "must be greater than 0".into(),
+            });
+        }
+        (None, None) => Some(DEFAULT_EVENT_RATE),
+        (rate, burst) => {
+            let per_second = rate.unwrap_or(DEFAULT_EVENT_RATE.per_second);
+            Some(EventRate::new(per_second, burst.unwrap_or(per_second)))
+        }
+    };
+    Ok(Limits {
+        max_rooms_per_socket: positive(
+            "max rooms per socket",
+            rooms,
+            DEFAULT_MAX_ROOMS_PER_SOCKET,
+        )?,
+        event_rate,
+        max_event_payload: positive("max event payload", payload, DEFAULT_MAX_EVENT_PAYLOAD)?,
+    })
+}
+
 fn path_setting(name: &'static str, value: String) -> Result<String, ConfigError> {
     if !value.starts_with('/') {
         return Err(ConfigError::Invalid {
@@ -427,6 +517,12 @@ impl Config {
                 reason,
             })?,
         };
+        let limits = limits(
+            cli.max_rooms_per_socket.or(file.max_rooms_per_socket),
+            cli.event_rate.or(file.event_rate),
+            cli.event_burst.or(file.event_burst),
+            cli.max_event_payload.or(file.max_event_payload),
+        )?;
         let list = |v: Option<Vec<String>>| -> Option<Vec<String>> {
             v.map(|items| {
                 items
@@ -515,6 +611,7 @@ impl Config {
                 .unwrap_or_else(|| vec!["*".into()]),
             room_deny: list(cli.room_deny.or(file.room_deny)).unwrap_or_default(),
             client_list,
+            limits,
             jwt,
             api_key: cli.api_key.or(file.api_key).filter(|k| !k.is_empty()),
             log_format,
@@ -547,6 +644,68 @@ mod tests {
         assert_eq!(c.jwt.leeway_secs, 60);
         assert_eq!(c.client_list, ClientList::Own);
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.limits, Limits::default());
+    }
+
+    #[test]
+    fn abuse_limits_are_set_turned_off_or_refused() {
+        let load = |cli: Cli| Config::load(cli).map(|c| c.limits);
+        let l = load(Cli {
+            max_rooms_per_socket: Some(50),
+            event_rate: Some(20),
+            max_event_payload: Some(4096),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(l.max_rooms_per_socket, 50);
+        assert_eq!(
+            l.event_rate,
+            Some(EventRate::new(20, 20)),
+            "the burst follows the rate"
+        );
+        assert_eq!(l.max_event_payload, 4096);
+        let l = load(Cli {
+            event_burst: Some(5),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(
+            l.event_rate,
+            Some(EventRate::new(DEFAULT_EVENT_RATE.per_second, 5))
+        );
+        let off = load(Cli {
+            event_rate: Some(0),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(off.event_rate, None);
+        for (cli, name) in [
+            (
+                Cli {
+                    max_rooms_per_socket: Some(0),
+                    ..Cli::default()
+                },
+                "max rooms per socket",
+            ),
+            (
+                Cli {
+                    max_event_payload: Some(0),
+                    ..Cli::default()
+                },
+                "max event payload",
+            ),
+            (
+                Cli {
+                    event_rate: Some(0),
+                    event_burst: Some(10),
+                    ..Cli::default()
+                },
+                "event burst",
+            ),
+        ] {
+            let err = load(cli).unwrap_err().to_string();
+            assert!(err.contains(name), "{err}");
+        }
     }
 
     #[test]

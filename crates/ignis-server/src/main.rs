@@ -111,6 +111,9 @@ fn build(config: &Config, verifier: Verifier, redis: Option<RedisConfig>) -> App
     let server_options = ServerOptions {
         path: Some(config.socket_path.clone()),
         cors: Some(socket_cors(config.cors_origins.as_deref())),
+        max_rooms_per_socket: Some(config.limits.max_rooms_per_socket),
+        event_rate_limit: Some(config.limits.event_rate),
+        max_event_payload: Some(config.limits.max_event_payload),
         ..ServerOptions::default()
     };
     let slot: chat::HelperSlot = Arc::new(OnceLock::new());
