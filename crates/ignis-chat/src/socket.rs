@@ -39,6 +39,10 @@ pub fn user_room(user_id: &str) -> String {
 /// A connected socket's user and typing indicators.
 struct Session {
     user: User,
+    /// Taken by each event for its whole work, in the order the events arrived (the handler's
+    /// first poll queues for it, and tokio's mutex is first come, first served): events that
+    /// wait on the database would otherwise finish, and store, in any order.
+    turn: Arc<tokio::sync::Mutex<()>>,
     /// Room id -> the timer that stops the indicator.
     typing: HashMap<String, tokio::task::AbortHandle>,
 }
@@ -139,6 +143,7 @@ pub(crate) fn connected(chat: &Arc<Chat>, handlers: &Arc<SocketHandlers>, socket
         socket.id(),
         Session {
             user,
+            turn: Arc::new(tokio::sync::Mutex::new(())),
             typing: HashMap::new(),
         },
     );
@@ -160,12 +165,12 @@ fn leave(chat: &Chat, socket: &SocketRef) {
     chat.presence.disconnect(&session.user.id);
 }
 
-fn user_of(chat: &Chat, socket: &SocketRef) -> Option<User> {
+fn user_of(chat: &Chat, socket: &SocketRef) -> Option<(User, Arc<tokio::sync::Mutex<()>>)> {
     chat.sockets
         .sessions
         .lock()
         .get(&socket.id())
-        .map(|s| s.user.clone())
+        .map(|s| (s.user.clone(), s.turn.clone()))
 }
 
 fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
@@ -328,7 +333,10 @@ where
             let Some(chat) = weak.upgrade() else { return };
             let ack = event.take_ack();
             let outcome = match user_of(&chat, &socket) {
-                Some(user) => f(chat.clone(), socket.clone(), user, event).await,
+                Some((user, turn)) => {
+                    let _turn = turn.lock().await;
+                    f(chat.clone(), socket.clone(), user, event).await
+                }
                 None => Err(fail("FORBIDDEN", "not authenticated")),
             };
             reply(&socket, ack, outcome);

@@ -42,6 +42,8 @@ on_both_databases!(
     limits_and_bad_input,
     store_failures_are_reported,
     restart_keeps_data_and_sessions,
+    history_order_within_a_millisecond,
+    a_connections_events_keep_their_order,
 );
 
 fn ids(list: &Json) -> Vec<String> {
@@ -1113,4 +1115,97 @@ async fn restart_keeps_data_and_sessions(backend: Backend) {
         .expect("a newer schema is refused")
         .to_string();
     assert!(error.contains("newer than this binary"), "{error}");
+}
+
+async fn history_order_within_a_millisecond(backend: Backend) {
+    let t = TestChat::start(backend).await;
+    let (alice, alice_id) = t.user("alice").await;
+    let (_, bob_id) = t.user("bob").await;
+    let room = t.room(&alice, "general", false).await;
+    let store = &t.chat.chat().store;
+    let sender = store.user(&alice_id).await.unwrap().unwrap();
+    // Stored back to back: many share a millisecond, and the history keeps the order anyway.
+    let mut sent = Vec::new();
+    let mut sent_dms = Vec::new();
+    for i in 0..150 {
+        let m = store
+            .insert_message(ignis_chat::store::NewMessage {
+                room_id: &room,
+                sender: &sender,
+                content: &format!("m{i}"),
+                kind: "text",
+            })
+            .await
+            .unwrap();
+        sent.push((m.id, m.created_at));
+        let d = store
+            .insert_dm(&alice_id, &bob_id, &format!("d{i}"))
+            .await
+            .unwrap();
+        sent_dms.push(d.id);
+    }
+    let ties = sent.windows(2).filter(|w| w[0].1 == w[1].1).count();
+    eprintln!("{ties} of 149 consecutive messages share their millisecond");
+    let mut expected: Vec<String> = sent.into_iter().map(|(id, _)| id).collect();
+    expected.reverse();
+    let (_, page1) = t
+        .get(
+            &format!("/api/chat/rooms/{room}/messages?limit=100"),
+            &alice,
+        )
+        .await;
+    let (_, page2) = t
+        .get(
+            &format!(
+                "/api/chat/rooms/{room}/messages?limit=100&before={}",
+                expected[99]
+            ),
+            &alice,
+        )
+        .await;
+    let mut got = ids(&page1);
+    got.extend(ids(&page2));
+    assert_eq!(got, expected);
+    sent_dms.reverse();
+    let (_, dms) = t
+        .get(&format!("/api/chat/dm/{bob_id}?limit=100"), &alice)
+        .await;
+    assert_eq!(ids(&dms), sent_dms[..100]);
+    t.stop().await;
+}
+
+async fn a_connections_events_keep_their_order(backend: Backend) {
+    let t = TestChat::start(backend).await;
+    let (alice, _) = t.user("alice").await;
+    let room = t.room(&alice, "general", false).await;
+    let a = t.client(&alice).await;
+    assert_ok(&a.call("room:join", json!({"roomId": room})).await);
+    // Sent one after the other without waiting for the acknowledgements, as a person typing
+    // fast does: they are stored in the order they were sent.
+    let sends: Vec<_> = (0..15)
+        .map(|i| {
+            a.call(
+                "message:send",
+                json!({"roomId": room, "content": format!("{i}")}),
+            )
+        })
+        .collect();
+    let answers = futures_join(sends).await;
+    assert!(
+        answers.iter().all(|a| a["ok"] == json!(true)),
+        "{answers:?}"
+    );
+    let (_, history) = t
+        .get(&format!("/api/chat/rooms/{room}/messages"), &alice)
+        .await;
+    let contents: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (0..15).map(|i| i.to_string()).collect();
+    assert_eq!(contents, expected);
+    t.stop().await;
 }
