@@ -49,6 +49,8 @@ pub struct Database {
     pub url: String,
     postgres: Option<String>,
     dir: PathBuf,
+    /// A handle of another node on the same database: dropping it drops nothing.
+    shared: bool,
 }
 
 impl Database {
@@ -60,6 +62,7 @@ impl Database {
                 url: format!("sqlite://{}", dir.join("chat.db").display()),
                 postgres: None,
                 dir,
+                shared: false,
             },
             Backend::Postgres => {
                 let admin = postgres_admin_url();
@@ -82,8 +85,19 @@ impl Database {
                     url: format!("{base}/{name}"),
                     postgres: Some(name),
                     dir,
+                    shared: false,
                 }
             }
+        }
+    }
+
+    /// The same database, for another node: the first handle drops it.
+    pub fn shared(db: &Database) -> Database {
+        Database {
+            url: db.url.clone(),
+            postgres: db.postgres.clone(),
+            dir: db.dir.clone(),
+            shared: true,
         }
     }
 
@@ -94,6 +108,9 @@ impl Database {
 
 impl Drop for Database {
     fn drop(&mut self) {
+        if self.shared {
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
         let Some(name) = self.postgres.take() else {
             return;
