@@ -21,7 +21,7 @@ use ignis::socketio::{
     AuthenticateHandler, ClientConnectedHandler, CorsOptions, ServerOptions, SocketIOComponent,
     SocketIOServerHelper, ValidateRoomHandler, keys,
 };
-use ignis::{AppConfig, Application, RunningApp};
+use ignis::{AppConfig, Application, ApplicationError, Component, ComponentContext, RunningApp};
 use ignis_socketio::engine::AllowOrigin;
 
 pub use config::{Cli, Config, ConfigError, LogFormat};
@@ -78,19 +78,33 @@ impl RunningChat {
         &self.chat
     }
 
-    /// Stops serving, then closes the database.
+    /// Stops serving (this node's users go offline unless another node holds them), then
+    /// closes the database.
     pub async fn stop(&self) {
-        self.chat.presence.stop();
         self.app.stop().await;
         self.chat.store.close().await;
     }
 
-    /// Serves until SIGINT or SIGTERM.
+    /// Serves until SIGINT or SIGTERM, then stops as [`RunningChat::stop`] does.
     pub async fn run_until_signal(self) {
         let chat = self.chat.clone();
         self.app.run_until_signal().await;
-        chat.presence.stop();
         chat.store.close().await;
+    }
+}
+
+/// Clears this node's presence when the application stops.
+struct StopPresence(Arc<Chat>);
+
+impl Component for StopPresence {
+    fn name(&self) -> &'static str {
+        "ChatPresence"
+    }
+
+    fn binding(&mut self, ctx: &mut ComponentContext<'_>) -> Result<(), ApplicationError> {
+        let chat = self.0.clone();
+        ctx.register_stop_hook(move |_| async move { chat.presence.shutdown().await });
+        Ok(())
     }
 }
 
@@ -156,6 +170,9 @@ pub async fn start(config: Config) -> Result<RunningChat, ChatError> {
     .bind(keys::AUTHENTICATE_HANDLER, authenticate)
     .bind(keys::VALIDATE_ROOM_HANDLER, validate)
     .bind(keys::CLIENT_CONNECTED_HANDLER, connected)
+    // Before the Socket.IO component: its stop hook runs first, while the clients can still
+    // hear that this node's users went offline.
+    .component(StopPresence(chat.clone()))
     .component(
         SocketIOComponent::new()
             .redis_key(config.redis_key.clone())

@@ -128,6 +128,27 @@ impl Presence {
         }
     }
 
+    /// The node stops: its tasks end, it forgets what it held, and the users no other node
+    /// holds go offline now rather than at another node's next sweep.
+    pub async fn shutdown(&self) {
+        self.stop();
+        let at = now();
+        let stale = unix_ms(at) - 3 * self.heartbeat.as_millis() as i64;
+        let result = async {
+            self.store.remove_node(&self.node_id).await?;
+            self.store.sweep_presence(stale, at).await
+        }
+        .await;
+        match result {
+            Ok(users) => {
+                for user in users {
+                    self.announce(&user, "offline", at);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "presence not cleared at stop"),
+        }
+    }
+
     /// A connection of `user` authenticated on this node.
     pub fn connect(&self, user: &str) {
         let mut local = self.local.lock();

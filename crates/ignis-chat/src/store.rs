@@ -920,6 +920,23 @@ impl Store {
         })
     }
 
+    /// Forgets a node that stops and what it held.
+    pub async fn remove_node(&self, node: &str) -> Result<()> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM node_presence WHERE node_id = $1")
+                .bind(node)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM chat_nodes WHERE node_id = $1")
+                .bind(node)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     /// Forgets nodes silent since `stale_before_ms` and what they held, then marks offline every
     /// user no live node holds; returns those users (the caller announces them).
     pub async fn sweep_presence(

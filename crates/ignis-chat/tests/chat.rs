@@ -44,6 +44,7 @@ on_both_databases!(
     restart_keeps_data_and_sessions,
     history_order_within_a_millisecond,
     a_connections_events_keep_their_order,
+    a_node_that_stops_takes_its_users_offline,
 );
 
 fn ids(list: &Json) -> Vec<String> {
@@ -1208,4 +1209,36 @@ async fn a_connections_events_keep_their_order(backend: Backend) {
     let expected: Vec<String> = (0..15).map(|i| i.to_string()).collect();
     assert_eq!(contents, expected);
     t.stop().await;
+}
+
+async fn a_node_that_stops_takes_its_users_offline(backend: Backend) {
+    let t = TestChat::start(backend).await;
+    let (alice, _) = t.user("alice").await;
+    let (bob, bob_id) = t.user("bob").await;
+    // A second node on the same database, whose own sweep only runs as it starts.
+    let mut config = common::config(&t.db);
+    config.node_heartbeat = Duration::from_secs(600);
+    let other = TestChat::start_with(common::Database::shared(&t.db), config).await;
+    let mut b = t.client(&bob).await;
+    b.expect_where("presence:changed", |v| v["userId"] == json!(bob_id))
+        .await;
+    let online = |t: &TestChat, token: String| {
+        let port = t.port;
+        async move {
+            let (_, users) = common::http(
+                port,
+                "GET",
+                "/api/chat/users?online=true",
+                Some(&token),
+                None,
+            )
+            .await;
+            ids(&users)
+        }
+    };
+    assert_eq!(online(&other, alice.clone()).await, vec![bob_id.clone()]);
+    let db = t.stop().await;
+    assert_eq!(online(&other, alice.clone()).await, Vec::<String>::new());
+    other.stop().await;
+    drop(db);
 }
