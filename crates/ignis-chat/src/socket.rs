@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::Chat;
 use crate::model::{Sender, User, now};
+use crate::presence::MESSAGES_PER_SECOND;
 use crate::store::{NewMessage, WriteError};
 
 /// How long a `typing:start` lasts without another.
@@ -324,6 +325,21 @@ where
     F: Fn(Arc<Chat>, SocketRef, User, Event) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Vec<(&'static str, Value)>, Failure>> + Send + 'static,
 {
+    on_counted(handlers, chat, name, false, f)
+}
+
+/// Like [`on`]; with `message`, the event counts against the user's message rate when it
+/// arrives (not when its turn comes, which a slow database would spread over more seconds).
+fn on_counted<F, Fut>(
+    handlers: &mut SocketHandlers,
+    chat: &Arc<Chat>,
+    name: &'static str,
+    message: bool,
+    f: F,
+) where
+    F: Fn(Arc<Chat>, SocketRef, User, Event) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Vec<(&'static str, Value)>, Failure>> + Send + 'static,
+{
     let weak = Arc::downgrade(chat);
     let f = Arc::new(f);
     handlers.on(name, move |socket, mut event| {
@@ -333,6 +349,10 @@ where
             let Some(chat) = weak.upgrade() else { return };
             let ack = event.take_ack();
             let outcome = match user_of(&chat, &socket) {
+                Some((user, _)) if message && !chat.presence.allow_message(&user.id) => Err(fail(
+                    "RATE_LIMITED",
+                    format!("too many messages: at most {MESSAGES_PER_SECOND} per second"),
+                )),
                 Some((user, turn)) => {
                     let _turn = turn.lock().await;
                     f(chat.clone(), socket.clone(), user, event).await
@@ -423,21 +443,16 @@ pub(crate) fn handlers(chat: &Arc<Chat>) -> SocketHandlers {
             Ok(vec![])
         },
     );
-    on(
+    on_counted(
         &mut h,
         chat,
         "message:send",
+        true,
         |chat, socket, user, event| async move {
             let p = payload(&event)?;
             let room_id = id_field(p, "roomId")?;
             let content = check_content(p.get("content"))?;
             let kind = message_type(p)?;
-            if !chat.presence.allow_message(&user.id) {
-                return Err(fail(
-                    "RATE_LIMITED",
-                    "too many messages: at most 20 per second",
-                ));
-            }
             let failed = |e| store_failure("SEND_FAILED", e);
             if chat
                 .store
@@ -552,20 +567,15 @@ pub(crate) fn handlers(chat: &Arc<Chat>) -> SocketHandlers {
             ])
         },
     );
-    on(
+    on_counted(
         &mut h,
         chat,
         "dm:send",
+        true,
         |chat, _socket, user, event| async move {
             let p = payload(&event)?;
             let receiver = id_field(p, "receiverId")?;
             let content = check_content(p.get("content"))?;
-            if !chat.presence.allow_message(&user.id) {
-                return Err(fail(
-                    "RATE_LIMITED",
-                    "too many messages: at most 20 per second",
-                ));
-            }
             let failed = |e| store_failure("DM_FAILED", e);
             if chat.store.user(receiver).await.map_err(failed)?.is_none() {
                 return Err(fail("NOT_FOUND", "User not found"));

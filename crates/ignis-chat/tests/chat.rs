@@ -45,6 +45,7 @@ on_both_databases!(
     history_order_within_a_millisecond,
     a_connections_events_keep_their_order,
     a_node_that_stops_takes_its_users_offline,
+    socket_authentication,
 );
 
 fn ids(list: &Json) -> Vec<String> {
@@ -820,7 +821,11 @@ async fn typing(backend: Backend) {
 }
 
 async fn presence(backend: Backend) {
-    let t = TestChat::start(backend).await;
+    // A grace period long enough for a reconnection on a loaded machine.
+    let db = common::Database::new(backend).await;
+    let mut config = common::config(&db);
+    config.presence_grace = Duration::from_millis(1500);
+    let t = TestChat::start_with(db, config).await;
     let (alice, _) = t.user("alice").await;
     let (bob, bob_id) = t.user("bob").await;
     let mut a = t.client(&alice).await;
@@ -842,7 +847,7 @@ async fn presence(backend: Backend) {
     b2.close();
     let b3 = t.client(&bob).await;
     assert!(
-        !a.receives("presence:changed", Duration::from_millis(900))
+        !a.receives("presence:changed", Duration::from_millis(2000))
             .await,
         "a reconnection within the grace period is not announced"
     );
@@ -1241,4 +1246,64 @@ async fn a_node_that_stops_takes_its_users_offline(backend: Backend) {
     assert_eq!(online(&other, alice.clone()).await, Vec::<String>::new());
     other.stop().await;
     drop(db);
+}
+
+/// Connects with `builder`, emits `authenticate` with `payload`, and gives the first of
+/// `authenticated` / `unauthenticated`.
+async fn auth_outcome(
+    builder: ignis_client::ClientBuilder,
+    payload: Vec<ignis_client::Value>,
+) -> (ignis_client::Socket, String) {
+    let socket = builder
+        .path("/io")
+        .reconnection(false)
+        .connect("/")
+        .await
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    socket.on_any(move |e| {
+        let _ = tx.send(e.name);
+    });
+    socket.emit_args("authenticate", payload).unwrap();
+    let deadline = tokio::time::Instant::now() + common::WAIT;
+    loop {
+        let name = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("an answer to authenticate")
+            .expect("the client is there");
+        if name == "authenticated" || name == "unauthenticated" {
+            return (socket, name);
+        }
+    }
+}
+
+async fn socket_authentication(backend: Backend) {
+    let t = TestChat::start(backend).await;
+    let (alice, alice_id) = t.user("alice").await;
+    let url = format!("http://127.0.0.1:{}", t.port);
+    let client = || ignis_client::Client::builder(url.as_str());
+    // The token in the CONNECT auth, or the header, with `authenticate` carrying nothing.
+    let (s, outcome) = auth_outcome(client().auth(json!({"token": alice})), vec![]).await;
+    assert_eq!(outcome, "authenticated");
+    s.disconnect();
+    let (s, outcome) = auth_outcome(
+        client().header("authorization", format!("Bearer {alice}")),
+        vec![],
+    )
+    .await;
+    assert_eq!(outcome, "authenticated");
+    s.disconnect();
+    // A token signed with another secret, garbage, or none: refused, and chat events do nothing.
+    let forged = ignis_chat::auth::Tokens::new("some-other-secret-entirely").issue(&alice_id);
+    for token in [forged.as_str(), "garbage", ""] {
+        let payload = ignis_client::proto::value::to_value(&json!({"token": token})).unwrap();
+        let (s, outcome) = auth_outcome(client(), vec![payload]).await;
+        assert_eq!(outcome, "unauthenticated", "{token}");
+        assert!(
+            s.emit_with_ack("message:send", vec![], Duration::from_millis(300))
+                .await
+                .is_err()
+        );
+    }
+    t.stop().await;
 }
