@@ -208,7 +208,8 @@ impl Config {
         })
     }
 
-    /// The database to open: the configured URL, or the SQLite file in the data directory.
+    /// The database, for messages: the configured URL, or the SQLite file in the data
+    /// directory (which is opened by its path, not through this URL).
     pub fn effective_database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),

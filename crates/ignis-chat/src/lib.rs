@@ -117,7 +117,10 @@ pub async fn start(config: Config) -> Result<RunningChat, ChatError> {
         })?;
     }
     let secret = auth::load_or_create_secret(config.jwt_secret.as_deref(), &config.data_dir)?;
-    let store = Store::open(&config.effective_database_url()).await?;
+    let store = match &config.database_url {
+        Some(url) => Store::open(url).await?,
+        None => Store::open_sqlite_file(&config.data_dir.join("chat.db")).await?,
+    };
     tracing::info!(database = store.kind(), "database ready");
     let chat = Arc::new(Chat {
         presence: Arc::new(Presence::new(

@@ -243,35 +243,48 @@ impl Store {
             url: redact(url),
             error,
         };
-        let store = if url.starts_with("sqlite:") {
-            let options = SqliteConnectOptions::from_str(url)
-                .map_err(open)?
-                .create_if_missing(true)
-                // Readers do not wait for the writer, and a commit is one fsync of the log.
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5))
-                .disable_statement_logging();
-            let pool = SqlitePoolOptions::new()
-                .max_connections(4)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options)
-                .await
-                .map_err(open)?;
-            Store::Sqlite(pool)
-        } else {
-            let options = PgConnectOptions::from_str(url)
-                .map_err(open)?
-                .disable_statement_logging();
-            let pool = PgPoolOptions::new()
-                .max_connections(8)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options)
-                .await
-                .map_err(open)?;
-            Store::Postgres(pool)
-        };
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url).map_err(open)?;
+            return Self::open_sqlite(options, url.to_string()).await;
+        }
+        let options = PgConnectOptions::from_str(url)
+            .map_err(open)?
+            .disable_statement_logging();
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(open)?;
+        let store = Store::Postgres(pool);
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Opens (creating it if needed) the SQLite file at `path`: a path, not a URL, so that any
+    /// file name works.
+    pub async fn open_sqlite_file(path: &std::path::Path) -> Result<Store> {
+        let options = SqliteConnectOptions::new().filename(path);
+        Self::open_sqlite(options, path.display().to_string()).await
+    }
+
+    async fn open_sqlite(options: SqliteConnectOptions, label: String) -> Result<Store> {
+        let options = options
+            .create_if_missing(true)
+            // Readers do not wait for the writer, and a commit does not wait for the disk (a
+            // power cut may lose the last commits, never the database's consistency).
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5))
+            .disable_statement_logging();
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|error| StoreError::Open { url: label, error })?;
+        let store = Store::Sqlite(pool);
         store.migrate().await?;
         Ok(store)
     }

@@ -30,7 +30,8 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_from_a_config_file_and_the_environment_and_stops_on_sigterm() {
     let dir = temp_dir("run");
-    let data = dir.join("data");
+    // A name a URL would misread: the default database is opened by path.
+    let data = dir.join("chat data?#1");
     let file = dir.join("chat.toml");
     std::fs::write(
         &file,
