@@ -970,14 +970,14 @@ impl Store {
                 .bind(stale_before_ms)
                 .execute(&mut *tx)
                 .await?;
+            // `is_online = TRUE` as a literal, so that the planner can use the partial index of
+            // online users (a bound value would not match its predicate in a generic plan).
             let rows = sqlx::query(
-                "UPDATE users SET is_online = $1, last_seen_at = $2 WHERE is_online = $3 \
+                "UPDATE users SET is_online = FALSE, last_seen_at = $1 WHERE is_online = TRUE \
                  AND NOT EXISTS (SELECT 1 FROM node_presence p WHERE p.user_id = users.id) \
                  RETURNING id",
             )
-            .bind(false)
             .bind(at)
-            .bind(true)
             .fetch_all(&mut *tx)
             .await?;
             tx.commit().await?;

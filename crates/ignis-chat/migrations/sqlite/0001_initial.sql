@@ -12,6 +12,8 @@ CREATE TABLE users (
     password_hash TEXT NOT NULL
 );
 CREATE UNIQUE INDEX users_username_lower ON users (lower(username));
+-- The sweep of every node, every few seconds, reads the online users only.
+CREATE INDEX users_online ON users (id) WHERE is_online;
 
 CREATE TABLE rooms (
     id TEXT PRIMARY KEY,
