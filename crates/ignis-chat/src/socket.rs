@@ -318,6 +318,11 @@ fn stop_typing(chat: &Chat, socket: &SocketRef, room_id: &str) {
     }
 }
 
+/// Whether the socket is in the Socket.IO room.
+fn in_room(socket: &SocketRef, room: &str) -> bool {
+    socket.rooms().iter().any(|r| r.as_ref() == room)
+}
+
 /// Registers an event whose work may wait on the database: the acknowledgement is answered
 /// when it is done.
 fn on<F, Fut>(handlers: &mut SocketHandlers, chat: &Arc<Chat>, name: &'static str, f: F)
@@ -406,6 +411,10 @@ pub(crate) fn handlers(chat: &Arc<Chat>) -> SocketHandlers {
                 }
             }
             let sio_room = room_of(&room_id);
+            if in_room(&socket, &sio_room) {
+                // Joined already (a second `room:join` of the same connection): nothing changes.
+                return Ok(vec![("room", value_of(&room))]);
+            }
             socket.join(sio_room.clone());
             let data = object([
                 ("roomId", room_id.as_str().into()),
@@ -424,11 +433,7 @@ pub(crate) fn handlers(chat: &Arc<Chat>) -> SocketHandlers {
         |chat, socket, user, event| async move {
             let room_id = id_field(payload(&event)?, "roomId")?.to_string();
             let sio_room = room_of(&room_id);
-            if !socket
-                .rooms()
-                .iter()
-                .any(|r| r.as_ref() == sio_room.as_str())
-            {
+            if !in_room(&socket, &sio_room) {
                 return Err(fail("NOT_FOUND", "not in this room"));
             }
             stop_typing(&chat, &socket, &room_id);
@@ -605,11 +610,7 @@ pub(crate) fn handlers(chat: &Arc<Chat>) -> SocketHandlers {
         |chat, socket, user, event| async move {
             let room_id = id_field(payload(&event)?, "roomId")?.to_string();
             let sio_room = room_of(&room_id);
-            if !socket
-                .rooms()
-                .iter()
-                .any(|r| r.as_ref() == sio_room.as_str())
-            {
+            if !in_room(&socket, &sio_room) {
                 return Err(fail("FORBIDDEN", "join the room first"));
             }
             let weak_chat = Arc::downgrade(&chat);

@@ -497,6 +497,17 @@ async fn joining_rooms(backend: Backend) {
     a.expect_where("room:user-joined", |v| v["roomId"] == json!(secret))
         .await;
 
+    // Joining again announces nothing new: the next thing alice hears is bob's message.
+    assert_ok(&b.call("room:join", json!({"roomId": secret})).await);
+    assert_ok(
+        &b.call(
+            "message:send",
+            json!({"roomId": secret, "content": "again"}),
+        )
+        .await,
+    );
+    let (name, _) = a.next_of(&["room:user-joined", "message:new"]).await;
+    assert_eq!(name, "message:new");
     // Joining a public room makes one a member: its history opens, and leaving the socket
     // room keeps the membership.
     assert_ok(&b.call("room:join", json!({"roomId": open})).await);

@@ -326,6 +326,20 @@ impl Peer {
         }
     }
 
+    /// The first event among `names`: its name and first argument.
+    pub async fn next_of(&mut self, names: &[&str]) -> (String, Json) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("none of {names:?} in time"))
+                .expect("the client is there");
+            if names.contains(&event.name.as_str()) {
+                return (event.name.clone(), json_of(event.args.first()));
+            }
+        }
+    }
+
     /// The next `name` event whose payload satisfies `pred`.
     pub async fn expect_where(&mut self, name: &str, pred: impl Fn(&Json) -> bool) -> Json {
         loop {
