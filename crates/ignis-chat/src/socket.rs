@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ignis::BoxError;
@@ -40,12 +41,43 @@ pub fn user_room(user_id: &str) -> String {
 /// A connected socket's user and typing indicators.
 struct Session {
     user: User,
+    turn: Arc<Turn>,
+    /// Room id -> the timer that stops the indicator.
+    typing: HashMap<String, tokio::task::AbortHandle>,
+}
+
+/// The most events of one connection that may wait for their turn; past it, events are
+/// refused (`RATE_LIMITED`) rather than queued, so a client cannot pile up tasks.
+pub const MAX_WAITING_EVENTS: usize = 32;
+
+/// A connection's events take turns.
+#[derive(Default)]
+struct Turn {
     /// Taken by each event for its whole work, in the order the events arrived (the handler's
     /// first poll queues for it, and tokio's mutex is first come, first served): events that
     /// wait on the database would otherwise finish, and store, in any order.
-    turn: Arc<tokio::sync::Mutex<()>>,
-    /// Room id -> the timer that stops the indicator.
-    typing: HashMap<String, tokio::task::AbortHandle>,
+    lock: tokio::sync::Mutex<()>,
+    /// Events holding or waiting for the lock.
+    waiting: AtomicUsize,
+}
+
+/// One event's place among a connection's waiting events.
+struct Place<'a>(&'a Turn);
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Turn {
+    fn place(&self) -> Option<Place<'_>> {
+        if self.waiting.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING_EVENTS {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Place(self))
+    }
 }
 
 /// The authenticated sockets of this node.
@@ -144,7 +176,7 @@ pub(crate) fn connected(chat: &Arc<Chat>, handlers: &Arc<SocketHandlers>, socket
         socket.id(),
         Session {
             user,
-            turn: Arc::new(tokio::sync::Mutex::new(())),
+            turn: Arc::new(Turn::default()),
             typing: HashMap::new(),
         },
     );
@@ -166,7 +198,7 @@ fn leave(chat: &Chat, socket: &SocketRef) {
     chat.presence.disconnect(&session.user.id);
 }
 
-fn user_of(chat: &Chat, socket: &SocketRef) -> Option<(User, Arc<tokio::sync::Mutex<()>>)> {
+fn user_of(chat: &Chat, socket: &SocketRef) -> Option<(User, Arc<Turn>)> {
     chat.sockets
         .sessions
         .lock()
@@ -358,10 +390,16 @@ fn on_counted<F, Fut>(
                     "RATE_LIMITED",
                     format!("too many messages: at most {MESSAGES_PER_SECOND} per second"),
                 )),
-                Some((user, turn)) => {
-                    let _turn = turn.lock().await;
-                    f(chat.clone(), socket.clone(), user, event).await
-                }
+                Some((user, turn)) => match turn.place() {
+                    Some(_place) => {
+                        let _turn = turn.lock.lock().await;
+                        f(chat.clone(), socket.clone(), user, event).await
+                    }
+                    None => Err(fail(
+                        "RATE_LIMITED",
+                        format!("too many requests at once: at most {MAX_WAITING_EVENTS} may wait"),
+                    )),
+                },
                 None => Err(fail("FORBIDDEN", "not authenticated")),
             };
             reply(&socket, ack, outcome);

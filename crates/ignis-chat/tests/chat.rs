@@ -1001,6 +1001,26 @@ async fn limits_and_bad_input(backend: Backend) {
         .count();
     assert_eq!(floods, accepted);
 
+    // A burst of events that wait on the database: a connection has at most 32 waiting, the
+    // rest are refused at once instead of piling up.
+    let burst: Vec<_> = (0..300)
+        .map(|_| a.call("message:edit", json!({"messageId": "nope", "content": "x"})))
+        .collect();
+    let answers = futures_join(burst).await;
+    let refused = answers
+        .iter()
+        .filter(|a| a["error"]["code"] == json!("RATE_LIMITED"))
+        .count();
+    let not_found = answers
+        .iter()
+        .filter(|a| a["error"]["code"] == json!("NOT_FOUND"))
+        .count();
+    assert_eq!(refused + not_found, 300);
+    assert!(
+        refused > 0 && not_found >= 32,
+        "{refused} refused, {not_found} served"
+    );
+
     // Bodies: too large, not JSON, not an object.
     let huge = json!({"name": "x", "isPrivate": false, "description": "d".repeat(100_000)});
     let (status, _) = t.post("/api/chat/rooms", &alice, huge).await;
