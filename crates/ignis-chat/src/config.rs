@@ -74,19 +74,26 @@ pub enum LogFormat {
 /// The effective configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Address to listen on.
     pub host: String,
+    /// Port to listen on; 0 picks a free one.
     pub port: u16,
+    /// Where the SQLite file and the generated secret live.
     pub data_dir: PathBuf,
     /// `None`: the SQLite file `chat.db` in `data_dir`.
     pub database_url: Option<String>,
     /// `None`: generated once and kept in `data_dir/jwt-secret`.
     pub jwt_secret: Option<String>,
+    /// Redis shared by every node; `None`: one node.
     pub redis: Option<RedisConfig>,
+    /// Channel prefix on Redis.
     pub redis_key: String,
+    /// How long after a user's last connection closes they are announced offline.
     pub presence_grace: Duration,
     /// How often a node records that it is alive; a node silent for three of these is taken
     /// for dead and its users go offline at the next sweep. Not a flag: 5 s.
     pub node_heartbeat: Duration,
+    /// How log lines are written.
     pub log_format: LogFormat,
 }
 

@@ -45,10 +45,13 @@ pub enum ChatError {
 
 /// What every part of the chat shares.
 pub struct Chat {
+    /// The database.
     pub store: Store,
+    /// Issues and checks the tokens of REST and Socket.IO.
     pub tokens: Tokens,
     /// Set by the post-start hook, before any client can authenticate.
     helper: OnceLock<SocketIOServerHelper>,
+    /// This node's users' presence.
     pub presence: Arc<Presence>,
     pub(crate) sockets: socket::Sockets,
     /// Bounds the argon2 hashes computed at once (each takes 19 MiB and tens of ms of CPU).
@@ -69,6 +72,7 @@ pub struct RunningChat {
 }
 
 impl RunningChat {
+    /// Where it listens.
     pub fn local_addr(&self) -> SocketAddr {
         self.app.local_addr()
     }

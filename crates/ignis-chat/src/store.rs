@@ -81,7 +81,9 @@ const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS chat_schema_migration
 /// The database of the chat.
 #[derive(Clone, Debug)]
 pub enum Store {
+    /// A file, several readers and one writer at a time.
     Sqlite(SqlitePool),
+    /// A server, shared by every node of a chat.
     Postgres(PgPool),
 }
 
@@ -232,6 +234,7 @@ pub struct NewMessage<'a> {
     pub room_id: &'a str,
     pub sender: &'a User,
     pub content: &'a str,
+    /// The message's `type` (`text` unless the client says otherwise).
     pub kind: &'a str,
 }
 
