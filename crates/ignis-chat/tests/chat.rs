@@ -184,6 +184,15 @@ async fn accounts(backend: Backend) {
     }
     let (status, _) = t.get("/api/chat/no-such-route", &token).await;
     assert_eq!(status, 404);
+    // Of every sign-up, only the two valid ones were stored.
+    let (_, users) = t.get("/api/chat/users", &token).await;
+    let names: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alice", "bob"]);
     t.stop().await;
 }
 
@@ -1000,6 +1009,8 @@ async fn limits_and_bad_input(backend: Backend) {
         .filter(|m| m["content"].as_str().unwrap().starts_with("flood"))
         .count();
     assert_eq!(floods, accepted);
+    // Nothing refused was stored: the longest message, the SQL-looking one, the accepted flood.
+    assert_eq!(stored.as_array().unwrap().len(), accepted + 2);
 
     // A burst of events that wait on the database: a connection has at most 32 waiting, the
     // rest are refused at once instead of piling up.
