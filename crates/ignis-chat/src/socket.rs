@@ -40,7 +40,8 @@ pub fn user_room(user_id: &str) -> String {
 
 /// A connected socket's user and typing indicators.
 struct Session {
-    user: User,
+    /// Shared with each event, which needs it without a copy of its strings.
+    user: Arc<User>,
     turn: Arc<Turn>,
     /// Room id -> the timer that stops the indicator.
     typing: HashMap<String, tokio::task::AbortHandle>,
@@ -175,7 +176,7 @@ pub(crate) fn connected(chat: &Arc<Chat>, handlers: &Arc<SocketHandlers>, socket
     chat.sockets.sessions.lock().insert(
         socket.id(),
         Session {
-            user,
+            user: Arc::new(user),
             turn: Arc::new(Turn::default()),
             typing: HashMap::new(),
         },
@@ -198,7 +199,7 @@ fn leave(chat: &Chat, socket: &SocketRef) {
     chat.presence.disconnect(&session.user.id);
 }
 
-fn user_of(chat: &Chat, socket: &SocketRef) -> Option<(User, Arc<Turn>)> {
+fn user_of(chat: &Chat, socket: &SocketRef) -> Option<(Arc<User>, Arc<Turn>)> {
     chat.sockets
         .sessions
         .lock()
@@ -359,7 +360,7 @@ fn in_room(socket: &SocketRef, room: &str) -> bool {
 /// when it is done.
 fn on<F, Fut>(handlers: &mut SocketHandlers, chat: &Arc<Chat>, name: &'static str, f: F)
 where
-    F: Fn(Arc<Chat>, SocketRef, User, Event) -> Fut + Send + Sync + 'static,
+    F: Fn(Arc<Chat>, SocketRef, Arc<User>, Event) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Vec<(&'static str, Value)>, Failure>> + Send + 'static,
 {
     on_counted(handlers, chat, name, false, f)
@@ -374,7 +375,7 @@ fn on_counted<F, Fut>(
     message: bool,
     f: F,
 ) where
-    F: Fn(Arc<Chat>, SocketRef, User, Event) -> Fut + Send + Sync + 'static,
+    F: Fn(Arc<Chat>, SocketRef, Arc<User>, Event) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Vec<(&'static str, Value)>, Failure>> + Send + 'static,
 {
     let weak = Arc::downgrade(chat);
