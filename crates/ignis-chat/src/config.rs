@@ -44,6 +44,10 @@ pub struct Cli {
     /// [default: 3000].
     #[arg(long, env = "APP_ENV_PRESENCE_GRACE_MS")]
     pub presence_grace_ms: Option<u64>,
+    /// Milliseconds between a node's heartbeats in the database; a node silent for three is
+    /// taken for dead, so its users go offline within four [default: 5000].
+    #[arg(long, env = "APP_ENV_NODE_HEARTBEAT_MS")]
+    pub node_heartbeat_ms: Option<u64>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "APP_ENV_LOGGER_FORMAT")]
     pub log_format: Option<String>,
@@ -61,6 +65,7 @@ struct FileConfig {
     redis_url: Option<String>,
     redis_key: Option<String>,
     presence_grace_ms: Option<u64>,
+    node_heartbeat_ms: Option<u64>,
     log_format: Option<String>,
 }
 
@@ -91,7 +96,7 @@ pub struct Config {
     /// How long after a user's last connection closes they are announced offline.
     pub presence_grace: Duration,
     /// How often a node records that it is alive; a node silent for three of these is taken
-    /// for dead and its users go offline at the next sweep. Not a flag: 5 s.
+    /// for dead and its users go offline at the next sweep.
     pub node_heartbeat: Duration,
     /// How log lines are written.
     pub log_format: LogFormat,
@@ -210,7 +215,16 @@ impl Config {
                 .or(file.presence_grace_ms)
                 .map(Duration::from_millis)
                 .unwrap_or(defaults.presence_grace),
-            node_heartbeat: defaults.node_heartbeat,
+            node_heartbeat: match cli.node_heartbeat_ms.or(file.node_heartbeat_ms) {
+                None => defaults.node_heartbeat,
+                Some(0) => {
+                    return Err(ConfigError::Invalid {
+                        name: "node heartbeat",
+                        reason: "must be greater than 0".into(),
+                    });
+                }
+                Some(ms) => Duration::from_millis(ms),
+            },
             log_format,
         })
     }
@@ -288,6 +302,13 @@ mod tests {
                     ..Cli::default()
                 },
                 "invalid log format",
+            ),
+            (
+                Cli {
+                    node_heartbeat_ms: Some(0),
+                    ..Cli::default()
+                },
+                "invalid node heartbeat",
             ),
         ] {
             let err = Config::load(cli).unwrap_err().to_string();

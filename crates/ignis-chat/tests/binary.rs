@@ -20,6 +20,31 @@ impl Drop for Running {
     }
 }
 
+/// Starts the binary with `args`; the running process and its port.
+async fn spawn(args: &[&str]) -> (Running, u16) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ignis-chat"))
+        .args(args)
+        .args(["--port", "0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let running = Running(Some(child));
+    let port = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line.trim()
+            .strip_prefix("listening on ")
+            .map(|p| p.parse::<u16>().unwrap())
+    })
+    .await
+    .unwrap()
+    .expect("the chat says where it listens");
+    (running, port)
+}
+
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("ignis-chat-bin-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -123,4 +148,72 @@ fn bad_settings_are_refused_with_their_name() {
         assert!(stderr.contains(expected), "{stderr}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Two nodes on one PostgreSQL and one Redis; one is killed with SIGKILL, so it cannot say
+/// goodbye: its users go offline once its heartbeats stop (within four heartbeats).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_node_s_users_go_offline() {
+    let db = common::Database::new(common::Backend::Postgres).await;
+    let redis = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let key = format!("ignis-chat-kill-{}", std::process::id());
+    let data = db.data_dir();
+    let args = [
+        "--database-url",
+        db.url.as_str(),
+        "--redis-url",
+        redis.as_str(),
+        "--redis-key",
+        key.as_str(),
+        "--jwt-secret",
+        "a-secret-shared-by-both-nodes",
+        "--node-heartbeat-ms",
+        "200",
+        "--presence-grace-ms",
+        "100",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    let (mut doomed, port1) = spawn(&args).await;
+    let (_survivor, port2) = spawn(&args).await;
+    let sign_up = |port: u16, name: &'static str| async move {
+        let (status, body) = common::http(
+            port,
+            "POST",
+            "/api/auth/sign-up",
+            None,
+            Some(&json!({"username": name, "password": "password123"}).to_string()),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        (
+            body["token"].as_str().unwrap().to_string(),
+            body["user"]["id"].as_str().unwrap().to_string(),
+        )
+    };
+    let (alice, _) = sign_up(port2, "alice").await;
+    let (bob, bob_id) = sign_up(port1, "bob").await;
+    let mut a = common::Peer::connect(port2, &alice).await;
+    let _b = common::Peer::connect(port1, &bob).await;
+    let is_bob = |v: &serde_json::Value| v["userId"] == json!(bob_id);
+    assert_eq!(
+        a.expect_where("presence:changed", is_bob).await["status"],
+        "online"
+    );
+
+    let killed = std::time::Instant::now();
+    doomed.0.as_mut().unwrap().kill().unwrap();
+    let _ = doomed.0.take().unwrap().wait();
+    let offline = a.expect_where("presence:changed", is_bob).await;
+    assert_eq!(offline["status"], "offline");
+    eprintln!("offline {:?} after SIGKILL", killed.elapsed());
+    let (_, online) = common::http(
+        port2,
+        "GET",
+        "/api/chat/users?online=true",
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert!(!online.to_string().contains(&bob_id), "{online}");
 }
