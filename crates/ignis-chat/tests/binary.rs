@@ -22,12 +22,13 @@ impl Drop for Running {
 
 /// Starts the binary with `args`; the running process and its port.
 async fn spawn(args: &[&str]) -> (Running, u16) {
+    let log = tempfile_path("stderr");
     let mut child = Command::new(env!("CARGO_BIN_EXE_ignis-chat"))
         .args(args)
         .args(["--port", "0"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -40,9 +41,17 @@ async fn spawn(args: &[&str]) -> (Running, u16) {
             .map(|p| p.parse::<u16>().unwrap())
     })
     .await
-    .unwrap()
-    .expect("the chat says where it listens");
+    .unwrap();
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let port = port.unwrap_or_else(|| panic!("the chat did not start: {stderr}"));
     (running, port)
+}
+
+fn tempfile_path(what: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("ignis-chat-{what}-{}-{n}", std::process::id()))
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
