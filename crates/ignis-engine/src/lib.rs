@@ -30,6 +30,7 @@
 //! # }
 //! ```
 
+mod abuse;
 mod body;
 mod config;
 mod cors;
@@ -42,6 +43,7 @@ mod sid;
 mod socket;
 mod websocket;
 
+pub use abuse::AbuseCounters;
 pub use body::ResponseBody;
 pub use config::{AllowOrigin, AllowRequest, Cors, EngineConfig, PerMessageDeflate, Transports};
 pub use direct::{FirstRead, Handoff, Rewind, read_first};

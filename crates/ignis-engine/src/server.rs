@@ -15,11 +15,12 @@ use ignis_proto::engineio::{Data, OpenInfo, Packet, Str};
 use parking_lot::RwLock;
 use tokio::net::TcpListener;
 
+use crate::abuse::{AbuseCounters, Counters};
 use crate::body::ResponseBody;
 use crate::config::EngineConfig;
 use crate::error::EngineError;
 use crate::sid::{Sid, SidMap};
-use crate::socket::{CloseReason, Socket, TransportKind};
+use crate::socket::{CloseReason, QueueLimits, Socket, TransportKind};
 use crate::websocket::Compression;
 use crate::{cors, polling, websocket};
 
@@ -62,6 +63,8 @@ pub(crate) struct Inner<H: Handler> {
     pub(crate) handler: H,
     pub(crate) sessions: RwLock<Sessions<H::Data>>,
     pub(crate) compression: Option<Arc<Compression>>,
+    /// The limits of the engine that were hit, counted.
+    pub(crate) counters: Arc<Counters>,
     /// The open packet's JSON after the sid, for sessions that may upgrade and for the others:
     /// the same for every session, so encoded once instead of per handshake.
     open_tail: [String; 2],
@@ -142,6 +145,7 @@ impl<H: Handler> Engine<H> {
                 handler,
                 sessions: RwLock::new(SidMap::default()),
                 compression,
+                counters: Arc::default(),
                 open_tail,
             }),
         }
@@ -164,6 +168,11 @@ impl<H: Handler> Engine<H> {
     /// The session with this id, if it is open on this server.
     pub fn session(&self, sid: Sid) -> Option<Arc<Socket<H::Data>>> {
         self.inner.sessions.read().get(&sid).cloned()
+    }
+
+    /// How many times each limit of the engine was hit since it started.
+    pub fn abuse_counters(&self) -> AbuseCounters {
+        self.inner.counters.snapshot()
     }
 
     pub fn session_count(&self) -> usize {
@@ -470,7 +479,7 @@ pub(crate) fn open_session<H: Handler>(
         sid,
         inner.handler.create_data(),
         transport,
-        config.max_queued_messages,
+        QueueLimits::new(config.max_queued_messages, config.max_queued_bytes),
     ));
     let may_upgrade =
         transport == TransportKind::Polling && config.allow_upgrades && config.transports.websocket;
@@ -488,6 +497,13 @@ impl<H: Handler> Inner<H> {
     /// Ends a session for good: the one place where sessions leave the table.
     pub(crate) fn finalize(&self, socket: &Arc<Socket<H::Data>>, reason: CloseReason) {
         if socket.mark_closed(reason) {
+            if reason == CloseReason::SlowClient {
+                Counters::bump(if socket.closed_by_bytes() {
+                    &self.counters.queue_full_bytes
+                } else {
+                    &self.counters.queue_full_messages
+                });
+            }
             self.sessions.write().remove(&socket.id());
             tracing::debug!(sid = %socket.id(), reason = reason.as_str(), "session closed");
             self.handler.on_close(socket, reason);
