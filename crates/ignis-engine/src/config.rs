@@ -125,6 +125,10 @@ pub struct EngineConfig {
     /// session that holds it. A session holding nothing always takes one message, whatever its
     /// size. Counted up to 4 GiB.
     pub max_queued_bytes: usize,
+    /// How long a connection served by [`crate::Engine::serve`] may take to send a complete
+    /// request head (and stay idle between two requests). An application with its own accept
+    /// loop passes its own to [`crate::serve_http`].
+    pub request_head_timeout: Duration,
     /// How long a request body may take to arrive, from when it is first read: a polling POST
     /// past it is answered `408` and its connection closed. [`crate::serve_http`] applies the
     /// same deadline to every body it serves.
@@ -163,6 +167,7 @@ impl Default for EngineConfig {
             establish_timeout: None,
             max_queued_messages: 8192,
             max_queued_bytes: 16 * 1024 * 1024,
+            request_head_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
             max_connections_per_ip: 0,
             handshakes_per_second_per_ip: 0,

@@ -1,7 +1,6 @@
 //! The engine: request routing, the handshake, and the session table.
 
 use std::borrow::Cow;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,7 +14,7 @@ use ignis_proto::engineio::{Data, OpenInfo, Packet, Str};
 use parking_lot::RwLock;
 use tokio::net::TcpListener;
 
-use crate::abuse::{AbuseCounters, Counters};
+use crate::abuse::{AbuseCounters, ConnectionPermit, Counters, IpLimiter, IpRefusal};
 use crate::body::ResponseBody;
 use crate::config::EngineConfig;
 use crate::error::EngineError;
@@ -65,6 +64,8 @@ pub(crate) struct Inner<H: Handler> {
     pub(crate) compression: Option<Arc<Compression>>,
     /// The limits of the engine that were hit, counted.
     pub(crate) counters: Arc<Counters>,
+    /// The per-IP limits, when one is set.
+    ip_limiter: Option<Arc<IpLimiter>>,
     /// The open packet's JSON after the sid, for sessions that may upgrade and for the others:
     /// the same for every session, so encoded once instead of per handshake.
     open_tail: [String; 2],
@@ -138,6 +139,8 @@ impl<H: Handler> Engine<H> {
             .clone()
             .map(|options| Arc::new(Compression::new(options)));
         let open_tail = [open_tail(&config, false), open_tail(&config, true)];
+        let counters = Arc::<Counters>::default();
+        let ip_limiter = IpLimiter::new(&config, Arc::clone(&counters));
         Engine {
             inner: Arc::new(Inner {
                 config,
@@ -145,7 +148,8 @@ impl<H: Handler> Engine<H> {
                 handler,
                 sessions: RwLock::new(SidMap::default()),
                 compression,
-                counters: Arc::default(),
+                counters,
+                ip_limiter,
                 open_tail,
             }),
         }
@@ -173,6 +177,29 @@ impl<H: Handler> Engine<H> {
     /// How many times each limit of the engine was hit since it started.
     pub fn abuse_counters(&self) -> AbuseCounters {
         self.inner.counters.snapshot()
+    }
+
+    /// Counts a new connection from `peer` against the per-IP connection limit: `Ok(None)`
+    /// when there is no limit, a permit to keep for the connection's life when there is one,
+    /// an error (counted) when `peer` has too many connections already (close it).
+    pub fn admit_connection(
+        &self,
+        peer: std::net::IpAddr,
+    ) -> Result<Option<ConnectionPermit>, IpRefusal> {
+        match &self.inner.ip_limiter {
+            None => Ok(None),
+            Some(limiter) => limiter.connect(peer).map(Some),
+        }
+    }
+
+    /// The limits [`crate::serve_http`] applies for this engine: `head_timeout`, the engine's
+    /// `body_timeout`, and what they refuse counted in [`Engine::abuse_counters`].
+    pub fn http_limits(&self, head_timeout: Duration) -> crate::http::HttpLimits {
+        crate::http::HttpLimits::with_counters(
+            head_timeout,
+            self.inner.config.body_timeout,
+            Arc::clone(&self.inner.counters),
+        )
     }
 
     pub fn session_count(&self) -> usize {
@@ -333,13 +360,19 @@ impl<H: Handler> Engine<H> {
         if transport == TransportKind::WebSocket && !is_upgrade {
             return EngineError::BadRequest.response().into();
         }
+        let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0);
+        if let (Some(limiter), Some(peer)) = (&inner.ip_limiter, peer)
+            && let Err(e) = limiter.handshake(peer.ip())
+        {
+            tracing::debug!(%peer, error = %e, "handshake refused");
+            return EngineError::TooManyRequests.response().into();
+        }
         if let Err(e) = self.allow(parts) {
             return e.response().into();
         }
         if query.eio.as_deref() != Some("4") {
             return EngineError::UnsupportedProtocolVersion.response().into();
         }
-        let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0);
         let time = SystemTime::now();
         match transport {
             TransportKind::Polling => Routed::PollingOpen(RequestInfo {
@@ -376,7 +409,11 @@ impl<H: Handler> Engine<H> {
 
     /// Serves HTTP/1.1 on `listener`, passing requests outside the engine's path to `fallback`.
     /// A connection that opens with a WebSocket handshake for the engine is served without
-    /// hyper (see [`Engine::serve_direct`]).
+    /// hyper (see [`Engine::serve_direct`]); the others through [`crate::serve_http`], with the
+    /// engine's `request_head_timeout` and `body_timeout`. The per-IP connection limit closes
+    /// connections as they are accepted. `fallback` gets its request's body as hyper gives it,
+    /// without the deadline (an application that wants it serves its connections with
+    /// [`crate::serve_http`] itself).
     pub async fn serve_with<F, Fut>(self, listener: TcpListener, fallback: F) -> std::io::Result<()>
     where
         F: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
@@ -392,45 +429,71 @@ impl<H: Handler> Engine<H> {
                     continue;
                 }
             };
+            let permit = match self.admit_connection(peer.ip()) {
+                Ok(permit) => permit,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "connection refused");
+                    continue;
+                }
+            };
             let _ = stream.set_nodelay(true);
-            let engine = self.clone();
-            let fallback = fallback.clone();
-            tokio::spawn(async move {
-                let Some(first) = crate::direct::read_first(stream).await else {
-                    return;
-                };
-                let io = match engine.serve_direct(first, peer, |_| {}).await {
-                    crate::direct::Handoff::Done => return,
-                    crate::direct::Handoff::Http(io) => io,
-                };
-                // Boxed: an idle WebSocket connection served above keeps a task the size of
-                // its own state, not of hyper's.
-                Box::pin(async move {
-                    let service = hyper::service::service_fn(
-                        move |mut req: Request<hyper::body::Incoming>| {
-                            let engine = engine.clone();
-                            let fallback = fallback.clone();
-                            async move {
-                                req.extensions_mut().insert(PeerAddr(peer));
-                                let res = if engine.matches(req.uri().path()) {
-                                    engine.handle(req).await
-                                } else {
-                                    fallback(req).await
-                                };
-                                Ok::<_, Infallible>(res)
-                            }
-                        },
-                    );
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
-                        .with_upgrades();
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "http connection ended with an error");
-                    }
-                })
-                .await;
-            });
+            let connection = self
+                .clone()
+                .serve_connection(stream, peer, fallback.clone());
+            // Without a limit the task is the connection alone (an idle WebSocket's task keeps
+            // whatever it holds for its life).
+            match permit {
+                None => tokio::spawn(connection),
+                Some(permit) => tokio::spawn(async move {
+                    let _permit = permit;
+                    connection.await
+                }),
+            };
         }
+    }
+
+    /// Serves one connection of [`Engine::serve_with`].
+    async fn serve_connection<F, Fut>(
+        self,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+        fallback: F,
+    ) where
+        F: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
+    {
+        let first = tokio::time::timeout(
+            self.inner.config.request_head_timeout,
+            crate::direct::read_first(stream),
+        )
+        .await;
+        let Some(first) = first.ok().flatten() else {
+            return;
+        };
+        let io = match self.serve_direct(first, peer, |_| {}).await {
+            crate::direct::Handoff::Done => return,
+            crate::direct::Handoff::Http(io) => io,
+        };
+        // Boxed: an idle WebSocket connection served above keeps a task the size of its own
+        // state, not of hyper's.
+        Box::pin(async move {
+            let limits = self.http_limits(self.inner.config.request_head_timeout);
+            let engine = self;
+            let service = move |mut req: Request<crate::http::TimedBody>| {
+                let engine = engine.clone();
+                let fallback = fallback.clone();
+                async move {
+                    req.extensions_mut().insert(PeerAddr(peer));
+                    if engine.matches(req.uri().path()) {
+                        engine.handle(req).await
+                    } else {
+                        fallback(req.map(crate::http::TimedBody::into_inner)).await
+                    }
+                }
+            };
+            crate::http::serve_http(io, &limits, service, std::future::pending()).await;
+        })
+        .await;
     }
 }
 

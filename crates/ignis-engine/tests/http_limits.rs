@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
-use ignis_engine::{CloseReason, Engine, EngineConfig, Handler, RequestInfo, ResponseBody, Socket};
+use ignis_engine::{
+    CloseReason, Engine, EngineConfig, Handler, HttpLimits, RequestInfo, ResponseBody, Rewind,
+    Socket, TimedBody, serve_http,
+};
 use ignis_proto::engineio::Data;
 
 struct Quiet;
@@ -102,5 +105,182 @@ async fn a_body_over_the_limit_sent_whole_gets_its_413() {
             "{answer}"
         );
     }
-    //COUNTER assert!(engine.abuse_counters().bodies_too_large >= 1);
+    assert!(engine.abuse_counters().bodies_too_large >= 1);
+}
+
+/// Sends `request` and reads until the server closes the connection; what it answered.
+fn exchange(port: u16, request: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer) {
+        Ok(_) => {}
+        Err(e) => panic!("no end ({e}) after {:?}", String::from_utf8_lossy(&answer)),
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Opens a polling session; its id.
+fn polling_handshake(port: u16) -> String {
+    let answer = exchange(
+        port,
+        "GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let at = answer.find("\"sid\":\"").expect("a sid") + 7;
+    answer[at..at + 20].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_does_not_arrive_is_answered_408() {
+    let config = EngineConfig {
+        body_timeout: Duration::from_millis(300),
+        ..EngineConfig::default()
+    };
+    let (port, engine) = serve(config).await;
+    let answers = tokio::task::spawn_blocking(move || {
+        let sid = polling_handshake(port);
+        // 9 bytes of 100 000, then nothing: the application's body, and a polling POST.
+        let head = |path: &str| {
+            format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n\
+                 Content-Length: 100000\r\n\r\n4hello123"
+            )
+        };
+        exchange(
+            port,
+            &head(&format!("/engine.io/?EIO=4&transport=polling&sid={sid}")),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(answers.starts_with("HTTP/1.1 408"), "{answers}");
+    assert_eq!(engine.abuse_counters().body_timeouts, 1);
+
+    // An application's accept loop serving its own routes with `serve_http`.
+    let limits = HttpLimits::new(Duration::from_secs(30), Duration::from_millis(300));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let serving = limits.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let limits = serving.clone();
+            tokio::spawn(async move {
+                let service = |req: http::Request<TimedBody>| async move {
+                    use http_body_util::BodyExt;
+                    // What an application does with a body: reads it whole, and answers 400
+                    // when that fails.
+                    let status = match req.into_body().collect().await {
+                        Ok(_) => StatusCode::OK,
+                        Err(_) => StatusCode::BAD_REQUEST,
+                    };
+                    let mut res = Response::new(ResponseBody::empty());
+                    *res.status_mut() = status;
+                    res
+                };
+                serve_http(
+                    Rewind::new(stream),
+                    &limits,
+                    service,
+                    std::future::pending(),
+                )
+                .await;
+            });
+        }
+    });
+    let answer = tokio::task::spawn_blocking(move || {
+        exchange(
+            port,
+            "POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{\"topic\":",
+        )
+    })
+    .await
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+/// Connects and reads: the end of the stream (or a reset) at once when the server closed the
+/// connection as it accepted it.
+fn refused(port: u16) -> bool {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    match stream.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_ip_are_limited() {
+    let config = EngineConfig {
+        max_connections_per_ip: 2,
+        ..EngineConfig::default()
+    };
+    let (port, engine) = serve(config).await;
+    tokio::task::spawn_blocking(move || {
+        // Two connections that say nothing yet hold the address's two places.
+        let first = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let _second = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        // The third is closed as it is accepted: it reads the end, with no answer.
+        assert!(refused(port));
+        // Once one closes, its place is free again (the server sees the close in its own
+        // time: try until it does).
+        drop(first);
+        let answered = (0..200).any(|_| {
+            let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let _ = stream.write_all(b"GET /api/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer);
+            if answer.is_empty() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            !answer.is_empty()
+        });
+        assert!(answered, "the place of the closed connection was not freed");
+    })
+    .await
+    .unwrap();
+    assert!(engine.abuse_counters().ip_connections_refused >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_per_ip_are_limited() {
+    let config = EngineConfig {
+        handshakes_per_second_per_ip: 1,
+        handshake_burst_per_ip: 2,
+        ..EngineConfig::default()
+    };
+    let (port, engine) = serve(config).await;
+    let answers = tokio::task::spawn_blocking(move || {
+        (0..5)
+            .map(|_| {
+                exchange(
+                    port,
+                    "GET /engine.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\n\
+                     Connection: close\r\n\r\n",
+                )
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert!(answers[0].starts_with("HTTP/1.1 200"), "{}", answers[0]);
+    let refused: Vec<_> = answers
+        .iter()
+        .filter(|a| a.starts_with("HTTP/1.1 429"))
+        .collect();
+    assert!(!refused.is_empty(), "{answers:?}");
+    assert!(refused[0].ends_with(r#"{"code":6,"message":"Too many requests"}"#));
+    assert_eq!(
+        engine.abuse_counters().ip_handshakes_refused,
+        refused.len() as u64
+    );
 }
