@@ -183,10 +183,14 @@ impl IpLimiter {
         Some(f(entry, now))
     }
 
-    /// Counts a new connection from `ip`, unless it has too many already.
-    pub(crate) fn connect(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionPermit, IpRefusal> {
+    /// Counts a new connection from `ip`, unless it has too many already; `None` when
+    /// connections are not limited.
+    pub(crate) fn connect(
+        self: &Arc<Self>,
+        ip: IpAddr,
+    ) -> Result<Option<ConnectionPermit>, IpRefusal> {
         if self.max_connections == 0 {
-            return Ok(ConnectionPermit { limiter: None, ip });
+            return Ok(None);
         }
         let max = self.max_connections;
         let admitted = self
@@ -202,10 +206,10 @@ impl IpLimiter {
             Counters::bump(&self.counters.ip_connections_refused);
             return Err(IpRefusal::TooManyConnections);
         }
-        Ok(ConnectionPermit {
-            limiter: Some(Arc::clone(self)),
+        Ok(Some(ConnectionPermit(Arc::new(Counted {
+            limiter: Arc::clone(self),
             ip,
-        })
+        }))))
     }
 
     /// Takes a token of `ip`'s handshake bucket, if it has one.
@@ -252,26 +256,47 @@ impl IpLimiter {
     }
 }
 
-/// A connection counted against its IP address's limit; dropping it (when the connection
-/// ends) counts it out.
-pub struct ConnectionPermit {
-    limiter: Option<Arc<IpLimiter>>,
+/// A connection counted against its IP address's limit; once it and its clones are dropped
+/// (when the connection ends), the connection is counted out. A WebSocket upgraded through
+/// hyper outlives the task of its connection: the request carries a clone of the permit
+/// ([`ConnectionGuard::attach`]) and the WebSocket's task keeps it.
+#[derive(Clone)]
+pub struct ConnectionPermit(Arc<Counted>);
+
+struct Counted {
+    limiter: Arc<IpLimiter>,
     ip: IpAddr,
 }
 
 impl std::fmt::Debug for ConnectionPermit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectionPermit")
-            .field("ip", &self.ip)
+            .field("ip", &self.0.ip)
             .finish()
     }
 }
 
-impl Drop for ConnectionPermit {
+impl Drop for Counted {
     fn drop(&mut self) {
-        if let Some(limiter) = self.limiter.take() {
-            limiter.disconnect(self.ip);
-        }
+        self.limiter.disconnect(self.ip);
+    }
+}
+
+/// What a connection's task keeps for its life besides the connection: nothing (`()`, when
+/// connections are not limited) or its [`ConnectionPermit`]. Generic so that, without a limit,
+/// a connection's task holds not even an empty slot.
+pub trait ConnectionGuard: Clone + Send + Sync + 'static {
+    /// Lets a request of the connection carry the guard, for a WebSocket that hyper upgrades.
+    fn attach(&self, extensions: &mut http::Extensions);
+}
+
+impl ConnectionGuard for () {
+    fn attach(&self, _extensions: &mut http::Extensions) {}
+}
+
+impl ConnectionGuard for ConnectionPermit {
+    fn attach(&self, extensions: &mut http::Extensions) {
+        extensions.insert(self.clone());
     }
 }
 
@@ -298,7 +323,9 @@ mod tests {
     fn connections_are_counted_per_address_and_counted_out() {
         let limiter = limiter(2, 0, 1, 1000);
         let a = limiter.connect(ip(1)).unwrap();
-        let _b = limiter.connect(ip(1)).unwrap();
+        let b = limiter.connect(ip(1)).unwrap();
+        let b_again = b.clone();
+        drop(b);
         assert_eq!(
             limiter.connect(ip(1)).unwrap_err(),
             IpRefusal::TooManyConnections
@@ -306,7 +333,11 @@ mod tests {
         let _other = limiter.connect(ip(2)).unwrap();
         drop(a);
         let _c = limiter.connect(ip(1)).unwrap();
-        assert_eq!(limiter.counters.snapshot().ip_connections_refused, 1);
+        // A clone keeps the connection counted.
+        assert!(limiter.connect(ip(1)).is_err());
+        drop(b_again);
+        assert!(limiter.connect(ip(1)).is_ok());
+        assert_eq!(limiter.counters.snapshot().ip_connections_refused, 2);
     }
 
     #[test]

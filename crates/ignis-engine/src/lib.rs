@@ -44,7 +44,7 @@ mod sid;
 mod socket;
 mod websocket;
 
-pub use abuse::{AbuseCounters, ConnectionPermit, IpRefusal};
+pub use abuse::{AbuseCounters, ConnectionGuard, ConnectionPermit, IpRefusal};
 pub use body::ResponseBody;
 pub use config::{AllowOrigin, AllowRequest, Cors, EngineConfig, PerMessageDeflate, Transports};
 pub use direct::{FirstRead, Handoff, LINGER_BYTES, LINGER_IDLE, LINGER_TIME, Rewind, read_first};

@@ -188,7 +188,7 @@ impl<H: Handler> Engine<H> {
     ) -> Result<Option<ConnectionPermit>, IpRefusal> {
         match &self.inner.ip_limiter {
             None => Ok(None),
-            Some(limiter) => limiter.connect(peer).map(Some),
+            Some(limiter) => limiter.connect(peer),
         }
     }
 
@@ -437,63 +437,68 @@ impl<H: Handler> Engine<H> {
                 }
             };
             let _ = stream.set_nodelay(true);
-            let connection = self
-                .clone()
-                .serve_connection(stream, peer, fallback.clone());
             // Without a limit the task is the connection alone (an idle WebSocket's task keeps
             // whatever it holds for its life).
+            let (engine, fallback) = (self.clone(), fallback.clone());
             match permit {
-                None => tokio::spawn(connection),
-                Some(permit) => tokio::spawn(async move {
-                    let _permit = permit;
-                    connection.await
-                }),
+                None => tokio::spawn(engine.serve_connection(stream, peer, fallback, ())),
+                Some(permit) => {
+                    tokio::spawn(engine.serve_connection(stream, peer, fallback, permit))
+                }
             };
         }
     }
 
     /// Serves one connection of [`Engine::serve_with`].
-    async fn serve_connection<F, Fut>(
+    // Not an `async fn`: one keeps a moved copy of its arguments beside them, and this future
+    // is the task of every idle WebSocket connection.
+    #[allow(clippy::manual_async_fn)]
+    fn serve_connection<F, Fut, G: crate::abuse::ConnectionGuard>(
         self,
         stream: tokio::net::TcpStream,
         peer: SocketAddr,
         fallback: F,
-    ) where
+        guard: G,
+    ) -> impl Future<Output = ()> + Send + 'static
+    where
         F: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
     {
-        let first = tokio::time::timeout(
-            self.inner.config.request_head_timeout,
-            crate::direct::read_first(stream),
-        )
-        .await;
-        let Some(first) = first.ok().flatten() else {
-            return;
-        };
-        let io = match self.serve_direct(first, peer, |_| {}).await {
-            crate::direct::Handoff::Done => return,
-            crate::direct::Handoff::Http(io) => io,
-        };
-        // Boxed: an idle WebSocket connection served above keeps a task the size of its own
-        // state, not of hyper's.
-        Box::pin(async move {
-            let limits = self.http_limits(self.inner.config.request_head_timeout);
-            let engine = self;
-            let service = move |mut req: Request<crate::http::TimedBody>| {
-                let engine = engine.clone();
-                let fallback = fallback.clone();
-                async move {
-                    req.extensions_mut().insert(PeerAddr(peer));
-                    if engine.matches(req.uri().path()) {
-                        engine.handle(req).await
-                    } else {
-                        fallback(req.map(crate::http::TimedBody::into_inner)).await
-                    }
-                }
+        async move {
+            let first = tokio::time::timeout(
+                self.inner.config.request_head_timeout,
+                crate::direct::read_first(stream),
+            )
+            .await;
+            let Some(first) = first.ok().flatten() else {
+                return;
             };
-            crate::http::serve_http(io, &limits, service, std::future::pending()).await;
-        })
-        .await;
+            let io = match self.serve_direct(first, peer, |_| {}).await {
+                crate::direct::Handoff::Done => return,
+                crate::direct::Handoff::Http(io) => io,
+            };
+            // Boxed: an idle WebSocket connection served above keeps a task the size of its own
+            // state, not of hyper's.
+            Box::pin(async move {
+                let limits = self.http_limits(self.inner.config.request_head_timeout);
+                let engine = self;
+                let service = move |mut req: Request<crate::http::TimedBody>| {
+                    let engine = engine.clone();
+                    let fallback = fallback.clone();
+                    guard.attach(req.extensions_mut());
+                    async move {
+                        req.extensions_mut().insert(PeerAddr(peer));
+                        if engine.matches(req.uri().path()) {
+                            engine.handle(req).await
+                        } else {
+                            fallback(req.map(crate::http::TimedBody::into_inner)).await
+                        }
+                    }
+                };
+                crate::http::serve_http(io, &limits, service, std::future::pending()).await;
+            })
+            .await;
+        }
     }
 }
 

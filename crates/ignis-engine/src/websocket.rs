@@ -453,8 +453,12 @@ impl<H: Handler> Start<H> {
     }
 
     /// Starts the connection once hyper has written the `101` and handed the socket over.
-    pub(crate) fn spawn_after(self, upgrade: hyper::upgrade::OnUpgrade, parts: Parts) {
+    pub(crate) fn spawn_after(self, upgrade: hyper::upgrade::OnUpgrade, mut parts: Parts) {
+        // The connection's per-IP place, which its task gives up once hyper hands the socket
+        // over: this task keeps it from then on.
+        let permit = parts.extensions.remove::<crate::ConnectionPermit>();
         tokio::spawn(async move {
+            let _permit = permit;
             let upgraded = match upgrade.await {
                 Ok(u) => u,
                 Err(e) => {

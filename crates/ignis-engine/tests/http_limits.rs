@@ -284,3 +284,36 @@ async fn handshakes_per_ip_are_limited() {
         refused.len() as u64
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_upgraded_by_hyper_keeps_its_place() {
+    let config = EngineConfig {
+        max_connections_per_ip: 1,
+        ..EngineConfig::default()
+    };
+    let (port, engine) = serve(config).await;
+    tokio::task::spawn_blocking(move || {
+        let mut ws = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        ws.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        // The head in two parts: the first read does not hold it whole, so hyper serves the
+        // handshake and hands the socket to a task of its own.
+        ws.write_all(b"GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        ws.write_all(
+            b"Upgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .unwrap();
+        let mut head = [0u8; 12];
+        ws.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 101");
+        // The WebSocket still holds the address's one place once hyper is done with it.
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(refused(port), "a second connection was let in");
+        drop(ws);
+    })
+    .await
+    .unwrap();
+    assert!(engine.abuse_counters().ip_connections_refused >= 1);
+}

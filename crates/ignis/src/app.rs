@@ -12,10 +12,10 @@ use axum::extract::ConnectInfo;
 use http::Request;
 use ignis_socketio::SocketIo;
 use ignis_socketio::engine::{
-    EngineConfig, Handoff, HttpLimits, PeerAddr, Rewind, TimedBody, read_first,
+    ConnectionGuard, EngineConfig, Handoff, HttpLimits, PeerAddr, Rewind, TimedBody, read_first,
 };
 use parking_lot::{Mutex, RwLock};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
@@ -412,47 +412,14 @@ async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let app = app.clone();
-        let mut stop = stop.clone();
-        let connection = async move {
-            // A first request that is a Socket.IO WebSocket handshake is served without hyper,
-            // on this task; anything else goes to hyper with the bytes read replayed.
-            let io = match app.socket_io() {
-                Some(socket_io) => {
-                    // Read here, not captured by the task: an idle WebSocket connection keeps
-                    // the task's captures for its life, and 16 more bytes took the task to the
-                    // allocator's next size class (a quarter KiB per connection).
-                    let head_timeout = app.config().request_head_timeout;
-                    let first = tokio::select! {
-                        first = tokio::time::timeout(head_timeout, read_first(stream)) => {
-                            first.ok().flatten()
-                        }
-                        // An idle connection closes at once, as hyper's graceful shutdown does.
-                        _ = stop.changed() => return,
-                    };
-                    let Some(first) = first else { return };
-                    // Answered in the call: what is awaited is the connection's own future.
-                    let serving = socket_io.engine().serve_direct(first, peer, |ext| {
-                        ext.insert(ConnectInfo(peer));
-                    });
-                    match serving.await {
-                        Handoff::Done => return,
-                        Handoff::Http(io) => io,
-                    }
-                }
-                None => Rewind::new(stream),
-            };
-            // Boxed: an idle WebSocket connection served above keeps a task the size of its
-            // own state, not of hyper's.
-            Box::pin(serve_http(io, peer, router, app, stop)).await;
-        };
+        let stop = stop.clone();
         // Without a limit the task is the connection alone (an idle WebSocket's task keeps
         // whatever it holds for its life).
         match permit {
-            None => connections.spawn(connection),
-            Some(permit) => connections.spawn(async move {
-                let _permit = permit;
-                connection.await
-            }),
+            None => connections.spawn(serve_connection(stream, peer, router, app, stop, ())),
+            Some(permit) => {
+                connections.spawn(serve_connection(stream, peer, router, app, stop, permit))
+            }
         };
         // Reap finished connections so the set does not grow.
         while connections.try_join_next().is_some() {}
@@ -465,6 +432,53 @@ async fn serve(
     connections.abort_all();
 }
 
+/// Serves one accepted connection until it closes or the server stops. `guard` is what the
+/// task keeps for the connection's life (its per-IP permit, or nothing).
+// Not an `async fn`: one keeps a moved copy of its arguments beside them, and this future is
+// the task of every idle WebSocket connection.
+#[allow(clippy::manual_async_fn)]
+fn serve_connection<G: ConnectionGuard>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    app: AppHandle,
+    mut stop: watch::Receiver<bool>,
+    guard: G,
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        // A first request that is a Socket.IO WebSocket handshake is served without hyper,
+        // on this task; anything else goes to hyper with the bytes read replayed.
+        let io = match app.socket_io() {
+            Some(socket_io) => {
+                // Read here, not captured by the task: an idle WebSocket connection keeps
+                // the task's captures for its life, and 16 more bytes took the task to the
+                // allocator's next size class (a quarter KiB per connection).
+                let head_timeout = app.config().request_head_timeout;
+                let first = tokio::select! {
+                    first = tokio::time::timeout(head_timeout, read_first(stream)) => {
+                        first.ok().flatten()
+                    }
+                    // An idle connection closes at once, as hyper's graceful shutdown does.
+                    _ = stop.changed() => return,
+                };
+                let Some(first) = first else { return };
+                // Answered in the call: what is awaited is the connection's own future.
+                let serving = socket_io.engine().serve_direct(first, peer, |ext| {
+                    ext.insert(ConnectInfo(peer));
+                });
+                match serving.await {
+                    Handoff::Done => return,
+                    Handoff::Http(io) => io,
+                }
+            }
+            None => Rewind::new(stream),
+        };
+        // Boxed: an idle WebSocket connection served above keeps a task the size of its
+        // own state, not of hyper's.
+        Box::pin(serve_http(io, peer, router, app, stop, guard)).await;
+    }
+}
+
 /// Serves HTTP/1.1 on a connection until it closes or the server stops, with the engine's
 /// limits (the request head and body deadlines; see `ignis_engine::serve_http`).
 async fn serve_http(
@@ -473,6 +487,7 @@ async fn serve_http(
     router: Router,
     app: AppHandle,
     mut stop: watch::Receiver<bool>,
+    guard: impl ConnectionGuard,
 ) {
     let head_timeout = app.config().request_head_timeout;
     let limits = match app.socket_io() {
@@ -482,6 +497,7 @@ async fn serve_http(
     let service = move |mut req: Request<TimedBody>| {
         let router = router.clone();
         let app = app.clone();
+        guard.attach(req.extensions_mut());
         async move {
             req.extensions_mut().insert(PeerAddr(peer));
             req.extensions_mut().insert(ConnectInfo(peer));
