@@ -120,6 +120,34 @@ pub struct EngineConfig {
     pub establish_timeout: Option<Duration>,
     /// Most messages queued for one client before it is disconnected as too slow.
     pub max_queued_messages: usize,
+    /// Most bytes queued for one client, or written and not yet taken by its socket, before it
+    /// is disconnected as too slow ("outbound queue full"). A broadcast counts whole for every
+    /// session that holds it. A session holding nothing always takes one message, whatever its
+    /// size. Counted up to 4 GiB.
+    pub max_queued_bytes: usize,
+    /// How long a connection served by [`crate::Engine::serve`] may take to send a complete
+    /// request head (and stay idle between two requests). An application with its own accept
+    /// loop passes its own to [`crate::serve_http`].
+    pub request_head_timeout: Duration,
+    /// How long a request body may take to arrive, from when it is first read: a polling POST
+    /// past it is answered `408` and its connection closed. [`crate::serve_http`] applies the
+    /// same deadline to every body it serves.
+    pub body_timeout: Duration,
+    /// Most connections open at once from one IP address; more are closed as they are
+    /// accepted. 0 (the default) is no limit: behind a load balancer or a proxy every client
+    /// has the balancer's address, so set this only where clients connect directly.
+    pub max_connections_per_ip: u32,
+    /// Handshakes (new sessions, polling or WebSocket) one IP address may make per second on
+    /// average, answered `429` beyond; 0 (the default) is no limit, for the reason above.
+    pub handshakes_per_second_per_ip: u32,
+    /// How many handshakes one IP address may make at once before the rate applies (the size
+    /// of its token bucket); at least 1.
+    pub handshake_burst_per_ip: u32,
+    /// Most IP addresses the per-IP limits keep track of. An address leaves the table once it
+    /// has no connection and its bucket is full again; when every entry is in use, connections
+    /// and handshakes from addresses not in the table are refused (and counted as
+    /// `ip_table_full`) until entries free up.
+    pub max_tracked_ips: usize,
 }
 
 impl Default for EngineConfig {
@@ -138,6 +166,13 @@ impl Default for EngineConfig {
             http_compression_threshold: Some(1024),
             establish_timeout: None,
             max_queued_messages: 8192,
+            max_queued_bytes: 16 * 1024 * 1024,
+            request_head_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            max_connections_per_ip: 0,
+            handshakes_per_second_per_ip: 0,
+            handshake_burst_per_ip: 20,
+            max_tracked_ips: 100_000,
         }
     }
 }

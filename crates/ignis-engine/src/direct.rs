@@ -45,29 +45,78 @@ thread_local! {
 
 /// A connection whose first bytes were read already: reads return those bytes first, then
 /// what the socket gives. Writes go straight to the socket.
+///
+/// Its shutdown lingers: it sends the end of the server's side, then reads and drops what the
+/// client still sends until the client closes, for at most [`LINGER_TIME`] (and
+/// [`LINGER_IDLE`] without data) and [`LINGER_BYTES`]. hyper shuts a connection down before it
+/// drops it; a socket closed with unread data is reset, and the reset destroys the answer in
+/// the client's buffers before it reads it: a client that sends a body over the limit, without
+/// waiting for `100 Continue`, would see a reset instead of the `413`.
 #[derive(Debug)]
 pub struct Rewind {
     prefix: Bytes,
     stream: TcpStream,
+    /// Set once the shutdown began.
+    linger: Option<Box<Linger>>,
+}
+
+/// The longest a shutdown reads what the client still sends.
+pub const LINGER_TIME: Duration = Duration::from_secs(10);
+/// The longest a shutdown waits for more from a client that sends nothing.
+pub const LINGER_IDLE: Duration = Duration::from_secs(2);
+/// The most bytes a shutdown reads and drops.
+pub const LINGER_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug)]
+struct Linger {
+    timer: Pin<Box<tokio::time::Sleep>>,
+    until: tokio::time::Instant,
+    drained: u64,
 }
 
 impl Rewind {
     /// A connection with nothing read yet.
     pub fn new(stream: TcpStream) -> Rewind {
-        Rewind {
-            prefix: Bytes::new(),
-            stream,
-        }
+        Rewind::with_prefix(stream, Bytes::new())
     }
 
     /// A connection whose first bytes, `prefix`, were read already.
     pub fn with_prefix(stream: TcpStream, prefix: Bytes) -> Rewind {
-        Rewind { prefix, stream }
+        Rewind {
+            prefix,
+            stream,
+            linger: None,
+        }
     }
 
     /// The socket, and the bytes read from it that were not read from the rewind yet.
     pub fn into_parts(self) -> (TcpStream, Bytes) {
         (self.stream, self.prefix)
+    }
+
+    /// The lingering part of the shutdown: reads and drops until the client closes or a bound
+    /// is reached (see [`Rewind`]).
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(linger) = self.linger.as_mut() else {
+            return Poll::Ready(());
+        };
+        let mut buf = [0u8; 8192];
+        loop {
+            let mut read = ReadBuf::new(&mut buf);
+            match Pin::new(&mut self.stream).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) if read.filled().is_empty() => return Poll::Ready(()),
+                Poll::Ready(Ok(())) => {
+                    linger.drained += read.filled().len() as u64;
+                    if linger.drained > LINGER_BYTES {
+                        return Poll::Ready(());
+                    }
+                    let next = (tokio::time::Instant::now() + LINGER_IDLE).min(linger.until);
+                    linger.timer.as_mut().reset(next);
+                }
+                Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Pending => return linger.timer.as_mut().poll(cx),
+            }
+        }
     }
 }
 
@@ -113,7 +162,17 @@ impl AsyncWrite for Rewind {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        let this = &mut *self;
+        if this.linger.is_none() {
+            std::task::ready!(Pin::new(&mut this.stream).poll_shutdown(cx))?;
+            let now = tokio::time::Instant::now();
+            this.linger = Some(Box::new(Linger {
+                timer: Box::pin(tokio::time::sleep_until(now + LINGER_IDLE)),
+                until: now + LINGER_TIME,
+                drained: 0,
+            }));
+        }
+        this.poll_linger(cx).map(Ok)
     }
 }
 

@@ -19,6 +19,9 @@ pub enum EngineError {
     Forbidden,
     #[error("Unsupported protocol version")]
     UnsupportedProtocolVersion,
+    /// Not the reference's: a handshake over the per-IP rate (`429`).
+    #[error("Too many requests")]
+    TooManyRequests,
 }
 
 impl EngineError {
@@ -30,12 +33,14 @@ impl EngineError {
             EngineError::BadRequest => 3,
             EngineError::Forbidden => 4,
             EngineError::UnsupportedProtocolVersion => 5,
+            EngineError::TooManyRequests => 6,
         }
     }
 
     pub fn status(self) -> StatusCode {
         match self {
             EngineError::Forbidden => StatusCode::FORBIDDEN,
+            EngineError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -89,6 +94,11 @@ mod tests {
                 EngineError::UnsupportedProtocolVersion,
                 400,
                 r#"{"code":5,"message":"Unsupported protocol version"}"#,
+            ),
+            (
+                EngineError::TooManyRequests,
+                429,
+                r#"{"code":6,"message":"Too many requests"}"#,
             ),
         ];
         for (err, status, body) in cases {

@@ -30,11 +30,13 @@
 //! # }
 //! ```
 
+mod abuse;
 mod body;
 mod config;
 mod cors;
 mod direct;
 mod error;
+mod http;
 mod polling;
 mod query;
 mod server;
@@ -42,10 +44,12 @@ mod sid;
 mod socket;
 mod websocket;
 
+pub use abuse::{AbuseCounters, ConnectionGuard, ConnectionPermit, IpRefusal};
 pub use body::ResponseBody;
 pub use config::{AllowOrigin, AllowRequest, Cors, EngineConfig, PerMessageDeflate, Transports};
-pub use direct::{FirstRead, Handoff, Rewind, read_first};
+pub use direct::{FirstRead, Handoff, LINGER_BYTES, LINGER_IDLE, LINGER_TIME, Rewind, read_first};
 pub use error::EngineError;
+pub use http::{BodyTimeout, HttpLimits, TimedBody, serve_http};
 pub use query::{QueryPairs, query_pairs};
 pub use server::{Engine, Handler, PeerAddr, RequestInfo};
 pub use sid::{Sid, SidHash, SidHasher, SidMap, SidSet};

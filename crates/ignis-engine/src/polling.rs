@@ -156,6 +156,14 @@ where
     Ok(first.unwrap_or_else(|| Bytes::from(joined)))
 }
 
+/// The answer to a body that missed its deadline; the connection closes after it.
+fn timed_out() -> Reply {
+    let mut res = empty(StatusCode::REQUEST_TIMEOUT);
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    res
+}
+
 fn empty(status: StatusCode) -> Reply {
     let mut res = Response::new(Bytes::new());
     *res.status_mut() = status;
@@ -232,12 +240,24 @@ where
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    // Too large: refused, but the session stays open, as in the reference.
-    let bytes = match read_body(body, max, declared).await {
-        Ok(bytes) => bytes,
-        Err(e) => {
+    // Too large: refused, but the session stays open, as in the reference. Too slow: the
+    // connection closes (what is left of the body would be read as the next request).
+    let read = tokio::time::timeout(inner.config.body_timeout, read_body(body, max, declared));
+    let bytes = match read.await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => {
             tracing::debug!(sid = %socket.id(), error = %e, "polling body refused");
-            return empty(StatusCode::PAYLOAD_TOO_LARGE);
+            return match e {
+                BodyError::TooLarge(_) => empty(StatusCode::PAYLOAD_TOO_LARGE),
+                // `serve_http`'s deadline (which counts it) came first.
+                BodyError::Read(e) if e.is::<crate::http::BodyTimeout>() => timed_out(),
+                BodyError::Read(_) => empty(StatusCode::BAD_REQUEST),
+            };
+        }
+        Err(_) => {
+            tracing::debug!(sid = %socket.id(), "polling body too slow");
+            crate::abuse::Counters::bump(&inner.counters.body_timeouts);
+            return timed_out();
         }
     };
     match engineio::decode_payload(bytes, MAX_PACKETS_PER_POST) {

@@ -1,7 +1,6 @@
 //! The engine: request routing, the handshake, and the session table.
 
 use std::borrow::Cow;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,11 +14,12 @@ use ignis_proto::engineio::{Data, OpenInfo, Packet, Str};
 use parking_lot::RwLock;
 use tokio::net::TcpListener;
 
+use crate::abuse::{AbuseCounters, ConnectionPermit, Counters, IpLimiter, IpRefusal};
 use crate::body::ResponseBody;
 use crate::config::EngineConfig;
 use crate::error::EngineError;
 use crate::sid::{Sid, SidMap};
-use crate::socket::{CloseReason, Socket, TransportKind};
+use crate::socket::{CloseReason, QueueLimits, Socket, TransportKind};
 use crate::websocket::Compression;
 use crate::{cors, polling, websocket};
 
@@ -62,6 +62,10 @@ pub(crate) struct Inner<H: Handler> {
     pub(crate) handler: H,
     pub(crate) sessions: RwLock<Sessions<H::Data>>,
     pub(crate) compression: Option<Arc<Compression>>,
+    /// The limits of the engine that were hit, counted.
+    pub(crate) counters: Arc<Counters>,
+    /// The per-IP limits, when one is set.
+    ip_limiter: Option<Arc<IpLimiter>>,
     /// The open packet's JSON after the sid, for sessions that may upgrade and for the others:
     /// the same for every session, so encoded once instead of per handshake.
     open_tail: [String; 2],
@@ -135,6 +139,8 @@ impl<H: Handler> Engine<H> {
             .clone()
             .map(|options| Arc::new(Compression::new(options)));
         let open_tail = [open_tail(&config, false), open_tail(&config, true)];
+        let counters = Arc::<Counters>::default();
+        let ip_limiter = IpLimiter::new(&config, Arc::clone(&counters));
         Engine {
             inner: Arc::new(Inner {
                 config,
@@ -142,6 +148,8 @@ impl<H: Handler> Engine<H> {
                 handler,
                 sessions: RwLock::new(SidMap::default()),
                 compression,
+                counters,
+                ip_limiter,
                 open_tail,
             }),
         }
@@ -164,6 +172,34 @@ impl<H: Handler> Engine<H> {
     /// The session with this id, if it is open on this server.
     pub fn session(&self, sid: Sid) -> Option<Arc<Socket<H::Data>>> {
         self.inner.sessions.read().get(&sid).cloned()
+    }
+
+    /// How many times each limit of the engine was hit since it started.
+    pub fn abuse_counters(&self) -> AbuseCounters {
+        self.inner.counters.snapshot()
+    }
+
+    /// Counts a new connection from `peer` against the per-IP connection limit: `Ok(None)`
+    /// when there is no limit, a permit to keep for the connection's life when there is one,
+    /// an error (counted) when `peer` has too many connections already (close it).
+    pub fn admit_connection(
+        &self,
+        peer: std::net::IpAddr,
+    ) -> Result<Option<ConnectionPermit>, IpRefusal> {
+        match &self.inner.ip_limiter {
+            None => Ok(None),
+            Some(limiter) => limiter.connect(peer),
+        }
+    }
+
+    /// The limits [`crate::serve_http`] applies for this engine: `head_timeout`, the engine's
+    /// `body_timeout`, and what they refuse counted in [`Engine::abuse_counters`].
+    pub fn http_limits(&self, head_timeout: Duration) -> crate::http::HttpLimits {
+        crate::http::HttpLimits::with_counters(
+            head_timeout,
+            self.inner.config.body_timeout,
+            Arc::clone(&self.inner.counters),
+        )
     }
 
     pub fn session_count(&self) -> usize {
@@ -324,13 +360,19 @@ impl<H: Handler> Engine<H> {
         if transport == TransportKind::WebSocket && !is_upgrade {
             return EngineError::BadRequest.response().into();
         }
+        let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0);
+        if let (Some(limiter), Some(peer)) = (&inner.ip_limiter, peer)
+            && let Err(e) = limiter.handshake(peer.ip())
+        {
+            tracing::debug!(%peer, error = %e, "handshake refused");
+            return EngineError::TooManyRequests.response().into();
+        }
         if let Err(e) = self.allow(parts) {
             return e.response().into();
         }
         if query.eio.as_deref() != Some("4") {
             return EngineError::UnsupportedProtocolVersion.response().into();
         }
-        let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0);
         let time = SystemTime::now();
         match transport {
             TransportKind::Polling => Routed::PollingOpen(RequestInfo {
@@ -367,7 +409,11 @@ impl<H: Handler> Engine<H> {
 
     /// Serves HTTP/1.1 on `listener`, passing requests outside the engine's path to `fallback`.
     /// A connection that opens with a WebSocket handshake for the engine is served without
-    /// hyper (see [`Engine::serve_direct`]).
+    /// hyper (see [`Engine::serve_direct`]); the others through [`crate::serve_http`], with the
+    /// engine's `request_head_timeout` and `body_timeout`. The per-IP connection limit closes
+    /// connections as they are accepted. `fallback` gets its request's body as hyper gives it,
+    /// without the deadline (an application that wants it serves its connections with
+    /// [`crate::serve_http`] itself).
     pub async fn serve_with<F, Fut>(self, listener: TcpListener, fallback: F) -> std::io::Result<()>
     where
         F: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
@@ -383,44 +429,75 @@ impl<H: Handler> Engine<H> {
                     continue;
                 }
             };
+            let permit = match self.admit_connection(peer.ip()) {
+                Ok(permit) => permit,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "connection refused");
+                    continue;
+                }
+            };
             let _ = stream.set_nodelay(true);
-            let engine = self.clone();
-            let fallback = fallback.clone();
-            tokio::spawn(async move {
-                let Some(first) = crate::direct::read_first(stream).await else {
-                    return;
-                };
-                let io = match engine.serve_direct(first, peer, |_| {}).await {
-                    crate::direct::Handoff::Done => return,
-                    crate::direct::Handoff::Http(io) => io,
-                };
-                // Boxed: an idle WebSocket connection served above keeps a task the size of
-                // its own state, not of hyper's.
-                Box::pin(async move {
-                    let service = hyper::service::service_fn(
-                        move |mut req: Request<hyper::body::Incoming>| {
-                            let engine = engine.clone();
-                            let fallback = fallback.clone();
-                            async move {
-                                req.extensions_mut().insert(PeerAddr(peer));
-                                let res = if engine.matches(req.uri().path()) {
-                                    engine.handle(req).await
-                                } else {
-                                    fallback(req).await
-                                };
-                                Ok::<_, Infallible>(res)
-                            }
-                        },
-                    );
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
-                        .with_upgrades();
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "http connection ended with an error");
+            // Without a limit the task is the connection alone (an idle WebSocket's task keeps
+            // whatever it holds for its life).
+            let (engine, fallback) = (self.clone(), fallback.clone());
+            match permit {
+                None => tokio::spawn(engine.serve_connection(stream, peer, fallback, ())),
+                Some(permit) => {
+                    tokio::spawn(engine.serve_connection(stream, peer, fallback, permit))
+                }
+            };
+        }
+    }
+
+    /// Serves one connection of [`Engine::serve_with`].
+    // Not an `async fn`: one keeps a moved copy of its arguments beside them, and this future
+    // is the task of every idle WebSocket connection.
+    #[allow(clippy::manual_async_fn)]
+    fn serve_connection<F, Fut, G: crate::abuse::ConnectionGuard>(
+        self,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+        fallback: F,
+        guard: G,
+    ) -> impl Future<Output = ()> + Send + 'static
+    where
+        F: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
+    {
+        async move {
+            let first = tokio::time::timeout(
+                self.inner.config.request_head_timeout,
+                crate::direct::read_first(stream),
+            )
+            .await;
+            let Some(first) = first.ok().flatten() else {
+                return;
+            };
+            let io = match self.serve_direct(first, peer, |_| {}).await {
+                crate::direct::Handoff::Done => return,
+                crate::direct::Handoff::Http(io) => io,
+            };
+            // Boxed: an idle WebSocket connection served above keeps a task the size of its own
+            // state, not of hyper's.
+            Box::pin(async move {
+                let limits = self.http_limits(self.inner.config.request_head_timeout);
+                let engine = self;
+                let service = move |mut req: Request<crate::http::TimedBody>| {
+                    let engine = engine.clone();
+                    let fallback = fallback.clone();
+                    guard.attach(req.extensions_mut());
+                    async move {
+                        req.extensions_mut().insert(PeerAddr(peer));
+                        if engine.matches(req.uri().path()) {
+                            engine.handle(req).await
+                        } else {
+                            fallback(req.map(crate::http::TimedBody::into_inner)).await
+                        }
                     }
-                })
-                .await;
-            });
+                };
+                crate::http::serve_http(io, &limits, service, std::future::pending()).await;
+            })
+            .await;
         }
     }
 }
@@ -470,7 +547,7 @@ pub(crate) fn open_session<H: Handler>(
         sid,
         inner.handler.create_data(),
         transport,
-        config.max_queued_messages,
+        QueueLimits::new(config.max_queued_messages, config.max_queued_bytes),
     ));
     let may_upgrade =
         transport == TransportKind::Polling && config.allow_upgrades && config.transports.websocket;
@@ -488,6 +565,13 @@ impl<H: Handler> Inner<H> {
     /// Ends a session for good: the one place where sessions leave the table.
     pub(crate) fn finalize(&self, socket: &Arc<Socket<H::Data>>, reason: CloseReason) {
         if socket.mark_closed(reason) {
+            if reason == CloseReason::SlowClient {
+                Counters::bump(if socket.closed_by_bytes() {
+                    &self.counters.queue_full_bytes
+                } else {
+                    &self.counters.queue_full_messages
+                });
+            }
             self.sessions.write().remove(&socket.id());
             tracing::debug!(sid = %socket.id(), reason = reason.as_str(), "session closed");
             self.handler.on_close(socket, reason);

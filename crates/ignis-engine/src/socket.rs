@@ -71,6 +71,9 @@ impl CloseReason {
 
     fn from_code(code: u8) -> Option<CloseReason> {
         use CloseReason::*;
+        if code == SLOW_CLIENT_BY_BYTES {
+            return Some(SlowClient);
+        }
         [
             TransportClose,
             TransportError,
@@ -85,6 +88,10 @@ impl CloseReason {
         .copied()
     }
 }
+
+/// The close code of [`CloseReason::SlowClient`] when the byte bound was passed rather than the
+/// message bound: the same reason for the layer above, told apart for the counters.
+const SLOW_CLIENT_BY_BYTES: u8 = 100;
 
 /// The transport a session currently uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -378,6 +385,18 @@ pub(crate) enum Outgoing {
 }
 
 impl Outgoing {
+    /// The bytes the item holds for its session, for the byte bound of the queue: a shared
+    /// message counts whole for every session that holds it.
+    pub(crate) fn size(&self) -> usize {
+        match self {
+            Outgoing::Packet(Packet::Message(data)) => data.len(),
+            Outgoing::Packet(Packet::Open(s) | Packet::Ping(s) | Packet::Pong(s)) => s.len() + 1,
+            Outgoing::Packet(_) => 1,
+            Outgoing::Shared(m) => m.data.len(),
+            Outgoing::Frame(frame) => frame.len(),
+        }
+    }
+
     pub(crate) fn to_packet(&self) -> Packet {
         match self {
             Outgoing::Packet(p) => p.clone(),
@@ -405,7 +424,14 @@ pub(crate) struct Outbox {
     pub(crate) queue: VecDeque<Outgoing>,
     /// Messages in the queue beyond one per item: the frames of a [`Round`] are one item that
     /// counts as many messages as it carries, for the bound on what a client may leave unread.
-    extra: usize,
+    extra: u32,
+    /// Bytes the queue holds (see [`Outgoing::size`]).
+    bytes: u32,
+    /// Bytes the WebSocket task held in its output when it last looked (it took the queue, or
+    /// went to sleep): what the session holds is this and `bytes`.
+    pub(crate) held: u32,
+    /// The last refusal was for the byte bound (not the message bound).
+    full_by_bytes: bool,
     /// Where senders may write directly; set while a WebSocket carries the session.
     pub(crate) sink: Option<crate::websocket::DirectSink>,
     /// The WebSocket task is running and looks at the queue before it sleeps.
@@ -424,6 +450,9 @@ impl Outbox {
         Outbox {
             queue: VecDeque::new(),
             extra: 0,
+            bytes: 0,
+            held: 0,
+            full_by_bytes: false,
             sink: None,
             task_awake: false,
             output_pending: false,
@@ -453,13 +482,35 @@ impl Outbox {
 
     /// How many messages the queue holds.
     fn queued(&self) -> usize {
-        self.queue.len() + self.extra
+        self.queue.len() + self.extra as usize
     }
 
     /// Takes the whole queue.
     fn take_queue(&mut self) -> VecDeque<Outgoing> {
         self.extra = 0;
+        self.bytes = 0;
         std::mem::take(&mut self.queue)
+    }
+
+    /// Counts `n` more bytes in the queue.
+    fn add_bytes(&mut self, n: usize) {
+        self.bytes = self.bytes.saturating_add(to_u32(n));
+    }
+
+    /// Whether `count` more messages of `bytes` bytes in all would pass a bound of `limits`
+    /// (noting which). A session that holds nothing takes one message whatever its size: the
+    /// byte bound is for what a client leaves unread, not for what the server sends.
+    fn over(&mut self, count: usize, bytes: usize, limits: &QueueLimits) -> bool {
+        if self.queued() + count > limits.messages as usize {
+            self.full_by_bytes = false;
+            return true;
+        }
+        let holding = self.bytes as usize + self.held as usize;
+        if holding > 0 && holding + bytes > limits.bytes as usize {
+            self.full_by_bytes = true;
+            return true;
+        }
+        false
     }
 
     /// Whether a sender may write to the socket now, ahead of nobody.
@@ -596,6 +647,29 @@ thread_local! {
     static SPARE_TEXTS: Spares<Vec<u8>> = const { Spares::new() };
 }
 
+/// A byte count as the queue keeps it: at most 4 GiB, where any bound lies below.
+fn to_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The bounds of a session's outbound queue.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueLimits {
+    /// Messages queued (a round's frames count as the messages they carry).
+    pub(crate) messages: u32,
+    /// Bytes queued, and held by the WebSocket task's output.
+    pub(crate) bytes: u32,
+}
+
+impl QueueLimits {
+    pub(crate) fn new(messages: usize, bytes: usize) -> QueueLimits {
+        QueueLimits {
+            messages: to_u32(messages),
+            bytes: to_u32(bytes),
+        }
+    }
+}
+
 /// Why a message could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
@@ -629,14 +703,14 @@ pub struct Socket<D> {
     /// Milliseconds since `created` of the last pong (or of the opening).
     pub(crate) last_pong_ms: AtomicU64,
     pub(crate) created: Instant,
-    max_queued: usize,
+    limits: QueueLimits,
     /// Set while a polling GET / POST is being served, to refuse overlapping ones.
     pub(crate) get_pending: AtomicBool,
     pub(crate) post_pending: AtomicBool,
 }
 
 impl<D> Socket<D> {
-    pub(crate) fn new(id: Sid, data: D, transport: TransportKind, max_queued: usize) -> Self {
+    pub(crate) fn new(id: Sid, data: D, transport: TransportKind, limits: QueueLimits) -> Self {
         Socket {
             id,
             data,
@@ -651,7 +725,7 @@ impl<D> Socket<D> {
             awaiting_pong: AtomicBool::new(false),
             last_pong_ms: AtomicU64::new(0),
             created: Instant::now(),
-            max_queued,
+            limits,
             get_pending: AtomicBool::new(false),
             post_pending: AtomicBool::new(false),
         }
@@ -721,9 +795,11 @@ impl<D> Socket<D> {
         D: Send + Sync + 'static,
     {
         self.enqueue(volatile, |outbox| {
-            if outbox.queued() + messages.len() > self.max_queued {
+            let bytes = messages.iter().map(|m| m.data.len()).sum();
+            if outbox.over(messages.len(), bytes, &self.limits) {
                 return Err(SendError::QueueFull);
             }
+            outbox.add_bytes(bytes);
             let schedule = outbox.writable_now();
             outbox.spare_queue();
             outbox
@@ -768,15 +844,31 @@ impl<D> Socket<D> {
             // The socket took part of it: the task writes the rest when it can. The client is
             // behind from now on (volatile messages are dropped) until the task, awake, has
             // written the rest and says otherwise as it goes to sleep.
+            outbox.add_bytes(rest.iter().map(Frame::len).sum());
             outbox.queue.extend(rest.into_iter().map(Outgoing::Frame));
             outbox.output_pending = true;
             return Ok(true);
         }
-        if outbox.queued() + items.len() > self.max_queued {
+        let count = items.len();
+        if outbox.over(count, 0, &self.limits) {
             return Err(SendError::QueueFull);
         }
         outbox.spare_queue();
+        let before = outbox.queue.len();
         outbox.queue.extend(items);
+        // Measured once queued: the items come one by one, and most sends are one item.
+        let bytes = outbox
+            .queue
+            .iter()
+            .rev()
+            .take(count)
+            .map(Outgoing::size)
+            .sum();
+        if outbox.over(0, bytes, &self.limits) {
+            outbox.queue.truncate(before);
+            return Err(SendError::QueueFull);
+        }
+        outbox.add_bytes(bytes);
         Ok(outbox.needs_wake())
     }
 
@@ -821,19 +913,26 @@ impl<D> Socket<D> {
                     return Ok(false);
                 };
                 // Behind from now on, as after a sender's partial write (see `Socket::admit`).
+                outbox.add_bytes(rest.len());
                 outbox.queue.push_back(Outgoing::Frame(rest));
                 outbox.output_pending = true;
                 return Ok(true);
             }
-            if outbox.queued() + round.len() > self.max_queued {
+            let bytes = if as_frames {
+                round.frames().len()
+            } else {
+                round.messages.iter().map(|m| m.data.len()).sum()
+            };
+            if outbox.over(round.len(), bytes, &self.limits) {
                 return Err(SendError::QueueFull);
             }
+            outbox.add_bytes(bytes);
             outbox.spare_queue();
             if as_frames {
                 outbox
                     .queue
                     .push_back(Outgoing::Frame(Frame::Shared(round.frames().clone())));
-                outbox.extra += round.len() - 1;
+                outbox.extra = outbox.extra.saturating_add(to_u32(round.len() - 1));
             } else {
                 outbox.queue.extend(
                     round
@@ -857,7 +956,7 @@ impl<D> Socket<D> {
         if !self.is_open() {
             return Err(SendError::Closed);
         }
-        let (wake, task) = {
+        let (wake, task, by_bytes) = {
             let mut outbox = self.outbox.lock();
             if volatile && outbox.congested() {
                 return Ok(());
@@ -869,7 +968,7 @@ impl<D> Socket<D> {
                 Ok(true) if outbox.sink.is_some() => outbox.sleeping_task(),
                 _ => None,
             };
-            (wake, task)
+            (wake, task, outbox.full_by_bytes)
         };
         if let Some(task) = task {
             task.wake();
@@ -877,6 +976,7 @@ impl<D> Socket<D> {
         match wake {
             Ok(true) => self.writable.notify_one(),
             Ok(false) => {}
+            Err(SendError::QueueFull) if by_bytes => self.request_close_code(SLOW_CLIENT_BY_BYTES),
             Err(SendError::QueueFull) => self.request_close(CloseReason::SlowClient),
             Err(SendError::Closed) => {}
         }
@@ -885,6 +985,18 @@ impl<D> Socket<D> {
 
     pub(crate) fn take_outbox(&self) -> VecDeque<Outgoing> {
         self.outbox.lock().take_queue()
+    }
+
+    /// Takes the queue into the WebSocket task's output, which then holds its bytes.
+    pub(crate) fn take_outbox_for_output(&self) -> VecDeque<Outgoing> {
+        let mut outbox = self.outbox.lock();
+        outbox.held = outbox.bytes;
+        outbox.take_queue()
+    }
+
+    /// Whether the session was closed for passing the byte bound of its queue.
+    pub(crate) fn closed_by_bytes(&self) -> bool {
+        self.close_request.load(Ordering::Acquire) == SLOW_CLIENT_BY_BYTES
     }
 
     pub(crate) fn outbox_is_empty(&self) -> bool {
@@ -897,9 +1009,13 @@ impl<D> Socket<D> {
     }
 
     pub(crate) fn request_close(&self, reason: CloseReason) {
+        self.request_close_code(reason.code());
+    }
+
+    fn request_close_code(&self, code: u8) {
         if self
             .close_request
-            .compare_exchange(0, reason.code(), Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
             self.driver.notify_one();
@@ -1002,6 +1118,7 @@ impl<D: Send + Sync + 'static> Flush for Socket<D> {
                 if rest.is_empty() {
                     return;
                 }
+                outbox.add_bytes(rest.iter().map(Frame::len).sum());
                 outbox.queue.extend(rest.into_iter().map(Outgoing::Frame));
                 // Behind, as after a sender's partial write (see `Socket::admit`).
                 outbox.output_pending = true;

@@ -26,6 +26,7 @@ use smallvec::SmallVec;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
+use crate::abuse::Counters;
 use crate::config::PerMessageDeflate;
 use crate::direct::Rewind;
 use crate::server::{Answer, Handler, Inner, RequestInfo, open_session};
@@ -452,8 +453,12 @@ impl<H: Handler> Start<H> {
     }
 
     /// Starts the connection once hyper has written the `101` and handed the socket over.
-    pub(crate) fn spawn_after(self, upgrade: hyper::upgrade::OnUpgrade, parts: Parts) {
+    pub(crate) fn spawn_after(self, upgrade: hyper::upgrade::OnUpgrade, mut parts: Parts) {
+        // The connection's per-IP place, which its task gives up once hyper hands the socket
+        // over: this task keeps it from then on.
+        let permit = parts.extensions.remove::<crate::ConnectionPermit>();
         tokio::spawn(async move {
+            let _permit = permit;
             let upgraded = match upgrade.await {
                 Ok(u) => u,
                 Err(e) => {
@@ -538,7 +543,7 @@ impl<H: Handler> Start<H> {
             input: BytesMut::new(),
             output: VecDeque::new(),
             probing,
-            timer_armed: false,
+            flags: 0,
         };
         // Awake from here on, as in `run`: nothing may be written to the socket around the head.
         conn.socket.outbox.lock().task_awake = true;
@@ -629,6 +634,13 @@ enum Stop {
     ProbeFailed,
 }
 
+/// The timer was polled with the task's waker since it was last reset (see `poll_wake`).
+const TIMER_ARMED: u8 = 1;
+/// The output's last frame is a pong not written yet (see [`Connection::queue_pong`]).
+const PONG_QUEUED: u8 = 2;
+/// A close frame is in the output: nothing follows it, and no second one is written.
+const CLOSE_QUEUED: u8 = 4;
+
 struct Connection<H: Handler> {
     inner: Arc<Inner<H>>,
     socket: Arc<Socket<H::Data>>,
@@ -641,11 +653,16 @@ struct Connection<H: Handler> {
     /// Frames waiting to be written; the first may have been written in part already.
     output: VecDeque<Frame>,
     probing: bool,
-    /// The timer was polled with the task's waker since it was last reset (see `poll_wake`).
-    timer_armed: bool,
+    /// [`TIMER_ARMED`], [`PONG_QUEUED`], [`CLOSE_QUEUED`]: one byte, which the connection's
+    /// padding holds (the connection is most of an idle task's memory).
+    flags: u8,
 }
 
 impl<H: Handler> Connection<H> {
+    fn flag(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
     /// The connection's future. Not an `async fn`: one keeps its argument and a moved copy of it
     /// for the whole life of the future, and this future is most of the state of an idle
     /// connection's task (and is copied whole as the task is spawned and ends). The block uses
@@ -747,13 +764,17 @@ impl<H: Handler> Connection<H> {
             let deadline = self.deadline(started);
             if timer.deadline() != deadline {
                 timer.as_mut().reset(deadline);
-                self.timer_armed = false;
+                self.flags &= !TIMER_ARMED;
             }
         }
-        match self.stream.poll_read_ready(cx) {
-            Poll::Ready(Ok(())) => return Poll::Ready(Wake::Readable),
-            Poll::Ready(Err(e)) => return Poll::Ready(Wake::Failed(e)),
-            Poll::Pending => {}
+        if !self.reads_paused() {
+            match self.stream.poll_read_ready(cx) {
+                Poll::Ready(Ok(())) => return Poll::Ready(Wake::Readable),
+                Poll::Ready(Err(e)) => return Poll::Ready(Wake::Failed(e)),
+                Poll::Pending => {}
+            }
+        } else if first {
+            Counters::bump(&self.inner.counters.ping_flood_pauses);
         }
         if !self.output.is_empty() {
             match self.stream.poll_write_ready(cx) {
@@ -765,11 +786,11 @@ impl<H: Handler> Connection<H> {
         // A timer keeps the waker it was polled with until it fires or is reset, and the task's
         // waker does not change (`fall_asleep` disarms when it does): polling it again on every
         // sleep would only register the same waker again.
-        if !self.timer_armed || timer.is_elapsed() {
+        if !self.flag(TIMER_ARMED) || timer.is_elapsed() {
             if timer.poll(cx).is_ready() {
                 return Poll::Ready(Wake::Timer);
             }
-            self.timer_armed = true;
+            self.flags |= TIMER_ARMED;
         }
         if first {
             Poll::Pending
@@ -803,11 +824,18 @@ impl<H: Handler> Connection<H> {
             slot => {
                 *slot = Some(waker.clone());
                 // The timer holds the old waker: poll it again with this one.
-                self.timer_armed = false;
+                self.flags &= !TIMER_ARMED;
             }
         }
         outbox.task_awake = false;
         outbox.output_pending = !self.output.is_empty();
+        // What the output holds, for the byte bound of the queue: nothing, nearly always.
+        outbox.held = if outbox.output_pending {
+            let held: usize = self.output.iter().map(Frame::len).sum();
+            u32::try_from(held).unwrap_or(u32::MAX)
+        } else {
+            0
+        };
         true
     }
 
@@ -848,7 +876,7 @@ impl<H: Handler> Connection<H> {
     }
 
     fn fill_output(&mut self) {
-        let mut items = self.socket.take_outbox();
+        let mut items = self.socket.take_outbox_for_output();
         if items.is_empty() {
             SPARE_QUEUES.give(items);
             return;
@@ -861,6 +889,7 @@ impl<H: Handler> Connection<H> {
             .as_ref()
             .zip(self.inner.compression.as_ref())
             .map(|(params, c)| (&**c, params.window_bits(Role::Server)));
+        self.flags &= !PONG_QUEUED;
         for item in items.drain(..) {
             self.output.push_back(frame_of(item, compression));
         }
@@ -891,6 +920,7 @@ impl<H: Handler> Connection<H> {
                 Err(e) => return Err(e),
             }
         }
+        self.flags &= !PONG_QUEUED;
         // What senders queued meanwhile is not taken here: `fall_asleep` looks at the queue under
         // the lock it takes anyway, and keeps the task awake for it, which spares a lock round
         // trip on every wake-up that finds nothing more queued. An idle connection keeps no
@@ -957,7 +987,10 @@ impl<H: Handler> Connection<H> {
                 }
             });
             match result {
-                Ok(true) => continue,
+                // A client that owes reading stops being read (see `reads_paused`): the task
+                // writes first.
+                Ok(true) if !self.reads_paused() => continue,
+                Ok(true) => return None,
                 Ok(false) => return None,
                 Err(Some(stop)) => return Some(stop),
                 Err(None) => return Some(self.transport_closed()),
@@ -1018,10 +1051,7 @@ impl<H: Handler> Connection<H> {
             }
             Message::Binary(bytes) => self.on_packet(Packet::Message(Data::Binary(bytes))),
             Message::Ping(payload) => {
-                self.push_control(Frame::Shared(ignis_ws::server_frame(
-                    OpCode::Pong,
-                    &payload,
-                )));
+                self.queue_pong(&payload);
                 None
             }
             Message::Pong(_) => None,
@@ -1053,6 +1083,7 @@ impl<H: Handler> Connection<H> {
         if self.probing {
             return match packet {
                 Packet::Ping(data) if data.as_str() == "probe" => {
+                    self.flags &= !PONG_QUEUED;
                     self.output
                         .push_back(Frame::Shared(text_frame(b'3', b"probe")));
                     self.socket.upgrading.store(true, Ordering::Release);
@@ -1085,17 +1116,62 @@ impl<H: Handler> Connection<H> {
     /// close for a WebSocket protocol error it made. Like the reference, the server closes
     /// without a status code (the peer sees 1005); a protocol violation carries its code.
     fn queue_close(&mut self, code: Option<CloseCode>) {
-        self.push_control(close_frame(code));
+        if !self.flag(CLOSE_QUEUED) {
+            self.push_control(close_frame(code));
+            self.flags |= CLOSE_QUEUED;
+        }
     }
 
-    /// Adds a frame of the task's own (a pong, a close) to the output, after whatever senders
-    /// queued: a sender that wrote part of a frame itself left the rest in the queue, and
-    /// anything written before that rest would land in the middle of its frame.
+    /// Owes the client a pong for its ping. RFC 6455 (5.5.3) lets an endpoint answer only the
+    /// most recent of several pings: while the pong owed is still unwritten, the new one takes
+    /// its place. So a client that pings and never reads is owed two pongs at most (one the
+    /// socket may have begun to take, one behind it), however fast it pings, and reading stops
+    /// until it reads them (see [`Connection::reads_paused`]).
+    fn queue_pong(&mut self, payload: &[u8]) {
+        if self.flag(CLOSE_QUEUED) {
+            return;
+        }
+        let pong = Frame::Shared(ignis_ws::server_frame(OpCode::Pong, payload));
+        // Only the output's first frame can have been written in part: the pong owed is
+        // replaced when it is behind that.
+        if self.flag(PONG_QUEUED)
+            && self.output.len() >= 2
+            && let Some(last) = self.output.back_mut()
+        {
+            *last = pong;
+            return;
+        }
+        self.push_control(pong);
+        self.flags |= PONG_QUEUED;
+    }
+
+    /// Whether the task stops reading the client: while it owes a pong that the socket does not
+    /// take, the client pings without reading, and reading on would only make more to answer.
+    fn reads_paused(&self) -> bool {
+        self.flag(PONG_QUEUED) && !self.output.is_empty()
+    }
+
+    /// Adds a frame of the task's own (a pong, a close) to the output. When the output is empty
+    /// the queue goes first: a sender that wrote part of a frame itself (which it does only
+    /// while the task holds no output) left the rest in the queue, and anything written before
+    /// that rest would land in the middle of its frame. When the output holds frames, the queue
+    /// holds whole frames only, and the control frame may go first.
     fn push_control(&mut self, frame: Frame) {
-        if !self.probing {
+        if !self.probing && self.output.is_empty() {
             self.fill_output();
         }
+        self.flags &= !PONG_QUEUED;
         self.output.push_back(frame);
+    }
+
+    /// Adds the close frame at the end of the output, unless one is there already (a protocol
+    /// error is answered with a close that carries its code, and that is the only close).
+    fn push_close_last(&mut self, code: Option<CloseCode>) {
+        if !self.flag(CLOSE_QUEUED) {
+            self.flags &= !PONG_QUEUED;
+            self.output.push_back(close_frame(code));
+            self.flags |= CLOSE_QUEUED;
+        }
     }
 
     /// Ends the connection: the close frame, and what precedes it, get a moment to leave (on
@@ -1111,7 +1187,7 @@ impl<H: Handler> Connection<H> {
         match stop {
             Stop::ProbeFailed => {
                 self.socket.upgrading.store(false, Ordering::Release);
-                self.output.push_back(close_frame(None));
+                self.push_close_last(None);
             }
             Stop::Session(reason) => {
                 match reason {
@@ -1119,10 +1195,10 @@ impl<H: Handler> Connection<H> {
                     Some(CloseReason::TransportClose) => {}
                     // The server closes: what was queued still goes out first.
                     _ if reason.is_none_or(CloseReason::delivers_queued) => {
-                        self.push_control(close_frame(None));
+                        self.queue_close(None);
                     }
                     // A failed session: what was queued is dropped.
-                    _ => self.output.push_back(close_frame(None)),
+                    _ => self.push_close_last(None),
                 }
                 if let Some(reason) = reason {
                     self.inner.finalize(&self.socket, reason);

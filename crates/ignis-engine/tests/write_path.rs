@@ -47,6 +47,8 @@ async fn start(max_queued_messages: usize) -> Server {
     let (closed_tx, closed) = mpsc::unbounded_channel();
     let config = EngineConfig {
         max_queued_messages,
+        // These tests are about order and the message bound (`tests/abuse.rs` has the bytes').
+        max_queued_bytes: usize::MAX,
         ..EngineConfig::default()
     };
     let engine = Engine::new(

@@ -1,7 +1,6 @@
 //! The application lifecycle: bind, configure components, serve HTTP, run post-start hooks in
 //! order, stop gracefully.
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -12,9 +11,11 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use http::Request;
 use ignis_socketio::SocketIo;
-use ignis_socketio::engine::{Handoff, PeerAddr, Rewind, read_first};
+use ignis_socketio::engine::{
+    ConnectionGuard, EngineConfig, Handoff, HttpLimits, PeerAddr, Rewind, TimedBody, read_first,
+};
 use parking_lot::{Mutex, RwLock};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
@@ -396,42 +397,30 @@ async fn serve(
                 continue;
             }
         };
+        // The engine's per-IP connection limit, once the Socket.IO server is mounted.
+        let permit = match app
+            .socket_io()
+            .map(|io| io.engine().admit_connection(peer.ip()))
+        {
+            None | Some(Ok(None)) => None,
+            Some(Ok(Some(permit))) => Some(permit),
+            Some(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "connection refused");
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let app = app.clone();
-        let mut stop = stop.clone();
-        connections.spawn(async move {
-            // A first request that is a Socket.IO WebSocket handshake is served without hyper,
-            // on this task; anything else goes to hyper with the bytes read replayed.
-            let io = match app.socket_io() {
-                Some(socket_io) => {
-                    // Read here, not captured by the task: an idle WebSocket connection keeps
-                    // the task's captures for its life, and 16 more bytes took the task to the
-                    // allocator's next size class (a quarter KiB per connection).
-                    let head_timeout = app.config().request_head_timeout;
-                    let first = tokio::select! {
-                        first = tokio::time::timeout(head_timeout, read_first(stream)) => {
-                            first.ok().flatten()
-                        }
-                        // An idle connection closes at once, as hyper's graceful shutdown does.
-                        _ = stop.changed() => return,
-                    };
-                    let Some(first) = first else { return };
-                    // Answered in the call: what is awaited is the connection's own future.
-                    let serving = socket_io.engine().serve_direct(first, peer, |ext| {
-                        ext.insert(ConnectInfo(peer));
-                    });
-                    match serving.await {
-                        Handoff::Done => return,
-                        Handoff::Http(io) => io,
-                    }
-                }
-                None => Rewind::new(stream),
-            };
-            // Boxed: an idle WebSocket connection served above keeps a task the size of its
-            // own state, not of hyper's.
-            Box::pin(serve_http(io, peer, router, app, stop)).await;
-        });
+        let stop = stop.clone();
+        // Without a limit the task is the connection alone (an idle WebSocket's task keeps
+        // whatever it holds for its life).
+        match permit {
+            None => connections.spawn(serve_connection(stream, peer, router, app, stop, ())),
+            Some(permit) => {
+                connections.spawn(serve_connection(stream, peer, router, app, stop, permit))
+            }
+        };
         // Reap finished connections so the set does not grow.
         while connections.try_join_next().is_some() {}
     }
@@ -443,49 +432,88 @@ async fn serve(
     connections.abort_all();
 }
 
-/// Serves HTTP/1.1 on a connection until it closes or the server stops.
+/// Serves one accepted connection until it closes or the server stops. `guard` is what the
+/// task keeps for the connection's life (its per-IP permit, or nothing).
+// Not an `async fn`: one keeps a moved copy of its arguments beside them, and this future is
+// the task of every idle WebSocket connection.
+#[allow(clippy::manual_async_fn)]
+fn serve_connection<G: ConnectionGuard>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    app: AppHandle,
+    mut stop: watch::Receiver<bool>,
+    guard: G,
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        // A first request that is a Socket.IO WebSocket handshake is served without hyper,
+        // on this task; anything else goes to hyper with the bytes read replayed.
+        let io = match app.socket_io() {
+            Some(socket_io) => {
+                // Read here, not captured by the task: an idle WebSocket connection keeps
+                // the task's captures for its life, and 16 more bytes took the task to the
+                // allocator's next size class (a quarter KiB per connection).
+                let head_timeout = app.config().request_head_timeout;
+                let first = tokio::select! {
+                    first = tokio::time::timeout(head_timeout, read_first(stream)) => {
+                        first.ok().flatten()
+                    }
+                    // An idle connection closes at once, as hyper's graceful shutdown does.
+                    _ = stop.changed() => return,
+                };
+                let Some(first) = first else { return };
+                // Answered in the call: what is awaited is the connection's own future.
+                let serving = socket_io.engine().serve_direct(first, peer, |ext| {
+                    ext.insert(ConnectInfo(peer));
+                });
+                match serving.await {
+                    Handoff::Done => return,
+                    Handoff::Http(io) => io,
+                }
+            }
+            None => Rewind::new(stream),
+        };
+        // Boxed: an idle WebSocket connection served above keeps a task the size of its
+        // own state, not of hyper's.
+        Box::pin(serve_http(io, peer, router, app, stop, guard)).await;
+    }
+}
+
+/// Serves HTTP/1.1 on a connection until it closes or the server stops, with the engine's
+/// limits (the request head and body deadlines; see `ignis_engine::serve_http`).
 async fn serve_http(
     io: Rewind,
     peer: SocketAddr,
     router: Router,
     app: AppHandle,
     mut stop: watch::Receiver<bool>,
+    guard: impl ConnectionGuard,
 ) {
     let head_timeout = app.config().request_head_timeout;
-    let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+    let limits = match app.socket_io() {
+        Some(io) => io.engine().http_limits(head_timeout),
+        None => HttpLimits::new(head_timeout, EngineConfig::default().body_timeout),
+    };
+    let service = move |mut req: Request<TimedBody>| {
         let router = router.clone();
         let app = app.clone();
+        guard.attach(req.extensions_mut());
         async move {
             req.extensions_mut().insert(PeerAddr(peer));
             req.extensions_mut().insert(ConnectInfo(peer));
             if let Some(io) = app.socket_io()
                 && io.matches(req.uri().path())
             {
-                let res = io.handle(req).await;
-                return Ok::<_, Infallible>(res.map(axum::body::Body::new));
+                return io.handle(req).await.map(axum::body::Body::new);
             }
-            let res = router
+            router
                 .oneshot(req.map(axum::body::Body::new))
                 .await
-                .unwrap_or_else(|never| match never {});
-            Ok(res)
+                .unwrap_or_else(|never| match never {})
         }
-    });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(head_timeout)
-        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
-        .with_upgrades();
-    tokio::pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        }
-        _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(Duration::from_secs(2), conn).await;
-        }
-    }
+    };
+    let stopped = async move {
+        let _ = stop.changed().await;
+    };
+    ignis_socketio::engine::serve_http(io, &limits, service, stopped).await;
 }
