@@ -855,15 +855,12 @@ impl<D> Socket<D> {
         }
         outbox.spare_queue();
         let before = outbox.queue.len();
-        outbox.queue.extend(items);
-        // Measured once queued: the items come one by one, and most sends are one item.
-        let bytes = outbox
+        // Measured as they are queued: the items come one by one (a second pass over the
+        // queue's tail cost more than the rest of the bound).
+        let mut bytes = 0;
+        outbox
             .queue
-            .iter()
-            .rev()
-            .take(count)
-            .map(Outgoing::size)
-            .sum();
+            .extend(items.inspect(|item| bytes += item.size()));
         if outbox.over(0, bytes, &self.limits) {
             outbox.queue.truncate(before);
             return Err(SendError::QueueFull);
