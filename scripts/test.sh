@@ -21,6 +21,17 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 redis-cli -h 127.0.0.1 -p 6379 ping
+# The chat application's tests need PostgreSQL on 127.0.0.1:5432 with trust auth (each test makes
+# a database of its own and drops it); this machine kind starts it, and this starts it if it is
+# down.
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  for cluster in /etc/postgresql/*/main; do
+    [ -d "$cluster" ] || continue
+    pg_ctlcluster --skip-systemctl-redirect "$(basename "$(dirname "$cluster")")" main start || true
+  done
+  for _ in $(seq 1 50); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 0.2; done
+fi
+pg_isready -h 127.0.0.1 -p 5432 || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
 # Tests that need a Redis Cluster read REDIS_CLUSTER_URLS (default the three masters on
 # 127.0.0.1:7101-7103, which this starts unless they already form a healthy cluster).
 scripts/redis-cluster.sh ensure
@@ -53,6 +64,9 @@ step "interop suite against the Ignis server"
 
 step "the Ignis component and the standalone server (spec §14.1 flow, §14.3 checks)"
 (cd tests/interop && npm run --silent test:server)
+
+step "abuse suite: each attack of issue 14 against the real server (tests/interop/abuse)"
+(cd tests/interop && npm run --silent test:abuse)
 
 step "real browser: the API explorer and Socket.IO from another origin (tests/browser)"
 tests/browser/run.sh

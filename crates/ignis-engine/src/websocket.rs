@@ -640,6 +640,15 @@ const TIMER_ARMED: u8 = 1;
 const PONG_QUEUED: u8 = 2;
 /// A close frame is in the output: nothing follows it, and no second one is written.
 const CLOSE_QUEUED: u8 = 4;
+/// The last [`Connection::read`] stopped at [`READS_PER_WAKE`] with more to read: the task
+/// yields before it reads again.
+const READ_BUDGET_SPENT: u8 = 8;
+
+/// Full buffers one wake-up reads at most (4 MiB) before the task yields. A client that sends
+/// without pause would otherwise keep its task reading, and its worker thread, for as long as it
+/// sends: the task would neither look at its own session (closed for a full queue, say) nor let
+/// the other connections of that worker run.
+const READS_PER_WAKE: usize = 64;
 
 struct Connection<H: Handler> {
     inner: Arc<Inner<H>>,
@@ -653,7 +662,7 @@ struct Connection<H: Handler> {
     /// Frames waiting to be written; the first may have been written in part already.
     output: VecDeque<Frame>,
     probing: bool,
-    /// [`TIMER_ARMED`], [`PONG_QUEUED`], [`CLOSE_QUEUED`]: one byte, which the connection's
+    /// [`TIMER_ARMED`], [`PONG_QUEUED`], [`CLOSE_QUEUED`], [`READ_BUDGET_SPENT`]: one byte, which the connection's
     /// padding holds (the connection is most of an idle task's memory).
     flags: u8,
 }
@@ -719,6 +728,10 @@ impl<H: Handler> Connection<H> {
                 Wake::Readable => {
                     if let Some(stop) = self.read() {
                         break stop;
+                    }
+                    if self.flag(READ_BUDGET_SPENT) {
+                        self.flags &= !READ_BUDGET_SPENT;
+                        tokio::task::yield_now().await;
                     }
                 }
                 Wake::Writable | Wake::Queued => {}
@@ -955,9 +968,10 @@ impl<H: Handler> Connection<H> {
         None
     }
 
-    /// Reads what is available and handles every complete message.
+    /// Reads what is available, up to [`READS_PER_WAKE`] full buffers, and handles every
+    /// complete message.
     fn read(&mut self) -> Option<Stop> {
-        loop {
+        for _ in 0..READS_PER_WAKE {
             let result = READ_BUF.with(|cell| {
                 let mut buf = cell.borrow_mut();
                 match read_clearing(&self.stream, &mut buf) {
@@ -996,6 +1010,8 @@ impl<H: Handler> Connection<H> {
                 Err(None) => return Some(self.transport_closed()),
             }
         }
+        self.flags |= READ_BUDGET_SPENT;
+        None
     }
 
     /// Decodes and handles complete frames from `data`; returns how many bytes were used.

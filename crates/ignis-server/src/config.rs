@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use ignis::socketio::{RedisConfig, RedisMode, SubscriptionMode};
+use ignis_socketio::engine::EngineConfig;
 use ignis_socketio::{
     DEFAULT_EVENT_RATE, DEFAULT_MAX_EVENT_PAYLOAD, DEFAULT_MAX_ROOMS_PER_SOCKET, EventRate,
 };
@@ -106,6 +107,29 @@ pub struct Cli {
     /// `PAYLOAD_TOO_LARGE` [default: 1000000].
     #[arg(long, env = "APP_ENV_SOCKETIO_MAX_EVENT_PAYLOAD")]
     pub max_event_payload: Option<usize>,
+    /// Messages queued for one client that does not read before it is cut ("outbound queue
+    /// full") [default: 8192].
+    #[arg(long, env = "APP_ENV_SOCKETIO_MAX_QUEUED_MESSAGES")]
+    pub max_queued_messages: Option<usize>,
+    /// Bytes queued for one client that does not read before it is cut [default: 16777216].
+    #[arg(long, env = "APP_ENV_SOCKETIO_MAX_QUEUED_BYTES")]
+    pub max_queued_bytes: Option<usize>,
+    /// Milliseconds a request body may take to arrive; past it the answer is 408 and the
+    /// connection closes [default: 30000].
+    #[arg(long, env = "APP_ENV_SERVER_BODY_TIMEOUT_MS")]
+    pub body_timeout_ms: Option<u64>,
+    /// Connections open at once from one IP address (IPv6: one /64); more are closed as they
+    /// are accepted. 0 is no limit, the default: behind a load balancer or proxy every client
+    /// has its address [default: 0].
+    #[arg(long, env = "APP_ENV_SERVER_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<u32>,
+    /// Socket.IO handshakes per second from one IP address, answered 429 beyond; 0 is no limit
+    /// (for the reason above) [default: 0].
+    #[arg(long, env = "APP_ENV_SERVER_HANDSHAKES_PER_SECOND_PER_IP")]
+    pub handshakes_per_second_per_ip: Option<u32>,
+    /// Handshakes one IP address may make at once before that rate applies [default: 20].
+    #[arg(long, env = "APP_ENV_SERVER_HANDSHAKE_BURST_PER_IP")]
+    pub handshake_burst_per_ip: Option<u32>,
     /// HS256 secret that client JWTs are signed with (tokens must carry a numeric `exp`). Prefer
     /// the environment variable: a flag shows in `ps`.
     #[arg(long, env = "APP_ENV_JWT_SECRET", hide_env_values = true)]
@@ -199,6 +223,12 @@ struct FileConfig {
     event_rate: Option<u32>,
     event_burst: Option<u32>,
     max_event_payload: Option<usize>,
+    max_queued_messages: Option<usize>,
+    max_queued_bytes: Option<usize>,
+    body_timeout_ms: Option<u64>,
+    max_connections_per_ip: Option<u32>,
+    handshakes_per_second_per_ip: Option<u32>,
+    handshake_burst_per_ip: Option<u32>,
     jwt_secret: Option<String>,
     jwt_public_key_file: Option<PathBuf>,
     jwt_leeway_secs: Option<u64>,
@@ -254,14 +284,29 @@ pub struct Limits {
     /// `None`: events are not rate-limited.
     pub event_rate: Option<EventRate>,
     pub max_event_payload: usize,
+    pub max_queued_messages: usize,
+    pub max_queued_bytes: usize,
+    pub body_timeout: Duration,
+    /// 0: no limit.
+    pub max_connections_per_ip: u32,
+    /// 0: no limit.
+    pub handshakes_per_second_per_ip: u32,
+    pub handshake_burst_per_ip: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
+        let engine = EngineConfig::default();
         Limits {
             max_rooms_per_socket: DEFAULT_MAX_ROOMS_PER_SOCKET,
             event_rate: Some(DEFAULT_EVENT_RATE),
             max_event_payload: DEFAULT_MAX_EVENT_PAYLOAD,
+            max_queued_messages: engine.max_queued_messages,
+            max_queued_bytes: engine.max_queued_bytes,
+            body_timeout: engine.body_timeout,
+            max_connections_per_ip: engine.max_connections_per_ip,
+            handshakes_per_second_per_ip: engine.handshakes_per_second_per_ip,
+            handshake_burst_per_ip: engine.handshake_burst_per_ip,
         }
     }
 }
@@ -391,6 +436,21 @@ fn cors_origins(origins: Option<Vec<String>>) -> Result<Option<Vec<String>>, Con
     Ok(Some(origins))
 }
 
+/// A count setting that must not be 0, or its default when unset.
+fn positive(
+    name: &'static str,
+    value: Option<usize>,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    match value {
+        Some(0) => Err(ConfigError::Invalid {
+            name,
+            reason: "must be greater than 0".into(),
+        }),
+        v => Ok(v.unwrap_or(default)),
+    }
+}
+
 /// The per-socket limits, from their settings; 0 turns the event rate off and is refused for
 /// the others (a server whose sockets may hold no room, or send no byte, serves nobody).
 fn limits(
@@ -399,13 +459,6 @@ fn limits(
     burst: Option<u32>,
     payload: Option<usize>,
 ) -> Result<Limits, ConfigError> {
-    let positive = |name: &'static str, v: Option<usize>, default: usize| match v {
-        Some(0) => Err(ConfigError::Invalid {
-            name,
-            reason: "must be greater than 0".into(),
-        }),
-        v => Ok(v.unwrap_or(default)),
-    };
     let event_rate = match (rate, burst) {
         (Some(0), Some(_)) => {
             return Err(ConfigError::Invalid {
@@ -434,6 +487,7 @@ fn limits(
         )?,
         event_rate,
         max_event_payload: positive("max event payload", payload, DEFAULT_MAX_EVENT_PAYLOAD)?,
+        ..Limits::default()
     })
 }
 
@@ -517,12 +571,37 @@ impl Config {
                 reason,
             })?,
         };
-        let limits = limits(
+        let mut limits = limits(
             cli.max_rooms_per_socket.or(file.max_rooms_per_socket),
             cli.event_rate.or(file.event_rate),
             cli.event_burst.or(file.event_burst),
             cli.max_event_payload.or(file.max_event_payload),
         )?;
+        limits.max_queued_messages = positive(
+            "max queued messages",
+            cli.max_queued_messages.or(file.max_queued_messages),
+            limits.max_queued_messages,
+        )?;
+        limits.max_queued_bytes = positive(
+            "max queued bytes",
+            cli.max_queued_bytes.or(file.max_queued_bytes),
+            limits.max_queued_bytes,
+        )?;
+        limits.handshake_burst_per_ip = positive(
+            "handshake burst per IP",
+            cli.handshake_burst_per_ip
+                .or(file.handshake_burst_per_ip)
+                .map(|n| n as usize),
+            limits.handshake_burst_per_ip as usize,
+        )? as u32;
+        limits.max_connections_per_ip = cli
+            .max_connections_per_ip
+            .or(file.max_connections_per_ip)
+            .unwrap_or(limits.max_connections_per_ip);
+        limits.handshakes_per_second_per_ip = cli
+            .handshakes_per_second_per_ip
+            .or(file.handshakes_per_second_per_ip)
+            .unwrap_or(limits.handshakes_per_second_per_ip);
         let list = |v: Option<Vec<String>>| -> Option<Vec<String>> {
             v.map(|items| {
                 items
@@ -611,7 +690,14 @@ impl Config {
                 .unwrap_or_else(|| vec!["*".into()]),
             room_deny: list(cli.room_deny.or(file.room_deny)).unwrap_or_default(),
             client_list,
-            limits,
+            limits: Limits {
+                body_timeout: ms(
+                    "body timeout",
+                    cli.body_timeout_ms.or(file.body_timeout_ms),
+                    limits.body_timeout.as_millis() as u64,
+                )?,
+                ..limits
+            },
             jwt,
             api_key: cli.api_key.or(file.api_key).filter(|k| !k.is_empty()),
             log_format,
@@ -665,6 +751,21 @@ mod tests {
         );
         assert_eq!(l.max_event_payload, 4096);
         let l = load(Cli {
+            max_queued_bytes: Some(1 << 20),
+            body_timeout_ms: Some(1500),
+            max_connections_per_ip: Some(40),
+            handshakes_per_second_per_ip: Some(20),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(l.max_queued_bytes, 1 << 20);
+        assert_eq!(l.body_timeout, Duration::from_millis(1500));
+        assert_eq!(
+            (l.max_connections_per_ip, l.handshakes_per_second_per_ip),
+            (40, 20)
+        );
+        assert_eq!(l.max_queued_messages, Limits::default().max_queued_messages);
+        let l = load(Cli {
             event_burst: Some(5),
             ..Cli::default()
         })
@@ -693,6 +794,20 @@ mod tests {
                     ..Cli::default()
                 },
                 "max event payload",
+            ),
+            (
+                Cli {
+                    max_queued_bytes: Some(0),
+                    ..Cli::default()
+                },
+                "max queued bytes",
+            ),
+            (
+                Cli {
+                    body_timeout_ms: Some(0),
+                    ..Cli::default()
+                },
+                "body timeout",
             ),
             (
                 Cli {

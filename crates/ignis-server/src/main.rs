@@ -114,6 +114,12 @@ fn build(config: &Config, verifier: Verifier, redis: Option<RedisConfig>) -> App
         max_rooms_per_socket: Some(config.limits.max_rooms_per_socket),
         event_rate_limit: Some(config.limits.event_rate),
         max_event_payload: Some(config.limits.max_event_payload),
+        max_queued_messages: Some(config.limits.max_queued_messages),
+        max_queued_bytes: Some(config.limits.max_queued_bytes),
+        body_timeout: Some(config.limits.body_timeout),
+        max_connections_per_ip: Some(config.limits.max_connections_per_ip),
+        handshakes_per_second_per_ip: Some(config.limits.handshakes_per_second_per_ip),
+        handshake_burst_per_ip: Some(config.limits.handshake_burst_per_ip),
         ..ServerOptions::default()
     };
     let slot: chat::HelperSlot = Arc::new(OnceLock::new());

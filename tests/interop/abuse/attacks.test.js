@@ -68,7 +68,8 @@ describe("memory: clients that do not read", () => {
     const ws = await rawAuthenticated(server.port);
     ws.pause();
     const rssBefore = rssKiB(server.pid);
-    const cutBefore = (await limits(server))?.queueFull ?? 0;
+    const cuts = (l) => l.queueFullBytes + l.queueFullMessages;
+    const cutBefore = cuts(await limits(server));
     const big = frame(1, Buffer.from(`42${JSON.stringify(["echo", "x".repeat(900_000)])}`));
     let peak = 0;
     const sent = await ws.flood(() => {
@@ -84,7 +85,7 @@ describe("memory: clients that do not read", () => {
     ws.destroy();
     const { max } = await probe.stop();
     assert.ok(peak < 2 * RSS_BOUND_KIB, `RSS grew by ${peak} KiB after ${sent} echoes of 900 kB (bystander max ${max} ms)`);
-    assert.ok((await limits(server)).queueFull > cutBefore, "the cut is counted");
+    assert.ok(cuts(await limits(server)) > cutBefore, "the cut is counted");
   });
 });
 
@@ -114,13 +115,25 @@ describe("rooms", () => {
   it("the rooms-per-socket cap refuses what is over it and says so", async () => {
     const socket = await authenticated(server.url);
     try {
-      const want = Array.from({ length: 60 }, (_, i) => `cap-${i}`);
-      const answer = await socket.timeout(3000).emitWithAck("join", { rooms: want });
+      const refusedBefore = (await limits(server)).roomsRefused;
+      // Its own room and the two default rooms count: 3 + 40 fit, 10 more do not all fit.
+      const first = Array.from({ length: 40 }, (_, i) => `cap-${i}`);
+      await socket.timeout(3000).emitWithAck("join", { rooms: first });
+      const more = Array.from({ length: 10 }, (_, i) => `more-${i}`);
+      const answer = await socket.timeout(3000).emitWithAck("join", { rooms: more });
       const held = (await rest("GET", `${server.api}/client/${socket.id}/rooms`)).body.rooms;
-      assert.ok(held.length <= 50, `holds ${held.length}`);
-      assert.ok(held.includes("cap-0"), "rooms under the cap are joined");
-      assert.match(JSON.stringify(answer), /limit|too many|max/i, `the answer says why: ${JSON.stringify(answer)}`);
-      assert.ok((await limits(server)).roomsRefused > 0, "counted");
+      assert.equal(held.length, 50, `holds ${held.length}`);
+      assert.ok(held.includes("cap-0") && held.includes("more-0"), "rooms under the cap are joined");
+      assert.deepEqual(
+        answer.refused.map((r) => [r.room, r.code]),
+        ["more-7", "more-8", "more-9"].map((room) => [room, "ROOM_LIMIT"]),
+      );
+      // A request for more rooms than the cap at all is refused whole, before any is read.
+      const huge = await socket.timeout(3000).emitWithAck("join", {
+        rooms: Array.from({ length: 60 }, (_, i) => `huge-${i}`),
+      });
+      assert.equal(huge.error?.code, "TOO_MANY_ROOMS", JSON.stringify(huge));
+      assert.ok((await limits(server)).roomsRefused > refusedBefore, "counted");
     } finally {
       closeAll(socket);
     }
@@ -245,19 +258,23 @@ describe("JWT mode", () => {
 describe("HTTP bodies", () => {
   let server;
   before(async () => {
-    server = await startIgnisServer(["--request-timeout-ms", "1500"]);
+    server = await startIgnisServer(["--request-timeout-ms", "1500", "--body-timeout-ms", "1500"]);
   });
   after(async () => {
     await server?.stop();
   });
 
+  /** `n` connections that each send a request head and 9 bytes of a 100 000-byte body. */
   async function stalledBodies(n, head) {
     const sockets = [];
     for (let i = 0; i < n; i++) {
       const s = net.connect(server.port, "127.0.0.1");
       s.on("error", () => {});
+      s.answer = "";
+      s.setEncoding("latin1");
+      s.on("data", (chunk) => (s.answer += chunk));
       s.closedAt = new Promise((resolve) => s.once("close", () => resolve(Date.now())));
-      s.write(head + "123456789");
+      s.write(head(i) + "123456789");
       sockets.push(s);
     }
     return sockets;
@@ -265,27 +282,36 @@ describe("HTTP bodies", () => {
 
   it("bodies that never finish are cut at the deadline and their descriptors freed", async () => {
     const filesBefore = openFiles(server.pid);
-    const handshake = await fetch(`${server.url}/io/?EIO=4&transport=polling`).then((r) => r.text());
-    const sid = JSON.parse(handshake.slice(1)).sid;
+    const sids = [];
+    for (let i = 0; i < 50; i++) {
+      const handshake = await fetch(`${server.url}/io/?EIO=4&transport=polling`).then((r) => r.text());
+      sids.push(JSON.parse(handshake.slice(1)).sid);
+    }
     const started = Date.now();
     const rest_ = await stalledBodies(
       300,
-      "POST /api/socket/broadcast HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n",
+      () => "POST /api/socket/broadcast HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n",
     );
     const polls = await stalledBodies(
-      50,
-      `POST /io/?EIO=4&transport=polling&sid=${sid} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\n`,
+      sids.length,
+      (i) => `POST /io/?EIO=4&transport=polling&sid=${sids[i]} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100000\r\n\r\n`,
     );
     const all = [...rest_, ...polls];
     const closed = await Promise.race([
       Promise.all(all.map((s) => s.closedAt)),
       sleep(10_000).then(() => null),
     ]);
-    const stillOpen = all.filter((s) => !s.destroyed && !s.readableEnded).length;
+    const stillOpen = all.filter((s) => !s.destroyed).length;
+    const answers = all.map((s) => s.answer.split("\r\n")[0]);
     for (const s of all) s.destroy();
     assert.ok(closed, `${stillOpen} of ${all.length} stalled bodies were still open after 10 s`);
     const slowest = Math.max(...closed) - started;
     assert.ok(slowest >= 1000, `cut after ${slowest} ms, before the 1.5 s deadline`);
+    assert.deepEqual(
+      [...new Set(answers)],
+      ["HTTP/1.1 408 Request Timeout"],
+      "every stalled body is answered 408",
+    );
     await eventually(() => openFiles(server.pid) <= filesBefore + 5, 5000, "the descriptors to be freed");
   });
 
@@ -375,10 +401,10 @@ describe("abuse limits", () => {
   let server;
   before(async () => {
     server = await startIgnisServer([
-      "--max-events-per-second", "50",
-      "--max-event-bytes", "4096",
+      "--event-rate", "50",
+      "--max-event-payload", "4096",
       "--max-connections-per-ip", "40",
-      "--max-handshakes-per-second-per-ip", "20",
+      "--handshakes-per-second-per-ip", "20",
     ]);
   });
   after(async () => {

@@ -475,11 +475,16 @@ pub fn document(base: &str, app_name: &str, api_key: bool) -> Value {
                 },
                 "SocketInfo": {
                     "type": "object",
-                    "required": ["status", "connectedClients", "clientIds"],
+                    "required": ["status", "connectedClients", "clientIds", "limits"],
                     "properties": {
                         "status": { "const": "running" },
                         "connectedClients": { "type": "integer" },
                         "clientIds": strings,
+                        "limits": {
+                            "type": "object",
+                            "description": "How often each abuse limit of this node was hit since it started: clients cut for a full outbound queue (in messages or bytes), WebSocket reads paused for an unread pong, bodies too slow (408) or too large (413), connections and handshakes refused per IP, rooms refused (over the cap, not allowed, another socket's id room), events refused for their rate or size, and sockets disconnected for flooding.",
+                            "additionalProperties": { "type": "integer", "minimum": 0 },
+                        },
                     },
                 },
                 "SocketClients": {

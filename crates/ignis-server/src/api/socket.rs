@@ -68,7 +68,30 @@ pub async fn info(Helper(helper): Helper) -> Json<Value> {
         "status": "running",
         "connectedClients": ids.len(),
         "clientIds": ids,
+        "limits": limit_counters(&helper),
     }))
+}
+
+/// How often each abuse limit was hit on this node, the engine's and the sockets'.
+fn limit_counters(helper: &SocketIOServerHelper) -> Value {
+    let io = helper.io();
+    let engine = io.engine().abuse_counters();
+    let sockets = io.abuse_counters();
+    json!({
+        "queueFullMessages": engine.queue_full_messages,
+        "queueFullBytes": engine.queue_full_bytes,
+        "pingFloodPauses": engine.ping_flood_pauses,
+        "bodyTimeouts": engine.body_timeouts,
+        "bodiesTooLarge": engine.bodies_too_large,
+        "connectionsPerIpRefused": engine.ip_connections_refused,
+        "handshakesPerIpRefused": engine.ip_handshakes_refused,
+        "ipTableFull": engine.ip_table_full,
+        "roomsRefused": sockets.rooms_refused,
+        "socketIdRoomsRefused": sockets.socket_id_rooms_refused,
+        "eventsRateLimited": sockets.events_rate_limited,
+        "eventsTooLarge": sockets.payloads_too_large,
+        "floodDisconnects": sockets.flood_disconnects,
+    })
 }
 
 /// `GET /socket/clients`.

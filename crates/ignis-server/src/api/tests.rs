@@ -349,19 +349,28 @@ async fn info_clients_and_sends_reach_a_real_client() {
     let router = api(&app, None);
 
     let empty = get(&router, "/api/socket/info").await;
+    let mut info = empty.json();
+    let limits = info
+        .as_object_mut()
+        .and_then(|o| o.remove("limits"))
+        .expect("info has the limit counters");
     assert_eq!(
-        (empty.status.as_u16(), empty.json()),
+        (empty.status.as_u16(), info),
         (
             200,
             json!({"status": "running", "connectedClients": 0, "clientIds": []})
         )
     );
+    // Every counter is there, at 0 on a server nobody attacked.
+    let counters = limits.as_object().expect("an object of counters");
+    assert_eq!(counters.len(), 13, "{limits}");
+    assert!(counters.values().all(|v| v == &json!(0)), "{limits}");
 
     let client = PollingClient::connect(app.local_addr()).await;
     let info = get(&router, "/api/socket/info").await.json();
     assert_eq!(
-        info,
-        json!({"status": "running", "connectedClients": 1, "clientIds": [client.id]})
+        (&info["connectedClients"], &info["clientIds"]),
+        (&json!(1), &json!([client.id]))
     );
     let clients = get(&router, "/api/socket/clients").await.json();
     assert_eq!(clients, json!({"count": 1, "clients": [client.id]}));

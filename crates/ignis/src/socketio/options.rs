@@ -65,6 +65,20 @@ pub struct ServerOptions {
     pub event_rate_limit: Option<Option<EventRate>>,
     /// Bytes of one event, attachments included (1 000 000 by default).
     pub max_event_payload: Option<usize>,
+    /// Messages queued for one client before it is cut as too slow (8 192 by default; see
+    /// [`EngineConfig::max_queued_messages`](ignis_socketio::engine::EngineConfig)).
+    pub max_queued_messages: Option<usize>,
+    /// Bytes queued for one client before it is cut as too slow (16 MiB by default).
+    pub max_queued_bytes: Option<usize>,
+    /// How long a request body may take to arrive (30 s by default).
+    pub body_timeout: Option<Duration>,
+    /// Connections open at once from one IP address; `Some(0)` or unset is no limit (the
+    /// default: behind a load balancer every client has its address).
+    pub max_connections_per_ip: Option<u32>,
+    /// Handshakes per second from one IP address; `Some(0)` or unset is no limit.
+    pub handshakes_per_second_per_ip: Option<u32>,
+    /// Handshakes one IP address may make at once before that rate applies (20 by default).
+    pub handshake_burst_per_ip: Option<u32>,
 }
 
 impl std::fmt::Debug for ServerOptions {
@@ -83,6 +97,15 @@ impl std::fmt::Debug for ServerOptions {
             .field("max_rooms_per_socket", &self.max_rooms_per_socket)
             .field("event_rate_limit", &self.event_rate_limit)
             .field("max_event_payload", &self.max_event_payload)
+            .field("max_queued_messages", &self.max_queued_messages)
+            .field("max_queued_bytes", &self.max_queued_bytes)
+            .field("body_timeout", &self.body_timeout)
+            .field("max_connections_per_ip", &self.max_connections_per_ip)
+            .field(
+                "handshakes_per_second_per_ip",
+                &self.handshakes_per_second_per_ip,
+            )
+            .field("handshake_burst_per_ip", &self.handshake_burst_per_ip)
             .finish()
     }
 }
@@ -162,6 +185,15 @@ impl ServerOptions {
             max_rooms_per_socket: pick(user.max_rooms_per_socket, self.max_rooms_per_socket),
             event_rate_limit: pick(user.event_rate_limit, self.event_rate_limit),
             max_event_payload: pick(user.max_event_payload, self.max_event_payload),
+            max_queued_messages: pick(user.max_queued_messages, self.max_queued_messages),
+            max_queued_bytes: pick(user.max_queued_bytes, self.max_queued_bytes),
+            body_timeout: pick(user.body_timeout, self.body_timeout),
+            max_connections_per_ip: pick(user.max_connections_per_ip, self.max_connections_per_ip),
+            handshakes_per_second_per_ip: pick(
+                user.handshakes_per_second_per_ip,
+                self.handshakes_per_second_per_ip,
+            ),
+            handshake_burst_per_ip: pick(user.handshake_burst_per_ip, self.handshake_burst_per_ip),
         }
     }
 
@@ -188,6 +220,7 @@ impl ServerOptions {
             ("pingTimeout", self.ping_timeout),
             ("upgradeTimeout", self.upgrade_timeout),
             ("connectTimeout", self.connect_timeout),
+            ("bodyTimeout", self.body_timeout),
         ] {
             if d.is_some_and(|d| d.is_zero()) {
                 return Err(ApplicationError::new(format!(
@@ -199,6 +232,20 @@ impl ServerOptions {
             return Err(ApplicationError::new(format!(
                 "{P} Invalid maxRoomsPerSocket: it must be greater than 0 (a client is always in its own room)"
             )));
+        }
+        for (name, n) in [
+            ("maxQueuedMessages", self.max_queued_messages),
+            ("maxQueuedBytes", self.max_queued_bytes),
+            (
+                "handshakeBurstPerIp",
+                self.handshake_burst_per_ip.map(|n| n as usize),
+            ),
+        ] {
+            if n == Some(0) {
+                return Err(ApplicationError::new(format!(
+                    "{P} Invalid {name}: it must be greater than 0"
+                )));
+            }
         }
         if self.max_event_payload == Some(0) {
             return Err(ApplicationError::new(format!(
@@ -285,6 +332,26 @@ impl ServerOptions {
         if let Some(bytes) = self.max_event_payload {
             builder = builder.max_event_payload(bytes);
         }
+        let engine_limits = (
+            self.max_queued_messages,
+            self.max_queued_bytes,
+            self.body_timeout,
+            self.max_connections_per_ip,
+            self.handshakes_per_second_per_ip,
+            self.handshake_burst_per_ip,
+        );
+        if engine_limits != (None, None, None, None, None, None) {
+            builder = builder.engine(move |c| {
+                let (messages, bytes, body, connections, handshakes, burst) = engine_limits;
+                c.max_queued_messages = messages.unwrap_or(c.max_queued_messages);
+                c.max_queued_bytes = bytes.unwrap_or(c.max_queued_bytes);
+                c.body_timeout = body.unwrap_or(c.body_timeout);
+                c.max_connections_per_ip = connections.unwrap_or(c.max_connections_per_ip);
+                c.handshakes_per_second_per_ip =
+                    handshakes.unwrap_or(c.handshakes_per_second_per_ip);
+                c.handshake_burst_per_ip = burst.unwrap_or(c.handshake_burst_per_ip);
+            });
+        }
         if let Some(hook) = &self.allow_request {
             let hook = hook.clone();
             builder = builder.engine(move |c| c.allow_request = Some(hook));
@@ -343,6 +410,33 @@ mod tests {
             .apply(ignis_socketio::SocketIo::builder())
             .build();
         assert_eq!(defaults.limits(), &ignis_socketio::SocketLimits::default());
+    }
+
+    #[test]
+    fn the_engine_limits_merge_and_reach_the_engine() {
+        let merged = ServerOptions::defaults().merge(ServerOptions {
+            max_queued_bytes: Some(1 << 20),
+            body_timeout: Some(Duration::from_millis(1500)),
+            max_connections_per_ip: Some(40),
+            handshakes_per_second_per_ip: Some(20),
+            ..ServerOptions::default()
+        });
+        let io = merged.apply(ignis_socketio::SocketIo::builder()).build();
+        let c = io.engine().config();
+        let d = ignis_socketio::engine::EngineConfig::default();
+        assert_eq!(c.max_queued_bytes, 1 << 20);
+        assert_eq!(c.body_timeout, Duration::from_millis(1500));
+        assert_eq!(c.max_connections_per_ip, 40);
+        assert_eq!(c.handshakes_per_second_per_ip, 20);
+        assert_eq!(c.handshake_burst_per_ip, d.handshake_burst_per_ip);
+        assert_eq!(c.max_queued_messages, d.max_queued_messages);
+        let err = ServerOptions {
+            max_queued_bytes: Some(0),
+            ..ServerOptions::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(err.to_string().contains("maxQueuedBytes"), "{err}");
     }
 
     #[test]
