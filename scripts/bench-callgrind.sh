@@ -16,7 +16,7 @@ shift
 bench=${CARGO_TARGET_DIR:-target/bench}/release/ignis-bench
 out=$(mktemp -d)
 port=$((4700 + RANDOM % 200))
-RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.out" \
+RUST_LOG=warn APP_ENV_SOCKETIO_EVENT_RATE=0 valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.out" \
   "$server" --port "$port" >/dev/null 2>"$out/valgrind.log" &
 pid=$!
 for _ in $(seq 1 600); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done

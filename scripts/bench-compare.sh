@@ -38,7 +38,7 @@ for round in $(seq 1 "$rounds"); do
     esac
     port=$((port + 1))
     if [[ $kind == ignis ]]; then
-      RUST_LOG=warn "$bin" --port "$port" >/dev/null 2>&1 &
+      RUST_LOG=warn APP_ENV_SOCKETIO_EVENT_RATE=0 "$bin" --port "$port" >/dev/null 2>&1 &
       rest=(--broadcast-path /api/socket/broadcast --room-path '/api/socket/room/{room}/send')
     else
       "$bin" "$port" >/dev/null 2>&1 &

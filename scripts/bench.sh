@@ -84,7 +84,7 @@ start_peer() {
   shift 2
   local log=$LOGS/$name-$port.log
   case $name in
-    ignis) RUST_LOG=warn "$IGNIS" --port "$port" "$@" >"$log" 2>&1 & ;;
+    ignis) RUST_LOG=warn APP_ENV_SOCKETIO_EVENT_RATE=0 "$IGNIS" --port "$port" "$@" >"$log" 2>&1 & ;;
     floor) "$PEER_TARGET/release/bench-floor" "$port" /io/ >"$log" 2>&1 & ;;
     socketioxide) "$PEER_TARGET/release/bench-socketioxide" "$port" >"$log" 2>&1 & ;;
     node) node bench/peers/node/server.js "$port" "$@" >"$log" 2>&1 & ;;
