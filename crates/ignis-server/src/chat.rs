@@ -202,20 +202,24 @@ fn handlers(slot: HelperSlot, options: ChatOptions) -> SocketHandlers {
     });
     handlers.on_sync("get-clients", move |socket, mut event| {
         let Some(helper) = slot.get() else { return };
-        let authenticated: Vec<_> = helper
-            .clients()
-            .into_iter()
-            .filter(|c| c.state() == ClientState::Authenticated)
-            .collect();
-        let clients: Vec<Value> = match client_list {
-            ClientList::All => authenticated
-                .iter()
-                .map(|c| Value::from(c.id().to_string()))
-                .collect(),
-            ClientList::Own => vec![Value::from(socket.id().to_string())],
+        // The registry is walked only when the ids are listed; the count is a counter.
+        let (count, clients): (usize, Vec<Value>) = match client_list {
+            ClientList::All => {
+                let ids: Vec<Value> = helper
+                    .clients()
+                    .into_iter()
+                    .filter(|c| c.state() == ClientState::Authenticated)
+                    .map(|c| Value::from(c.id().to_string()))
+                    .collect();
+                (ids.len(), ids)
+            }
+            ClientList::Own => (
+                helper.authenticated_count(),
+                vec![Value::from(socket.id().to_string())],
+            ),
         };
         let data = object([
-            ("count", Value::from_u64(authenticated.len() as u64)),
+            ("count", Value::from_u64(count as u64)),
             ("clients", Value::Array(clients)),
         ]);
         send(

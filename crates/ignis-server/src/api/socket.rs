@@ -12,7 +12,6 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use ignis::socketio::constants::ClientState;
 use ignis::socketio::{SendError, SendOptions, SocketIOServerHelper, keys};
 use ignis_socketio::adapter::{AdapterError, Room};
 use ignis_socketio::{Operators, Sid, iso_timestamp};
@@ -117,18 +116,8 @@ pub async fn broadcast(
     send(&helper, None, &body)?;
     Ok(success(format!(
         "Broadcast sent to {} clients",
-        authenticated_count(&helper)
+        helper.authenticated_count()
     )))
-}
-
-/// The clients of this node a broadcast reaches: sockets that have not authenticated receive
-/// nothing, so they are not counted.
-fn authenticated_count(helper: &SocketIOServerHelper) -> usize {
-    helper
-        .clients()
-        .iter()
-        .filter(|c| c.state() == ClientState::Authenticated)
-        .count()
 }
 
 /// `POST /socket/room/{roomId}/send` `{topic, data}`.

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -65,6 +65,8 @@ pub struct ClientRecord {
 
 struct Status {
     state: ClientState,
+    /// Out of the registry (see [`ClientRecord::retire`]).
+    retired: bool,
     /// The client's entry in the helper's timers: its authentication deadline, then its next
     /// ping.
     timer: Option<Entry>,
@@ -83,9 +85,19 @@ impl ClientRecord {
         self.status.lock().state = state;
     }
 
-    /// Forgets the client's entry: it stays in the timers' queue until due, and is ignored then.
-    fn stop_timers(&self) {
-        self.status.lock().timer = None;
+    /// The client leaves the registry: its timers' entry is forgotten (it stays in the queue
+    /// until due, and is ignored then), and it leaves the authenticated count if it was in it.
+    /// Under the status lock, like the transition to authenticated, so the count stays exact
+    /// whatever the order of the two.
+    fn retire(&self, authenticated: &AtomicUsize) {
+        let mut status = self.status.lock();
+        status.timer = None;
+        if !status.retired {
+            status.retired = true;
+            if status.state == ClientState::Authenticated {
+                authenticated.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -132,6 +144,8 @@ pub(crate) struct Inner {
     clients: RwLock<SidMap<Arc<ClientRecord>>>,
     /// The `seq` of the next client.
     next_seq: AtomicU64,
+    /// Clients in the registry that have authenticated: what a broadcast reaches here.
+    authenticated: AtomicUsize,
     failed_sends: AtomicU64,
     redis: std::sync::OnceLock<ignis_redis::RedisConnection>,
     /// Deadlines and pings of every client.
@@ -210,6 +224,7 @@ impl SocketIOServerHelper {
                 client_connected,
                 clients: RwLock::new(SidMap::default()),
                 next_seq: AtomicU64::new(0),
+                authenticated: AtomicUsize::new(0),
                 failed_sends: AtomicU64::new(0),
                 redis: std::sync::OnceLock::new(),
                 timers: Arc::new(Timers::new()),
@@ -265,6 +280,12 @@ impl SocketIOServerHelper {
         clients
     }
 
+    /// How many tracked clients of this node have authenticated (those a broadcast reaches):
+    /// a counter, not a walk of the registry.
+    pub fn authenticated_count(&self) -> usize {
+        self.inner.authenticated.load(Ordering::Relaxed)
+    }
+
     /// A tracked client of this node.
     pub fn client(&self, id: &str) -> Option<Arc<ClientRecord>> {
         self.record(Sid::parse(id)?)
@@ -297,6 +318,7 @@ impl SocketIOServerHelper {
             seq: self.inner.next_seq.fetch_add(1, Ordering::Relaxed),
             status: Mutex::new(Status {
                 state: ClientState::Unauthorized,
+                retired: false,
                 timer: None,
             }),
         });
@@ -368,7 +390,7 @@ impl SocketIOServerHelper {
     fn forget(&self, id: Sid) {
         let record = self.inner.clients.write().remove(&id);
         if let Some(record) = record {
-            record.stop_timers();
+            record.retire(&self.inner.authenticated);
         }
     }
 
@@ -425,7 +447,7 @@ impl SocketIOServerHelper {
             .emit_args(protocol::EVENT_UNAUTHENTICATE, vec![payload]);
         let id = record.id();
         if let Some(record) = self.inner.clients.write().remove(&id) {
-            record.stop_timers();
+            record.retire(&self.inner.authenticated);
         }
         record.socket.disconnect_with(true);
     }
@@ -436,6 +458,9 @@ impl SocketIOServerHelper {
         let id = socket.id();
         {
             let mut status = record.status.lock();
+            if status.state != ClientState::Authenticated && !status.retired {
+                self.inner.authenticated.fetch_add(1, Ordering::Relaxed);
+            }
             status.state = ClientState::Authenticated;
             // The deadline's entry is ignored when it comes due.
             status.timer = None;
@@ -584,7 +609,7 @@ impl SocketIOServerHelper {
     pub fn disconnect(&self, id: &str) {
         let record = Sid::parse(id).and_then(|sid| self.inner.clients.write().remove(&sid));
         if let Some(record) = record {
-            record.stop_timers();
+            record.retire(&self.inner.authenticated);
             record.socket.disconnect();
         } else if let Some(socket) =
             Sid::parse(id).and_then(|sid| self.inner.io.main_namespace().get_socket(sid))
@@ -601,7 +626,7 @@ impl SocketIOServerHelper {
             .collect();
         self.inner.timers.clear();
         for record in records {
-            record.stop_timers();
+            record.retire(&self.inner.authenticated);
             record.socket.disconnect();
         }
         // Let the DISCONNECT packets leave before the connections close.
