@@ -63,6 +63,10 @@ pub struct Cli {
     /// Milliseconds between app-level `ping` events to authenticated clients [default: 30000].
     #[arg(long, env = "APP_ENV_SOCKETIO_PING_INTERVAL_MS")]
     pub app_ping_interval_ms: Option<u64>,
+    /// Connection state recovery: milliseconds a disconnected client's id, rooms and missed
+    /// broadcasts are kept for it to come back to [default: off].
+    #[arg(long, env = "APP_ENV_SOCKETIO_RECOVERY_MAX_DISCONNECTION_MS")]
+    pub recovery_max_disconnection_ms: Option<u64>,
     /// Rooms every authenticated client joins, comma-separated [default: io-default,io-notification].
     #[arg(long, env = "APP_ENV_SOCKETIO_DEFAULT_ROOMS", value_delimiter = ',')]
     pub default_rooms: Option<Vec<String>>,
@@ -108,6 +112,7 @@ struct FileConfig {
     request_timeout_ms: Option<u64>,
     auth_timeout_ms: Option<u64>,
     app_ping_interval_ms: Option<u64>,
+    recovery_max_disconnection_ms: Option<u64>,
     default_rooms: Option<Vec<String>>,
     room_allow: Option<Vec<String>>,
     room_deny: Option<Vec<String>>,
@@ -148,6 +153,8 @@ pub struct Config {
     pub request_head_timeout: Duration,
     pub auth_timeout: Duration,
     pub app_ping_interval: Duration,
+    /// How long connection state recovery keeps a disconnected session; `None`: recovery off.
+    pub recovery_max_disconnection: Option<Duration>,
     pub default_rooms: Vec<String>,
     pub room_allow: Vec<String>,
     pub room_deny: Vec<String>,
@@ -356,6 +363,13 @@ impl Config {
                 cli.app_ping_interval_ms.or(file.app_ping_interval_ms),
                 30_000,
             )?,
+            recovery_max_disconnection: match cli
+                .recovery_max_disconnection_ms
+                .or(file.recovery_max_disconnection_ms)
+            {
+                None => None,
+                v => Some(ms("recovery max disconnection", v, 0)?),
+            },
             default_rooms: list(cli.default_rooms.or(file.default_rooms))
                 .unwrap_or_else(|| vec!["io-default".into(), "io-notification".into()]),
             room_allow: list(cli.room_allow.or(file.room_allow))
@@ -391,6 +405,41 @@ mod tests {
         assert!(c.room_deny.is_empty());
         assert_eq!(c.jwt, JwtKey::None);
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.recovery_max_disconnection, None);
+    }
+
+    #[test]
+    fn recovery_is_set_by_flag_or_file_and_never_zero() {
+        let c = Config::load(Cli {
+            recovery_max_disconnection_ms: Some(120_000),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(c.recovery_max_disconnection, Some(Duration::from_secs(120)));
+
+        let dir =
+            std::env::temp_dir().join(format!("ignis-config-recovery-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "recovery_max_disconnection_ms = 5000\n").unwrap();
+        let c = Config::load(Cli {
+            config: Some(file),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(c.recovery_max_disconnection, Some(Duration::from_secs(5)));
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let err = Config::load(Cli {
+            recovery_max_disconnection_ms: Some(0),
+            ..Cli::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid recovery max disconnection"),
+            "{err}"
+        );
     }
 
     #[test]

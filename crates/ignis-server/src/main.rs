@@ -19,9 +19,9 @@ use ignis::socketio::{
     ValidateRoomHandler, keys,
 };
 use ignis::{AppConfig, Application};
-use ignis_socketio::Value;
 use ignis_socketio::engine::AllowOrigin;
 use ignis_socketio::proto::value::Map;
+use ignis_socketio::{RecoveryConfig, Value};
 
 use crate::auth::Verifier;
 use crate::config::{Cli, Config, LogFormat};
@@ -90,6 +90,10 @@ fn build(config: &Config, verifier: Verifier, redis: Option<RedisConfig>) -> App
         cors: Some(CorsOptions {
             origin: Some(origin),
             ..CorsOptions::default()
+        }),
+        connection_state_recovery: config.recovery_max_disconnection.map(|max| RecoveryConfig {
+            max_disconnection_duration: max,
+            ..RecoveryConfig::default()
         }),
         ..ServerOptions::default()
     };

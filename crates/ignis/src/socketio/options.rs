@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use ignis_socketio::SocketIoBuilder;
 use ignis_socketio::engine::{AllowOrigin, AllowRequest, Cors, PerMessageDeflate, Transports};
+use ignis_socketio::{RecoveryConfig, SocketIoBuilder};
 
 use crate::error::ApplicationError;
 
@@ -57,6 +57,10 @@ pub struct ServerOptions {
     pub allow_request: Option<AllowRequest>,
     /// `Some(None)` turns polling compression off.
     pub http_compression_threshold: Option<Option<usize>>,
+    /// Connection state recovery, off unless set (as in the original): a client that comes
+    /// back within `max_disconnection_duration` keeps its id, rooms and data, and gets the
+    /// broadcasts it missed.
+    pub connection_state_recovery: Option<RecoveryConfig>,
 }
 
 impl std::fmt::Debug for ServerOptions {
@@ -72,6 +76,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("max_http_buffer_size", &self.max_http_buffer_size)
             .field("transports", &self.transports)
             .field("allow_request", &self.allow_request.is_some())
+            .field("connection_state_recovery", &self.connection_state_recovery)
             .finish()
     }
 }
@@ -147,6 +152,10 @@ impl ServerOptions {
             http_compression_threshold: pick(
                 user.http_compression_threshold,
                 self.http_compression_threshold,
+            ),
+            connection_state_recovery: pick(
+                user.connection_state_recovery,
+                self.connection_state_recovery,
             ),
         }
     }
@@ -245,6 +254,9 @@ impl ServerOptions {
         if let Some(t) = self.http_compression_threshold {
             builder = builder.http_compression_threshold(t);
         }
+        if let Some(recovery) = &self.connection_state_recovery {
+            builder = builder.connection_state_recovery(recovery.clone());
+        }
         if let Some(hook) = &self.allow_request {
             let hook = hook.clone();
             builder = builder.engine(move |c| c.allow_request = Some(hook));
@@ -282,6 +294,24 @@ mod tests {
             }
             other => panic!("deflate lost: {other:?}"),
         }
+    }
+
+    #[test]
+    fn recovery_is_off_unless_set_and_survives_the_merge() {
+        assert!(
+            ServerOptions::defaults()
+                .connection_state_recovery
+                .is_none()
+        );
+        let merged = ServerOptions::defaults().merge(ServerOptions {
+            connection_state_recovery: Some(RecoveryConfig {
+                max_disconnection_duration: Duration::from_secs(7),
+                ..RecoveryConfig::default()
+            }),
+            ..ServerOptions::default()
+        });
+        let recovery = merged.connection_state_recovery.expect("kept by the merge");
+        assert_eq!(recovery.max_disconnection_duration, Duration::from_secs(7));
     }
 
     #[test]
