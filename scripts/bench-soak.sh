@@ -119,10 +119,11 @@ import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 jitter = [r for r in rows if r["scenario"] == "jitter"]
 if jitter:
-    print("| clients | recovery | cuts | recovered | delivered | missing | duplicated | out of order | clients complete | worst client | server CPU µs/delivery | machine idle |")
+    print("| clients | recovery | cuts | reconnects recovered | delivered | missing | duplicated | out of order | clients complete | worst client | server CPU µs/delivery | machine idle |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in jitter:
-        print(f"| {r['clients']} | {'on' if r['recovery'] else 'off'} | {r['cuts']} | {r['recovered']} "
+        print(f"| {r['clients']} | {'on' if r['recovery'] else 'off'} | {r['cuts']} "
+              f"| {r['recovered']} of {r.get('reconnects', r['cuts'])} "
               f"| {r['delivery_pct']} % | {r['missing']} | {r['duplicated']} | {r['out_of_order']} "
               f"| {r['clients_complete']} | {r['worst_client_pct']} % "
               f"| {r['server_cpu_us_per_delivery']} | {r['machine_idle']} |")

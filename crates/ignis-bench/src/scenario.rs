@@ -495,7 +495,11 @@ pub fn jitter(setup: &Setup, plan: &JitterPlan) -> Result<Json, ScenarioError> {
         .collect();
     setup.connect(&fleet, specs)?;
     let count = count_for(plan.rate, plan.duration);
-    let posts = setup.post_plan(vec![setup.broadcast_path.clone()], plan.rate, count);
+    let mut posts = setup.post_plan(vec![setup.broadcast_path.clone()], plan.rate, count);
+    // One poster waits for each answer before the next post, so the server broadcasts the stream
+    // in sequence order; concurrent posters on a loaded server reorder the stream itself, and
+    // "out of order" would measure the posters instead of the deliveries.
+    posts.posters = 1;
     fleet.churn(Some(Churn::Cut {
         every: plan.cut_every,
         reconnect_after: plan.reconnect_after,
@@ -536,8 +540,10 @@ pub fn jitter(setup: &Setup, plan: &JitterPlan) -> Result<Json, ScenarioError> {
         "post_errors": post_result.errors,
         "post_max_lag_ms": post_result.max_lag.as_millis() as u64,
         "cuts": stats.cuts,
+        // Every new connection after the first: the cuts, and the redials after a failure.
+        "reconnects": stats.cuts + stats.redialed,
         "recovered": stats.recovered,
-        "recovered_share": round(ratio(stats.recovered, stats.cuts), 4),
+        "recovered_share": round(ratio(stats.recovered, stats.cuts + stats.redialed), 4),
         "expected": t.expected,
         "received": t.received,
         "unique": t.unique,

@@ -245,7 +245,7 @@ fn jitter_cuts_and_recovers_and_soak_samples() {
     // The server restored sessions: the clients sent back what it gave them.
     let recovered = on["recovered"].as_u64().expect("recovered");
     assert!(
-        recovered > 0 && recovered <= on["cuts"].as_u64().expect("cuts"),
+        recovered > 0 && recovered <= on["reconnects"].as_u64().expect("reconnects"),
         "{on}"
     );
 
