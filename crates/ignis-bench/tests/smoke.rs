@@ -237,7 +237,7 @@ fn jitter_cuts_and_recovers_and_soak_samples() {
         duration: Duration::from_millis(1500),
         recovery,
         reconnect_after: Duration::ZERO,
-        drain: Duration::from_secs(6),
+        drain: Duration::from_secs(8),
     };
     let (io_addr, rest_addr) = serve(&runtime, true);
     let on = scenario::jitter(&setup(io_addr, Some(rest_addr)), &plan(true)).expect("jitter on");
