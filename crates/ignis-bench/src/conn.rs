@@ -1,12 +1,15 @@
 //! One client connection as a pure state machine: bytes from the server in, bytes for the
 //! server and [`Event`]s out. The event loop owns the socket; this owns the protocol: the
 //! WebSocket upgrade, Engine.IO open and heartbeat, the Socket.IO CONNECT, the Ignis
-//! `authenticate` exchange, acks and broadcast deliveries.
+//! `authenticate` exchange, acks and broadcast deliveries, and connection state recovery as
+//! socket.io-client does it (the private id of the CONNECT answer and the offset of the last
+//! event go back in the next CONNECT).
 
 use std::time::{Duration, Instant};
 
 use ignis_proto::engineio::{self, Data, Str};
 use ignis_proto::socketio::{self, JsonDecoder, PacketKind};
+use ignis_proto::value::Map;
 use ignis_proto::{Value, ignis};
 use ignis_ws::{Decoder, Message, OpCode, ProtocolError, Role, encode_frame};
 
@@ -50,6 +53,17 @@ pub enum Event {
     Ack(u64),
     /// A bench broadcast: its sequence number and when the poster sent it (µs since the epoch).
     Delivery { seq: u64, sent_us: u64 },
+    /// The CONNECT answer carried the private id this connection asked to recover: the server
+    /// restored the session (and replayed what it missed, just before).
+    Recovered,
+}
+
+/// What a client needs to recover its session after a cut: the private id from the server's
+/// CONNECT answer and the offset of the last event received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub pid: String,
+    pub offset: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +88,14 @@ pub struct Conn {
     next_ack: u64,
     /// When `authenticate` went out, while no answer has come.
     auth_sent: Option<Instant>,
+    /// Whether to keep the private id and offsets (connection state recovery).
+    recovery: bool,
+    /// The session this connection asks to recover, sent in its CONNECT.
+    resume: Option<Session>,
+    /// The private id of the server's CONNECT answer.
+    pid: Option<String>,
+    /// The offset of the last event received.
+    offset: Option<String>,
 }
 
 impl Conn {
@@ -97,7 +119,31 @@ impl Conn {
             mask_seed: state,
             next_ack: 0,
             auth_sent: None,
+            recovery: false,
+            resume: None,
+            pid: None,
+            offset: None,
         }
+    }
+
+    /// Keeps what connection state recovery needs, and asks to recover `resume` if given.
+    pub fn with_recovery(mut self, resume: Option<Session>) -> Conn {
+        self.recovery = true;
+        self.resume = resume;
+        self
+    }
+
+    /// The session to recover after a cut: `None` until the server sent a private id.
+    pub fn session(&self) -> Option<Session> {
+        let pid = self
+            .pid
+            .clone()
+            .or_else(|| self.resume.as_ref().map(|s| s.pid.clone()))?;
+        let offset = self
+            .offset
+            .clone()
+            .or_else(|| self.resume.as_ref().and_then(|s| s.offset.clone()));
+        Some(Session { pid, offset })
     }
 
     pub fn is_ready(&self) -> bool {
@@ -202,14 +248,31 @@ impl Conn {
 
     fn on_engineio(&mut self, text: Str, events: &mut Vec<Event>) -> Result<(), ConnError> {
         // Deliveries are most of the traffic: recognise them without building values.
-        if let Some(delivery) = parse_delivery(text.as_bytes()) {
+        if let Some((delivery, offset)) = parse_delivery(text.as_bytes()) {
+            if self.recovery
+                && let Some(offset) = offset
+            {
+                let offset = std::str::from_utf8(offset).unwrap_or_default();
+                let kept = self.offset.get_or_insert_with(String::new);
+                kept.clear();
+                kept.push_str(offset);
+            }
             events.push(delivery);
             return Ok(());
         }
         match engineio::Packet::decode_text(text)? {
             engineio::Packet::Open(_) if self.phase == Phase::Open => {
                 self.phase = Phase::Connect;
-                self.send_socketio(&socketio::Packet::connect("/", None))
+                // socket.io-client sends `{pid, offset}` as the CONNECT's auth once it has a pid.
+                let auth = self.resume.as_ref().map(|session| {
+                    let mut auth = Map::with_capacity(2);
+                    auth.insert("pid", session.pid.as_str());
+                    if let Some(offset) = &session.offset {
+                        auth.insert("offset", offset.as_str());
+                    }
+                    Value::Map(auth)
+                });
+                self.send_socketio(&socketio::Packet::connect("/", auth))
             }
             engineio::Packet::Ping(data) => {
                 let mut payload = Vec::with_capacity(1 + data.len());
@@ -228,22 +291,34 @@ impl Conn {
             return Ok(());
         };
         match packet.kind {
-            PacketKind::Connect(_) if self.phase == Phase::Connect => {
+            PacketKind::Connect(answer) if self.phase == Phase::Connect => {
+                if self.recovery {
+                    let pid = answer
+                        .as_ref()
+                        .and_then(|a| a.get("pid"))
+                        .and_then(Value::as_str);
+                    if pid.is_some() && pid == self.resume.as_ref().map(|s| s.pid.as_str()) {
+                        events.push(Event::Recovered);
+                    } else {
+                        // A new session: the old one's offset means nothing in it.
+                        self.resume = None;
+                    }
+                    self.pid = pid.map(String::from);
+                }
+                // What a real Ignis client does on every connect, recovered or not: the server's
+                // component treats a recovered socket as a new one until it authenticates.
                 self.phase = Phase::Auth;
                 self.emit(ignis::EVENT_AUTHENTICATE, Vec::new(), false)?;
                 self.auth_sent = Some(Instant::now());
             }
-            PacketKind::Event { event, .. } => match event.as_str() {
-                Some(ignis::EVENT_AUTHENTICATED) if self.phase == Phase::Auth => {
-                    self.phase = Phase::Ready;
-                    self.auth_sent = None;
-                    events.push(Event::Authenticated);
+            PacketKind::Event { event, args, .. } => {
+                if self.recovery
+                    && let Some(Value::Str(offset)) = args.last()
+                {
+                    self.offset = Some(offset.to_string());
                 }
-                Some(ignis::EVENT_UNAUTHENTICATE) => {
-                    return Err(ConnError::Refused("unauthenticated".into()));
-                }
-                _ => {}
-            },
+                self.on_event(event.as_str(), events)?;
+            }
             PacketKind::Ack { id, .. } => events.push(Event::Ack(id)),
             PacketKind::ConnectError(value) => {
                 let message = value
@@ -255,6 +330,21 @@ impl Conn {
             }
             PacketKind::Disconnect => return Err(ConnError::Closed),
             PacketKind::Connect(_) => {}
+        }
+        Ok(())
+    }
+
+    fn on_event(&mut self, name: Option<&str>, events: &mut Vec<Event>) -> Result<(), ConnError> {
+        match name {
+            Some(ignis::EVENT_AUTHENTICATED) if self.phase == Phase::Auth => {
+                self.phase = Phase::Ready;
+                self.auth_sent = None;
+                events.push(Event::Authenticated);
+            }
+            Some(ignis::EVENT_UNAUTHENTICATE) => {
+                return Err(ConnError::Refused("unauthenticated".into()));
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -285,15 +375,27 @@ fn xorshift(mut x: u32) -> u32 {
 }
 
 /// `42["bench",[seq,sent_us]]` (Engine.IO message, Socket.IO event on `/`), the only shape the
-/// load generator's own broadcasts take on every peer. Anything else goes to the full decoders.
-fn parse_delivery(text: &[u8]) -> Option<Event> {
+/// load generator's own broadcasts take on every peer, or with connection state recovery
+/// `42["bench",[seq,sent_us],"offset"]`; the offset is returned as its bytes. Anything else goes
+/// to the full decoders.
+fn parse_delivery(text: &[u8]) -> Option<(Event, Option<&[u8]>)> {
     let rest = text.strip_prefix(b"42[\"")?;
     let rest = rest.strip_prefix(BENCH_TOPIC.as_bytes())?;
     let rest = rest.strip_prefix(b"\",[")?;
     let (seq, rest) = parse_u64(rest)?;
     let rest = rest.strip_prefix(b",")?;
     let (sent_us, rest) = parse_u64(rest)?;
-    (rest == b"]]").then_some(Event::Delivery { seq, sent_us })
+    let delivery = Event::Delivery { seq, sent_us };
+    if rest == b"]]" {
+        return Some((delivery, None));
+    }
+    // Offsets are the server's own `epoch-counter` in hex: no escapes to undo.
+    let offset = rest.strip_prefix(b"],\"")?.strip_suffix(b"\"]")?;
+    (!offset.is_empty()
+        && offset
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-'))
+    .then_some((delivery, Some(offset)))
 }
 
 fn parse_u64(bytes: &[u8]) -> Option<(u64, &[u8])> {
@@ -578,6 +680,101 @@ mod tests {
     }
 
     #[test]
+    fn delivery_offsets() {
+        // Not a delivery, or one with this offset (if any).
+        type Parsed<'a> = Option<Option<&'a [u8]>>;
+        let cases: &[(&[u8], Parsed)] = &[
+            (br#"42["bench",[1,2]]"#, Some(None)),
+            (br#"42["bench",[1,2],"1f-a0"]"#, Some(Some(b"1f-a0"))),
+            (br#"42["bench",[1,2],""]"#, None),
+            (br#"42["bench",[1,2],"a\"b"]"#, None),
+            (br#"42["bench",[1,2],"x"] "#, None),
+            (br#"42["bench",[1,2],3]"#, None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(
+                parse_delivery(input).map(|(_, offset)| offset),
+                *expected,
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn recovery_sends_back_the_pid_and_the_last_offset() {
+        let mut conn = upgraded().with_recovery(None);
+        let mut events = Vec::new();
+        assert_eq!(conn.session(), None);
+        conn.receive(&text(r#"0{"sid":"s"}"#), &mut events)
+            .expect("open");
+        assert_eq!(sent(&mut conn), vec!["40"]);
+        for msg in [
+            r#"40{"sid":"x","pid":"p1"}"#,
+            r#"42["authenticated",{"id":"x"},"e-1"]"#,
+            r#"42["bench",[0,5],"e-2"]"#,
+        ] {
+            conn.receive(&text(msg), &mut events).expect(msg);
+        }
+        assert_eq!(
+            events,
+            vec![Event::Authenticated, Event::Delivery { seq: 0, sent_us: 5 }]
+        );
+        let session = conn.session().expect("a session");
+        assert_eq!(
+            session,
+            Session {
+                pid: "p1".into(),
+                offset: Some("e-2".into())
+            }
+        );
+
+        // After a cut: the CONNECT asks for the session; the missed event comes first.
+        let mut again = Conn::new("127.0.0.1:1", "/io/", 9).with_recovery(Some(session.clone()));
+        again.consume_output(again.output().len());
+        let mut events = Vec::new();
+        again
+            .receive(&upgrade_answer(&again), &mut events)
+            .expect("upgrade");
+        again
+            .receive(&text(r#"0{"sid":"t"}"#), &mut events)
+            .expect("open");
+        assert_eq!(sent(&mut again), vec![r#"40{"pid":"p1","offset":"e-2"}"#]);
+        for msg in [r#"42["bench",[1,6],"e-3"]"#, r#"40{"sid":"x","pid":"p1"}"#] {
+            again.receive(&text(msg), &mut events).expect(msg);
+        }
+        assert_eq!(
+            events,
+            vec![Event::Delivery { seq: 1, sent_us: 6 }, Event::Recovered]
+        );
+        // A real Ignis client authenticates again on every connect.
+        assert_eq!(sent(&mut again), vec![r#"42["authenticate"]"#]);
+        assert_eq!(
+            again.session().and_then(|s| s.offset).as_deref(),
+            Some("e-3")
+        );
+
+        // A session the server did not keep: a new pid, no `Recovered`.
+        let mut fresh = Conn::new("127.0.0.1:1", "/io/", 11).with_recovery(Some(session));
+        fresh.consume_output(fresh.output().len());
+        let mut events = Vec::new();
+        fresh
+            .receive(&upgrade_answer(&fresh), &mut events)
+            .expect("upgrade");
+        for msg in [r#"0{"sid":"u"}"#, r#"40{"sid":"y","pid":"p2"}"#] {
+            fresh.receive(&text(msg), &mut events).expect(msg);
+        }
+        assert!(events.is_empty());
+        assert_eq!(
+            fresh.session(),
+            Some(Session {
+                pid: "p2".into(),
+                offset: None
+            })
+        );
+    }
+
+    #[test]
     fn delivery_shapes() {
         let cases: &[(&[u8], Option<Event>)] = &[
             (
@@ -596,7 +793,7 @@ mod tests {
         ];
         for (input, expected) in cases {
             assert_eq!(
-                parse_delivery(input),
+                parse_delivery(input).map(|(event, _)| event),
                 *expected,
                 "{}",
                 String::from_utf8_lossy(input)

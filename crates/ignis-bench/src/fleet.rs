@@ -1,5 +1,9 @@
 //! The client fleet: a few threads, each one mio event loop multiplexing thousands of
 //! connections (no task per connection), driven by commands from the scenario runner.
+//!
+//! A fleet can also churn ([`Churn`]): cut every connection now and then and reconnect it at
+//! once (the jitter benchmark), or let clients leave after a lifetime and put new ones in their
+//! place (the soak benchmark).
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
@@ -14,8 +18,9 @@ use ignis_proto::value::Map;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::conn::{Conn, Event};
+use crate::conn::{Conn, Event, Session};
 use crate::histogram::Histogram;
+use crate::seqs::{SeqTracker, Summary};
 
 const WAKER: Token = Token(usize::MAX);
 /// Handshakes in flight per thread: more only fills the server's accept backlog.
@@ -25,6 +30,13 @@ const MAX_ERRORS: usize = 8;
 const READ_BUF: usize = 256 * 1024;
 /// How long `authenticate` may go unanswered before it is sent again.
 const AUTH_RETRY: Duration = Duration::from_secs(1);
+/// How often churn deadlines (cuts, leaves, echoes, redials) are looked at.
+const CHURN_TICK: Duration = Duration::from_millis(10);
+/// How long a client whose connection could not even be started waits before trying again.
+const REDIAL_AFTER: Duration = Duration::from_millis(100);
+/// A churning client not ready this long after it dialed gives up and dials again, as
+/// socket.io-client does after its connect timeout.
+const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
@@ -51,6 +63,47 @@ pub struct ConnSpec {
     pub source: Option<IpAddr>,
     /// Rooms to join (with an ack) once authenticated.
     pub rooms: Vec<String>,
+    /// Keep the sequence numbers of the deliveries, for [`Fleet::tally`].
+    pub track: bool,
+    /// Keep the session for connection state recovery and ask for it after a cut.
+    pub recovery: bool,
+}
+
+impl ConnSpec {
+    /// A connection to `target` with nothing special about it.
+    pub fn plain(target: usize, source: Option<IpAddr>, rooms: Vec<String>) -> ConnSpec {
+        ConnSpec {
+            target,
+            source,
+            rooms,
+            track: false,
+            recovery: false,
+        }
+    }
+}
+
+/// How a fleet churns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Churn {
+    /// Every connection is cut (closed abruptly, with a reset) at a random moment between half
+    /// and one and a half times `every` after it opened, and the same client reconnects at once,
+    /// asking to recover its session when its spec says so, `reconnect_after` later. The first
+    /// cut of each client falls anywhere within the first `every`, so that cuts are spread
+    /// evenly from the start.
+    Cut {
+        every: Duration,
+        reconnect_after: Duration,
+    },
+    /// Each client leaves after a lifetime drawn the same way around `lifetime` (half of them
+    /// with a reset, half with a clean close), and a new client takes its place with
+    /// `rooms_per_client` rooms drawn from `soak-0..soak-{room_pool}`. Ready clients emit `echo`
+    /// (with an ack) around every `echo_every`.
+    Replace {
+        lifetime: Duration,
+        echo_every: Option<Duration>,
+        room_pool: usize,
+        rooms_per_client: usize,
+    },
 }
 
 /// Counters of one thread, or of all of them merged.
@@ -70,6 +123,16 @@ pub struct Stats {
     pub delivery_latency: Histogram,
     /// `authenticate` events sent again after going unanswered.
     pub auth_retries: u64,
+    /// Connections cut on purpose ([`Churn::Cut`]).
+    pub cuts: u64,
+    /// Reconnections whose session the server restored.
+    pub recovered: u64,
+    /// Clients that left on purpose ([`Churn::Replace`]).
+    pub left: u64,
+    /// Connections started, from the first.
+    pub opened: u64,
+    /// Clients that reconnect (or are replaced) after their connection failed or was lost.
+    pub redialed: u64,
     pub errors: Vec<String>,
 }
 
@@ -80,6 +143,11 @@ impl Stats {
         self.lost += other.lost;
         self.joined += other.joined;
         self.auth_retries += other.auth_retries;
+        self.cuts += other.cuts;
+        self.recovered += other.recovered;
+        self.left += other.left;
+        self.opened += other.opened;
+        self.redialed += other.redialed;
         self.acks += other.acks;
         self.echo_latency.merge(&other.echo_latency);
         self.deliveries += other.deliveries;
@@ -113,6 +181,13 @@ enum Command {
     },
     Reset,
     Report(Sender<Stats>),
+    /// Starts churning (`Some`), or stops cutting and leaving (`None`): clients that are gone
+    /// still come back.
+    Churn(Option<Churn>),
+    Tally {
+        expected: u64,
+        reply: Sender<Summary>,
+    },
     CloseAll,
     Shutdown,
 }
@@ -192,6 +267,36 @@ impl Fleet {
             .try_for_each(|w| self.send(w, Command::Reset))
     }
 
+    /// Starts churning, or with `None` stops cutting and leaving (clients already gone still
+    /// reconnect).
+    pub fn churn(&self, churn: Option<Churn>) -> Result<(), FleetError> {
+        self.workers
+            .iter()
+            .try_for_each(|w| self.send(w, Command::Churn(churn)))
+    }
+
+    /// The delivery accounting of every tracked client against the stream `0..expected`.
+    pub fn tally(&self, expected: u64) -> Result<Summary, FleetError> {
+        let (tx, rx) = mpsc::channel();
+        for worker in &self.workers {
+            self.send(
+                worker,
+                Command::Tally {
+                    expected,
+                    reply: tx.clone(),
+                },
+            )?;
+        }
+        let mut total = Summary::default();
+        for _ in &self.workers {
+            let summary = rx
+                .recv_timeout(Duration::from_secs(30))
+                .map_err(|_| FleetError::WorkerGone)?;
+            total.merge(&summary);
+        }
+        Ok(total)
+    }
+
     pub fn close_all(&self) -> Result<(), FleetError> {
         self.workers
             .iter()
@@ -252,13 +357,35 @@ pub fn now_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
+/// What outlives one connection of a client: its spec, what it received, its session.
+struct Client {
+    spec: ConnSpec,
+    tracker: Option<SeqTracker>,
+    session: Option<Session>,
+}
+
+impl Client {
+    fn new(spec: ConnSpec) -> Client {
+        Client {
+            tracker: spec.track.then(SeqTracker::default),
+            spec,
+            session: None,
+        }
+    }
+}
+
 struct Slot {
     stream: TcpStream,
     conn: Conn,
-    rooms: Vec<String>,
+    client: Client,
     join_ack: Option<u64>,
     echo_member: bool,
     echo_in_flight: Option<(u64, Instant)>,
+    /// When this connection is cut or its client leaves.
+    churn_at: Option<Instant>,
+    /// When this client emits its next `echo` under [`Churn::Replace`].
+    next_echo: Option<Instant>,
+    opened_at: Instant,
 }
 
 struct Loop {
@@ -267,8 +394,15 @@ struct Loop {
     targets: Vec<Target>,
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
-    queue: VecDeque<ConnSpec>,
+    queue: VecDeque<Client>,
+    /// Clients whose connection could not be started, and when to try again.
+    redial: VecDeque<(Instant, Client)>,
     connecting: usize,
+    churn: Option<Churn>,
+    /// Whether cuts and leaves are scheduled (churn stopped: the gone still come back).
+    cutting: bool,
+    last_churn_scan: Instant,
+    rng: u64,
     stats: Stats,
     echo_payload: Value,
     seed: u32,
@@ -286,7 +420,12 @@ impl Loop {
             slots: Vec::new(),
             free: Vec::new(),
             queue: VecDeque::new(),
+            redial: VecDeque::new(),
             connecting: 0,
+            churn: None,
+            cutting: false,
+            last_churn_scan: Instant::now(),
+            rng: 0x9E37_79B9_7F4A_7C15 ^ u64::from(index).wrapping_mul(0xBF58_476D_1CE4_E5B9),
             stats: Stats::default(),
             echo_payload: Value::Null,
             seed: index.wrapping_mul(0x9E37_79B9) ^ 0x1234_5678,
@@ -319,9 +458,145 @@ impl Loop {
                     Err(TryRecvError::Empty) => break,
                 }
             }
+            self.churn_tick();
             self.start_connects();
             self.retry_auths();
         }
+    }
+
+    /// A uniform draw in `0..1` (splitmix64).
+    fn random(&mut self) -> f64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A moment between half and one and a half times `mean` from `now`.
+    fn around(&mut self, now: Instant, mean: Duration) -> Instant {
+        now + mean.mul_f64(0.5 + self.random())
+    }
+
+    fn churn_period(&self) -> Option<Duration> {
+        match self.churn? {
+            Churn::Cut { every, .. } => Some(every),
+            Churn::Replace { lifetime, .. } => Some(lifetime),
+        }
+    }
+
+    /// Cuts, leaves, echoes and redials that are due.
+    fn churn_tick(&mut self) {
+        if self.churn.is_none() || self.last_churn_scan.elapsed() < CHURN_TICK {
+            return;
+        }
+        let now = Instant::now();
+        self.last_churn_scan = now;
+        while self.redial.front().is_some_and(|(at, _)| *at <= now) {
+            if let Some((_, client)) = self.redial.pop_front() {
+                self.queue.push_back(client);
+            }
+        }
+        let echo_every = match self.churn {
+            Some(Churn::Replace { echo_every, .. }) => echo_every,
+            _ => None,
+        };
+        for index in 0..self.slots.len() {
+            let Some(slot) = self.slots[index].as_ref() else {
+                continue;
+            };
+            if self.cutting && slot.churn_at.is_some_and(|at| at <= now) {
+                self.end(index);
+                continue;
+            }
+            let Some(every) = echo_every else {
+                continue;
+            };
+            if slot.next_echo.is_none_or(|at| at > now) {
+                continue;
+            }
+            let send = slot.echo_in_flight.is_none() && slot.conn.is_ready();
+            let next = self.around(now, every);
+            if let Some(slot) = self.slots[index].as_mut() {
+                slot.next_echo = Some(next);
+            }
+            if send {
+                self.send_echo(index);
+            }
+        }
+    }
+
+    /// Ends a connection on purpose: a cut (the same client reconnects at once) or a leave (a
+    /// new client takes the place).
+    fn end(&mut self, index: usize) {
+        let Some(mut slot) = self.slots.get_mut(index).and_then(Option::take) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut slot.stream);
+        self.free.push(index);
+        if slot.conn.is_ready() {
+            self.stats.ready -= 1;
+        } else {
+            self.connecting -= 1;
+        }
+        let abrupt = match self.churn {
+            Some(Churn::Cut { .. }) => true,
+            // Half the leaves are resets, half clean closes.
+            _ => self.random() < 0.5,
+        };
+        if abrupt {
+            // A zero linger makes the close send a reset: the server sees the connection
+            // vanish as it would on a network failure, with nothing in flight delivered.
+            let _ = socket2::SockRef::from(&slot.stream).set_linger(Some(Duration::ZERO));
+        }
+        drop(slot.stream);
+        match self.churn {
+            Some(Churn::Cut {
+                reconnect_after, ..
+            }) => {
+                self.stats.cuts += 1;
+                let mut client = slot.client;
+                if client.spec.recovery {
+                    client.session = slot.conn.session();
+                }
+                if reconnect_after.is_zero() {
+                    self.queue.push_front(client);
+                } else {
+                    // Kept in order: every cut waits the same time.
+                    self.redial
+                        .push_back((Instant::now() + reconnect_after, client));
+                }
+            }
+            Some(Churn::Replace { .. }) => {
+                self.stats.left += 1;
+                let spec = self.replacement(&slot.client.spec);
+                self.queue.push_front(Client::new(spec));
+            }
+            None => {}
+        }
+    }
+
+    /// The spec of a new client in the place of one that left: same target and source, rooms
+    /// drawn afresh.
+    fn replacement(&mut self, old: &ConnSpec) -> ConnSpec {
+        let mut spec = old.clone();
+        if let Some(Churn::Replace {
+            room_pool,
+            rooms_per_client,
+            ..
+        }) = self.churn
+            && room_pool > 0
+        {
+            spec.rooms.clear();
+            for _ in 0..rooms_per_client.min(room_pool) {
+                let room = format!("soak-{}", (self.random() * room_pool as f64) as usize);
+                if !spec.rooms.contains(&room) {
+                    spec.rooms.push(room);
+                }
+            }
+        }
+        spec
     }
 
     fn retry_auths(&mut self) {
@@ -334,6 +609,13 @@ impl Loop {
             let Some(slot) = self.slots[index].as_mut() else {
                 continue;
             };
+            if self.churn.is_some()
+                && !slot.conn.is_ready()
+                && now.duration_since(slot.opened_at) > HANDSHAKE_DEADLINE
+            {
+                self.drop_slot(index, "no answer to the handshake in time");
+                continue;
+            }
             match slot.conn.retry_auth(now, AUTH_RETRY) {
                 Ok(false) => {}
                 Ok(true) => {
@@ -349,7 +631,7 @@ impl Loop {
 
     fn on_command(&mut self, command: Command) {
         match command {
-            Command::Open(specs) => self.queue.extend(specs),
+            Command::Open(specs) => self.queue.extend(specs.into_iter().map(Client::new)),
             Command::Echo { clients, payload } => {
                 self.echo_payload = payload;
                 let mut left = clients;
@@ -367,11 +649,47 @@ impl Loop {
                 }
             }
             Command::Reset => self.stats.reset_traffic(),
+            Command::Churn(churn) => {
+                self.cutting = churn.is_some();
+                if churn.is_some() {
+                    self.churn = churn;
+                }
+                let now = Instant::now();
+                let period = self.churn_period();
+                for index in 0..self.slots.len() {
+                    let first = match period {
+                        Some(p) if self.cutting => Some(now + p.mul_f64(self.random())),
+                        _ => None,
+                    };
+                    if let Some(slot) = self.slots[index].as_mut() {
+                        slot.churn_at = first;
+                    }
+                }
+            }
+            Command::Tally { expected, reply } => {
+                let mut summary = Summary::default();
+                let clients = self
+                    .slots
+                    .iter()
+                    .flatten()
+                    .map(|s| &s.client)
+                    .chain(self.queue.iter())
+                    .chain(self.redial.iter().map(|(_, c)| c));
+                for client in clients {
+                    if let Some(tracker) = &client.tracker {
+                        summary.add(&tracker.tally(expected));
+                    }
+                }
+                let _ = reply.send(summary);
+            }
             Command::Report(reply) => {
                 let _ = reply.send(self.stats.clone());
             }
             Command::CloseAll => {
                 self.queue.clear();
+                self.redial.clear();
+                self.churn = None;
+                self.cutting = false;
                 for index in 0..self.slots.len() {
                     if let Some(mut slot) = self.slots[index].take() {
                         let _ = self.poll.registry().deregister(&mut slot.stream);
@@ -390,17 +708,28 @@ impl Loop {
 
     fn start_connects(&mut self) {
         while self.connecting < MAX_CONNECTING {
-            let Some(spec) = self.queue.pop_front() else {
+            let Some(client) = self.queue.pop_front() else {
                 return;
             };
-            if let Err(e) = self.connect(spec) {
-                self.stats.failed += 1;
-                note_error(&mut self.stats.errors, &format!("connect: {e}"));
-            }
+            let (stream, conn) = match self.dial(&client) {
+                Ok(dialed) => dialed,
+                Err(e) => {
+                    self.stats.failed += 1;
+                    note_error(&mut self.stats.errors, &format!("connect: {e}"));
+                    if self.churn.is_some() {
+                        self.stats.redialed += 1;
+                        self.redial
+                            .push_back((Instant::now() + REDIAL_AFTER, client));
+                    }
+                    continue;
+                }
+            };
+            self.place(stream, conn, client);
         }
     }
 
-    fn connect(&mut self, spec: ConnSpec) -> std::io::Result<()> {
+    fn dial(&mut self, client: &Client) -> std::io::Result<(TcpStream, Conn)> {
+        let spec = &client.spec;
         let target = self
             .targets
             .get(spec.target)
@@ -417,28 +746,48 @@ impl Loop {
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
             Err(e) => return Err(e),
         }
-        let mut stream = TcpStream::from_std(socket.into());
+        let stream = TcpStream::from_std(socket.into());
         self.seed = self.seed.wrapping_add(0x6D2B_79F5);
-        let conn = Conn::new(&target.addr.to_string(), &target.path, self.seed);
+        let mut conn = Conn::new(&target.addr.to_string(), &target.path, self.seed);
+        if spec.recovery {
+            conn = conn.with_recovery(client.session.clone());
+        }
+        Ok((stream, conn))
+    }
+
+    fn place(&mut self, mut stream: TcpStream, conn: Conn, client: Client) {
         let index = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.slots.len() - 1
         });
-        self.poll.registry().register(
+        if let Err(e) = self.poll.registry().register(
             &mut stream,
             Token(index),
             Interest::READABLE | Interest::WRITABLE,
-        )?;
+        ) {
+            self.free.push(index);
+            self.stats.failed += 1;
+            note_error(&mut self.stats.errors, &format!("register: {e}"));
+            return;
+        }
+        let now = Instant::now();
+        let churn_at = match self.churn_period() {
+            Some(p) if self.cutting => Some(self.around(now, p)),
+            _ => None,
+        };
         self.slots[index] = Some(Slot {
             stream,
             conn,
-            rooms: spec.rooms,
+            client,
             join_ack: None,
             echo_member: false,
             echo_in_flight: None,
+            churn_at,
+            next_echo: None,
+            opened_at: now,
         });
         self.connecting += 1;
-        Ok(())
+        self.stats.opened += 1;
     }
 
     fn on_io(&mut self, index: usize) {
@@ -461,6 +810,24 @@ impl Loop {
         }
         note_error(&mut self.stats.errors, error);
         self.free.push(index);
+        // Churning clients come back, as a real client reconnects: with its session after a
+        // cut, as a new client after a leave.
+        match self.churn {
+            Some(Churn::Cut { .. }) => {
+                self.stats.redialed += 1;
+                let mut client = slot.client;
+                if client.spec.recovery {
+                    client.session = slot.conn.session();
+                }
+                self.queue.push_back(client);
+            }
+            Some(Churn::Replace { .. }) => {
+                self.stats.redialed += 1;
+                let spec = self.replacement(&slot.client.spec);
+                self.queue.push_back(Client::new(spec));
+            }
+            None => {}
+        }
     }
 
     /// Reads everything available (edge-triggered), handles it, writes what is queued.
@@ -513,6 +880,16 @@ impl Loop {
     }
 
     fn on_event(&mut self, index: usize, event: Event) -> Result<(), String> {
+        let first_echo = match (event, self.churn) {
+            (
+                Event::Authenticated,
+                Some(Churn::Replace {
+                    echo_every: Some(every),
+                    ..
+                }),
+            ) => Some(Instant::now() + every.mul_f64(self.random())),
+            _ => None,
+        };
         let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
             return Ok(());
         };
@@ -520,8 +897,18 @@ impl Loop {
             Event::Authenticated => {
                 self.connecting -= 1;
                 self.stats.ready += 1;
-                if !slot.rooms.is_empty() {
-                    let rooms = slot.rooms.iter().map(|r| Value::from(r.as_str())).collect();
+                if first_echo.is_some() {
+                    slot.next_echo = first_echo;
+                }
+                // A recovered socket has its rooms back already.
+                if !slot.client.spec.rooms.is_empty() && slot.client.session.is_none() {
+                    let rooms = slot
+                        .client
+                        .spec
+                        .rooms
+                        .iter()
+                        .map(|r| Value::from(r.as_str()))
+                        .collect();
                     let mut payload = Map::with_capacity(1);
                     payload.insert("rooms", Value::Array(rooms));
                     slot.join_ack = slot
@@ -548,7 +935,11 @@ impl Loop {
                     }
                 }
             }
-            Event::Delivery { sent_us, .. } => {
+            Event::Recovered => self.stats.recovered += 1,
+            Event::Delivery { seq, sent_us } => {
+                if let Some(tracker) = &mut slot.client.tracker {
+                    tracker.record(seq);
+                }
                 self.stats.deliveries += 1;
                 self.stats
                     .delivery_latency

@@ -25,12 +25,14 @@
 //! ```
 
 pub mod conn;
+pub mod flat;
 pub mod fleet;
 pub mod histogram;
 pub mod http;
 pub mod poster;
 pub mod procstat;
 pub mod scenario;
+pub mod seqs;
 
 /// Lifts the soft open-file limit to the hard one: each connection is a descriptor.
 pub fn raise_fd_limit() -> std::io::Result<u64> {

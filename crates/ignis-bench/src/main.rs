@@ -105,10 +105,65 @@ enum Scenario {
         #[arg(long, default_value_t = 3)]
         refine: u32,
     },
+    /// N clients receive a numbered stream of broadcasts while each connection is cut (reset)
+    /// around every `--cut-every-ms` and reconnects at once: delivery per client.
+    Jitter {
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        /// Mean time between two cuts of one connection (each between half and 1.5 times this).
+        #[arg(long, default_value_t = 15_000)]
+        cut_every_ms: u64,
+        /// Broadcasts per second.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        /// Reconnect with `{pid, offset}` as socket.io-client does with connection state
+        /// recovery (the server needs it on: `--recovery-max-disconnection-ms`).
+        #[arg(long)]
+        recovery: bool,
+        /// Milliseconds a cut client waits before it reconnects (socket.io-client waits 0.5 to
+        /// 1.5 s by default).
+        #[arg(long, default_value_t = 0)]
+        reconnect_after_ms: u64,
+        /// Seconds after the last broadcast for clients to come back and receive what is due.
+        #[arg(long, default_value_t = 10.0)]
+        drain: f64,
+    },
+    /// Clients that come and go under steady broadcasts and room sends; the server's RSS and
+    /// open descriptors sampled, and whether they stayed flat.
+    Soak {
+        #[arg(long, default_value_t = 60.0)]
+        minutes: f64,
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        /// Mean lifetime of a client in seconds (each between half and 1.5 times this).
+        #[arg(long, default_value_t = 60.0)]
+        lifetime: f64,
+        /// Mean seconds between two `echo` of one client.
+        #[arg(long, default_value_t = 5.0)]
+        echo_every: f64,
+        /// REST posts per second: broadcasts and room sends in turn.
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        /// Rooms clients join from (`soak-0..`).
+        #[arg(long, default_value_t = 50)]
+        rooms: usize,
+        #[arg(long, default_value_t = 3)]
+        rooms_per_client: usize,
+        /// Seconds between two samples of the server.
+        #[arg(long, default_value_t = 60.0)]
+        sample_secs: f64,
+    },
 }
 
 fn seconds(s: f64) -> Duration {
     Duration::from_secs_f64(s.clamp(0.1, 600.0))
+}
+
+/// A duration for the long scenarios: up to a day.
+fn long_seconds(s: f64) -> Duration {
+    Duration::from_secs_f64(s.clamp(0.1, 86_400.0))
 }
 
 fn main() -> ExitCode {
@@ -164,6 +219,48 @@ fn main() -> ExitCode {
             seconds: s,
             refine,
         } => scenario::sweep(&setup, clients, &rates, refine, seconds(s)),
+        Scenario::Jitter {
+            clients,
+            cut_every_ms,
+            rate,
+            seconds: s,
+            recovery,
+            reconnect_after_ms,
+            drain,
+        } => scenario::jitter(
+            &setup,
+            &scenario::JitterPlan {
+                clients,
+                cut_every: Duration::from_millis(cut_every_ms),
+                rate,
+                duration: long_seconds(s),
+                recovery,
+                reconnect_after: Duration::from_millis(reconnect_after_ms),
+                drain: long_seconds(drain),
+            },
+        ),
+        Scenario::Soak {
+            minutes,
+            clients,
+            lifetime,
+            echo_every,
+            rate,
+            rooms,
+            rooms_per_client,
+            sample_secs,
+        } => scenario::soak(
+            &setup,
+            &scenario::SoakPlan {
+                clients,
+                duration: long_seconds(minutes * 60.0),
+                sample_every: long_seconds(sample_secs),
+                lifetime: long_seconds(lifetime),
+                echo_every: long_seconds(echo_every),
+                rate,
+                rooms,
+                rooms_per_client,
+            },
+        ),
     };
     match result {
         Ok(report) => {

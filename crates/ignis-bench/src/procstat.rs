@@ -63,6 +63,16 @@ pub fn process_rss(pid: u32) -> Result<u64, ProcError> {
     Ok(pages * page_size())
 }
 
+/// Open file descriptors of a process: the entries of `/proc/<pid>/fd`.
+pub fn open_fds(pid: u32) -> Result<u64, ProcError> {
+    let path = format!("/proc/{pid}/fd");
+    let entries = std::fs::read_dir(&path).map_err(|source| ProcError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(entries.filter(|e| e.is_ok()).count() as u64)
+}
+
 /// Cumulative jiffies of the whole machine: idle (idle + iowait) and total.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MachineTicks {
@@ -191,6 +201,9 @@ mod tests {
         assert!(process_rss(pid).expect("rss") > 0);
         process_cpu(pid).expect("cpu");
         CpuSnapshot::take(&[pid]).expect("snapshot");
+        // At least stdin, stdout and stderr, or whatever the harness put there.
+        assert!(open_fds(pid).expect("fds") >= 1);
+        assert!(open_fds(u32::MAX).is_err());
         assert!(process_cpu(u32::MAX).is_err());
     }
 }

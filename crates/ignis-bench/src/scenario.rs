@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use ignis_proto::Value;
 use serde_json::{Value as Json, json};
 
-use crate::fleet::{ConnSpec, Fleet, FleetError, Stats, Target};
+use crate::flat::{Tolerance, flatness};
+use crate::fleet::{Churn, ConnSpec, Fleet, FleetError, Stats, Target};
 use crate::histogram::Histogram;
 use crate::poster::{self, PostPlan, PostResult};
 use crate::procstat::{self, CpuSnapshot, ProcError};
@@ -61,17 +62,19 @@ pub struct Setup {
 impl Setup {
     fn specs(&self, n: usize, rooms: impl Fn(usize) -> Vec<String>) -> Vec<ConnSpec> {
         (0..n)
-            .map(|i| ConnSpec {
-                target: i % self.targets.len().max(1),
-                source: (self.source_ips > 1).then(|| {
-                    IpAddr::V4(Ipv4Addr::new(
-                        127,
-                        0,
-                        0,
-                        1 + (i % self.source_ips as usize) as u8,
-                    ))
-                }),
-                rooms: rooms(i),
+            .map(|i| {
+                ConnSpec::plain(
+                    i % self.targets.len().max(1),
+                    (self.source_ips > 1).then(|| {
+                        IpAddr::V4(Ipv4Addr::new(
+                            127,
+                            0,
+                            0,
+                            1 + (i % self.source_ips as usize) as u8,
+                        ))
+                    }),
+                    rooms(i),
+                )
             })
             .collect()
     }
@@ -452,6 +455,311 @@ pub fn sweep(
         "steps": steps,
     });
     Ok(merge(header(setup, "sweep"), report))
+}
+
+/// The jitter benchmark's parameters.
+#[derive(Debug, Clone)]
+pub struct JitterPlan {
+    pub clients: usize,
+    /// Each connection is cut around this often (between half and one and a half times).
+    pub cut_every: Duration,
+    /// Broadcasts per second.
+    pub rate: f64,
+    pub duration: Duration,
+    /// Reconnect as socket.io-client does with connection state recovery: `{pid, offset}`.
+    pub recovery: bool,
+    /// How long a cut client waits before it reconnects (0: at once).
+    pub reconnect_after: Duration,
+    /// How long, after the last post, clients have to come back and receive what is due.
+    pub drain: Duration,
+}
+
+/// N clients receive a numbered stream of REST broadcasts while each connection is cut (reset)
+/// around every `cut_every` and reconnects at once; every client's deliveries are accounted
+/// for: received, missing, duplicated, out of order.
+pub fn jitter(setup: &Setup, plan: &JitterPlan) -> Result<Json, ScenarioError> {
+    if plan.cut_every.is_zero() || plan.rate <= 0.0 {
+        return Err(ScenarioError::Invalid(
+            "the cut period and the rate must be positive".into(),
+        ));
+    }
+    let fleet = setup.fleet()?;
+    let specs = setup
+        .specs(plan.clients, |_| Vec::new())
+        .into_iter()
+        .map(|mut spec| {
+            spec.track = true;
+            spec.recovery = plan.recovery;
+            spec
+        })
+        .collect();
+    setup.connect(&fleet, specs)?;
+    let count = count_for(plan.rate, plan.duration);
+    let mut posts = setup.post_plan(vec![setup.broadcast_path.clone()], plan.rate, count);
+    // One poster waits for each answer before the next post, so the server broadcasts the stream
+    // in sequence order; concurrent posters on a loaded server reorder the stream itself, and
+    // "out of order" would measure the posters instead of the deliveries.
+    posts.posters = 1;
+    fleet.churn(Some(Churn::Cut {
+        every: plan.cut_every,
+        reconnect_after: plan.reconnect_after,
+    }))?;
+    fleet.reset()?;
+    let rss_before = procstat::total_rss(&setup.server_pids)?;
+    let before = CpuSnapshot::take(&setup.server_pids)?;
+    let started = Instant::now();
+    let post_result = poster::run(&posts);
+    let posting = started.elapsed();
+    // No more cuts; clients still away come back, and have `drain` to get what is due.
+    fleet.churn(None)?;
+    let clients = plan.clients as u64;
+    let expected = count * clients;
+    let drained_by = Instant::now() + plan.drain;
+    let stats = fleet.wait_until(plan.drain, |s| {
+        s.ready >= clients && s.deliveries >= expected
+    })?;
+    // Whatever was still on its way when all were back: a short grace, within the drain.
+    if stats.deliveries < expected {
+        std::thread::sleep(drained_by.saturating_duration_since(Instant::now()));
+    }
+    let after = CpuSnapshot::take(&setup.server_pids)?;
+    let rss_after = procstat::total_rss(&setup.server_pids)?;
+    let stats = fleet.stats()?;
+    let summary = fleet.tally(count)?;
+    let t = summary.total;
+    let report = json!({
+        "clients": plan.clients,
+        "recovery": plan.recovery,
+        "cut_every_ms": plan.cut_every.as_millis() as u64,
+        "reconnect_after_ms": plan.reconnect_after.as_millis() as u64,
+        "rate": plan.rate,
+        "seconds": round(posting.as_secs_f64(), 3),
+        "posts": count,
+        "posts_ok": post_result.ok,
+        "posts_failed": post_result.failed,
+        "post_errors": post_result.errors,
+        "post_max_lag_ms": post_result.max_lag.as_millis() as u64,
+        "cuts": stats.cuts,
+        // Every new connection after the first: the cuts, and the redials after a failure.
+        "reconnects": stats.cuts + stats.redialed,
+        "recovered": stats.recovered,
+        "recovered_share": round(ratio(stats.recovered, stats.cuts + stats.redialed), 4),
+        "expected": t.expected,
+        "received": t.received,
+        "unique": t.unique,
+        "missing": t.missing,
+        "duplicated": t.duplicated,
+        "out_of_order": t.out_of_order,
+        "unexpected": t.unexpected,
+        "delivery_pct": round(summary.delivery_share() * 100.0, 4),
+        "clients_complete": summary.complete,
+        "worst_client_pct": round(summary.worst_share * 100.0, 2),
+        "latency": latency(&stats.delivery_latency),
+        "ready_at_end": stats.ready,
+        "redialed": stats.redialed,
+        "failed_connects": stats.failed,
+        "auth_retries": stats.auth_retries,
+        "client_errors": stats.errors,
+        "rss_before_kib": rss_before / 1024,
+        "rss_after_kib": rss_after / 1024,
+    });
+    let report = merge(header(setup, "jitter"), report);
+    Ok(merge(
+        report,
+        cpu_report(&before, &after, t.received, "delivery"),
+    ))
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// The soak benchmark's parameters.
+#[derive(Debug, Clone)]
+pub struct SoakPlan {
+    pub clients: usize,
+    pub duration: Duration,
+    /// How often the server is sampled.
+    pub sample_every: Duration,
+    /// A client leaves after between half and one and a half times this.
+    pub lifetime: Duration,
+    /// A client emits `echo` around this often.
+    pub echo_every: Duration,
+    /// REST posts per second, broadcasts and room sends in turn.
+    pub rate: f64,
+    /// Rooms `soak-0..` clients join from.
+    pub rooms: usize,
+    pub rooms_per_client: usize,
+}
+
+/// RSS may grow by 10 % or 8 MiB over the steady part of a soak and still count as flat:
+/// allocators keep freed memory in their pools, and grow them by steps.
+pub const RSS_TOLERANCE: Tolerance = Tolerance {
+    relative: 0.10,
+    absolute: 8.0 * 1024.0,
+};
+/// Open descriptors follow the connections, which move while clients come and go.
+pub const FD_TOLERANCE: Tolerance = Tolerance {
+    relative: 0.05,
+    absolute: 64.0,
+};
+
+/// A population of clients that come and go (connect, authenticate, join rooms, echo at a low
+/// rate, leave after a random lifetime, replaced at once) under steady REST broadcasts and room
+/// sends; the server's RSS, open descriptors and CPU are sampled at regular times, and the
+/// verdict says whether memory and descriptors stayed flat.
+pub fn soak(setup: &Setup, plan: &SoakPlan) -> Result<Json, ScenarioError> {
+    if plan.sample_every.is_zero() || plan.rate <= 0.0 || plan.rooms == 0 {
+        return Err(ScenarioError::Invalid(
+            "the sample period, the rate and the room count must be positive".into(),
+        ));
+    }
+    let fleet = setup.fleet()?;
+    let mut draw = 0x2545_F491_4F6C_DD1Du64;
+    let mut next_room = move || {
+        draw ^= draw << 13;
+        draw ^= draw >> 7;
+        draw ^= draw << 17;
+        format!("soak-{}", draw % plan.rooms as u64)
+    };
+    let rooms: Vec<Vec<String>> = (0..plan.clients)
+        .map(|_| {
+            let mut rooms: Vec<String> = Vec::new();
+            for _ in 0..plan.rooms_per_client.min(plan.rooms) {
+                let room = next_room();
+                if !rooms.contains(&room) {
+                    rooms.push(room);
+                }
+            }
+            rooms
+        })
+        .collect();
+    setup.connect(&fleet, setup.specs(plan.clients, |i| rooms[i].clone()))?;
+    fleet.churn(Some(Churn::Replace {
+        lifetime: plan.lifetime,
+        echo_every: Some(plan.echo_every),
+        room_pool: plan.rooms,
+        rooms_per_client: plan.rooms_per_client,
+    }))?;
+    let paths: Vec<String> = (0..plan.rooms)
+        .flat_map(|r| {
+            [
+                setup.broadcast_path.clone(),
+                setup.room_path.replace("{room}", &format!("soak-{r}")),
+            ]
+        })
+        .collect();
+    let count = count_for(plan.rate, plan.duration);
+    let posts = setup.post_plan(paths, plan.rate, count);
+    let posting = std::thread::spawn(move || poster::run(&posts));
+
+    let started = Instant::now();
+    let first_cpu = CpuSnapshot::take(&setup.server_pids)?;
+    let mut last_cpu = first_cpu;
+    let mut last_stats = fleet.stats()?;
+    let first_stats = last_stats.clone();
+    let mut samples = Vec::new();
+    let mut rss_series = Vec::new();
+    let mut fd_series = Vec::new();
+    let mut sample_at = Duration::ZERO;
+    let mut last_at = Duration::ZERO;
+    loop {
+        let now = started.elapsed();
+        if sample_at > now {
+            std::thread::sleep(sample_at - now);
+        }
+        let t_min = started.elapsed().as_secs_f64() / 60.0;
+        let rss = procstat::total_rss(&setup.server_pids)? as f64 / 1024.0;
+        let fds: u64 = setup
+            .server_pids
+            .iter()
+            .map(|pid| procstat::open_fds(*pid))
+            .sum::<Result<u64, ProcError>>()?;
+        let cpu = CpuSnapshot::take(&setup.server_pids)?;
+        let stats = fleet.stats()?;
+        let elapsed = started.elapsed();
+        let window = elapsed.saturating_sub(last_at).as_secs_f64();
+        last_at = elapsed;
+        let server_cpu = cpu.server.saturating_sub(last_cpu.server);
+        samples.push(json!({
+            "t_min": round(t_min, 2),
+            "rss_kib": rss as u64,
+            "fds": fds,
+            "server_cpu_ms": server_cpu.as_millis() as u64,
+            // Of one core, over the window since the previous sample.
+            "server_cpu_pct": round(100.0 * server_cpu.as_secs_f64() / window.max(1e-9), 1),
+            "machine_idle": round(last_cpu.machine.idle_share(&cpu.machine), 3),
+            "connections": stats.ready,
+            "opened": stats.opened - last_stats.opened,
+            "left": stats.left - last_stats.left,
+            "deliveries": stats.deliveries - last_stats.deliveries,
+            "acks": stats.acks - last_stats.acks,
+            "errors": (stats.failed + stats.lost) - (last_stats.failed + last_stats.lost),
+        }));
+        rss_series.push((t_min, rss));
+        fd_series.push((t_min, fds as f64));
+        last_cpu = cpu;
+        last_stats = stats;
+        if sample_at >= plan.duration {
+            break;
+        }
+        sample_at = (sample_at + plan.sample_every).min(plan.duration);
+    }
+    fleet.churn(None)?;
+    let post_result = posting
+        .join()
+        .map_err(|_| ScenarioError::Invalid("the poster thread panicked".into()))?;
+    let warmup = plan.sample_every.as_secs_f64() / 60.0;
+    let rss = flatness(&rss_series, warmup, RSS_TOLERANCE);
+    let fds = flatness(&fd_series, warmup, FD_TOLERANCE);
+    let flat = match (&rss, &fds) {
+        (Some(r), Some(f)) => Json::Bool(r.flat && f.flat),
+        _ => Json::Null,
+    };
+    let s = &last_stats;
+    let f = &first_stats;
+    let report = json!({
+        "clients": plan.clients,
+        "minutes": round(plan.duration.as_secs_f64() / 60.0, 2),
+        "sample_s": plan.sample_every.as_secs_f64(),
+        "lifetime_s": plan.lifetime.as_secs_f64(),
+        "echo_every_s": plan.echo_every.as_secs_f64(),
+        "rate": plan.rate,
+        "rooms": plan.rooms,
+        "rooms_per_client": plan.rooms_per_client,
+        "flat": flat,
+        "rss_kib": rss.map(|v| v.to_json()),
+        "fds": fds.map(|v| v.to_json()),
+        "rss_tolerance": {"relative": RSS_TOLERANCE.relative, "absolute_kib": RSS_TOLERANCE.absolute},
+        "fd_tolerance": {"relative": FD_TOLERANCE.relative, "absolute": FD_TOLERANCE.absolute},
+        "opened": s.opened - f.opened,
+        "left": s.left - f.left,
+        "deliveries": s.deliveries - f.deliveries,
+        "acks": s.acks - f.acks,
+        "echo_latency": latency(&s.echo_latency),
+        "delivery_latency": latency(&s.delivery_latency),
+        "lost": s.lost - f.lost,
+        "failed_connects": s.failed - f.failed,
+        "redialed": s.redialed - f.redialed,
+        "auth_retries": s.auth_retries,
+        "client_errors": s.errors,
+        "posts": count,
+        "posts_ok": post_result.ok,
+        "posts_failed": post_result.failed,
+        "post_errors": post_result.errors,
+        "post_max_lag_ms": post_result.max_lag.as_millis() as u64,
+        "samples": samples,
+    });
+    let report = merge(header(setup, "soak"), report);
+    Ok(merge(
+        report,
+        cpu_report(
+            &first_cpu,
+            &last_cpu,
+            s.deliveries - f.deliveries,
+            "delivery",
+        ),
+    ))
 }
 
 /// The highest rate `attempt` sustains: the rates of the list in turn until one is not

@@ -6,14 +6,19 @@ use std::time::Duration;
 
 use ignis_bench::fleet::Target;
 use ignis_bench::scenario::{self, Setup};
-use ignis_socketio::{SocketIo, Value};
+use ignis_socketio::{RecoveryConfig, SocketIo, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CLIENTS: usize = 50;
 
-/// The contract on ignis-socketio: authenticate, echo with an ack, join with an ack.
-fn contract_server() -> SocketIo {
-    let io = SocketIo::builder().path("/io/").build();
+/// The contract on ignis-socketio: authenticate, echo with an ack, join with an ack; with
+/// connection state recovery when asked.
+fn contract_server(recovery: bool) -> SocketIo {
+    let mut builder = SocketIo::builder().path("/io/");
+    if recovery {
+        builder = builder.connection_state_recovery(RecoveryConfig::default());
+    }
+    let io = builder.build();
     io.ns("/", |socket| async move {
         socket.on("authenticate", |socket, _event| async move {
             let _ = socket.emit(
@@ -109,15 +114,9 @@ fn head(buf: &[u8]) -> Option<(String, usize, usize)> {
     Some((request.path?.to_string(), n, length))
 }
 
-#[test]
-fn fifty_clients_through_every_scenario() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let (io_addr, rest_addr): (SocketAddr, SocketAddr) = runtime.block_on(async {
-        let io = contract_server();
+fn serve(runtime: &tokio::runtime::Runtime, recovery: bool) -> (SocketAddr, SocketAddr) {
+    runtime.block_on(async {
+        let io = contract_server(recovery);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -132,24 +131,41 @@ fn fifty_clients_through_every_scenario() {
         tokio::spawn(async move { serving.serve(listener).await });
         tokio::spawn(rest(io, rest_listener));
         addrs
-    });
-    let pid = std::process::id();
-    let setup = Setup {
+    })
+}
+
+fn setup(io_addr: SocketAddr, rest_addr: Option<SocketAddr>) -> Setup {
+    Setup {
         label: "smoke".into(),
         targets: vec![Target {
             addr: io_addr,
             path: "/io/".into(),
         }],
-        server_pids: vec![pid],
+        server_pids: vec![std::process::id()],
         threads: 2,
         source_ips: 1,
         broadcast_path: "/broadcast".into(),
         room_path: "/room/{room}/send".into(),
-        rest_addr: None,
+        rest_addr,
         rest_headers: String::new(),
         posters: 2,
         connect_timeout: Duration::from_secs(20),
-    };
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn fifty_clients_through_every_scenario() {
+    let runtime = runtime();
+    let (io_addr, rest_addr) = serve(&runtime, false);
+    let setup = setup(io_addr, None);
 
     let connect = scenario::connect(&setup, CLIENTS, Duration::from_millis(10)).expect("connect");
     assert_eq!(connect["clients"], CLIENTS);
@@ -192,4 +208,76 @@ fn fifty_clients_through_every_scenario() {
     )
     .expect("sweep");
     assert_eq!(sweep["max_sustained_rate"], 40.0, "{sweep}");
+}
+
+/// What every jitter report must add up to, whatever was lost.
+fn jitter_accounting_holds(report: &serde_json::Value) {
+    let n = |k: &str| {
+        report[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{k} in {report}"))
+    };
+    assert_eq!(n("expected"), n("posts") * CLIENTS as u64, "{report}");
+    assert_eq!(n("unique") + n("missing"), n("expected"), "{report}");
+    assert!(n("received") >= n("unique"), "{report}");
+    assert_eq!(n("posts_failed"), 0, "{report}");
+    // Connections were cut, and every client came back.
+    assert!(n("cuts") > 0, "{report}");
+    assert_eq!(n("ready_at_end"), CLIENTS as u64, "{report}");
+}
+
+#[test]
+fn jitter_cuts_and_recovers_and_soak_samples() {
+    let runtime = runtime();
+    // Connections cut every ~300 ms while 20 broadcasts a second flow.
+    let plan = |recovery| scenario::JitterPlan {
+        clients: CLIENTS,
+        cut_every: Duration::from_millis(300),
+        rate: 20.0,
+        duration: Duration::from_millis(1500),
+        recovery,
+        reconnect_after: Duration::ZERO,
+        drain: Duration::from_secs(8),
+    };
+    let (io_addr, rest_addr) = serve(&runtime, true);
+    let on = scenario::jitter(&setup(io_addr, Some(rest_addr)), &plan(true)).expect("jitter on");
+    jitter_accounting_holds(&on);
+    // The server restored sessions: the clients sent back what it gave them.
+    let recovered = on["recovered"].as_u64().expect("recovered");
+    assert!(
+        recovered > 0 && recovered <= on["reconnects"].as_u64().expect("reconnects"),
+        "{on}"
+    );
+
+    let (io_addr, rest_addr) = serve(&runtime, false);
+    let setup = setup(io_addr, Some(rest_addr));
+    let off = scenario::jitter(&setup, &plan(false)).expect("jitter off");
+    jitter_accounting_holds(&off);
+    assert_eq!(off["recovered"], 0, "{off}");
+
+    let soak = scenario::soak(
+        &setup,
+        &scenario::SoakPlan {
+            clients: CLIENTS,
+            duration: Duration::from_secs(3),
+            sample_every: Duration::from_secs(1),
+            lifetime: Duration::from_millis(500),
+            echo_every: Duration::from_millis(200),
+            rate: 20.0,
+            rooms: 5,
+            rooms_per_client: 2,
+        },
+    )
+    .expect("soak");
+    // Samples at 0, 1, 2 and 3 s; clients came and went, echoed and received.
+    assert_eq!(soak["samples"].as_array().map(Vec::len), Some(4), "{soak}");
+    for key in ["left", "acks", "deliveries"] {
+        assert!(soak[key].as_u64().expect(key) > 0, "{key}: {soak}");
+    }
+    assert!(
+        soak["opened"].as_u64().expect("opened") > CLIENTS as u64,
+        "{soak}"
+    );
+    assert!(soak["flat"].is_boolean(), "{soak}");
+    assert!(soak["rss_kib"]["flat"].is_boolean(), "{soak}");
 }

@@ -74,6 +74,10 @@ pub struct Cli {
     /// Milliseconds between app-level `ping` events to authenticated clients [default: 30000].
     #[arg(long, env = "APP_ENV_SOCKETIO_PING_INTERVAL_MS")]
     pub app_ping_interval_ms: Option<u64>,
+    /// Connection state recovery: milliseconds a disconnected client's id, rooms and missed
+    /// broadcasts are kept for it to come back to [default: off].
+    #[arg(long, env = "APP_ENV_SOCKETIO_RECOVERY_MAX_DISCONNECTION_MS")]
+    pub recovery_max_disconnection_ms: Option<u64>,
     /// Rooms every authenticated client joins, comma-separated [default: io-default,io-notification].
     #[arg(long, env = "APP_ENV_SOCKETIO_DEFAULT_ROOMS", value_delimiter = ',')]
     pub default_rooms: Option<Vec<String>>,
@@ -215,6 +219,7 @@ struct FileConfig {
     request_timeout_ms: Option<u64>,
     auth_timeout_ms: Option<u64>,
     app_ping_interval_ms: Option<u64>,
+    recovery_max_disconnection_ms: Option<u64>,
     default_rooms: Option<Vec<String>>,
     room_allow: Option<Vec<String>>,
     room_deny: Option<Vec<String>>,
@@ -333,6 +338,8 @@ pub struct Config {
     pub request_head_timeout: Duration,
     pub auth_timeout: Duration,
     pub app_ping_interval: Duration,
+    /// How long connection state recovery keeps a disconnected session; `None`: recovery off.
+    pub recovery_max_disconnection: Option<Duration>,
     pub default_rooms: Vec<String>,
     pub room_allow: Vec<String>,
     pub room_deny: Vec<String>,
@@ -684,6 +691,13 @@ impl Config {
                 cli.app_ping_interval_ms.or(file.app_ping_interval_ms),
                 30_000,
             )?,
+            recovery_max_disconnection: match cli
+                .recovery_max_disconnection_ms
+                .or(file.recovery_max_disconnection_ms)
+            {
+                None => None,
+                v => Some(ms("recovery max disconnection", v, 0)?),
+            },
             default_rooms: list(cli.default_rooms.or(file.default_rooms))
                 .unwrap_or_else(|| vec!["io-default".into(), "io-notification".into()]),
             room_allow: list(cli.room_allow.or(file.room_allow))
@@ -731,6 +745,7 @@ mod tests {
         assert_eq!(c.client_list, ClientList::Own);
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.recovery_max_disconnection, None);
     }
 
     #[test]
@@ -821,6 +836,40 @@ mod tests {
             let err = load(cli).unwrap_err().to_string();
             assert!(err.contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn recovery_is_set_by_flag_or_file_and_never_zero() {
+        let c = Config::load(Cli {
+            recovery_max_disconnection_ms: Some(120_000),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(c.recovery_max_disconnection, Some(Duration::from_secs(120)));
+
+        let dir =
+            std::env::temp_dir().join(format!("ignis-config-recovery-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "recovery_max_disconnection_ms = 5000\n").unwrap();
+        let c = Config::load(Cli {
+            config: Some(file),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(c.recovery_max_disconnection, Some(Duration::from_secs(5)));
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let err = Config::load(Cli {
+            recovery_max_disconnection_ms: Some(0),
+            ..Cli::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("invalid recovery max disconnection"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -22,9 +22,9 @@ use ignis::socketio::{
     ValidateRoomHandler, keys,
 };
 use ignis::{AppConfig, Application};
-use ignis_socketio::Value;
 use ignis_socketio::engine::AllowOrigin;
 use ignis_socketio::proto::value::Map;
+use ignis_socketio::{RecoveryConfig, Value};
 
 use crate::auth::Verifier;
 use crate::chat::{ChatOptions, subject_of};
@@ -120,6 +120,10 @@ fn build(config: &Config, verifier: Verifier, redis: Option<RedisConfig>) -> App
         max_connections_per_ip: Some(config.limits.max_connections_per_ip),
         handshakes_per_second_per_ip: Some(config.limits.handshakes_per_second_per_ip),
         handshake_burst_per_ip: Some(config.limits.handshake_burst_per_ip),
+        connection_state_recovery: config.recovery_max_disconnection.map(|max| RecoveryConfig {
+            max_disconnection_duration: max,
+            ..RecoveryConfig::default()
+        }),
         ..ServerOptions::default()
     };
     let slot: chat::HelperSlot = Arc::new(OnceLock::new());

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use ignis_socketio::engine::{AllowOrigin, AllowRequest, Cors, PerMessageDeflate, Transports};
-use ignis_socketio::{EventRate, SocketIoBuilder};
+use ignis_socketio::{EventRate, RecoveryConfig, SocketIoBuilder};
 
 use crate::error::ApplicationError;
 
@@ -79,6 +79,10 @@ pub struct ServerOptions {
     pub handshakes_per_second_per_ip: Option<u32>,
     /// Handshakes one IP address may make at once before that rate applies (20 by default).
     pub handshake_burst_per_ip: Option<u32>,
+    /// Connection state recovery, off unless set (as in the original): a client that comes
+    /// back within `max_disconnection_duration` keeps its id, rooms and data, and gets the
+    /// broadcasts it missed.
+    pub connection_state_recovery: Option<RecoveryConfig>,
 }
 
 impl std::fmt::Debug for ServerOptions {
@@ -106,6 +110,7 @@ impl std::fmt::Debug for ServerOptions {
                 &self.handshakes_per_second_per_ip,
             )
             .field("handshake_burst_per_ip", &self.handshake_burst_per_ip)
+            .field("connection_state_recovery", &self.connection_state_recovery)
             .finish()
     }
 }
@@ -194,6 +199,10 @@ impl ServerOptions {
                 self.handshakes_per_second_per_ip,
             ),
             handshake_burst_per_ip: pick(user.handshake_burst_per_ip, self.handshake_burst_per_ip),
+            connection_state_recovery: pick(
+                user.connection_state_recovery,
+                self.connection_state_recovery,
+            ),
         }
     }
 
@@ -352,6 +361,9 @@ impl ServerOptions {
                 c.handshake_burst_per_ip = burst.unwrap_or(c.handshake_burst_per_ip);
             });
         }
+        if let Some(recovery) = &self.connection_state_recovery {
+            builder = builder.connection_state_recovery(recovery.clone());
+        }
         if let Some(hook) = &self.allow_request {
             let hook = hook.clone();
             builder = builder.engine(move |c| c.allow_request = Some(hook));
@@ -437,6 +449,24 @@ mod tests {
         .validate()
         .unwrap_err();
         assert!(err.to_string().contains("maxQueuedBytes"), "{err}");
+    }
+
+    #[test]
+    fn recovery_is_off_unless_set_and_survives_the_merge() {
+        assert!(
+            ServerOptions::defaults()
+                .connection_state_recovery
+                .is_none()
+        );
+        let merged = ServerOptions::defaults().merge(ServerOptions {
+            connection_state_recovery: Some(RecoveryConfig {
+                max_disconnection_duration: Duration::from_secs(7),
+                ..RecoveryConfig::default()
+            }),
+            ..ServerOptions::default()
+        });
+        let recovery = merged.connection_state_recovery.expect("kept by the merge");
+        assert_eq!(recovery.max_disconnection_duration, Duration::from_secs(7));
     }
 
     #[test]
