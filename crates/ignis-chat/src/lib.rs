@@ -18,8 +18,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use ignis::socketio::{
-    AuthenticateHandler, ClientConnectedHandler, CorsOptions, ServerOptions, SocketIOComponent,
-    SocketIOServerHelper, ValidateRoomHandler, keys,
+    AuthenticateHandler, CorsOptions, ServerOptions, SocketIOComponent, SocketIOServerHelper,
+    ValidateRoomHandler, keys,
 };
 use ignis::{AppConfig, Application, ApplicationError, Component, ComponentContext, RunningApp};
 use ignis_socketio::engine::AllowOrigin;
@@ -147,23 +147,17 @@ pub async fn start(config: Config) -> Result<RunningChat, ChatError> {
         }),
         ..ServerOptions::default()
     };
-    let c = chat.clone();
-    let authenticate = AuthenticateHandler::new(move |request| {
-        let chat = c.clone();
-        async move { socket::authenticate(&chat, request).await }
-    });
     // Chat rooms are joined with `room:join`, which checks membership; the component's generic
     // `join` event joins nothing.
     let validate = ValidateRoomHandler::new(|_, _| async { Ok(Vec::new()) });
+    // The socket is admitted (its events handled) by the authenticate handler, before the
+    // component emits `authenticated`: see [`socket::authenticate`].
     let handlers = Arc::new(socket::handlers(&chat));
     let c = chat.clone();
-    let connected = ClientConnectedHandler::new(move |s| {
+    let authenticate = AuthenticateHandler::new(move |request| {
         let chat = c.clone();
         let handlers = handlers.clone();
-        async move {
-            socket::connected(&chat, &handlers, s);
-            Ok(())
-        }
+        async move { socket::authenticate(&chat, &handlers, request).await }
     });
     let api_chat = chat.clone();
     let hook_chat = chat.clone();
@@ -176,7 +170,6 @@ pub async fn start(config: Config) -> Result<RunningChat, ChatError> {
     .bind(keys::SERVER_OPTIONS, server_options)
     .bind(keys::AUTHENTICATE_HANDLER, authenticate)
     .bind(keys::VALIDATE_ROOM_HANDLER, validate)
-    .bind(keys::CLIENT_CONNECTED_HANDLER, connected)
     // Before the Socket.IO component: its stop hook runs first, while the clients can still
     // hear that this node's users went offline.
     .component(StopPresence(chat.clone()))

@@ -134,9 +134,16 @@ fn token_of(payload: Option<&Value>, handshake: &Handshake) -> Option<String> {
         })
 }
 
-/// The authenticate handler: a valid token of a user that exists. The user is kept in the
-/// socket's data for the connected handler.
-pub(crate) async fn authenticate(chat: &Chat, request: AuthRequest) -> Result<bool, BoxError> {
+/// The authenticate handler: a valid token of a user that exists. The socket is admitted
+/// here, before the handler returns, and not in the component's client-connected handler: the
+/// component emits `authenticated` before it runs that handler, and a client may send its
+/// first event the moment it hears `authenticated`. An event that found no handler yet would
+/// be dropped without an answer, its acknowledgement never sent.
+pub(crate) async fn authenticate(
+    chat: &Arc<Chat>,
+    handlers: &Arc<SocketHandlers>,
+    request: AuthRequest,
+) -> Result<bool, BoxError> {
     let Some(token) = token_of(request.payload.as_ref(), &request.handshake) else {
         return Ok(false);
     };
@@ -147,27 +154,21 @@ pub(crate) async fn authenticate(chat: &Chat, request: AuthRequest) -> Result<bo
         return Ok(false);
     };
     request.socket.set_data(to_value(&Sender::from(&user))?);
+    admit(
+        chat,
+        handlers,
+        &request.socket,
+        User {
+            is_online: true,
+            last_seen_at: None,
+            ..user
+        },
+    );
     Ok(true)
 }
 
-/// The connected handler: the socket gets the chat's events and its user's room, and counts
-/// for the user's presence.
-pub(crate) fn connected(chat: &Arc<Chat>, handlers: &Arc<SocketHandlers>, socket: SocketRef) {
-    let data = socket.data();
-    let field = |k: &str| data.get(k).and_then(Value::as_str).map(String::from);
-    let (Some(id), Some(username)) = (field("id"), field("username")) else {
-        tracing::error!(id = %socket.id(), "authenticated socket without a user");
-        socket.disconnect();
-        return;
-    };
-    let user = User {
-        id,
-        username,
-        display_name: field("displayName"),
-        avatar: field("avatar"),
-        is_online: true,
-        last_seen_at: None,
-    };
+/// The socket gets the chat's events and its user's room, and counts for the user's presence.
+fn admit(chat: &Arc<Chat>, handlers: &Arc<SocketHandlers>, socket: &SocketRef, user: User) {
     // Handlers first: a disconnect from now on is seen, and a disconnect before is caught by
     // the check below; `leave` runs once whichever sees it.
     socket.attach(handlers);
@@ -183,7 +184,7 @@ pub(crate) fn connected(chat: &Arc<Chat>, handlers: &Arc<SocketHandlers>, socket
     );
     chat.presence.connect(&user_id);
     if !socket.connected() {
-        leave(chat, &socket);
+        leave(chat, socket);
     }
 }
 

@@ -46,6 +46,7 @@ on_both_databases!(
     a_connections_events_keep_their_order,
     a_node_that_stops_takes_its_users_offline,
     socket_authentication,
+    events_right_after_authenticated,
 );
 
 fn ids(list: &Json) -> Vec<String> {
@@ -1348,6 +1349,32 @@ async fn socket_authentication(backend: Backend) {
                 .await
                 .is_err()
         );
+    }
+    t.stop().await;
+}
+
+/// A client may send an event the moment it hears `authenticated`: it is answered, never
+/// dropped for want of the chat's handlers. The component emits `authenticated` before it runs
+/// the client-connected handler, so handlers attached there missed such events when the
+/// server's thread was descheduled in between (a loaded machine), and their acknowledgements
+/// never came. Many clients, each sending from the callback that hears `authenticated`, so
+/// that such a window shows; each event is refused (no `roomId`), which sends `error`.
+async fn events_right_after_authenticated(backend: Backend) {
+    let t = TestChat::start(backend).await;
+    let (alice, _) = t.user("alice").await;
+    for _ in 0..5 {
+        let peers = (0..20)
+            .map(|_| async {
+                let mut p =
+                    common::Peer::connect_eager(t.port, &alice, "typing:stop", json!({})).await;
+                let (name, error) = p.next_of(&["error"]).await;
+                p.close();
+                json!({"name": name, "code": error["code"]})
+            })
+            .collect();
+        for answer in futures_join(peers).await {
+            assert_eq!(answer, json!({"name": "error", "code": "VALIDATION"}));
+        }
     }
     t.stop().await;
 }

@@ -312,6 +312,32 @@ impl Peer {
         peer
     }
 
+    /// A client that sends `event` (without an acknowledgement) the moment it hears
+    /// `authenticated`, from the callback that receives it: as early as a client can.
+    pub async fn connect_eager(port: u16, token: &str, event: &'static str, payload: Json) -> Peer {
+        let socket = Client::builder(format!("http://127.0.0.1:{port}"))
+            .path("/io")
+            .reconnection(false)
+            .connect("/")
+            .await
+            .expect("the client connects");
+        let (tx, events) = mpsc::unbounded_channel();
+        let args = vec![ignis_client::proto::value::to_value(&payload).expect("value")];
+        let sender = socket.clone();
+        socket.on_any(move |e| {
+            if e.name == "authenticated" {
+                let _ = sender.emit_args(event, args.clone());
+            }
+            let _ = tx.send(e);
+        });
+        socket
+            .emit("authenticate", &json!({ "token": token }))
+            .expect("emit");
+        let mut peer = Peer { socket, events };
+        peer.expect("authenticated").await;
+        peer
+    }
+
     /// The next `name` event (others before it are dropped); its first argument as JSON.
     pub async fn expect(&mut self, name: &str) -> Json {
         let deadline = tokio::time::Instant::now() + WAIT;
