@@ -35,19 +35,25 @@ async function authenticated(url, extra = {}) {
   return socket;
 }
 
+/** The server of a suite: started before its tests with `args`, stopped after them. */
+function suiteServer(args = [], env = {}) {
+  const server = {};
+  before(async () => {
+    Object.assign(server, await startIgnisServer(args, env));
+  });
+  after(async () => {
+    await server.stop?.();
+  });
+  return server;
+}
+
 async function limits(server) {
   const { body } = await rest("GET", `${server.api}/info`);
   return body.limits;
 }
 
 describe("memory: clients that do not read", () => {
-  let server;
-  before(async () => {
-    server = await startIgnisServer([]);
-  });
-  after(async () => {
-    await server?.stop();
-  });
+  const server = suiteServer([]);
 
   it("a ping flood from a client that never reads does not grow the server's memory", async () => {
     const probe = await echoProbe(server.url, { limitMs: PROBE_LIMIT_MS });
@@ -90,13 +96,7 @@ describe("memory: clients that do not read", () => {
 });
 
 describe("rooms", () => {
-  let server;
-  before(async () => {
-    server = await startIgnisServer(["--room-deny", "private-*", "--max-rooms-per-socket", "50"]);
-  });
-  after(async () => {
-    await server?.stop();
-  });
+  const server = suiteServer(["--room-deny", "private-*", "--max-rooms-per-socket", "50"]);
 
   it("a join of 80 000 rooms is refused without stalling anybody else", async () => {
     const probe = await echoProbe(server.url, { limitMs: PROBE_LIMIT_MS });
@@ -173,19 +173,13 @@ describe("rooms", () => {
 });
 
 describe("JWT mode", () => {
-  let server;
   const now = () => Math.floor(Date.now() / 1000);
-  before(async () => {
-    server = await startIgnisServer([
+  const server = suiteServer([
       "--room-allow", "user:{sub}",
       "--jwt-issuer", "ignis-tests",
       "--jwt-audience", "abuse",
       "--auth-timeout-ms", "1500",
     ], { APP_ENV_JWT_SECRET: SECRET });
-  });
-  after(async () => {
-    await server?.stop();
-  });
   const token = (claims) => jwt({ iss: "ignis-tests", aud: "abuse", exp: now() + 60, ...claims }, SECRET);
 
   it("a subject of '*' matches only itself in the room rules", async () => {
@@ -256,13 +250,7 @@ describe("JWT mode", () => {
 });
 
 describe("HTTP bodies", () => {
-  let server;
-  before(async () => {
-    server = await startIgnisServer(["--request-timeout-ms", "1500", "--body-timeout-ms", "1500"]);
-  });
-  after(async () => {
-    await server?.stop();
-  });
+  const server = suiteServer(["--request-timeout-ms", "1500", "--body-timeout-ms", "1500"]);
 
   /** `n` connections that each send a request head and 9 bytes of a 100 000-byte body. */
   async function stalledBodies(n, head) {
@@ -355,13 +343,7 @@ describe("HTTP bodies", () => {
 });
 
 describe("CORS by default", () => {
-  let server;
-  before(async () => {
-    server = await startIgnisServer([]);
-  });
-  after(async () => {
-    await server?.stop();
-  });
+  const server = suiteServer([]);
 
   it("REST does not answer another origin, and nothing grants credentials to any origin", async () => {
     const origin = "http://evil.example";
@@ -377,13 +359,7 @@ describe("CORS by default", () => {
 });
 
 describe("WebSocket protocol errors", () => {
-  let server;
-  before(async () => {
-    server = await startIgnisServer([]);
-  });
-  after(async () => {
-    await server?.stop();
-  });
+  const server = suiteServer([]);
 
   it("a protocol error gets exactly one Close frame", async () => {
     const ws = await rawWebSocket(server.port);
@@ -398,18 +374,12 @@ describe("WebSocket protocol errors", () => {
 });
 
 describe("abuse limits", () => {
-  let server;
-  before(async () => {
-    server = await startIgnisServer([
+  const server = suiteServer([
       "--event-rate", "50",
       "--max-event-payload", "4096",
       "--max-connections-per-ip", "40",
       "--handshakes-per-second-per-ip", "20",
     ]);
-  });
-  after(async () => {
-    await server?.stop();
-  });
 
   it("a socket that floods events is limited, and others are not", async () => {
     const flooder = await authenticated(server.url);
