@@ -161,6 +161,11 @@ pub async fn serve_http<F, Fut, B>(
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
             } else if res.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 Counters::bump(&counters.bodies_too_large);
+                // The body is left unread, so the connection ends after this answer: say so.
+                // A keep-alive client (Node's default agent) otherwise sends its next request
+                // on it and sees the connection end with no answer ("socket hang up").
+                res.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             Ok::<_, Infallible>(res)
         }

@@ -104,6 +104,16 @@ async fn a_body_over_the_limit_sent_whole_gets_its_413() {
             answer.starts_with("HTTP/1.1 413") || answer.starts_with("HTTP/1.1 400"),
             "{answer}"
         );
+        // The connection ends after it (the body stays unread): a keep-alive client must be
+        // told, or it sends its next request on a connection that is closing.
+        if answer.starts_with("HTTP/1.1 413") {
+            assert!(
+                answer
+                    .to_ascii_lowercase()
+                    .contains("\r\nconnection: close\r\n"),
+                "{answer}"
+            );
+        }
     }
     assert!(engine.abuse_counters().bodies_too_large >= 1);
 }
