@@ -352,6 +352,22 @@ fn stop_typing(chat: &Chat, socket: &SocketRef, room_id: &str) {
     }
 }
 
+/// The `roomId` of an event that needs the connection to be in that room, and its Socket.IO
+/// room; the failure `code` with `message` when it is not.
+fn held_room(
+    socket: &SocketRef,
+    event: &Event,
+    code: &'static str,
+    message: &'static str,
+) -> Result<(String, String), Failure> {
+    let room_id = id_field(payload(event)?, "roomId")?.to_string();
+    let sio_room = room_of(&room_id);
+    if !in_room(socket, &sio_room) {
+        return Err(fail(code, message));
+    }
+    Ok((room_id, sio_room))
+}
+
 /// Whether the socket is in the Socket.IO room.
 fn in_room(socket: &SocketRef, room: &str) -> bool {
     socket.rooms().iter().any(|r| r.as_ref() == room)
@@ -471,11 +487,7 @@ pub(crate) fn handlers(chat: &Arc<Chat>) -> SocketHandlers {
         chat,
         "room:leave",
         |chat, socket, user, event| async move {
-            let room_id = id_field(payload(&event)?, "roomId")?.to_string();
-            let sio_room = room_of(&room_id);
-            if !in_room(&socket, &sio_room) {
-                return Err(fail("NOT_FOUND", "not in this room"));
-            }
+            let (room_id, sio_room) = held_room(&socket, &event, "NOT_FOUND", "not in this room")?;
             stop_typing(&chat, &socket, &room_id);
             let data = object([
                 ("roomId", room_id.as_str().into()),
@@ -648,11 +660,7 @@ pub(crate) fn handlers(chat: &Arc<Chat>) -> SocketHandlers {
         chat,
         "typing:start",
         |chat, socket, user, event| async move {
-            let room_id = id_field(payload(&event)?, "roomId")?.to_string();
-            let sio_room = room_of(&room_id);
-            if !in_room(&socket, &sio_room) {
-                return Err(fail("FORBIDDEN", "join the room first"));
-            }
+            let (room_id, _) = held_room(&socket, &event, "FORBIDDEN", "join the room first")?;
             let weak_chat = Arc::downgrade(&chat);
             let weak_socket = Arc::downgrade(&socket);
             let timer_room = room_id.clone();
