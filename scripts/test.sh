@@ -10,6 +10,7 @@ export IGNIS_SERVER_BIN=${IGNIS_SERVER_BIN:-$TARGET/debug/ignis-server}
 export IGNIS_COMPONENT_BIN=${IGNIS_COMPONENT_BIN:-$TARGET/debug/examples/component}
 export IGNIS_INTEROP_BIN=${IGNIS_INTEROP_BIN:-$TARGET/debug/examples/interop}
 export IGNIS_CLUSTER_NODE_BIN=${IGNIS_CLUSTER_NODE_BIN:-$TARGET/debug/examples/cluster-node}
+export IGNIS_CHAT_BIN=${IGNIS_CHAT_BIN:-$TARGET/debug/ignis-chat}
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -67,6 +68,9 @@ step "the Ignis component and the standalone server (spec §14.1 flow, §14.3 ch
 
 step "abuse suite: each attack of issue 14 against the real server (tests/interop/abuse)"
 (cd tests/interop && npm run --silent test:abuse)
+
+step "chat suite: the real socket.io-client against ignis-chat, one node and two (tests/interop/chat)"
+(cd tests/interop && npm run --silent test:chat)
 
 step "real browser: the API explorer and Socket.IO from another origin (tests/browser)"
 tests/browser/run.sh
