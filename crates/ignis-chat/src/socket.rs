@@ -471,7 +471,14 @@ pub(crate) fn handlers(chat: &Arc<Chat>) -> SocketHandlers {
                 // Joined already (a second `room:join` of the same connection): nothing changes.
                 return Ok(vec![("room", value_of(&room))]);
             }
-            socket.join(sio_room.clone());
+            // A connection may be in a bounded number of rooms: past it the join is refused, and
+            // the client must hear so rather than an `ok` for a room it will hear nothing from.
+            if socket.try_join(sio_room.clone()).is_err() {
+                return Err(fail(
+                    "JOIN_FAILED",
+                    "this connection is in as many rooms as it may be; leave one first",
+                ));
+            }
             let data = object([
                 ("roomId", room_id.as_str().into()),
                 ("userId", user.id.as_str().into()),

@@ -229,6 +229,38 @@ describe("bad input through the socket", () => {
     }
   });
 
+  it("a connection past its room limit is told JOIN_FAILED, never ok for a room it is not in", async () => {
+    const alice = await signUp(chat, "alice");
+    const bob = await signUp(chat, "bob");
+    // The Socket.IO server's default limit is 1000 rooms per connection, its own included.
+    const rooms = [];
+    for (let i = 0; i < 1000; i++) rooms.push(await createRoom(chat, bob, { name: `room ${i}` }));
+    const a = await connect(chat, alice);
+    const b = await connect(chat, bob);
+    try {
+      const acks = [];
+      for (const roomId of rooms) acks.push(await call(a, "room:join", { roomId }));
+      const first = acks.findIndex((x) => !x.ok);
+      assert.ok(first > 900, `${first} rooms joined before the first refusal`);
+      for (const ack of acks.slice(first)) assert.equal(ack.error?.code, "JOIN_FAILED", JSON.stringify(ack));
+      const last = rooms[rooms.length - 1];
+      await expectFailure(a, "room:join", { roomId: last }, "JOIN_FAILED");
+      // Every room acknowledged is a room the connection hears.
+      await callOk(b, "room:join", { roomId: rooms[first - 1] });
+      await callOk(b, "message:send", { roomId: rooms[first - 1], content: "heard" });
+      assert.equal((await a.next("message:new"))[0].content, "heard");
+      // Leaving one makes room for another.
+      await callOk(a, "room:leave", { roomId: rooms[0] });
+      await callOk(a, "room:join", { roomId: last });
+      await callOk(b, "room:join", { roomId: last });
+      await callOk(b, "typing:start", { roomId: last });
+      assert.deepEqual((await a.next("typing:update"))[0], { roomId: last, userId: bob.id, isTyping: true });
+      await callOk(a, "typing:start", { roomId: last });
+    } finally {
+      closeAll(a, b);
+    }
+  });
+
   it("the server is alive and has not panicked", async () => {
     assert.ok(chat.alive(), "the chat process still runs");
     assert.ok(!chat.stderr().includes("panicked"), chat.stderr());
