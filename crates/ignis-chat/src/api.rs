@@ -187,6 +187,9 @@ fn optional_str<'a>(
 
 /// A text of `min..=max` characters (not bytes) that is not only blanks.
 fn text_len(field: &'static str, s: &str, min: usize, max: usize) -> ApiResult<()> {
+    if s.contains('\0') {
+        return Err(no_nul(field));
+    }
     let n = s.chars().count();
     if n < min || n > max || (min > 0 && s.trim().is_empty()) {
         return Err(ApiError::invalid(
@@ -195,6 +198,21 @@ fn text_len(field: &'static str, s: &str, min: usize, max: usize) -> ApiResult<(
         ));
     }
     Ok(())
+}
+
+/// PostgreSQL text cannot hold U+0000: refused on either database, so that both behave alike and
+/// a client's NUL is never a database failure.
+fn no_nul(field: &'static str) -> ApiError {
+    ApiError::invalid(field, format!("{field} must not contain NUL characters"))
+}
+
+/// An id from the path: one with a NUL character names nothing (and looking it up in PostgreSQL
+/// would fail rather than find nothing).
+fn path_id<'a>(id: &'a str, what: &str) -> ApiResult<&'a str> {
+    if id.contains('\0') {
+        return Err(ApiError::not_found(what));
+    }
+    Ok(id)
 }
 
 fn check_username(s: &str) -> ApiResult<()> {
@@ -227,7 +245,7 @@ fn page(query: &HashMap<String, String>) -> ApiResult<(i64, Option<&str>)> {
     let before = match query.get("before") {
         None => None,
         Some(b) if b.is_empty() => None,
-        Some(b) => Some(b.as_str()),
+        Some(b) => Some(path_id(b, "message")?),
     };
     Ok((limit, before))
 }
@@ -292,7 +310,8 @@ async fn sign_in(State(chat): State<Arc<Chat>>, body: Bytes) -> ApiResult<Json<J
     let username = required_str(&b, "username")?;
     let password = required_str(&b, "password")?;
     let wrong = || ApiError::unauthorized("wrong username or password");
-    if username.len() > 50 || password.chars().count() > 200 {
+    // A username sign-up would refuse belongs to nobody.
+    if check_username(username).is_err() || password.chars().count() > 200 {
         return Err(wrong());
     }
     let found = chat.store.credentials(username).await?;
@@ -359,15 +378,19 @@ async fn add_member(
     Path(room_id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
+    let room_id = path_id(&room_id, "room")?;
     let b = object(&body)?;
     let new_member = required_str(&b, "userId")?;
+    if new_member.contains('\0') {
+        return Err(ApiError::invalid("userId", "userId must be a valid id"));
+    }
     chat.store
-        .room(&room_id)
+        .room(room_id)
         .await?
         .ok_or_else(|| ApiError::not_found("room"))?;
     let admin = chat
         .store
-        .member(&room_id, &user.id)
+        .member(room_id, &user.id)
         .await?
         .is_some_and(|m| m.role == "admin");
     if !admin {
@@ -378,7 +401,7 @@ async fn add_member(
     if chat.store.user(new_member).await?.is_none() {
         return Err(ApiError::not_found("user"));
     }
-    match chat.store.add_member(&room_id, new_member, "member").await {
+    match chat.store.add_member(room_id, new_member, "member").await {
         Ok(m) => Ok((StatusCode::CREATED, Json(m)).into_response()),
         Err(WriteError::Conflict) => Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -391,6 +414,7 @@ async fn add_member(
 
 /// The room exists (404) and `user` is a member (403).
 async fn member_of(chat: &Chat, room_id: &str, user: &User) -> ApiResult<()> {
+    path_id(room_id, "room")?;
     if chat.store.member(room_id, &user.id).await?.is_some() {
         return Ok(());
     }
@@ -447,19 +471,20 @@ async fn dms(
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
     let (limit, before) = page(&query)?;
-    if chat.store.user(&other).await?.is_none() {
+    let other = path_id(&other, "user")?;
+    if chat.store.user(other).await?.is_none() {
         return Err(ApiError::not_found("user"));
     }
     let before = match before {
         None => None,
         Some(id) => Some(
             chat.store
-                .dm_seq(id, &user.id, &other)
+                .dm_seq(id, &user.id, other)
                 .await?
                 .ok_or_else(|| ApiError::not_found("message"))?,
         ),
     };
-    Ok(Json(chat.store.dms(&user.id, &other, before, limit).await?).into_response())
+    Ok(Json(chat.store.dms(&user.id, other, before, limit).await?).into_response())
 }
 
 async fn read_dms(
@@ -467,11 +492,12 @@ async fn read_dms(
     AuthUser(user): AuthUser,
     Path(other): Path<String>,
 ) -> ApiResult<Json<Json_>> {
-    if chat.store.user(&other).await?.is_none() {
+    let other = path_id(&other, "user")?;
+    if chat.store.user(other).await?.is_none() {
         return Err(ApiError::not_found("user"));
     }
     let at = now();
-    let count = chat.store.mark_dms_read(&user.id, &other, at).await?;
+    let count = chat.store.mark_dms_read(&user.id, other, at).await?;
     Ok(Json(
         json!({ "userId": other, "readAt": iso(at), "count": count }),
     ))

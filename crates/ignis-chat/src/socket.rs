@@ -252,21 +252,26 @@ fn payload(event: &Event) -> Result<&Map, Failure> {
         .ok_or_else(|| validation("the payload must be an object"))
 }
 
+/// An id: no id of the chat is empty, longer than 100 bytes or holds a NUL (which PostgreSQL
+/// cannot even compare, so looking it up would fail rather than find nothing).
 fn id_field<'a>(p: &'a Map, name: &str) -> Result<&'a str, Failure> {
     match p.get(name) {
-        Some(Value::Str(s)) if !s.is_empty() && s.len() <= 100 => Ok(s),
+        Some(Value::Str(s)) if !s.is_empty() && s.len() <= 100 && !s.contains('\0') => Ok(s),
         Some(Value::Str(_)) => Err(validation(format!("{name} must be a valid id"))),
         None | Some(Value::Null) => Err(validation(format!("{name} is required"))),
         Some(_) => Err(validation(format!("{name} must be a string"))),
     }
 }
 
-/// Message content: a string of 1 to 4000 characters, not only blanks.
+/// Message content: a string of 1 to 4000 characters, not only blanks, without NUL (which
+/// PostgreSQL text cannot hold: refused on either database, so that both behave alike).
 pub fn check_content(v: Option<&Value>) -> Result<&str, Failure> {
     match v {
         Some(Value::Str(s)) => {
             if s.trim().is_empty() {
                 Err(validation("content must not be empty"))
+            } else if s.contains('\0') {
+                Err(validation("content must not contain NUL characters"))
             } else if s.chars().count() > MAX_CONTENT_CHARS {
                 Err(validation(format!(
                     "content must be at most {MAX_CONTENT_CHARS} characters"
@@ -738,6 +743,7 @@ mod tests {
             "VALIDATION"
         );
         assert!(check_content(Some(&Value::from("   "))).is_err());
+        assert!(check_content(Some(&Value::from("a\0b"))).is_err());
         assert!(check_content(Some(&Value::from(3))).is_err());
         assert!(check_content(None).is_err());
     }

@@ -114,14 +114,23 @@ export async function startChat({ graceMs = 1000, heartbeatMs, databaseUrl, redi
   return chat;
 }
 
-/** A chat node for the tests of a `describe`: started before them, checked and stopped after. */
-export function suiteChat(options = {}) {
+/**
+ * A chat node for the tests of a `describe`: started before them, checked and stopped after.
+ * With `postgres: true`, on a PostgreSQL database of its own, dropped after.
+ */
+export function suiteChat({ postgres = false, ...options } = {}) {
   const chat = {};
+  let db;
   before(async () => {
-    Object.assign(chat, await startChat(options));
+    if (postgres) db = createPostgresDatabase();
+    Object.assign(chat, await startChat({ ...options, databaseUrl: db?.url ?? options.databaseUrl }));
   });
   after(async () => {
-    await chat.stop?.();
+    try {
+      await chat.stop?.();
+    } finally {
+      db?.drop();
+    }
   });
   return chat;
 }
