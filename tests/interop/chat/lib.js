@@ -16,8 +16,19 @@ export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 export const PG = { host: "127.0.0.1", port: "5432", user: "postgres" };
 
 const running = new Set();
+const dataDirs = new Set();
+const databases = new Set();
+// A test file that fails or is cut short leaves no process, data directory or database behind.
 process.on("exit", () => {
   for (const child of running) child.kill("SIGKILL");
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
+  for (const db of databases) {
+    try {
+      db.drop();
+    } catch {
+      // Best effort: the server may be gone too.
+    }
+  }
 });
 
 let counter = 0;
@@ -41,6 +52,7 @@ function binary() {
  */
 export async function startChat({ graceMs = 1000, heartbeatMs, databaseUrl, redisKey, jwtSecret } = {}) {
   const dataDir = mkdtempSync(path.join(tmpdir(), "ignis-chat-interop-"));
+  dataDirs.add(dataDir);
   const args = ["--port", "0", "--data-dir", dataDir, "--presence-grace-ms", String(graceMs)];
   if (heartbeatMs !== undefined) args.push("--node-heartbeat-ms", String(heartbeatMs));
   if (databaseUrl) args.push("--database-url", databaseUrl);
@@ -107,6 +119,7 @@ export async function startChat({ graceMs = 1000, heartbeatMs, databaseUrl, redi
         clearTimeout(timer);
       }
       rmSync(dataDir, { recursive: true, force: true });
+      dataDirs.delete(dataDir);
       if (died) throw new Error(`ignis-chat exited by itself (${JSON.stringify(exit)}):\n${stderr}`);
       if (stderr.includes("panicked")) throw new Error(`ignis-chat panicked:\n${stderr}`);
     },
@@ -305,13 +318,16 @@ function psql(sql, db = "postgres") {
 export function createPostgresDatabase() {
   const name = unique("ignis_chat_interop").toLowerCase();
   psql(`CREATE DATABASE ${name}`);
-  return {
+  const db = {
     name,
     url: `postgres://${PG.user}@${PG.host}:${PG.port}/${name}`,
     drop() {
+      databases.delete(db);
       psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     },
   };
+  databases.add(db);
+  return db;
 }
 
 /** Closes sockets, ignoring those already closed. */
