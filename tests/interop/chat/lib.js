@@ -48,11 +48,12 @@ function binary() {
 
 /**
  * Starts one chat node. Options: `graceMs` (presence grace), `heartbeatMs`, `databaseUrl` (default
- * SQLite in the temp data directory), `redisKey` (joins the Redis at REDIS_URL), `jwtSecret`.
+ * SQLite in the temp data directory), `redisKey` (joins the Redis at REDIS_URL), `jwtSecret`,
+ * `dataDir` (another node's, which that node removes; default a new temporary one).
  */
-export async function startChat({ graceMs = 1000, heartbeatMs, databaseUrl, redisKey, jwtSecret } = {}) {
-  const dataDir = mkdtempSync(path.join(tmpdir(), "ignis-chat-interop-"));
-  dataDirs.add(dataDir);
+export async function startChat({ graceMs = 1000, heartbeatMs, databaseUrl, redisKey, jwtSecret, dataDir: shared } = {}) {
+  const dataDir = shared ?? mkdtempSync(path.join(tmpdir(), "ignis-chat-interop-"));
+  if (!shared) dataDirs.add(dataDir);
   const args = ["--port", "0", "--data-dir", dataDir, "--presence-grace-ms", String(graceMs)];
   if (heartbeatMs !== undefined) args.push("--node-heartbeat-ms", String(heartbeatMs));
   if (databaseUrl) args.push("--database-url", databaseUrl);
@@ -118,8 +119,10 @@ export async function startChat({ graceMs = 1000, heartbeatMs, databaseUrl, redi
         await exited;
         clearTimeout(timer);
       }
-      rmSync(dataDir, { recursive: true, force: true });
-      dataDirs.delete(dataDir);
+      if (!shared) {
+        rmSync(dataDir, { recursive: true, force: true });
+        dataDirs.delete(dataDir);
+      }
       if (died) throw new Error(`ignis-chat exited by itself (${JSON.stringify(exit)}):\n${stderr}`);
       if (stderr.includes("panicked")) throw new Error(`ignis-chat panicked:\n${stderr}`);
     },

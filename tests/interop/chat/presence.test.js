@@ -1,7 +1,19 @@
 // Typing indicators and per-user presence with the real socket.io-client.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { suiteChat, signUp, createRoom, connect, callOk, nextWhere, collect, restOk, closeAll } from "./lib.js";
+import {
+  suiteChat,
+  startChat,
+  signUp,
+  createRoom,
+  connect,
+  callOk,
+  nextWhere,
+  collect,
+  rest,
+  restOk,
+  closeAll,
+} from "./lib.js";
 import { sleep } from "../lib/harness.js";
 
 /** The server's auto-stop of a typing indicator (socket.rs TYPING_TIMEOUT). */
@@ -151,6 +163,50 @@ describe("presence with a grace period", () => {
       bAgain.close();
     } finally {
       closeAll(w);
+    }
+  });
+});
+
+describe("a whole chat that restarts", () => {
+  const HEARTBEAT_MS = 500;
+
+  it("leaves nobody online after a crash: offline within four heartbeats, sessions kept", async (t) => {
+    const first = await startChat({ heartbeatMs: HEARTBEAT_MS });
+    let second;
+    let w;
+    try {
+      const bob = await signUp(first, "bob");
+      const watcher = await signUp(first, "watcher");
+      const b = await connect(first, bob);
+      const isOnline = async (chat) =>
+        (await restOk(chat, "GET", "/api/chat/users", { token: watcher.token })).find((u) => u.id === bob.id).isOnline;
+      const deadline = Date.now() + 5000;
+      while (!(await isOnline(first))) {
+        assert.ok(Date.now() < deadline, "bob is stored online");
+        await sleep(25);
+      }
+      // The only node dies with bob online; a new one starts on the same data directory.
+      const killed = Date.now();
+      await first.kill();
+      closeAll(b);
+      second = await startChat({ heartbeatMs: HEARTBEAT_MS, dataDir: first.dataDir });
+      // The token issued before the crash still signs in (the generated secret is kept).
+      assert.equal((await rest(second, "GET", "/api/auth/me", { token: bob.token })).status, 200);
+      w = await connect(second, watcher);
+      const off = await nextWhere(w, "presence:changed", (p) => p.userId === bob.id, 4 * HEARTBEAT_MS + 3000);
+      const after = Date.now() - killed;
+      t.diagnostic(`bob offline ${after} ms after the crash (bound ${4 * HEARTBEAT_MS} ms)`);
+      assert.equal(off.status, "offline");
+      assert.ok(after <= 4 * HEARTBEAT_MS + 1000, `bob offline ${after} ms after the crash`);
+      assert.equal(await isOnline(second), false);
+      assert.deepEqual(
+        (await restOk(second, "GET", "/api/chat/users?online=true", { token: watcher.token })).map((u) => u.id),
+        [watcher.id],
+      );
+    } finally {
+      closeAll(w);
+      await second?.stop();
+      await first.stop();
     }
   });
 });
