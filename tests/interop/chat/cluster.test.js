@@ -17,6 +17,7 @@ import {
   unique,
   closeAll,
 } from "./lib.js";
+import { sleep } from "../lib/harness.js";
 
 const HEARTBEAT_MS = 500;
 /** The chat's stated bound for a dead node's users (presence.rs, config.rs, README). */
@@ -114,9 +115,17 @@ describe("two nodes on one Redis and one PostgreSQL", () => {
     assert.deepEqual(await collect(a, "presence:changed", isBob, GRACE_MS + 1000), []);
     assert.ok((await online(n1)).includes(bob.id));
 
-    // Carol leaves node 2 the ordinary way: offline on node 1 once the grace is over.
-    const left = Date.now();
+    // Carol's connection to node 2 drops and she comes back on node 1 within the grace: nobody
+    // hears of it. Then she leaves node 1 the ordinary way: offline once the grace is over.
+    const isCarol = (p) => p.userId === carol.id;
     c.close();
+    await sleep(GRACE_MS / 3);
+    const cBack = await connect(n1, carol);
+    sockets.push(cBack);
+    assert.deepEqual(await collect(a, "presence:changed", isCarol, GRACE_MS + 1000), [], "a reconnect on another node");
+    assert.ok((await online(n2)).includes(carol.id));
+    const left = Date.now();
+    cBack.close();
     const carolOff = await nextWhere(a, "presence:changed", (p) => p.userId === carol.id, GRACE_MS + 5000);
     assert.equal(carolOff.status, "offline");
     assert.ok(Date.now() - left >= GRACE_MS - 100, `carol offline ${Date.now() - left} ms after leaving`);
