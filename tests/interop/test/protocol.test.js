@@ -331,6 +331,10 @@ describe("socket.io packets over a raw websocket", () => {
       // Ack ids are decimal numbers: leading zeros are dropped in the answer.
       ws.send('42007["echo","z"]');
       assert.equal(await ws.next(), '437["z"]');
+      // A JavaScript string may hold a lone surrogate, which JSON.stringify escapes: the packet
+      // is taken (Node keeps the surrogate; a Rust string holds U+FFFD in its place).
+      ws.send('4208["echo","a\\ud83d"]');
+      assert.match(await ws.next(), /^438\["a(\\ud83d|\uFFFD)"\]$/);
     } finally {
       ws.terminate();
     }

@@ -279,22 +279,31 @@ impl Parser<'_> {
     }
 
     /// The character of a `\u` escape (the `\u` consumed), joining a surrogate pair.
+    ///
+    /// A JavaScript string may hold a lone surrogate (half of an emoji cut by a UTF-16 length,
+    /// say), and `JSON.stringify` writes it as such an escape, so socket.io-client sends it and
+    /// Node's server takes it. A Rust string cannot hold one: it becomes U+FFFD, as
+    /// `String::from_utf16_lossy` does, rather than failing the packet and with it the
+    /// connection.
     fn unicode_escape(&mut self) -> Result<char, ParseError> {
         let first = self.hex4()?;
         match first {
             0xD800..=0xDBFF => {
-                if !self.bytes[self.at..].starts_with(b"\\u") {
-                    return Err(self.error("lone leading surrogate in hex escape"));
+                if self.bytes[self.at..].starts_with(b"\\u") {
+                    let before_second = self.at;
+                    self.at += 2;
+                    let second = self.hex4()?;
+                    if (0xDC00..=0xDFFF).contains(&second) {
+                        let code = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
+                        return char::from_u32(code)
+                            .ok_or_else(|| self.error("invalid unicode code point"));
+                    }
+                    // Not a pair: the next escape is a character of its own.
+                    self.at = before_second;
                 }
-                self.at += 2;
-                let second = self.hex4()?;
-                if !(0xDC00..=0xDFFF).contains(&second) {
-                    return Err(self.error("lone leading surrogate in hex escape"));
-                }
-                let code = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
-                char::from_u32(code).ok_or_else(|| self.error("invalid unicode code point"))
+                Ok(char::REPLACEMENT_CHARACTER)
             }
-            0xDC00..=0xDFFF => Err(self.error("lone trailing surrogate in hex escape")),
+            0xDC00..=0xDFFF => Ok(char::REPLACEMENT_CHARACTER),
             _ => char::from_u32(first).ok_or_else(|| self.error("invalid unicode code point")),
         }
     }
@@ -398,6 +407,15 @@ mod tests {
 
     fn same(text: &str) {
         let ours = parse(text).map_err(|_| ());
+        // serde_json refuses a lone surrogate escape, which we take as U+FFFD (see
+        // `unicode_escape` and its own test); past one, the two need not agree.
+        let lower = text.to_ascii_lowercase();
+        let surrogate_escape = ["8", "9", "a", "b", "c", "d", "e", "f"]
+            .iter()
+            .any(|d| lower.contains(&format!("\\ud{d}")));
+        if surrogate_escape && serde(text).is_err() {
+            return;
+        }
         let theirs = serde(text);
         match (&ours, &theirs) {
             // Float equality on the bits: -0.0 and 0.0 must not pass for each other.
@@ -468,10 +486,6 @@ mod tests {
             "\"a\"",
             "\"\\u0041\"",
             "\"\\ud83d\\ude00\"",
-            "\"\\ud83d\"",
-            "\"\\ude00\"",
-            "\"\\ud83dx\"",
-            "\"\\ud83d\\u0041\"",
             "\"\\x\"",
             "\"\\u12\"",
             "\"\\u12g4\"",
@@ -641,5 +655,22 @@ mod tests {
                 same(&cut);
             }
         }
+    }
+
+    #[test]
+    fn a_lone_surrogate_becomes_the_replacement_character() {
+        // serde_json refuses these; JavaScript (and so socket.io-client) writes them.
+        for (text, want) in [
+            ("\"\\ud83d\"", "\u{fffd}"),
+            ("\"\\ude00\"", "\u{fffd}"),
+            ("\"\\ud83dx\"", "\u{fffd}x"),
+            ("\"\\ud83d\\u0041\"", "\u{fffd}A"),
+            ("\"\\ud83d\\ud83d\\ude00\"", "\u{fffd}\u{1f600}"),
+            ("\"a\\ude00\\ud83d\"", "a\u{fffd}\u{fffd}"),
+        ] {
+            assert_eq!(parse(text), Ok(Value::Str(want.into())), "{text}");
+        }
+        // A broken second escape is still an error.
+        assert!(parse("\"\\ud83d\\u12\"").is_err());
     }
 }
