@@ -10,6 +10,7 @@ export IGNIS_SERVER_BIN=${IGNIS_SERVER_BIN:-$TARGET/debug/ignis-server}
 export IGNIS_COMPONENT_BIN=${IGNIS_COMPONENT_BIN:-$TARGET/debug/examples/component}
 export IGNIS_INTEROP_BIN=${IGNIS_INTEROP_BIN:-$TARGET/debug/examples/interop}
 export IGNIS_CLUSTER_NODE_BIN=${IGNIS_CLUSTER_NODE_BIN:-$TARGET/debug/examples/cluster-node}
+export IGNIS_CHAT_BIN=${IGNIS_CHAT_BIN:-$TARGET/debug/ignis-chat}
 
 step() { printf '\n==> %s\n' "$*"; }
 
