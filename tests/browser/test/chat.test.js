@@ -233,6 +233,30 @@ describe("the chat page", () => {
     await message(alice, "12:30 at the usual place.").waitFor();
   });
 
+  it("a private room: hidden from the public list, its admin adds a person", async () => {
+    await createRoom(alice, "leads", { isPrivate: true });
+    await alice.getByTestId("conversation-subtitle").getByText("Private room").waitFor();
+    await send(alice, "Only for the leads.");
+    await bob.getByTestId("browse-rooms").click();
+    await bob.locator('[data-testid="public-room"][data-room-name="general"]').waitFor();
+    assert.equal(await bob.locator('[data-testid="public-room"][data-room-name="leads"]').count(), 0);
+    await bob.keyboard.press("Escape");
+
+    await alice.getByTestId("add-member").click();
+    await alice.getByTestId("add-member-user").selectOption({ label: "Bob Chen (@bob)" });
+    await alice.getByTestId("add-member-submit").click();
+    await alice.getByTestId("toast").getByText("Bob Chen can now join this room.").waitFor();
+    // Bob's list learns of it when his page is shown again (or reconnects, or reloads).
+    await bob.evaluate(() => document.dispatchEvent(new Event("visibilitychange")));
+    await roomItem(bob, "leads").click();
+    await message(bob, "Only for the leads.").waitFor();
+    await send(bob, "Thanks for adding me.");
+    await message(alice, "Thanks for adding me.").waitFor();
+    await roomItem(alice, "general").click();
+    await roomItem(bob, "general").click();
+    await message(bob, "12:30 at the usual place.").waitFor();
+  });
+
   it("keeps the session, the open room and its history across a reload", async () => {
     await bob.reload();
     await bob.getByTestId("me-name").getByText("Bob Chen").waitFor();

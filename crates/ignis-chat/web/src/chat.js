@@ -761,6 +761,7 @@ export class ChatApp {
       ),
     );
     byId("user-list").replaceChildren(...items);
+    byId("people-empty").hidden = items.length > 0;
   }
 
   renderHeader() {

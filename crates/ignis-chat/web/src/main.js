@@ -49,8 +49,8 @@ let mode = "sign-in";
 function setMode(next) {
   mode = next;
   const signUp = mode === "sign-up";
-  byId("tab-sign-in").setAttribute("aria-selected", String(!signUp));
-  byId("tab-sign-up").setAttribute("aria-selected", String(signUp));
+  byId("tab-sign-in").setAttribute("aria-pressed", String(!signUp));
+  byId("tab-sign-up").setAttribute("aria-pressed", String(signUp));
   byId("display-name-field").hidden = !signUp;
   byId("auth-hint").hidden = !signUp;
   byId("auth-password").autocomplete = signUp ? "new-password" : "current-password";
