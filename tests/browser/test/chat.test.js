@@ -300,6 +300,20 @@ describe("the chat page", () => {
     assert.deepEqual(bobErrors.filter((e) => !DOWN.test(e)), []);
   });
 
+  it("signs out, forgetting the session, and back in", async () => {
+    await alice.getByTestId("sign-out").click();
+    await alice.getByTestId("auth-submit").waitFor();
+    assert.equal(await alice.evaluate(() => localStorage.getItem("ignis-chat.token")), null);
+    await alice.reload();
+    await alice.getByTestId("auth-submit").waitFor();
+    await alice.getByLabel("Username").fill("alice");
+    await alice.getByLabel("Password").fill("correct horse battery");
+    await alice.getByTestId("auth-submit").click();
+    await alice.getByTestId("me-name").getByText("Alice Martin").waitFor();
+    await roomItem(alice, "general").click();
+    await message(alice, "Me too.").waitFor();
+  });
+
   it("shows a person offline once their last page closes (after the grace period)", async () => {
     await alice.waitForFunction(
       () => document.querySelector('[data-testid="user-item"][data-username="bob"] [data-testid="presence-dot"]')?.dataset.online === "true",

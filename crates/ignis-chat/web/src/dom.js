@@ -34,16 +34,19 @@ export function initials(user) {
   return letters.toUpperCase();
 }
 
-/** One of the avatar colours, the same for a user everywhere. */
-export function colourOf(id = "") {
-  let h = 0;
-  for (let i = 0; i < id.length; i++) h = (h * 31 + id.charCodeAt(i)) >>> 0;
+/** One of the avatar colours, from the username: the same for a user everywhere, every time. */
+export function colourOf(key = "") {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
+    h = Math.imul(h, 16777619) >>> 0;
+  }
   return `c${h % 8}`;
 }
 
 /** A round avatar with initials, and an online dot when `online` is a boolean. */
 export function avatar(user, online) {
-  const node = el("span", { class: `avatar ${colourOf(user?.id)}`, "aria-hidden": "true" }, initials(user));
+  const node = el("span", { class: `avatar ${colourOf(user?.username)}`, "aria-hidden": "true" }, initials(user));
   if (typeof online === "boolean") node.append(dot(online));
   return node;
 }
