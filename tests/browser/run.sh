@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Real-browser tests: Debian's Chromium, driven by playwright-core, against the real ignis-server.
-# Needs target/debug/ignis-server (or IGNIS_SERVER_BIN) built beforehand. Installs Chromium with
-# apt-get when it is missing (run as root in CI); never downloads a Playwright browser.
+# Real-browser tests: Debian's Chromium, driven by playwright-core, against the real ignis-server
+# and ignis-chat.
+# Needs target/debug/ignis-server and target/debug/ignis-chat (or IGNIS_SERVER_BIN, IGNIS_CHAT_BIN)
+# built beforehand. Installs Chromium with apt-get when it is missing (run as root in CI); never
+# downloads a Playwright browser.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 

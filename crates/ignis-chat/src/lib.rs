@@ -10,6 +10,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod model;
+pub mod page;
 pub mod presence;
 pub mod socket;
 pub mod store;
@@ -112,7 +113,8 @@ impl Component for StopPresence {
     }
 }
 
-/// Opens the database, then starts the application: Socket.IO on `/io`, REST under `/api`.
+/// Opens the database, then starts the application: Socket.IO on `/io`, REST under `/api`,
+/// the page at `/`.
 pub async fn start(config: Config) -> Result<RunningChat, ChatError> {
     if config.database_url.is_none() || config.jwt_secret.is_none() {
         std::fs::create_dir_all(&config.data_dir).map_err(|error| ChatError::DataDir {
@@ -178,6 +180,7 @@ pub async fn start(config: Config) -> Result<RunningChat, ChatError> {
             .redis_key(config.redis_key.clone())
             .default_rooms(Vec::new()),
     )
+    .routes(page::router())
     .routes_with(move |_| api::router(api_chat))
     .register_post_start_hook("chat", move |app| async move {
         let helper = app.get(keys::SOCKET_IO_INSTANCE)?;
