@@ -384,7 +384,8 @@ async fn add_member(
     if new_member.contains('\0') {
         return Err(ApiError::invalid("userId", "userId must be a valid id"));
     }
-    chat.store
+    let room = chat
+        .store
         .room(room_id)
         .await?
         .ok_or_else(|| ApiError::not_found("room"))?;
@@ -402,7 +403,10 @@ async fn add_member(
         return Err(ApiError::not_found("user"));
     }
     match chat.store.add_member(room_id, new_member, "member").await {
-        Ok(m) => Ok((StatusCode::CREATED, Json(m)).into_response()),
+        Ok(m) => {
+            crate::socket::announce_room_added(&chat, new_member, &room, &user.id);
+            Ok((StatusCode::CREATED, Json(m)).into_response())
+        }
         Err(WriteError::Conflict) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "CONFLICT",

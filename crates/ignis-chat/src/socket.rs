@@ -216,6 +216,26 @@ fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
     Value::Map(m)
 }
 
+/// Tells every connection of `user_id`, on any node, that `added_by` made them a member of
+/// `room` (a private room they could not see before): `room:added {room, addedBy}`.
+pub(crate) fn announce_room_added(
+    chat: &Chat,
+    user_id: &str,
+    room: &impl Serialize,
+    added_by: &str,
+) {
+    let Some(helper) = chat.helper() else { return };
+    let payload = object([("room", value_of(room)), ("addedBy", Value::from(added_by))]);
+    if let Err(e) = helper
+        .io()
+        .to(vec![user_room(user_id)])
+        .emit_args("room:added", vec![payload])
+    {
+        // The membership is stored: the page finds the room at its next list refresh.
+        tracing::warn!(error = %e, "room:added not sent");
+    }
+}
+
 fn value_of(v: &impl Serialize) -> Value {
     to_value(v).unwrap_or(Value::Null)
 }

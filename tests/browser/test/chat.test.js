@@ -246,8 +246,8 @@ describe("the chat page", () => {
     await alice.getByTestId("add-member-user").selectOption({ label: "Bob Chen (@bob)" });
     await alice.getByTestId("add-member-submit").click();
     await alice.getByTestId("toast").getByText("Bob Chen can now join this room.").waitFor();
-    // Bob's list learns of it when his page is shown again (or reconnects, or reloads).
-    await bob.evaluate(() => document.dispatchEvent(new Event("visibilitychange")));
+    // Bob's page hears of it at once (room:added) and lists the room.
+    await bob.getByTestId("toast").getByText("You were added to leads.").waitFor();
     await roomItem(bob, "leads").click();
     await message(bob, "Only for the leads.").waitFor();
     await send(bob, "Thanks for adding me.");

@@ -92,7 +92,12 @@ describe("two users chat in a room", () => {
         403,
         "only an admin adds members",
       );
+      const added = new Promise((resolve) => b.once("room:added", resolve));
       await restOk(chat, "POST", `/api/chat/rooms/${roomId}/members`, { token: alice.token, body: { userId: bob.id } }, 201);
+      const note = await added;
+      assert.equal(note.room.id, roomId, "room:added names the room");
+      assert.equal(note.room.name, "secret");
+      assert.equal(note.addedBy, alice.id);
       await callOk(b, "room:join", { roomId });
     } finally {
       closeAll(b);

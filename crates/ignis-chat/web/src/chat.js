@@ -162,6 +162,10 @@ export class ChatApp {
     socket.on("dm:new", (dm) => this.onDm(dm));
     socket.on("typing:update", (t) => this.onTyping(t));
     socket.on("presence:changed", (p) => this.onPresence(p));
+    socket.on("room:added", ({ room }) => {
+      this.toast(`You were added to ${room?.name ?? "a room"}.`);
+      this.refreshLists();
+    });
     socket.connect();
   }
 
