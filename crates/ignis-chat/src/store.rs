@@ -108,8 +108,8 @@ macro_rules! on_pool {
 const WRITE_QUEUE: usize = 8192;
 /// The most messages one transaction of the writer stores.
 const MAX_BATCH: usize = 512;
-/// A batch is stored with multi-row `INSERT`s of these sizes (the largest first), so that the
-/// few statement texts stay prepared on each connection.
+/// On SQLite a batch is stored with multi-row `INSERT`s of these sizes (the largest first), so
+/// that the few statement texts stay prepared on each connection.
 const CHUNKS: [usize; 4] = [64, 16, 4, 1];
 
 /// The room messages' single writer: messages from every connection queue here, and each
@@ -285,11 +285,19 @@ async fn write_messages(pool: WriterPool, mut queue: mpsc::Receiver<WriteJob>) {
     }
 }
 
+/// PostgreSQL stores a whole batch with one statement (one round trip, and one transaction
+/// without `BEGIN` and `COMMIT` of their own): the rows as arrays, in the order given.
+const PG_INSERT_MESSAGES: &str = "INSERT INTO messages \
+    (id, created_at, modified_at, room_id, sender_id, content, type) \
+    SELECT r.id, r.at, r.at, r.room_id, r.sender_id, r.content, r.type \
+    FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[]) \
+    WITH ORDINALITY AS r(id, at, room_id, sender_id, content, type, n) ORDER BY r.n";
+
 /// Stores the jobs' rows in one transaction, in the order given: their `seq` follows it.
 async fn insert_rows(pool: &WriterPool, jobs: &[WriteJob]) -> Result<(), sqlx::Error> {
-    macro_rules! insert {
-        ($pool:expr) => {{
-            let mut tx = $pool.begin().await?;
+    match pool {
+        WriterPool::Sqlite(pool) => {
+            let mut tx = pool.begin().await?;
             let mut rest = jobs;
             while !rest.is_empty() {
                 let (size, sql) = CHUNKS
@@ -313,11 +321,22 @@ async fn insert_rows(pool: &WriterPool, jobs: &[WriteJob]) -> Result<(), sqlx::E
                 rest = more;
             }
             tx.commit().await
-        }};
-    }
-    match pool {
-        WriterPool::Sqlite(p) => insert!(p),
-        WriterPool::Postgres(p) => insert!(p),
+        }
+        WriterPool::Postgres(pool) => {
+            let column = |f: fn(&MessageRow) -> &String| {
+                jobs.iter().map(|j| f(&j.row).clone()).collect::<Vec<_>>()
+            };
+            sqlx::query(PG_INSERT_MESSAGES)
+                .bind(column(|r| &r.id))
+                .bind(jobs.iter().map(|j| j.row.at).collect::<Vec<_>>())
+                .bind(column(|r| &r.room_id))
+                .bind(column(|r| &r.sender_id))
+                .bind(column(|r| &r.content))
+                .bind(column(|r| &r.kind))
+                .execute(pool)
+                .await?;
+            Ok(())
+        }
     }
 }
 
