@@ -1030,6 +1030,11 @@ impl Step {
             "expected": self.expected,
             "deliveries": s.deliveries,
             "missing": s.missing,
+            // Deliveries missing of the messages accepted (a refused message is delivered to
+            // no one, and counts as missing for every member).
+            "lost": s
+                .missing
+                .saturating_sub(s.refused * (self.expected / self.count.max(1))),
             "duplicated": s.duplicated,
             "out_of_order": s.out_of_order,
             "stale": s.stale,

@@ -113,8 +113,8 @@ pub struct Conn {
     offset: Option<String>,
     /// Sent as the CONNECT's auth (a chat's `{token}`), next to the recovery fields.
     auth: Option<Map>,
-    /// The error code of the last `{ok: false}` acknowledgement.
-    nack_reason: Option<String>,
+    /// The error codes of the `{ok: false}` acknowledgements not taken yet, oldest first.
+    nack_reasons: std::collections::VecDeque<String>,
 }
 
 impl Conn {
@@ -143,7 +143,7 @@ impl Conn {
             pid: None,
             offset: None,
             auth: None,
-            nack_reason: None,
+            nack_reasons: std::collections::VecDeque::new(),
         }
     }
 
@@ -154,9 +154,9 @@ impl Conn {
         self
     }
 
-    /// The error code (or message) of the last acknowledgement that said `{ok: false}`.
+    /// The error code (or message) of the oldest [`Event::Nack`] whose reason was not taken.
     pub fn take_nack_reason(&mut self) -> Option<String> {
-        self.nack_reason.take()
+        self.nack_reasons.pop_front()
     }
 
     /// Keeps what connection state recovery needs, and asks to recover `resume` if given.
@@ -366,7 +366,11 @@ impl Conn {
                         .or(error)
                         .and_then(Value::as_str)
                         .unwrap_or("failed");
-                    self.nack_reason = Some(reason.to_string());
+                    // Taken once per Nack by the event loop; bounded all the same.
+                    if self.nack_reasons.len() >= 64 {
+                        self.nack_reasons.pop_front();
+                    }
+                    self.nack_reasons.push_back(reason.to_string());
                     events.push(Event::Nack(id));
                 } else {
                     events.push(Event::Ack(id));
