@@ -56,6 +56,21 @@ pub enum Event {
     /// The CONNECT answer carried the private id this connection asked to recover: the server
     /// restored the session (and replayed what it missed, just before).
     Recovered,
+    /// The answer to the event with this ack id said `{ok: false, …}` (the chat's failure
+    /// shape); [`Conn::take_nack_reason`] has its error code.
+    Nack(u64),
+    /// A chat `message:new` whose content is a bench marker ([`chat_marker`]): its sequence
+    /// number and when its sender emitted it (µs since the epoch).
+    ChatMessage { seq: u64, sent_us: u64 },
+}
+
+/// The event name of a stored chat message delivered to a room.
+pub const CHAT_MESSAGE_EVENT: &str = "message:new";
+
+/// The content of a chat message the load generator sends: `bench <seq> <sent_us>`, which
+/// [`Event::ChatMessage`] reads back from the delivery without decoding the whole message.
+pub fn chat_marker(seq: u64, sent_us: u64) -> String {
+    format!("bench {seq} {sent_us}")
 }
 
 /// What a client needs to recover its session after a cut: the private id from the server's
@@ -96,6 +111,10 @@ pub struct Conn {
     pid: Option<String>,
     /// The offset of the last event received.
     offset: Option<String>,
+    /// Sent as the CONNECT's auth (a chat's `{token}`), next to the recovery fields.
+    auth: Option<Map>,
+    /// The error codes of the `{ok: false}` acknowledgements not taken yet, oldest first.
+    nack_reasons: std::collections::VecDeque<String>,
 }
 
 impl Conn {
@@ -123,7 +142,21 @@ impl Conn {
             resume: None,
             pid: None,
             offset: None,
+            auth: None,
+            nack_reasons: std::collections::VecDeque::new(),
         }
+    }
+
+    /// Sends `auth` (an object, e.g. `{token}`) in the CONNECT packet, as socket.io-client's
+    /// `auth` option does.
+    pub fn with_auth(mut self, auth: Map) -> Conn {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// The error code (or message) of the oldest [`Event::Nack`] whose reason was not taken.
+    pub fn take_nack_reason(&mut self) -> Option<String> {
+        self.nack_reasons.pop_front()
     }
 
     /// Keeps what connection state recovery needs, and asks to recover `resume` if given.
@@ -248,6 +281,10 @@ impl Conn {
 
     fn on_engineio(&mut self, text: Str, events: &mut Vec<Event>) -> Result<(), ConnError> {
         // Deliveries are most of the traffic: recognise them without building values.
+        if let Some(message) = parse_chat_message(text.as_bytes()) {
+            events.push(message);
+            return Ok(());
+        }
         if let Some((delivery, offset)) = parse_delivery(text.as_bytes()) {
             if self.recovery
                 && let Some(offset) = offset
@@ -264,14 +301,15 @@ impl Conn {
             engineio::Packet::Open(_) if self.phase == Phase::Open => {
                 self.phase = Phase::Connect;
                 // socket.io-client sends `{pid, offset}` as the CONNECT's auth once it has a pid.
-                let auth = self.resume.as_ref().map(|session| {
-                    let mut auth = Map::with_capacity(2);
+                let mut auth = self.auth.clone();
+                if let Some(session) = &self.resume {
+                    let auth = auth.get_or_insert_with(|| Map::with_capacity(2));
                     auth.insert("pid", session.pid.as_str());
                     if let Some(offset) = &session.offset {
                         auth.insert("offset", offset.as_str());
                     }
-                    Value::Map(auth)
-                });
+                }
+                let auth = auth.map(Value::Map);
                 self.send_socketio(&socketio::Packet::connect("/", auth))
             }
             engineio::Packet::Ping(data) => {
@@ -319,7 +357,25 @@ impl Conn {
                 }
                 self.on_event(event.as_str(), events)?;
             }
-            PacketKind::Ack { id, .. } => events.push(Event::Ack(id)),
+            PacketKind::Ack { id, args } => {
+                let answer = args.first();
+                if answer.and_then(|a| a.get("ok")).and_then(Value::as_bool) == Some(false) {
+                    let error = answer.and_then(|a| a.get("error"));
+                    let reason = error
+                        .and_then(|e| e.get("code"))
+                        .or(error)
+                        .and_then(Value::as_str)
+                        .unwrap_or("failed");
+                    // Taken once per Nack by the event loop; bounded all the same.
+                    if self.nack_reasons.len() >= 64 {
+                        self.nack_reasons.pop_front();
+                    }
+                    self.nack_reasons.push_back(reason.to_string());
+                    events.push(Event::Nack(id));
+                } else {
+                    events.push(Event::Ack(id));
+                }
+            }
             PacketKind::ConnectError(value) => {
                 let message = value
                     .get("message")
@@ -396,6 +452,22 @@ fn parse_delivery(text: &[u8]) -> Option<(Event, Option<&[u8]>)> {
             .iter()
             .all(|b| b.is_ascii_alphanumeric() || *b == b'-'))
     .then_some((delivery, Some(offset)))
+}
+
+/// `42["message:new",{…,"content":"bench <seq> <sent_us>",…}]`: a chat message whose content
+/// is a [`chat_marker`]. The chat serialises `content` before any field a client controls
+/// besides the ids, and a marker holds no quote, so the first `"content":"` is the field.
+fn parse_chat_message(text: &[u8]) -> Option<Event> {
+    let rest = text.strip_prefix(b"42[\"")?;
+    let rest = rest.strip_prefix(CHAT_MESSAGE_EVENT.as_bytes())?;
+    let rest = rest.strip_prefix(b"\",{")?;
+    const FIELD: &[u8] = b"\"content\":\"bench ";
+    let at = rest.windows(FIELD.len()).position(|w| w == FIELD)?;
+    let (seq, rest) = parse_u64(&rest[at + FIELD.len()..])?;
+    let rest = rest.strip_prefix(b" ")?;
+    let (sent_us, rest) = parse_u64(rest)?;
+    rest.starts_with(b"\"")
+        .then_some(Event::ChatMessage { seq, sent_us })
 }
 
 fn parse_u64(bytes: &[u8]) -> Option<(u64, &[u8])> {
@@ -772,6 +844,64 @@ mod tests {
                 offset: None
             })
         );
+    }
+
+    #[test]
+    fn chat_messages_acks_and_auth() {
+        let marker = chat_marker(42, 1_700_000);
+        assert_eq!(marker, "bench 42 1700000");
+        let cases: &[(&[u8], Option<Event>)] = &[
+            (
+                br#"42["message:new",{"id":"m","roomId":"r","senderId":"s","content":"bench 42 1700000","type":"text"}]"#,
+                Some(Event::ChatMessage {
+                    seq: 42,
+                    sent_us: 1_700_000,
+                }),
+            ),
+            // Not a marker, or not the event: left to the full decoder (and ignored).
+            (br#"42["message:new",{"content":"hello"}]"#, None),
+            (br#"42["message:new",{"content":"bench 1 2 3"}]"#, None),
+            (br#"42["message:new",{"content":"bench x 2"}]"#, None),
+            (br#"42["message:edited",{"content":"bench 1 2"}]"#, None),
+            (br#"421["message:new",{"content":"bench 1 2"}]"#, None),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(
+                parse_chat_message(input),
+                *expected,
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+
+        // The token goes in the CONNECT; a `{ok: false}` answer is a Nack with its code.
+        let mut auth = Map::with_capacity(1);
+        auth.insert("token", "t0k");
+        let mut conn = upgraded().with_auth(auth);
+        let mut events = Vec::new();
+        conn.receive(&text(r#"0{"sid":"s"}"#), &mut events)
+            .expect("open");
+        assert_eq!(sent(&mut conn), vec![r#"40{"token":"t0k"}"#]);
+        for msg in [
+            r#"40{"sid":"x"}"#,
+            r#"42["authenticated",{}]"#,
+            r#"431[{"ok":true,"room":{}}]"#,
+            r#"432[{"ok":false,"error":{"code":"RATE_LIMITED","message":"slow down"}}]"#,
+            r#"42["message:new",{"id":"m","content":"bench 7 9","sender":{}}]"#,
+        ] {
+            conn.receive(&text(msg), &mut events).expect(msg);
+        }
+        assert_eq!(
+            events,
+            vec![
+                Event::Authenticated,
+                Event::Ack(1),
+                Event::Nack(2),
+                Event::ChatMessage { seq: 7, sent_us: 9 }
+            ]
+        );
+        assert_eq!(conn.take_nack_reason().as_deref(), Some("RATE_LIMITED"));
+        assert_eq!(conn.take_nack_reason(), None);
     }
 
     #[test]

@@ -936,6 +936,8 @@ impl Loop {
                 }
             }
             Event::Recovered => self.stats.recovered += 1,
+            // Chat traffic: the chat scenarios run their own clients (`crate::chat`).
+            Event::Nack(_) | Event::ChatMessage { .. } => {}
             Event::Delivery { seq, sent_us } => {
                 if let Some(tracker) = &mut slot.client.tracker {
                     tracker.record(seq);

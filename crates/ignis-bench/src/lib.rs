@@ -24,6 +24,7 @@
 //! # let _ = Event::Authenticated;
 //! ```
 
+pub mod chat;
 pub mod conn;
 pub mod flat;
 pub mod fleet;

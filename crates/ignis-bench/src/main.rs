@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use ignis_bench::chat::{self, ChatSetup};
 use ignis_bench::fleet::Target;
 use ignis_bench::scenario::{self, Setup};
 
@@ -49,8 +50,22 @@ struct Cli {
     /// Seconds to wait for all clients to authenticate.
     #[arg(long, default_value_t = 60)]
     connect_timeout: u64,
+    /// Chat scenarios: the file of `id<TAB>token` lines of the users `chat-users` signed up.
+    #[arg(long, default_value = "chat-users.tsv")]
+    users_file: std::path::PathBuf,
+    /// Chat scenarios: the database the chat runs on, for the report.
+    #[arg(long, default_value = "sqlite")]
+    database: String,
     #[command(subcommand)]
-    scenario: Scenario,
+    scenario: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Server(Scenario),
+    #[command(flatten)]
+    Chat(ChatScenario),
 }
 
 #[derive(Subcommand)]
@@ -157,6 +172,64 @@ enum Scenario {
     },
 }
 
+/// The chat scenarios (issue 15), against `ignis-chat`: `--target` its address, `--path /io/`.
+#[derive(Subcommand)]
+enum ChatScenario {
+    /// Signs users up through the REST API until the users file holds `--count`.
+    #[command(name = "chat-users")]
+    Users {
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        /// Sign-ups in flight at once (the chat hashes 4 passwords at a time).
+        #[arg(long, default_value_t = 8)]
+        parallel: usize,
+    },
+    /// A room of `--members`; `--senders` of them send at rising total rates, each step
+    /// `--seconds` long, until one is not sustained (nothing lost, doubled, reordered or
+    /// refused, every accepted message in the database, on schedule), then `--refine` halvings.
+    #[command(name = "chat-throughput")]
+    Throughput {
+        #[arg(long, default_value_t = 100)]
+        members: usize,
+        #[arg(long, default_value_t = 99)]
+        senders: usize,
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "1000,2000,4000,6000,8000,12000,16000"
+        )]
+        rates: Vec<f64>,
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 2)]
+        refine: u32,
+    },
+    /// A room of `--members`; `--rate` messages per second from `--senders` of them: latency
+    /// from `message:send` to each member's `message:new`.
+    #[command(name = "chat-latency")]
+    Latency {
+        #[arg(long, default_value_t = 1000)]
+        members: usize,
+        #[arg(long, default_value_t = 100)]
+        senders: usize,
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
+    /// `--clients` users connect, authenticate and join rooms of `--room-size`: the chat's RSS
+    /// growth per idle user.
+    #[command(name = "chat-idle")]
+    Idle {
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        #[arg(long, default_value_t = 100)]
+        room_size: usize,
+        #[arg(long, default_value_t = 1000)]
+        settle_ms: u64,
+    },
+}
+
 fn seconds(s: f64) -> Duration {
     Duration::from_secs_f64(s.clamp(0.1, 600.0))
 }
@@ -171,6 +244,76 @@ fn main() -> ExitCode {
     if let Err(e) = ignis_bench::raise_fd_limit() {
         eprintln!("ignis-bench: cannot raise the open-file limit: {e}");
     }
+    let scenario = match cli.scenario {
+        Command::Server(s) => s,
+        Command::Chat(chat) => {
+            let Some(target) = cli.target.first().copied() else {
+                eprintln!("ignis-bench: no --target");
+                return ExitCode::FAILURE;
+            };
+            let setup = ChatSetup {
+                label: cli.label,
+                target: Target {
+                    addr: target,
+                    path: cli.path,
+                },
+                rest: cli.rest.unwrap_or(target),
+                server_pid: cli.server_pid[0],
+                threads: cli.threads,
+                connect_timeout: Duration::from_secs(cli.connect_timeout),
+            };
+            let (db, file) = (cli.database.as_str(), cli.users_file.as_path());
+            let result = match chat {
+                ChatScenario::Users { count, parallel } => {
+                    chat::sign_up(&setup, db, count, parallel, file)
+                }
+                ChatScenario::Throughput {
+                    members,
+                    senders,
+                    rates,
+                    seconds: s,
+                    refine,
+                } => chat::throughput(
+                    &setup,
+                    db,
+                    file,
+                    members,
+                    senders,
+                    &rates,
+                    refine,
+                    seconds(s),
+                ),
+                ChatScenario::Latency {
+                    members,
+                    senders,
+                    rate,
+                    seconds: s,
+                } => chat::latency_run(&setup, db, file, members, senders, rate, seconds(s)),
+                ChatScenario::Idle {
+                    clients,
+                    room_size,
+                    settle_ms,
+                } => chat::idle(
+                    &setup,
+                    db,
+                    file,
+                    clients,
+                    room_size,
+                    Duration::from_millis(settle_ms),
+                ),
+            };
+            return match result {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("ignis-bench: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    };
     let setup = Setup {
         label: cli.label,
         targets: cli
@@ -194,7 +337,7 @@ fn main() -> ExitCode {
         posters: cli.posters,
         connect_timeout: Duration::from_secs(cli.connect_timeout),
     };
-    let result = match cli.scenario {
+    let result = match scenario {
         Scenario::Connect { clients, settle_ms } => {
             scenario::connect(&setup, clients, Duration::from_millis(settle_ms))
         }

@@ -129,7 +129,12 @@ impl Setup {
 }
 
 /// CPU spent between two snapshots, per unit of work.
-fn cpu_report(before: &CpuSnapshot, after: &CpuSnapshot, units: u64, unit: &str) -> Json {
+pub(crate) fn cpu_report(
+    before: &CpuSnapshot,
+    after: &CpuSnapshot,
+    units: u64,
+    unit: &str,
+) -> Json {
     let server = after.server.saturating_sub(before.server).as_micros() as u64;
     let loadgen = after.loadgen.saturating_sub(before.loadgen).as_micros() as u64;
     let per = |us: u64| {
@@ -148,12 +153,12 @@ fn cpu_report(before: &CpuSnapshot, after: &CpuSnapshot, units: u64, unit: &str)
     })
 }
 
-fn round(x: f64, digits: i32) -> f64 {
+pub(crate) fn round(x: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
     (x * f).round() / f
 }
 
-fn latency(h: &Histogram) -> Json {
+pub(crate) fn latency(h: &Histogram) -> Json {
     json!({
         "p50_us": h.quantile(0.5),
         "p99_us": h.quantile(0.99),
@@ -162,7 +167,7 @@ fn latency(h: &Histogram) -> Json {
     })
 }
 
-fn merge(mut a: Json, b: Json) -> Json {
+pub(crate) fn merge(mut a: Json, b: Json) -> Json {
     if let (Some(a), Json::Object(b)) = (a.as_object_mut(), b) {
         a.extend(b);
     }
@@ -764,7 +769,7 @@ pub fn soak(setup: &Setup, plan: &SoakPlan) -> Result<Json, ScenarioError> {
 
 /// The highest rate `attempt` sustains: the rates of the list in turn until one is not
 /// sustained, then `refine` halvings of the gap between the last sustained and the first not.
-fn highest_sustained<E>(
+pub(crate) fn highest_sustained<E>(
     rates: &[f64],
     refine: u32,
     mut attempt: impl FnMut(f64) -> Result<Verdict, E>,
@@ -801,7 +806,7 @@ fn highest_sustained<E>(
 
 /// How one rate of a sweep went.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Verdict {
+pub(crate) enum Verdict {
     Sustained,
     NotSustained,
     /// A client was lost: the sweep stops here.

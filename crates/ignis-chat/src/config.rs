@@ -48,6 +48,10 @@ pub struct Cli {
     /// taken for dead, so its users go offline within four [default: 5000].
     #[arg(long, env = "APP_ENV_NODE_HEARTBEAT_MS")]
     pub node_heartbeat_ms: Option<u64>,
+    /// Messages (room messages and DMs together) one user may send per second on one node;
+    /// more are refused with `RATE_LIMITED`. 0 lifts the limit (benchmarks) [default: 20].
+    #[arg(long, env = "APP_ENV_MESSAGE_RATE")]
+    pub message_rate: Option<u32>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "APP_ENV_LOGGER_FORMAT")]
     pub log_format: Option<String>,
@@ -66,6 +70,7 @@ struct FileConfig {
     redis_key: Option<String>,
     presence_grace_ms: Option<u64>,
     node_heartbeat_ms: Option<u64>,
+    message_rate: Option<u32>,
     log_format: Option<String>,
 }
 
@@ -98,6 +103,8 @@ pub struct Config {
     /// How often a node records that it is alive; a node silent for three of these is taken
     /// for dead and its users go offline at the next sweep.
     pub node_heartbeat: Duration,
+    /// Messages one user may send per second on one node; 0: no limit.
+    pub message_rate: u32,
     /// How log lines are written.
     pub log_format: LogFormat,
 }
@@ -114,6 +121,7 @@ impl Default for Config {
             redis_key: "socket.io".into(),
             presence_grace: Duration::from_millis(3000),
             node_heartbeat: Duration::from_secs(5),
+            message_rate: crate::presence::MESSAGES_PER_SECOND,
             log_format: LogFormat::Text,
         }
     }
@@ -225,6 +233,10 @@ impl Config {
                 }
                 Some(ms) => Duration::from_millis(ms),
             },
+            message_rate: cli
+                .message_rate
+                .or(file.message_rate)
+                .unwrap_or(defaults.message_rate),
             log_format,
         })
     }
@@ -251,6 +263,7 @@ mod tests {
         assert_eq!(c.effective_database_url(), "sqlite://./data/chat.db");
         assert_eq!(c.presence_grace, Duration::from_secs(3));
         assert_eq!(c.redis_key, "socket.io");
+        assert_eq!(c.message_rate, 20);
         assert!(c.redis.is_none() && c.jwt_secret.is_none());
     }
 
@@ -261,7 +274,8 @@ mod tests {
         let file = dir.join("c.toml");
         std::fs::write(
             &file,
-            "port = 4000\npresence_grace_ms = 500\ndatabase_url = \"postgres://x@h/db\"\n",
+            "port = 4000\npresence_grace_ms = 500\ndatabase_url = \"postgres://x@h/db\"\n\
+             message_rate = 500\n",
         )
         .unwrap();
         let c = Config::load(Cli {
@@ -272,6 +286,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.port, 5000);
         assert_eq!(c.presence_grace, Duration::from_millis(500));
+        assert_eq!(c.message_rate, 500);
         assert_eq!(c.effective_database_url(), "postgres://x@h/db");
 
         std::fs::write(&file, "prot = 1\n").unwrap();

@@ -133,6 +133,7 @@ pub async fn start(config: Config) -> Result<RunningChat, ChatError> {
             store.clone(),
             config.presence_grace,
             config.node_heartbeat,
+            config.message_rate,
         )),
         store,
         tokens: Tokens::new(&secret),

@@ -30,7 +30,8 @@ use tokio::task::AbortHandle;
 use crate::model::{iso, new_id, now, unix_ms};
 use crate::store::Store;
 
-/// Messages a user may send per second (room messages and DMs together), on each node.
+/// Messages a user may send per second (room messages and DMs together), on each node, unless
+/// configured otherwise (`--message-rate`).
 pub const MESSAGES_PER_SECOND: u32 = 20;
 
 /// A user's connections on this node.
@@ -55,6 +56,8 @@ pub struct Presence {
     store: Store,
     grace: Duration,
     heartbeat: Duration,
+    /// Messages per second per user; 0: no limit.
+    message_rate: u32,
     node_id: String,
     local: Mutex<HashMap<String, Local>>,
     jobs: mpsc::UnboundedSender<Job>,
@@ -64,12 +67,13 @@ pub struct Presence {
 }
 
 impl Presence {
-    pub fn new(store: Store, grace: Duration, heartbeat: Duration) -> Self {
+    pub fn new(store: Store, grace: Duration, heartbeat: Duration, message_rate: u32) -> Self {
         let (jobs, queue) = mpsc::unbounded_channel();
         Presence {
             store,
             grace,
             heartbeat,
+            message_rate,
             node_id: new_id(),
             local: Mutex::new(HashMap::new()),
             jobs,
@@ -196,8 +200,16 @@ impl Presence {
         });
     }
 
-    /// Counts a message of `user`; false when they are over [`MESSAGES_PER_SECOND`].
+    /// The most messages a user may send per second; 0: no limit.
+    pub fn message_rate(&self) -> u32 {
+        self.message_rate
+    }
+
+    /// Counts a message of `user`; false when they are over the message rate.
     pub fn allow_message(&self, user: &str) -> bool {
+        if self.message_rate == 0 {
+            return true;
+        }
         let second = unix_ms(now()) / 1000;
         let mut local = self.local.lock();
         let Some(entry) = local.get_mut(user) else {
@@ -208,8 +220,8 @@ impl Presence {
             entry.window = second;
             entry.sent = 0;
         }
-        entry.sent += 1;
-        entry.sent <= MESSAGES_PER_SECOND
+        entry.sent = entry.sent.saturating_add(1);
+        entry.sent <= self.message_rate
     }
 
     async fn run(&self, job: Job) {

@@ -20,7 +20,6 @@ use serde::Serialize;
 
 use crate::Chat;
 use crate::model::{Sender, User, now};
-use crate::presence::MESSAGES_PER_SECOND;
 use crate::store::{NewMessage, WriteError};
 
 /// How long a `typing:start` lasts without another.
@@ -431,7 +430,10 @@ fn on_counted<F, Fut>(
             let outcome = match user_of(&chat, &socket) {
                 Some((user, _)) if message && !chat.presence.allow_message(&user.id) => Err(fail(
                     "RATE_LIMITED",
-                    format!("too many messages: at most {MESSAGES_PER_SECOND} per second"),
+                    format!(
+                        "too many messages: at most {} per second",
+                        chat.presence.message_rate()
+                    ),
                 )),
                 Some((user, turn)) => match turn.place() {
                     Some(_place) => {
@@ -543,30 +545,43 @@ pub(crate) fn handlers(chat: &Arc<Chat>) -> SocketHandlers {
             let content = check_content(p.get("content"))?;
             let kind = message_type(p)?;
             let failed = |e| store_failure("SEND_FAILED", e);
-            if chat
+            if !chat
                 .store
-                .member(room_id, &user.id)
+                .is_member(room_id, &user.id)
                 .await
                 .map_err(failed)?
-                .is_none()
             {
                 return Err(match chat.store.room(room_id).await.map_err(failed)? {
                     Some(_) => fail("FORBIDDEN", "Not a member of this room"),
                     None => fail("NOT_FOUND", "Room not found"),
                 });
             }
-            let message = chat
+            // The store publishes the message once it is stored, with the others stored in the
+            // same transaction, in storage order.
+            let publisher = chat.clone();
+            let room = room_of(room_id);
+            let (message, published) = chat
                 .store
-                .insert_message(NewMessage {
-                    room_id,
-                    sender: &user,
-                    content,
-                    kind,
-                })
+                .insert_message_then(
+                    NewMessage {
+                        room_id,
+                        sender: &user,
+                        content,
+                        kind,
+                    },
+                    Box::new(move |m| {
+                        send_to(&publisher, room, "message:new", value_of(m)).is_ok()
+                    }),
+                )
                 .await
                 .map_err(failed)?;
+            if !published {
+                return Err(fail(
+                    "SEND_FAILED",
+                    "the chat could not do this now; try again",
+                ));
+            }
             let value = value_of(&message);
-            send_to(&chat, room_of(room_id), "message:new", value.clone())?;
             stop_typing(&chat, &socket, room_id);
             Ok(vec![("message", value)])
         },

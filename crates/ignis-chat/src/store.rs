@@ -5,8 +5,12 @@
 //! whichever pool the store holds. The schema is created and upgraded by the migrations embedded
 //! in the binary; a database whose schema is newer than the binary is refused.
 
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use parking_lot::Mutex;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
@@ -15,6 +19,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Row};
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::model::{
     Conversation, DirectMessage, Member, Message, Room, RoomSummary, Sender, User, new_id,
@@ -32,6 +37,8 @@ pub enum StoreError {
     SchemaTooNew { found: i64, known: i64 },
     #[error("cannot open the database {url}: {error}")]
     Open { url: String, error: sqlx::Error },
+    #[error("the database is closed")]
+    Closed,
 }
 
 /// What a write ran into.
@@ -82,19 +89,255 @@ const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS chat_schema_migration
 #[derive(Clone, Debug)]
 pub enum Store {
     /// A file, several readers and one writer at a time.
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePool, MessageWriter),
     /// A server, shared by every node of a chat.
-    Postgres(PgPool),
+    Postgres(PgPool, MessageWriter),
 }
 
 /// Runs `$body` with `$pool` bound to whichever pool the store holds: the same SQL on both.
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match $store {
-            Store::Sqlite($pool) => $body,
-            Store::Postgres($pool) => $body,
+            Store::Sqlite($pool, _) => $body,
+            Store::Postgres($pool, _) => $body,
         }
     };
+}
+
+/// Room messages waiting for the writer at most; past it, senders wait for room in the queue.
+const WRITE_QUEUE: usize = 8192;
+/// The most messages one transaction of the writer stores.
+const MAX_BATCH: usize = 512;
+/// On SQLite a batch is stored with multi-row `INSERT`s of these sizes (the largest first), so
+/// that the few statement texts stay prepared on each connection.
+const CHUNKS: [usize; 4] = [64, 16, 4, 1];
+
+/// The room messages' single writer: messages from every connection queue here, and each
+/// transaction stores all that queued while the previous one committed (group commit). One
+/// commit (one WAL write on SQLite, one WAL flush on PostgreSQL) then serves many messages, and
+/// SQLite's writers never contend for its lock (a writer that finds it taken sleeps in its busy
+/// handler). A message's sender hears back only once its transaction committed.
+///
+/// It also remembers who was found to be a member of which room: a message's sender is checked
+/// for each message, and memberships are only ever added (no route removes one; a removal would
+/// have to forget it here), so a membership seen once holds for good, on every node.
+#[derive(Clone)]
+pub struct MessageWriter {
+    jobs: mpsc::Sender<WriteJob>,
+    members: Arc<Mutex<KnownMembers>>,
+}
+
+/// Room id -> users known to be members, and how many pairs that is.
+#[derive(Default)]
+struct KnownMembers {
+    rooms: HashMap<String, HashSet<String>>,
+    count: usize,
+}
+
+/// Memberships remembered at most; past it, the memory starts again from nothing.
+const MAX_KNOWN_MEMBERS: usize = 100_000;
+
+impl std::fmt::Debug for MessageWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MessageWriter")
+    }
+}
+
+/// What the writer does with a message once the transaction holding it committed: a chat
+/// sends it to its room. The writer publishes the messages of a transaction one after the other,
+/// in storage order, before any of their senders hears back, so that they are delivered in the
+/// order stored and, made together, reach each recipient together (the Socket.IO layer writes
+/// broadcasts made meanwhile to the same recipients in one write). False: it could not be sent.
+pub type Publish = Box<dyn FnOnce(&Message) -> bool + Send + Sync>;
+
+/// A message row to store, what to do once it is, and who waits for it (told whether it was
+/// published).
+struct WriteJob {
+    row: MessageRow,
+    publish: Option<(Message, Publish)>,
+    done: oneshot::Sender<Result<bool, sqlx::Error>>,
+}
+
+impl WriteJob {
+    fn publish(&mut self) -> bool {
+        self.publish
+            .take()
+            .is_none_or(|(message, publish)| publish(&message))
+    }
+}
+
+struct MessageRow {
+    id: String,
+    at: OffsetDateTime,
+    room_id: String,
+    sender_id: String,
+    content: String,
+    kind: String,
+}
+
+/// The pool the writer writes with (not a [`Store`], which holds the writer's queue: the task
+/// ends when the last store is dropped).
+enum WriterPool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// `INSERT INTO messages … VALUES (…), (…)` for `rows` rows.
+fn insert_messages_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO messages (id, created_at, modified_at, room_id, sender_id, content, type) \
+         VALUES ",
+    );
+    for r in 0..rows {
+        let p = r * 6;
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            p + 1,
+            p + 2,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5,
+            p + 6
+        ));
+    }
+    sql
+}
+
+static INSERT_MESSAGES: std::sync::LazyLock<[String; CHUNKS.len()]> =
+    std::sync::LazyLock::new(|| CHUNKS.map(insert_messages_sql));
+
+impl MessageWriter {
+    fn start(pool: WriterPool) -> MessageWriter {
+        let (jobs, queue) = mpsc::channel(WRITE_QUEUE);
+        tokio::spawn(write_messages(pool, queue));
+        MessageWriter {
+            jobs,
+            members: Arc::default(),
+        }
+    }
+
+    fn known_member(&self, room: &str, user: &str) -> bool {
+        self.members
+            .lock()
+            .rooms
+            .get(room)
+            .is_some_and(|users| users.contains(user))
+    }
+
+    fn remember_member(&self, room: &str, user: &str) {
+        let mut known = self.members.lock();
+        if known.count >= MAX_KNOWN_MEMBERS {
+            *known = KnownMembers::default();
+        }
+        if known
+            .rooms
+            .entry(room.to_string())
+            .or_default()
+            .insert(user.to_string())
+        {
+            known.count += 1;
+        }
+    }
+
+    /// Stores the row; once committed, publishes the message. Whether it was published.
+    async fn insert(&self, row: MessageRow, publish: Option<(Message, Publish)>) -> Result<bool> {
+        let (done, answer) = oneshot::channel();
+        self.jobs
+            .send(WriteJob { row, publish, done })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        Ok(answer.await.map_err(|_| StoreError::Closed)??)
+    }
+}
+
+async fn write_messages(pool: WriterPool, mut queue: mpsc::Receiver<WriteJob>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut published = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        match insert_rows(&pool, &batch).await {
+            Ok(()) => {
+                // Every message published before any sender hears back (see [`Publish`]).
+                published.extend(batch.iter_mut().map(WriteJob::publish));
+                for (job, ok) in batch.drain(..).zip(published.drain(..)) {
+                    let _ = job.done.send(Ok(ok));
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                if let Some(job) = batch.pop() {
+                    let _ = job.done.send(Err(e));
+                }
+            }
+            // One bad row fails its own message only: each goes again in a transaction of its
+            // own.
+            Err(_) => {
+                for mut job in batch.drain(..) {
+                    let result = insert_rows(&pool, std::slice::from_ref(&job))
+                        .await
+                        .map(|()| job.publish());
+                    let _ = job.done.send(result);
+                }
+            }
+        }
+    }
+}
+
+/// PostgreSQL stores a whole batch with one statement (one round trip, and one transaction
+/// without `BEGIN` and `COMMIT` of their own): the rows as arrays, in the order given.
+const PG_INSERT_MESSAGES: &str = "INSERT INTO messages \
+    (id, created_at, modified_at, room_id, sender_id, content, type) \
+    SELECT r.id, r.at, r.at, r.room_id, r.sender_id, r.content, r.type \
+    FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[]) \
+    WITH ORDINALITY AS r(id, at, room_id, sender_id, content, type, n) ORDER BY r.n";
+
+/// Stores the jobs' rows in one transaction, in the order given: their `seq` follows it.
+async fn insert_rows(pool: &WriterPool, jobs: &[WriteJob]) -> Result<(), sqlx::Error> {
+    match pool {
+        WriterPool::Sqlite(pool) => {
+            let mut tx = pool.begin().await?;
+            let mut rest = jobs;
+            while !rest.is_empty() {
+                let (size, sql) = CHUNKS
+                    .iter()
+                    .zip(INSERT_MESSAGES.iter())
+                    .find(|(size, _)| **size <= rest.len())
+                    .unwrap_or((&1, &INSERT_MESSAGES[CHUNKS.len() - 1]));
+                let (chunk, more) = rest.split_at(*size);
+                let mut query = sqlx::query(sql);
+                for job in chunk {
+                    let r = &job.row;
+                    query = query
+                        .bind(&r.id)
+                        .bind(r.at)
+                        .bind(&r.room_id)
+                        .bind(&r.sender_id)
+                        .bind(&r.content)
+                        .bind(&r.kind);
+                }
+                query.execute(&mut *tx).await?;
+                rest = more;
+            }
+            tx.commit().await
+        }
+        WriterPool::Postgres(pool) => {
+            let column = |f: fn(&MessageRow) -> &String| {
+                jobs.iter().map(|j| f(&j.row).clone()).collect::<Vec<_>>()
+            };
+            sqlx::query(PG_INSERT_MESSAGES)
+                .bind(column(|r| &r.id))
+                .bind(jobs.iter().map(|j| j.row.at).collect::<Vec<_>>())
+                .bind(column(|r| &r.room_id))
+                .bind(column(|r| &r.sender_id))
+                .bind(column(|r| &r.content))
+                .bind(column(|r| &r.kind))
+                .execute(pool)
+                .await?;
+            Ok(())
+        }
+    }
 }
 
 /// Typed column access shared by both databases' rows.
@@ -259,7 +502,8 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(open)?;
-        let store = Store::Postgres(pool);
+        let writer = MessageWriter::start(WriterPool::Postgres(pool.clone()));
+        let store = Store::Postgres(pool, writer);
         store.migrate().await?;
         Ok(store)
     }
@@ -287,7 +531,8 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|error| StoreError::Open { url: label, error })?;
-        let store = Store::Sqlite(pool);
+        let writer = MessageWriter::start(WriterPool::Sqlite(pool.clone()));
+        let store = Store::Sqlite(pool, writer);
         store.migrate().await?;
         Ok(store)
     }
@@ -295,8 +540,8 @@ impl Store {
     /// Which database this is, for logs.
     pub fn kind(&self) -> &'static str {
         match self {
-            Store::Sqlite(_) => "SQLite",
-            Store::Postgres(_) => "PostgreSQL",
+            Store::Sqlite(..) => "SQLite",
+            Store::Postgres(..) => "PostgreSQL",
         }
     }
 
@@ -312,7 +557,7 @@ impl Store {
         let now = crate::model::unix_ms(crate::model::now());
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            if matches!(self, Store::Postgres(_)) {
+            if matches!(self, Store::Postgres(..)) {
                 // Two nodes starting together on one database take turns.
                 sqlx::query("SELECT pg_advisory_xact_lock(7253346001)")
                     .execute(&mut *tx)
@@ -330,8 +575,8 @@ impl Store {
             }
             for m in MIGRATIONS.iter().filter(|m| m.version > found) {
                 let sql = match self {
-                    Store::Sqlite(_) => m.sqlite,
-                    Store::Postgres(_) => m.postgres,
+                    Store::Sqlite(..) => m.sqlite,
+                    Store::Postgres(..) => m.postgres,
                 };
                 sqlx::raw_sql(sql).execute(&mut *tx).await?;
                 sqlx::query(
@@ -566,6 +811,25 @@ impl Store {
         })
     }
 
+    /// Whether `user` is a member of `room`: from memory once seen (see [`MessageWriter`]).
+    pub async fn is_member(&self, room: &str, user: &str) -> Result<bool> {
+        let known = self.writer();
+        if known.known_member(room, user) {
+            return Ok(true);
+        }
+        let member = self.member(room, user).await?.is_some();
+        if member {
+            known.remember_member(room, user);
+        }
+        Ok(member)
+    }
+
+    fn writer(&self) -> &MessageWriter {
+        match self {
+            Store::Sqlite(_, w) | Store::Postgres(_, w) => w,
+        }
+    }
+
     /// Adds a member; one who already is is a conflict.
     pub async fn add_member(
         &self,
@@ -616,10 +880,33 @@ impl Store {
 
     // ---- messages ----
 
-    /// Stores a message of `sender`, who must be a member (checked by the caller).
+    /// Stores a message of `sender`, who must be a member (checked by the caller). It goes
+    /// through the [`MessageWriter`]: this returns once the transaction that holds it committed.
     pub async fn insert_message(&self, new: NewMessage<'_>) -> Result<Message> {
+        let message = Self::new_message(new);
+        self.writer().insert(Self::row(&message), None).await?;
+        Ok(message)
+    }
+
+    /// Stores a message as [`Store::insert_message`] does, and once its transaction committed,
+    /// `publish`es it, in storage order with the others of the transaction and before any of
+    /// their senders hears back. The message, and whether `publish` said it was sent.
+    pub async fn insert_message_then(
+        &self,
+        new: NewMessage<'_>,
+        publish: Publish,
+    ) -> Result<(Message, bool)> {
+        let message = Self::new_message(new);
+        let published = self
+            .writer()
+            .insert(Self::row(&message), Some((message.clone(), publish)))
+            .await?;
+        Ok((message, published))
+    }
+
+    fn new_message(new: NewMessage<'_>) -> Message {
         let now = crate::model::now();
-        let message = Message {
+        Message {
             id: new_id(),
             room_id: new.room_id.to_string(),
             sender_id: new.sender.id.clone(),
@@ -631,22 +918,18 @@ impl Store {
             created_at: now,
             modified_at: now,
             sender: Sender::from(new.sender),
-        };
-        on_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO messages (id, created_at, modified_at, room_id, sender_id, content, \
-                 type) VALUES ($1, $2, $2, $3, $4, $5, $6)",
-            )
-            .bind(&message.id)
-            .bind(now)
-            .bind(&message.room_id)
-            .bind(&message.sender_id)
-            .bind(&message.content)
-            .bind(&message.kind)
-            .execute(pool)
-            .await?;
-        });
-        Ok(message)
+        }
+    }
+
+    fn row(message: &Message) -> MessageRow {
+        MessageRow {
+            id: message.id.clone(),
+            at: message.created_at,
+            room_id: message.room_id.clone(),
+            sender_id: message.sender_id.clone(),
+            content: message.content.clone(),
+            kind: message.kind.clone(),
+        }
     }
 
     /// A message by id, deleted or not, with its storage position.

@@ -1144,14 +1144,14 @@ async fn restart_keeps_data_and_sessions(backend: Backend) {
     let store = &t.chat.chat().store;
     let newer = ignis_chat::store::schema_version() + 1;
     match store {
-        ignis_chat::Store::Sqlite(pool) => {
+        ignis_chat::Store::Sqlite(pool, _) => {
             sqlx::query("INSERT INTO chat_schema_migrations VALUES ($1, 'future', 0)")
                 .bind(newer)
                 .execute(pool)
                 .await
                 .unwrap();
         }
-        ignis_chat::Store::Postgres(pool) => {
+        ignis_chat::Store::Postgres(pool, _) => {
             sqlx::query("INSERT INTO chat_schema_migrations VALUES ($1, 'future', 0)")
                 .bind(newer)
                 .execute(pool)
