@@ -187,11 +187,24 @@ impl IoHandler {
                     .zip(auth.get("offset").and_then(Value::as_str)),
             );
             let restored = match wanted {
-                Some((pid, offset)) => ns
-                    .adapter()
-                    .restore_session(&ns, pid, offset)
-                    .await
-                    .map(|session| (session, offset.to_string())),
+                Some((pid, offset)) => {
+                    let mut session = ns.adapter().restore_session(&ns, pid, offset).await;
+                    if session.is_none()
+                        && let Some(stale) = ns.socket_by_pid(pid)
+                        && !Arc::ptr_eq(&stale.conn, &conn)
+                    {
+                        // The client is back on a new connection before this server saw its
+                        // old one fail (a reset not read yet, a dead peer before its ping
+                        // timeout): it proved it is that client, so the old socket leaves now,
+                        // its session kept, instead of the client getting a new session and
+                        // losing what was sent meanwhile.
+                        tracing::debug!(sid = %stale.id(), nsp = ns.name(), "client back on a new connection: old one closed");
+                        stale.close(DisconnectReason::TransportClose);
+                        stale.conn.close();
+                        session = ns.adapter().restore_session(&ns, pid, offset).await;
+                    }
+                    session.map(|session| (session, offset.to_string()))
+                }
                 None => None,
             };
             // The private id stays the same across recoveries.

@@ -29,6 +29,8 @@ pub struct Namespace {
     adapter: Arc<dyn Adapter>,
     parser: ParserKind,
     sockets: RwLock<SidMap<SocketRef>>,
+    /// The local sockets by private id, when recovery is on (see [`Namespace::socket_by_pid`]).
+    pids: RwLock<HashMap<Arc<str>, Sid>>,
     middlewares: RwLock<Vec<Middleware>>,
     on_connect: RwLock<Option<ConnectHandler>>,
     server_events: RwLock<HashMap<String, ServerEventHandler>>,
@@ -54,6 +56,7 @@ impl Namespace {
             adapter,
             parser,
             sockets: RwLock::new(SidMap::default()),
+            pids: RwLock::new(HashMap::new()),
             middlewares: RwLock::new(Vec::new()),
             on_connect: RwLock::new(None),
             server_events: RwLock::new(HashMap::new()),
@@ -218,7 +221,17 @@ impl Namespace {
     }
 
     pub(crate) fn add_socket(&self, socket: SocketRef) {
+        if let Some(pid) = &socket.pid {
+            self.pids.write().insert(Arc::clone(pid), socket.id());
+        }
         self.sockets.write().insert(socket.id(), socket);
+    }
+
+    /// The local socket of a private id: a client that comes back with it while its socket is
+    /// still here left a connection this server has not yet seen fail.
+    pub(crate) fn socket_by_pid(&self, pid: &str) -> Option<SocketRef> {
+        let sid = *self.pids.read().get(pid)?;
+        self.get_socket(sid)
     }
 
     /// Removes `socket`, unless its id is another socket's by now (a recovered socket keeps
@@ -230,6 +243,9 @@ impl Namespace {
             .is_some_and(|s| Arc::ptr_eq(s, socket))
         {
             sockets.remove(&socket.id());
+            if let Some(pid) = &socket.pid {
+                self.pids.write().remove(pid);
+            }
         }
     }
 

@@ -177,3 +177,28 @@ async fn a_client_back_at_once_keeps_its_rooms_after_the_old_sockets_cleanup() {
     io.emit("tick", &3).unwrap();
     assert_eq!(tick_numbers(&client.events(2).await), [2, 3]);
 }
+
+/// A client back on a new connection while its old one still looks alive to the server (a
+/// reset not read yet, a dead peer before its ping timeout) recovers all the same: it proved it
+/// is that client with its private id, so its old socket leaves at once, session kept. It used
+/// to get a new session, and lose what was sent meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_back_before_its_old_connection_is_seen_to_fail_recovers() {
+    let hooks = Arc::new(Hooks::default());
+    let (io, addr, _persisted) = server(&hooks).await;
+    let (first, id, pid, last) = first_connection(&io, addr).await;
+    // Queued on the old connection, which the client no longer reads.
+    io.emit("tick", &2).unwrap();
+
+    let client = Polling::open(addr, "/socket.io/").await;
+    let connected = client
+        .connect(Some(json!({ "pid": pid, "offset": last })))
+        .await;
+    assert_eq!(connected.id, id, "recovered: same id");
+    assert_eq!(tick_numbers(&connected.before), [2]);
+    io.emit("tick", &3).unwrap();
+    assert_eq!(tick_numbers(&client.events(1).await), [3]);
+    assert_eq!(io.main_namespace().socket_count(), 1);
+    // The old connection was closed by the server.
+    first.until_closed().await;
+}
