@@ -59,6 +59,9 @@ pub(crate) fn close_for(conn: &EngineSocket, reason: DisconnectReason) {
     conn.close();
 }
 
+/// How long a client that comes back waits for its old socket to finish leaving.
+const STALE_SOCKET_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The engine handler of a Socket.IO server.
 pub struct IoHandler {
     pub(crate) io: Arc<IoInner>,
@@ -201,6 +204,16 @@ impl IoHandler {
                         tracing::debug!(sid = %stale.id(), nsp = ns.name(), "client back on a new connection: old one closed");
                         stale.close(DisconnectReason::TransportClose);
                         stale.conn.close();
+                        // Another task may be closing it (its failure seen meanwhile), or still
+                        // restoring it: its session is kept once that is done.
+                        let deadline = tokio::time::Instant::now() + STALE_SOCKET_WAIT;
+                        while ns
+                            .socket_by_pid(pid)
+                            .is_some_and(|s| Arc::ptr_eq(&s, &stale))
+                            && tokio::time::Instant::now() < deadline
+                        {
+                            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                        }
                         session = ns.adapter().restore_session(&ns, pid, offset).await;
                     }
                     session.map(|session| (session, offset.to_string()))

@@ -29,8 +29,9 @@ pub struct Namespace {
     adapter: Arc<dyn Adapter>,
     parser: ParserKind,
     sockets: RwLock<SidMap<SocketRef>>,
-    /// The local sockets by private id, when recovery is on (see [`Namespace::socket_by_pid`]).
-    pids: RwLock<HashMap<Arc<str>, Sid>>,
+    /// The local sockets by private id, when recovery is on, until their session is kept (see
+    /// [`Namespace::socket_by_pid`]).
+    pids: RwLock<HashMap<Arc<str>, SocketRef>>,
     middlewares: RwLock<Vec<Middleware>>,
     on_connect: RwLock<Option<ConnectHandler>>,
     server_events: RwLock<HashMap<String, ServerEventHandler>>,
@@ -222,16 +223,28 @@ impl Namespace {
 
     pub(crate) fn add_socket(&self, socket: SocketRef) {
         if let Some(pid) = &socket.pid {
-            self.pids.write().insert(Arc::clone(pid), socket.id());
+            self.pids
+                .write()
+                .insert(Arc::clone(pid), Arc::clone(&socket));
         }
         self.sockets.write().insert(socket.id(), socket);
     }
 
-    /// The local socket of a private id: a client that comes back with it while its socket is
-    /// still here left a connection this server has not yet seen fail.
+    /// The local socket of a private id, from its connect until its session is kept when it
+    /// leaves: a client that comes back with the id while it is here left a connection this
+    /// server has not yet seen fail, or is seeing fail right now.
     pub(crate) fn socket_by_pid(&self, pid: &str) -> Option<SocketRef> {
-        let sid = *self.pids.read().get(pid)?;
-        self.get_socket(sid)
+        self.pids.read().get(pid).cloned()
+    }
+
+    /// Forgets `socket`'s private id (unless a socket that recovered it holds it by now).
+    pub(crate) fn forget_pid(&self, socket: &SocketRef) {
+        if let Some(pid) = &socket.pid {
+            let mut pids = self.pids.write();
+            if pids.get(pid).is_some_and(|s| Arc::ptr_eq(s, socket)) {
+                pids.remove(pid);
+            }
+        }
     }
 
     /// Removes `socket`, unless its id is another socket's by now (a recovered socket keeps
@@ -243,9 +256,6 @@ impl Namespace {
             .is_some_and(|s| Arc::ptr_eq(s, socket))
         {
             sockets.remove(&socket.id());
-            if let Some(pid) = &socket.pid {
-                self.pids.write().remove(pid);
-            }
         }
     }
 

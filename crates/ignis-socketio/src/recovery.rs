@@ -174,12 +174,21 @@ impl Recovery {
     /// stamped after `offset`: only then can [`Recovery::missed`] give back all the client
     /// missed. The caller puts the socket back in its rooms, then asks what it missed.
     pub fn take_session(&self, pid: &str, offset: &str) -> Option<SessionData> {
-        let n = self.offset_number(offset)?;
+        let Some(n) = self.offset_number(offset) else {
+            tracing::debug!(offset, "not recovered: unknown offset");
+            return None;
+        };
         let mut sessions = self.sessions.lock();
-        let kept = sessions.get(pid)?;
-        if kept.disconnected_at.elapsed() > self.config.max_disconnection_duration
-            || !self.packets.lock().kept_after(n)
-        {
+        let Some(kept) = sessions.get(pid) else {
+            tracing::debug!("not recovered: no session kept for this private id");
+            return None;
+        };
+        if kept.disconnected_at.elapsed() > self.config.max_disconnection_duration {
+            tracing::debug!("not recovered: session expired");
+            return None;
+        }
+        if !self.packets.lock().kept_after(n) {
+            tracing::debug!(offset, "not recovered: packets after the offset dropped");
             return None;
         }
         sessions.remove(pid).map(|kept| kept.session)

@@ -770,6 +770,8 @@ impl Socket {
             };
             self.ns.adapter().persist_session(&self.ns, session);
         }
+        // Only now: a client that comes back meanwhile waits for the session (see `client.rs`).
+        self.ns.forget_pid(self);
         // Handlers may hold the socket in their closures: drop them to break the cycle.
         *self.handlers.write() = Handlers::default();
         tracing::debug!(sid = %self.id, nsp = self.ns.name(), reason = reason.as_str(), "socket disconnected");

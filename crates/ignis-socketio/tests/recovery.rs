@@ -202,3 +202,95 @@ async fn a_client_back_before_its_old_connection_is_seen_to_fail_recovers() {
     // The old connection was closed by the server.
     first.until_closed().await;
 }
+
+/// What a restore keeps aside is bounded: past the bound, the connection is closed with nothing
+/// sent and the session kept again, and the client, which comes back with the same offset, gets
+/// everything, once and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_that_keeps_too_much_aside_lets_the_client_try_again() {
+    const FLOOD: i64 = 9_000;
+    let hooks = Arc::new(Hooks::default());
+    let (tx, mut persisted) = mpsc::unbounded_channel();
+    *hooks.persisted.lock() = Some(tx);
+    let h = Arc::clone(&hooks);
+    let io = SocketIo::builder()
+        .connection_state_recovery(RecoveryConfig::default())
+        // Room in the outbound queue for the replay of all of it, the second time.
+        .engine(|c| c.max_queued_messages = 100_000)
+        .adapter(move |_: &str| Hooked {
+            inner: MemoryAdapter::new(),
+            hooks: Arc::clone(&h),
+        })
+        .build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(io.clone().serve(listener));
+
+    let (first, id, pid, last) = first_connection(&io, addr).await;
+    cut(&io, &first, &id, &mut persisted).await;
+    // More than a restore keeps aside, all made once the socket is back in its rooms.
+    *hooks.before_missed.lock() = Some(Box::new(|a, ns| {
+        for n in 2..2 + FLOOD {
+            tick(a, ns, n);
+        }
+    }));
+    let auth = json!({ "pid": pid, "offset": last });
+    let refused = Polling::open(addr, "/socket.io/").await;
+    refused.post(&format!("40{auth}")).await;
+    refused.until_closed().await;
+    let session = tokio::time::timeout(WAIT, persisted.recv())
+        .await
+        .expect("the session is kept again")
+        .expect("a session");
+    assert_eq!(session.sid.as_str(), id);
+
+    let client = Polling::open(addr, "/socket.io/").await;
+    let connected = client.connect(Some(auth)).await;
+    assert_eq!(connected.id, id, "recovered: same id");
+    let expected: Vec<i64> = (2..2 + FLOOD).collect();
+    assert_eq!(tick_numbers(&connected.before), expected);
+}
+
+/// A client that comes back while the server is still taking its old socket out (the failure
+/// was seen, the session is not kept yet) waits for the session and recovers, instead of
+/// finding none and starting over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_back_while_its_old_socket_leaves_waits_for_the_session() {
+    let hooks = Arc::new(Hooks::default());
+    let (io, addr, mut persisted) = server(&hooks).await;
+    let (first, id, pid, last) = first_connection(&io, addr).await;
+    let (release, hold) = std::sync::mpsc::channel();
+    *hooks.hold_before_persist.lock() = Some(hold);
+    let (tried_tx, tried) = std::sync::mpsc::channel();
+    *hooks.after_restore.lock() = Some(Box::new(move |_, _| {
+        let _ = tried_tx.send(());
+    }));
+
+    io.main_namespace()
+        .get_socket(Sid::parse(&id).unwrap())
+        .unwrap()
+        .close_connection();
+    let closing = tokio::spawn(async move { first.until_closed().await });
+    let connecting = tokio::spawn(async move {
+        let client = Polling::open(addr, "/socket.io/").await;
+        let connected = client
+            .connect(Some(json!({ "pid": pid, "offset": last })))
+            .await;
+        (client, connected)
+    });
+    // The restore found no session yet, and waits; the old socket's cleanup goes on.
+    tokio::task::spawn_blocking(move || tried.recv_timeout(WAIT))
+        .await
+        .unwrap()
+        .expect("a first try to restore");
+    release.send(()).unwrap();
+    let (client, connected) = tokio::time::timeout(WAIT, connecting)
+        .await
+        .expect("connected")
+        .unwrap();
+    assert_eq!(connected.id, id, "recovered: same id");
+    persisted.recv().await.expect("the session was kept");
+    closing.await.unwrap();
+    io.emit("tick", &2).unwrap();
+    assert_eq!(tick_numbers(&client.events(1).await), [2]);
+}

@@ -206,6 +206,8 @@ pub struct Hooks {
     pub persisted: Mutex<Option<mpsc::UnboundedSender<SessionData>>>,
     /// When set, keeping a session waits for a word on this (after the session is stored).
     pub hold_persist: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    /// When set, keeping a session waits for a word on this before the session is stored.
+    pub hold_before_persist: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
 }
 
 fn fire(slot: &Mutex<Option<Hook>>, adapter: &MemoryAdapter, ns: &Namespace) {
@@ -310,6 +312,10 @@ impl Adapter for Hooked {
     }
 
     fn persist_session(&self, ns: &Namespace, session: SessionData) {
+        let hold = self.hooks.hold_before_persist.lock().take();
+        if let Some(hold) = hold {
+            let _ = hold.recv_timeout(WAIT);
+        }
         self.inner.persist_session(ns, session.clone());
         if let Some(tx) = &*self.hooks.persisted.lock() {
             let _ = tx.send(session);
