@@ -18,7 +18,7 @@ use ignis_proto::socketio::Packet;
 use parking_lot::RwLock;
 
 use crate::namespace::Namespace;
-use crate::recovery::{RestoredSession, SessionData};
+use crate::recovery::SessionData;
 
 /// A room name. Every socket is in the room named by its own id.
 pub type Room = Arc<str>;
@@ -200,15 +200,35 @@ pub trait Adapter: Send + Sync + 'static {
         }
     }
 
-    /// The session of `pid` and the packets it missed after `offset`, if it can be recovered.
+    /// Takes the session of `pid` for a socket that comes back, if it can be recovered: the
+    /// session is still kept, and so is everything sent after `offset`, the last packet the
+    /// client saw. The default asks the namespace's in-memory store.
+    ///
+    /// The missed packets are asked for afterwards ([`Adapter::missed_packets`]), once the
+    /// socket is back in its rooms: a broadcast made in between then reaches it live.
     fn restore_session<'a>(
         &'a self,
         ns: &'a Namespace,
         pid: &'a str,
         offset: &'a str,
-    ) -> BoxFuture<'a, Option<RestoredSession>> {
-        let restored = ns.recovery().and_then(|r| r.restore(pid, offset));
-        Box::pin(async move { restored })
+    ) -> BoxFuture<'a, Option<SessionData>> {
+        let session = ns.recovery().and_then(|r| r.take_session(pid, offset));
+        Box::pin(async move { session })
+    }
+
+    /// The packets sent after `offset` that reached a socket in `rooms`, in the order they
+    /// were sent, each with its offset as its last argument; `None` when they can no longer be
+    /// told (the offset is unknown, or packets after it were dropped). Called once the restored
+    /// socket is in its rooms again: it must include every packet sent before the call (a
+    /// packet also delivered live is skipped by its offset).
+    fn missed_packets<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        rooms: &'a [Room],
+        offset: &'a str,
+    ) -> BoxFuture<'a, Option<Vec<Packet>>> {
+        let missed = ns.recovery().and_then(|r| r.missed(rooms, offset));
+        Box::pin(async move { missed })
     }
 
     /// Emits an event to the other nodes' namespace handlers (`serverSideEmit`); with `ack`,
@@ -668,13 +688,15 @@ impl Adapter for MemoryAdapter {
     fn broadcast(
         &self,
         ns: &Namespace,
-        mut packet: Packet,
+        packet: Packet,
         opts: &BroadcastOptions,
     ) -> Result<(), AdapterError> {
-        if let Some(recovery) = ns.recovery() {
-            recovery.stamp(&mut packet, opts);
+        match ns.recovery() {
+            Some(recovery) => recovery.stamp_and_deliver(packet, opts, |packet| {
+                self.broadcast_local(ns, packet, opts)
+            }),
+            None => self.broadcast_local(ns, packet, opts),
         }
-        self.broadcast_local(ns, packet, opts);
         Ok(())
     }
 

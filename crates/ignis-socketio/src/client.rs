@@ -59,6 +59,9 @@ pub(crate) fn close_for(conn: &EngineSocket, reason: DisconnectReason) {
     conn.close();
 }
 
+/// How long a client that comes back waits for its old socket to finish leaving.
+const STALE_SOCKET_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The engine handler of a Socket.IO server.
 pub struct IoHandler {
     pub(crate) io: Arc<IoInner>,
@@ -187,26 +190,54 @@ impl IoHandler {
                     .zip(auth.get("offset").and_then(Value::as_str)),
             );
             let restored = match wanted {
-                Some((pid, offset)) => ns.adapter().restore_session(&ns, pid, offset).await,
+                Some((pid, offset)) => {
+                    let mut session = ns.adapter().restore_session(&ns, pid, offset).await;
+                    if session.is_none()
+                        && let Some(stale) = ns.socket_by_pid(pid)
+                        && !Arc::ptr_eq(&stale.conn, &conn)
+                    {
+                        // The client is back on a new connection before this server saw its
+                        // old one fail (a reset not read yet, a dead peer before its ping
+                        // timeout): it proved it is that client, so the old socket leaves now,
+                        // its session kept, instead of the client getting a new session and
+                        // losing what was sent meanwhile.
+                        tracing::debug!(sid = %stale.id(), nsp = ns.name(), "client back on a new connection: old one closed");
+                        stale.close(DisconnectReason::TransportClose);
+                        stale.conn.close();
+                        // Another task may be closing it (its failure seen meanwhile), or still
+                        // restoring it: its session is kept once that is done.
+                        let deadline = tokio::time::Instant::now() + STALE_SOCKET_WAIT;
+                        while ns
+                            .socket_by_pid(pid)
+                            .is_some_and(|s| Arc::ptr_eq(&s, &stale))
+                            && tokio::time::Instant::now() < deadline
+                        {
+                            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                        }
+                        session = ns.adapter().restore_session(&ns, pid, offset).await;
+                    }
+                    session.map(|session| (session, offset.to_string()))
+                }
                 None => None,
             };
             // The private id stays the same across recoveries.
             let pid = ns.recovery().map(|_| match &restored {
-                Some(r) => Arc::clone(&r.session.pid),
+                Some((session, _)) => Arc::clone(&session.pid),
                 None => Recovery::new_pid(),
             });
-            let (sid, data) = match &restored {
-                Some(r) => (r.session.sid, r.session.data.clone()),
-                None => (Sid::generate(), Value::Null),
+            let sid = match &restored {
+                Some((session, _)) => session.sid,
+                None => Sid::generate(),
             };
             let socket = Arc::new(Socket::new(
                 sid,
                 Arc::clone(&ns),
                 Arc::clone(&conn),
                 Handshake::new(head, auth),
-                restored.is_some(),
                 pid,
-                data,
+                restored
+                    .as_ref()
+                    .map(|(session, _)| (session.data.clone(), session.values.clone())),
             ));
             let skip =
                 restored.is_some() && ns.recovery().is_some_and(|r| r.config().skip_middlewares);
@@ -221,29 +252,42 @@ impl IoHandler {
                 }
             }
             if !conn.is_open() {
+                // Gone before it was restored: the session waits for the client's next try.
+                if let Some((session, _)) = restored {
+                    ns.adapter().persist_session(&ns, session);
+                }
                 return;
             }
             let own: Room = Arc::from(socket.id().as_str());
             let missed = match restored {
-                Some(r) => {
+                Some((session, offset)) => {
+                    // Back in the namespace and its rooms first, with broadcasts kept aside,
+                    // then the lookup of what it missed: a broadcast made meanwhile is among
+                    // the missed packets, or kept, or both (see `Socket::begin_restore`).
+                    socket.begin_restore();
+                    ns.add_socket(Arc::clone(&socket));
                     let mut rooms = vec![own];
                     rooms.extend(
-                        r.session
+                        session
                             .rooms
                             .into_iter()
                             .filter(|room| **room != *socket.id().as_str()),
                     );
                     ns.adapter().add_all(socket.id(), &rooms);
-                    r.missed
+                    let missed = ns.adapter().missed_packets(&ns, &rooms, &offset).await;
+                    Some(missed.unwrap_or_else(|| {
+                        tracing::warn!(sid = %socket.id(), nsp = ns.name(), "missed packets no longer known: restored without them");
+                        Vec::new()
+                    }))
                 }
                 // A new socket joins its own room alone: no list to allocate for it.
                 None => {
                     ns.adapter()
                         .add_all(socket.id(), std::slice::from_ref(&own));
-                    Vec::new()
+                    ns.add_socket(Arc::clone(&socket));
+                    None
                 }
             };
-            ns.add_socket(Arc::clone(&socket));
             {
                 let mut sockets = conn.data.sockets.lock();
                 // Room for exactly one: most clients never join a second namespace.
@@ -252,11 +296,21 @@ impl IoHandler {
             }
             conn.mark_established();
             socket.set_connected();
+            if !conn.is_open() {
+                // Closed while it joined: the close may have missed it (a socket that was not
+                // connected yet, or not listed yet, is not closed there).
+                socket.close(DisconnectReason::TransportClose);
+                return;
+            }
 
             // The reference replays what was missed before it answers the CONNECT; the client
             // buffers events until it is connected.
-            for packet in missed {
-                let _ = socket.send_packet(&packet);
+            if let Some(missed) = missed
+                && !socket.finish_restore(&missed)
+            {
+                tracing::info!(sid = %socket.id(), nsp = ns.name(), "too many broadcasts during the restore: connection closed for the client to try again");
+                socket.close_connection();
+                return;
             }
             let answer = crate::parser::encode_connect_answer(
                 parser,

@@ -29,8 +29,15 @@ use crate::parser::Messages;
 pub(crate) struct Broadcast {
     pub(crate) ns: Arc<Namespace>,
     pub(crate) sids: Arc<[Sid]>,
-    pub(crate) messages: Messages,
+    pub(crate) part: Part,
     pub(crate) volatile: bool,
+}
+
+/// One broadcast's messages, with its recovery offset if it has one: a socket being restored
+/// keeps them apart, to skip those it gets again among the missed packets.
+pub(crate) struct Part {
+    pub(crate) offset: Option<Arc<str>>,
+    pub(crate) messages: Messages,
 }
 
 impl Broadcast {
@@ -165,32 +172,37 @@ fn reschedule() {
 
 /// Queues `broadcasts` in order; consecutive ones to the same recipients go together.
 fn queue_all(broadcasts: Vec<Broadcast>) {
-    let mut rest = &broadcasts[..];
-    while let Some(first) = rest.first() {
-        let together = rest.iter().take_while(|b| first.same_recipients(b)).count();
-        let (group, after) = rest.split_at(together);
+    let mut rest = broadcasts.into_iter().peekable();
+    while let Some(first) = rest.next() {
+        let mut group = vec![first];
+        while let Some(next) = rest.next_if(|b| group[0].same_recipients(b)) {
+            group.push(next);
+        }
         queue_group(group);
-        rest = after;
     }
 }
 
 /// Recipients one worker writes at a time: a group to more is shared with the other workers.
 const CHUNK: usize = 128;
 
-fn queue_group(group: &[Broadcast]) {
+fn queue_group(group: Vec<Broadcast>) {
     let Some(first) = group.first() else {
         return;
     };
     let messages = group
         .iter()
-        .flat_map(|b| b.messages.iter().cloned())
+        .flat_map(|b| b.part.messages.iter().cloned())
         .collect();
+    let ns = Arc::clone(&first.ns);
+    let sids = Arc::clone(&first.sids);
+    let volatile = first.volatile;
     let job = Arc::new(GroupJob {
-        ns: Arc::clone(&first.ns),
-        sids: Arc::clone(&first.sids),
+        chunks: sids.len().div_ceil(CHUNK),
+        ns,
+        sids,
         round: Round::new(messages),
-        volatile: first.volatile,
-        chunks: first.sids.len().div_ceil(CHUNK),
+        parts: group.into_iter().map(|b| b.part).collect(),
+        volatile,
         next: AtomicUsize::new(0),
         done: AtomicUsize::new(0),
     });
@@ -229,6 +241,8 @@ struct GroupJob {
     ns: Arc<Namespace>,
     sids: Arc<[Sid]>,
     round: Round,
+    /// The round's broadcasts one by one, for recipients being restored.
+    parts: Vec<Part>,
     volatile: bool,
     chunks: usize,
     /// The next chunk to take.
@@ -247,8 +261,12 @@ impl GroupJob {
             }
             let start = chunk * CHUNK;
             let end = (start + CHUNK).min(self.sids.len());
-            self.ns
-                .queue_round(&self.sids[start..end], &self.round, self.volatile);
+            self.ns.queue_round(
+                &self.sids[start..end],
+                &self.round,
+                &self.parts,
+                self.volatile,
+            );
             self.done.fetch_add(1, Ordering::AcqRel);
         }
     }

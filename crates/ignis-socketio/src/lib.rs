@@ -59,7 +59,7 @@ pub use limits::{
 pub use namespace::Namespace;
 pub use operators::{AckTimeout, BroadcastAckError, DEFAULT_ACK_TIMEOUT, Operators};
 pub use parser::{EncodedArgs, ParserKind};
-pub use recovery::{Recovery, RecoveryConfig, RestoredSession, SessionData};
+pub use recovery::{Recovery, RecoveryConfig, SessionData};
 pub use socket::{AckSender, DisconnectReason, Event, IntoRooms, JoinError, Socket, SocketRef};
 
 /// A middleware's refusal: the client gets `connect_error` with this message and data.

@@ -29,6 +29,9 @@ pub struct Namespace {
     adapter: Arc<dyn Adapter>,
     parser: ParserKind,
     sockets: RwLock<SidMap<SocketRef>>,
+    /// The local sockets by private id, when recovery is on, until their session is kept (see
+    /// [`Namespace::socket_by_pid`]).
+    pids: RwLock<HashMap<Arc<str>, SocketRef>>,
     middlewares: RwLock<Vec<Middleware>>,
     on_connect: RwLock<Option<ConnectHandler>>,
     server_events: RwLock<HashMap<String, ServerEventHandler>>,
@@ -54,6 +57,7 @@ impl Namespace {
             adapter,
             parser,
             sockets: RwLock::new(SidMap::default()),
+            pids: RwLock::new(HashMap::new()),
             middlewares: RwLock::new(Vec::new()),
             on_connect: RwLock::new(None),
             server_events: RwLock::new(HashMap::new()),
@@ -218,11 +222,41 @@ impl Namespace {
     }
 
     pub(crate) fn add_socket(&self, socket: SocketRef) {
+        if let Some(pid) = &socket.pid {
+            self.pids
+                .write()
+                .insert(Arc::clone(pid), Arc::clone(&socket));
+        }
         self.sockets.write().insert(socket.id(), socket);
     }
 
-    pub(crate) fn remove_socket(&self, sid: Sid) {
-        self.sockets.write().remove(&sid);
+    /// The local socket of a private id, from its connect until its session is kept when it
+    /// leaves: a client that comes back with the id while it is here left a connection this
+    /// server has not yet seen fail, or is seeing fail right now.
+    pub(crate) fn socket_by_pid(&self, pid: &str) -> Option<SocketRef> {
+        self.pids.read().get(pid).cloned()
+    }
+
+    /// Forgets `socket`'s private id (unless a socket that recovered it holds it by now).
+    pub(crate) fn forget_pid(&self, socket: &SocketRef) {
+        if let Some(pid) = &socket.pid {
+            let mut pids = self.pids.write();
+            if pids.get(pid).is_some_and(|s| Arc::ptr_eq(s, socket)) {
+                pids.remove(pid);
+            }
+        }
+    }
+
+    /// Removes `socket`, unless its id is another socket's by now (a recovered socket keeps
+    /// the id of the one that left).
+    pub(crate) fn remove_socket(&self, socket: &SocketRef) {
+        let mut sockets = self.sockets.write();
+        if sockets
+            .get(&socket.id())
+            .is_some_and(|s| Arc::ptr_eq(s, socket))
+        {
+            sockets.remove(&socket.id());
+        }
     }
 
     /// Broadcast operators over this namespace.
@@ -274,16 +308,30 @@ impl Namespace {
             // Dropped already: nobody is left to deliver to.
             return;
         };
+        // A socket being restored tells the packets it gets again among the missed ones by
+        // their offsets.
+        let offset = match self.recovery {
+            Some(_) if !flags.volatile => crate::recovery::offset_of(&packet).map(Arc::from),
+            _ => None,
+        };
         fanout::submit(fanout::Broadcast {
             ns,
             sids: Arc::from(sids),
-            messages,
+            part: fanout::Part { offset, messages },
             volatile: flags.volatile,
         });
     }
 
-    /// Queues `round` for every socket in `sids` that is connected and takes broadcasts.
-    pub(crate) fn queue_round(&self, sids: &[Sid], round: &Round, volatile: bool) {
+    /// Queues `round` for every socket in `sids` that is connected and takes broadcasts; a
+    /// socket being restored keeps `parts`, the round's broadcasts one by one, for later
+    /// (see `Socket::begin_restore`).
+    pub(crate) fn queue_round(
+        &self,
+        sids: &[Sid],
+        round: &Round,
+        parts: &[fanout::Part],
+        volatile: bool,
+    ) {
         /// Recipients looked up and warmed before any of them is written.
         const AHEAD: usize = 16;
         let sockets = self.sockets.read();
@@ -294,7 +342,13 @@ impl Namespace {
             let ready: SmallVec<[&crate::client::EngineSocket; AHEAD]> = chunk
                 .iter()
                 .filter_map(|sid| sockets.get(sid))
-                .filter(|socket| socket.connected() && !socket.broadcasts_held())
+                .filter(|socket| {
+                    if socket.restoring() {
+                        socket.keep_for_restore(round, parts, volatile);
+                        return false;
+                    }
+                    socket.connected() && !socket.broadcasts_held()
+                })
                 .map(|socket| &*socket.conn)
                 .collect();
             for conn in &ready {
@@ -343,6 +397,8 @@ impl Namespace {
             if let Some(socket) = sockets.get(sid)
                 && socket.connected()
                 && !socket.broadcasts_held()
+                // Not replayable, so not kept for a restore either: it would pass the replay.
+                && !socket.restoring()
             {
                 socket.register_collector(id, &collector);
                 if socket

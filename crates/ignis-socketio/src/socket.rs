@@ -9,6 +9,7 @@ use std::time::Duration;
 use ignis_engine::Sid;
 use ignis_proto::Value;
 use ignis_proto::socketio::{EncodeError, EventName, Packet, PacketKind};
+use ignis_proto::value::Map;
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -205,6 +206,42 @@ enum AckWaiter {
     Broadcast(Weak<dyn AckCollector>),
 }
 
+/// Broadcasts kept for a socket while it is restored.
+#[derive(Default)]
+struct RestoreBuffer {
+    parts: Vec<crate::fanout::Part>,
+    messages: usize,
+    bytes: usize,
+    /// More came than the bound allows; what came was dropped.
+    overflowed: bool,
+}
+
+/// How much a restore keeps at most: the default bounds of a connection's outbound queue,
+/// into which it all goes once the restore is done.
+const RESTORE_MAX_MESSAGES: usize = 8192;
+const RESTORE_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+impl RestoreBuffer {
+    fn keep(&mut self, parts: &[crate::fanout::Part]) {
+        if self.overflowed {
+            return;
+        }
+        for part in parts {
+            self.messages += part.messages.len();
+            self.bytes += part.messages.iter().map(|m| m.data().len()).sum::<usize>();
+            if self.messages > RESTORE_MAX_MESSAGES || self.bytes > RESTORE_MAX_BYTES {
+                self.overflowed = true;
+                self.parts = Vec::new();
+                return;
+            }
+            self.parts.push(crate::fanout::Part {
+                offset: part.offset.clone(),
+                messages: part.messages.clone(),
+            });
+        }
+    }
+}
+
 /// A client's connection to one namespace.
 pub struct Socket {
     id: Sid,
@@ -216,7 +253,13 @@ pub struct Socket {
     connected: AtomicBool,
     /// While set, broadcasts and room sends pass this socket by (direct emits still reach it).
     held: AtomicBool,
+    /// Set while the socket is being restored: broadcasts wait in `restore` (see
+    /// [`Socket::begin_restore`]).
+    restoring: AtomicBool,
+    restore: Mutex<Option<Box<RestoreBuffer>>>,
     data: RwLock<Value>,
+    /// The server's own values, kept with the session (see [`Socket::session_value`]).
+    values: Mutex<Map>,
     recovered: bool,
     pub(crate) pid: Option<Arc<str>>,
     /// The client's events against `SocketLimits::event_rate`.
@@ -240,10 +283,12 @@ impl Socket {
         ns: Arc<Namespace>,
         conn: Arc<EngineSocket>,
         handshake: Handshake,
-        recovered: bool,
         pid: Option<Arc<str>>,
-        data: Value,
+        // The data and the session values of a socket restored by recovery.
+        restored: Option<(Value, Map)>,
     ) -> Socket {
+        let recovered = restored.is_some();
+        let (data, values) = restored.unwrap_or_default();
         let bucket = Bucket::new(ns.limits().config.event_rate);
         Socket {
             id,
@@ -254,7 +299,10 @@ impl Socket {
             acks: Mutex::new(HashMap::new()),
             connected: AtomicBool::new(false),
             held: AtomicBool::new(false),
+            restoring: AtomicBool::new(false),
+            restore: Mutex::new(None),
             data: RwLock::new(data),
+            values: Mutex::new(values),
             recovered,
             pid,
             bucket,
@@ -315,6 +363,119 @@ impl Socket {
 
     pub fn set_data(&self, value: Value) {
         *self.data.write() = value;
+    }
+
+    /// A value the server keeps with the socket under `key`: never sent to the client nor
+    /// shown by `fetch_sockets`, and kept with the session, so that a socket restored by
+    /// connection state recovery has it back. What a library on top of the server remembers
+    /// of a socket (the Ignis component, whether it authenticated) without taking a part of
+    /// the application's [`Socket::data`].
+    pub fn session_value(&self, key: &str) -> Option<Value> {
+        self.values.lock().get(key).cloned()
+    }
+
+    /// Sets (or with `None` removes) a value kept with the socket (see
+    /// [`Socket::session_value`]).
+    pub fn set_session_value(&self, key: &str, value: Option<Value>) {
+        let mut values = self.values.lock();
+        match value {
+            Some(value) => {
+                values.insert(key, value);
+            }
+            None => {
+                values.remove(key);
+            }
+        }
+    }
+
+    /// Starts a restore: until [`Socket::finish_restore`], every broadcast that reaches the
+    /// socket is kept aside (bounded), not sent.
+    ///
+    /// Why: the restored socket is put in its rooms first, and only then are its missed
+    /// packets looked up, so that no broadcast falls between the two (one made after the
+    /// lookup and before the join would be neither replayed nor delivered). Broadcasts made
+    /// once it is in its rooms must still reach the client after the missed packets, which are
+    /// older; and those made before the lookup are among the missed packets as well, which
+    /// their offsets tell.
+    pub(crate) fn begin_restore(&self) {
+        *self.restore.lock() = Some(Box::default());
+        self.restoring.store(true, Ordering::Release);
+    }
+
+    /// Whether broadcasts are kept aside for a restore in progress.
+    #[inline]
+    pub(crate) fn restoring(&self) -> bool {
+        self.restoring.load(Ordering::Acquire)
+    }
+
+    /// Keeps a round of broadcasts for a restore in progress, or, when it has just finished,
+    /// sends it (after what the restore sent). Volatile broadcasts are dropped, as for a
+    /// client that is not ready.
+    pub(crate) fn keep_for_restore(
+        &self,
+        round: &ignis_engine::Round,
+        parts: &[crate::fanout::Part],
+        volatile: bool,
+    ) {
+        let mut restore = self.restore.lock();
+        match restore.as_mut() {
+            Some(buffer) => {
+                if !volatile {
+                    buffer.keep(parts);
+                }
+            }
+            None => {
+                if self.connected() && !self.broadcasts_held() {
+                    let _ = self.conn.send_round(round, volatile);
+                }
+            }
+        }
+    }
+
+    /// Ends a restore: sends the missed packets in order, then the broadcasts kept meanwhile
+    /// except those among the missed packets, and lets broadcasts through again. False when
+    /// more was kept than the bound allows: nothing is sent then, broadcasts stay kept back,
+    /// and the caller closes the connection (the session is kept again, and the client, which
+    /// got nothing, comes back with the same offset).
+    pub(crate) fn finish_restore(&self, missed: &[Packet]) -> bool {
+        // Broadcasts made so far are kept before the lock is taken: the fan-out may be waiting
+        // for this lock, and nothing below may wait for the fan-out.
+        crate::fanout::settle();
+        let mut restore = self.restore.lock();
+        if restore.as_ref().is_some_and(|b| b.overflowed) {
+            return false;
+        }
+        let kept = restore.take();
+        // Sent straight to the connection (not through `send_packet`, which would wait for the
+        // fan-out while this lock is held): a round that waits on the lock sends after these.
+        for packet in missed {
+            match crate::parser::encode(self.ns.parser(), packet) {
+                Ok(messages) => {
+                    let _ = self.conn.send_shared(&messages, false);
+                }
+                Err(e) => {
+                    tracing::warn!(sid = %self.id, error = %e, "missed packet cannot be encoded")
+                }
+            }
+        }
+        if let Some(kept) = kept {
+            let replayed: std::collections::HashSet<&str> = missed
+                .iter()
+                .filter_map(crate::recovery::offset_of)
+                .collect();
+            for part in &kept.parts {
+                if part
+                    .offset
+                    .as_deref()
+                    .is_some_and(|offset| replayed.contains(offset))
+                {
+                    continue;
+                }
+                let _ = self.conn.send_shared(&part.messages, false);
+            }
+        }
+        self.restoring.store(false, Ordering::Release);
+        true
     }
 
     /// Registers a handler for an event. Several handlers of one event all run, in order.
@@ -403,18 +564,18 @@ impl Socket {
         if !self.connected() {
             return Err(EmitError::Disconnected);
         }
-        if self.ns.recovery().is_some() {
-            // Through the adapter, so that the packet gets an offset and is kept for replay.
+        if let Some(recovery) = self.ns.recovery() {
+            // With an offset, and kept for replay as a send to the socket's own room; but
+            // sent to the socket itself, as without recovery: a socket whose broadcasts are
+            // held still gets it (an application's answers to a client it has not admitted).
             let opts = BroadcastOptions {
                 rooms: vec![Arc::from(self.id.as_str())],
                 ..Default::default()
             };
             let packet = Packet::event(self.ns.name(), event, args.into_owned(), None);
-            return self
-                .ns
-                .adapter()
-                .broadcast(&self.ns, packet, &opts)
-                .map_err(Into::into);
+            let mut sent = Ok(());
+            recovery.stamp_and_deliver(packet, &opts, |packet| sent = self.send_packet(&packet));
+            return sent;
         }
         crate::parser::encode_event(self.ns.parser(), self.ns.name(), event, args, None)?
             .send(&self.conn)
@@ -583,25 +744,34 @@ impl Socket {
         for handler in handlers.disconnecting() {
             run(handler(Arc::clone(self), reason));
         }
-        if reason.is_recoverable()
-            && let Some(pid) = &self.pid
-        {
-            let session = SessionData {
-                sid: self.id,
-                pid: Arc::clone(pid),
-                rooms: self.rooms(),
-                data: self.data(),
-            };
-            self.ns.adapter().persist_session(&self.ns, session);
-        }
+        // The rooms as they were, before the socket leaves them.
+        let kept = match &self.pid {
+            Some(pid) if reason.is_recoverable() => Some((Arc::clone(pid), self.rooms())),
+            _ => None,
+        };
         self.ns.adapter().del_all(self.id);
-        self.ns.remove_socket(self.id);
+        self.ns.remove_socket(self);
         crate::client::forget(&self.conn, self.ns.name());
         // Waiters of acknowledgements learn that none will come.
         self.acks.lock().clear();
         for handler in handlers.disconnect() {
             run(handler(Arc::clone(self), reason));
         }
+        // Kept only now: a client that comes back at once cannot be restored (with this
+        // socket's id) while this socket is still in the namespace, its rooms or the records
+        // its disconnect handlers clean up.
+        if let Some((pid, rooms)) = kept {
+            let session = SessionData {
+                sid: self.id,
+                pid,
+                rooms,
+                data: self.data(),
+                values: self.values.lock().clone(),
+            };
+            self.ns.adapter().persist_session(&self.ns, session);
+        }
+        // Only now: a client that comes back meanwhile waits for the session (see `client.rs`).
+        self.ns.forget_pid(self);
         // Handlers may hold the socket in their closures: drop them to break the cycle.
         *self.handlers.write() = Handlers::default();
         tracing::debug!(sid = %self.id, nsp = self.ns.name(), reason = reason.as_str(), "socket disconnected");

@@ -23,6 +23,9 @@ pub struct AuthRequest {
 
 /// Decides whether a client is authenticated: `Ok(true)` accepts, `Ok(false)` refuses
 /// ("Invalid token..."), an error or a panic refuses with "Failed to authenticate...".
+///
+/// It is not asked again for a socket that connection state recovery restored after it had
+/// authenticated: what it kept in the socket's data comes back with the session.
 #[derive(Clone)]
 pub struct AuthenticateHandler(
     pub(crate) Arc<dyn Fn(AuthRequest) -> BoxFuture<Result<bool, BoxError>> + Send + Sync>,
@@ -58,6 +61,10 @@ impl ValidateRoomHandler {
 
 /// Runs once a client is authenticated: the place to register the application's events. An
 /// error is logged and never undoes the authentication.
+///
+/// It runs again for a socket that connection state recovery restored authenticated (the
+/// authenticate handler does not): the restored socket is a new one, without the handlers of
+/// the one it replaces. `socket.recovered()` tells the two cases apart.
 #[derive(Clone)]
 pub struct ClientConnectedHandler(
     pub(crate) Arc<dyn Fn(SocketRef) -> BoxFuture<Result<(), BoxError>> + Send + Sync>,

@@ -16,6 +16,7 @@ use ignis_socketio::{
     iso_timestamp,
 };
 use parking_lot::{Mutex, RwLock};
+use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 use super::handlers::{
@@ -25,6 +26,11 @@ use super::timers::{Entry, Kind, Timers};
 
 /// The `unauthenticated` message of a client whose authentication deadline passed.
 pub const MESSAGE_AUTH_TIMEOUT: &str = "Authentication timed out! Please login again!";
+
+/// The key of the socket's session value (see `Socket::session_value`) that says it
+/// authenticated: kept with the session, so a socket restored by connection state recovery is
+/// known to have authenticated.
+pub const SESSION_AUTHENTICATED: &str = "ignis:authenticated";
 
 /// The helper's own options (component options in the original are fixed; here they are not).
 #[derive(Debug, Clone)]
@@ -61,6 +67,9 @@ pub struct ClientRecord {
     /// [`SocketIOServerHelper::clients`].
     seq: u64,
     status: Mutex<Status>,
+    /// For a socket restored authenticated: turns true once the client-connected handler has
+    /// run, which an `authenticate` waits for before it is answered.
+    resumed: Option<watch::Sender<bool>>,
 }
 
 struct Status {
@@ -75,6 +84,17 @@ struct Status {
 impl ClientRecord {
     pub fn id(&self) -> Sid {
         self.socket.id()
+    }
+
+    /// Whether this record is the one of `socket` (a recovered socket has the id of the one it
+    /// replaces).
+    fn is_of(&self, socket: &SocketRef) -> bool {
+        Arc::ptr_eq(&self.socket, socket)
+    }
+
+    /// Whether the socket was restored by connection state recovery in the authenticated state.
+    pub fn resumed(&self) -> bool {
+        self.resumed.is_some()
     }
 
     pub fn state(&self) -> ClientState {
@@ -185,6 +205,20 @@ fn object(entries: Vec<(&str, Value)>) -> Value {
     Value::Map(m)
 }
 
+/// Tells a client it is authenticated: `authenticated {id, time}`, then the first `ping`.
+fn greet(socket: &SocketRef) {
+    // One clock reading for both events (the same instant to the millisecond anyway).
+    let time = now();
+    let mut authenticated = Map::with_capacity(2);
+    authenticated.insert("id", socket.id().as_str());
+    authenticated.insert("time", time.clone());
+    let _ = socket.emit_args(
+        protocol::EVENT_AUTHENTICATED,
+        vec![Value::Map(authenticated)],
+    );
+    let _ = socket.emit_args(protocol::EVENT_PING, vec![ping_payload(time)]);
+}
+
 /// The payload of the app-level `ping` event: `{time}`.
 fn ping_payload(time: String) -> Value {
     let mut m = Map::with_capacity(1);
@@ -239,7 +273,9 @@ impl SocketIOServerHelper {
             let weak = weak.clone();
             async move {
                 if let Some(inner) = weak.upgrade() {
-                    SocketIOServerHelper { inner }.on_client_connect(socket);
+                    SocketIOServerHelper { inner }
+                        .on_client_connect(socket)
+                        .await;
                 }
             }
         });
@@ -304,36 +340,68 @@ impl SocketIOServerHelper {
         self.inner.failed_sends.load(Ordering::Relaxed)
     }
 
-    fn on_client_connect(&self, socket: SocketRef) {
+    async fn on_client_connect(&self, socket: SocketRef) {
         let id = socket.id();
-        if self.inner.clients.read().contains_key(&id) {
-            tracing::warn!(%id, "client already existed");
-            return;
+        // A socket restored by connection state recovery that had authenticated is the same
+        // client on the same session (it proved it with the private id only that client was
+        // given): it goes on authenticated, as the socket it replaces was.
+        let resumed = socket.recovered()
+            && socket.session_value(SESSION_AUTHENTICATED) == Some(Value::Bool(true));
+        if !resumed {
+            // Nothing but the auth replies reaches a socket before it authenticates.
+            socket.hold_broadcasts(true);
         }
-        // Nothing but the auth replies reaches a socket before it authenticates.
-        socket.hold_broadcasts(true);
         self.start_timers();
         let record = Arc::new(ClientRecord {
             socket: socket.clone(),
             seq: self.inner.next_seq.fetch_add(1, Ordering::Relaxed),
             status: Mutex::new(Status {
-                state: ClientState::Unauthorized,
+                state: if resumed {
+                    ClientState::Authenticated
+                } else {
+                    ClientState::Unauthorized
+                },
                 retired: false,
                 timer: None,
             }),
+            resumed: resumed.then(|| watch::Sender::new(false)),
         });
-        self.inner.clients.write().insert(id, Arc::clone(&record));
+        if resumed {
+            self.inner.authenticated.fetch_add(1, Ordering::Relaxed);
+        }
+        let replaced = self.inner.clients.write().insert(id, Arc::clone(&record));
+        if let Some(old) = replaced {
+            // The socket this one recovers, whose cleanup has not run yet; it no longer
+            // removes this record when it does (see `forget`).
+            tracing::debug!(%id, "record of the recovered socket's predecessor replaced");
+            old.retire(&self.inner.authenticated);
+        }
         {
-            // Scheduled once the record is there, and under its lock: the deadline always finds
+            // Scheduled once the record is there, and under its lock: the timer always finds
             // the client and its entry.
             let mut status = record.status.lock();
-            status.timer = Some(self.inner.timers.schedule(
-                id,
-                Kind::Deadline,
-                self.inner.options.authenticate_timeout,
-            ));
+            status.timer = Some(if resumed {
+                self.inner
+                    .timers
+                    .schedule(id, Kind::Ping, self.inner.options.app_ping_interval)
+            } else {
+                self.inner.timers.schedule(
+                    id,
+                    Kind::Deadline,
+                    self.inner.options.authenticate_timeout,
+                )
+            });
         }
         socket.attach(&self.inner.connect_handlers);
+        if let Some(ready) = &record.resumed {
+            tracing::info!(%id, "Client recovered authenticated");
+            // Its rooms came back with the session (the default ones included, unless it left
+            // them): they are not joined again. Its handlers did not: the room handlers, and
+            // the application's, which the client-connected handler registers.
+            socket.attach(&self.inner.room_handlers);
+            self.run_client_connected(&socket).await;
+            ready.send_replace(true);
+        }
     }
 
     /// Starts the task that serves every client's deadline and pings, once.
@@ -387,26 +455,53 @@ impl SocketIOServerHelper {
         }
     }
 
-    fn forget(&self, id: Sid) {
-        let record = self.inner.clients.write().remove(&id);
+    /// Removes the record of `socket`, if the registry still holds that socket's record and not
+    /// the one of a socket that recovered its id since.
+    fn forget(&self, socket: &SocketRef) {
+        let record = {
+            let mut clients = self.inner.clients.write();
+            match clients.get(&socket.id()) {
+                Some(record) if record.is_of(socket) => clients.remove(&socket.id()),
+                _ => None,
+            }
+        };
         if let Some(record) = record {
             record.retire(&self.inner.authenticated);
         }
     }
 
+    /// Whether the registry still holds `record` (and not a recovered successor's).
+    fn holds(&self, record: &Arc<ClientRecord>) -> bool {
+        self.inner
+            .clients
+            .read()
+            .get(&record.id())
+            .is_some_and(|r| Arc::ptr_eq(r, record))
+    }
+
     async fn on_authenticate(&self, socket: SocketRef, event: Event) {
         let id = socket.id();
-        let Some(record) = self.record(id) else {
+        let Some(record) = self.record(id).filter(|r| r.is_of(&socket)) else {
             tracing::warn!(%id, "authenticate from an unknown client");
             return;
         };
-        {
+        let resumed = {
             let mut status = record.status.lock();
-            if status.state != ClientState::Unauthorized {
-                tracing::warn!(%id, state = %status.state, "Client attempted auth in invalid state");
-                return;
+            match status.state {
+                ClientState::Unauthorized => {
+                    status.state = ClientState::Authenticating;
+                    false
+                }
+                ClientState::Authenticated if record.resumed.is_some() => true,
+                state => {
+                    tracing::warn!(%id, %state, "Client attempted auth in invalid state");
+                    return;
+                }
             }
-            status.state = ClientState::Authenticating;
+        };
+        if resumed {
+            self.answer_resumed(&record).await;
+            return;
         }
         let request = AuthRequest {
             socket: socket.clone(),
@@ -417,7 +512,7 @@ impl SocketIOServerHelper {
         let outcome = AssertUnwindSafe((self.inner.authenticate.0)(request))
             .catch_unwind()
             .await;
-        if !self.inner.clients.read().contains_key(&id) {
+        if !self.holds(&record) {
             tracing::info!(%id, "client left during authentication");
             return;
         }
@@ -441,14 +536,12 @@ impl SocketIOServerHelper {
     /// connection and ask to join the namespace again.
     fn refuse(&self, record: &ClientRecord, message: &str) {
         record.set_state(ClientState::Unauthorized);
+        record.socket.set_session_value(SESSION_AUTHENTICATED, None);
         let payload = object(vec![("message", message.into()), ("time", now().into())]);
         let _ = record
             .socket
             .emit_args(protocol::EVENT_UNAUTHENTICATE, vec![payload]);
-        let id = record.id();
-        if let Some(record) = self.inner.clients.write().remove(&id) {
-            record.retire(&self.inner.authenticated);
-        }
+        self.forget(&record.socket);
         record.socket.disconnect_with(true);
     }
 
@@ -465,15 +558,11 @@ impl SocketIOServerHelper {
             // The deadline's entry is ignored when it comes due.
             status.timer = None;
         }
+        // Kept with the session: a socket restored by connection state recovery goes on
+        // authenticated (see `on_client_connect`).
+        socket.set_session_value(SESSION_AUTHENTICATED, Some(Value::Bool(true)));
         socket.hold_broadcasts(false);
-        // One clock reading for both events (the same instant to the millisecond anyway).
-        let time = now();
-        let mut authenticated = Map::with_capacity(2);
-        authenticated.insert("id", id.as_str());
-        authenticated.insert("time", time.clone());
-        let authenticated = Value::Map(authenticated);
-        let _ = socket.emit_args(protocol::EVENT_AUTHENTICATED, vec![authenticated]);
-        let _ = socket.emit_args(protocol::EVENT_PING, vec![ping_payload(time)]);
+        greet(&socket);
         // What `join` does, without building another list of the same rooms.
         socket
             .namespace()
@@ -485,7 +574,7 @@ impl SocketIOServerHelper {
         {
             let mut status = record.status.lock();
             // Unless the client left meanwhile: then nothing would cancel the entry.
-            if self.inner.clients.read().contains_key(&id) {
+            if self.holds(record) {
                 status.timer = Some(self.inner.timers.schedule(
                     id,
                     Kind::Ping,
@@ -494,6 +583,12 @@ impl SocketIOServerHelper {
             }
         }
 
+        self.run_client_connected(&socket).await;
+    }
+
+    /// Runs the client-connected handler; its failure is logged and undoes nothing.
+    async fn run_client_connected(&self, socket: &SocketRef) {
+        let id = socket.id();
         if let Some(handler) = &self.inner.client_connected {
             match AssertUnwindSafe((handler.0)(socket.clone()))
                 .catch_unwind()
@@ -505,6 +600,23 @@ impl SocketIOServerHelper {
                     tracing::error!(%id, panic = %panic_message(&*panic), "client connected handler panicked")
                 }
             }
+        }
+    }
+
+    /// Answers the `authenticate` of a socket restored authenticated (clients send it on every
+    /// connect) as a first authentication is answered, `authenticated` then `ping`, without
+    /// running the authenticate handler again: its side effects (the socket's data, the
+    /// application's bookkeeping) came back with the session or were never undone. Answered
+    /// once the client-connected handler has run, so that, as after a first authentication, the
+    /// application's handlers are there when the client hears `authenticated`.
+    async fn answer_resumed(&self, record: &Arc<ClientRecord>) {
+        if let Some(ready) = &record.resumed {
+            let mut ready = ready.subscribe();
+            // Fails only if the record is dropped, and this holds it.
+            let _ = ready.wait_for(|ready| *ready).await;
+        }
+        if self.holds(record) {
+            greet(&record.socket);
         }
     }
 
@@ -645,7 +757,7 @@ fn connect_handlers(weak: &Weak<Inner>) -> SocketHandlers {
         async move {
             if let Some(inner) = weak.upgrade() {
                 tracing::info!(id = %socket.id(), %reason, "Client disconnected");
-                SocketIOServerHelper { inner }.forget(socket.id());
+                SocketIOServerHelper { inner }.forget(&socket);
             }
         }
     });
