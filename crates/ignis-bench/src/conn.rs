@@ -343,8 +343,9 @@ impl Conn {
                     }
                     self.pid = pid.map(String::from);
                 }
-                // What a real Ignis client does on every connect, recovered or not: the server's
-                // component treats a recovered socket as a new one until it authenticates.
+                // What a real Ignis client does on every connect, recovered or not (it cannot
+                // know in advance): a recovered socket is authenticated already, and the
+                // component answers the repeat with `authenticated` again.
                 self.phase = Phase::Auth;
                 self.emit(ignis::EVENT_AUTHENTICATE, Vec::new(), false)?;
                 self.auth_sent = Some(Instant::now());
