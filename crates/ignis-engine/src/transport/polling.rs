@@ -15,8 +15,9 @@ use http_body_util::BodyExt;
 use hyper::body::Body;
 use ignis_proto::engineio::{self, Packet};
 
-use crate::server::{Handler, Inner, content_type};
-use crate::socket::{CloseReason, Outgoing, Socket, TransportKind};
+use crate::engine::{Handler, Inner};
+use crate::session::{CloseReason, Outgoing, Socket, TransportKind, handle_packet};
+use crate::transport::content_type;
 
 type Reply = Response<Bytes>;
 
@@ -201,7 +202,7 @@ fn compress<H: Handler>(inner: &Inner<H>, parts: &Parts, body: Vec<u8>) -> Reply
             let mut res = Response::new(Bytes::from(out));
             res.headers_mut()
                 .insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
-            res.extensions_mut().insert(crate::body::Chunked);
+            res.extensions_mut().insert(crate::http::body::Chunked);
             res
         }
         Err(_) => Response::new(Bytes::from(body)),
@@ -276,32 +277,6 @@ where
     let mut res = Response::new(Bytes::from_static(b"ok"));
     content_type(&mut res, "text/html");
     res
-}
-
-/// Applies one packet from the client; false once the session is closed.
-pub(crate) fn handle_packet<H: Handler>(
-    inner: &Inner<H>,
-    socket: &Arc<Socket<H::Data>>,
-    packet: Packet,
-) -> bool {
-    if socket.is_closed() {
-        return false;
-    }
-    match packet {
-        Packet::Message(data) => inner.handler.on_message(socket, data),
-        Packet::Pong(_) => socket.record_pong(),
-        Packet::Close => {
-            inner.finalize(socket, CloseReason::TransportClose);
-            return false;
-        }
-        Packet::Ping(_) => {
-            // In v4 only the server pings.
-            inner.finalize(socket, CloseReason::TransportError);
-            return false;
-        }
-        Packet::Open(_) | Packet::Upgrade | Packet::Noop => {}
-    }
-    true
 }
 
 /// Keeps the heartbeat and the timeouts of a polling session until it closes or upgrades.
