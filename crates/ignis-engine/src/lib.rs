@@ -44,7 +44,7 @@ pub use abuse::{AbuseCounters, ConnectionGuard, ConnectionPermit, IpRefusal};
 pub use config::{AllowOrigin, AllowRequest, Cors, EngineConfig, PerMessageDeflate, Transports};
 pub use engine::{Engine, Handler, PeerAddr, RequestInfo};
 pub use error::EngineError;
-pub use http::{BodyTimeout, HttpLimits, ResponseBody, TimedBody, serve_http};
+pub use http::{BodyTimeout, HttpLimits, ResponseBody, Site, TimedBody, serve_http, serve_site};
 pub use query::{QueryPairs, query_pairs};
 pub use session::{
     CloseReason, DeliveryBatch, HeadroomError, Round, SendError, SharedMessage, Socket,

@@ -9,5 +9,6 @@ mod direct;
 pub(crate) mod router;
 mod serve;
 
+pub use accept::{Site, serve_site};
 pub use body::ResponseBody;
 pub use serve::{BodyTimeout, HttpLimits, TimedBody, serve_http};
