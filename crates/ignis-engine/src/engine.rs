@@ -12,7 +12,8 @@ use parking_lot::RwLock;
 use crate::abuse::{AbuseCounters, ConnectionPermit, Counters, IpLimiter, IpRefusal};
 use crate::config::EngineConfig;
 use crate::session::frame::Compression;
-use crate::session::{CloseReason, QueueLimits, Socket, TransportKind};
+use crate::session::outbox::QueueLimits;
+use crate::session::{CloseReason, Socket, TransportKind};
 use crate::sid::{Sid, SidMap};
 
 /// The peer address of a request, as a request extension. [`Engine::serve`] inserts it; an
@@ -139,8 +140,8 @@ impl<H: Handler> Engine<H> {
 
     /// The limits [`crate::serve_http`] applies for this engine: `head_timeout`, the engine's
     /// `body_timeout`, and what they refuse counted in [`Engine::abuse_counters`].
-    pub fn http_limits(&self, head_timeout: Duration) -> crate::http::HttpLimits {
-        crate::http::HttpLimits::with_counters(
+    pub fn http_limits(&self, head_timeout: Duration) -> crate::http::serve::HttpLimits {
+        crate::http::serve::HttpLimits::with_counters(
             head_timeout,
             self.inner.config.body_timeout,
             Arc::clone(&self.inner.counters),

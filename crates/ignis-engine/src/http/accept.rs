@@ -17,8 +17,9 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::abuse::ConnectionGuard;
 use crate::config::EngineConfig;
 use crate::engine::{Engine, Handler, PeerAddr};
-use crate::http::{HttpLimits, ResponseBody, TimedBody, serve_http};
-use crate::transport::{FirstRead, Handoff, Rewind, read_first};
+use crate::http::body::ResponseBody;
+use crate::http::serve::{HttpLimits, TimedBody, serve_http};
+use crate::transport::rewind::{FirstRead, Handoff, Rewind, read_first};
 
 /// What the accept loop of [`serve_site`] serves: the engine (once there is one) on its path,
 /// and the site's own answer to every other request.

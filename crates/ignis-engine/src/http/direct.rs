@@ -26,8 +26,8 @@ use tokio::net::TcpStream;
 
 use crate::engine::{Engine, Handler, PeerAddr};
 use crate::http::router::Routed;
-use crate::transport::websocket::Begin;
-use crate::transport::{Answer, FirstRead, Handoff, Rewind};
+use crate::transport::rewind::{FirstRead, Handoff, Rewind};
+use crate::transport::websocket::{Answer, Begin};
 
 thread_local! {
     /// The `date` header value, rendered once a second.

@@ -7,7 +7,7 @@ pub(crate) mod body;
 pub(crate) mod cors;
 mod direct;
 pub(crate) mod router;
-mod serve;
+pub(crate) mod serve;
 
 pub use accept::{Site, serve_site};
 pub use body::ResponseBody;

@@ -13,11 +13,12 @@ use hyper::body::Body;
 
 use crate::engine::{Engine, Handler, PeerAddr, RequestInfo, open_session};
 use crate::error::EngineError;
-use crate::http::ResponseBody;
+use crate::http::body::ResponseBody;
 use crate::http::cors;
 use crate::session::{CloseReason, Socket, TransportKind};
 use crate::sid::Sid;
-use crate::transport::{Answer, polling, websocket};
+use crate::transport::websocket::Answer;
+use crate::transport::{polling, websocket};
 
 type Reply = Response<Bytes>;
 

@@ -7,56 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::session::outbox::{SPARE_QUEUES, SpareBuffers};
-use crate::session::{Frame, Outgoing, Socket};
-
 /// A session whose queue a scheduled flush writes out.
-pub(super) trait Flush: Send + Sync {
+pub(crate) trait Flush: Send + Sync {
     fn flush_queued(&self);
 }
 
-impl<D: Send + Sync + 'static> Flush for Socket<D> {
-    fn flush_queued(&self) {
-        let task = {
-            let mut guard = self.outbox.lock();
-            let outbox = &mut *guard;
-            outbox.flush_scheduled = false;
-            if outbox.queue.is_empty() {
-                return;
-            }
-            // An awake task, or one waiting to write what it holds, takes the queue itself.
-            if outbox.task_awake || outbox.output_pending {
-                return;
-            }
-            // Polling takes the queue with its next request.
-            if outbox.sink.is_none() {
-                None
-            } else {
-                let mut items = outbox.take_queue();
-                let rest = outbox
-                    .sink
-                    .as_ref()
-                    .map(|sink| sink.write(items.drain(..), false))
-                    .unwrap_or_default();
-                SPARE_QUEUES.give(items);
-                if rest.is_empty() {
-                    return;
-                }
-                outbox.add_bytes(rest.iter().map(Frame::len).sum());
-                outbox.queue.extend(rest.into_iter().map(Outgoing::Frame));
-                // Behind, as after a sender's partial write (see `Socket::admit`).
-                outbox.output_pending = true;
-                outbox.sleeping_task()
-            }
-        };
-        if let Some(task) = task {
-            task.wake();
-        }
-        self.writable.notify_one();
-    }
-}
-
-/// The recipients of one broadcast whose messages [`Socket::send_shared_in`] queued. Dropping
+/// The recipients of one broadcast whose messages [`Socket::send_shared_in`](crate::session::Socket::send_shared_in) queued. Dropping
 /// the batch schedules their flush, which runs once the broadcasting task yields; flushes still
 /// pending then take the queued messages of later broadcasts along.
 #[derive(Default)]

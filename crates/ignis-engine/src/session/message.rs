@@ -7,7 +7,12 @@ use std::sync::{Arc, OnceLock};
 use bytes::{Buf, Bytes};
 use ignis_proto::engineio::{Data, Packet, Str};
 
-use crate::session::outbox::{SPARE_TEXTS, SpareBuffers};
+use crate::session::pool::{SpareBuffers, Spares};
+
+thread_local! {
+    /// Buffers of [`TextMessage`]s whose frames were written.
+    static SPARE_TEXTS: Spares<Vec<u8>> = const { Spares::new() };
+}
 
 /// A message meant for many sessions: encoded once, and turned into a WebSocket frame at most
 /// once whatever the number of recipients.
@@ -320,7 +325,7 @@ impl Outgoing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::outbox::Reusable;
+    use crate::session::pool::Reusable;
 
     fn with_headroom(text: &str) -> Vec<u8> {
         let mut buf = vec![0xAA; TEXT_HEADROOM];

@@ -16,7 +16,7 @@
 //!      [`Socket::send_shared`] / [`Socket::send_shared_in`] (with a [`DeliveryBatch`]),
 //!      [`Socket::send_round`]; the engine queues control packets with `push_packet`;
 //!    - the transport takes what is queued (`take_outbox`, `take_outbox_for_output`) and applies
-//!      each packet it reads with [`handle_packet`], which records pongs and hands messages to
+//!      each packet it reads with [`packet::handle_packet`], which records pongs and hands messages to
 //!      the handler;
 //!    - the heartbeat reads the pong time and the establishment (`is_established`) to pick its
 //!      next deadline ([`crate::engine::Deadline`]).
@@ -26,10 +26,11 @@
 //!    [`crate::engine::Inner::finalize`], which calls `mark_closed` (once) and the handler's
 //!    `on_close`.
 //!
-//! Modules: [`message`] the shared message types and frames, [`outbox`] the bounded queue and the
-//! per-thread buffer pool, [`flush`] the batched flush of broadcasts, [`frame`] how queued items
-//! become WebSocket frames and the direct write to a connection's socket, [`packet`] what one
-//! packet from the client does.
+//! Modules, each depending only on those listed before it: [`pool`] the per-thread buffer pool,
+//! [`frame`] the WebSocket framing of messages and packets, [`message`] the shared message types
+//! and the items of the queue, [`sink`] the senders' direct write to a connection, [`outbox`]
+//! the bounded queue, [`flush`] the batched flush of broadcasts; this module the session itself,
+//! and [`packet`] what one packet from the client does to it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -40,21 +41,22 @@ use ignis_proto::engineio::{Data, Packet};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::session::flush::Flush;
+use crate::session::message::{Frame, Outgoing};
+use crate::session::outbox::{Outbox, QueueLimits, SPARE_QUEUES, to_u32};
+use crate::session::pool::SpareBuffers;
 use crate::sid::Sid;
-use flush::Flush;
-use outbox::to_u32;
 
-mod flush;
+pub(crate) mod flush;
 pub(crate) mod frame;
-mod message;
+pub(crate) mod message;
 pub(crate) mod outbox;
-mod packet;
+pub(crate) mod packet;
+pub(crate) mod pool;
+pub(crate) mod sink;
 
 pub use flush::DeliveryBatch;
-pub(crate) use message::{Frame, Outgoing};
 pub use message::{HeadroomError, Round, SharedMessage, TEXT_HEADROOM, TextMessage};
-pub(crate) use outbox::{Outbox, QueueLimits};
-pub(crate) use packet::handle_packet;
 
 /// Why a session ended. The strings are the reference's, which the Socket.IO layer passes on as
 /// disconnect reasons.
@@ -548,5 +550,46 @@ impl<D> std::fmt::Debug for Socket<D> {
             .field("id", &self.id)
             .field("transport", &self.transport())
             .finish()
+    }
+}
+
+impl<D: Send + Sync + 'static> Flush for Socket<D> {
+    fn flush_queued(&self) {
+        let task = {
+            let mut guard = self.outbox.lock();
+            let outbox = &mut *guard;
+            outbox.flush_scheduled = false;
+            if outbox.queue.is_empty() {
+                return;
+            }
+            // An awake task, or one waiting to write what it holds, takes the queue itself.
+            if outbox.task_awake || outbox.output_pending {
+                return;
+            }
+            // Polling takes the queue with its next request.
+            if outbox.sink.is_none() {
+                None
+            } else {
+                let mut items = outbox.take_queue();
+                let rest = outbox
+                    .sink
+                    .as_ref()
+                    .map(|sink| sink.write(items.drain(..), false))
+                    .unwrap_or_default();
+                SPARE_QUEUES.give(items);
+                if rest.is_empty() {
+                    return;
+                }
+                outbox.add_bytes(rest.iter().map(Frame::len).sum());
+                outbox.queue.extend(rest.into_iter().map(Outgoing::Frame));
+                // Behind, as after a sender's partial write (see `Socket::admit`).
+                outbox.output_pending = true;
+                outbox.sleeping_task()
+            }
+        };
+        if let Some(task) = task {
+            task.wake();
+        }
+        self.writable.notify_one();
     }
 }

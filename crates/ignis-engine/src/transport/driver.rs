@@ -1,5 +1,5 @@
 //! The task that drives one WebSocket connection: it reads frames into packets for the session
-//! ([`crate::session::handle_packet`]), writes what the session queued, and keeps the heartbeat.
+//! ([`crate::session::packet::handle_packet`]), writes what the session queued, and keeps the heartbeat.
 //!
 //! One task drives each connection. It reads with `try_read` into a per-thread buffer only when
 //! the socket is readable, so an idle connection holds no read buffer; it writes everything
@@ -27,9 +27,13 @@ use tokio::net::TcpStream;
 
 use crate::abuse::Counters;
 use crate::engine::{Handler, Inner};
-use crate::session::frame::{DirectSink, frame_of, text_frame, write_frames};
-use crate::session::outbox::{SPARE_QUEUES, SpareBuffers, Spares, replace_unallocated};
-use crate::session::{CloseReason, Frame, Socket, TransportKind};
+use crate::session::frame::{text_frame, write_frames};
+use crate::session::message::Frame;
+use crate::session::outbox::SPARE_QUEUES;
+use crate::session::packet::handle_packet;
+use crate::session::pool::{SpareBuffers, Spares, replace_unallocated};
+use crate::session::sink::{DirectSink, frame_of};
+use crate::session::{CloseReason, Socket, TransportKind};
 
 thread_local! {
     /// Where every connection of this thread reads into.
@@ -621,7 +625,7 @@ impl<H: Handler> Connection<H> {
                 _ => Some(Stop::ProbeFailed),
             };
         }
-        if crate::session::handle_packet(&self.inner, &self.socket, packet) {
+        if handle_packet(&self.inner, &self.socket, packet) {
             None
         } else {
             Some(Stop::Session(None))

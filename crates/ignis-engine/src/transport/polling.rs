@@ -16,7 +16,9 @@ use hyper::body::Body;
 use ignis_proto::engineio::{self, Packet};
 
 use crate::engine::{Handler, Inner};
-use crate::session::{CloseReason, Outgoing, Socket, TransportKind, handle_packet};
+use crate::session::message::Outgoing;
+use crate::session::packet::handle_packet;
+use crate::session::{CloseReason, Socket, TransportKind};
 use crate::transport::content_type;
 
 type Reply = Response<Bytes>;
@@ -251,7 +253,7 @@ where
             return match e {
                 BodyError::TooLarge(_) => empty(StatusCode::PAYLOAD_TOO_LARGE),
                 // `serve_http`'s deadline (which counts it) came first.
-                BodyError::Read(e) if e.is::<crate::http::BodyTimeout>() => timed_out(),
+                BodyError::Read(e) if e.is::<crate::http::serve::BodyTimeout>() => timed_out(),
                 BodyError::Read(_) => empty(StatusCode::BAD_REQUEST),
             };
         }

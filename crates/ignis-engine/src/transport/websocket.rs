@@ -16,9 +16,25 @@ use tokio::net::TcpStream;
 use crate::engine::{Handler, Inner, RequestInfo, open_session};
 use crate::session::{Socket, TransportKind};
 use crate::transport::driver::{Connection, Stop};
-use crate::transport::{Answer, Rewind};
+use crate::transport::rewind::Rewind;
 
 type Reply = Response<Bytes>;
+
+/// What the engine answers a request with.
+pub(crate) struct Answer<H: Handler> {
+    pub(crate) reply: Reply,
+    /// For an accepted WebSocket handshake (`reply` is the `101`): how its connection starts.
+    pub(crate) upgrade: Option<Start<H>>,
+}
+
+impl<H: Handler> From<Reply> for Answer<H> {
+    fn from(reply: Reply) -> Self {
+        Answer {
+            reply,
+            upgrade: None,
+        }
+    }
+}
 
 /// How a WebSocket connection starts.
 pub(crate) enum Mode<D> {
