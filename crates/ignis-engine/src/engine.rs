@@ -211,9 +211,6 @@ pub(crate) fn open_session<H: Handler>(
     let may_upgrade =
         transport == TransportKind::Polling && config.allow_upgrades && config.transports.websocket;
     let _ = socket.push_packet(open_packet(sid, &inner.open_tail[usize::from(may_upgrade)]));
-    socket
-        .last_pong_ms
-        .store(0, std::sync::atomic::Ordering::Release);
     inner.sessions.write().insert(sid, Arc::clone(&socket));
     tracing::debug!(%sid, ?transport, "session opened");
     inner.handler.on_open(&socket, info);
@@ -240,16 +237,15 @@ impl<H: Handler> Inner<H> {
     /// Whether the client failed to answer a ping in time.
     pub(crate) fn heartbeat_expired(&self, socket: &Socket<H::Data>) -> bool {
         let (at_ms, what) = self.next_deadline(socket);
-        what == Deadline::PingTimeout && socket.created.elapsed().as_millis() as u64 >= at_ms
+        what == Deadline::PingTimeout && socket.age_ms() >= at_ms
     }
 
     /// When the next heartbeat or timeout is due, in milliseconds since the socket was created,
     /// and what happens then.
     pub(crate) fn next_deadline(&self, socket: &Socket<H::Data>) -> (u64, Deadline) {
-        use std::sync::atomic::Ordering;
         let cfg = &self.config;
-        let last_pong = socket.last_pong_ms.load(Ordering::Acquire);
-        let mut best = if socket.awaiting_pong.load(Ordering::Acquire) {
+        let (last_pong, awaiting_pong) = socket.heartbeat();
+        let mut best = if awaiting_pong {
             (
                 last_pong + (cfg.ping_interval + cfg.ping_timeout).as_millis() as u64,
                 Deadline::PingTimeout,
@@ -273,10 +269,9 @@ impl<H: Handler> Inner<H> {
 
     /// Runs whatever is due at a deadline. Returns false if the session closed.
     pub(crate) fn on_deadline(&self, socket: &Arc<Socket<H::Data>>, what: Deadline) -> bool {
-        use std::sync::atomic::Ordering;
         match what {
             Deadline::SendPing => {
-                socket.awaiting_pong.store(true, Ordering::Release);
+                socket.ping_sent();
                 let _ = socket.push_packet(ignis_proto::engineio::Packet::Ping(Default::default()));
                 true
             }

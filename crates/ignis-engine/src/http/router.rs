@@ -171,9 +171,7 @@ impl<H: Handler> Engine<H> {
                     if !inner.config.allow_upgrades {
                         return refuse(EngineError::BadRequest, true).into();
                     }
-                    if socket.transport() != TransportKind::Polling
-                        || socket.upgrading.load(std::sync::atomic::Ordering::Acquire)
-                    {
+                    if socket.transport() != TransportKind::Polling || socket.is_upgrading() {
                         // Like the reference: the handshake completes, then the new WebSocket
                         // is closed at once and the session goes on untouched.
                         return websocket::accept(inner, parts, websocket::Mode::Refused).into();

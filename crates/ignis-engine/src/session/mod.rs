@@ -9,22 +9,26 @@
 //! # The order of calls
 //! 1. Opening: [`crate::engine::open_session`] makes the socket (`Socket::new`), queues the open
 //!    packet and calls the handler's `on_open`.
-//! 2. A transport takes it: polling requests, or a WebSocket connection, which sets
-//!    `set_transport` (after an upgrade's probe) and attaches its direct sink to the outbox.
+//! 2. A transport takes it. Polling: each GET and POST first claims its slot
+//!    (`claim_request`); a GET waits on `writable`, the heartbeat task on `driver_woken`. A
+//!    WebSocket: its task marks itself awake (`set_task_awake`), probes an upgrade
+//!    (`set_upgrading`, then `set_transport`) or starts at once, and lets senders write to its
+//!    socket (`attach_sink`); each time it is out of work it offers to sleep (`task_sleeps`).
 //! 3. While open, in any order and from anywhere:
 //!    - the layer above sends: [`Socket::send`], [`Socket::send_text`],
 //!      [`Socket::send_shared`] / [`Socket::send_shared_in`] (with a [`DeliveryBatch`]),
 //!      [`Socket::send_round`]; the engine queues control packets with `push_packet`;
-//!    - the transport takes what is queued (`take_outbox`, `take_outbox_for_output`) and applies
-//!      each packet it reads with [`packet::handle_packet`], which records pongs and hands messages to
-//!      the handler;
-//!    - the heartbeat reads the pong time and the establishment (`is_established`) to pick its
-//!      next deadline ([`crate::engine::Deadline`]).
+//!    - the transport takes what is queued (`take_outbox`, `take_outbox_for_output`) and
+//!      applies each packet it reads with [`packet::handle_packet`], which records pongs and
+//!      hands messages to the handler;
+//!    - the heartbeat reads `heartbeat` (the last pong, a ping awaiting its pong, on the
+//!      `age_ms` clock) and `is_established` to pick its next deadline
+//!      ([`crate::engine::Deadline`]), and marks `ping_sent`.
 //! 4. Closing: anyone may ask ([`Socket::close`], `request_close`); the driving task sees
 //!    `pending_close`, calls `begin_closing`, delivers what the reason allows
 //!    ([`CloseReason::delivers_queued`]), and ends the session with
 //!    [`crate::engine::Inner::finalize`], which calls `mark_closed` (once) and the handler's
-//!    `on_close`.
+//!    `on_close`. A WebSocket task that ends first takes its sink back (`detach_sink`).
 //!
 //! Modules, each depending only on those listed before it: [`pool`] the per-thread buffer pool,
 //! [`frame`] the WebSocket framing of messages and packets, [`message`] the shared message types
@@ -35,16 +39,19 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::task::Waker;
 use std::time::Instant;
 
 use ignis_proto::engineio::{Data, Packet};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
 
 use crate::session::flush::Flush;
 use crate::session::message::{Frame, Outgoing};
 use crate::session::outbox::{Outbox, QueueLimits, SPARE_QUEUES, to_u32};
 use crate::session::pool::SpareBuffers;
+use crate::session::sink::DirectSink;
 use crate::sid::Sid;
 
 pub(crate) mod flush;
@@ -140,6 +147,16 @@ pub enum TransportKind {
     WebSocket,
 }
 
+/// A polling request in flight (see [`Socket::claim_request`]): the client may go away while a
+/// GET waits, which drops the request's future and with it the claim.
+pub(crate) struct RequestClaim<'a>(&'a AtomicBool);
+
+impl Drop for RequestClaim<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 /// Why a message could not be queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
@@ -158,25 +175,25 @@ pub struct Socket<D> {
     id: Sid,
     /// State of the layer above (for Socket.IO: the packet decoder and the joined namespaces).
     pub data: D,
-    pub(crate) outbox: Mutex<Outbox>,
+    outbox: Mutex<Outbox>,
     /// Wakes whoever writes to the client: a pending polling GET or the WebSocket task.
-    pub(crate) writable: Notify,
+    writable: Notify,
     /// Wakes the task that drives the session (close requests, pongs, transport changes).
-    pub(crate) driver: Notify,
+    driver: Notify,
     state: AtomicU8,
     /// A close the driver has still to carry out (a `CloseReason` code, 0 for none).
     close_request: AtomicU8,
     transport: AtomicU8,
-    pub(crate) upgrading: AtomicBool,
+    upgrading: AtomicBool,
     established: AtomicBool,
-    pub(crate) awaiting_pong: AtomicBool,
+    awaiting_pong: AtomicBool,
     /// Milliseconds since `created` of the last pong (or of the opening).
-    pub(crate) last_pong_ms: AtomicU64,
-    pub(crate) created: Instant,
+    last_pong_ms: AtomicU64,
+    created: Instant,
     limits: QueueLimits,
     /// Set while a polling GET / POST is being served, to refuse overlapping ones.
-    pub(crate) get_pending: AtomicBool,
-    pub(crate) post_pending: AtomicBool,
+    get_pending: AtomicBool,
+    post_pending: AtomicBool,
 }
 
 impl<D> Socket<D> {
@@ -532,6 +549,136 @@ impl<D> Socket<D> {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.state.load(Ordering::Acquire) == CLOSED
+    }
+
+    /// Milliseconds since the session opened: the clock of its heartbeat deadlines.
+    #[inline]
+    pub(crate) fn age_ms(&self) -> u64 {
+        self.created.elapsed().as_millis() as u64
+    }
+
+    /// When the session opened.
+    #[inline]
+    pub(crate) fn created(&self) -> Instant {
+        self.created
+    }
+
+    /// The heartbeat: when the last pong came (in [`Socket::age_ms`] time, 0 before any) and
+    /// whether a ping waits for its pong.
+    #[inline]
+    pub(crate) fn heartbeat(&self) -> (u64, bool) {
+        (
+            self.last_pong_ms.load(Ordering::Acquire),
+            self.awaiting_pong.load(Ordering::Acquire),
+        )
+    }
+
+    /// A ping left: its pong is awaited.
+    #[inline]
+    pub(crate) fn ping_sent(&self) {
+        self.awaiting_pong.store(true, Ordering::Release);
+    }
+
+    /// Whether a WebSocket is probing an upgrade of this polling session.
+    #[inline]
+    pub(crate) fn is_upgrading(&self) -> bool {
+        self.upgrading.load(Ordering::Acquire)
+    }
+
+    #[inline]
+    pub(crate) fn set_upgrading(&self, upgrading: bool) {
+        self.upgrading.store(upgrading, Ordering::Release);
+    }
+
+    /// Wakes the polling heartbeat task, to look at its deadlines again.
+    #[inline]
+    pub(crate) fn wake_driver(&self) {
+        self.driver.notify_one();
+    }
+
+    /// Completes when [`Socket::wake_driver`] is called.
+    #[inline]
+    pub(crate) fn driver_woken(&self) -> Notified<'_> {
+        self.driver.notified()
+    }
+
+    /// Completes when something was queued for a waiting polling GET, or it must give up.
+    #[inline]
+    pub(crate) fn writable(&self) -> Notified<'_> {
+        self.writable.notified()
+    }
+
+    /// Wakes every waiting polling GET (an upgrade took the session, or it ended).
+    #[inline]
+    pub(crate) fn wake_writers(&self) {
+        self.writable.notify_waiters();
+    }
+
+    /// The WebSocket task is running: what senders queue now waits for its next write.
+    #[inline]
+    pub(crate) fn set_task_awake(&self) {
+        self.outbox.lock().task_awake = true;
+    }
+
+    /// Lets senders write to the WebSocket's socket themselves from now on.
+    pub(crate) fn attach_sink(&self, sink: DirectSink) {
+        self.outbox.lock().sink = Some(sink);
+    }
+
+    /// The WebSocket task is about to sleep: it leaves its waker with the senders, and tells
+    /// them what its `output` still holds. `None`, and the task stays awake, when the session
+    /// closed or, with `watch_queue`, when something is queued or a close was requested: news
+    /// it has not acted on. Otherwise whether the waker kept changed.
+    #[inline]
+    pub(crate) fn task_sleeps(
+        &self,
+        waker: &Waker,
+        watch_queue: bool,
+        output: &VecDeque<Frame>,
+    ) -> Option<bool> {
+        let mut outbox = self.outbox.lock();
+        if self.is_closed() {
+            return None;
+        }
+        if watch_queue && (!outbox.queue.is_empty() || self.pending_close().is_some()) {
+            return None;
+        }
+        let new_waker = match &mut outbox.waker {
+            Some(kept) if kept.will_wake(waker) => false,
+            slot => {
+                *slot = Some(waker.clone());
+                true
+            }
+        };
+        outbox.task_awake = false;
+        outbox.output_pending = !output.is_empty();
+        // What the output holds, for the byte bound of the queue: nothing, nearly always.
+        outbox.held = if outbox.output_pending {
+            let held: usize = output.iter().map(Frame::len).sum();
+            u32::try_from(held).unwrap_or(u32::MAX)
+        } else {
+            0
+        };
+        Some(new_waker)
+    }
+
+    /// The WebSocket task is ending: senders queue from now on, and wake nobody.
+    pub(crate) fn detach_sink(&self) {
+        let mut outbox = self.outbox.lock();
+        outbox.sink = None;
+        outbox.task_awake = true;
+        outbox.waker = None;
+    }
+
+    /// Claims the session's one polling GET (or, `post`, POST) in flight; `None` when one is in
+    /// flight already. The claim ends when the guard drops, however the request ends.
+    pub(crate) fn claim_request(&self, post: bool) -> Option<RequestClaim<'_>> {
+        let flag = if post {
+            &self.post_pending
+        } else {
+            &self.get_pending
+        };
+        (!flag.swap(true, Ordering::AcqRel)).then_some(RequestClaim(flag))
     }
 
     pub(crate) fn record_pong(&self) {

@@ -21,7 +21,7 @@ use crate::session::sink::DirectSink;
 /// task yields (see [`DeliveryBatch`](crate::session::DeliveryBatch)): broadcasts that come faster than the flushes then share
 /// one write per connection, as an event loop would coalesce them.
 pub(crate) struct Outbox {
-    pub(crate) queue: VecDeque<Outgoing>,
+    pub(super) queue: VecDeque<Outgoing>,
     /// Messages in the queue beyond one per item: the frames of a [`Round`](crate::session::Round) are one item that
     /// counts as many messages as it carries, for the bound on what a client may leave unread.
     pub(super) extra: u32,
@@ -29,20 +29,20 @@ pub(crate) struct Outbox {
     pub(super) bytes: u32,
     /// Bytes the WebSocket task held in its output when it last looked (it took the queue, or
     /// went to sleep): what the session holds is this and `bytes`.
-    pub(crate) held: u32,
+    pub(super) held: u32,
     /// The last refusal was for the byte bound (not the message bound).
     pub(super) full_by_bytes: bool,
     /// Where senders may write directly; set while a WebSocket carries the session.
-    pub(crate) sink: Option<DirectSink>,
+    pub(super) sink: Option<DirectSink>,
     /// The WebSocket task is running and looks at the queue before it sleeps.
-    pub(crate) task_awake: bool,
+    pub(super) task_awake: bool,
     /// The WebSocket task holds frames the socket did not take yet.
-    pub(crate) output_pending: bool,
+    pub(super) output_pending: bool,
     /// A flush of this queue is scheduled (see [`DeliveryBatch`](crate::session::DeliveryBatch)).
     pub(super) flush_scheduled: bool,
     /// The WebSocket task's waker, for when it sleeps (`task_awake` false). Kept while it runs
     /// too, so that going to sleep again costs no clone; taken by whoever wakes it.
-    pub(crate) waker: Option<Waker>,
+    pub(super) waker: Option<Waker>,
 }
 
 impl Outbox {

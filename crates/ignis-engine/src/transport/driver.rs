@@ -14,7 +14,6 @@ use std::collections::VecDeque;
 use std::io::{self};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -150,7 +149,7 @@ impl<H: Handler> Connection<H> {
             flags: 0,
         };
         // Awake from here on, as in `run`: nothing may be written to the socket around the head.
-        conn.socket.outbox.lock().task_awake = true;
+        conn.socket.set_task_awake();
         if let Some(head) = head {
             conn.output.push_back(Frame::Shared(head));
         }
@@ -213,7 +212,7 @@ impl<H: Handler> Connection<H> {
         mut timer: Pin<&mut tokio::time::Sleep>,
         started: tokio::time::Instant,
     ) -> Stop {
-        self.socket.outbox.lock().task_awake = true;
+        self.socket.set_task_awake();
         loop {
             if let Some(stop) = self.step() {
                 break stop;
@@ -225,7 +224,7 @@ impl<H: Handler> Connection<H> {
             .await;
             // Before anything runs: what handlers send while the task is awake is queued and
             // leaves with the task's next write.
-            self.socket.outbox.lock().task_awake = true;
+            self.socket.set_task_awake();
             match wake {
                 Wake::Failed(e) => {
                     tracing::debug!(error = %e, "websocket readiness failed");
@@ -257,8 +256,8 @@ impl<H: Handler> Connection<H> {
             .as_ref()
             .zip(self.inner.compression.as_ref())
             .map(|(params, c)| (Arc::clone(c), params.window_bits(Role::Server)));
-        self.socket.outbox.lock().sink =
-            Some(DirectSink::new(Arc::clone(&self.stream), compression));
+        self.socket
+            .attach_sink(DirectSink::new(Arc::clone(&self.stream), compression));
     }
 
     /// Waits for what the task must act on. The first poll puts the task to sleep (see
@@ -324,36 +323,19 @@ impl<H: Handler> Connection<H> {
     /// this lock, the check below sees the news; if after, the sender finds `task_awake` false
     /// and the waker, and wakes the task.
     fn fall_asleep(&mut self, waker: &Waker) -> bool {
-        let mut outbox = self.socket.outbox.lock();
-        if self.socket.is_closed() {
-            return false;
-        }
         // With output held, the task wakes when the socket takes it, and `step` acts then on
         // what came meanwhile; a close it saw before already keeps the output moving.
-        if !self.probing
-            && self.output.is_empty()
-            && (!outbox.queue.is_empty() || self.socket.pending_close().is_some())
-        {
-            return false;
-        }
-        match &mut outbox.waker {
-            Some(kept) if kept.will_wake(waker) => {}
-            slot => {
-                *slot = Some(waker.clone());
-                // The timer holds the old waker: poll it again with this one.
-                self.flags &= !TIMER_ARMED;
+        let watch_queue = !self.probing && self.output.is_empty();
+        match self.socket.task_sleeps(waker, watch_queue, &self.output) {
+            None => false,
+            Some(new_waker) => {
+                if new_waker {
+                    // The timer holds the old waker: poll it again with this one.
+                    self.flags &= !TIMER_ARMED;
+                }
+                true
             }
         }
-        outbox.task_awake = false;
-        outbox.output_pending = !self.output.is_empty();
-        // What the output holds, for the byte bound of the queue: nothing, nearly always.
-        outbox.held = if outbox.output_pending {
-            let held: usize = self.output.iter().map(Frame::len).sum();
-            u32::try_from(held).unwrap_or(u32::MAX)
-        } else {
-            0
-        };
-        true
     }
 
     fn transport_closed(&self) -> Stop {
@@ -451,7 +433,7 @@ impl<H: Handler> Connection<H> {
             return started + self.inner.config.upgrade_timeout;
         }
         let (at_ms, _) = self.inner.next_deadline(&self.socket);
-        tokio::time::Instant::from_std(self.socket.created) + Duration::from_millis(at_ms)
+        tokio::time::Instant::from_std(self.socket.created()) + Duration::from_millis(at_ms)
     }
 
     fn on_timer(&mut self, started: tokio::time::Instant) -> Option<Stop> {
@@ -463,7 +445,7 @@ impl<H: Handler> Connection<H> {
             return None;
         }
         let (at_ms, what) = self.inner.next_deadline(&self.socket);
-        if (self.socket.created.elapsed().as_millis() as u64) < at_ms {
+        if self.socket.age_ms() < at_ms {
             return None;
         }
         if !self.inner.on_deadline(&self.socket, what) {
@@ -606,19 +588,19 @@ impl<H: Handler> Connection<H> {
                     self.flags &= !PONG_QUEUED;
                     self.output
                         .push_back(Frame::Shared(text_frame(b'3', b"probe")));
-                    self.socket.upgrading.store(true, Ordering::Release);
+                    self.socket.set_upgrading(true);
                     // Release a waiting GET with a noop so that the client can pause polling.
-                    self.socket.writable.notify_waiters();
+                    self.socket.wake_writers();
                     None
                 }
-                Packet::Upgrade if self.socket.upgrading.load(Ordering::Acquire) => {
+                Packet::Upgrade if self.socket.is_upgrading() => {
                     self.socket.set_transport(TransportKind::WebSocket);
-                    self.socket.upgrading.store(false, Ordering::Release);
+                    self.socket.set_upgrading(false);
                     self.probing = false;
                     self.attach_sink();
                     // Wake the polling driver so that it stops, and any GET still waiting.
-                    self.socket.driver.notify_one();
-                    self.socket.writable.notify_waiters();
+                    self.socket.wake_driver();
+                    self.socket.wake_writers();
                     tracing::debug!(sid = %self.socket.id(), "upgraded to websocket");
                     None
                 }
@@ -698,15 +680,10 @@ impl<H: Handler> Connection<H> {
     /// `timer`, the connection's own: no second timer in the connection's state).
     async fn finish(&mut self, stop: Stop, mut timer: Pin<&mut tokio::time::Sleep>) {
         // Senders queue from now on; what they queue before the close goes out below.
-        {
-            let mut outbox = self.socket.outbox.lock();
-            outbox.sink = None;
-            outbox.task_awake = true;
-            outbox.waker = None;
-        }
+        self.socket.detach_sink();
         match stop {
             Stop::ProbeFailed => {
-                self.socket.upgrading.store(false, Ordering::Release);
+                self.socket.set_upgrading(false);
                 self.push_close_last(None);
             }
             Stop::Session(reason) => {
