@@ -12,9 +12,11 @@ pub(crate) trait Flush: Send + Sync {
     fn flush_queued(&self);
 }
 
-/// The recipients of one broadcast whose messages [`Socket::send_shared_in`](crate::session::Socket::send_shared_in) queued. Dropping
+/// The recipients of one broadcast whose messages [`Socket::send_shared_in`] queued. Dropping
 /// the batch schedules their flush, which runs once the broadcasting task yields; flushes still
 /// pending then take the queued messages of later broadcasts along.
+///
+/// [`Socket::send_shared_in`]: crate::session::Socket::send_shared_in
 #[derive(Default)]
 pub struct DeliveryBatch {
     pub(super) sessions: Vec<Arc<dyn Flush>>,

@@ -75,8 +75,10 @@ impl std::fmt::Debug for SharedMessage {
 }
 
 /// The messages of one or more broadcasts to the same sessions, delivered together with
-/// [`Socket::send_round`](crate::session::Socket::send_round): a session without compression gets all of them in one write of
+/// [`Socket::send_round`]: a session without compression gets all of them in one write of
 /// their frames laid end to end, made once for every recipient.
+///
+/// [`Socket::send_round`]: crate::session::Socket::send_round
 pub struct Round {
     pub(super) messages: Vec<Arc<SharedMessage>>,
     /// Whether permessage-deflate may compress one of the messages.
@@ -134,8 +136,10 @@ pub const TEXT_HEADROOM: usize = 11;
 /// overwrite: its WebSocket frame is then made in place, sharing one buffer with the message
 /// instead of being copied out of it. The headroom's content does not matter.
 ///
-/// Sent to one session with [`Socket::send_text`](crate::session::Socket::send_text), it becomes just that frame when a WebSocket
+/// Sent to one session with [`Socket::send_text`], it becomes just that frame when a WebSocket
 /// without compression carries the session.
+///
+/// [`Socket::send_text`]: crate::session::Socket::send_text
 #[derive(Debug)]
 pub struct TextMessage {
     buf: Vec<u8>,
@@ -292,9 +296,12 @@ impl Frame {
 pub(crate) enum Outgoing {
     Packet(Packet),
     Shared(Arc<SharedMessage>),
-    /// A frame for this session alone ([`Socket::send_text`](crate::session::Socket::send_text)), or the unwritten rest of one a
-    /// sender began to write itself (see [`Outbox::sink`](crate::session::Outbox::sink)); only ever queued on a session whose
+    /// A frame for this session alone ([`Socket::send_text`]), or the unwritten rest of one a
+    /// sender began to write itself (see [`Outbox::sink`]); only ever queued on a session whose
     /// transport is WebSocket.
+    ///
+    /// [`Socket::send_text`]: crate::session::Socket::send_text
+    /// [`Outbox::sink`]: crate::session::Outbox::sink
     Frame(Frame),
 }
 

@@ -18,12 +18,16 @@ use crate::session::sink::DirectSink;
 /// and the task takes the queue before it sleeps: it needs no wake-up then either.
 ///
 /// A broadcast queues instead, and leaves the writing to a flush that runs once the broadcasting
-/// task yields (see [`DeliveryBatch`](crate::session::DeliveryBatch)): broadcasts that come faster than the flushes then share
+/// task yields (see [`DeliveryBatch`]): broadcasts that come faster than the flushes then share
 /// one write per connection, as an event loop would coalesce them.
+///
+/// [`DeliveryBatch`]: crate::session::DeliveryBatch
 pub(crate) struct Outbox {
     pub(super) queue: VecDeque<Outgoing>,
-    /// Messages in the queue beyond one per item: the frames of a [`Round`](crate::session::Round) are one item that
+    /// Messages in the queue beyond one per item: the frames of a [`Round`] are one item that
     /// counts as many messages as it carries, for the bound on what a client may leave unread.
+    ///
+    /// [`Round`]: crate::session::Round
     pub(super) extra: u32,
     /// Bytes the queue holds (see [`Outgoing::size`]).
     pub(super) bytes: u32,
@@ -38,7 +42,9 @@ pub(crate) struct Outbox {
     pub(super) task_awake: bool,
     /// The WebSocket task holds frames the socket did not take yet.
     pub(super) output_pending: bool,
-    /// A flush of this queue is scheduled (see [`DeliveryBatch`](crate::session::DeliveryBatch)).
+    /// A flush of this queue is scheduled (see [`DeliveryBatch`]).
+    ///
+    /// [`DeliveryBatch`]: crate::session::DeliveryBatch
     pub(super) flush_scheduled: bool,
     /// The WebSocket task's waker, for when it sleeps (`task_awake` false). Kept while it runs
     /// too, so that going to sleep again costs no clone; taken by whoever wakes it.

@@ -8,10 +8,12 @@ use std::collections::VecDeque;
 ///
 /// The queue of every message to a connection goes through one: the senders' queue, then the
 /// WebSocket task's output; and so does the text of every message a handler sends to one
-/// session ([`TextMessage::buffer`](crate::session::TextMessage::buffer)). A connection keeps none of them once idle (idle memory per
+/// session ([`TextMessage::buffer`]). A connection keeps none of them once idle (idle memory per
 /// connection is what bounds how many the server holds), and allocating each anew for every
 /// message costs an allocation and a free apiece; a few buffers per thread serve every
 /// connection instead.
+///
+/// [`TextMessage::buffer`]: crate::session::TextMessage::buffer
 pub(crate) struct Spares<B>(std::cell::RefCell<Vec<B>>);
 
 /// How many buffers a thread keeps per kind: more come from bursts, which allocate anyway.

@@ -1,5 +1,6 @@
-//! The task that drives one WebSocket connection: it reads frames into packets for the session
-//! ([`crate::session::packet::handle_packet`]), writes what the session queued, and keeps the heartbeat.
+//! The task that drives one WebSocket connection: it reads frames into packets for the
+//! session ([`crate::session::packet::handle_packet`]), writes what the session queued, and
+//! keeps the heartbeat.
 //!
 //! One task drives each connection. It reads with `try_read` into a per-thread buffer only when
 //! the socket is readable, so an idle connection holds no read buffer; it writes everything

@@ -223,7 +223,9 @@ pub async fn read_first(stream: TcpStream) -> Option<FirstRead> {
     }
 }
 
-/// What became of a connection given to [`Engine::serve_direct`](crate::Engine::serve_direct).
+/// What became of a connection given to [`Engine::serve_direct`].
+///
+/// [`Engine::serve_direct`]: crate::Engine::serve_direct
 #[derive(Debug)]
 pub enum Handoff {
     /// The engine served it to the end (a WebSocket connection that closed, or an answer after
