@@ -31,29 +31,26 @@
 //! ```
 
 mod abuse;
-mod body;
 mod config;
-mod cors;
-mod direct;
+mod engine;
 mod error;
 mod http;
-mod polling;
 mod query;
-mod server;
+mod session;
 mod sid;
-mod socket;
-mod websocket;
+mod transport;
 
 pub use abuse::{AbuseCounters, ConnectionGuard, ConnectionPermit, IpRefusal};
-pub use body::ResponseBody;
 pub use config::{AllowOrigin, AllowRequest, Cors, EngineConfig, PerMessageDeflate, Transports};
-pub use direct::{FirstRead, Handoff, LINGER_BYTES, LINGER_IDLE, LINGER_TIME, Rewind, read_first};
+pub use engine::{Engine, Handler, PeerAddr, RequestInfo};
 pub use error::EngineError;
-pub use http::{BodyTimeout, HttpLimits, TimedBody, serve_http};
+pub use http::{BodyTimeout, HttpLimits, ResponseBody, Site, TimedBody, serve_http, serve_site};
 pub use query::{QueryPairs, query_pairs};
-pub use server::{Engine, Handler, PeerAddr, RequestInfo};
-pub use sid::{Sid, SidHash, SidHasher, SidMap, SidSet};
-pub use socket::{
+pub use session::{
     CloseReason, DeliveryBatch, HeadroomError, Round, SendError, SharedMessage, Socket,
     TEXT_HEADROOM, TextMessage, TransportKind,
+};
+pub use sid::{Sid, SidHash, SidHasher, SidMap, SidSet};
+pub use transport::{
+    FirstRead, Handoff, LINGER_BYTES, LINGER_IDLE, LINGER_TIME, Rewind, read_first,
 };

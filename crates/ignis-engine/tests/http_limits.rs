@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use ignis_engine::{
     CloseReason, Engine, EngineConfig, Handler, HttpLimits, RequestInfo, ResponseBody, Rewind,
     Socket, TimedBody, serve_http,
@@ -31,19 +31,21 @@ async fn serve(config: EngineConfig) -> (u16, Engine<Quiet>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let serving = engine.clone();
-    tokio::spawn(serving.serve_with(listener, |req| async move {
-        if req.uri().path().starts_with("/read/") {
-            use http_body_util::BodyExt;
-            let read = req.into_body().collect().await;
-            let status = if read.is_ok() { 200 } else { 400 };
-            let mut res = Response::new(ResponseBody::from(Bytes::from_static(b"read")));
-            *res.status_mut() = StatusCode::from_u16(status).unwrap();
-            return res;
-        }
-        let mut res = Response::new(ResponseBody::from("{}"));
-        *res.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-        res
-    }));
+    tokio::spawn(
+        serving.serve_with(listener, |req: Request<TimedBody>| async move {
+            if req.uri().path().starts_with("/read/") {
+                use http_body_util::BodyExt;
+                let read = req.into_body().collect().await;
+                let status = if read.is_ok() { 200 } else { 400 };
+                let mut res = Response::new(ResponseBody::from(Bytes::from_static(b"read")));
+                *res.status_mut() = StatusCode::from_u16(status).unwrap();
+                return res;
+            }
+            let mut res = Response::new(ResponseBody::from("{}"));
+            *res.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+            res
+        }),
+    );
     (port, engine)
 }
 
@@ -160,15 +162,19 @@ async fn a_body_that_does_not_arrive_is_answered_408() {
                  Content-Length: 100000\r\n\r\n4hello123"
             )
         };
-        exchange(
+        let polling = exchange(
             port,
             &head(&format!("/engine.io/?EIO=4&transport=polling&sid={sid}")),
-        )
+        );
+        // The fallback of `serve_with`, which reads its body whole.
+        let fallback = exchange(port, &head("/read/x"));
+        (polling, fallback)
     })
     .await
     .unwrap();
-    assert!(answers.starts_with("HTTP/1.1 408"), "{answers}");
-    assert_eq!(engine.abuse_counters().body_timeouts, 1);
+    assert!(answers.0.starts_with("HTTP/1.1 408"), "{}", answers.0);
+    assert!(answers.1.starts_with("HTTP/1.1 408"), "{}", answers.1);
+    assert_eq!(engine.abuse_counters().body_timeouts, 2);
 
     // An application's accept loop serving its own routes with `serve_http`.
     let limits = HttpLimits::new(Duration::from_secs(30), Duration::from_millis(300));

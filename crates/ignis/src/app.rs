@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::ConnectInfo;
+use futures_util::FutureExt;
 use http::Request;
+use ignis_socketio::IoHandler;
 use ignis_socketio::SocketIo;
-use ignis_socketio::engine::{
-    ConnectionGuard, EngineConfig, Handoff, HttpLimits, PeerAddr, Rewind, TimedBody, read_first,
-};
+use ignis_socketio::engine::{Engine, ResponseBody, Site, TimedBody, serve_site};
 use parking_lot::{Mutex, RwLock};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
@@ -376,144 +376,54 @@ async fn wait_for_signal() {
 }
 
 /// Accepts connections until told to stop; Socket.IO's path goes to the mounted server, the
-/// rest to the application's routes.
-async fn serve(
-    listener: TcpListener,
-    router: Router,
-    app: AppHandle,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
-            _ = stop.changed() => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        // The engine's per-IP connection limit, once the Socket.IO server is mounted.
-        let permit = match app
-            .socket_io()
-            .map(|io| io.engine().admit_connection(peer.ip()))
-        {
-            None | Some(Ok(None)) => None,
-            Some(Ok(Some(permit))) => Some(permit),
-            Some(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "connection refused");
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let router = router.clone();
-        let app = app.clone();
-        let stop = stop.clone();
-        // Without a limit the task is the connection alone (an idle WebSocket's task keeps
-        // whatever it holds for its life).
-        match permit {
-            None => connections.spawn(serve_connection(stream, peer, router, app, stop, ())),
-            Some(permit) => {
-                connections.spawn(serve_connection(stream, peer, router, app, stop, permit))
-            }
-        };
-        // Reap finished connections so the set does not grow.
-        while connections.try_join_next().is_some() {}
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(Duration::from_secs(3), async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    connections.abort_all();
+/// rest to the application's routes. The engine's accept loop, with the application's header
+/// timeout and graceful stop.
+async fn serve(listener: TcpListener, router: Router, app: AppHandle, stop: watch::Receiver<bool>) {
+    serve_site(listener, AppSite { router, app, stop }).await;
 }
 
-/// Serves one accepted connection until it closes or the server stops. `guard` is what the
-/// task keeps for the connection's life (its per-IP permit, or nothing).
-// Not an `async fn`: one keeps a moved copy of its arguments beside them, and this future is
-// the task of every idle WebSocket connection.
-#[allow(clippy::manual_async_fn)]
-fn serve_connection<G: ConnectionGuard>(
-    stream: TcpStream,
-    peer: SocketAddr,
+/// What the application serves beside the Socket.IO server (see [`serve`]).
+#[derive(Clone)]
+struct AppSite {
     router: Router,
     app: AppHandle,
-    mut stop: watch::Receiver<bool>,
-    guard: G,
-) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        // A first request that is a Socket.IO WebSocket handshake is served without hyper,
-        // on this task; anything else goes to hyper with the bytes read replayed.
-        let io = match app.socket_io() {
-            Some(socket_io) => {
-                // Read here, not captured by the task: an idle WebSocket connection keeps
-                // the task's captures for its life, and 16 more bytes took the task to the
-                // allocator's next size class (a quarter KiB per connection).
-                let head_timeout = app.config().request_head_timeout;
-                let first = tokio::select! {
-                    first = tokio::time::timeout(head_timeout, read_first(stream)) => {
-                        first.ok().flatten()
-                    }
-                    // An idle connection closes at once, as hyper's graceful shutdown does.
-                    _ = stop.changed() => return,
-                };
-                let Some(first) = first else { return };
-                // Answered in the call: what is awaited is the connection's own future.
-                let serving = socket_io.engine().serve_direct(first, peer, |ext| {
-                    ext.insert(ConnectInfo(peer));
-                });
-                match serving.await {
-                    Handoff::Done => return,
-                    Handoff::Http(io) => io,
-                }
-            }
-            None => Rewind::new(stream),
-        };
-        // Boxed: an idle WebSocket connection served above keeps a task the size of its
-        // own state, not of hyper's.
-        Box::pin(serve_http(io, peer, router, app, stop, guard)).await;
-    }
+    stop: watch::Receiver<bool>,
 }
 
-/// Serves HTTP/1.1 on a connection until it closes or the server stops, with the engine's
-/// limits (the request head and body deadlines; see `ignis_engine::serve_http`).
-async fn serve_http(
-    io: Rewind,
-    peer: SocketAddr,
-    router: Router,
-    app: AppHandle,
-    mut stop: watch::Receiver<bool>,
-    guard: impl ConnectionGuard,
-) {
-    let head_timeout = app.config().request_head_timeout;
-    let limits = match app.socket_io() {
-        Some(io) => io.engine().http_limits(head_timeout),
-        None => HttpLimits::new(head_timeout, EngineConfig::default().body_timeout),
-    };
-    let service = move |mut req: Request<TimedBody>| {
-        let router = router.clone();
-        let app = app.clone();
-        guard.attach(req.extensions_mut());
-        async move {
-            req.extensions_mut().insert(PeerAddr(peer));
-            req.extensions_mut().insert(ConnectInfo(peer));
-            if let Some(io) = app.socket_io()
-                && io.matches(req.uri().path())
-            {
-                return io.handle(req).await.map(axum::body::Body::new);
-            }
-            router
-                .oneshot(req.map(axum::body::Body::new))
-                .await
-                .unwrap_or_else(|never| match never {})
-        }
-    };
-    let stopped = async move {
-        let _ = stop.changed().await;
-    };
-    ignis_socketio::engine::serve_http(io, &limits, service, stopped).await;
+impl Site for AppSite {
+    type Handler = IoHandler;
+    type Body = axum::body::Body;
+
+    fn engine(&self) -> Option<Engine<IoHandler>> {
+        self.app.socket_io().map(|io| io.engine().clone())
+    }
+
+    fn head_timeout(&self) -> Duration {
+        self.app.config().request_head_timeout
+    }
+
+    fn fallback(
+        &self,
+        req: Request<TimedBody>,
+    ) -> impl Future<Output = http::Response<axum::body::Body>> + Send {
+        self.router
+            .clone()
+            .oneshot(req.map(axum::body::Body::new))
+            .map(|answer| answer.unwrap_or_else(|never| match never {}))
+    }
+
+    fn engine_body(body: ResponseBody) -> axum::body::Body {
+        axum::body::Body::new(body)
+    }
+
+    fn extend(&self, extensions: &mut http::Extensions, peer: SocketAddr) {
+        extensions.insert(ConnectInfo(peer));
+    }
+
+    fn stopped(&self) -> Option<impl Future<Output = ()> + Send + 'static> {
+        let mut stop = self.stop.clone();
+        Some(async move {
+            let _ = stop.changed().await;
+        })
+    }
 }

@@ -20,7 +20,7 @@ fn join(values: &[String]) -> Option<HeaderValue> {
 }
 
 /// Where CORS headers go: a response's map, or the head that the direct path writes itself
-/// ([`crate::direct`]), which spares a WebSocket handshake's `101` a map.
+/// ([`crate::http::direct`]), which spares a WebSocket handshake's `101` a map.
 pub(crate) trait HeaderSink {
     /// A header the answer carries once.
     fn insert(&mut self, name: HeaderName, value: HeaderValue);

@@ -1,164 +1,46 @@
-//! The WebSocket transport: the opening handshake, the probe of an upgrade from polling, and the
-//! task that reads, writes and keeps the heartbeat of a WebSocket session.
+//! The task that drives one WebSocket connection: it reads frames into packets for the
+//! session ([`crate::session::packet::handle_packet`]), writes what the session queued, and
+//! keeps the heartbeat.
 //!
 //! One task drives each connection. It reads with `try_read` into a per-thread buffer only when
 //! the socket is readable, so an idle connection holds no read buffer; it writes everything
 //! queued with vectored writes; and it compresses with per-thread, stateless deflate contexts.
+//! Its loop ([`Connection::serve`]) takes a step ([`Connection::step`]: the session's queue to
+//! the output, the output to the socket, a requested close), then waits for a wake
+//! ([`Connection::poll_wake`]) and acts on it: a readable socket is read and its packets applied,
+//! the timer sends a ping or ends a silent session, a sender's wake needs only the next step.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io::{self};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use http::header::{self, HeaderValue};
-use http::request::Parts;
-use http::{Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use bytes::{Bytes, BytesMut};
 use ignis_proto::engineio::{Data, Packet, Str};
-use ignis_ws::deflate::{DeflateConfig, Deflater, Inflater, Negotiated};
+use ignis_ws::deflate::{Inflater, Negotiated};
 use ignis_ws::{CloseCode, CompressedMessage, Decoder, Message, OpCode, Role};
-use smallvec::SmallVec;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use crate::abuse::Counters;
-use crate::config::PerMessageDeflate;
-use crate::direct::Rewind;
-use crate::server::{Answer, Handler, Inner, RequestInfo, open_session};
-use crate::socket::{
-    CloseReason, Frame, Outgoing, SPARE_QUEUES, Socket, SpareBuffers, Spares, TransportKind,
-    replace_unallocated,
-};
-
-type Reply = Response<Bytes>;
-
-/// How a WebSocket connection starts.
-pub(crate) enum Mode<D> {
-    /// A new session over WebSocket, for a handshake received at `time` from `peer`.
-    Fresh {
-        peer: Option<std::net::SocketAddr>,
-        time: std::time::SystemTime,
-    },
-    /// An upgrade of this polling session, to be probed first.
-    Probe(Arc<Socket<D>>),
-    /// A second upgrade of a session that already has (or is probing) a WebSocket: closed as
-    /// soon as it opens.
-    Refused,
-}
-
-/// The negotiated permessage-deflate settings, shared by all connections: the server answers
-/// every offer with both no-context-takeover flags, so no compression state outlives a message
-/// and every connection can use the same per-thread contexts.
-pub(crate) struct Compression {
-    config: DeflateConfig,
-    /// The window the server compresses with unless a client asks for a smaller one.
-    window_bits: u8,
-}
-
-impl Compression {
-    pub(crate) fn new(options: PerMessageDeflate) -> Compression {
-        let window_bits = options.server_max_window_bits.clamp(9, 15);
-        let mut config = DeflateConfig::stateless();
-        config.threshold = options.threshold;
-        config.level = options.level;
-        // 15 is the protocol's default: no need to say it.
-        config.server_max_window_bits = (window_bits < 15).then_some(window_bits);
-        Compression {
-            config,
-            window_bits,
-        }
-    }
-
-    /// A frame for `data`, compressed with the default window when it is long enough.
-    pub(crate) fn message_frame(&self, data: &Data) -> Bytes {
-        self.message_frame_with(data, self.window_bits)
-    }
-
-    /// A frame for `data`, compressed with a window of `bits` when it is long enough.
-    pub(crate) fn message_frame_with(&self, data: &Data, bits: u8) -> Bytes {
-        if data.len() < self.config.threshold {
-            return message_frame(data);
-        }
-        let (opcode, payload) = match data {
-            Data::Text(s) => {
-                let mut v = Vec::with_capacity(s.len() + 1);
-                v.push(b'4');
-                v.extend_from_slice(s.as_bytes());
-                (OpCode::Text, v)
-            }
-            Data::Binary(b) => (OpCode::Binary, b.to_vec()),
-        };
-        DEFLATER.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            // One context per thread, rebuilt only when a connection negotiated another window.
-            if slot.as_ref().is_none_or(|(b, _)| *b != bits) {
-                *slot = Some((bits, Deflater::new(self.config.level, bits, true)));
-            }
-            let Some((_, deflater)) = slot.as_mut() else {
-                return ignis_ws::server_frame(opcode, &payload);
-            };
-            match ignis_ws::server_frame_compressed(opcode, &payload, deflater) {
-                Ok(frame) => frame,
-                Err(e) => {
-                    // The message must not be lost: send it uncompressed.
-                    tracing::warn!(error = %e, "deflate failed");
-                    *slot = None;
-                    ignis_ws::server_frame(opcode, &payload)
-                }
-            }
-        })
-    }
-}
+use crate::engine::{Handler, Inner};
+use crate::session::frame::{text_frame, write_frames};
+use crate::session::message::Frame;
+use crate::session::outbox::SPARE_QUEUES;
+use crate::session::packet::handle_packet;
+use crate::session::pool::{SpareBuffers, Spares, replace_unallocated};
+use crate::session::sink::{DirectSink, frame_of};
+use crate::session::{CloseReason, Socket, TransportKind};
 
 thread_local! {
     /// Where every connection of this thread reads into.
     static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; 64 * 1024]);
-    static DEFLATER: RefCell<Option<(u8, Deflater)>> = const { RefCell::new(None) };
     static INFLATER: RefCell<Option<Inflater>> = const { RefCell::new(None) };
     /// Output buffers that fell empty (see [`Spares`]).
     static SPARE_OUTPUTS: Spares<VecDeque<Frame>> = const { Spares::new() };
-}
-
-/// The frame of a `message` packet: a text frame `4<text>` or a binary frame.
-pub(crate) fn message_frame(data: &Data) -> Bytes {
-    match data {
-        Data::Text(s) => text_frame(b'4', s.as_bytes()),
-        Data::Binary(b) => ignis_ws::server_frame(OpCode::Binary, b),
-    }
-}
-
-fn text_frame(type_char: u8, rest: &[u8]) -> Bytes {
-    let mut frame = BytesMut::with_capacity(rest.len() + 11);
-    ignis_ws::encode_frame_header(true, false, OpCode::Text, rest.len() + 1, None, &mut frame);
-    frame.put_u8(type_char);
-    frame.put_slice(rest);
-    frame.freeze()
-}
-
-/// The compression a connection negotiated: the shared settings and the window it writes with.
-type ConnCompression<'a> = Option<(&'a Compression, u8)>;
-
-/// The frame of one queued item for a connection with this compression.
-fn frame_of(item: Outgoing, compression: ConnCompression<'_>) -> Frame {
-    Frame::Shared(match (item, compression) {
-        (Outgoing::Frame(frame), _) => return frame,
-        // Frames compressed with the default window are shared by every recipient.
-        (Outgoing::Shared(m), _) if !m.compress() => m.ws_frame().clone(),
-        (Outgoing::Shared(m), Some((c, bits))) if bits == c.window_bits => {
-            m.ws_frame_deflated(c).clone()
-        }
-        (Outgoing::Shared(m), Some((c, bits))) => c.message_frame_with(m.data(), bits),
-        (Outgoing::Shared(m), None) => m.ws_frame().clone(),
-        (Outgoing::Packet(Packet::Message(data)), Some((c, bits))) => {
-            c.message_frame_with(&data, bits)
-        }
-        (Outgoing::Packet(p), _) => packet_frame(&p),
-    })
 }
 
 /// Reads what the socket holds. A read that does not fill `buf` took everything there was,
@@ -178,432 +60,6 @@ fn read_clearing(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     match short {
         Some(n) => Ok(n),
         None => result,
-    }
-}
-
-/// The most frames one vectored write carries.
-const MAX_SLICES: usize = 64;
-
-/// Consecutive frames up to this many bytes in all are copied into one buffer and leave in one
-/// plain `write`. Broadcasts that came faster than the writes leave several small frames per
-/// connection: the kernel takes one buffer at a fraction of the cost of as many slices as
-/// frames (at 4 000 broadcasts/s to 1 000 clients, 40 frames of 60 bytes per write), and the
-/// copy here costs less than the difference.
-const GATHER_MAX: usize = 16 * 1024;
-
-thread_local! {
-    /// Where [`write_frames`] gathers frames; the thread's, so connections own none.
-    static GATHER_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Writes `frames` (in order, up to [`MAX_SLICES`] of them) as far as the socket takes them
-/// without blocking; returns the bytes written, counted from the first frame's start.
-fn write_frames<'a, I>(stream: &TcpStream, frames: I) -> io::Result<usize>
-where
-    I: Iterator<Item = &'a [u8]> + Clone,
-{
-    // Most writes carry one frame: it goes as it is. (The callers' iterators know their length.)
-    if frames.size_hint().1.is_some_and(|n| n <= 1) {
-        return match frames.clone().next() {
-            Some(first) => stream.try_write(first),
-            None => Ok(0),
-        };
-    }
-    let mut total = 0;
-    let mut small = 0;
-    for frame in frames.clone().take(MAX_SLICES) {
-        if total + frame.len() > GATHER_MAX {
-            break;
-        }
-        total += frame.len();
-        small += 1;
-    }
-    if small >= 2 {
-        let gathered = GATHER_BUF.with(|cell| {
-            let mut buf = cell.try_borrow_mut().ok()?;
-            buf.clear();
-            buf.reserve(total);
-            for frame in frames.clone().take(small) {
-                buf.extend_from_slice(frame);
-            }
-            Some(stream.try_write(&buf))
-        });
-        if let Some(result) = gathered {
-            return result;
-        }
-    }
-    let slices: SmallVec<[IoSlice<'_>; 8]> = frames.take(MAX_SLICES).map(IoSlice::new).collect();
-    stream.try_write_vectored(&slices)
-}
-
-/// What a sender needs to write to a WebSocket session's socket itself (see
-/// [`crate::socket::Outbox`]).
-pub(crate) struct DirectSink {
-    stream: Arc<TcpStream>,
-    compression: Option<(Arc<Compression>, u8)>,
-}
-
-impl DirectSink {
-    /// Whether the connection negotiated permessage-deflate.
-    pub(crate) fn compresses(&self) -> bool {
-        self.compression.is_some()
-    }
-
-    /// Writes the frames of `items` as far as the socket takes them without blocking, and
-    /// returns what is left: empty when all went out (or when a `volatile` message found the
-    /// socket full and was dropped, as volatile messages are).
-    pub(crate) fn write(
-        &self,
-        items: impl Iterator<Item = Outgoing>,
-        volatile: bool,
-    ) -> SmallVec<[Frame; 4]> {
-        // Called for every recipient of every message: a few frames stay off the heap.
-        let compression = self.compression.as_ref().map(|(c, bits)| (&**c, *bits));
-        // Without compression a broadcast's frame is written from the shared message itself,
-        // and only what the socket does not take becomes a frame of its own: cloning the frame
-        // for every recipient (a reference count that both workers touch, once up and once down
-        // per delivery) cost more than the rest of a delivery's user time at high rates.
-        // Packets (rare here), and everything on a compressed connection, are framed first.
-        let items: SmallVec<[Outgoing; 4]> = items
-            .map(|item| match (item, compression) {
-                (Outgoing::Shared(m), None) => Outgoing::Shared(m),
-                (item, compression) => Outgoing::Frame(frame_of(item, compression)),
-            })
-            .collect();
-        write_items(&self.stream, items, volatile)
-    }
-
-    /// Writes `frames` as far as the socket takes them without blocking; returns the rest, if
-    /// any (none either when a `volatile` write found the socket full: it is dropped).
-    pub(crate) fn write_bytes(&self, frames: &Bytes, volatile: bool) -> Option<Frame> {
-        // Straight to the socket, past tokio's readiness: reading it costs a cache miss per
-        // recipient of a broadcast (a line no other step of the write touches), and when the
-        // socket is full the task this leaves the rest to finds out through tokio, which then
-        // clears the readiness.
-        match socket2::SockRef::from(&*self.stream).send(frames) {
-            Ok(n) if n >= frames.len() => None,
-            Ok(n) => Some(Frame::Shared(frames.slice(n..))),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && volatile => None,
-            // Full, interrupted or failed: the task writes it, and sees the failure itself.
-            Err(_) => Some(Frame::Shared(frames.clone())),
-        }
-    }
-}
-
-/// Writes the frames of `items` (framed already, or shared messages sent uncompressed) as far
-/// as the socket takes them, and returns what is left; see [`DirectSink::write`].
-fn write_items(
-    stream: &TcpStream,
-    mut items: SmallVec<[Outgoing; 4]>,
-    volatile: bool,
-) -> SmallVec<[Frame; 4]> {
-    fn bytes(item: &Outgoing) -> &[u8] {
-        match item {
-            Outgoing::Shared(m) => m.ws_frame(),
-            Outgoing::Frame(frame) => frame.as_slice(),
-            // Never here: `DirectSink::write` frames packets first.
-            Outgoing::Packet(_) => &[],
-        }
-    }
-    let mut written = match write_frames(stream, items.iter().map(bytes)) {
-        Ok(n) => n,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock && volatile => return SmallVec::new(),
-        // Full, interrupted or failed: the task writes it, and sees the failure itself.
-        Err(_) => 0,
-    };
-    // Frames written whole leave (in order, so that their buffers can be reused); a frame
-    // written in part keeps only its rest.
-    let mut whole = 0;
-    for item in items.iter() {
-        let len = bytes(item).len();
-        if written < len {
-            break;
-        }
-        written -= len;
-        whole += 1;
-    }
-    for item in items.drain(..whole) {
-        if let Outgoing::Frame(frame) = item {
-            frame.recycle();
-        }
-    }
-    let mut rest: SmallVec<[Frame; 4]> =
-        items.into_iter().map(|item| frame_of(item, None)).collect();
-    if let Some(first) = rest.first_mut() {
-        first.advance(written);
-    }
-    rest
-}
-
-fn packet_frame(packet: &Packet) -> Bytes {
-    match packet {
-        Packet::Message(data) => message_frame(data),
-        other => {
-            // Sized for the type and the text: no growth on the way (an open packet is 100
-            // bytes, which took two reallocations).
-            let len = match other {
-                Packet::Open(s) | Packet::Ping(s) | Packet::Pong(s) => s.len(),
-                _ => 0,
-            };
-            let mut text = Vec::with_capacity(1 + len);
-            other.encode_text(&mut text);
-            ignis_ws::server_frame(OpCode::Text, &text)
-        }
-    }
-}
-
-fn bad_request() -> Reply {
-    crate::error::EngineError::BadRequest.response()
-}
-
-/// Answers a WebSocket handshake: the `101` and how the connection starts, or the refusal.
-pub(crate) fn accept<H: Handler>(
-    inner: &Arc<Inner<H>>,
-    parts: &Parts,
-    mode: Mode<H::Data>,
-) -> Answer<H> {
-    let headers = &parts.headers;
-    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
-        return bad_request().into();
-    };
-    if headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .is_none_or(|v| v.as_bytes() != b"13")
-    {
-        return bad_request().into();
-    }
-    let accept = ignis_ws::handshake::accept_key_bytes(key.as_bytes());
-    let negotiated = match (
-        &inner.compression,
-        headers.get(header::SEC_WEBSOCKET_EXTENSIONS),
-    ) {
-        (Some(c), Some(offer)) => {
-            match ignis_ws::deflate::accept_offer(offer.as_bytes(), &c.config) {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::debug!(error = %e, "bad permessage-deflate offer");
-                    return bad_request().into();
-                }
-            }
-        }
-        _ => None,
-    };
-
-    let (extensions, params) = match negotiated {
-        Some(accepted) => (
-            HeaderValue::from_str(&accepted.header).ok(),
-            Some(accepted.params),
-        ),
-        None => (None, None),
-    };
-    // The `101` carries no headers of its own: those of the handshake stay in `Start` until a
-    // path writes them (see `Start::add_headers`).
-    let mut res = Response::new(Bytes::new());
-    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-    Answer {
-        reply: res,
-        upgrade: Some(Start {
-            inner: Arc::clone(inner),
-            mode,
-            params,
-            accept,
-            extensions,
-        }),
-    }
-}
-
-/// An accepted WebSocket handshake, waiting for its connection.
-pub(crate) struct Start<H: Handler> {
-    inner: Arc<Inner<H>>,
-    mode: Mode<H::Data>,
-    params: Option<Negotiated>,
-    /// `Sec-WebSocket-Accept`.
-    accept: [u8; 28],
-    /// `Sec-WebSocket-Extensions`, when permessage-deflate was negotiated.
-    extensions: Option<HeaderValue>,
-}
-
-impl<H: Handler> Start<H> {
-    /// Adds the headers of the `101` to its response, for hyper to write; before any other, so
-    /// that they come first as in [`Start::write_headers`].
-    pub(crate) fn add_headers(&self, h: &mut http::HeaderMap) {
-        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-        if let Ok(v) = HeaderValue::from_bytes(&self.accept) {
-            h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
-        }
-        if let Some(v) = &self.extensions {
-            h.insert(header::SEC_WEBSOCKET_EXTENSIONS, v.clone());
-        }
-    }
-
-    /// Writes the header lines of [`Start::add_headers`] as hyper writes them, for a head written
-    /// without a response: the direct path's `101` needs no header map.
-    pub(crate) fn write_headers(&self, out: &mut BytesMut) {
-        out.extend_from_slice(
-            b"upgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ",
-        );
-        out.extend_from_slice(&self.accept);
-        out.extend_from_slice(b"\r\n");
-        if let Some(v) = &self.extensions {
-            out.extend_from_slice(b"sec-websocket-extensions: ");
-            out.extend_from_slice(v.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-    }
-
-    /// Starts the connection once hyper has written the `101` and handed the socket over.
-    pub(crate) fn spawn_after(self, upgrade: hyper::upgrade::OnUpgrade, mut parts: Parts) {
-        // The connection's per-IP place, which its task gives up once hyper hands the socket
-        // over: this task keeps it from then on.
-        let permit = parts.extensions.remove::<crate::ConnectionPermit>();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let upgraded = match upgrade.await {
-                Ok(u) => u,
-                Err(e) => {
-                    tracing::debug!(error = %e, "websocket upgrade failed");
-                    return;
-                }
-            };
-            let (stream, early) = match upgraded.downcast::<TokioIo<TcpStream>>() {
-                // Bytes the client sent right after its handshake; the rest of hyper's read
-                // buffer must not stay alive with the connection (it is 8 KiB per idle socket
-                // otherwise).
-                Ok(parts) => (
-                    parts.io.into_inner(),
-                    Bytes::copy_from_slice(&parts.read_buf),
-                ),
-                Err(upgraded) => match upgraded.downcast::<TokioIo<Rewind>>() {
-                    Ok(parts) => {
-                        let (stream, unread) = parts.io.into_inner().into_parts();
-                        // hyper read ahead of what the rewind had left, if anything.
-                        let mut early =
-                            BytesMut::with_capacity(parts.read_buf.len() + unread.len());
-                        early.extend_from_slice(&parts.read_buf);
-                        early.extend_from_slice(&unread);
-                        (stream, early.freeze())
-                    }
-                    Err(_) => {
-                        tracing::error!("websocket upgrade on a connection that is not plain TCP");
-                        return;
-                    }
-                },
-            };
-            match self.begin(stream, parts, None, early).start() {
-                Ok(run) => run.await,
-                Err(end) => (*end).run().await,
-            }
-        });
-    }
-
-    /// Sets the connection up on `stream`: opens the session (or takes the one probed), queues
-    /// `head` first (the `101` when this server answered the handshake itself), and handles
-    /// `early`, what the client sent after its handshake. Synchronous, so that the task of an
-    /// idle connection holds the state of [`Begin::run`] only.
-    pub(crate) fn begin(
-        self,
-        stream: TcpStream,
-        parts: Parts,
-        head: Option<Bytes>,
-        early: Bytes,
-    ) -> Begin<H> {
-        let Start {
-            inner,
-            mode,
-            params,
-            ..
-        } = self;
-        let (socket, probing) = match mode {
-            Mode::Refused => {
-                let close = ignis_ws::server_frame(OpCode::Close, &[]);
-                let mut out = BytesMut::new();
-                if let Some(head) = &head {
-                    out.extend_from_slice(head);
-                }
-                out.extend_from_slice(&close);
-                return Begin(Setup::Refuse(stream, out.freeze()));
-            }
-            Mode::Fresh { peer, time } => {
-                let info = RequestInfo { parts, peer, time };
-                (open_session(&inner, TransportKind::WebSocket, &info), false)
-            }
-            Mode::Probe(socket) => {
-                drop(parts);
-                (socket, true)
-            }
-        };
-        let max_message = inner.config.max_http_buffer_size;
-        let mut conn = Connection {
-            inner,
-            socket,
-            stream: Arc::new(stream),
-            decoder: Decoder::new(Role::Server, max_message).with_compression(params.is_some()),
-            deflate: params,
-            input: BytesMut::new(),
-            output: VecDeque::new(),
-            probing,
-            flags: 0,
-        };
-        // Awake from here on, as in `run`: nothing may be written to the socket around the head.
-        conn.socket.outbox.lock().task_awake = true;
-        if let Some(head) = head {
-            conn.output.push_back(Frame::Shared(head));
-        }
-        if !conn.probing {
-            conn.attach_sink();
-            // The open packet leaves with the head.
-            conn.fill_output();
-        }
-        if !early.is_empty() {
-            match conn.process(&early) {
-                Ok(used) => conn.input.extend_from_slice(&early[used..]),
-                Err(stop) => {
-                    let stop = stop.unwrap_or_else(|| conn.transport_closed());
-                    return Begin(Setup::Stop(conn, stop));
-                }
-            }
-        }
-        Begin(Setup::Run(conn))
-    }
-}
-
-/// A WebSocket connection set up (see [`Start::begin`]).
-pub(crate) struct Begin<H: Handler>(Setup<H>);
-
-enum Setup<H: Handler> {
-    Run(Connection<H>),
-    /// What the client sent with its handshake already ended it.
-    Stop(Connection<H>, Stop),
-    /// A refused upgrade: these bytes, then the end.
-    Refuse(TcpStream, Bytes),
-}
-
-impl<H: Handler> Begin<H> {
-    /// The connection's own future, when it runs normally: awaited as it is, the caller's task
-    /// holds nothing else for the connection's life. The rare other ends come back, for
-    /// [`Begin::run`].
-    pub(crate) fn start(self) -> Result<impl Future<Output = ()> + Send + 'static, Box<Self>> {
-        match self.0 {
-            Setup::Run(conn) => Ok(conn.run()),
-            other => Err(Box::new(Begin(other))),
-        }
-    }
-
-    /// Runs the connection until it ends.
-    pub(crate) async fn run(self) {
-        match self.0 {
-            Setup::Run(conn) => conn.run().await,
-            // The rare ends are boxed: the task of every connection is as large as the largest.
-            Setup::Stop(conn, stop) => Box::pin(conn.run_or_end(Some(stop))).await,
-            Setup::Refuse(mut stream, out) => {
-                Box::pin(async move {
-                    let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, &out).await;
-                    let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
-                })
-                .await
-            }
-        }
     }
 }
 
@@ -627,7 +83,7 @@ enum Wake {
 }
 
 /// Why a connection's task stops.
-enum Stop {
+pub(super) enum Stop {
     /// The session ended (already finalized, or to be with this reason).
     Session(Option<CloseReason>),
     /// Only this WebSocket ends (a failed probe); the session goes on over polling.
@@ -650,7 +106,7 @@ const READ_BUDGET_SPENT: u8 = 8;
 /// the other connections of that worker run.
 const READS_PER_WAKE: usize = 64;
 
-struct Connection<H: Handler> {
+pub(super) struct Connection<H: Handler> {
     inner: Arc<Inner<H>>,
     socket: Arc<Socket<H::Data>>,
     /// Shared with senders that write directly while this task sleeps.
@@ -668,6 +124,53 @@ struct Connection<H: Handler> {
 }
 
 impl<H: Handler> Connection<H> {
+    /// Sets up the connection of an accepted handshake: `head` is the `101` still to write
+    /// (none when hyper wrote it), `early` what the client sent after its handshake. `Err` when
+    /// those bytes already ended it (boxed: the rare end must not size every connection's task).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        inner: Arc<Inner<H>>,
+        socket: Arc<Socket<H::Data>>,
+        stream: TcpStream,
+        params: Option<Negotiated>,
+        probing: bool,
+        head: Option<Bytes>,
+        early: &[u8],
+    ) -> Result<Connection<H>, Box<(Connection<H>, Stop)>> {
+        let max_message = inner.config.max_http_buffer_size;
+        let mut conn = Connection {
+            inner,
+            socket,
+            stream: Arc::new(stream),
+            decoder: Decoder::new(Role::Server, max_message).with_compression(params.is_some()),
+            deflate: params,
+            input: BytesMut::new(),
+            output: VecDeque::new(),
+            probing,
+            flags: 0,
+        };
+        // Awake from here on, as in `run`: nothing may be written to the socket around the head.
+        conn.socket.set_task_awake();
+        if let Some(head) = head {
+            conn.output.push_back(Frame::Shared(head));
+        }
+        if !conn.probing {
+            conn.attach_sink();
+            // The open packet leaves with the head.
+            conn.fill_output();
+        }
+        if !early.is_empty() {
+            match conn.process(early) {
+                Ok(used) => conn.input.extend_from_slice(&early[used..]),
+                Err(stop) => {
+                    let stop = stop.unwrap_or_else(|| conn.transport_closed());
+                    return Err(Box::new((conn, stop)));
+                }
+            }
+        }
+        Ok(conn)
+    }
+
     fn flag(&self, flag: u8) -> bool {
         self.flags & flag != 0
     }
@@ -676,14 +179,17 @@ impl<H: Handler> Connection<H> {
     /// for the whole life of the future, and this future is most of the state of an idle
     /// connection's task (and is copied whole as the task is spawned and ends). The block uses
     /// the connection where it was captured.
-    fn run(self) -> impl Future<Output = ()> + Send + 'static {
+    pub(super) fn run(self) -> impl Future<Output = ()> + Send + 'static {
         self.run_or_end(None)
     }
 
     /// [`Connection::run`], or only its end when the connection stops already.
     // Not an `async fn`, on purpose: see `run`.
     #[allow(clippy::manual_async_fn)]
-    fn run_or_end(mut self, stopped: Option<Stop>) -> impl Future<Output = ()> + Send + 'static {
+    pub(super) fn run_or_end(
+        mut self,
+        stopped: Option<Stop>,
+    ) -> impl Future<Output = ()> + Send + 'static {
         async move {
             let started = tokio::time::Instant::now();
             // One timer for the connection's life, moved only when the deadline moves.
@@ -707,7 +213,7 @@ impl<H: Handler> Connection<H> {
         mut timer: Pin<&mut tokio::time::Sleep>,
         started: tokio::time::Instant,
     ) -> Stop {
-        self.socket.outbox.lock().task_awake = true;
+        self.socket.set_task_awake();
         loop {
             if let Some(stop) = self.step() {
                 break stop;
@@ -719,7 +225,7 @@ impl<H: Handler> Connection<H> {
             .await;
             // Before anything runs: what handlers send while the task is awake is queued and
             // leaves with the task's next write.
-            self.socket.outbox.lock().task_awake = true;
+            self.socket.set_task_awake();
             match wake {
                 Wake::Failed(e) => {
                     tracing::debug!(error = %e, "websocket readiness failed");
@@ -751,10 +257,8 @@ impl<H: Handler> Connection<H> {
             .as_ref()
             .zip(self.inner.compression.as_ref())
             .map(|(params, c)| (Arc::clone(c), params.window_bits(Role::Server)));
-        self.socket.outbox.lock().sink = Some(DirectSink {
-            stream: Arc::clone(&self.stream),
-            compression,
-        });
+        self.socket
+            .attach_sink(DirectSink::new(Arc::clone(&self.stream), compression));
     }
 
     /// Waits for what the task must act on. The first poll puts the task to sleep (see
@@ -820,36 +324,19 @@ impl<H: Handler> Connection<H> {
     /// this lock, the check below sees the news; if after, the sender finds `task_awake` false
     /// and the waker, and wakes the task.
     fn fall_asleep(&mut self, waker: &Waker) -> bool {
-        let mut outbox = self.socket.outbox.lock();
-        if self.socket.is_closed() {
-            return false;
-        }
         // With output held, the task wakes when the socket takes it, and `step` acts then on
         // what came meanwhile; a close it saw before already keeps the output moving.
-        if !self.probing
-            && self.output.is_empty()
-            && (!outbox.queue.is_empty() || self.socket.pending_close().is_some())
-        {
-            return false;
-        }
-        match &mut outbox.waker {
-            Some(kept) if kept.will_wake(waker) => {}
-            slot => {
-                *slot = Some(waker.clone());
-                // The timer holds the old waker: poll it again with this one.
-                self.flags &= !TIMER_ARMED;
+        let watch_queue = !self.probing && self.output.is_empty();
+        match self.socket.task_sleeps(waker, watch_queue, &self.output) {
+            None => false,
+            Some(new_waker) => {
+                if new_waker {
+                    // The timer holds the old waker: poll it again with this one.
+                    self.flags &= !TIMER_ARMED;
+                }
+                true
             }
         }
-        outbox.task_awake = false;
-        outbox.output_pending = !self.output.is_empty();
-        // What the output holds, for the byte bound of the queue: nothing, nearly always.
-        outbox.held = if outbox.output_pending {
-            let held: usize = self.output.iter().map(Frame::len).sum();
-            u32::try_from(held).unwrap_or(u32::MAX)
-        } else {
-            0
-        };
-        true
     }
 
     fn transport_closed(&self) -> Stop {
@@ -947,7 +434,7 @@ impl<H: Handler> Connection<H> {
             return started + self.inner.config.upgrade_timeout;
         }
         let (at_ms, _) = self.inner.next_deadline(&self.socket);
-        tokio::time::Instant::from_std(self.socket.created) + Duration::from_millis(at_ms)
+        tokio::time::Instant::from_std(self.socket.created()) + Duration::from_millis(at_ms)
     }
 
     fn on_timer(&mut self, started: tokio::time::Instant) -> Option<Stop> {
@@ -959,7 +446,7 @@ impl<H: Handler> Connection<H> {
             return None;
         }
         let (at_ms, what) = self.inner.next_deadline(&self.socket);
-        if (self.socket.created.elapsed().as_millis() as u64) < at_ms {
+        if self.socket.age_ms() < at_ms {
             return None;
         }
         if !self.inner.on_deadline(&self.socket, what) {
@@ -1102,26 +589,26 @@ impl<H: Handler> Connection<H> {
                     self.flags &= !PONG_QUEUED;
                     self.output
                         .push_back(Frame::Shared(text_frame(b'3', b"probe")));
-                    self.socket.upgrading.store(true, Ordering::Release);
+                    self.socket.set_upgrading(true);
                     // Release a waiting GET with a noop so that the client can pause polling.
-                    self.socket.writable.notify_waiters();
+                    self.socket.wake_writers();
                     None
                 }
-                Packet::Upgrade if self.socket.upgrading.load(Ordering::Acquire) => {
+                Packet::Upgrade if self.socket.is_upgrading() => {
                     self.socket.set_transport(TransportKind::WebSocket);
-                    self.socket.upgrading.store(false, Ordering::Release);
+                    self.socket.set_upgrading(false);
                     self.probing = false;
                     self.attach_sink();
                     // Wake the polling driver so that it stops, and any GET still waiting.
-                    self.socket.driver.notify_one();
-                    self.socket.writable.notify_waiters();
+                    self.socket.wake_driver();
+                    self.socket.wake_writers();
                     tracing::debug!(sid = %self.socket.id(), "upgraded to websocket");
                     None
                 }
                 _ => Some(Stop::ProbeFailed),
             };
         }
-        if crate::polling::handle_packet(&self.inner, &self.socket, packet) {
+        if handle_packet(&self.inner, &self.socket, packet) {
             None
         } else {
             Some(Stop::Session(None))
@@ -1194,15 +681,10 @@ impl<H: Handler> Connection<H> {
     /// `timer`, the connection's own: no second timer in the connection's state).
     async fn finish(&mut self, stop: Stop, mut timer: Pin<&mut tokio::time::Sleep>) {
         // Senders queue from now on; what they queue before the close goes out below.
-        {
-            let mut outbox = self.socket.outbox.lock();
-            outbox.sink = None;
-            outbox.task_awake = true;
-            outbox.waker = None;
-        }
+        self.socket.detach_sink();
         match stop {
             Stop::ProbeFailed => {
-                self.socket.upgrading.store(false, Ordering::Release);
+                self.socket.set_upgrading(false);
                 self.push_close_last(None);
             }
             Stop::Session(reason) => {

@@ -18,7 +18,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::abuse::Counters;
-use crate::direct::Rewind;
+use crate::transport::rewind::Rewind;
 
 /// The limits [`serve_http`] applies, and where it counts what they refused.
 #[derive(Debug, Clone)]

@@ -4,7 +4,6 @@
 use std::collections::VecDeque;
 use std::io::Write as _;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,37 +14,29 @@ use http_body_util::BodyExt;
 use hyper::body::Body;
 use ignis_proto::engineio::{self, Packet};
 
-use crate::server::{Handler, Inner, content_type};
-use crate::socket::{CloseReason, Outgoing, Socket, TransportKind};
+use crate::engine::{Handler, Inner};
+use crate::session::message::Outgoing;
+use crate::session::packet::handle_packet;
+use crate::session::{CloseReason, Socket, TransportKind};
+use crate::transport::content_type;
 
 type Reply = Response<Bytes>;
 
 /// Most packets one POST may carry; the body size is bounded by `max_http_buffer_size` anyway.
 const MAX_PACKETS_PER_POST: usize = 4096;
 
-/// Resets a "request in progress" flag when the request ends, however it ends (the client may
-/// go away while a GET is waiting, which drops the future).
-struct Pending<'a>(&'a std::sync::atomic::AtomicBool);
-
-impl Drop for Pending<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
-    }
-}
-
 pub(crate) async fn get<H: Handler>(
     inner: &Arc<Inner<H>>,
     socket: &Arc<Socket<H::Data>>,
     parts: &Parts,
 ) -> Reply {
-    if socket.get_pending.swap(true, Ordering::AcqRel) {
+    let Some(_claim) = socket.claim_request(false) else {
         tracing::debug!(sid = %socket.id(), "overlapping polling GET");
         inner.finalize(socket, CloseReason::TransportError);
         return empty(StatusCode::BAD_REQUEST);
-    }
-    let _pending = Pending(&socket.get_pending);
+    };
     let items = loop {
-        let notified = socket.writable.notified();
+        let notified = socket.writable();
         tokio::pin!(notified);
         notified.as_mut().enable();
         inner.handler.settle();
@@ -72,8 +63,7 @@ pub(crate) async fn get<H: Handler>(
         if !items.is_empty() {
             break items;
         }
-        if socket.transport() != TransportKind::Polling || socket.upgrading.load(Ordering::Acquire)
-        {
+        if socket.transport() != TransportKind::Polling || socket.is_upgrading() {
             // Upgraded, or an upgrade is being probed: answer with a noop so that the client
             // can pause polling.
             break [Outgoing::Packet(Packet::Noop)].into();
@@ -201,7 +191,7 @@ fn compress<H: Handler>(inner: &Inner<H>, parts: &Parts, body: Vec<u8>) -> Reply
             let mut res = Response::new(Bytes::from(out));
             res.headers_mut()
                 .insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
-            res.extensions_mut().insert(crate::body::Chunked);
+            res.extensions_mut().insert(crate::http::body::Chunked);
             res
         }
         Err(_) => Response::new(Bytes::from(body)),
@@ -219,12 +209,11 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    if socket.post_pending.swap(true, Ordering::AcqRel) {
+    let Some(_claim) = socket.claim_request(true) else {
         tracing::debug!(sid = %socket.id(), "overlapping polling POST");
         inner.finalize(socket, CloseReason::TransportError);
         return empty(StatusCode::BAD_REQUEST);
-    }
-    let _pending = Pending(&socket.post_pending);
+    };
     // Binary payloads are base64 inside text in protocol v4.
     if parts
         .headers
@@ -250,7 +239,7 @@ where
             return match e {
                 BodyError::TooLarge(_) => empty(StatusCode::PAYLOAD_TOO_LARGE),
                 // `serve_http`'s deadline (which counts it) came first.
-                BodyError::Read(e) if e.is::<crate::http::BodyTimeout>() => timed_out(),
+                BodyError::Read(e) if e.is::<crate::http::serve::BodyTimeout>() => timed_out(),
                 BodyError::Read(_) => empty(StatusCode::BAD_REQUEST),
             };
         }
@@ -278,32 +267,6 @@ where
     res
 }
 
-/// Applies one packet from the client; false once the session is closed.
-pub(crate) fn handle_packet<H: Handler>(
-    inner: &Inner<H>,
-    socket: &Arc<Socket<H::Data>>,
-    packet: Packet,
-) -> bool {
-    if socket.is_closed() {
-        return false;
-    }
-    match packet {
-        Packet::Message(data) => inner.handler.on_message(socket, data),
-        Packet::Pong(_) => socket.record_pong(),
-        Packet::Close => {
-            inner.finalize(socket, CloseReason::TransportClose);
-            return false;
-        }
-        Packet::Ping(_) => {
-            // In v4 only the server pings.
-            inner.finalize(socket, CloseReason::TransportError);
-            return false;
-        }
-        Packet::Open(_) | Packet::Upgrade | Packet::Noop => {}
-    }
-    true
-}
-
 /// Keeps the heartbeat and the timeouts of a polling session until it closes or upgrades.
 pub(crate) fn spawn_driver<H: Handler>(inner: Arc<Inner<H>>, socket: Arc<Socket<H::Data>>) {
     tokio::spawn(async move {
@@ -327,7 +290,7 @@ pub(crate) fn spawn_driver<H: Handler>(inner: Arc<Inner<H>>, socket: Arc<Socket<
             }
             let (at_ms, _) = inner.next_deadline(&socket);
             let mut at =
-                tokio::time::Instant::from_std(socket.created) + Duration::from_millis(at_ms);
+                tokio::time::Instant::from_std(socket.created()) + Duration::from_millis(at_ms);
             if let Some(since) = closing_since {
                 let give_up = since + inner.config.ping_timeout;
                 if give_up < at {
@@ -346,7 +309,7 @@ pub(crate) fn spawn_driver<H: Handler>(inner: Arc<Inner<H>>, socket: Arc<Socket<
                     // Things may have changed while sleeping (a pong, an established
                     // connect): act on what is due now.
                     let (at_ms, what) = inner.next_deadline(&socket);
-                    let due = socket.created.elapsed().as_millis() as u64 >= at_ms;
+                    let due = socket.age_ms() >= at_ms;
                     if due
                         && socket.transport() == TransportKind::Polling
                         && !inner.on_deadline(&socket, what)
@@ -354,7 +317,7 @@ pub(crate) fn spawn_driver<H: Handler>(inner: Arc<Inner<H>>, socket: Arc<Socket<
                         return;
                     }
                 }
-                _ = socket.driver.notified() => {}
+                _ = socket.driver_woken() => {}
             }
         }
     });
