@@ -404,14 +404,15 @@ impl SocketIo {
         self.engine.clone().serve(listener).await
     }
 
-    /// Serves on `listener`, passing other paths to `fallback`.
+    /// Serves on `listener`, passing other paths to `fallback`, whose body reads under the
+    /// engine's body deadline (a client that stops sending is answered 408).
     pub async fn serve_with<F, Fut>(
         self,
         listener: tokio::net::TcpListener,
         fallback: F,
     ) -> std::io::Result<()>
     where
-        F: Fn(Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        F: Fn(Request<crate::engine::TimedBody>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
     {
         self.engine.clone().serve_with(listener, fallback).await

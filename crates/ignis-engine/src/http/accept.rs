@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use hyper::body::{Body, Incoming};
+use hyper::body::Body;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::abuse::ConnectionGuard;
@@ -235,14 +235,14 @@ where
 }
 
 /// The site of [`Engine::serve_with`]: the engine, and a function for every other request.
-/// `B` and `Fut` are those of `F`'s signature.
-struct EngineSite<H: Handler, F, B, Fut> {
+/// `Fut` is that of `F`'s signature.
+struct EngineSite<H: Handler, F, Fut> {
     engine: Engine<H>,
     fallback: F,
-    signature: PhantomData<fn(B) -> Fut>,
+    signature: PhantomData<fn() -> Fut>,
 }
 
-impl<H: Handler, F: Clone, B, Fut> Clone for EngineSite<H, F, B, Fut> {
+impl<H: Handler, F: Clone, Fut> Clone for EngineSite<H, F, Fut> {
     fn clone(&self) -> Self {
         EngineSite {
             engine: self.engine.clone(),
@@ -252,11 +252,10 @@ impl<H: Handler, F: Clone, B, Fut> Clone for EngineSite<H, F, B, Fut> {
     }
 }
 
-impl<H, F, B, Fut> Site for EngineSite<H, F, B, Fut>
+impl<H, F, Fut> Site for EngineSite<H, F, Fut>
 where
     H: Handler,
-    F: Fn(Request<B>) -> Fut + Clone + Send + Sync + 'static,
-    B: From<TimedBody> + 'static,
+    F: Fn(Request<TimedBody>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
 {
     type Handler = H;
@@ -278,7 +277,7 @@ where
         &self,
         req: Request<TimedBody>,
     ) -> impl Future<Output = Response<ResponseBody>> + Send {
-        (self.fallback)(req.map(B::from))
+        (self.fallback)(req)
     }
 
     fn engine_body(body: ResponseBody) -> ResponseBody {
@@ -295,14 +294,6 @@ where
 
     fn stopped(&self) -> Option<impl Future<Output = ()> + Send + 'static> {
         None::<std::future::Pending<()>>
-    }
-}
-
-/// For a fallback of [`Engine::serve_with`] written for hyper's own body: it reads the body
-/// without the deadline.
-impl From<TimedBody> for Incoming {
-    fn from(body: TimedBody) -> Incoming {
-        body.into_inner()
     }
 }
 
@@ -325,16 +316,11 @@ impl<H: Handler> Engine<H> {
     /// `request_head_timeout` and `body_timeout`. The per-IP connection limit closes
     /// connections as they are accepted.
     ///
-    /// `fallback` takes its request's body as a [`TimedBody`], which keeps the engine's
-    /// `body_timeout`, or as hyper's [`Incoming`], which does not.
-    pub async fn serve_with<F, B, Fut>(
-        self,
-        listener: TcpListener,
-        fallback: F,
-    ) -> std::io::Result<()>
+    /// `fallback` reads its request's body as a [`TimedBody`], which keeps the engine's
+    /// `body_timeout`: a client that stops sending is answered 408.
+    pub async fn serve_with<F, Fut>(self, listener: TcpListener, fallback: F) -> std::io::Result<()>
     where
-        F: Fn(Request<B>) -> Fut + Clone + Send + Sync + 'static,
-        B: From<TimedBody> + 'static,
+        F: Fn(Request<TimedBody>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
     {
         serve_site(
