@@ -6,6 +6,11 @@
 //! The server runs on a runtime of its own, so that a server that stalls cannot stall the
 //! client's bounded waits too.
 
+#[path = "../../ignis-socketio/tests/common/mod.rs"]
+mod common;
+
+use common::{WAIT, http};
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -16,11 +21,6 @@ use ignis::socketio::{
 use ignis::{AppConfig, Application};
 use ignis_socketio::Value;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// Every wait of a test is bounded by this.
-const WAIT: Duration = Duration::from_secs(10);
 
 struct Server {
     addr: SocketAddr,
@@ -94,43 +94,6 @@ fn start(component: SocketIOComponent, options: ServerOptions) -> Server {
         });
     });
     rx.recv().expect("the server starts")
-}
-
-async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
-         Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(rest)
-    } else {
-        rest.to_string()
-    };
-    (status, body)
-}
-
-fn dechunk(mut rest: &str) -> String {
-    let mut out = String::new();
-    loop {
-        let (size, tail) = rest.split_once("\r\n").unwrap();
-        let size = usize::from_str_radix(size.trim(), 16).unwrap();
-        if size == 0 {
-            return out;
-        }
-        out.push_str(&tail[..size]);
-        rest = &tail[size + 2..];
-    }
 }
 
 /// A Socket.IO client over long-polling, on the main namespace of `/io`.
