@@ -1,21 +1,14 @@
 // Starts the real `ignis-chat` binary (IGNIS_CHAT_BIN, default target/debug/ignis-chat) on a
 // port of its own with a temp data directory, and drives its page like a person would.
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { io } from "socket.io-client";
-import { REPO_ROOT } from "./server.js";
+import { REPO_ROOT, startBinary } from "./server.js";
 
 export const CHAT_BIN = path.resolve(REPO_ROOT, process.env.IGNIS_CHAT_BIN ?? "target/debug/ignis-chat");
-
-const running = new Set();
-// A failing test must never leave a chat behind that keeps the runner alive.
-process.on("exit", () => {
-  for (const child of running) child.kill("SIGKILL");
-});
 
 /** A port nobody listens on now (the chat must come back on the same one after a restart). */
 export async function freePort() {
@@ -44,51 +37,13 @@ export async function startChat({ port, dataDir, args = [] }) {
   if (!existsSync(CHAT_BIN)) {
     throw new Error(`ignis-chat not found at ${CHAT_BIN}: build it with \`cargo build -p ignis-chat\` or set IGNIS_CHAT_BIN`);
   }
-  const child = spawn(CHAT_BIN, ["--host", "127.0.0.1", "--port", String(port), "--data-dir", dataDir, ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-    // The tests state every setting they rely on; an APP_ENV_* of the caller's shell must not change them.
-    env: {
-      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("APP_ENV_"))),
-      RUST_LOG: process.env.RUST_LOG ?? "warn",
-    },
+  return startBinary({
+    name: "ignis-chat",
+    bin: CHAT_BIN,
+    args: ["--host", "127.0.0.1", "--port", String(port), "--data-dir", dataDir, ...args],
+    rustLog: "warn",
+    startMs: 15_000,
   });
-  running.add(child);
-  let output = "";
-  child.stdout.on("data", (c) => (output += c));
-  child.stderr.on("data", (c) => (output += c));
-  const exited = new Promise((resolve) =>
-    child.on("exit", (code) => {
-      running.delete(child);
-      resolve(code);
-    }),
-  );
-  const listening = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`ignis-chat did not start within 15 s:\n${output}`)), 15_000);
-    child.stdout.on("data", () => {
-      const m = /listening on (\d+)/.exec(output);
-      if (m) {
-        clearTimeout(timer);
-        resolve(Number(m[1]));
-      }
-    });
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`ignis-chat exited with ${code}:\n${output}`));
-    });
-  });
-  const url = `http://127.0.0.1:${listening}`;
-  return {
-    port: listening,
-    url,
-    logs: () => output,
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-      const code = await exited;
-      clearTimeout(timer);
-      return code;
-    },
-  };
 }
 
 /** A JSON call of the chat's REST API from Node; resolves with the body, throws on an error status. */

@@ -7,26 +7,23 @@ import { fileURLToPath } from "node:url";
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 
 const running = new Set();
-// A failing test must never leave a server behind that keeps the runner alive.
+// A failing test must never leave a process behind that keeps the runner alive.
 process.on("exit", () => {
   for (const child of running) child.kill("SIGKILL");
 });
 
 /**
- * @param {string[]} args extra command-line flags
- * @returns {Promise<{port:number, url:string, api:string, logs:() => string, stop:() => Promise<number|null>}>}
+ * Starts one of the project's binaries and waits for its "listening on PORT" line.
+ * @param {{name: string, bin: string, args: string[], rustLog: string, startMs: number}} options
+ * @returns {Promise<{port:number, url:string, logs:() => string, stop:() => Promise<number|null>}>}
  */
-export async function startIgnisServer(args = []) {
-  const bin = path.resolve(REPO_ROOT, process.env.IGNIS_SERVER_BIN ?? "target/debug/ignis-server");
-  if (!existsSync(bin)) {
-    throw new Error(`ignis-server not found at ${bin}: build it with \`cargo build -p ignis-server\` or set IGNIS_SERVER_BIN`);
-  }
-  const child = spawn(bin, ["--host", "127.0.0.1", "--port", "0", ...args], {
+export async function startBinary({ name, bin, args, rustLog, startMs }) {
+  const child = spawn(bin, args, {
     stdio: ["ignore", "pipe", "pipe"],
     // The tests state every setting they rely on; an APP_ENV_* left in the caller's shell must not change them.
     env: {
       ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("APP_ENV_"))),
-      RUST_LOG: process.env.RUST_LOG ?? "info",
+      RUST_LOG: process.env.RUST_LOG ?? rustLog,
     },
   });
   running.add(child);
@@ -40,7 +37,7 @@ export async function startIgnisServer(args = []) {
     }),
   );
   const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`ignis-server did not start within 10 s:\n${output}`)), 10_000);
+    const timer = setTimeout(() => reject(new Error(`${name} did not start within ${startMs / 1000} s:\n${output}`)), startMs);
     child.stdout.on("data", () => {
       const m = /listening on (\d+)/.exec(output);
       if (m) {
@@ -50,14 +47,12 @@ export async function startIgnisServer(args = []) {
     });
     child.on("exit", (code) => {
       clearTimeout(timer);
-      reject(new Error(`ignis-server exited with ${code}:\n${output}`));
+      reject(new Error(`${name} exited with ${code}:\n${output}`));
     });
   });
-  const url = `http://127.0.0.1:${port}`;
   return {
     port,
-    url,
-    api: `${url}/api/socket`,
+    url: `http://127.0.0.1:${port}`,
     logs: () => output,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
@@ -67,6 +62,25 @@ export async function startIgnisServer(args = []) {
       return code;
     },
   };
+}
+
+/**
+ * @param {string[]} args extra command-line flags
+ * @returns {Promise<{port:number, url:string, api:string, logs:() => string, stop:() => Promise<number|null>}>}
+ */
+export async function startIgnisServer(args = []) {
+  const bin = path.resolve(REPO_ROOT, process.env.IGNIS_SERVER_BIN ?? "target/debug/ignis-server");
+  if (!existsSync(bin)) {
+    throw new Error(`ignis-server not found at ${bin}: build it with \`cargo build -p ignis-server\` or set IGNIS_SERVER_BIN`);
+  }
+  const server = await startBinary({
+    name: "ignis-server",
+    bin,
+    args: ["--host", "127.0.0.1", "--port", "0", ...args],
+    rustLog: "info",
+    startMs: 10_000,
+  });
+  return { ...server, api: `${server.url}/api/socket` };
 }
 
 /** A JSON request from Node (not from the browser); resolves with {status, body}. */
