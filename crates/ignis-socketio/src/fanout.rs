@@ -23,7 +23,7 @@ use ignis_engine::{Round, Sid};
 use parking_lot::Mutex;
 
 use crate::namespace::Namespace;
-use crate::parser::Messages;
+use crate::outbound::Messages;
 
 /// A broadcast made and not queued for its recipients yet.
 pub(crate) struct Broadcast {

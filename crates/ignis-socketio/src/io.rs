@@ -13,11 +13,11 @@ use serde::Serialize;
 
 use crate::EmitError;
 use crate::adapter::{AdapterFactory, MemoryAdapter};
-use crate::client::IoHandler;
+use crate::engine_handler::IoHandler;
 use crate::limits::{AbuseCounters, EventRate, Limits, SocketLimits};
 use crate::namespace::Namespace;
 use crate::operators::Operators;
-use crate::parser::ParserKind;
+use crate::outbound::ParserKind;
 use crate::recovery::{Recovery, RecoveryConfig};
 use crate::socket::{DisconnectReason, IntoRooms, SocketRef};
 use ignis_proto::Value;

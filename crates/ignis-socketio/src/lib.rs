@@ -30,7 +30,7 @@
 //! ```
 
 pub mod adapter;
-mod client;
+mod engine_handler;
 mod fanout;
 mod handler;
 mod handshake;
@@ -38,7 +38,7 @@ mod io;
 mod limits;
 mod namespace;
 mod operators;
-mod parser;
+mod outbound;
 mod recovery;
 mod socket;
 
@@ -46,7 +46,7 @@ pub use adapter::{
     Adapter, AdapterError, AdapterFactory, BroadcastFlags, BroadcastOptions, MemoryAdapter,
     RefusedRoom, RemoteSocket, Room, RoomRefusal,
 };
-pub use client::{ClientState, EngineSocket, IoHandler};
+pub use engine_handler::{ClientState, EngineSocket, IoHandler};
 pub use handler::SocketHandlers;
 pub use handshake::{Handshake, iso_timestamp};
 pub use ignis_engine::{self as engine, Sid};
@@ -58,7 +58,7 @@ pub use limits::{
 };
 pub use namespace::Namespace;
 pub use operators::{AckTimeout, BroadcastAckError, DEFAULT_ACK_TIMEOUT, Operators};
-pub use parser::{EncodedArgs, ParserKind};
+pub use outbound::{EncodedArgs, ParserKind};
 pub use recovery::{Recovery, RecoveryConfig, SessionData};
 pub use socket::{AckSender, DisconnectReason, Event, IntoRooms, JoinError, Socket, SocketRef};
 

@@ -16,7 +16,7 @@ use crate::fanout;
 use crate::handler::{ConnectHandler, Middleware, ServerEventHandler};
 use crate::limits::{Limits, Refusal, SocketLimits};
 use crate::operators::Operators;
-use crate::parser::{self, ParserKind};
+use crate::outbound::{self, ParserKind};
 use crate::recovery::Recovery;
 use crate::socket::{IntoRooms, SocketRef};
 use crate::{ConnectError, EmitError};
@@ -293,7 +293,7 @@ impl Namespace {
         if sids.is_empty() {
             return;
         }
-        let messages = match parser::encode_with(
+        let messages = match outbound::encode_with(
             self.parser,
             &packet,
             flags.compress != Some(false),
@@ -339,7 +339,7 @@ impl Namespace {
             // Between two writes (system calls) the processor fetches one recipient's memory
             // after another, and at low rates none of it is cached: most of a delivery's user
             // time. Looked up and read first, a few at a time, they are fetched together.
-            let ready: SmallVec<[&crate::client::EngineSocket; AHEAD]> = chunk
+            let ready: SmallVec<[&crate::engine_handler::EngineSocket; AHEAD]> = chunk
                 .iter()
                 .filter_map(|sid| sockets.get(sid))
                 .filter(|socket| {
@@ -378,7 +378,7 @@ impl Namespace {
         };
         // Broadcasts made before come first.
         fanout::settle();
-        let messages = match parser::encode_with(
+        let messages = match outbound::encode_with(
             self.parser,
             &packet,
             flags.compress != Some(false),

@@ -16,13 +16,13 @@ use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
 use crate::adapter::{AckCollector, BroadcastOptions, RefusedRoom, RemoteSocket, Room};
-use crate::client::EngineSocket;
+use crate::engine_handler::EngineSocket;
 use crate::handler::{AnyHandler, DisconnectHandler, EventHandler, Handlers, SocketHandlers, run};
 use crate::handshake::Handshake;
 use crate::limits::{Bucket, Refusal};
 use crate::namespace::Namespace;
 use crate::operators::Operators;
-use crate::parser::EncodedArgs;
+use crate::outbound::EncodedArgs;
 use crate::recovery::SessionData;
 use crate::{AckError, EmitError};
 
@@ -175,19 +175,19 @@ impl AckSender {
     /// Sends the acknowledgement, from arguments encoded once (see [`EncodedArgs`]).
     pub fn send_encoded(self, args: &EncodedArgs) {
         self.send_with(|socket, id| {
-            crate::parser::encode_ack_encoded(socket.ns.parser(), socket.ns.name(), id, args)
+            crate::outbound::encode_ack_encoded(socket.ns.parser(), socket.ns.name(), id, args)
         });
     }
 
     fn send_args(self, args: Cow<'_, [Value]>) {
         self.send_with(|socket, id| {
-            crate::parser::encode_ack(socket.ns.parser(), socket.ns.name(), id, args)
+            crate::outbound::encode_ack(socket.ns.parser(), socket.ns.name(), id, args)
         });
     }
 
     fn send_with(
         self,
-        encode: impl FnOnce(&Socket, u64) -> Result<crate::parser::Direct, EncodeError>,
+        encode: impl FnOnce(&Socket, u64) -> Result<crate::outbound::Direct, EncodeError>,
     ) {
         if let Some(socket) = self.socket.upgrade() {
             match encode(&socket, self.id) {
@@ -449,7 +449,7 @@ impl Socket {
         // Sent straight to the connection (not through `send_packet`, which would wait for the
         // fan-out while this lock is held): a round that waits on the lock sends after these.
         for packet in missed {
-            match crate::parser::encode(self.ns.parser(), packet) {
+            match crate::outbound::encode(self.ns.parser(), packet) {
                 Ok(messages) => {
                     let _ = self.conn.send_shared(&messages, false);
                 }
@@ -577,7 +577,7 @@ impl Socket {
             recovery.stamp_and_deliver(packet, &opts, |packet| sent = self.send_packet(&packet));
             return sent;
         }
-        crate::parser::encode_event(self.ns.parser(), self.ns.name(), event, args, None)?
+        crate::outbound::encode_event(self.ns.parser(), self.ns.name(), event, args, None)?
             .send(&self.conn)
             .map_err(|_| EmitError::Disconnected)
     }
@@ -612,8 +612,8 @@ impl Socket {
     }
 
     pub(crate) fn send_packet(&self, packet: &Packet) -> Result<(), EmitError> {
-        let messages = crate::parser::encode(self.ns.parser(), packet)?;
-        crate::parser::send(&self.conn, &messages).map_err(|_| EmitError::Disconnected)
+        let messages = crate::outbound::encode(self.ns.parser(), packet)?;
+        crate::outbound::send(&self.conn, &messages).map_err(|_| EmitError::Disconnected)
     }
 
     pub(crate) fn register_collector(&self, id: u64, collector: &Arc<dyn AckCollector>) {
@@ -725,7 +725,7 @@ impl Socket {
         }
         if close {
             // The DISCONNECT packets settled pending broadcasts: they go out before the close.
-            crate::client::disconnect_all(&self.conn);
+            crate::engine_handler::disconnect_all(&self.conn);
             self.conn.close();
         } else {
             let _ = self.send_packet(&Packet::disconnect(self.ns.name()));
@@ -751,7 +751,7 @@ impl Socket {
         };
         self.ns.adapter().del_all(self.id);
         self.ns.remove_socket(self);
-        crate::client::forget(&self.conn, self.ns.name());
+        crate::engine_handler::forget(&self.conn, self.ns.name());
         // Waiters of acknowledgements learn that none will come.
         self.acks.lock().clear();
         for handler in handlers.disconnect() {
@@ -770,7 +770,8 @@ impl Socket {
             };
             self.ns.adapter().persist_session(&self.ns, session);
         }
-        // Only now: a client that comes back meanwhile waits for the session (see `client.rs`).
+        // Only now: a client that comes back meanwhile waits for the session (see
+        // `engine_handler.rs`).
         self.ns.forget_pid(self);
         // Handlers may hold the socket in their closures: drop them to break the cycle.
         *self.handlers.write() = Handlers::default();
@@ -867,7 +868,7 @@ impl Socket {
         if flood {
             limits.counters.add(Refusal::Flood, 1);
             tracing::info!(sid = %self.id, nsp = self.ns.name(), "event flood: connection closed");
-            crate::client::close_for(&self.conn, DisconnectReason::TooManyEvents);
+            crate::engine_handler::close_for(&self.conn, DisconnectReason::TooManyEvents);
         }
     }
 
@@ -884,14 +885,14 @@ impl Socket {
             Some(id) => {
                 let mut reply = ignis_proto::value::Map::with_capacity(1);
                 reply.insert("error", Value::Map(error));
-                crate::parser::encode_ack(
+                crate::outbound::encode_ack(
                     parser,
                     self.ns.name(),
                     id,
                     Cow::Owned(vec![Value::Map(reply)]),
                 )
             }
-            None => crate::parser::encode_event(
+            None => crate::outbound::encode_event(
                 parser,
                 self.ns.name(),
                 "error",

@@ -15,7 +15,7 @@ use crate::handler::run;
 use crate::handshake::{Handshake, RequestHead};
 use crate::io::IoInner;
 use crate::limits::Refusal;
-use crate::parser::{Decoded, Decoder};
+use crate::outbound::{Decoded, Decoder};
 use crate::recovery::Recovery;
 use crate::socket::{DisconnectReason, Socket, SocketRef};
 
@@ -169,8 +169,8 @@ impl IoHandler {
         };
         let Some(ns) = self.io.namespace_for(&nsp) else {
             let error = Packet::connect_error(nsp, "Invalid namespace", None);
-            if let Ok(messages) = crate::parser::encode(self.io.parser, &error) {
-                let _ = crate::parser::send(conn, &messages);
+            if let Ok(messages) = crate::outbound::encode(self.io.parser, &error) {
+                let _ = crate::outbound::send(conn, &messages);
             }
             return;
         };
@@ -245,8 +245,8 @@ impl IoHandler {
             for middleware in middlewares {
                 if let Err(e) = middleware(Arc::clone(&socket)).await {
                     let error = Packet::connect_error(ns.name(), &e.message, e.data);
-                    if let Ok(messages) = crate::parser::encode(parser, &error) {
-                        let _ = crate::parser::send(&conn, &messages);
+                    if let Ok(messages) = crate::outbound::encode(parser, &error) {
+                        let _ = crate::outbound::send(&conn, &messages);
                     }
                     return;
                 }
@@ -312,7 +312,7 @@ impl IoHandler {
                 socket.close_connection();
                 return;
             }
-            let answer = crate::parser::encode_connect_answer(
+            let answer = crate::outbound::encode_connect_answer(
                 parser,
                 ns.name(),
                 socket.id().as_str(),

@@ -11,7 +11,7 @@ use ignis_proto::engineio::Data;
 use ignis_proto::socketio::{self, DecodeError, EncodeError, JsonDecoder, Packet};
 use smallvec::{SmallVec, smallvec};
 
-use crate::client::EngineSocket;
+use crate::engine_handler::EngineSocket;
 
 /// The codec between the server and its clients. Both ends must use the same.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
