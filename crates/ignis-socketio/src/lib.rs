@@ -6,6 +6,12 @@
 //! recovery. Handlers that every socket gets can live in one [`SocketHandlers`] table that
 //! the sockets share ([`Socket::attach`]), so that an idle connection costs little memory.
 //!
+//! A broadcast is queued for its recipients once the task that made it yields, together with
+//! the others made meanwhile, and always before anything the server sends to those clients
+//! afterwards: an emit, an acknowledgement or a disconnect that follows a broadcast reaches the
+//! client after it. Each [`SocketIo`] keeps its own broadcasts: servers in one process do not
+//! wait for each other.
+//!
 //! ```no_run
 //! use ignis_socketio::{ConnectError, SocketIo};
 //!
