@@ -116,9 +116,9 @@ impl<'a> Outbound<'a> {
         self.conn.close();
     }
 
-    /// Settles, for a caller that then sends with [`Outbound::send_settled`] under a lock that
-    /// every round to this session waits for (a restore's): a round cannot settle while the
-    /// lock is held, since it would wait for itself.
+    /// Settles now, for a caller that then takes a lock every round to this session waits for
+    /// (a restore's) and sends under it with [`Outbound::send_settled`]: settling under that
+    /// lock could wait for a round that waits for the lock.
     pub(crate) fn settle(&self) {
         self.fanout.settle();
     }
