@@ -9,7 +9,8 @@ use std::time::Duration;
 use common::{Inbox, serve, within};
 use ignis_client::{Client, Transport, Value};
 use ignis_socketio::engine::PerMessageDeflate;
-use ignis_socketio::{SocketIo, SocketRef};
+use ignis_socketio::proto::socketio::Packet;
+use ignis_socketio::{BroadcastFlags, Sid, SocketIo, SocketRef};
 
 const MODES: [(&str, &[Transport]); 2] = [
     ("websocket", &[Transport::Websocket]),
@@ -248,4 +249,222 @@ async fn alternating_broadcasts_to_hundreds_of_clients_arrive_in_order() {
         let seen = read_until(inbox, "the broadcasts", |seen| seen.len() >= expected.len()).await;
         assert_eq!(seen, expected, "client {i}");
     }
+}
+
+/// The bound on the deliveries that wait for a round, per server (`fanout.rs`).
+const MAX_PENDING_DELIVERIES: usize = 128 * 1024;
+
+/// A broadcast `pending` of a server, held: made on a thread of its own, in a runtime of one
+/// thread that does not run the round the broadcast scheduled until [`Held::release`].
+struct Held {
+    release: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Held {
+    /// Makes the broadcast; with `fill`, `io`'s pending deliveries then go up to a few below
+    /// the bound, with broadcasts to sessions that are not connected (which rounds skip).
+    async fn broadcast(io: SocketIo, fill: bool) -> Held {
+        let (made_tx, made) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("a runtime");
+            runtime.block_on(async move {
+                io.emit("pending", &1).expect("broadcast");
+                if fill {
+                    let ns = io.main_namespace();
+                    let absent: Vec<Sid> = (0..1000).map(|_| Sid::generate()).collect();
+                    let packet = Packet::event("/", "absent", vec![], None);
+                    for _ in 0..(MAX_PENDING_DELIVERIES - 10) / absent.len() {
+                        ns.deliver(packet.clone(), &absent, &BroadcastFlags::default());
+                    }
+                }
+                let _ = made_tx.send(());
+                // Blocks the runtime's only thread: the round cannot run. A test that failed
+                // meanwhile drops the sender, which releases it too.
+                let _ = released.recv();
+                // The round runs meanwhile.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            });
+        });
+        tokio::task::spawn_blocking(move || made.recv())
+            .await
+            .expect("joined")
+            .expect("the broadcast is made");
+        Held { release, thread }
+    }
+
+    /// Lets the round run, and waits for it.
+    async fn release(self) {
+        let _ = self.release.send(());
+        let thread = self.thread;
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .expect("joined")
+            .expect("the holder ends");
+    }
+}
+
+/// The names of the events a client gets within `wait`.
+async fn received_within(inbox: &Inbox, wait: Duration) -> Vec<String> {
+    tokio::time::sleep(wait).await;
+    inbox.drain().into_iter().map(|e| e.name).collect()
+}
+
+/// A poll answers with what is queued. So a message that came over long-polling settles once
+/// it is handled: the broadcasts made before are queued, and the client's poll carries them
+/// without waiting for their round. Over WebSocket the round is left to come on its own (a
+/// round writes the frames by itself, and gathering broadcasts is the point).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_polling_settles_the_broadcasts_made_before_it() {
+    for (name, transports) in MODES {
+        let (io, port) = server().await;
+        let (socket, inbox) = connect(port, transports, false).await;
+        let held = Held::broadcast(io.clone(), false).await;
+        // An event the server does not answer: nothing is sent back that would settle.
+        socket.emit("burst", &0).unwrap();
+        if name == "polling" {
+            let seen = read_through(&inbox, "pending").await;
+            assert_eq!(seen, [("pending".to_string(), Value::from(1))], "{name}");
+        } else {
+            let early = received_within(&inbox, Duration::from_millis(300)).await;
+            assert!(early.is_empty(), "{name}: {early:?}");
+        }
+        held.release().await;
+        if name != "polling" {
+            let seen = read_through(&inbox, "pending").await;
+            assert_eq!(seen, [("pending".to_string(), Value::from(1))], "{name}");
+        }
+        socket.disconnect();
+    }
+}
+
+/// Two servers in one process: each has its own broadcasts pending and its own bound. What
+/// one sends (broadcasts past the other's bound, emits and acks that settle) neither waits for
+/// nor queues the other's broadcasts; each still keeps its own order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_in_one_process_settle_their_own_broadcasts_only() {
+    for (name, transports) in MODES {
+        let (a, a_port) = server().await;
+        let (_b, b_port) = server().await;
+        let (a_socket, a_inbox) = connect(a_port, transports, false).await;
+        let (b_socket, b_inbox) = connect(b_port, transports, false).await;
+        let held = Held::broadcast(a.clone(), true).await;
+
+        // B's broadcasts. With one fan-out for the process, they would wait for the round
+        // that A scheduled and holds (one round task for the process), and past the bound
+        // they share with A's, B's broadcaster would queue A's broadcasts too.
+        const BURST: u64 = 300;
+        b_socket.emit("burst", &BURST).unwrap();
+        let burst = read_until(&b_inbox, "B's burst", |seen| seen.len() >= BURST as usize).await;
+        let expected: Vec<(String, Value)> = (0..BURST)
+            .map(|i| ("burst".to_string(), Value::from(i)))
+            .collect();
+        assert_eq!(burst, expected, "{name}: B's burst");
+        // B's emits and acks settle B's broadcasts before each of them, and B's order holds.
+        const N: u64 = 50;
+        let answer = within(
+            "B's ack",
+            b_socket.emit_with_ack("interleave", vec![Value::from(N)], Duration::from_secs(5)),
+        )
+        .await
+        .expect("acknowledged");
+        assert_eq!(answer, vec![Value::from("done")]);
+        let seen: Vec<(String, Value)> = b_inbox
+            .drain()
+            .into_iter()
+            .map(|e| (e.name, e.args.first().cloned().unwrap_or(Value::Null)))
+            .collect();
+        let expected: Vec<(String, Value)> = (0..N)
+            .flat_map(|i| ["everyone", "mine", "room"].map(|e| (e.to_string(), Value::from(i))))
+            .collect();
+        assert_eq!(seen, expected, "{name}: B's order");
+
+        // A's broadcast is still A's to queue: none of that reached A's client.
+        let early = received_within(&a_inbox, Duration::from_millis(300)).await;
+        assert!(
+            early.is_empty(),
+            "{name}: A's pending broadcast was queued by B: {early:?}"
+        );
+
+        held.release().await;
+        let seen = read_through(&a_inbox, "pending").await;
+        assert_eq!(seen, [("pending".to_string(), Value::from(1))], "{name}");
+        // A's own order holds too.
+        let answer = within(
+            "A's ack",
+            a_socket.emit_with_ack("interleave", vec![Value::from(N)], Duration::from_secs(5)),
+        )
+        .await
+        .expect("acknowledged");
+        assert_eq!(answer, vec![Value::from("done")]);
+        let seen: Vec<(String, Value)> = a_inbox
+            .drain()
+            .into_iter()
+            .map(|e| (e.name, e.args.first().cloned().unwrap_or(Value::Null)))
+            .collect();
+        assert_eq!(seen, expected, "{name}: A's order");
+        a_socket.disconnect();
+        b_socket.disconnect();
+    }
+}
+
+/// A steady stream of broadcasts on one server, and the other's clients get their events in
+/// order, each after the broadcasts made before it, as if they were alone in the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_stream_on_one_server_leaves_the_others_order_alone() {
+    let (a, a_port) = server().await;
+    let (_b, b_port) = server().await;
+    let (_a_socket, a_inbox) = connect(a_port, &[Transport::Websocket], false).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stream = {
+        let stop = std::sync::Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut sent = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Several per round, then the round.
+                for _ in 0..20 {
+                    let _ = a.emit("tick", &sent);
+                    sent += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            sent
+        })
+    };
+    const N: u64 = 50;
+    let expected: Vec<(String, Value)> = (0..N)
+        .flat_map(|i| ["everyone", "mine", "room"].map(|e| (e.to_string(), Value::from(i))))
+        .collect();
+    for (name, transports) in MODES {
+        let (socket, inbox) = connect(b_port, transports, false).await;
+        for _ in 0..5 {
+            let answer = within(
+                "B's ack",
+                socket.emit_with_ack("interleave", vec![Value::from(N)], Duration::from_secs(5)),
+            )
+            .await
+            .expect("acknowledged");
+            assert_eq!(answer, vec![Value::from("done")]);
+            let seen: Vec<(String, Value)> = inbox
+                .drain()
+                .into_iter()
+                .map(|e| (e.name, e.args.first().cloned().unwrap_or(Value::Null)))
+                .collect();
+            assert_eq!(seen, expected, "{name}");
+        }
+        socket.disconnect();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = within("the stream", stream).await.expect("the stream ends");
+    assert!(sent > 0);
+    // A's stream arrived whole and in order.
+    let ticks = read_until(&a_inbox, "A's ticks", |seen| seen.len() >= sent as usize).await;
+    let expected: Vec<(String, Value)> = (0..sent)
+        .map(|i| ("tick".to_string(), Value::from(i)))
+        .collect();
+    assert_eq!(ticks, expected);
 }

@@ -41,9 +41,6 @@ pub trait Handler: Send + Sync + 'static {
     fn on_open(&self, socket: &Arc<Socket<Self::Data>>, request: &RequestInfo);
     fn on_message(&self, socket: &Arc<Socket<Self::Data>>, data: Data);
     fn on_close(&self, socket: &Arc<Socket<Self::Data>>, reason: CloseReason);
-    /// Queues what the layer above has sent and not queued yet (broadcasts it defers), before a
-    /// polling request takes a session's queue: a poll then carries everything sent before it.
-    fn settle(&self) {}
 }
 
 /// The open sessions, by id.

@@ -9,12 +9,24 @@
 //! frames laid end to end (see [`ignis_engine::Round`]), the way an event loop that reads many
 //! requests per round answers them.
 //!
-//! Deferring must not reorder what one client receives: whatever the process sends to a
+//! Where a broadcast leaves: [`Namespace::deliver`] encodes it once and hands it to
+//! [`Fanout::submit`]; a round (a task spawned once per round, or the broadcaster itself past
+//! the bound below) takes every pending broadcast and queues them in order, consecutive ones to
+//! the same recipients together, through `Namespace::queue_round`, which writes each
+//! recipient's session.
+//!
+//! Deferring must not reorder what one client receives: whatever the server sends to a
 //! session after a broadcast (an emit, an acknowledgement, a disconnect) must come after it. So
-//! every such send first [`settle`]s: it queues the broadcasts still pending, waiting for one
-//! being queued by another thread, which costs one atomic load when nothing is pending. The
-//! same goes for what decides whether a socket gets broadcasts at all (being connected, having
-//! broadcasts held), which is read when a broadcast is queued.
+//! every such send first settles ([`Fanout::settle`]): it queues the broadcasts still pending,
+//! waiting for one being queued by another thread, which costs one atomic load when nothing is
+//! pending. That rule is kept in one place, the outbound path of [`crate::outbound`], which
+//! every send to one client takes; the same goes for what decides whether a socket gets
+//! broadcasts at all (being connected, having broadcasts held), which is read when a broadcast
+//! is queued.
+//!
+//! The state is the server's: each [`SocketIo`](crate::SocketIo) owns one [`Fanout`], which its
+//! namespaces hold, so two servers in one process neither wait for nor queue each other's
+//! broadcasts, and each has its own bound.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -23,7 +35,7 @@ use ignis_engine::{Round, Sid};
 use parking_lot::Mutex;
 
 use crate::namespace::Namespace;
-use crate::parser::Messages;
+use crate::outbound::Messages;
 
 /// A broadcast made and not queued for its recipients yet.
 pub(crate) struct Broadcast {
@@ -49,11 +61,21 @@ impl Broadcast {
     }
 }
 
-/// Broadcasts waiting to be queued, in the order they were made.
-static PENDING: Mutex<Pending> = Mutex::new(Pending {
-    broadcasts: Vec::new(),
-    deliveries: 0,
-});
+/// The fan-out of one server: its broadcasts not queued yet, and the lock that queues them in
+/// order. Each [`SocketIo`](crate::SocketIo) has its own, shared by its namespaces: a server
+/// never waits for another's broadcasts, nor queues them.
+pub(crate) struct Fanout {
+    /// Broadcasts waiting to be queued, in the order they were made.
+    pending: Mutex<Pending>,
+    /// Broadcasts made and not queued yet: pending, or being queued. What a send reads first,
+    /// and most of the time alone.
+    unsettled: AtomicUsize,
+    /// A task that settles is spawned and has not started yet.
+    scheduled: AtomicBool,
+    /// Held while broadcasts are queued: they are queued in order, one thread at a time, and a
+    /// sender that must come after them waits here.
+    settling: Mutex<()>,
+}
 
 struct Pending {
     broadcasts: Vec<Broadcast>,
@@ -61,112 +83,123 @@ struct Pending {
     deliveries: usize,
 }
 
-/// How many deliveries may wait for a round. Past this, whoever broadcasts queues what is
-/// pending itself, and its caller waits: broadcasts made faster than they reach the clients
-/// slow down their senders (a REST call is answered later) instead of piling up here. It is
-/// 64 broadcasts to 2 000 clients, 2 MiB of session ids.
+/// How many deliveries may wait for a round, per server. Past this, whoever broadcasts queues
+/// what is pending itself, and its caller waits: broadcasts made faster than they reach the
+/// clients slow down their senders (a REST call is answered later) instead of piling up here.
+/// It is 64 broadcasts to 2 000 clients, 2 MiB of session ids.
 const MAX_PENDING_DELIVERIES: usize = 128 * 1024;
-/// Broadcasts made and not queued yet: pending, or being queued.
-static UNSETTLED: AtomicUsize = AtomicUsize::new(0);
-/// A task that settles is spawned and has not started yet.
-static SCHEDULED: AtomicBool = AtomicBool::new(false);
-/// Held while broadcasts are queued: they are queued in order, one thread at a time, and a
-/// sender that must come after them waits here.
-static SETTLING: Mutex<()> = Mutex::new(());
 
-/// Makes a broadcast: queued for its recipients once the current task yields, or before
-/// anything else is sent to them.
-pub(crate) fn submit(broadcast: Broadcast) {
-    let backlog = {
-        let mut pending = PENDING.lock();
-        pending.deliveries += broadcast.sids.len();
-        pending.broadcasts.push(broadcast);
-        // Counted under the lock, so that whoever takes the broadcast counts it down after.
-        UNSETTLED.fetch_add(1, Ordering::AcqRel);
-        pending.deliveries > MAX_PENDING_DELIVERIES
-    };
-    if backlog {
-        settle_pending();
-    } else {
-        schedule();
+impl Fanout {
+    pub(crate) fn new() -> Arc<Fanout> {
+        Arc::new(Fanout {
+            pending: Mutex::new(Pending {
+                broadcasts: Vec::new(),
+                deliveries: 0,
+            }),
+            unsettled: AtomicUsize::new(0),
+            scheduled: AtomicBool::new(false),
+            settling: Mutex::new(()),
+        })
     }
-}
 
-/// Makes sure pending broadcasts get queued: by a task that runs once the current one yields,
-/// or now when there is no runtime to defer to.
-fn schedule() {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        settle_pending();
-        return;
-    };
-    if !SCHEDULED.swap(true, Ordering::AcqRel) {
-        runtime.spawn(async {
-            // Queues when the task ends, or when the runtime drops it unpolled (it is shutting
-            // down): a broadcast is never left pending.
-            let _round = RoundOnDrop;
-            // Let the tasks that are ready run first: the broadcasts they make join this round.
-            tokio::task::yield_now().await;
-        });
+    /// Makes a broadcast: queued for its recipients once the current task yields, or before
+    /// anything else is sent to them.
+    pub(crate) fn submit(self: &Arc<Self>, broadcast: Broadcast) {
+        let backlog = {
+            let mut pending = self.pending.lock();
+            pending.deliveries += broadcast.sids.len();
+            pending.broadcasts.push(broadcast);
+            // Counted under the lock, so that whoever takes the broadcast counts it down after.
+            self.unsettled.fetch_add(1, Ordering::AcqRel);
+            pending.deliveries > MAX_PENDING_DELIVERIES
+        };
+        if backlog {
+            self.settle_pending();
+        } else {
+            self.schedule();
+        }
+    }
+
+    /// Queues every broadcast made so far for its recipients (waiting for those another thread
+    /// is queueing), so that what the caller sends next comes after them. Must not be called
+    /// while holding a namespace's socket map or a socket's restore lock, which a round takes.
+    #[inline]
+    pub(crate) fn settle(self: &Arc<Self>) {
+        if self.unsettled.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        self.settle_pending();
+    }
+
+    /// Makes sure pending broadcasts get queued: by a task that runs once the current one
+    /// yields, or now when there is no runtime to defer to.
+    fn schedule(self: &Arc<Self>) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.settle_pending();
+            return;
+        };
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            let round = RoundOnDrop(Arc::clone(self));
+            runtime.spawn(async move {
+                // Queues when the task ends, or when the runtime drops it unpolled (it is
+                // shutting down): a broadcast is never left pending.
+                let _round = round;
+                // Let the tasks that are ready run first: the broadcasts they make join this
+                // round.
+                tokio::task::yield_now().await;
+            });
+        }
+    }
+
+    fn settle_pending(self: &Arc<Self>) {
+        {
+            let _settling = self.settling.lock();
+            while self.queue_pending() {}
+        }
+        self.reschedule();
+    }
+
+    /// Queues what is pending; false when nothing was.
+    fn queue_pending(&self) -> bool {
+        let taken = {
+            let mut pending = self.pending.lock();
+            pending.deliveries = 0;
+            std::mem::take(&mut pending.broadcasts)
+        };
+        if taken.is_empty() {
+            return false;
+        }
+        let count = taken.len();
+        queue_all(taken);
+        self.unsettled.fetch_sub(count, Ordering::AcqRel);
+        true
+    }
+
+    /// After a round: broadcasts made while it ran, whose task found the round in progress and
+    /// left them to it, get a task of their own.
+    fn reschedule(self: &Arc<Self>) {
+        if !self.pending.lock().broadcasts.is_empty() {
+            self.schedule();
+        }
     }
 }
 
 /// A task's round: what is pending when it runs. It never waits for another thread's round
 /// (which would take a second worker off its work); that thread schedules again if more came
 /// meanwhile.
-struct RoundOnDrop;
+struct RoundOnDrop(Arc<Fanout>);
 
 impl Drop for RoundOnDrop {
     fn drop(&mut self) {
-        // Broadcasts made from now on schedule another task; those made before are taken below,
-        // or by the round in progress.
-        SCHEDULED.store(false, Ordering::Release);
-        if let Some(settling) = SETTLING.try_lock() {
-            queue_pending();
+        let fanout = &self.0;
+        // Broadcasts made from now on schedule another task; those made before are taken
+        // below, or by the round in progress.
+        fanout.scheduled.store(false, Ordering::Release);
+        if let Some(settling) = fanout.settling.try_lock() {
+            fanout.queue_pending();
             drop(settling);
-            reschedule();
+            fanout.reschedule();
         }
-    }
-}
-
-/// Queues every broadcast made so far for its recipients (waiting for those another thread is
-/// queueing), so that what the caller sends next comes after them. Must not be called while
-/// holding a namespace's socket map.
-pub(crate) fn settle() {
-    if UNSETTLED.load(Ordering::Acquire) == 0 {
-        return;
-    }
-    settle_pending();
-}
-
-fn settle_pending() {
-    {
-        let _settling = SETTLING.lock();
-        while queue_pending() {}
-    }
-    reschedule();
-}
-
-/// Queues what is pending; false when nothing was.
-fn queue_pending() -> bool {
-    let taken = {
-        let mut pending = PENDING.lock();
-        pending.deliveries = 0;
-        std::mem::take(&mut pending.broadcasts)
-    };
-    if taken.is_empty() {
-        return false;
-    }
-    let count = taken.len();
-    queue_all(taken);
-    UNSETTLED.fetch_sub(count, Ordering::AcqRel);
-    true
-}
-
-/// After a round: broadcasts made while it ran, whose task found the round in progress and left
-/// them to it, get a task of their own.
-fn reschedule() {
-    if !PENDING.lock().broadcasts.is_empty() {
-        schedule();
     }
 }
 
@@ -279,6 +312,10 @@ mod tests {
     use crate::adapter::BroadcastFlags;
     use ignis_proto::socketio::Packet;
 
+    fn pending_deliveries(io: &SocketIo) -> usize {
+        io.main_namespace().fanout().pending.lock().deliveries
+    }
+
     #[tokio::test]
     async fn broadcasts_made_faster_than_rounds_run_wait_for_them_instead_of_piling_up() {
         let io = SocketIo::builder().build();
@@ -290,14 +327,64 @@ mod tests {
         // the bound keeps the pending broadcasts from growing to a million deliveries.
         for _ in 0..100 {
             ns.deliver(packet.clone(), &sids, &BroadcastFlags::default());
-            let pending = PENDING.lock().deliveries;
-            // Other tests of this binary may broadcast meanwhile, to a few sockets each.
+            let pending = pending_deliveries(&io);
             assert!(
-                pending <= MAX_PENDING_DELIVERIES + 1_000,
+                pending <= MAX_PENDING_DELIVERIES,
                 "{pending} deliveries pending"
             );
         }
-        settle();
-        assert!(PENDING.lock().deliveries < 1_000);
+        assert!(pending_deliveries(&io) > 0);
+        ns.fanout().settle();
+        assert_eq!(pending_deliveries(&io), 0);
+    }
+
+    #[tokio::test]
+    async fn servers_in_one_process_neither_count_nor_settle_each_others_broadcasts() {
+        let a = SocketIo::builder().build();
+        let b = SocketIo::builder().build();
+        let (a_ns, b_ns) = (a.main_namespace(), b.main_namespace());
+        assert!(!Arc::ptr_eq(a_ns.fanout(), b_ns.fanout()));
+        let sids: Vec<Sid> = (0..10_000).map(|_| Sid::generate()).collect();
+        let packet = Packet::event("/", "tick", vec![], None);
+        // Server A just below its bound: this task never yields, so nothing is queued yet.
+        let below = MAX_PENDING_DELIVERIES / sids.len();
+        for _ in 0..below {
+            a_ns.deliver(packet.clone(), &sids, &BroadcastFlags::default());
+        }
+        assert_eq!(pending_deliveries(&a), below * sids.len());
+        // B's broadcasts count against B's bound only, and B's settle leaves A's alone: with
+        // one fan-out for the process, this broadcast would have gone past the bound and
+        // queued A's broadcasts, as would B's settle.
+        b_ns.deliver(packet.clone(), &sids, &BroadcastFlags::default());
+        assert_eq!(pending_deliveries(&b), sids.len());
+        b_ns.fanout().settle();
+        assert_eq!(pending_deliveries(&b), 0);
+        assert_eq!(pending_deliveries(&a), below * sids.len());
+        assert_eq!(a_ns.fanout().unsettled.load(Ordering::Acquire), below);
+        a_ns.fanout().settle();
+        assert_eq!(pending_deliveries(&a), 0);
+        assert_eq!(a_ns.fanout().unsettled.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn a_round_dropped_unpolled_still_queues_its_broadcasts() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let io = SocketIo::builder().build();
+        let ns = io.main_namespace();
+        let sids: Vec<Sid> = (0..10).map(|_| Sid::generate()).collect();
+        runtime.block_on(async {
+            // Scheduled on this runtime, and never run: the runtime stops at once.
+            ns.deliver(
+                Packet::event("/", "tick", vec![], None),
+                &sids,
+                &BroadcastFlags::default(),
+            );
+        });
+        assert_eq!(pending_deliveries(&io), sids.len());
+        drop(runtime);
+        assert_eq!(pending_deliveries(&io), 0);
+        assert_eq!(ns.fanout().unsettled.load(Ordering::Acquire), 0);
     }
 }

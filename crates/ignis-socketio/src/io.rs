@@ -13,11 +13,12 @@ use serde::Serialize;
 
 use crate::EmitError;
 use crate::adapter::{AdapterFactory, MemoryAdapter};
-use crate::client::IoHandler;
+use crate::engine_handler::IoHandler;
+use crate::fanout::Fanout;
 use crate::limits::{AbuseCounters, EventRate, Limits, SocketLimits};
 use crate::namespace::Namespace;
 use crate::operators::Operators;
-use crate::parser::ParserKind;
+use crate::outbound::ParserKind;
 use crate::recovery::{Recovery, RecoveryConfig};
 use crate::socket::{DisconnectReason, IntoRooms, SocketRef};
 use ignis_proto::Value;
@@ -38,6 +39,8 @@ pub(crate) struct IoInner {
     namespaces: RwLock<HashMap<String, Arc<Namespace>>>,
     dynamic: RwLock<Vec<DynamicNamespace>>,
     pub(crate) limits: Arc<Limits>,
+    /// The broadcasts of this server not queued yet, shared by its namespaces.
+    pub(crate) fanout: Arc<Fanout>,
 }
 
 impl IoInner {
@@ -49,6 +52,7 @@ impl IoInner {
             self.parser,
             self.recovery.clone().map(|c| Arc::new(Recovery::new(c))),
             Arc::clone(&self.limits),
+            Arc::clone(&self.fanout),
         );
         adapter.attach(Arc::downgrade(&ns));
         ns
@@ -239,6 +243,7 @@ impl SocketIoBuilder {
                 config: config.limits.clone(),
                 counters: Default::default(),
             }),
+            fanout: Fanout::new(),
         });
         inner.declare("/");
         let mut engine_config = config.engine.clone();
@@ -319,6 +324,7 @@ impl SocketIo {
             self.inner.parser,
             None,
             Arc::clone(&self.inner.limits),
+            Arc::clone(&self.inner.fanout),
         );
         template.on_connect(on_connect);
         self.inner.dynamic.write().push(DynamicNamespace {
@@ -420,6 +426,9 @@ impl SocketIo {
 
     /// Disconnects every socket ("server shutting down") and closes every connection.
     pub fn close(&self) {
+        // The connections close after the broadcasts made before, as any close does (see
+        // `crate::outbound`).
+        self.inner.fanout.settle();
         let namespaces: Vec<_> = self.inner.namespaces.read().values().cloned().collect();
         for ns in namespaces {
             for socket in ns.sockets() {

@@ -6,6 +6,12 @@
 //! recovery. Handlers that every socket gets can live in one [`SocketHandlers`] table that
 //! the sockets share ([`Socket::attach`]), so that an idle connection costs little memory.
 //!
+//! A broadcast is queued for its recipients once the task that made it yields, together with
+//! the others made meanwhile, and always before anything the server sends to those clients
+//! afterwards: an emit, an acknowledgement or a disconnect that follows a broadcast reaches the
+//! client after it. Each [`SocketIo`] keeps its own broadcasts: servers in one process do not
+//! wait for each other.
+//!
 //! ```no_run
 //! use ignis_socketio::{ConnectError, SocketIo};
 //!
@@ -30,7 +36,7 @@
 //! ```
 
 pub mod adapter;
-mod client;
+mod engine_handler;
 mod fanout;
 mod handler;
 mod handshake;
@@ -38,7 +44,7 @@ mod io;
 mod limits;
 mod namespace;
 mod operators;
-mod parser;
+mod outbound;
 mod recovery;
 mod socket;
 
@@ -46,7 +52,7 @@ pub use adapter::{
     Adapter, AdapterError, AdapterFactory, BroadcastFlags, BroadcastOptions, MemoryAdapter,
     RefusedRoom, RemoteSocket, Room, RoomRefusal,
 };
-pub use client::{ClientState, EngineSocket, IoHandler};
+pub use engine_handler::{ClientState, EngineSocket, IoHandler};
 pub use handler::SocketHandlers;
 pub use handshake::{Handshake, iso_timestamp};
 pub use ignis_engine::{self as engine, Sid};
@@ -58,7 +64,7 @@ pub use limits::{
 };
 pub use namespace::Namespace;
 pub use operators::{AckTimeout, BroadcastAckError, DEFAULT_ACK_TIMEOUT, Operators};
-pub use parser::{EncodedArgs, ParserKind};
+pub use outbound::{EncodedArgs, ParserKind};
 pub use recovery::{Recovery, RecoveryConfig, SessionData};
 pub use socket::{AckSender, DisconnectReason, Event, IntoRooms, JoinError, Socket, SocketRef};
 

@@ -12,11 +12,11 @@ use serde::Serialize;
 use smallvec::SmallVec;
 
 use crate::adapter::{AckCollector, Adapter, BroadcastFlags, RefusedRoom, Room, RoomRefusal};
-use crate::fanout;
+use crate::fanout::{self, Fanout};
 use crate::handler::{ConnectHandler, Middleware, ServerEventHandler};
 use crate::limits::{Limits, Refusal, SocketLimits};
 use crate::operators::Operators;
-use crate::parser::{self, ParserKind};
+use crate::outbound::{self, ParserKind};
 use crate::recovery::Recovery;
 use crate::socket::{IntoRooms, SocketRef};
 use crate::{ConnectError, EmitError};
@@ -41,6 +41,9 @@ pub struct Namespace {
     recovery: Option<Arc<Recovery>>,
     /// The server's per-socket limits and their counters.
     limits: Arc<Limits>,
+    /// The server's broadcasts not queued yet, which every send to one of its sockets comes
+    /// after (see [`crate::fanout`]).
+    fanout: Arc<Fanout>,
 }
 
 impl Namespace {
@@ -50,6 +53,7 @@ impl Namespace {
         parser: ParserKind,
         recovery: Option<Arc<Recovery>>,
         limits: Arc<Limits>,
+        fanout: Arc<Fanout>,
     ) -> Arc<Namespace> {
         Arc::new_cyclic(|me| Namespace {
             me: Weak::clone(me),
@@ -64,7 +68,14 @@ impl Namespace {
             ack_ids: AtomicU64::new(0),
             recovery,
             limits,
+            fanout,
         })
+    }
+
+    /// The fan-out of the server this namespace belongs to.
+    #[inline]
+    pub(crate) fn fanout(&self) -> &Arc<Fanout> {
+        &self.fanout
     }
 
     pub(crate) fn limits(&self) -> &Limits {
@@ -293,7 +304,7 @@ impl Namespace {
         if sids.is_empty() {
             return;
         }
-        let messages = match parser::encode_with(
+        let messages = match outbound::encode_with(
             self.parser,
             &packet,
             flags.compress != Some(false),
@@ -314,7 +325,7 @@ impl Namespace {
             Some(_) if !flags.volatile => crate::recovery::offset_of(&packet).map(Arc::from),
             _ => None,
         };
-        fanout::submit(fanout::Broadcast {
+        self.fanout.submit(fanout::Broadcast {
             ns,
             sids: Arc::from(sids),
             part: fanout::Part { offset, messages },
@@ -339,7 +350,7 @@ impl Namespace {
             // Between two writes (system calls) the processor fetches one recipient's memory
             // after another, and at low rates none of it is cached: most of a delivery's user
             // time. Looked up and read first, a few at a time, they are fetched together.
-            let ready: SmallVec<[&crate::client::EngineSocket; AHEAD]> = chunk
+            let ready: SmallVec<[&crate::engine_handler::EngineSocket; AHEAD]> = chunk
                 .iter()
                 .filter_map(|sid| sockets.get(sid))
                 .filter(|socket| {
@@ -376,9 +387,10 @@ impl Namespace {
                 return;
             }
         };
-        // Broadcasts made before come first.
-        fanout::settle();
-        let messages = match parser::encode_with(
+        // Sent at once, not deferred, so that the collector learns now how many answers to
+        // expect; after the broadcasts made before, as any other send.
+        self.fanout.settle();
+        let messages = match outbound::encode_with(
             self.parser,
             &packet,
             flags.compress != Some(false),

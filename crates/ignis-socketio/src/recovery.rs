@@ -5,9 +5,9 @@
 //! argument and is kept for that long; the client sends back the last offset it saw.
 //!
 //! A restore comes in two steps, [`Recovery::take_session`] then [`Recovery::missed`], with the
-//! socket put back in its rooms between them (see `client.rs`): every broadcast is then either
-//! stamped before the lookup of the missed packets (and replayed) or made once the socket is in
-//! its rooms again (and delivered live), and none falls between the two.
+//! socket put back in its rooms between them (see `engine_handler.rs`): every broadcast is then
+//! either stamped before the lookup of the missed packets (and replayed) or made once the socket
+//! is in its rooms again (and delivered live), and none falls between the two.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

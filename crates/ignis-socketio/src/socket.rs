@@ -16,13 +16,13 @@ use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
 use crate::adapter::{AckCollector, BroadcastOptions, RefusedRoom, RemoteSocket, Room};
-use crate::client::EngineSocket;
+use crate::engine_handler::EngineSocket;
 use crate::handler::{AnyHandler, DisconnectHandler, EventHandler, Handlers, SocketHandlers, run};
 use crate::handshake::Handshake;
 use crate::limits::{Bucket, Refusal};
 use crate::namespace::Namespace;
 use crate::operators::Operators;
-use crate::parser::EncodedArgs;
+use crate::outbound::{self, Direct, EncodedArgs, Outbound};
 use crate::recovery::SessionData;
 use crate::{AckError, EmitError};
 
@@ -175,24 +175,21 @@ impl AckSender {
     /// Sends the acknowledgement, from arguments encoded once (see [`EncodedArgs`]).
     pub fn send_encoded(self, args: &EncodedArgs) {
         self.send_with(|socket, id| {
-            crate::parser::encode_ack_encoded(socket.ns.parser(), socket.ns.name(), id, args)
+            outbound::encode_ack_encoded(socket.ns.parser(), socket.ns.name(), id, args)
         });
     }
 
     fn send_args(self, args: Cow<'_, [Value]>) {
         self.send_with(|socket, id| {
-            crate::parser::encode_ack(socket.ns.parser(), socket.ns.name(), id, args)
+            outbound::encode_ack(socket.ns.parser(), socket.ns.name(), id, args)
         });
     }
 
-    fn send_with(
-        self,
-        encode: impl FnOnce(&Socket, u64) -> Result<crate::parser::Direct, EncodeError>,
-    ) {
+    fn send_with(self, encode: impl FnOnce(&Socket, u64) -> Result<Direct, EncodeError>) {
         if let Some(socket) = self.socket.upgrade() {
             match encode(&socket, self.id) {
                 Ok(packet) => {
-                    let _ = packet.send(&socket.conn);
+                    let _ = socket.outbound().send(packet);
                 }
                 Err(e) => tracing::warn!(sid = %socket.id, error = %e, "ack cannot be encoded"),
             }
@@ -335,9 +332,7 @@ impl Socket {
     /// an application can keep a socket out of the traffic until it has authenticated. Packets
     /// sent with [`Socket::emit`] still reach it (when connection state recovery is off).
     pub fn hold_broadcasts(&self, held: bool) {
-        // Broadcasts made before the change are treated as they were then.
-        crate::fanout::settle();
-        self.held.store(held, Ordering::Release);
+        self.set_broadcast_switch(&self.held, held);
     }
 
     /// Whether broadcasts pass this socket by.
@@ -347,8 +342,22 @@ impl Socket {
 
     pub(crate) fn set_connected(&self) {
         // Broadcasts made before the socket connected do not reach it.
-        crate::fanout::settle();
-        self.connected.store(true, Ordering::Release);
+        self.set_broadcast_switch(&self.connected, true);
+    }
+
+    /// Sets one of the switches a round reads to decide whether this socket gets a broadcast
+    /// (`connected`, `held`): the broadcasts made before the change are queued first, as things
+    /// were when they were made.
+    fn set_broadcast_switch(&self, switch: &AtomicBool, on: bool) {
+        self.ns.fanout().settle();
+        switch.store(on, Ordering::Release);
+    }
+
+    /// The way to this socket's client: every packet sent to it, and the close of its
+    /// connection, go out through here (see [`crate::outbound`]).
+    #[inline]
+    pub(crate) fn outbound(&self) -> Outbound<'_> {
+        Outbound::new(self.ns.fanout(), &self.conn)
     }
 
     /// The transport the connection uses now.
@@ -440,18 +449,19 @@ impl Socket {
     pub(crate) fn finish_restore(&self, missed: &[Packet]) -> bool {
         // Broadcasts made so far are kept before the lock is taken: the fan-out may be waiting
         // for this lock, and nothing below may wait for the fan-out.
-        crate::fanout::settle();
+        let out = self.outbound();
+        out.settle();
         let mut restore = self.restore.lock();
         if restore.as_ref().is_some_and(|b| b.overflowed) {
             return false;
         }
         let kept = restore.take();
-        // Sent straight to the connection (not through `send_packet`, which would wait for the
-        // fan-out while this lock is held): a round that waits on the lock sends after these.
+        // Sent without settling (not through `send_packet`, which would wait for the fan-out
+        // while this lock is held): a round that waits on the lock sends after these.
         for packet in missed {
-            match crate::parser::encode(self.ns.parser(), packet) {
+            match outbound::encode(self.ns.parser(), packet) {
                 Ok(messages) => {
-                    let _ = self.conn.send_shared(&messages, false);
+                    let _ = out.send_settled(&messages);
                 }
                 Err(e) => {
                     tracing::warn!(sid = %self.id, error = %e, "missed packet cannot be encoded")
@@ -471,7 +481,7 @@ impl Socket {
                 {
                     continue;
                 }
-                let _ = self.conn.send_shared(&part.messages, false);
+                let _ = out.send_settled(&part.messages);
             }
         }
         self.restoring.store(false, Ordering::Release);
@@ -577,8 +587,9 @@ impl Socket {
             recovery.stamp_and_deliver(packet, &opts, |packet| sent = self.send_packet(&packet));
             return sent;
         }
-        crate::parser::encode_event(self.ns.parser(), self.ns.name(), event, args, None)?
-            .send(&self.conn)
+        let packet = outbound::encode_event(self.ns.parser(), self.ns.name(), event, args, None)?;
+        self.outbound()
+            .send(packet)
             .map_err(|_| EmitError::Disconnected)
     }
 
@@ -612,8 +623,10 @@ impl Socket {
     }
 
     pub(crate) fn send_packet(&self, packet: &Packet) -> Result<(), EmitError> {
-        let messages = crate::parser::encode(self.ns.parser(), packet)?;
-        crate::parser::send(&self.conn, &messages).map_err(|_| EmitError::Disconnected)
+        let messages = outbound::encode(self.ns.parser(), packet)?;
+        self.outbound()
+            .send(messages)
+            .map_err(|_| EmitError::Disconnected)
     }
 
     pub(crate) fn register_collector(&self, id: u64, collector: &Arc<dyn AckCollector>) {
@@ -709,8 +722,7 @@ impl Socket {
     /// transport close and reconnects, with its state recovered when recovery is on.
     pub fn close_connection(&self) {
         // What the connection closes after includes the broadcasts made before.
-        crate::fanout::settle();
-        self.conn.close();
+        self.outbound().close();
     }
 
     /// Leaves the namespace; the client sees "io server disconnect".
@@ -724,9 +736,8 @@ impl Socket {
             return;
         }
         if close {
-            // The DISCONNECT packets settled pending broadcasts: they go out before the close.
-            crate::client::disconnect_all(&self.conn);
-            self.conn.close();
+            crate::engine_handler::disconnect_all(&self.conn);
+            self.outbound().close();
         } else {
             let _ = self.send_packet(&Packet::disconnect(self.ns.name()));
             if let Some(me) = self.ns.get_socket(self.id) {
@@ -751,7 +762,7 @@ impl Socket {
         };
         self.ns.adapter().del_all(self.id);
         self.ns.remove_socket(self);
-        crate::client::forget(&self.conn, self.ns.name());
+        crate::engine_handler::forget(&self.conn, self.ns.name());
         // Waiters of acknowledgements learn that none will come.
         self.acks.lock().clear();
         for handler in handlers.disconnect() {
@@ -770,7 +781,8 @@ impl Socket {
             };
             self.ns.adapter().persist_session(&self.ns, session);
         }
-        // Only now: a client that comes back meanwhile waits for the session (see `client.rs`).
+        // Only now: a client that comes back meanwhile waits for the session (see
+        // `engine_handler.rs`).
         self.ns.forget_pid(self);
         // Handlers may hold the socket in their closures: drop them to break the cycle.
         *self.handlers.write() = Handlers::default();
@@ -867,7 +879,11 @@ impl Socket {
         if flood {
             limits.counters.add(Refusal::Flood, 1);
             tracing::info!(sid = %self.id, nsp = self.ns.name(), "event flood: connection closed");
-            crate::client::close_for(&self.conn, DisconnectReason::TooManyEvents);
+            crate::engine_handler::close_for(
+                self.ns.fanout(),
+                &self.conn,
+                DisconnectReason::TooManyEvents,
+            );
         }
     }
 
@@ -884,14 +900,14 @@ impl Socket {
             Some(id) => {
                 let mut reply = ignis_proto::value::Map::with_capacity(1);
                 reply.insert("error", Value::Map(error));
-                crate::parser::encode_ack(
+                outbound::encode_ack(
                     parser,
                     self.ns.name(),
                     id,
                     Cow::Owned(vec![Value::Map(reply)]),
                 )
             }
-            None => crate::parser::encode_event(
+            None => outbound::encode_event(
                 parser,
                 self.ns.name(),
                 "error",
@@ -900,7 +916,7 @@ impl Socket {
             ),
         };
         if let Ok(packet) = encoded {
-            let _ = packet.send(&self.conn);
+            let _ = self.outbound().send(packet);
         }
     }
 

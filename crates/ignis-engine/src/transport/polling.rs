@@ -39,7 +39,6 @@ pub(crate) async fn get<H: Handler>(
         let notified = socket.writable();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        inner.handler.settle();
         // Once a WebSocket carries the session, its queue is the WebSocket's.
         let mut items = if socket.transport() == TransportKind::WebSocket && !socket.is_closed() {
             VecDeque::new()

@@ -1,5 +1,29 @@
-//! The wire format of Socket.IO packets: which codec a server speaks, and how an encoded packet
-//! becomes Engine.IO messages that many sessions can share.
+//! Where a packet leaves for one client: its encoding, and [`Outbound`], the path every send to
+//! one client's session takes.
+//!
+//! # The settle rule
+//!
+//! A broadcast is not queued for its recipients when it is made, but once the broadcasting task
+//! yields, together with the others made meanwhile (see [`crate::fanout`]). Whatever the server
+//! sends to a client afterwards must still reach it after the broadcast. So, before any send to a
+//! session, the server *settles*: it queues its broadcasts still pending, and waits for a round
+//! another thread is running. When nothing is pending, that is one atomic load.
+//!
+//! The rule is kept here, in one place: [`Outbound`] settles before each send and each close,
+//! and every other part of the crate that sends to one client (an emit, an acknowledgement, a
+//! refusal, a DISCONNECT, a CONNECT answer or error, closing the connection) goes through it.
+//! The other ways to a session are the fan-out's own (a round, and a broadcast with
+//! acknowledgements, which settles first and is then written at once), and a restore's, which
+//! settles before it takes the lock that rounds to the socket wait for (see
+//! [`Outbound::settle`]). What decides whether a socket gets broadcasts at all (being
+//! connected, having broadcasts held) settles before it changes: broadcasts made before the
+//! change are treated as things were.
+//!
+//! The engine knows nothing of this. A long-polling client's request is the one place where it
+//! could notice: a poll answers with what is queued, and a broadcast still pending would reach
+//! the poll after. So a message that came over long-polling settles once it is handled (see
+//! `engine_handler.rs`): what a client's request made the server send is queued before the
+//! request is answered, and the client's next poll carries it.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -8,10 +32,11 @@ use bytes::Bytes;
 use ignis_engine::{SendError, SharedMessage, TextMessage};
 use ignis_proto::Value;
 use ignis_proto::engineio::Data;
-use ignis_proto::socketio::{self, DecodeError, EncodeError, JsonDecoder, Packet};
+use ignis_proto::socketio::{self, EncodeError, Packet};
 use smallvec::{SmallVec, smallvec};
 
-use crate::client::EngineSocket;
+use crate::engine_handler::EngineSocket;
+use crate::fanout::Fanout;
 
 /// The codec between the server and its clients. Both ends must use the same.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,23 +78,57 @@ pub(crate) enum Direct {
     Messages(Messages),
 }
 
-impl Direct {
-    pub(crate) fn send(self, conn: &EngineSocket) -> Result<(), SendError> {
-        match self {
-            Direct::Text(text) => {
-                crate::fanout::settle();
-                conn.send_text(text)
-            }
-            Direct::Messages(messages) => send(conn, &messages),
-        }
+impl From<Messages> for Direct {
+    fn from(messages: Messages) -> Direct {
+        Direct::Messages(messages)
     }
 }
 
-/// Sends the messages of one packet to one client, after the broadcasts made before (see
-/// `crate::fanout`): every packet for one client goes out through here or [`Direct::send`].
-pub(crate) fn send(conn: &EngineSocket, messages: &Messages) -> Result<(), SendError> {
-    crate::fanout::settle();
-    conn.send_shared(messages, false)
+/// The way to one client's session, after the broadcasts its server made before (see the
+/// module doc): every packet for one client goes out through [`Outbound::send`], and the
+/// connection closes through [`Outbound::close`].
+pub(crate) struct Outbound<'a> {
+    fanout: &'a Arc<Fanout>,
+    conn: &'a EngineSocket,
+}
+
+impl<'a> Outbound<'a> {
+    /// The way to `conn`, a session of the server that owns `fanout`.
+    #[inline]
+    pub(crate) fn new(fanout: &'a Arc<Fanout>, conn: &'a EngineSocket) -> Outbound<'a> {
+        Outbound { fanout, conn }
+    }
+
+    /// Sends one packet, after the broadcasts made before.
+    #[inline]
+    pub(crate) fn send(&self, packet: impl Into<Direct>) -> Result<(), SendError> {
+        self.fanout.settle();
+        match packet.into() {
+            Direct::Text(text) => self.conn.send_text(text),
+            Direct::Messages(messages) => self.conn.send_shared(&messages, false),
+        }
+    }
+
+    /// Closes the connection once what is queued went out, the broadcasts made before
+    /// included.
+    pub(crate) fn close(&self) {
+        self.fanout.settle();
+        self.conn.close();
+    }
+
+    /// Settles now, for a caller that then takes a lock every round to this session waits for
+    /// (a restore's) and sends under it with [`Outbound::send_settled`]: settling under that
+    /// lock could wait for a round that waits for the lock.
+    pub(crate) fn settle(&self) {
+        self.fanout.settle();
+    }
+
+    /// Sends without settling: only after [`Outbound::settle`], under a lock that every round
+    /// to this session waits for, so that the broadcasts made since come after these
+    /// messages, as their round waits for the lock.
+    pub(crate) fn send_settled(&self, messages: &Messages) -> Result<(), SendError> {
+        self.conn.send_shared(messages, false)
+    }
 }
 
 /// Encodes an EVENT for one socket from its parts: what [`encode`] gives for
@@ -227,66 +286,59 @@ fn with_attachments(text: TextMessage, attachments: Vec<Bytes>, compress: bool) 
     out
 }
 
-/// The per-connection decoding state.
-#[derive(Debug, Default)]
-pub(crate) struct Decoder {
-    codec: Codec,
-    /// Bytes received so far of a binary packet waiting for its attachments.
-    pending: usize,
-}
+#[cfg(test)]
+mod tests {
+    /// Calls on an engine session that write to it or close it, and the files of this crate
+    /// that may make them besides this one: the fan-out's rounds (`Namespace::queue_round`, a
+    /// restore's `Socket::keep_for_restore`) and its broadcast with acknowledgements.
+    const WRITES: &[(&str, &[&str])] = &[
+        (".send_text(", &[]),
+        (".send_shared(", &[]),
+        ("conn.send(", &[]),
+        ("conn.close()", &[]),
+        (".send_round(", &["namespace.rs", "socket.rs"]),
+        (".send_shared_in(", &["namespace.rs"]),
+    ];
 
-#[derive(Debug, Default)]
-enum Codec {
-    Json(JsonDecoder),
-    #[default]
-    MsgPack,
-}
-
-/// What a message made of the packet being received.
-#[derive(Debug)]
-pub(crate) enum Decoded {
-    /// A whole packet, and its size as received (text and attachments, or msgpack message).
-    Packet(Packet, usize),
-    /// A binary packet that still waits for attachments.
-    Pending,
-    /// A binary packet whose attachments went past `max` bytes before it was whole: dropped,
-    /// since its bytes would have to be held.
-    Oversized(usize),
-}
-
-impl Decoder {
-    pub(crate) fn new(kind: ParserKind) -> Decoder {
-        let codec = match kind {
-            ParserKind::Json => Codec::Json(JsonDecoder::default()),
-            ParserKind::MsgPack => Codec::MsgPack,
-        };
-        Decoder { codec, pending: 0 }
-    }
-
-    /// Decodes one message; a binary packet may hold at most `max` bytes while it waits for
-    /// its attachments.
-    pub(crate) fn decode(&mut self, data: Data, max: usize) -> Result<Decoded, DecodeError> {
-        let size = self.pending.saturating_add(data.len());
-        self.pending = 0;
-        let packet = match (&mut self.codec, data) {
-            (Codec::Json(d), Data::Text(text)) => d.decode_text(&text)?,
-            (Codec::Json(d), Data::Binary(bin)) => {
-                let packet = d.decode_binary(bin)?;
-                if packet.is_none() && size > max {
-                    d.reset();
-                    return Ok(Decoded::Oversized(size));
+    /// The settle rule is kept in one place only if every other send takes [`Outbound`]: a
+    /// session written to from elsewhere could get a packet before a broadcast made earlier.
+    #[test]
+    fn only_the_outbound_path_and_the_fan_out_write_to_a_session() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut found = Vec::new();
+        let mut files = 0;
+        for entry in std::fs::read_dir(&dir).expect("the crate's sources") {
+            let path = entry.expect("a directory entry").path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
+            if !name.ends_with(".rs") || name == "outbound.rs" {
+                continue;
+            }
+            files += 1;
+            let text = std::fs::read_to_string(&path).expect("a source file");
+            for (number, line) in text.lines().enumerate() {
+                if line.trim_start().starts_with("//") {
+                    continue;
                 }
-                packet
+                for (call, allowed) in WRITES {
+                    if line.contains(call) && !allowed.contains(&name.as_str()) {
+                        found.push(format!("{name}:{}: {}", number + 1, line.trim()));
+                    }
+                }
             }
-            (Codec::MsgPack, Data::Binary(bin)) => Some(socketio::decode_msgpack(&bin)?),
-            (Codec::MsgPack, Data::Text(_)) => return Err(DecodeError::UnexpectedText),
-        };
-        Ok(match packet {
-            Some(packet) => Decoded::Packet(packet, size),
-            None => {
-                self.pending = size;
-                Decoded::Pending
-            }
-        })
+        }
+        assert!(
+            files > 10,
+            "the sources were not found in {}",
+            dir.display()
+        );
+        assert!(
+            found.is_empty(),
+            "sends that do not take the outbound path:\n{}",
+            found.join("\n")
+        );
     }
 }

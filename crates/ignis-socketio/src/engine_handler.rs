@@ -1,21 +1,24 @@
-//! The Socket.IO side of one Engine.IO session: packet decoding, routing to namespaces, and the
-//! namespace handshake (CONNECT, middlewares, recovery).
+//! The Engine.IO handler of a Socket.IO server ([`IoHandler`]): where a message from a client
+//! becomes a Socket.IO packet (decoding, attachments included), is routed to the socket of its
+//! namespace, or joins a namespace (CONNECT, middlewares, recovery). What is sent back goes out
+//! through [`crate::outbound`].
 
 use std::sync::{Arc, OnceLock};
 
-use ignis_engine::{CloseReason, Handler, RequestInfo, Sid};
+use ignis_engine::{CloseReason, Handler, RequestInfo, Sid, TransportKind};
 use ignis_proto::Value;
 use ignis_proto::engineio::Data;
-use ignis_proto::socketio::{Packet, PacketKind};
+use ignis_proto::socketio::{self, DecodeError, JsonDecoder, Packet, PacketKind};
 use ignis_proto::value::Map;
 use parking_lot::Mutex;
 
 use crate::adapter::Room;
+use crate::fanout::Fanout;
 use crate::handler::run;
 use crate::handshake::{Handshake, RequestHead};
 use crate::io::IoInner;
 use crate::limits::Refusal;
-use crate::parser::{Decoded, Decoder};
+use crate::outbound::{self, Outbound, ParserKind};
 use crate::recovery::Recovery;
 use crate::socket::{DisconnectReason, Socket, SocketRef};
 
@@ -50,13 +53,13 @@ pub(crate) fn disconnect_all(conn: &EngineSocket) {
 
 /// Closes a client's connection for `reason`: each namespace it joined gets its DISCONNECT
 /// and its socket leaves with `reason`; the connection closes once what is queued went out.
-pub(crate) fn close_for(conn: &EngineSocket, reason: DisconnectReason) {
+pub(crate) fn close_for(fanout: &Arc<Fanout>, conn: &EngineSocket, reason: DisconnectReason) {
     let sockets = conn.data.sockets.lock().clone();
     for socket in sockets {
         let _ = socket.send_packet(&Packet::disconnect(socket.namespace().name()));
         socket.close(reason);
     }
-    conn.close();
+    Outbound::new(fanout, conn).close();
 }
 
 /// How long a client that comes back waits for its old socket to finish leaving.
@@ -65,6 +68,13 @@ const STALE_SOCKET_WAIT: std::time::Duration = std::time::Duration::from_secs(2)
 /// The engine handler of a Socket.IO server.
 pub struct IoHandler {
     pub(crate) io: Arc<IoInner>,
+}
+
+impl IoHandler {
+    /// The way to one of this server's sessions (see [`crate::outbound`]).
+    fn outbound<'a>(&'a self, conn: &'a EngineSocket) -> Outbound<'a> {
+        Outbound::new(&self.io.fanout, conn)
+    }
 }
 
 impl Handler for IoHandler {
@@ -90,7 +100,16 @@ impl Handler for IoHandler {
         let max = self.io.limits.config.max_event_payload;
         let decoded = conn.data.decoder.lock().decode(data, max);
         match decoded {
-            Ok(Decoded::Packet(packet, size)) => self.on_packet(conn, packet, size),
+            Ok(Decoded::Packet(packet, size)) => {
+                self.on_packet(conn, packet, size);
+                if conn.transport() == TransportKind::Polling {
+                    // A poll answers with what is queued: what the handlers this packet ran
+                    // broadcast is queued now, before the request is answered, so that the
+                    // client's next poll carries it (see `crate::outbound`). Over WebSocket
+                    // the broadcasts wait for their round, which writes them by itself.
+                    self.io.fanout.settle();
+                }
+            }
             Ok(Decoded::Pending) => {}
             Ok(Decoded::Oversized(size)) => {
                 // The client gets the reason on every namespace it joined, then the close.
@@ -107,17 +126,13 @@ impl Handler for IoHandler {
                         ),
                     );
                 }
-                close_for(conn, DisconnectReason::PayloadTooLarge);
+                close_for(&self.io.fanout, conn, DisconnectReason::PayloadTooLarge);
             }
             Err(e) => {
                 tracing::debug!(sid = %conn.id(), error = %e, "malformed socket.io packet");
-                conn.close();
+                self.outbound(conn).close();
             }
         }
-    }
-
-    fn settle(&self) {
-        crate::fanout::settle();
     }
 
     fn on_close(&self, conn: &Arc<EngineSocket>, reason: CloseReason) {
@@ -157,7 +172,7 @@ impl IoHandler {
                 // A packet for a namespace the client has not joined, or a second CONNECT:
                 // the reference closes the connection.
                 tracing::debug!(sid = %conn.id(), nsp = %packet.nsp, "packet in an invalid state");
-                conn.close();
+                self.outbound(conn).close();
             }
         }
     }
@@ -169,8 +184,8 @@ impl IoHandler {
         };
         let Some(ns) = self.io.namespace_for(&nsp) else {
             let error = Packet::connect_error(nsp, "Invalid namespace", None);
-            if let Ok(messages) = crate::parser::encode(self.io.parser, &error) {
-                let _ = crate::parser::send(conn, &messages);
+            if let Ok(messages) = outbound::encode(self.io.parser, &error) {
+                let _ = self.outbound(conn).send(messages);
             }
             return;
         };
@@ -203,7 +218,7 @@ impl IoHandler {
                         // losing what was sent meanwhile.
                         tracing::debug!(sid = %stale.id(), nsp = ns.name(), "client back on a new connection: old one closed");
                         stale.close(DisconnectReason::TransportClose);
-                        stale.conn.close();
+                        stale.close_connection();
                         // Another task may be closing it (its failure seen meanwhile), or still
                         // restoring it: its session is kept once that is done.
                         let deadline = tokio::time::Instant::now() + STALE_SOCKET_WAIT;
@@ -245,8 +260,8 @@ impl IoHandler {
             for middleware in middlewares {
                 if let Err(e) = middleware(Arc::clone(&socket)).await {
                     let error = Packet::connect_error(ns.name(), &e.message, e.data);
-                    if let Ok(messages) = crate::parser::encode(parser, &error) {
-                        let _ = crate::parser::send(&conn, &messages);
+                    if let Ok(messages) = outbound::encode(parser, &error) {
+                        let _ = Outbound::new(ns.fanout(), &conn).send(messages);
                     }
                     return;
                 }
@@ -312,19 +327,83 @@ impl IoHandler {
                 socket.close_connection();
                 return;
             }
-            let answer = crate::parser::encode_connect_answer(
+            let answer = outbound::encode_connect_answer(
                 parser,
                 ns.name(),
                 socket.id().as_str(),
                 socket.pid.as_deref(),
             );
             if let Ok(answer) = answer {
-                let _ = answer.send(&conn);
+                let _ = socket.outbound().send(answer);
             }
             tracing::debug!(sid = %socket.id(), nsp = ns.name(), recovered = socket.recovered(), "socket connected");
             if let Some(handler) = ns.connect_handler() {
                 run(handler(socket));
             }
         }));
+    }
+}
+
+/// The per-connection decoding state.
+#[derive(Debug, Default)]
+pub(crate) struct Decoder {
+    codec: Codec,
+    /// Bytes received so far of a binary packet waiting for its attachments.
+    pending: usize,
+}
+
+#[derive(Debug, Default)]
+enum Codec {
+    Json(JsonDecoder),
+    #[default]
+    MsgPack,
+}
+
+/// What a message made of the packet being received.
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    /// A whole packet, and its size as received (text and attachments, or msgpack message).
+    Packet(Packet, usize),
+    /// A binary packet that still waits for attachments.
+    Pending,
+    /// A binary packet whose attachments went past `max` bytes before it was whole: dropped,
+    /// since its bytes would have to be held.
+    Oversized(usize),
+}
+
+impl Decoder {
+    pub(crate) fn new(kind: ParserKind) -> Decoder {
+        let codec = match kind {
+            ParserKind::Json => Codec::Json(JsonDecoder::default()),
+            ParserKind::MsgPack => Codec::MsgPack,
+        };
+        Decoder { codec, pending: 0 }
+    }
+
+    /// Decodes one message; a binary packet may hold at most `max` bytes while it waits for
+    /// its attachments.
+    pub(crate) fn decode(&mut self, data: Data, max: usize) -> Result<Decoded, DecodeError> {
+        let size = self.pending.saturating_add(data.len());
+        self.pending = 0;
+        let packet = match (&mut self.codec, data) {
+            (Codec::Json(d), Data::Text(text)) => d.decode_text(&text)?,
+            (Codec::Json(d), Data::Binary(bin)) => {
+                let packet = d.decode_binary(bin)?;
+                if packet.is_none() && size > max {
+                    d.reset();
+                    return Ok(Decoded::Oversized(size));
+                }
+                packet
+            }
+            (Codec::MsgPack, Data::Binary(bin)) => Some(socketio::decode_msgpack(&bin)?),
+            (Codec::MsgPack, Data::Text(_)) => return Err(DecodeError::UnexpectedText),
+        };
+        Ok(match packet {
+            Some(packet) => Decoded::Packet(packet, size),
+            None => {
+                self.pending = size;
+                Decoded::Pending
+            }
+        })
     }
 }
