@@ -79,6 +79,7 @@
 
 mod adapter;
 mod cluster;
+mod cluster_core;
 mod commands;
 mod config;
 mod connection;
