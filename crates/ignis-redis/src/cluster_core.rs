@@ -570,7 +570,13 @@ impl<T: Transport> Adapter for Core<T> {
                 request_id: None,
             }))
         };
-        if self.transport.echoes_broadcasts() && !opts.flags.local {
+        if self.transport.echoes_broadcasts() {
+            if opts.flags.local {
+                // Not in the log, so without an offset: a client's last offset stays one
+                // that every node can find.
+                self.local.broadcast_local(ns, packet, opts);
+                return Ok(());
+            }
             // Delivered here too when it comes back with its offset: every node, this one
             // included, sees the broadcasts in the order of the log.
             let msg = message(&packet)?;
@@ -713,6 +719,10 @@ impl<T: Transport> Adapter for Core<T> {
         offset: &'a str,
     ) -> BoxFuture<'a, Option<Vec<Packet>>> {
         self.transport.missed_packets(ns, rooms, offset)
+    }
+
+    fn offsets_direct_emits(&self) -> bool {
+        !self.transport.echoes_broadcasts()
     }
 
     fn server_side_emit<'a>(
@@ -873,6 +883,9 @@ macro_rules! forward_adapter {
                 Option<Vec<::ignis_socketio::proto::socketio::Packet>>,
             > {
                 self.core.missed_packets(ns, rooms, offset)
+            }
+            fn offsets_direct_emits(&self) -> bool {
+                self.core.offsets_direct_emits()
             }
             fn server_side_emit<'a>(
                 &'a self,

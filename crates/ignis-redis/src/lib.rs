@@ -92,6 +92,7 @@ mod serve;
 mod shard_cluster;
 mod sharded;
 pub mod sharded_protocol;
+mod streams;
 
 pub use adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterFactory};
 pub use config::RedisConfig;
@@ -99,6 +100,7 @@ pub use connection::{RedisConnection, RedisError};
 pub use emitter::{Emitter, EmitterError};
 pub use sharded::{ShardedAdapter, ShardedAdapterConfig, ShardedAdapterFactory};
 pub use sharded_protocol::SubscriptionMode;
+pub use streams::{StreamsAdapter, StreamsAdapterConfig, StreamsAdapterFactory};
 
 #[cfg(test)]
 mod test_util;

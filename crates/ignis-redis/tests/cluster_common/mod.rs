@@ -189,6 +189,11 @@ pub async fn node(conn: RedisConnection, kind: Kind, prefix: &str) -> Node {
                 .build()
         }
     };
+    serve(io, conn).await
+}
+
+/// Serves `io` on a port of its own, with the `join` event of [`node`].
+pub async fn serve(io: SocketIo, conn: RedisConnection) -> Node {
     let on_join = conn.clone();
     let ns = io.ns("/", move |socket| {
         let conn = on_join.clone();
