@@ -773,6 +773,16 @@ impl Listener for Core<StreamsTransport> {
     }
 }
 
+/// The client name of the reader of `stream`: `ignis-stream-reader:` and the stream's name,
+/// spaces and newlines made `_` (Redis refuses them in names).
+pub(crate) fn reader_name(stream: &str) -> String {
+    let safe: String = stream
+        .chars()
+        .map(|c| if c.is_whitespace() { '_' } else { c })
+        .collect();
+    format!("ignis-stream-reader:{safe}")
+}
+
 /// A connection of its own for `XREAD BLOCK`, which holds it while it waits.
 enum ReadConnection {
     Node(redis::aio::MultiplexedConnection),
@@ -780,7 +790,11 @@ enum ReadConnection {
 }
 
 impl ReadConnection {
-    async fn open(conn: &RedisConnection, block: Duration) -> Result<ReadConnection, RedisError> {
+    async fn open(
+        conn: &RedisConnection,
+        stream: &str,
+        block: Duration,
+    ) -> Result<ReadConnection, RedisError> {
         let config = conn.config();
         let command_error = |e: redis::RedisError| RedisError::Command(e.to_string());
         // The reply of a blocked read comes after the block time.
@@ -803,7 +817,12 @@ impl ReadConnection {
                     .get_multiplexed_async_connection_with_config(&settings)
                     .await
                     .map_err(command_error)?;
-                Ok(ReadConnection::Node(c))
+                let mut c = ReadConnection::Node(c);
+                // Named, so that an operator (or a test) can tell it in CLIENT LIST.
+                let mut name = redis::cmd("CLIENT");
+                name.arg("SETNAME").arg(reader_name(stream));
+                c.query(&name).await?;
+                Ok(c)
             }
         };
         match tokio::time::timeout(config.connect_timeout, open).await {
@@ -831,7 +850,9 @@ async fn reader_task(shared: Weak<StreamShared>) {
         let Some(s) = shared.upgrade() else { return };
         let (conn, config) = (s.conn.clone(), s.config.clone());
         drop(s);
-        let mut read = match ReadConnection::open(&conn, config.block_time).await {
+        let mut read = match ReadConnection::open(&conn, &config.stream_name, config.block_time)
+            .await
+        {
             Ok(c) => c,
             Err(e) => {
                 if !was_down {

@@ -351,3 +351,64 @@ async fn a_session_restores_on_the_other_node_with_what_it_missed() {
     }
     drop((watcher, on_two));
 }
+
+/// The ids of the stream readers' connections, by their client name.
+async fn reader_connections(
+    c: &mut redis::aio::MultiplexedConnection,
+    prefix: &str,
+) -> Vec<String> {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(c)
+        .await
+        .unwrap();
+    let name = format!("name=ignis-stream-reader:{prefix}-stream ");
+    list.lines()
+        .filter(|l| l.contains(&name))
+        .filter_map(|l| {
+            l.split(' ')
+                .find_map(|f| f.strip_prefix("id="))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn readers_resume_where_they_stopped_after_their_connection_is_killed() {
+    let prefix = common::random_prefix("ignis-rs-streams");
+    let one = node(&prefix, "one").await;
+    let two = node(&prefix, "two").await;
+    let mut on_one = client(&one).await;
+    let mut on_two = client(&two).await;
+    one.ns.operators().emit("m", &"before").unwrap();
+    on_one.expect("m", "before").await;
+    on_two.expect("m", "before").await;
+
+    let client = redis::Client::open(common::redis_url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let readers = reader_connections(&mut c, &prefix).await;
+    assert_eq!(readers.len(), 2, "one reader per node");
+    for id in &readers {
+        let _: i64 = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(id)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    // Added while neither node reads: both get all of it, in order, once they read again.
+    let sent: Vec<String> = (0..20).map(|i| format!("during-{i}")).collect();
+    for m in &sent {
+        one.ns.operators().emit("m", m).unwrap();
+        // Spread over the readers' reconnection (their first retry is 100 ms away).
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for m in &sent {
+        on_one.expect("m", m).await.expect("an offset");
+        on_two.expect("m", m).await;
+    }
+    let fresh = reader_connections(&mut c, &prefix).await;
+    assert_eq!(fresh.len(), 2, "both readers are back");
+    assert!(fresh.iter().all(|id| !readers.contains(id)));
+}
