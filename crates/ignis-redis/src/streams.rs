@@ -947,6 +947,7 @@ async fn writer_task(shared: Weak<StreamShared>, mut rx: mpsc::Receiver<Append>)
     const BATCH: usize = 64;
     let mut batch = Vec::with_capacity(BATCH);
     let mut backoff = Duration::from_millis(50);
+    let mut failing = false;
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         loop {
             let Some(s) = shared.upgrade() else { return };
@@ -966,6 +967,10 @@ async fn writer_task(shared: Weak<StreamShared>, mut rx: mpsc::Receiver<Append>)
             }
             match s.conn.query_pipeline::<()>(&pipe).await {
                 Ok(()) => {
+                    if failing {
+                        tracing::info!(stream = %s.config.stream_name, "adding to the Redis stream again");
+                        failing = false;
+                    }
                     backoff = Duration::from_millis(50);
                     for append in batch.drain(..) {
                         if let Some(done) = append.done {
@@ -975,7 +980,12 @@ async fn writer_task(shared: Weak<StreamShared>, mut rx: mpsc::Receiver<Append>)
                     break;
                 }
                 Err(e) => {
-                    tracing::warn!(stream = %s.config.stream_name, error = %e, "adding to the Redis stream failed; retrying");
+                    // Kept and tried again: the entries behind wait in the bounded queue. A
+                    // reply lost after Redis took the batch adds it twice; the order stays.
+                    if !failing {
+                        tracing::warn!(stream = %s.config.stream_name, error = %e, "adding to the Redis stream failed; retrying");
+                        failing = true;
+                    }
                     let max = s.conn.config().reconnect_max;
                     drop(s);
                     tokio::time::sleep(backoff).await;
