@@ -138,6 +138,10 @@ struct StreamShared {
     /// The last entry every namespace got: what a restoring socket missed ends there, the rest
     /// reaches it live.
     read_up_to: watch::Sender<EntryId>,
+    /// Held while an entry is handed to its namespace and `read_up_to` moves past it, and while
+    /// a restore reads `read_up_to`: an entry whose recipients were picked before a restoring
+    /// socket was back in its rooms is then always among its missed packets.
+    delivering: Mutex<()>,
     appends: mpsc::Sender<Append>,
 }
 
@@ -185,6 +189,7 @@ impl StreamsAdapterFactory {
             config,
             cores: Mutex::new(HashMap::new()),
             read_up_to,
+            delivering: Mutex::new(()),
             appends,
         });
         let reader = runtime.spawn(reader_task(Arc::downgrade(&shared)));
@@ -573,12 +578,17 @@ impl Transport for StreamsTransport {
             // reader to pass it, or packets would come twice.
             let mut read = self.shared.read_up_to.subscribe();
             let wait = self.shared.config.block_time.max(Duration::from_secs(2));
-            let until = match tokio::time::timeout(wait, read.wait_for(|id| *id >= from)).await {
-                Ok(Ok(id)) => *id,
-                _ => {
-                    tracing::debug!(offset, "the stream reader is behind the client's offset");
-                    return None;
-                }
+            let reached = tokio::time::timeout(wait, read.wait_for(|id| *id >= from)).await;
+            if !matches!(reached, Ok(Ok(_))) {
+                tracing::debug!(offset, "the stream reader is behind the client's offset");
+                return None;
+            }
+            drop(reached);
+            // The socket is back in its rooms: every entry delivered up to here may have
+            // missed it, every later one reaches it.
+            let until = {
+                let _delivering = self.shared.delivering.lock();
+                *self.shared.read_up_to.borrow()
             };
             let mut packets = Vec::new();
             let mut start = from.next();
@@ -914,6 +924,7 @@ async fn reader_task(shared: Weak<StreamShared>) {
             };
             let Some(s) = shared.upgrade() else { return };
             for (id, fields) in parse_xread(&reply) {
+                let _delivering = s.delivering.lock();
                 dispatch(&s, id, &fields);
                 last = Some(id);
                 s.read_up_to.send_replace(id);
