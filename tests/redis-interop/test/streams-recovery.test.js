@@ -189,3 +189,66 @@ describe("streams: connection state recovery across Node and Ignis", () => {
     });
   }
 });
+
+describe("streams: recovery onto Ignis servers under a steady stream of broadcasts", () => {
+  const key = randomKey();
+  let nodes = [];
+  let sender;
+  let relay;
+  let client;
+
+  before(async () => {
+    const extraArgs = ["--mode", "streams", "--recovery"];
+    nodes = await Promise.all([
+      startNode({ kind: "node", name: "node", key, extraArgs }),
+      startNode({ kind: "rust", name: "rust1", key, extraArgs }),
+      startNode({ kind: "rust", name: "rust2", key, extraArgs }),
+    ]);
+    sender = await connect(nodes[0]);
+    relay = await proxy(nodes[0].port);
+    client = recoveringClient(relay.url);
+    await client.once("connect");
+    await client.socket.timeout(WAIT_MS).emitWithAck("join", ["steady"]);
+  });
+
+  after(async () => {
+    client?.socket.close();
+    relay?.close();
+    sender?.close();
+    await Promise.all(nodes.map((n) => n.stop()));
+  });
+
+  it("every numbered broadcast arrives once and in order across hops Node -> Ignis -> Ignis", async () => {
+    // The Node server broadcasts a number every 10 ms to the room while the client hops from
+    // the Node server to rust1, then between rust1 and rust2, reconnecting at once each time.
+    let n = 0;
+    let sending = true;
+    const loop = (async () => {
+      while (sending) {
+        await sender.request("broadcast", { event: "seq", to: "steady", args: [n++] });
+        await sleep(10);
+      }
+    })();
+    const hops = [1, 2, 1, 2, 1];
+    for (const to of hops) {
+      await sleep(200);
+      relay.target(nodes[to].port);
+      const back = client.once("connect");
+      relay.cut();
+      await back;
+      assert.equal(client.socket.recovered, true, `recovered on ${nodes[to].name}`);
+    }
+    await sleep(200);
+    sending = false;
+    await loop;
+    const last = n - 1;
+    const got = await received(client, "seq", n);
+    const numbers = got.map((e) => e[1]);
+    const missing = [];
+    for (let i = 0; i <= last; i++) if (!numbers.includes(i)) missing.push(i);
+    const repeated = numbers.filter((x, i) => numbers.indexOf(x) !== i);
+    const disordered = numbers.filter((x, i) => i > 0 && x < numbers[i - 1]);
+    assert.deepEqual({ missing, repeated, disordered }, { missing: [], repeated: [], disordered: [] });
+    assert.equal(numbers.length, n);
+  });
+});
