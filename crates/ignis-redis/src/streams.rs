@@ -200,8 +200,9 @@ impl StreamsAdapterFactory {
         })
     }
 
-    /// Waits until the stream is read from a known entry, so that nothing added from now on
-    /// is missed; at most `timeout`.
+    /// Waits, at most `timeout`, until the reader knows the entry it reads from (the stream's
+    /// last at start), so that nothing added from then on is missed: true once it does, false
+    /// when Redis could not be read in time (the reader goes on trying).
     pub async fn reading(&self, timeout: Duration) -> bool {
         let mut rx = self.shared.read_up_to.subscribe();
         tokio::time::timeout(timeout, rx.wait_for(|id| *id != EntryId::default()))
@@ -294,6 +295,8 @@ impl Drop for StreamsAdapter {
 
 forward_adapter!(StreamsAdapter);
 
+/// A message on its way out: an entry of the stream, or a pub/sub message (requests and
+/// their answers, which nobody needs to read again).
 pub(crate) enum StreamsMessage {
     Entry(Fields),
     Publish { channel: String, payload: Vec<u8> },
