@@ -68,7 +68,14 @@ function track(client, methods) {
 
 let pubClient, subClient, emitterClient, adapter, emitter;
 if (STREAMS) {
-  pubClient = new Redis(URLS[0]);
+  pubClient = CLUSTER
+    ? new Cluster(
+        URLS.map((u) => {
+          const url = new URL(u);
+          return { host: url.hostname, port: Number(url.port || 6379) };
+        }),
+      )
+    : new Redis(URLS[0]);
   pubClient.on("error", () => {});
   // The adapter makes its own reading and subscribing connections; these two only stay for
   // the shared start and stop below.
