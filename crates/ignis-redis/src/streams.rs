@@ -448,9 +448,14 @@ impl Transport for StreamsTransport {
                         done: Some(tx),
                     })
                     .map_err(|_| unavailable(RedisError::QueueFull))?;
-                rx.await
-                    .unwrap_or(Err(RedisError::Down))
-                    .map_err(unavailable)
+                // The writer retries while Redis is away: the caller hears of it after the
+                // requests timeout, and the entry still goes out once Redis is back.
+                match tokio::time::timeout(shared.config.requests_timeout, rx).await {
+                    Ok(done) => done.unwrap_or(Err(RedisError::Down)).map_err(unavailable),
+                    Err(_) => Err(unavailable(RedisError::Command(
+                        "the stream entry waits for Redis; it is added once Redis is back".into(),
+                    ))),
+                }
             }),
         }
     }

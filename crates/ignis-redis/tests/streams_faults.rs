@@ -147,7 +147,24 @@ async fn nothing_is_lost_while_redis_pauses_or_restarts() {
             .emit("m", m)
             .expect("kept for when Redis is back");
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A call that waits for its entry has a deadline (the requests timeout) while Redis is
+    // away; the entry itself stays queued.
+    let waited = tokio::time::timeout(
+        Duration::from_secs(6),
+        one.ns.operators().local().fetch_sockets(),
+    )
+    .await;
+    assert!(
+        matches!(waited, Ok(Ok(_))),
+        "local calls do not wait for Redis"
+    );
+    let joined = tokio::time::timeout(
+        Duration::from_secs(6),
+        two.ns.operators().sockets_join("while-down"),
+    )
+    .await
+    .expect("answered within the requests timeout");
+    assert!(joined.is_err(), "{joined:?}");
     let redis = PrivateRedis::start(port, dir).await;
     cluster_common::eventually(Duration::from_secs(20), "both servers reconnected", || {
         let healthy = one.conn.is_healthy() && two.conn.is_healthy();
