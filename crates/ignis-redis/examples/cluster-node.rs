@@ -7,7 +7,9 @@
 //! `--subscription-mode dynamic|dynamic-private|static`. `--specific-response-channel` turns
 //! on the classic adapter's `publishOnSpecificResponseChannel`. Every node serves `/` and
 //! `/chat` with the same handlers, each scoped to its namespace. Several comma-separated URLs in
-//! `--redis-url` make it a client of a Redis Cluster.
+//! `--redis-url` make it a client of a Redis Cluster. `--mode streams` uses the streams adapter
+//! (stream `{key}-stream`, channel prefix `{key}`, sessions under `{key}:session:`; no emitter),
+//! and `--recovery` turns connection state recovery on (60 s).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,10 +17,13 @@ use std::time::Duration;
 use clap::Parser;
 use ignis_redis::{
     Emitter, RedisAdapterConfig, RedisAdapterFactory, RedisConfig, RedisConnection,
-    ShardedAdapterConfig, ShardedAdapterFactory, SubscriptionMode,
+    ShardedAdapterConfig, ShardedAdapterFactory, StreamsAdapterConfig, StreamsAdapterFactory,
+    SubscriptionMode,
 };
 use ignis_socketio::proto::value::Map;
-use ignis_socketio::{Namespace, Operators, RemoteSocket, Room, SocketIo, SocketRef, Value};
+use ignis_socketio::{
+    Namespace, Operators, RecoveryConfig, RemoteSocket, Room, SocketIo, SocketRef, Value,
+};
 
 #[derive(Parser)]
 struct Args {
@@ -37,9 +42,13 @@ struct Args {
     requests_timeout_ms: u64,
     #[arg(long, default_value_t = 5000)]
     connect_timeout_ms: u64,
-    /// `classic` (`createAdapter`) or `sharded` (`createShardedAdapter`).
-    #[arg(long, default_value = "classic", value_parser = ["classic", "sharded"])]
+    /// `classic` (`createAdapter`), `sharded` (`createShardedAdapter`) or `streams`
+    /// (`@socket.io/redis-streams-adapter`).
+    #[arg(long, default_value = "classic", value_parser = ["classic", "sharded", "streams"])]
     mode: String,
+    /// Connection state recovery, 60 s.
+    #[arg(long)]
+    recovery: bool,
     /// The sharded adapter's `subscriptionMode`.
     #[arg(long, default_value = "dynamic")]
     subscription_mode: SubscriptionMode,
@@ -131,7 +140,7 @@ where
     });
 }
 
-fn setup(ns: &Arc<Namespace>, name: &str, emitter: Emitter, conn: RedisConnection) {
+fn setup(ns: &Arc<Namespace>, name: &str, emitter: Option<Emitter>, conn: RedisConnection) {
     let node = name.to_string();
     let nsp = ns.name().to_string();
     let ns_events = Arc::downgrade(ns);
@@ -165,7 +174,10 @@ fn setup(ns: &Arc<Namespace>, name: &str, emitter: Emitter, conn: RedisConnectio
         let emitter = emitter.clone();
         let conn = conn.clone();
         async move {
-            socket.set_data(map(vec![("node", Value::from(node.clone()))]));
+            // A recovered socket keeps the data it had, wherever it was set.
+            if !socket.recovered() {
+                socket.set_data(map(vec![("node", Value::from(node.clone()))]));
+            }
             let _ = socket.emit(
                 "welcome",
                 &map(vec![
@@ -179,7 +191,7 @@ fn setup(ns: &Arc<Namespace>, name: &str, emitter: Emitter, conn: RedisConnectio
     });
 }
 
-fn register(socket: &SocketRef, emitter: Emitter, conn: RedisConnection) {
+fn register(socket: &SocketRef, emitter: Option<Emitter>, conn: RedisConnection) {
     on_request(socket, "join", move |socket, req| {
         let conn = conn.clone();
         async move {
@@ -288,7 +300,12 @@ fn register(socket: &SocketRef, emitter: Emitter, conn: RedisConnection) {
     });
     on_request(socket, "emitter", move |_socket, req| {
         let emitter = emitter.clone();
-        async move { run_emitter(&emitter, &req).await }
+        async move {
+            match &emitter {
+                Some(emitter) => run_emitter(emitter, &req).await,
+                None => error_value("no emitter for the streams adapter"),
+            }
+        }
     });
 }
 
@@ -356,29 +373,63 @@ async fn main() {
         }
     };
     let requests_timeout = Duration::from_millis(args.requests_timeout_ms);
-    let (io, emitter) = if args.mode == "sharded" {
-        let adapter_config = ShardedAdapterConfig {
-            channel_prefix: args.key.clone(),
-            subscription_mode: args.subscription_mode,
-            requests_timeout,
-            ..ShardedAdapterConfig::default()
-        };
-        let io = SocketIo::builder()
-            .adapter(ShardedAdapterFactory::new(conn.clone(), adapter_config))
-            .build();
-        let emitter = Emitter::sharded(emitter_conn, &args.key, args.subscription_mode);
-        (io, emitter)
-    } else {
-        let adapter_config = RedisAdapterConfig {
-            key: args.key.clone(),
-            requests_timeout,
-            publish_on_specific_response_channel: args.specific_response_channel,
-            ..RedisAdapterConfig::default()
-        };
-        let io = SocketIo::builder()
-            .adapter(RedisAdapterFactory::new(conn.clone(), adapter_config))
-            .build();
-        (io, Emitter::with_key(emitter_conn, &args.key))
+    let mut builder = SocketIo::builder();
+    if args.recovery {
+        builder = builder.connection_state_recovery(RecoveryConfig {
+            max_disconnection_duration: Duration::from_secs(60),
+            ..RecoveryConfig::default()
+        });
+    }
+    let (io, emitter) = match args.mode.as_str() {
+        "sharded" => {
+            let adapter_config = ShardedAdapterConfig {
+                channel_prefix: args.key.clone(),
+                subscription_mode: args.subscription_mode,
+                requests_timeout,
+                ..ShardedAdapterConfig::default()
+            };
+            let io = builder
+                .adapter(ShardedAdapterFactory::new(conn.clone(), adapter_config))
+                .build();
+            let emitter = Emitter::sharded(emitter_conn, &args.key, args.subscription_mode);
+            (io, Some(emitter))
+        }
+        "streams" => {
+            let adapter_config = StreamsAdapterConfig {
+                stream_name: format!("{}-stream", args.key),
+                channel_prefix: args.key.clone(),
+                session_key_prefix: format!("{}:session:", args.key),
+                requests_timeout,
+                ..StreamsAdapterConfig::default()
+            };
+            let factory = match StreamsAdapterFactory::new(conn.clone(), adapter_config) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::exit(1);
+                }
+            };
+            if !factory
+                .reading(Duration::from_millis(args.connect_timeout_ms))
+                .await
+            {
+                eprintln!("the Redis stream cannot be read");
+                std::process::exit(1);
+            }
+            (builder.adapter(factory).build(), None)
+        }
+        _ => {
+            let adapter_config = RedisAdapterConfig {
+                key: args.key.clone(),
+                requests_timeout,
+                publish_on_specific_response_channel: args.specific_response_channel,
+                ..RedisAdapterConfig::default()
+            };
+            let io = builder
+                .adapter(RedisAdapterFactory::new(conn.clone(), adapter_config))
+                .build();
+            (io, Some(Emitter::with_key(emitter_conn, &args.key)))
+        }
     };
     for nsp in NAMESPACES {
         let ns = io.ns(nsp, |_| async {});

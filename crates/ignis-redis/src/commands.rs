@@ -114,6 +114,28 @@ impl Commands {
         }
     }
 
+    /// Runs one command, routed by its key in a cluster.
+    pub(crate) async fn query<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+    ) -> RedisResult<T> {
+        match self {
+            Commands::Node(conn) => cmd.query_async(conn).await,
+            Commands::Cluster { conn, .. } => cmd.query_async(conn).await,
+        }
+    }
+
+    /// Runs a pipeline whose keys share one slot.
+    pub(crate) async fn query_pipeline<T: redis::FromRedisValue>(
+        &mut self,
+        pipe: &redis::Pipeline,
+    ) -> RedisResult<T> {
+        match self {
+            Commands::Node(conn) => pipe.query_async(conn).await,
+            Commands::Cluster { conn, .. } => pipe.query_async(conn).await,
+        }
+    }
+
     /// `PUBSUB NUMSUB|SHARDNUMSUB channel`, summed over the nodes of a cluster.
     pub(crate) async fn pubsub_count(&mut self, which: &str, channel: &str) -> RedisResult<usize> {
         let mut cmd = redis::cmd("PUBSUB");

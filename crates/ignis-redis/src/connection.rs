@@ -124,6 +124,7 @@ pub struct RedisConnection {
     commands: Commands,
     queue: mpsc::Sender<Publish>,
     response_timeout: Duration,
+    config: Arc<RedisConfig>,
     _tasks: Arc<Tasks>,
 }
 
@@ -194,6 +195,7 @@ impl RedisConnection {
             commands,
             queue,
             response_timeout: config.response_timeout,
+            config: Arc::new(config.clone()),
             _tasks: Arc::new(Tasks(vec![subscriber, shard_subscriber, publisher])),
         };
         match tokio::time::timeout_at(deadline, connected_rx.wait_for(|n| *n > 0)).await {
@@ -287,6 +289,37 @@ impl RedisConnection {
             })
             .map_err(|_| RedisError::QueueFull)?;
         rx.await.unwrap_or(Err(RedisError::Down))
+    }
+
+    /// The configuration this connection was made with, for connections of its own (the
+    /// blocking stream reader).
+    pub(crate) fn config(&self) -> &RedisConfig {
+        &self.config
+    }
+
+    /// Runs a command on the command connection, within the response timeout.
+    pub(crate) async fn query<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+    ) -> Result<T, RedisError> {
+        let mut commands = self.commands.clone();
+        match tokio::time::timeout(self.response_timeout, commands.query(cmd)).await {
+            Ok(result) => result.map_err(|e| RedisError::Command(e.to_string())),
+            Err(_) => Err(RedisError::Command("timed out".into())),
+        }
+    }
+
+    /// Runs a pipeline on the command connection (its keys on one slot, in a cluster),
+    /// within the response timeout.
+    pub(crate) async fn query_pipeline<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, RedisError> {
+        let mut commands = self.commands.clone();
+        match tokio::time::timeout(self.response_timeout, commands.query_pipeline(pipe)).await {
+            Ok(result) => result.map_err(|e| RedisError::Command(e.to_string())),
+            Err(_) => Err(RedisError::Command("timed out".into())),
+        }
     }
 
     /// `PUBSUB NUMSUB channel`: how many connections subscribe to it.

@@ -15,6 +15,14 @@
 //! cluster, which no official emitter does. `all_rooms` has no message in that protocol: the
 //! sharded adapter gathers the rooms from `fetch_sockets`.
 //!
+//! [`StreamsAdapter`] speaks `@socket.io/redis-streams-adapter` 0.3: broadcasts and
+//! cluster-wide joins, leaves and disconnects are entries of one Redis stream, read by every node
+//! with `XREAD BLOCK` (from where it stopped, after a reconnection), and requests go over
+//! pub/sub. It carries connection state recovery across nodes, Node's included: sessions are kept
+//! in Redis in Node's format, and a packet's offset is its stream entry id, so a client that
+//! reconnects to another node within `maxDisconnectionDuration` gets its id, rooms, data and
+//! every broadcast it missed. Every node of a cluster must use the same protocol.
+//!
 //! One [`RedisConnection`] per server process holds a publishing and a subscribing connection,
 //! restored with backoff when Redis goes away. While Redis is down local delivery goes on, and
 //! operations that need the other nodes fail with
@@ -77,8 +85,30 @@
 //! # }
 //! ```
 
+//! The streams adapter, with connection state recovery on:
+//!
+//! ```no_run
+//! use ignis_redis::{RedisConfig, RedisConnection, StreamsAdapterConfig, StreamsAdapterFactory};
+//! use ignis_socketio::{RecoveryConfig, SocketIo};
+//! use std::time::Duration;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let conn = RedisConnection::connect(RedisConfig::from_url("redis://127.0.0.1:6379")?).await?;
+//! let factory = StreamsAdapterFactory::new(conn.clone(), StreamsAdapterConfig::default())?;
+//! // Reading from a known entry before taking traffic: nothing broadcast from now on is missed.
+//! factory.reading(Duration::from_secs(5)).await;
+//! let io = SocketIo::builder()
+//!     .adapter(factory)
+//!     .connection_state_recovery(RecoveryConfig::default())
+//!     .build();
+//! conn.subscribed().await;
+//! # Ok(())
+//! # }
+//! ```
+
 mod adapter;
 mod cluster;
+mod cluster_core;
 mod commands;
 mod config;
 mod connection;
@@ -91,6 +121,7 @@ mod serve;
 mod shard_cluster;
 mod sharded;
 pub mod sharded_protocol;
+mod streams;
 
 pub use adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterFactory};
 pub use config::RedisConfig;
@@ -98,6 +129,7 @@ pub use connection::{RedisConnection, RedisError};
 pub use emitter::{Emitter, EmitterError};
 pub use sharded::{ShardedAdapter, ShardedAdapterConfig, ShardedAdapterFactory};
 pub use sharded_protocol::SubscriptionMode;
+pub use streams::{StreamsAdapter, StreamsAdapterConfig, StreamsAdapterFactory};
 
 #[cfg(test)]
 mod test_util;

@@ -281,7 +281,7 @@ fn remote_socket_value(s: &RemoteSocket) -> Value {
 
 /// The `data` of a message, with its keys in the order Node writes them; `None` for the types
 /// without data.
-fn data_value(body: &Body) -> Result<Option<Value>, ProtocolError> {
+pub(crate) fn data_value(body: &Body) -> Result<Option<Value>, ProtocolError> {
     let id = |s: &str| Value::from(s);
     Ok(Some(match body {
         Body::InitialHeartbeat | Body::Heartbeat | Body::AdapterClose => return Ok(None),
@@ -359,15 +359,7 @@ fn data_value(body: &Body) -> Result<Option<Value>, ProtocolError> {
 pub fn encode(msg: &Message) -> Result<Vec<u8>, ProtocolError> {
     let kind = msg.body.kind();
     let data = data_value(&msg.body)?;
-    let may_contain_binary = matches!(
-        kind,
-        MessageType::Broadcast
-            | MessageType::BroadcastAck
-            | MessageType::FetchSocketsResponse
-            | MessageType::ServerSideEmit
-            | MessageType::ServerSideEmitResponse
-    );
-    let binary = may_contain_binary && data.as_ref().is_some_and(Value::has_binary);
+    let binary = may_contain_binary(kind) && data.as_ref().is_some_and(Value::has_binary);
     let mut entries = vec![("type", Value::Int(kind as i64))];
     if let Some(data) = data {
         entries.push(("data", data));
@@ -386,6 +378,33 @@ pub fn encode(msg: &Message) -> Result<Vec<u8>, ProtocolError> {
         json::write(&mut out, &value);
         Ok(out.into_bytes())
     }
+}
+
+/// Whether Node looks for binary in the data of a message of this type.
+pub(crate) fn may_contain_binary(kind: MessageType) -> bool {
+    matches!(
+        kind,
+        MessageType::Broadcast
+            | MessageType::BroadcastAck
+            | MessageType::FetchSocketsResponse
+            | MessageType::ServerSideEmit
+            | MessageType::ServerSideEmitResponse
+    )
+}
+
+/// The message as a map, `{type, data, uid, nsp}`, as Node's cluster adapter builds it.
+pub(crate) fn message_value(msg: &Message) -> Result<Value, ProtocolError> {
+    let mut entries = vec![("type", Value::Int(msg.body.kind() as i64))];
+    if let Some(data) = data_value(&msg.body)? {
+        entries.push(("data", data));
+    }
+    if let Some(uid) = &msg.uid {
+        entries.push(("uid", Value::from(uid.as_str())));
+    }
+    if let Some(nsp) = &msg.nsp {
+        entries.push(("nsp", Value::from(nsp.as_str())));
+    }
+    Ok(map(entries))
 }
 
 fn required_id(data: &Map) -> Result<String, ProtocolError> {
@@ -433,7 +452,12 @@ fn sockets_from_value(v: Option<&Value>) -> Result<Vec<RemoteSocket>, ProtocolEr
 
 /// Decodes a message: JSON when the first byte is `{`, msgpack otherwise, as Node does.
 pub fn decode(raw: &Bytes) -> Result<Message, ProtocolError> {
-    let Value::Map(mut msg) = protocol::decode_any(raw)? else {
+    decode_value(protocol::decode_any(raw)?)
+}
+
+/// Decodes a message from its map, `{type, data, uid, nsp}`.
+pub(crate) fn decode_value(value: Value) -> Result<Message, ProtocolError> {
+    let Value::Map(mut msg) = value else {
         return Err(ProtocolError::Malformed("a message is not an object"));
     };
     let uid = msg.get("uid").and_then(Value::as_str).map(str::to_owned);

@@ -173,3 +173,97 @@ async fn an_unreachable_cluster_is_reported_with_its_seed_addresses() {
     );
     assert!(err.to_string().starts_with("Redis at cluster 127.0.0.1:"));
 }
+
+/// A server on the streams adapter, whose connection starts at seed `first`.
+async fn streams_node(urls: &[String], first: usize, prefix: &str) -> Node {
+    let conn = cluster_common::connect(urls, first).await;
+    let config = ignis_redis::StreamsAdapterConfig {
+        stream_name: format!("{prefix}-stream"),
+        channel_prefix: prefix.to_string(),
+        session_key_prefix: format!("{prefix}:session:"),
+        requests_timeout: Duration::from_secs(3),
+        block_time: Duration::from_millis(500),
+        ..ignis_redis::StreamsAdapterConfig::default()
+    };
+    let factory = ignis_redis::StreamsAdapterFactory::new(conn.clone(), config).unwrap();
+    assert!(factory.reading(Duration::from_secs(5)).await);
+    let io = ignis_socketio::SocketIo::builder()
+        .adapter(factory)
+        .connection_state_recovery(ignis_socketio::RecoveryConfig::default())
+        .build();
+    cluster_common::serve(io, conn).await
+}
+
+/// The stream lives on the master of its slot; the readers, writers and pub/sub of servers that
+/// start at different seeds find it.
+#[tokio::test]
+async fn streams_servers_share_the_cluster() {
+    let urls = cluster_common::ensure_shared_cluster();
+    let prefix = cluster_common::random_prefix("ignis-rs-cluster-streams");
+    let one = streams_node(&urls, 0, &prefix).await;
+    let two = streams_node(&urls, 1, &prefix).await;
+    assert_eq!(one.ns.adapter().server_count().await.unwrap(), 2);
+    let mut p1 = cluster_common::peer(&one).await;
+    let mut p2 = cluster_common::peer(&two).await;
+    cluster_common::broadcasts_cross(&one, &two, &mut p1, &mut p2, "streams").await;
+    fetch_and_remote_join(&one, &two, &p1, &mut p2).await;
+    two.ns.on_server_event("who", |_| async {
+        Some(ignis_socketio::Value::from("two"))
+    });
+    let answers = one
+        .ns
+        .adapter()
+        .server_side_emit(
+            &one.ns,
+            vec![ignis_socketio::Value::from("who")],
+            Some(Duration::from_secs(3)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(answers, vec![ignis_socketio::Value::from("two")]);
+
+    // A session kept by one server is restored by the other, with what it missed.
+    let offset = p1_offset(&one, &mut p1).await;
+    p2.expect("hello", "offset").await;
+    let sid = ignis_socketio::Sid::generate();
+    let own: ignis_socketio::Room = sid.as_str().into();
+    one.ns.adapter().persist_session(
+        &one.ns,
+        ignis_socketio::SessionData {
+            sid,
+            pid: "pid-cluster".into(),
+            rooms: vec![own.clone()],
+            data: ignis_socketio::Value::Null,
+            values: Default::default(),
+        },
+    );
+    one.ns.operators().emit("hello", &"missed").unwrap();
+    p2.expect("hello", "missed").await;
+    let mut restored = None;
+    for _ in 0..50 {
+        restored = two
+            .ns
+            .adapter()
+            .restore_session(&two.ns, "pid-cluster", &offset)
+            .await;
+        if restored.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(restored.expect("restored").sid, sid);
+    let missed = two
+        .ns
+        .adapter()
+        .missed_packets(&two.ns, &[own], &offset)
+        .await
+        .expect("known");
+    assert_eq!(missed.len(), 1);
+}
+
+/// A broadcast's offset, as `p1` gets it.
+async fn p1_offset(one: &Node, p1: &mut Peer) -> String {
+    one.ns.operators().emit("hello", &"offset").unwrap();
+    p1.expect("hello", "offset").await;
+    p1.last_offset().expect("an offset")
+}

@@ -231,6 +231,14 @@ pub trait Adapter: Send + Sync + 'static {
         Box::pin(async move { missed })
     }
 
+    /// Whether an event emitted to one socket gets an offset from the namespace's in-memory
+    /// store when recovery is on. An adapter whose offsets come from elsewhere (the places of
+    /// broadcasts in a Redis stream) answers false: such events then carry none, as in Node,
+    /// and a restore on another node is not refused for an offset only this node knew.
+    fn offsets_direct_emits(&self) -> bool {
+        true
+    }
+
     /// Emits an event to the other nodes' namespace handlers (`serverSideEmit`); with `ack`,
     /// collects one answer per other node.
     fn server_side_emit<'a>(

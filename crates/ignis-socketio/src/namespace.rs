@@ -117,7 +117,9 @@ impl Namespace {
         self.parser
     }
 
-    pub(crate) fn recovery(&self) -> Option<&Arc<Recovery>> {
+    /// The in-memory store of connection state recovery, when recovery is on: an adapter with
+    /// a store of its own reads its options here.
+    pub fn recovery(&self) -> Option<&Arc<Recovery>> {
         self.recovery.as_ref()
     }
 

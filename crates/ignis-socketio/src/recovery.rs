@@ -102,7 +102,8 @@ impl Recovery {
         }
     }
 
-    pub(crate) fn config(&self) -> &RecoveryConfig {
+    /// The options recovery was turned on with.
+    pub fn config(&self) -> &RecoveryConfig {
         &self.config
     }
 

@@ -574,7 +574,11 @@ impl Socket {
         if !self.connected() {
             return Err(EmitError::Disconnected);
         }
-        if let Some(recovery) = self.ns.recovery() {
+        if let Some(recovery) = self
+            .ns
+            .recovery()
+            .filter(|_| self.ns.adapter().offsets_direct_emits())
+        {
             // With an offset, and kept for replay as a send to the socket's own room; but
             // sent to the socket itself, as without recovery: a socket whose broadcasts are
             // held still gets it (an application's answers to a client it has not admitted).

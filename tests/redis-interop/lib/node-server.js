@@ -4,14 +4,18 @@
 // CONTRACT.md).
 // Several comma-separated Redis URLs name the nodes of a Redis Cluster: node-redis's
 // createCluster for the sharded adapter, ioredis's Cluster for the classic one.
+// With `--mode streams`, @socket.io/redis-streams-adapter over ioredis (stream `{key}-stream`,
+// channel prefix `{key}`, sessions under `{key}:session:`), and `--recovery` turns connection
+// state recovery on (60 s).
 // Usage: node lib/node-server.js --port 0 --redis-url redis://127.0.0.1:6379 --key socket.io --name node
-//        [--mode classic|sharded] [--subscription-mode dynamic|dynamic-private|static]
-//        [--specific-response-channel]
+//        [--mode classic|sharded|streams] [--subscription-mode dynamic|dynamic-private|static]
+//        [--specific-response-channel] [--recovery]
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
 import { Server } from "socket.io";
 import { createAdapter, createShardedAdapter } from "@socket.io/redis-adapter";
 import { Emitter } from "@socket.io/redis-emitter";
+import { createAdapter as createStreamsAdapter } from "@socket.io/redis-streams-adapter";
 import { Cluster, Redis } from "ioredis";
 import { createClient, createCluster } from "redis";
 import { randomBytes } from "node:crypto";
@@ -26,11 +30,13 @@ const { values: opts } = parseArgs({
     mode: { type: "string", default: "classic" },
     "subscription-mode": { type: "string", default: "dynamic" },
     "specific-response-channel": { type: "boolean", default: false },
+    recovery: { type: "boolean", default: false },
   },
 });
 const NODE = opts.name;
 const KEY = opts.key;
 const SHARDED = opts.mode === "sharded";
+const STREAMS = opts.mode === "streams";
 /** The namespaces every node of the contract serves. */
 const NAMESPACES = ["/", "/chat"];
 
@@ -61,7 +67,28 @@ function track(client, methods) {
 }
 
 let pubClient, subClient, emitterClient, adapter, emitter;
-if (SHARDED) {
+if (STREAMS) {
+  pubClient = CLUSTER
+    ? new Cluster(
+        URLS.map((u) => {
+          const url = new URL(u);
+          return { host: url.hostname, port: Number(url.port || 6379) };
+        }),
+      )
+    : new Redis(URLS[0]);
+  pubClient.on("error", () => {});
+  // The adapter makes its own reading and subscribing connections; these two only stay for
+  // the shared start and stop below.
+  subClient = pubClient.duplicate();
+  emitterClient = pubClient.duplicate();
+  for (const c of [subClient, emitterClient]) c.on("error", () => {});
+  adapter = createStreamsAdapter(pubClient, {
+    streamName: `${KEY}-stream`,
+    channelPrefix: KEY,
+    sessionKeyPrefix: `${KEY}:session:`,
+  });
+  emitter = null;
+} else if (SHARDED) {
   pubClient = CLUSTER ? createCluster({ rootNodes: URLS.map((url) => ({ url })) }) : createClient({ url: URLS[0] });
   subClient = pubClient.duplicate();
   emitterClient = pubClient.duplicate();
@@ -102,7 +129,9 @@ if (SHARDED) {
  * handles commands in order, so a subscription of our own confirms the ones before it.
  */
 async function subscribed() {
-  if (CLUSTER) {
+  if (STREAMS) {
+    // No room channels; the adapter's own connections are waited for once, at start.
+  } else if (CLUSTER) {
     await subClient.settled();
   } else if (SHARDED) {
     const probe = `${KEY}-probe-${randomBytes(8).toString("hex")}`;
@@ -114,7 +143,10 @@ async function subscribed() {
 }
 
 const httpServer = createServer();
-const io = new Server(httpServer, { adapter });
+const io = new Server(httpServer, {
+  adapter,
+  ...(opts.recovery ? { connectionStateRecovery: { maxDisconnectionDuration: 60_000, skipMiddlewares: true } } : {}),
+});
 
 const list = (v) => (v === undefined || v === null ? [] : Array.isArray(v) ? v : [v]);
 function select(nsp, req = {}) {
@@ -141,7 +173,8 @@ function serve(nsp) {
 }
 
 function onConnection(nsp, socket) {
-  socket.data = { node: NODE };
+  // A recovered socket keeps the data it had, wherever it was set.
+  if (!socket.recovered) socket.data = { node: NODE };
   socket.emit("welcome", { id: socket.id, node: NODE, nsp: nsp.name });
   const on = (event, f) =>
     socket.on(event, async (req, ack) => {
@@ -185,7 +218,7 @@ function onConnection(nsp, socket) {
     return "ok";
   });
   on("allRooms", async () => {
-    // The sharded adapter has no allRooms.
+    // The sharded and streams adapters have no allRooms.
     if (typeof nsp.adapter.allRooms !== "function") return error("allRooms is not supported by this adapter");
     return [...(await nsp.adapter.allRooms())];
   });
@@ -213,7 +246,7 @@ function onConnection(nsp, socket) {
     }
   });
   on("emitter", async (req) => {
-    if (!emitter) return error("no Node emitter for the sharded adapter");
+    if (!emitter) return error("no Node emitter for this adapter");
     let e = req.nsp ? emitter.of(req.nsp) : emitter;
     const to = list(req.to);
     const except = list(req.except);
@@ -247,8 +280,11 @@ function onConnection(nsp, socket) {
 
 // The adapter subscribes without waiting.
 await subscribed();
+// The streams adapter subscribes and starts reading the stream (from its end) on connections of
+// its own, which cannot be probed.
+if (STREAMS) await new Promise((r) => setTimeout(r, 500));
 await new Promise((resolve) => httpServer.listen(Number(opts.port), "127.0.0.1", resolve));
-if (!SHARDED) await subClient.subscribe(`${KEY}-ready-probe`).catch(() => {});
+if (!SHARDED && !STREAMS) await subClient.subscribe(`${KEY}-ready-probe`).catch(() => {});
 console.log(`listening on ${httpServer.address().port}`);
 
 const stop = () => {

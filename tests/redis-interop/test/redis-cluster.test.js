@@ -1,8 +1,8 @@
 // The mixed cluster on a Redis Cluster (three masters): the Node server over node-redis's
 // createCluster with the sharded adapter (what @socket.io/redis-adapter documents for Redis
 // Cluster) and over ioredis's Cluster with the classic one (its PUBSUB helper sums NUMSUB over the
-// masters, so it supports that too), and the Ignis nodes on `RedisConfig::from_url_list` with the
-// same protocol. The whole cluster suite runs, plus rooms whose channels live on each master, and
+// masters, so it supports that too) with the classic and the streams adapters, and the Ignis
+// nodes on `RedisConfig::from_url_list` with the same protocol. The whole cluster suite runs, plus rooms whose channels live on each master, and
 // the emitters.
 //
 // The cluster is the one of scripts/redis-cluster.sh, started here if it does not run; set
@@ -115,10 +115,12 @@ function roomsOnShards(cluster) {
   });
 }
 
-// No Node emitter speaks the sharded protocol.
+// No Node emitter speaks the sharded protocol, no emitter at all the streams one.
 for (const [title, extraArgs, nodeAllRooms, emitters] of [
   ["classic", [], true, [["Node", 0], ["Rust", 1]]],
   ["sharded", ["--mode", "sharded", "--subscription-mode", "dynamic"], false, [["Rust", 1]]],
+  // The stream lives on one master, requests go over classic pub/sub; no emitter.
+  ["streams", ["--mode", "streams"], false, []],
 ]) {
   mixedClusterSuite({
     title: `mixed cluster on a Redis Cluster (${title})`,

@@ -189,6 +189,11 @@ pub async fn node(conn: RedisConnection, kind: Kind, prefix: &str) -> Node {
                 .build()
         }
     };
+    serve(io, conn).await
+}
+
+/// Serves `io` on a port of its own, with the `join` event of [`node`].
+pub async fn serve(io: SocketIo, conn: RedisConnection) -> Node {
     let on_join = conn.clone();
     let ns = io.ns("/", move |socket| {
         let conn = on_join.clone();
@@ -225,6 +230,8 @@ pub async fn node(conn: RedisConnection, kind: Kind, prefix: &str) -> Node {
 pub struct Peer {
     pub socket: Socket,
     events: mpsc::UnboundedReceiver<(String, Vec<ClientValue>)>,
+    /// The offset of the last event that had one (connection state recovery).
+    last_offset: Arc<Mutex<Option<String>>>,
 }
 
 pub async fn peer(node: &Node) -> Peer {
@@ -233,13 +240,28 @@ pub async fn peer(node: &Node) -> Peer {
         .await
         .expect("the client connects");
     let (tx, events) = mpsc::unbounded_channel();
+    let last_offset = Arc::new(Mutex::new(None));
+    let offsets = Arc::clone(&last_offset);
     socket.on_any(move |event| {
+        if let Some(offset) = &event.offset
+            && let Ok(mut last) = offsets.lock()
+        {
+            *last = Some(offset.clone());
+        }
         let _ = tx.send((event.name.clone(), event.args.clone()));
     });
-    Peer { socket, events }
+    Peer {
+        socket,
+        events,
+        last_offset,
+    }
 }
 
 impl Peer {
+    pub fn last_offset(&self) -> Option<String> {
+        self.last_offset.lock().ok().and_then(|o| o.clone())
+    }
+
     pub fn id(&self) -> String {
         self.socket.id().expect("connected")
     }
