@@ -11,7 +11,8 @@
 # bench/results/logs/chat-<date>/, and prints the tables of docs/BENCHMARKS.md ("Chat").
 #
 # Knobs (environment): DATABASES ("sqlite postgres"), PG_ADMIN_URL
-# (postgres://postgres@127.0.0.1:5432/postgres), USERS (1000), THROUGHPUT_MEMBERS (100),
+# (postgres://postgres@127.0.0.1:5432/postgres), PG_URL_QUERY (appended to the database URL,
+# e.g. "?options[synchronous_commit]=on"), USERS (1000), THROUGHPUT_MEMBERS (100),
 # THROUGHPUT_SENDERS (99), THROUGHPUT_RATES (1000,2000,4000,6000,8000,12000,16000),
 # THROUGHPUT_SECONDS (3), REFINE (2), LATENCY_MEMBERS (1000), LATENCY_SENDERS (100),
 # LATENCY_RATE (100), LATENCY_SECONDS (10), IDLE_CLIENTS (1000), LOADGEN_THREADS (2),
@@ -132,7 +133,7 @@ for DB in $DATABASES; do
     postgres)
       PG_DB="ignis_chat_bench_$(date -u +%Y%m%d%H%M%S)_$$"
       psql "$PG_ADMIN_URL" -q -c "CREATE DATABASE $PG_DB" >/dev/null
-      db_args=(--database-url "${PG_ADMIN_URL%/*}/$PG_DB")
+      db_args=(--database-url "${PG_ADMIN_URL%/*}/$PG_DB${PG_URL_QUERY:-}")
       ;;
     *) echo "unknown database $DB (sqlite or postgres)" >&2; exit 1 ;;
   esac

@@ -493,9 +493,17 @@ impl Store {
             let options = SqliteConnectOptions::from_str(url).map_err(open)?;
             return Self::open_sqlite(options, url.to_string()).await;
         }
-        let options = PgConnectOptions::from_str(url)
+        let mut options = PgConnectOptions::from_str(url)
             .map_err(open)?
             .disable_statement_logging();
+        // A commit does not wait for its WAL to reach the disk, as on SQLite (see
+        // `open_sqlite`): a crash of the database server may lose the last fraction of a second
+        // of writes, never the database's consistency. The flush was most of a message's time
+        // from `message:send` to `message:new` in a busy room (docs/BENCHMARKS.md, "Chat"). A
+        // URL that sets `synchronous_commit` keeps its own choice.
+        if !url.contains("synchronous_commit") {
+            options = options.options([("synchronous_commit", "off")]);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
@@ -1294,6 +1302,45 @@ fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `SHOW synchronous_commit` on a connection of the store's pool.
+    async fn commit_mode(store: &Store) -> String {
+        let Store::Postgres(pool, _) = store else {
+            panic!("not PostgreSQL")
+        };
+        sqlx::query_scalar("SHOW synchronous_commit")
+            .fetch_one(pool)
+            .await
+            .expect("SHOW")
+    }
+
+    /// Commits do not wait for the WAL flush unless the URL asks them to (the test needs the
+    /// PostgreSQL server the crate's other tests use).
+    #[tokio::test]
+    async fn postgres_commits_do_not_wait_for_the_disk_unless_asked() {
+        let admin_url = std::env::var("IGNIS_CHAT_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("ignis_chat_commit_mode_{}", std::process::id());
+        let admin = PgPool::connect(&admin_url).await.expect("PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .expect("create");
+        let url = format!("{}/{name}", admin_url.rsplit_once('/').expect("url").0);
+        let store = Store::open(&url).await.expect("open");
+        let default = commit_mode(&store).await;
+        store.close().await;
+        let store = Store::open(&format!("{url}?options[synchronous_commit]=on"))
+            .await
+            .expect("open");
+        let asked = commit_mode(&store).await;
+        store.close().await;
+        let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .execute(&admin)
+            .await;
+        assert_eq!(default, "off");
+        assert_eq!(asked, "on");
+    }
 
     #[test]
     fn passwords_are_not_shown() {
