@@ -3,6 +3,7 @@
 //! Socket.IO on `/io` with the Ignis authentication flow (JWT, or an explicit open development
 //! mode), rooms checked against configurable rules, the chat events of the original example, and
 //! a REST API under `/api` to send to clients, rooms or everyone. `--help` lists every setting.
+//! SIGTERM drains the node (see `drain.rs`) before it exits.
 
 mod api;
 mod auth;

@@ -4,7 +4,8 @@
 //!
 //! - `{base}/socket/*`: the nine endpoints of the original example (info, clients, broadcast,
 //!   send to a room or a client, join/leave/rooms of a client, health), protected by an API key
-//!   when one is configured;
+//!   when one is configured (health excepted), plus `{base}/socket/drain` (behind the key) and
+//!   `{base}/socket/ready` (open, the load balancer's probe) for rolling restarts;
 //! - `{base}/health-check` and `{base}/health-check/ping`;
 //! - `{base}/doc/openapi.json` (OpenAPI 3.1) and `{base}/doc/explorer` (a page to try it out).
 //!
