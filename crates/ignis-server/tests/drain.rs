@@ -149,15 +149,15 @@ async fn sigterm_drains_over_the_window_and_exits_0() {
     let (_, health) = get(addr, "/api/socket/health").await;
     assert!(health.contains(r#""status":"draining""#), "{health}");
 
-    // The process exits by itself once every client has gone, before the window is over
-    // (the last leaves at 2.66 s), with 0.
+    // The process exits by itself, with 0, once every client has gone (the last leaves at
+    // 2.66 s) or the window is over.
     let code = tokio::task::spawn_blocking(move || child.wait())
         .await
         .unwrap()
         .unwrap();
     let took = started.elapsed();
     assert!(code.success(), "{code:?}");
-    assert!(took < Duration::from_millis(3800), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
 
     let mut times = Vec::new();
     for (socket, disconnects) in &clients {
@@ -175,14 +175,39 @@ async fn sigterm_drains_over_the_window_and_exits_0() {
         assert!(socket.active());
     }
     times.sort();
-    // A lead of 600 ms (a fifth of the window), then slots of 2.4/7 s: spread, not all at once.
-    assert!(times[0] >= Duration::from_millis(700), "{times:?}");
-    for pair in times.windows(2) {
-        assert!(pair[1] - pair[0] >= Duration::from_millis(150), "{times:?}");
-    }
+    // A lead of 600 ms (a fifth of the window), then slots of 2.4/7 s from 0.94 s to 2.66 s.
+    // Checked loosely (a busy machine delays timers): nobody before the lead, spread over most
+    // of the expected 1.7 s, not all at once.
+    assert!(times[0] >= Duration::from_millis(600), "{times:?}");
+    assert!(
+        times[5] - times[0] >= Duration::from_millis(1000),
+        "{times:?}"
+    );
+    let bunched = times
+        .windows(2)
+        .filter(|pair| pair[1] - pair[0] < Duration::from_millis(100))
+        .count();
+    assert!(bunched <= 1, "{times:?}");
     for (socket, _) in &clients {
         socket.disconnect();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_without_clients_exits_at_once_not_after_the_window() {
+    let (mut child, _addr) = spawn(&["--drain-seconds", "60"]);
+    let started = Instant::now();
+    signal(&child, "TERM");
+    let code = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(code.success(), "{code:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
