@@ -760,14 +760,17 @@ impl Config {
     /// each node keeps its own in memory and only a client that comes back to the same node
     /// (a network blip behind a sticky load balancer) is recovered.
     pub fn recovery_scope_warning(&self) -> Option<&'static str> {
-        match (&self.recovery_max_disconnection, &self.redis) {
-            (Some(_), Some(_)) => Some(
+        if self.recovery_max_disconnection.is_none() || self.redis.is_none() {
+            return None;
+        }
+        // Exhaustive on purpose: an adapter that carries sessions says so here.
+        match self.redis_mode {
+            RedisMode::Classic | RedisMode::Sharded(_) => Some(
                 "connection state recovery keeps sessions in this node's memory: the Redis \
                  classic and sharded adapters cannot carry them, so a client that reconnects to \
                  another node (after a drain, a crash or a load balancer change) starts a new \
                  session (recovered: false)",
             ),
-            _ => None,
         }
     }
 }
