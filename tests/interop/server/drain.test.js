@@ -1,8 +1,10 @@
 // Rolling restarts behind a real load balancer: two ignis-server nodes on one Redis behind
-// HAProxy, configured with deploy/haproxy.cfg (the README's), probing /api/socket/ready. One
-// node is drained (SIGTERM, then the REST call): every socket.io-client, over WebSocket and over
-// long-polling, is moved to the other node without ever being told `io server disconnect`,
-// authenticates again there, and receives what is sent to everyone; the drained node exits 0.
+// HAProxy, configured with deploy/haproxy.cfg (the README's), probing /api/socket/ready. The
+// clients' node is drained with SIGTERM, restarted at the same address, then the other node is
+// drained: each time every socket.io-client, over WebSocket and over long-polling, is moved to
+// the other node without ever being told `io server disconnect`, authenticates again there and
+// receives what is sent to everyone, and the drained node exits 0. Last, the REST call drains
+// the remaining node.
 import { before, after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -97,23 +99,27 @@ async function clientIds(node) {
   return info.status === 200 ? info.body.clientIds : [];
 }
 
-describe("draining a node behind HAProxy", () => {
+describe("rolling restart behind HAProxy", () => {
   let nodes = [];
+  let ports = [];
+  let args = [];
   let proxy;
   let clients = [];
-  // The node the clients were moved to by the first test.
+  // The node the clients are on after the rolling restart.
   let remaining;
 
   before(async () => {
     const key = `ignis-drain-${randomBytes(6).toString("hex")}`;
-    const args = [
+    args = [
       "--redis-url", REDIS_URL,
       "--redis-key", key,
       "--api-key", API_KEY,
       "--drain-seconds", String(DRAIN_SECONDS),
       "--recovery-max-disconnection-ms", "60000",
     ];
-    nodes = await Promise.all([startIgnisServer(args), startIgnisServer(args)]);
+    // Fixed ports: a restarted node comes back at the address HAProxy knows.
+    ports = [await freePort(), await freePort()];
+    nodes = await Promise.all(ports.map((port) => startIgnisServer(["--port", String(port), ...args])));
     proxy = await startHaproxy(nodes);
   });
 
@@ -123,51 +129,65 @@ describe("draining a node behind HAProxy", () => {
     await Promise.all(nodes.map((n) => n.stop()));
   });
 
-  it("moves every client to the other node, none told `io server disconnect`", async () => {
+  /** Drains `from` with SIGTERM; every client ends up on `to`, none told `io server disconnect`. */
+  async function moveAll(from, to, round) {
+    const started = Date.now();
+    from.stop("SIGTERM");
+    // The probe turns 503 at once.
+    await eventually(
+      async () => (await rest("GET", `${from.api}/ready`).catch(() => ({ status: 0 }))).status !== 200,
+      2000,
+      "the drained node's readiness at 503",
+    );
+    // Every client comes back, through the proxy, to the other node and authenticates there.
+    await Promise.all(clients.map((c) => c.socket.next("authenticated", 15000)));
+    const code = await from.exited;
+    const took = Date.now() - started;
+    assert.equal(code, 0, "the drained node exits 0");
+    assert.ok(took < (DRAIN_SECONDS + 3) * 1000, `drain took ${took} ms`);
+    const ids = await clientIds(to);
+    for (const c of clients) {
+      assert.ok(!c.reasons.includes("io server disconnect"), `${c.transports}: ${c.reasons}`);
+      assert.equal(c.reasons.length, round, `${c.transports}: ${c.reasons}`);
+      assert.equal(c.reasons[round - 1], "transport close", `${c.transports}: ${c.reasons}`);
+      assert.equal(c.socket.connected, true);
+      assert.ok(ids.includes(c.socket.id), `${c.socket.id} on the other node`);
+      // Sessions are kept in the drained node's memory: a client moved to another node is not
+      // recovered until a shared session store (the Redis Streams adapter) carries them.
+      assert.equal(c.connects.length, round + 1);
+      assert.ok(c.connects.every((recovered) => recovered === false), `${c.connects}`);
+    }
+    // And the cluster still reaches everyone.
+    const topic = `after-drain-${round}`;
+    const sent = await rest("POST", `${proxy.url}/api/socket/broadcast`, { topic, data: round }, HEADERS);
+    assert.equal(sent.status, 200, sent.text);
+    await Promise.all(clients.map((c) => c.socket.next(topic, 5000)));
+  }
+
+  it("drains one node, restarts it, drains the other: every client moves twice, never told to stop", async () => {
     const transportsOf = [["websocket"], ["websocket"], ["polling"], ["polling"], ["polling", "websocket"], ["polling", "websocket"]];
     clients = transportsOf.map((t) => trackedClient(proxy.url, t));
     await Promise.all(clients.map((c) => c.socket.next("authenticated", 10000)));
 
     // Hashed on the client address, every test client is on the same node: drain that one.
     const [onOne, onTwo] = await Promise.all(nodes.map(clientIds));
-    const drainedIndex = onOne.length === clients.length ? 0 : 1;
-    assert.equal([onOne, onTwo][drainedIndex].length, clients.length, `clients on one node: ${onOne} / ${onTwo}`);
-    const drained = nodes[drainedIndex];
-    const other = nodes[1 - drainedIndex];
+    const first = onOne.length === clients.length ? 0 : 1;
+    assert.equal([onOne, onTwo][first].length, clients.length, `clients on one node: ${onOne} / ${onTwo}`);
+    const second = 1 - first;
 
-    const started = Date.now();
-    drained.stop("SIGTERM");
-    // The probe turns 503 at once.
+    await moveAll(nodes[first], nodes[second], 1);
+
+    // The new version of the drained node starts at the same address; HAProxy takes it back
+    // once two probes passed.
+    nodes[first] = await startIgnisServer(["--port", String(ports[first]), ...args]);
     await eventually(
-      async () => (await rest("GET", `${drained.api}/ready`)).status === 503,
-      2000,
-      "the drained node's readiness at 503",
+      () => proxy.logs().split(`Server ignis/${first === 0 ? "one" : "two"} is UP`).length > 1,
+      10000,
+      "HAProxy to see the restarted node up",
     );
-    assert.equal((await rest("GET", `${other.api}/ready`)).status, 200);
 
-    // Every client comes back, through the proxy, to the other node and authenticates there.
-    await Promise.all(clients.map((c) => c.socket.next("authenticated", 15000)));
-    const code = await drained.exited;
-    const took = Date.now() - started;
-    assert.equal(code, 0, "the drained node exits 0");
-    assert.ok(took < (DRAIN_SECONDS + 3) * 1000, `drain took ${took} ms`);
-
-    remaining = other;
-    const ids = await clientIds(other);
-    for (const c of clients) {
-      assert.ok(!c.reasons.includes("io server disconnect"), `${c.transports}: ${c.reasons}`);
-      assert.equal(c.reasons[0], "transport close", `${c.transports}: ${c.reasons}`);
-      assert.equal(c.socket.connected, true);
-      assert.ok(ids.includes(c.socket.id), `${c.socket.id} on the other node`);
-      // Sessions are kept in the drained node's memory: a client moved to another node is not
-      // recovered until a shared session store (the Redis Streams adapter) carries them.
-      assert.deepEqual(c.connects, [false, false]);
-    }
-
-    // And the cluster still reaches everyone.
-    const sent = await rest("POST", `${proxy.url}/api/socket/broadcast`, { topic: "after-drain", data: 1 }, HEADERS);
-    assert.equal(sent.status, 200, sent.text);
-    await Promise.all(clients.map((c) => c.socket.next("after-drain", 5000)));
+    await moveAll(nodes[second], nodes[first], 2);
+    remaining = nodes[first];
   });
 
   it("the REST drain of the remaining node refuses new clients and moves the last ones", async () => {
@@ -184,9 +204,9 @@ describe("draining a node behind HAProxy", () => {
     assert.equal(handshake.status, 503);
     assert.deepEqual(await handshake.json(), { code: 7, message: "Server draining" });
     assert.equal(await other.exited, 0);
-    await eventually(() => clients.every((c) => c.reasons.length === 2), 3000, "every client moved off again");
+    await eventually(() => clients.every((c) => c.reasons.length === 3), 3000, "every client moved off again");
     for (const c of clients) {
-      assert.deepEqual(c.reasons, ["transport close", "transport close"], `${c.transports}`);
+      assert.deepEqual(c.reasons, ["transport close", "transport close", "transport close"], `${c.transports}`);
       assert.equal(c.socket.active, true, "still reconnecting");
     }
   });
