@@ -7,8 +7,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
-use tokio::time::Instant;
-
 use futures_util::FutureExt;
 use ignis_socketio::engine::SidMap;
 use ignis_socketio::proto::ignis::{self as protocol, ClientState};
@@ -20,6 +18,7 @@ use ignis_socketio::{
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
 use super::handlers::{
     AuthRequest, AuthenticateHandler, ClientConnectedHandler, ValidateRoomHandler,
@@ -846,7 +845,8 @@ impl SocketIOServerHelper {
             self.inner.io.close();
         }
         while engine.session_count() > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20).min(deadline - Instant::now())).await;
+            let left = deadline.saturating_duration_since(Instant::now());
+            tokio::time::sleep(Duration::from_millis(20).min(left)).await;
         }
         let remaining = engine.session_count();
         tracing::info!(moved, remaining, "drain over");
