@@ -156,7 +156,7 @@ impl<H: Handler> Engine<H> {
         self.inner.sessions.read().len()
     }
 
-    /// While on, every handshake is refused with `503` ([`EngineError::Draining`]) and the
+    /// While on, every handshake is refused with `503` ([`crate::EngineError::Draining`]) and the
     /// sessions already open go on: a node being drained takes no new clients, and the
     /// clients' reconnection retries go elsewhere (through a load balancer) or wait.
     pub fn refuse_new_sessions(&self, refuse: bool) {
