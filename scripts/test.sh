@@ -35,6 +35,8 @@ fi
 pg_isready -h 127.0.0.1 -p 5432 || { echo "PostgreSQL is not reachable on 127.0.0.1:5432" >&2; exit 1; }
 # The chat suite breaks a SQLite database on purpose (failing triggers) with the sqlite3 tool.
 command -v sqlite3 >/dev/null || { apt-get update && apt-get install -y sqlite3; }
+# The drain suite puts two ignis-server nodes behind HAProxy (tests/interop/deploy/haproxy.cfg).
+command -v haproxy >/dev/null || { apt-get update && apt-get install -y haproxy; }
 # Tests that need a Redis Cluster read REDIS_CLUSTER_URLS (default the three masters on
 # 127.0.0.1:7101-7103, which this starts unless they already form a healthy cluster).
 scripts/redis-cluster.sh ensure

@@ -29,6 +29,54 @@ async fn run(args: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
     )
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_is_resumed_authenticated_in_its_rooms() {
+    let server = SpecServer::start().await;
+    let url = server.url();
+    let cli = tokio::spawn(async move {
+        run(&[
+            &url,
+            "--path",
+            "/io",
+            "--authenticate",
+            "--join",
+            "room-1",
+            "--duration",
+            "2",
+        ])
+        .await
+    });
+    server.next("join").await;
+    // The server closes the connection (as a draining node does): no DISCONNECT packet.
+    for socket in server.io.main_namespace().sockets() {
+        socket.close_connection();
+    }
+    let again = server.next("authenticate").await;
+    let join = server.next("join").await;
+    assert_eq!(join.socket, again.socket, "joined again once authenticated");
+    assert_eq!(
+        join.args,
+        vec![obj(&[("rooms", Value::Array(vec![Value::from("room-1")]))])]
+    );
+    let (code, lines, stderr) = cli.await.unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    let connects: Vec<_> = lines.iter().filter(|l| l["type"] == "connect").collect();
+    assert_eq!(connects.len(), 2, "{lines:?}");
+    let lost = lines
+        .iter()
+        .find(|l| l["type"] == "disconnect")
+        .expect("a disconnect line");
+    assert_eq!(lost["reason"], "transport close");
+    let resumed = lines
+        .iter()
+        .find(|l| l["type"] == "resumed")
+        .expect("a resumed line");
+    assert_eq!(
+        resumed,
+        &serde_json::json!({ "type": "resumed", "recovered": false, "rejoined": ["room-1"] })
+    );
+}
+
 #[tokio::test]
 async fn authenticates_joins_emits_and_prints_events() {
     let server = SpecServer::start().await;

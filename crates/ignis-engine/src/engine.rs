@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use http::request::Parts;
@@ -59,6 +60,8 @@ pub(crate) struct Inner<H: Handler> {
     /// The open packet's JSON after the sid, for sessions that may upgrade and for the others:
     /// the same for every session, so encoded once instead of per handshake.
     open_tail: [String; 2],
+    /// Set while the node drains: new sessions are refused, open ones go on.
+    pub(crate) refuse_new_sessions: AtomicBool,
 }
 
 /// An Engine.IO server. Cheap to clone: clones share the same sessions.
@@ -94,6 +97,7 @@ impl<H: Handler> Engine<H> {
                 counters,
                 ip_limiter,
                 open_tail,
+                refuse_new_sessions: AtomicBool::new(false),
             }),
         }
     }
@@ -147,6 +151,20 @@ impl<H: Handler> Engine<H> {
 
     pub fn session_count(&self) -> usize {
         self.inner.sessions.read().len()
+    }
+
+    /// While on, every handshake is refused with `503` ([`crate::EngineError::Draining`]) and the
+    /// sessions already open go on: a node being drained takes no new clients, and the
+    /// clients' reconnection retries go elsewhere (through a load balancer) or wait.
+    pub fn refuse_new_sessions(&self, refuse: bool) {
+        self.inner
+            .refuse_new_sessions
+            .store(refuse, Ordering::Release);
+    }
+
+    /// Whether handshakes are refused ([`Engine::refuse_new_sessions`]).
+    pub fn refuses_new_sessions(&self) -> bool {
+        self.inner.refuse_new_sessions.load(Ordering::Acquire)
     }
 
     /// Closes every session with the reason "server shutting down".

@@ -22,6 +22,10 @@ pub enum EngineError {
     /// Not the reference's: a handshake over the per-IP rate (`429`).
     #[error("Too many requests")]
     TooManyRequests,
+    /// Not the reference's: a handshake on a node that is draining (`503`). Clients retry
+    /// it like any failed handshake, with their reconnection backoff.
+    #[error("Server draining")]
+    Draining,
 }
 
 impl EngineError {
@@ -34,6 +38,7 @@ impl EngineError {
             EngineError::Forbidden => 4,
             EngineError::UnsupportedProtocolVersion => 5,
             EngineError::TooManyRequests => 6,
+            EngineError::Draining => 7,
         }
     }
 
@@ -41,6 +46,7 @@ impl EngineError {
         match self {
             EngineError::Forbidden => StatusCode::FORBIDDEN,
             EngineError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            EngineError::Draining => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -99,6 +105,11 @@ mod tests {
                 EngineError::TooManyRequests,
                 429,
                 r#"{"code":6,"message":"Too many requests"}"#,
+            ),
+            (
+                EngineError::Draining,
+                503,
+                r#"{"code":7,"message":"Server draining"}"#,
             ),
         ];
         for (err, status, body) in cases {

@@ -161,6 +161,13 @@ pub struct Cli {
     /// Application name, in logs and the API document [default: ignis].
     #[arg(long, env = "APP_ENV_APPLICATION_NAME")]
     pub app_name: Option<String>,
+
+    // Draining (rolling restarts): a block of its own.
+    /// Seconds a drain (SIGTERM, the first Ctrl-C, or `POST {base}/socket/drain`) spreads the
+    /// clients' reconnections over before the process exits; 0 moves them all at once
+    /// [default: 15].
+    #[arg(long, env = "APP_ENV_SERVER_DRAIN_SECONDS")]
+    pub drain_seconds: Option<u64>,
 }
 
 /// What to do instead of serving.
@@ -242,6 +249,8 @@ struct FileConfig {
     api_key: Option<String>,
     log_format: Option<String>,
     app_name: Option<String>,
+    // Draining.
+    drain_seconds: Option<u64>,
 }
 
 /// How client tokens are checked.
@@ -349,6 +358,8 @@ pub struct Config {
     pub api_key: Option<String>,
     pub log_format: LogFormat,
     pub app_name: String,
+    /// How long a drain spreads the clients' reconnections over.
+    pub drain_window: Duration,
 }
 
 /// A configuration that cannot be used.
@@ -719,7 +730,48 @@ impl Config {
                 .app_name
                 .or(file.app_name)
                 .unwrap_or_else(|| "ignis".into()),
+            drain_window: drain_window(cli.drain_seconds.or(file.drain_seconds))?,
         })
+    }
+}
+
+// Draining and recovery across nodes: kept together, apart from the other settings.
+
+/// The default drain window: long enough that a few thousand clients do not reconnect all in
+/// the same second, short enough for an orchestrator's usual 30 s grace period.
+pub const DEFAULT_DRAIN_SECONDS: u64 = 15;
+
+/// The longest drain window accepted.
+pub const MAX_DRAIN_SECONDS: u64 = 3600;
+
+fn drain_window(seconds: Option<u64>) -> Result<Duration, ConfigError> {
+    match seconds.unwrap_or(DEFAULT_DRAIN_SECONDS) {
+        s if s > MAX_DRAIN_SECONDS => Err(ConfigError::Invalid {
+            name: "drain seconds",
+            reason: format!("{s} is more than {MAX_DRAIN_SECONDS}"),
+        }),
+        s => Ok(Duration::from_secs(s)),
+    }
+}
+
+impl Config {
+    /// What connection state recovery can do with this Redis setting, for the start-up log:
+    /// the classic and sharded adapters carry no sessions (nor does Node's redis-adapter), so
+    /// each node keeps its own in memory and only a client that comes back to the same node
+    /// (a network blip behind a sticky load balancer) is recovered.
+    pub fn recovery_scope_warning(&self) -> Option<&'static str> {
+        if self.recovery_max_disconnection.is_none() || self.redis.is_none() {
+            return None;
+        }
+        // Exhaustive on purpose: an adapter that carries sessions says so here.
+        match self.redis_mode {
+            RedisMode::Classic | RedisMode::Sharded(_) => Some(
+                "connection state recovery keeps sessions in this node's memory: the Redis \
+                 classic and sharded adapters cannot carry them, so a client that reconnects to \
+                 another node (after a drain, a crash or a load balancer change) starts a new \
+                 session (recovered: false)",
+            ),
+        }
     }
 }
 
@@ -836,6 +888,54 @@ mod tests {
             let err = load(cli).unwrap_err().to_string();
             assert!(err.contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn drain_window_by_flag_or_file_with_a_bound() {
+        let c = Config::load(Cli::default()).unwrap();
+        assert_eq!(c.drain_window, Duration::from_secs(DEFAULT_DRAIN_SECONDS));
+        let c = Config::load(Cli {
+            drain_seconds: Some(0),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(c.drain_window, Duration::ZERO);
+        let file = std::env::temp_dir().join(format!("ignis-config-drain-{}", std::process::id()));
+        std::fs::write(&file, "drain_seconds = 40\n").unwrap();
+        let c = Config::load(Cli {
+            config: Some(file.clone()),
+            ..Cli::default()
+        })
+        .unwrap();
+        let _ = std::fs::remove_file(&file);
+        assert_eq!(c.drain_window, Duration::from_secs(40));
+        let err = Config::load(Cli {
+            drain_seconds: Some(MAX_DRAIN_SECONDS + 1),
+            ..Cli::default()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("invalid drain seconds"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn recovery_with_redis_is_said_to_stay_per_node() {
+        let plain = Config::load(Cli {
+            recovery_max_disconnection_ms: Some(1000),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(plain.recovery_scope_warning(), None);
+        let clustered = Config::load(Cli {
+            recovery_max_disconnection_ms: Some(1000),
+            redis_url: Some("redis://127.0.0.1:6379".into()),
+            ..Cli::default()
+        })
+        .unwrap();
+        let warning = clustered.recovery_scope_warning().unwrap_or_default();
+        assert!(warning.contains("another node"), "{warning}");
     }
 
     #[test]

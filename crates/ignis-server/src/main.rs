@@ -3,11 +3,13 @@
 //! Socket.IO on `/io` with the Ignis authentication flow (JWT, or an explicit open development
 //! mode), rooms checked against configurable rules, the chat events of the original example, and
 //! a REST API under `/api` to send to clients, rooms or everyone. `--help` lists every setting.
+//! SIGTERM drains the node (see `drain.rs`) before it exits.
 
 mod api;
 mod auth;
 mod chat;
 mod config;
+mod drain;
 mod logging;
 mod rooms;
 #[cfg(test)]
@@ -29,6 +31,7 @@ use ignis_socketio::{RecoveryConfig, Value};
 use crate::auth::Verifier;
 use crate::chat::{ChatOptions, subject_of};
 use crate::config::{Cli, Command, Config, LogFormat};
+use crate::drain::{DrainSwitch, Signals, Stop};
 use crate::logging::Escaped;
 use crate::rooms::RoomRules;
 
@@ -64,7 +67,12 @@ fn socket_cors(origins: Option<&[String]>) -> CorsOptions {
     }
 }
 
-fn build(config: &Config, verifier: Verifier, redis: Option<RedisConfig>) -> Application {
+fn build(
+    config: &Config,
+    verifier: Verifier,
+    redis: Option<RedisConfig>,
+    drain: DrainSwitch,
+) -> Application {
     let verifier = Arc::new(verifier);
     let authenticate = AuthenticateHandler::new(move |request| {
         let verifier = verifier.clone();
@@ -133,6 +141,7 @@ fn build(config: &Config, verifier: Verifier, redis: Option<RedisConfig>) -> App
         api_key: config.api_key.clone(),
         cors_origins: config.cors_origins.clone(),
         app_name: config.app_name.clone(),
+        drain,
     };
 
     let mut app = Application::new(AppConfig {
@@ -231,9 +240,15 @@ async fn main() -> ExitCode {
             "no API key is configured: the REST management API is open to anyone who can reach it"
         );
     }
+    if let Some(warning) = config.recovery_scope_warning() {
+        tracing::warn!("{warning}");
+    }
+    // Listening before the start: a SIGTERM that comes while it runs drains (at once).
+    let signals = Signals::listen();
+    let drain = DrainSwitch::new(config.drain_window);
     // Checked when the configuration was loaded.
     let redis = config.redis.clone();
-    let running = match build(&config, verifier, redis).start().await {
+    let running = match build(&config, verifier, redis, drain.clone()).start().await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("cannot start: {e}");
@@ -249,6 +264,48 @@ async fn main() -> ExitCode {
     );
     // A line for scripts and tests that start the server on port 0.
     println!("listening on {}", addr.port());
-    running.run_until_signal().await;
+    run_until_drained(running, signals, drain).await
+}
+
+/// Serves until SIGTERM, a Ctrl-C or a drain asked through the API; then drains (see
+/// `drain.rs`) and stops. A second Ctrl-C during the drain stops at once (exit code 130).
+async fn run_until_drained(
+    running: ignis::RunningApp,
+    mut signals: Signals,
+    drain: DrainSwitch,
+) -> ExitCode {
+    tokio::select! {
+        stop = signals.next() => {
+            drain.request();
+            tracing::info!(signal = ?stop, "signal received: draining");
+        }
+        _ = drain.requested() => {}
+    }
+    if let Ok(helper) = running.handle().get(keys::SOCKET_IO_INSTANCE) {
+        let drained = helper.drain(drain.window());
+        tokio::pin!(drained);
+        loop {
+            tokio::select! {
+                outcome = &mut drained => {
+                    tracing::info!(
+                        moved = outcome.moved,
+                        remaining = outcome.remaining,
+                        "drained; stopping"
+                    );
+                    break;
+                }
+                stop = signals.next() => match stop {
+                    Stop::Interrupt => {
+                        tracing::warn!("second interrupt: stopping now");
+                        return ExitCode::from(130);
+                    }
+                    Stop::Terminate => {
+                        tracing::info!("SIGTERM again: already draining");
+                    }
+                },
+            }
+        }
+    }
+    running.stop().await;
     ExitCode::SUCCESS
 }

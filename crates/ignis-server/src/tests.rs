@@ -21,10 +21,15 @@ async fn start(cli: Cli) -> RunningApp {
     })
     .expect("a valid configuration");
     let verifier = Verifier::new(&config.jwt).expect("a valid key");
-    build(&config, verifier, None)
-        .start()
-        .await
-        .expect("the server starts")
+    build(
+        &config,
+        verifier,
+        None,
+        crate::drain::DrainSwitch::default(),
+    )
+    .start()
+    .await
+    .expect("the server starts")
 }
 
 fn token(claims: Value) -> String {

@@ -28,6 +28,8 @@ fn help_lists_the_jwt_and_cors_settings() {
         "APP_ENV_JWT_SECRET",
         "--cors-origins",
         "--get-clients",
+        "--drain-seconds",
+        "APP_ENV_SERVER_DRAIN_SECONDS",
         "mint-token",
     ] {
         assert!(

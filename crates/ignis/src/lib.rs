@@ -5,7 +5,9 @@
 //! SIGTERM. [`socketio::SocketIOComponent`] adds authenticated real-time messaging: every client
 //! must authenticate within a deadline, then joins the default rooms, gets the app-level `ping`,
 //! may join rooms through the application's validator, and receives what
-//! [`socketio::SocketIOServerHelper::send`] sends.
+//! [`socketio::SocketIOServerHelper::send`] sends. For rolling restarts,
+//! [`socketio::SocketIOServerHelper::drain`] moves the clients off a node over a window, with
+//! closes that clients reconnect after, before the application stops.
 //!
 //! ```no_run
 //! use ignis::socketio::{keys, AuthenticateHandler, SocketIOComponent};

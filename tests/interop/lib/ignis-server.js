@@ -19,7 +19,8 @@ export async function startIgnisServer(args = [], env = {}) {
   if (!existsSync(bin)) {
     throw new Error(`ignis-server not found at ${bin}: build it with \`cargo build -p ignis-server\` or set IGNIS_SERVER_BIN`);
   }
-  return startBinary(bin, ["--port", "0", ...args], env);
+  // A port of the caller's (a node restarted behind a load balancer keeps its address), else a free one.
+  return startBinary(bin, args.includes("--port") ? args : ["--port", "0", ...args], env);
 }
 
 /** The component example of the ignis crate (its flags: see crates/ignis/examples/component.rs). */

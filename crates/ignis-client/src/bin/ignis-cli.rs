@@ -5,6 +5,10 @@
 //! the client holds and those the server's rules refused; a `connect_error` that is an HTTP 404
 //! carries a hint that `--path` is likely wrong.
 //!
+//! After a lost connection it reconnects, authenticates again with `--authenticate`, joins the
+//! `--join` rooms again unless the session was recovered, and prints a `resumed` line with
+//! `recovered` (connection state recovery on the server) and the rooms asked for again.
+//!
 //! Exit codes: 0 done (duration or event count reached, or the server ended the session after
 //! everything asked for was done), 1 connection failed, 2 bad arguments, 3 authentication failed,
 //! 4 the emit (or its acknowledgement) failed, 5 the connection was lost for good.
@@ -246,6 +250,13 @@ async fn run(args: Args) -> u8 {
         args.count,
         (Arc::clone(&error_printed), args.path.clone()),
     );
+    register_resume(
+        &socket,
+        Resume {
+            authenticate: args.authenticate,
+            rooms: args.rooms.clone(),
+        },
+    );
 
     if let Err(e) = socket.connect().await {
         // A failure the server or the transport reported also reaches the connect_error
@@ -435,6 +446,56 @@ fn register_printers(
         }
         if count == Some(seen) {
             let _ = tx.try_send(Signal::CountReached);
+        }
+    });
+}
+
+/// What a reconnection asks for again.
+struct Resume {
+    authenticate: bool,
+    rooms: Vec<String>,
+}
+
+/// After a lost connection the client reconnects (unless `--no-reconnect`); this picks up
+/// where it left off: `authenticate` again with `--authenticate`, then, unless the server
+/// recovered the session (which keeps the rooms), `join` the `--join` rooms again. Once done, a
+/// `resumed` line says whether the session was recovered and which rooms were asked for.
+fn register_resume(socket: &Socket, resume: Resume) {
+    let resume = Arc::new(resume);
+    let connects = Arc::new(AtomicU64::new(0));
+    // Set between a reconnection and its `authenticated`.
+    let awaiting_auth = Arc::new(AtomicBool::new(false));
+    let rejoin = |socket: &Socket, resume: &Resume| -> Vec<String> {
+        if socket.recovered() || resume.rooms.is_empty() {
+            return Vec::new();
+        }
+        if let Err(e) = socket.emit(EVENT_JOIN, &json!({ "rooms": resume.rooms })) {
+            eprintln!("ignis-cli: join again failed: {e}");
+            return Vec::new();
+        }
+        resume.rooms.clone()
+    };
+    let s = socket.clone();
+    let (r, waiting) = (Arc::clone(&resume), Arc::clone(&awaiting_auth));
+    socket.on_connect(move || {
+        if connects.fetch_add(1, Ordering::Relaxed) == 0 {
+            return;
+        }
+        if r.authenticate {
+            waiting.store(true, Ordering::Release);
+            if let Err(e) = s.emit_args(EVENT_AUTHENTICATE, Vec::new()) {
+                eprintln!("ignis-cli: authenticate again failed: {e}");
+            }
+        } else {
+            let rooms = rejoin(&s, &r);
+            print_line(json!({ "type": "resumed", "recovered": s.recovered(), "rejoined": rooms }));
+        }
+    });
+    let s = socket.clone();
+    socket.on(EVENT_AUTHENTICATED, move |_| {
+        if awaiting_auth.swap(false, Ordering::AcqRel) {
+            let rooms = rejoin(&s, &resume);
+            print_line(json!({ "type": "resumed", "recovered": s.recovered(), "rejoined": rooms }));
         }
     });
 }

@@ -5,12 +5,15 @@
 //! apart from its own listeners. Where the reference misbehaves, it follows the project's
 //! decisions (DESIGN.md #22–#26): only user handlers count as duplicates, one handler can be
 //! unsubscribed, internal listeners are never removed by `unsubscribe`, `authenticate` has a
-//! timeout, and `on_authenticated` receives the server's payload.
+//! timeout, and `on_authenticated` receives the server's payload. With
+//! [`HelperOptions::resume_after_reconnect`] it also picks up a lost connection by itself:
+//! authenticates again, asks for its rooms again unless the session was recovered, and reports
+//! which through `on_resumed`.
 
 mod options;
 mod subscription;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -81,6 +84,13 @@ struct State {
     subscriptions: HashMap<String, Vec<(SubscriptionId, HandlerId)>>,
     next_subscription: u64,
     shut_down: bool,
+    /// Rooms asked for with `join_rooms` and not left since: what a resumed connection asks
+    /// for again. Only what the application asked, so bounded by it.
+    rooms: BTreeSet<String>,
+    /// Whether the connection authenticated once: a reconnection then resumes.
+    was_authenticated: bool,
+    /// A reconnection is being resumed: the next `authenticated` completes it.
+    resuming: bool,
 }
 
 struct Shared {
@@ -153,6 +163,9 @@ impl SocketIOClientHelper {
                     subscriptions: HashMap::new(),
                     next_subscription: 0,
                     shut_down: false,
+                    rooms: BTreeSet::new(),
+                    was_authenticated: false,
+                    resuming: false,
                 }),
                 options,
             }),
@@ -168,11 +181,27 @@ impl SocketIOClientHelper {
         let socket = &self.shared.socket;
         let weak = Arc::downgrade(&self.shared);
         socket.on_connect(move || {
-            if let Some(shared) = weak.upgrade()
-                && !shared.state.lock().shut_down
-                && let Some(cb) = &shared.options.on_connected
-            {
+            let Some(shared) = weak.upgrade() else { return };
+            let resume = {
+                let mut state = shared.state.lock();
+                if state.shut_down {
+                    return;
+                }
+                let resume = shared.options.resume && state.was_authenticated;
+                state.resuming = resume;
+                resume
+            };
+            if let Some(cb) = &shared.options.on_connected {
                 guarded(&shared.identifier, "on_connected", || cb());
+            }
+            if resume {
+                let helper = SocketIOClientHelper { shared };
+                // The application's `on_connected` may have authenticated already.
+                if helper.state() == ClientState::Unauthorized
+                    && let Err(e) = helper.start_authenticate(None)
+                {
+                    tracing::warn!(identifier = %helper.shared.identifier, "cannot authenticate again: {e}");
+                }
             }
         });
         let weak = Arc::downgrade(&self.shared);
@@ -208,16 +237,32 @@ impl SocketIOClientHelper {
         socket.on(EVENT_AUTHENTICATED, move |event| {
             let Some(shared) = weak.upgrade() else { return };
             let payload = event.args.into_iter().next().unwrap_or(Value::Null);
-            let (waiters, shut_down) = {
+            let (waiters, shut_down, resumed) = {
                 let mut state = shared.state.lock();
                 state.client_state = ClientState::Authenticated;
-                (std::mem::take(&mut state.auth_waiters), state.shut_down)
+                state.was_authenticated = true;
+                let resumed = std::mem::take(&mut state.resuming);
+                (std::mem::take(&mut state.auth_waiters), state.shut_down, resumed)
             };
             for waiter in waiters {
                 let _ = waiter.send(Ok(payload.clone()));
             }
             if !shut_down && let Some(cb) = &shared.options.on_authenticated {
                 guarded(&shared.identifier, "on_authenticated", || cb(&payload));
+            }
+            if resumed && !shut_down {
+                let recovered = shared.socket.recovered();
+                let rooms: Vec<String> = shared.state.lock().rooms.iter().cloned().collect();
+                if !recovered && !rooms.is_empty() {
+                    let payload = serde_json::json!({ "rooms": rooms });
+                    if let Err(e) = shared.socket.emit(EVENT_JOIN, &payload) {
+                        tracing::warn!(identifier = %shared.identifier, "cannot join the rooms again: {e}");
+                    }
+                }
+                tracing::info!(identifier = %shared.identifier, recovered, rooms = rooms.len(), "connection resumed");
+                if let Some(cb) = &shared.options.on_resumed {
+                    guarded(&shared.identifier, "on_resumed", || cb(recovered));
+                }
             }
         });
         let weak = Arc::downgrade(&self.shared);
@@ -266,6 +311,12 @@ impl SocketIOClientHelper {
     /// Whether the socket is connected.
     pub fn connected(&self) -> bool {
         self.shared.socket.connected()
+    }
+
+    /// Whether the last connection recovered the previous session (connection state recovery
+    /// on the server): same id, rooms kept, missed events delivered.
+    pub fn recovered(&self) -> bool {
+        self.shared.socket.recovered()
     }
 
     /// Sends `authenticate` and moves to `authenticating` at once; does nothing (and says so
@@ -477,6 +528,16 @@ impl SocketIOClientHelper {
         if !self.shared.socket.connected() {
             tracing::warn!(identifier = %self.shared.identifier, event, "not connected");
             return;
+        }
+        if self.shared.options.resume {
+            let mut state = self.shared.state.lock();
+            for room in rooms {
+                if event == EVENT_JOIN {
+                    state.rooms.insert((*room).to_owned());
+                } else {
+                    state.rooms.remove(*room);
+                }
+            }
         }
         let payload = serde_json::json!({ "rooms": rooms });
         if let Err(e) = self.shared.socket.emit(event, &payload) {

@@ -12,6 +12,7 @@ type Callback = Arc<dyn Fn() + Send + Sync>;
 type ReasonCallback = Arc<dyn Fn(&str) + Send + Sync>;
 type ErrorCallback = Arc<dyn Fn(&HelperError) + Send + Sync>;
 type PayloadCallback = Arc<dyn Fn(&Value) + Send + Sync>;
+type ResumedCallback = Arc<dyn Fn(bool) + Send + Sync>;
 
 /// What [`SocketIOClientHelper`](super::SocketIOClientHelper) needs: an identifier (its log
 /// scope), the client (host, path, headers, ...), and optional callbacks.
@@ -29,6 +30,8 @@ pub struct HelperOptions {
     pub(crate) on_error: Option<ErrorCallback>,
     pub(crate) on_authenticated: Option<PayloadCallback>,
     pub(crate) on_unauthenticated: Option<ReasonCallback>,
+    pub(crate) resume: bool,
+    pub(crate) on_resumed: Option<ResumedCallback>,
 }
 
 impl std::fmt::Debug for HelperOptions {
@@ -38,6 +41,7 @@ impl std::fmt::Debug for HelperOptions {
             .field("namespace", &self.namespace)
             .field("auto_connect", &self.auto_connect)
             .field("authenticate_timeout", &self.authenticate_timeout)
+            .field("resume", &self.resume)
             .finish_non_exhaustive()
     }
 }
@@ -57,6 +61,8 @@ impl HelperOptions {
             on_error: None,
             on_authenticated: None,
             on_unauthenticated: None,
+            resume: false,
+            on_resumed: None,
         }
     }
 
@@ -105,6 +111,27 @@ impl HelperOptions {
     /// Called with the `unauthenticated` message (empty when the server gave none).
     pub fn on_unauthenticated(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Self {
         self.on_unauthenticated = Some(Arc::new(f));
+        self
+    }
+
+    /// Picks up where a lost connection left off (default off, as in the reference, where the
+    /// application authenticates in `on_connected`). On: after every reconnection that follows
+    /// an authentication, the helper authenticates again by itself, and once the server
+    /// answers, asks again for the rooms joined with
+    /// [`join_rooms`](super::SocketIOClientHelper::join_rooms) (and not left since) unless the
+    /// server recovered the session, which keeps them. A node drained for a deploy or a
+    /// network failure then costs the application nothing but the events missed meanwhile
+    /// (none when the session is recovered).
+    pub fn resume_after_reconnect(mut self, on: bool) -> Self {
+        self.resume = on;
+        self
+    }
+
+    /// With [`resume_after_reconnect`](Self::resume_after_reconnect): called once a resumed
+    /// connection is authenticated again (and its rooms asked for), with whether the server
+    /// recovered the session (same id, rooms kept, missed events delivered).
+    pub fn on_resumed(mut self, f: impl Fn(bool) + Send + Sync + 'static) -> Self {
+        self.on_resumed = Some(Arc::new(f));
         self
     }
 }

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -199,6 +200,9 @@ impl<H: Handler> Engine<H> {
         }
         if transport == TransportKind::WebSocket && !is_upgrade {
             return EngineError::BadRequest.response().into();
+        }
+        if inner.refuse_new_sessions.load(Ordering::Acquire) {
+            return refuse(EngineError::Draining, is_upgrade).into();
         }
         let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0);
         if let (Some(limiter), Some(peer)) = (&inner.ip_limiter, peer)

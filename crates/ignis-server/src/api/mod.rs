@@ -4,7 +4,8 @@
 //!
 //! - `{base}/socket/*`: the nine endpoints of the original example (info, clients, broadcast,
 //!   send to a room or a client, join/leave/rooms of a client, health), protected by an API key
-//!   when one is configured;
+//!   when one is configured (health excepted), plus `{base}/socket/drain` (behind the key) and
+//!   `{base}/socket/ready` (open, the load balancer's probe) for rolling restarts;
 //! - `{base}/health-check` and `{base}/health-check/ping`;
 //! - `{base}/doc/openapi.json` (OpenAPI 3.1) and `{base}/doc/explorer` (a page to try it out).
 //!
@@ -44,6 +45,8 @@ pub struct ApiConfig {
     pub cors_origins: Option<Vec<String>>,
     /// Shown as the title of the OpenAPI document.
     pub app_name: String,
+    /// What `POST {base}/socket/drain` asks to drain the node (the process runs the drain).
+    pub drain: crate::drain::DrainSwitch,
 }
 
 impl Default for ApiConfig {
@@ -53,6 +56,7 @@ impl Default for ApiConfig {
             api_key: None,
             cors_origins: None,
             app_name: "ignis".into(),
+            drain: crate::drain::DrainSwitch::default(),
         }
     }
 }
@@ -61,6 +65,7 @@ impl Default for ApiConfig {
 pub(crate) struct ApiState {
     pub app: ignis::AppHandle,
     pub openapi: String,
+    pub drain: crate::drain::DrainSwitch,
 }
 
 /// The API's routes, the 404 fallback for every other path, and the layers every response goes
@@ -70,6 +75,7 @@ pub fn router(config: ApiConfig, app: ignis::AppHandle) -> Router {
     let state = Arc::new(ApiState {
         app,
         openapi: openapi::document(&base, &config.app_name, config.api_key.is_some()).to_string(),
+        drain: config.drain.clone(),
     });
     let at = |path: &str| format!("{base}{path}");
 
@@ -87,7 +93,8 @@ pub fn router(config: ApiConfig, app: ignis::AppHandle) -> Router {
         )
         .route(&at("/socket/client/{clientId}/join"), post(socket::join))
         .route(&at("/socket/client/{clientId}/leave"), post(socket::leave))
-        .route(&at("/socket/client/{clientId}/rooms"), get(socket::rooms));
+        .route(&at("/socket/client/{clientId}/rooms"), get(socket::rooms))
+        .route(&at("/socket/drain"), post(socket::drain));
     if let Some(key) = config.api_key.filter(|k| !k.is_empty()) {
         protected = protected.route_layer(from_fn_with_state(
             Arc::new(auth::ApiKey::new(key)),
@@ -98,6 +105,7 @@ pub fn router(config: ApiConfig, app: ignis::AppHandle) -> Router {
     let router = Router::new()
         .merge(protected)
         .route(&at("/socket/health"), get(socket::health))
+        .route(&at("/socket/ready"), get(socket::ready))
         .route(&at("/health-check"), get(health::status))
         .route(&at("/health-check/ping"), post(health::ping))
         .route(&at("/doc/openapi.json"), get(openapi::serve))

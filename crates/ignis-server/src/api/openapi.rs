@@ -297,6 +297,48 @@ pub fn document(base: &str, app_name: &str, api_key: bool) -> Value {
         None,
     );
     add(
+        "/socket/drain",
+        "post",
+        operation(
+            "socket",
+            "drainNode",
+            "Drain this node (as SIGTERM does)",
+            "At once the node refuses new Socket.IO handshakes (503) and `/socket/ready` answers \
+             503; its clients are then moved off over the drain window (`--drain-seconds`) by \
+             closing their connections, which socket.io-client reconnects (to another node behind \
+             a load balancer), and the process exits once they are gone or the window is over. \
+             No body. Asking again answers `Already draining`.",
+            json_response("Draining", schema_ref("Drain")),
+            socket(false),
+        ),
+        vec![],
+        None,
+    );
+    add(
+        "/socket/ready",
+        "get",
+        {
+            let mut op = operation(
+                "socket",
+                "getSocketReadiness",
+                "Whether this node takes new clients (a load balancer's probe)",
+                "200 `ready` while the node takes new clients; 503 `starting` before the Socket.IO \
+                 server is up and `draining` once a drain started. Needs no API key.",
+                json_response("Ready", schema_ref("Readiness")),
+                open(false),
+            );
+            if let Some(r) = op.get_mut("responses").and_then(Value::as_object_mut) {
+                r.insert(
+                    "503".into(),
+                    json_response("Starting or draining", schema_ref("Readiness")),
+                );
+            }
+            op
+        },
+        vec![],
+        None,
+    );
+    add(
         "/socket/health",
         "get",
         operation(
@@ -498,6 +540,23 @@ pub fn document(base: &str, app_name: &str, api_key: bool) -> Value {
                     "properties": {
                         "healthy": { "type": "boolean" },
                         "timestamp": { "type": "string", "format": "date-time" },
+                        "redis": { "enum": ["up", "down"] },
+                        "status": { "enum": ["ok", "degraded", "draining"] },
+                        "draining": { "const": true },
+                    },
+                },
+                "Readiness": {
+                    "type": "object",
+                    "required": ["status"],
+                    "properties": { "status": { "enum": ["ready", "starting", "draining"] } },
+                },
+                "Drain": {
+                    "type": "object",
+                    "required": ["success", "message", "drainSeconds"],
+                    "properties": {
+                        "success": { "const": true },
+                        "message": { "type": "string" },
+                        "drainSeconds": { "type": "integer", "minimum": 0 },
                     },
                 },
                 "HealthStatus": {

@@ -211,6 +211,7 @@ pub async fn rooms(Helper(helper): Helper, Param(id): Param) -> Result<Json<Valu
 pub async fn health(State(state): State<Arc<ApiState>>) -> Json<Value> {
     let helper = state.app.get(keys::SOCKET_IO_INSTANCE).ok();
     let redis = helper.as_ref().and_then(|h| h.redis_healthy());
+    let draining = helper.as_ref().is_some_and(|h| h.is_draining());
     let mut body = json!({
         "healthy": helper.is_some() && redis != Some(false),
         "timestamp": iso_timestamp(SystemTime::now()),
@@ -219,7 +220,56 @@ pub async fn health(State(state): State<Arc<ApiState>>) -> Json<Value> {
         body["redis"] = json!(if up { "up" } else { "down" });
         body["status"] = json!(if up { "ok" } else { "degraded" });
     }
+    if draining {
+        body["draining"] = json!(true);
+        body["status"] = json!("draining");
+    }
     Json(body)
+}
+
+/// `GET /socket/ready`: the probe a load balancer sends new clients by. 200 `ready` once the
+/// Socket.IO server is up; 503 `starting` before, and `draining` once a drain started (the node
+/// refuses new clients then). Redis being down does not make a node unready: every node shares
+/// it, so taking them all out would turn a degraded cluster into no service at all.
+pub async fn ready(State(state): State<Arc<ApiState>>) -> Response {
+    let status = match state.app.get(keys::SOCKET_IO_INSTANCE) {
+        Err(_) => "starting",
+        Ok(helper) if helper.is_draining() => "draining",
+        Ok(_) => "ready",
+    };
+    let code = if status == "ready" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(json!({ "status": status }))).into_response()
+}
+
+/// `POST /socket/drain`: the node stops taking new clients at once (readiness 503, handshakes
+/// 503) and the process moves its clients off over the drain window, then exits, as on
+/// SIGTERM. Asking again changes nothing.
+pub async fn drain(State(state): State<Arc<ApiState>>, Helper(helper): Helper) -> Json<Value> {
+    // Refusing first, so that the answer means the node already takes no one.
+    let first = helper.start_draining() | state.drain.request();
+    let window = state.drain.window();
+    tracing::warn!(
+        window_ms = window.as_millis() as u64,
+        "drain requested through the REST API"
+    );
+    let message = if first {
+        format!(
+            "Draining: no new clients; the {} client(s) here move off over {} s, then the process exits",
+            helper.io().engine().session_count(),
+            window.as_secs()
+        )
+    } else {
+        "Already draining".to_string()
+    };
+    Json(json!({
+        "success": true,
+        "message": message,
+        "drainSeconds": window.as_secs(),
+    }))
 }
 
 fn success(message: String) -> Json<Value> {

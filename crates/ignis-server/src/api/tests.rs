@@ -45,6 +45,7 @@ fn api(app: &RunningApp, api_key: Option<&str>) -> Router {
             api_key: api_key.map(str::to_string),
             cors_origins: None,
             app_name: "api-test".into(),
+            ..ApiConfig::default()
         },
         app.handle().clone(),
     )
@@ -895,6 +896,110 @@ async fn api_key_protects_the_socket_endpoints() {
 }
 
 #[tokio::test]
+async fn drain_behind_the_key_flips_readiness_and_refuses_handshakes() {
+    let app = start(true).await;
+    let addr = app.local_addr();
+    let switch = crate::drain::DrainSwitch::new(Duration::from_secs(7));
+    let router = router(
+        ApiConfig {
+            api_key: Some("k3y".into()),
+            drain: switch.clone(),
+            ..ApiConfig::default()
+        },
+        app.handle().clone(),
+    );
+    let client = PollingClient::connect(addr).await;
+
+    let ready = get(&router, "/api/socket/ready").await;
+    assert_eq!(
+        (ready.status.as_u16(), ready.json()),
+        (200, json!({"status": "ready"}))
+    );
+    let health = get(&router, "/api/socket/health").await.json();
+    assert!(health.get("draining").is_none(), "{health}");
+
+    // No key, no drain.
+    let refused = post(&router, "/api/socket/drain", "").await;
+    assert_eq!(refused.status, 401);
+    assert!(!switch.is_requested());
+    assert_eq!(get(&router, "/api/socket/ready").await.status, 200);
+
+    let drain = |body: &'static str| {
+        call(
+            &router,
+            Request::post("/api/socket/drain")
+                .header("x-api-key", "k3y")
+                .body(Body::from(body))
+                .unwrap(),
+        )
+    };
+    let answer = drain("").await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let body = answer.json();
+    assert_eq!(body["success"], true);
+    assert_eq!(body["drainSeconds"], 7);
+    assert!(
+        body["message"].as_str().unwrap().starts_with("Draining"),
+        "{body}"
+    );
+    assert!(switch.is_requested(), "the process is asked to drain");
+    let again = drain("{}").await.json();
+    assert_eq!(again["message"], "Already draining");
+
+    // A load balancer's probe and the health report see it at once.
+    let ready = get(&router, "/api/socket/ready").await;
+    assert_eq!(
+        (ready.status.as_u16(), ready.json()),
+        (503, json!({"status": "draining"}))
+    );
+    let health = get(&router, "/api/socket/health").await.json();
+    assert_eq!(
+        (health["status"].clone(), health["draining"].clone()),
+        (json!("draining"), json!(true))
+    );
+
+    // New clients are refused, over both transports; the one already here goes on.
+    let (status, body) = raw_http(addr, "GET", "/io/?EIO=4&transport=polling", "").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (503, r#"{"code":7,"message":"Server draining"}"#)
+    );
+    let mut ws = TcpStream::connect(addr).await.unwrap();
+    ws.write_all(
+        format!(
+            "GET /io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = vec![0; 12];
+    ws.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 503");
+    client.write(r#"42["ping-me"]"#).await;
+    assert_eq!(
+        get(&router, "/api/socket/info").await.status,
+        401,
+        "the key is still required"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_is_503_starting_before_the_socket_server_is_up() {
+    let app = start(false).await;
+    let router = api(&app, Some("k3y"));
+    let ready = get(&router, "/api/socket/ready").await;
+    assert_eq!(
+        (ready.status.as_u16(), ready.json()),
+        (503, json!({"status": "starting"}))
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_known_path_with_another_method_answers_405_with_allow() {
     let app = start(true).await;
     let router = api(&app, Some("k3y"));
@@ -1039,6 +1144,8 @@ async fn openapi_document_and_explorer() {
         ("/api/socket/client/{clientId}/join", "post"),
         ("/api/socket/client/{clientId}/leave", "post"),
         ("/api/socket/client/{clientId}/rooms", "get"),
+        ("/api/socket/drain", "post"),
+        ("/api/socket/ready", "get"),
         ("/api/socket/health", "get"),
         ("/api/health-check", "get"),
         ("/api/health-check/ping", "post"),

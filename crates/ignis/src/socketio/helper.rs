@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -18,6 +18,7 @@ use ignis_socketio::{
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
+use tokio::time::Instant;
 
 use super::handlers::{
     AuthRequest, AuthenticateHandler, ClientConnectedHandler, ValidateRoomHandler,
@@ -177,6 +178,21 @@ pub(crate) struct Inner {
     connect_handlers: Arc<SocketHandlers>,
     room_handlers: Arc<SocketHandlers>,
     default_rooms: Vec<Room>,
+    /// Set once a drain started ([`SocketIOServerHelper::drain`]); never cleared.
+    draining: AtomicBool,
+}
+
+/// The longest wait of a drain before it moves its first client (see
+/// [`SocketIOServerHelper::drain`]).
+pub const DRAIN_LEAD_MAX: Duration = Duration::from_secs(2);
+
+/// How a drain ended ([`SocketIOServerHelper::drain`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainOutcome {
+    /// Connections the drain closed.
+    pub moved: usize,
+    /// Connections still open when the drain ended (its window was over first).
+    pub remaining: usize,
 }
 
 impl Drop for Inner {
@@ -266,6 +282,7 @@ impl SocketIOServerHelper {
                 connect_handlers: Arc::new(connect_handlers(weak)),
                 room_handlers: Arc::new(room_handlers(weak)),
                 default_rooms,
+                draining: AtomicBool::new(false),
             }),
         };
         let weak = Arc::downgrade(&helper.inner);
@@ -730,21 +747,110 @@ impl SocketIOServerHelper {
         }
     }
 
-    /// Disconnects every client and closes the server.
+    /// Disconnects every client and closes the server. After a drain started
+    /// ([`SocketIOServerHelper::drain`]) the clients still here are not told
+    /// `io server disconnect` (which socket.io-client takes as final): their connections
+    /// close, so they reconnect elsewhere, with their sessions kept when recovery is on.
     pub async fn shutdown(&self) {
         tracing::info!("Shutting down SocketIO server...");
+        let draining = self.is_draining();
         let records: Vec<_> = std::mem::take(&mut *self.inner.clients.write())
             .into_values()
             .collect();
         self.inner.timers.clear();
         for record in records {
             record.retire(&self.inner.authenticated);
-            record.socket.disconnect();
+            if !draining {
+                record.socket.disconnect();
+            }
         }
-        // Let the DISCONNECT packets leave before the connections close.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        if !draining {
+            // Let the DISCONNECT packets leave before the connections close.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Sockets leave with "server shutting down" (no packet) and the connections close.
         self.inner.io.close();
         tracing::info!("SocketIO server shutdown complete");
+    }
+
+    /// Whether a drain started: the node takes no new clients and is moving its clients off.
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Acquire)
+    }
+
+    /// Puts the node in draining mode without moving anyone yet: from now on every new
+    /// handshake is refused (`503`, see [`ignis_socketio::engine::EngineError::Draining`]) and
+    /// [`SocketIOServerHelper::is_draining`] is true. True for the call that switched it on.
+    pub fn start_draining(&self) -> bool {
+        let first = !self.inner.draining.swap(true, Ordering::AcqRel);
+        self.inner.io.engine().refuse_new_sessions(true);
+        first
+    }
+
+    /// Drains the node: takes no new clients ([`SocketIOServerHelper::start_draining`]) and
+    /// closes the connections of the clients here one after another, evenly spread over
+    /// `window`, so that they do not all reconnect at the same moment. The first fifth of the
+    /// window (at most [`DRAIN_LEAD_MAX`]) moves no one: a load balancer probing the node's
+    /// readiness has that long to stop sending clients here. A connection is closed
+    /// the way a network failure closes it, not with `io server disconnect`: socket.io-client
+    /// reconnects (through a load balancer, to another node), and with connection state
+    /// recovery on the session is kept as on any such close. Ends when every connection is
+    /// gone or `window` is over, whichever comes first; the server is not stopped (call
+    /// [`SocketIOServerHelper::shutdown`] or stop the application, which then closes what is
+    /// left the same way).
+    pub async fn drain(&self, window: Duration) -> DrainOutcome {
+        self.start_draining();
+        let started = Instant::now();
+        let deadline = started + window;
+        let engine = self.inner.io.engine();
+        let mut sockets = self.inner.io.main_namespace().sockets();
+        // Oldest first, as the registry lists them; the others after.
+        let order: SidMap<u64> = self
+            .inner
+            .clients
+            .read()
+            .iter()
+            .map(|(id, record)| (*id, record.seq))
+            .collect();
+        sockets.sort_by_key(|s| order.get(&s.id()).copied().unwrap_or(u64::MAX));
+        let count = sockets.len();
+        tracing::info!(
+            clients = count,
+            window_ms = window.as_millis() as u64,
+            "draining: moving the clients off this node"
+        );
+        // A load balancer needs a probe or two to see that the node is not ready: clients moved
+        // before it did would come back here, be refused and retry later. A fifth of the
+        // window, up to 2 s, goes by before the first one is moved.
+        let lead = (window / 5).min(DRAIN_LEAD_MAX);
+        let spread = window - lead;
+        let mut moved = 0;
+        for (i, socket) in sockets.into_iter().enumerate() {
+            // Slot i + 1 of count + 1 after the lead: evenly apart, the last one a slot before
+            // the end, so that it has time to leave.
+            let due = started + lead + spread.mul_f64((i + 1) as f64 / (count + 1) as f64);
+            tokio::time::sleep_until(due).await;
+            if engine.session_count() == 0 {
+                break;
+            }
+            if socket.connected() {
+                socket.close_connection();
+                moved += 1;
+            }
+        }
+        // What the list did not hold: connections that have not joined the namespace (a
+        // handshake that went no further) or joined after the list was made. Closed the same
+        // way, at the last slot.
+        if engine.session_count() > 0 {
+            self.inner.io.close();
+        }
+        while engine.session_count() > 0 && Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            tokio::time::sleep(Duration::from_millis(20).min(left)).await;
+        }
+        let remaining = engine.session_count();
+        tracing::info!(moved, remaining, "drain over");
+        DrainOutcome { moved, remaining }
     }
 }
 

@@ -9,8 +9,8 @@ mod timers;
 pub use component::{RedisMode, SocketIOComponent};
 pub use handlers::{AuthRequest, AuthenticateHandler, ClientConnectedHandler, ValidateRoomHandler};
 pub use helper::{
-    ClientRecord, HelperOptions, MESSAGE_AUTH_TIMEOUT, SESSION_AUTHENTICATED, SendError,
-    SendOptions, SocketIOServerHelper,
+    ClientRecord, DRAIN_LEAD_MAX, DrainOutcome, HelperOptions, MESSAGE_AUTH_TIMEOUT,
+    SESSION_AUTHENTICATED, SendError, SendOptions, SocketIOServerHelper,
 };
 pub use ignis_redis::{RedisConfig, RedisConnection, SubscriptionMode};
 pub use ignis_socketio::proto::ignis as constants;
