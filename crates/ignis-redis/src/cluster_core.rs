@@ -48,6 +48,14 @@ pub(crate) trait Transport: Send + Sync + Sized + 'static {
         false
     }
 
+    /// With recovery on, sends an event to one socket with this transport's offset (see
+    /// [`Adapter::send_with_offset`](ignis_socketio::Adapter::send_with_offset)); false when it
+    /// has none.
+    fn send_with_offset(&self, send: &mut dyn FnMut(&str)) -> bool {
+        let _ = send;
+        false
+    }
+
     /// Whether [`Transport::rooms_changed`] wants to hear of rooms.
     fn watches_rooms(&self) -> bool {
         false
@@ -721,8 +729,8 @@ impl<T: Transport> Adapter for Core<T> {
         self.transport.missed_packets(ns, rooms, offset)
     }
 
-    fn offsets_direct_emits(&self) -> bool {
-        !self.transport.echoes_broadcasts()
+    fn send_with_offset(&self, send: &mut dyn FnMut(&str)) -> bool {
+        self.transport.send_with_offset(send)
     }
 
     fn server_side_emit<'a>(
@@ -884,8 +892,8 @@ macro_rules! forward_adapter {
             > {
                 self.core.missed_packets(ns, rooms, offset)
             }
-            fn offsets_direct_emits(&self) -> bool {
-                self.core.offsets_direct_emits()
+            fn send_with_offset(&self, send: &mut dyn FnMut(&str)) -> bool {
+                self.core.send_with_offset(send)
             }
             fn server_side_emit<'a>(
                 &'a self,

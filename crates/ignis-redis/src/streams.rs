@@ -493,6 +493,15 @@ impl Transport for StreamsTransport {
         true
     }
 
+    /// The last entry this node handed out, read and sent under the lock that hands entries
+    /// out: the socket has had every broadcast up to it, and none after it yet.
+    fn send_with_offset(&self, send: &mut dyn FnMut(&str)) -> bool {
+        let _delivering = self.shared.delivering.lock();
+        let read = *self.shared.read_up_to.borrow();
+        send(&read.to_string());
+        true
+    }
+
     /// Kept as Node keeps it: `SET {sessionKeyPrefix}{pid} base64(msgpack({sid, pid, rooms,
     /// data})) PX maxDisconnectionDuration`, plus the server's values under a key Node ignores.
     fn persist_session(&self, ns: &Namespace, session: SessionData) {

@@ -56,8 +56,10 @@ pub struct Cli {
     /// [default: socket.io].
     #[arg(long, env = "APP_ENV_REDIS_SOCKETIO_KEY")]
     pub redis_key: Option<String>,
-    /// Redis protocol: `classic` (PUBLISH, @socket.io/redis-adapter's createAdapter) or
-    /// `sharded` (Redis 7 SPUBLISH, createShardedAdapter) [default: classic].
+    /// Redis protocol: `classic` (PUBLISH, @socket.io/redis-adapter's createAdapter),
+    /// `sharded` (Redis 7 SPUBLISH, createShardedAdapter) or `streams`
+    /// (@socket.io/redis-streams-adapter: sessions kept in Redis, so that with
+    /// --recovery-max-disconnection-ms a client recovers on any node) [default: classic].
     #[arg(long, env = "APP_ENV_REDIS_SOCKETIO_MODE")]
     pub redis_mode: Option<String>,
     /// Subscription mode of the sharded protocol: `dynamic`, `dynamic-private` or `static`
@@ -653,10 +655,11 @@ impl Config {
         let redis_mode = match cli.redis_mode.or(file.redis_mode).as_deref() {
             None | Some("classic") => RedisMode::Classic,
             Some("sharded") => RedisMode::Sharded(subscription),
+            Some("streams") => RedisMode::Streams,
             Some(other) => {
                 return Err(ConfigError::Invalid {
                     name: "Redis mode",
-                    reason: format!("{other:?} is neither classic nor sharded"),
+                    reason: format!("{other:?} is not classic, sharded or streams"),
                 });
             }
         };
@@ -769,8 +772,9 @@ impl Config {
                 "connection state recovery keeps sessions in this node's memory: the Redis \
                  classic and sharded adapters cannot carry them, so a client that reconnects to \
                  another node (after a drain, a crash or a load balancer change) starts a new \
-                 session (recovered: false)",
+                 session (recovered: false); --redis-mode streams keeps them in Redis",
             ),
+            RedisMode::Streams => None,
         }
     }
 }

@@ -231,12 +231,19 @@ pub trait Adapter: Send + Sync + 'static {
         Box::pin(async move { missed })
     }
 
-    /// Whether an event emitted to one socket gets an offset from the namespace's in-memory
-    /// store when recovery is on. An adapter whose offsets come from elsewhere (the places of
-    /// broadcasts in a Redis stream) answers false: such events then carry none, as in Node,
-    /// and a restore on another node is not refused for an offset only this node knew.
-    fn offsets_direct_emits(&self) -> bool {
-        true
+    /// With recovery on, sends an event emitted to one socket with the offset this adapter
+    /// gives it: calls `send` with the offset and returns true. False (the default) leaves the
+    /// offset to the namespace's in-memory store, which also keeps the event for replay.
+    ///
+    /// An adapter whose offsets are places in a log that every node reads (a Redis stream)
+    /// gives the place up to which this node has handed broadcasts out: the socket has been
+    /// given every broadcast up to there, so a restore from it, on any node, misses none and
+    /// repeats none. `send` runs under the lock that orders those hand-outs, so that no
+    /// broadcast goes out between reading the place and sending. The event itself is not
+    /// replayed (in Node it is; here a direct emit does not cost a trip through Redis).
+    fn send_with_offset(&self, send: &mut dyn FnMut(&str)) -> bool {
+        let _ = send;
+        false
     }
 
     /// Emits an event to the other nodes' namespace handlers (`serverSideEmit`); with `ack`,

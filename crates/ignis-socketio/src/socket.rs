@@ -574,20 +574,29 @@ impl Socket {
         if !self.connected() {
             return Err(EmitError::Disconnected);
         }
-        if let Some(recovery) = self
-            .ns
-            .recovery()
-            .filter(|_| self.ns.adapter().offsets_direct_emits())
-        {
-            // With an offset, and kept for replay as a send to the socket's own room; but
-            // sent to the socket itself, as without recovery: a socket whose broadcasts are
-            // held still gets it (an application's answers to a client it has not admitted).
+        if let Some(recovery) = self.ns.recovery() {
+            let mut args = Some(args);
+            let mut sent = Ok(());
+            // The adapter's offset (a place in a log every node reads), if it gives one.
+            let stamped = self.ns.adapter().send_with_offset(&mut |offset| {
+                let Some(args) = args.take() else { return };
+                let mut args = args.into_owned();
+                args.push(Value::Str(offset.to_string()));
+                sent = self.send_packet(&Packet::event(self.ns.name(), event, args, None));
+            });
+            if stamped {
+                return sent;
+            }
+            // Else with an offset of the in-memory store, and kept for replay as a send to the
+            // socket's own room; but sent to the socket itself, as without recovery: a socket
+            // whose broadcasts are held still gets it (an application's answers to a client it
+            // has not admitted).
+            let args = args.map(Cow::into_owned).unwrap_or_default();
             let opts = BroadcastOptions {
                 rooms: vec![Arc::from(self.id.as_str())],
                 ..Default::default()
             };
-            let packet = Packet::event(self.ns.name(), event, args.into_owned(), None);
-            let mut sent = Ok(());
+            let packet = Packet::event(self.ns.name(), event, args, None);
             recovery.stamp_and_deliver(packet, &opts, |packet| sent = self.send_packet(&packet));
             return sent;
         }

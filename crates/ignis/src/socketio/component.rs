@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ignis_redis::{
     RedisAdapterConfig, RedisAdapterFactory, RedisConnection, ShardedAdapterConfig,
-    ShardedAdapterFactory, SubscriptionMode,
+    ShardedAdapterFactory, StreamsAdapterConfig, StreamsAdapterFactory, SubscriptionMode,
 };
 use ignis_socketio::SocketIo;
 
@@ -23,14 +23,18 @@ pub struct SocketIOComponent {
     redis_mode: RedisMode,
 }
 
-/// Which protocol of `@socket.io/redis-adapter` the nodes speak.
+/// Which protocol the nodes speak over Redis.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum RedisMode {
-    /// `createAdapter`: PUBLISH/PSUBSCRIBE.
+    /// `@socket.io/redis-adapter`'s `createAdapter`: PUBLISH/PSUBSCRIBE.
     #[default]
     Classic,
-    /// `createShardedAdapter` (Redis 7): SPUBLISH/SSUBSCRIBE, with this subscription mode.
+    /// `@socket.io/redis-adapter`'s `createShardedAdapter` (Redis 7): SPUBLISH/SSUBSCRIBE, with
+    /// this subscription mode.
     Sharded(SubscriptionMode),
+    /// `@socket.io/redis-streams-adapter`: broadcasts through a Redis stream, and sessions kept
+    /// in Redis, so that with connection state recovery on a client recovers on any node.
+    Streams,
 }
 
 impl SocketIOComponent {
@@ -51,7 +55,8 @@ impl SocketIOComponent {
     }
 
     /// The channel prefix shared with the other nodes when Redis is bound (`socket.io` by
-    /// default, as `@socket.io/redis-adapter`).
+    /// default, as `@socket.io/redis-adapter`); in [`RedisMode::Streams`], also the stream's
+    /// name.
     pub fn redis_key(mut self, key: impl Into<String>) -> Self {
         self.redis_key = Some(key.into());
         self
@@ -126,6 +131,24 @@ impl Component for SocketIOComponent {
                                 adapter.channel_prefix = key;
                             }
                             builder.adapter(ShardedAdapterFactory::new(connection.clone(), adapter))
+                        }
+                        RedisMode::Streams => {
+                            let mut adapter = StreamsAdapterConfig::default();
+                            if let Some(key) = redis_key {
+                                adapter.stream_name = key.clone();
+                                adapter.channel_prefix = key;
+                            }
+                            let factory = StreamsAdapterFactory::new(connection.clone(), adapter)?;
+                            // Read from the stream's end as it is now before taking traffic, so
+                            // that nothing added from then on is missed.
+                            if !factory.reading(Duration::from_secs(10)).await {
+                                return Err(format!(
+                                    "Redis at {} accepted the connection but its stream could not be read within 10 s",
+                                    connection.address()
+                                )
+                                .into());
+                            }
+                            builder.adapter(factory)
                         }
                     };
                     Some(connection)
