@@ -13,6 +13,8 @@ use ignis_socketio::{
 use serde::Deserialize;
 
 use crate::chat::ClientList;
+use crate::logging::LogSettings;
+use crate::settings::{EngineCli, EngineFile, EngineSettings};
 
 /// The Ignis real-time server: Socket.IO with authentication and rooms, and a REST API to send
 /// to clients, rooms or everyone.
@@ -161,6 +163,26 @@ pub struct Cli {
     /// Application name, in logs and the API document [default: ignis].
     #[arg(long, env = "APP_ENV_APPLICATION_NAME")]
     pub app_name: Option<String>,
+
+    // Engine settings and --print-config (issue 18): their own block.
+    /// Print the effective configuration as TOML (secrets hidden) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    #[command(flatten)]
+    pub engine: EngineCli,
+
+    // Log files (issue 18): their own block.
+    /// Directory of the log files; without it, logs go to stderr [default: unset].
+    #[arg(long, env = "APP_ENV_LOGGER_DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// When a log file is closed and the next begun: `hourly`, `daily` or `never`
+    /// [default: hourly].
+    #[arg(long, env = "APP_ENV_LOGGER_ROTATION")]
+    pub log_rotation: Option<String>,
+    /// How many log files are kept, of each kind: a count (`48`), or an age (`5d`, `12h`)
+    /// that counts files of the rotation's period [default: 5d].
+    #[arg(long, env = "APP_ENV_LOGGER_KEEP")]
+    pub log_keep: Option<String>,
 }
 
 /// What to do instead of serving.
@@ -242,6 +264,14 @@ struct FileConfig {
     api_key: Option<String>,
     log_format: Option<String>,
     app_name: Option<String>,
+
+    // Engine settings (issue 18): the `[engine]` table.
+    engine: Option<EngineFile>,
+
+    // Log files (issue 18).
+    log_dir: Option<PathBuf>,
+    log_rotation: Option<String>,
+    log_keep: Option<String>,
 }
 
 /// How client tokens are checked.
@@ -349,6 +379,22 @@ pub struct Config {
     pub api_key: Option<String>,
     pub log_format: LogFormat,
     pub app_name: String,
+
+    // Engine settings (issue 18), and what `--print-config` shows of the settings read as
+    // files or URLs.
+    pub engine: EngineSettings,
+    pub sources: Sources,
+
+    // Log files (issue 18).
+    pub log: LogSettings,
+}
+
+/// Settings as given, for `--print-config`: the configuration keeps what they were read into.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    pub redis_url: Option<String>,
+    pub redis_tls_ca: Option<PathBuf>,
+    pub jwt_public_key_file: Option<PathBuf>,
 }
 
 /// A configuration that cannot be used.
@@ -535,6 +581,14 @@ impl Config {
                 });
             }
         };
+        let engine = EngineSettings::load(cli.engine, file.engine.unwrap_or_default())?;
+        let log = LogSettings::load(
+            log_format,
+            cli.log_dir.or(file.log_dir),
+            cli.log_rotation.or(file.log_rotation).as_deref(),
+            cli.log_keep.or(file.log_keep).as_deref(),
+        )?;
+        let mut jwt_public_key_file = None;
         let jwt = match (
             cli.jwt_secret.or(file.jwt_secret),
             cli.jwt_public_key_file.or(file.jwt_public_key_file),
@@ -546,9 +600,12 @@ impl Config {
                 });
             }
             (Some(secret), None) => JwtKey::Secret(secret),
-            (None, Some(path)) => JwtKey::PublicKeyPem(
-                std::fs::read(&path).map_err(|error| ConfigError::ReadKey { path, error })?,
-            ),
+            (None, Some(path)) => {
+                jwt_public_key_file = Some(path.clone());
+                JwtKey::PublicKeyPem(
+                    std::fs::read(&path).map_err(|error| ConfigError::ReadKey { path, error })?,
+                )
+            }
             (None, None) => JwtKey::None,
         };
         let leeway_secs = cli
@@ -650,10 +707,13 @@ impl Config {
             }
         };
         let redis_url = cli.redis_url.or(file.redis_url).or_else(redis_from_env);
-        let redis = redis_config(
-            redis_url.as_deref(),
-            cli.redis_tls_ca.or(file.redis_tls_ca).as_deref(),
-        )?;
+        let redis_tls_ca = cli.redis_tls_ca.or(file.redis_tls_ca);
+        let redis = redis_config(redis_url.as_deref(), redis_tls_ca.as_deref())?;
+        let sources = Sources {
+            redis_url,
+            redis_tls_ca,
+            jwt_public_key_file,
+        };
         Ok(Config {
             redis_mode,
             redis,
@@ -719,6 +779,9 @@ impl Config {
                 .app_name
                 .or(file.app_name)
                 .unwrap_or_else(|| "ignis".into()),
+            engine,
+            sources,
+            log,
         })
     }
 }

@@ -9,7 +9,9 @@ mod auth;
 mod chat;
 mod config;
 mod logging;
+mod print_config;
 mod rooms;
+mod settings;
 #[cfg(test)]
 mod tests;
 
@@ -28,25 +30,9 @@ use ignis_socketio::{RecoveryConfig, Value};
 
 use crate::auth::Verifier;
 use crate::chat::{ChatOptions, subject_of};
-use crate::config::{Cli, Command, Config, LogFormat};
+use crate::config::{Cli, Command, Config};
 use crate::logging::Escaped;
 use crate::rooms::RoomRules;
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init(),
-    }
-}
 
 /// What `/io` answers to browsers: without a list, any origin but no credentials (enough for
 /// socket.io-client, whose `withCredentials` is off by default, and no page can ride on a
@@ -108,7 +94,7 @@ fn build(config: &Config, verifier: Verifier, redis: Option<RedisConfig>) -> App
         let rules = rules.clone();
         async move { Ok(rules.filter(requested, subject_of(&socket).as_deref())) }
     });
-    let server_options = ServerOptions {
+    let server_options = config.engine.apply(ServerOptions {
         path: Some(config.socket_path.clone()),
         cors: Some(socket_cors(config.cors_origins.as_deref())),
         max_rooms_per_socket: Some(config.limits.max_rooms_per_socket),
@@ -125,7 +111,7 @@ fn build(config: &Config, verifier: Verifier, redis: Option<RedisConfig>) -> App
             ..RecoveryConfig::default()
         }),
         ..ServerOptions::default()
-    };
+    });
     let slot: chat::HelperSlot = Arc::new(OnceLock::new());
     let hook_slot = slot.clone();
     let api_config = api::ApiConfig {
@@ -193,6 +179,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 async fn main() -> ExitCode {
     let mut cli = Cli::parse();
     let command = cli.command.take();
+    let print = cli.print_config;
     let config = match Config::load(cli) {
         Ok(c) => c,
         Err(e) => {
@@ -200,6 +187,18 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if print {
+        return match print_config::to_toml(&config) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ignis-server: cannot print the configuration: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::MintToken { sub, ttl }) = command {
         return match auth::mint(&config.jwt, &sub, ttl) {
             Ok(token) => {
@@ -212,7 +211,14 @@ async fn main() -> ExitCode {
             }
         };
     }
-    init_logging(config.log_format);
+    // Kept to the end: dropped, the lines still queued for the log files are written.
+    let _log_guards = match logging::init(&config.log) {
+        Ok(guards) => guards,
+        Err(e) => {
+            eprintln!("ignis-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let verifier = match Verifier::new(&config.jwt) {
         Ok(v) => v,
         Err(e) => {
