@@ -45,6 +45,8 @@ pub use config::{AllowOrigin, AllowRequest, Cors, EngineConfig, PerMessageDeflat
 pub use engine::{Engine, Handler, PeerAddr, RequestInfo};
 pub use error::EngineError;
 pub use http::{BodyTimeout, HttpLimits, ResponseBody, Site, TimedBody, serve_http, serve_site};
+#[cfg(feature = "tls")]
+pub use http::{ServerTls, TlsError};
 pub use query::{QueryPairs, query_pairs};
 pub use session::{
     CloseReason, DeliveryBatch, HeadroomError, Round, SendError, SharedMessage, Socket,

@@ -183,6 +183,15 @@ pub struct Cli {
     /// that counts files of the rotation's period [default: 5d].
     #[arg(long, env = "APP_ENV_LOGGER_KEEP")]
     pub log_keep: Option<String>,
+
+    // TLS (issue 18): its own block.
+    /// PEM certificate chain to serve HTTPS and WSS with, on the same port and paths; needs
+    /// --tls-key. SIGHUP reloads both files [default: plain HTTP].
+    #[arg(long, env = "APP_ENV_SERVER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "APP_ENV_SERVER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// What to do instead of serving.
@@ -272,6 +281,10 @@ struct FileConfig {
     log_dir: Option<PathBuf>,
     log_rotation: Option<String>,
     log_keep: Option<String>,
+
+    // TLS (issue 18).
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// How client tokens are checked.
@@ -387,6 +400,16 @@ pub struct Config {
 
     // Log files (issue 18).
     pub log: LogSettings,
+
+    // TLS (issue 18): the certificate and key files, read when the server starts.
+    pub tls: Option<TlsFiles>,
+}
+
+/// Where the server's certificate and key are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Settings as given, for `--print-config`: the configuration keeps what they were read into.
@@ -709,6 +732,22 @@ impl Config {
         let redis_url = cli.redis_url.or(file.redis_url).or_else(redis_from_env);
         let redis_tls_ca = cli.redis_tls_ca.or(file.redis_tls_ca);
         let redis = redis_config(redis_url.as_deref(), redis_tls_ca.as_deref())?;
+        let tls = match (cli.tls_cert.or(file.tls_cert), cli.tls_key.or(file.tls_key)) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::Invalid {
+                    name: "TLS key (tls_key, --tls-key)",
+                    reason: "a certificate is set (--tls-cert) but no key".into(),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    name: "TLS certificate (tls_cert, --tls-cert)",
+                    reason: "a key is set (--tls-key) but no certificate".into(),
+                });
+            }
+        };
         let sources = Sources {
             redis_url,
             redis_tls_ca,
@@ -782,6 +821,7 @@ impl Config {
             engine,
             sources,
             log,
+            tls,
         })
     }
 }

@@ -14,6 +14,8 @@ mod rooms;
 mod settings;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
 
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
@@ -23,7 +25,7 @@ use ignis::socketio::{
     AuthenticateHandler, CorsOptions, RedisConfig, ServerOptions, SocketIOComponent,
     ValidateRoomHandler, keys,
 };
-use ignis::{AppConfig, Application};
+use ignis::{AppConfig, Application, ServerTls};
 use ignis_socketio::engine::AllowOrigin;
 use ignis_socketio::proto::value::Map;
 use ignis_socketio::{RecoveryConfig, Value};
@@ -171,6 +173,25 @@ fn build(config: &Config, verifier: Verifier, redis: Option<RedisConfig>) -> App
     app
 }
 
+/// Reloads the certificate and key on every SIGHUP: connections opened afterwards get the new
+/// ones, open connections keep theirs. A file that cannot be used leaves the previous
+/// certificate in place, and says why.
+fn reload_on_sighup(tls: Arc<ServerTls>) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::error!("TLS certificate not reloaded, the previous one stays: {e}")
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -239,7 +260,25 @@ async fn main() -> ExitCode {
     }
     // Checked when the configuration was loaded.
     let redis = config.redis.clone();
-    let running = match build(&config, verifier, redis).start().await {
+    let mut app = build(&config, verifier, redis);
+    let tls = match &config.tls {
+        None => None,
+        Some(files) => match ServerTls::from_pem_files(&files.cert, &files.key) {
+            Ok(tls) => Some(Arc::new(tls)),
+            Err(e) => {
+                tracing::error!("invalid TLS certificate or key (--tls-cert, --tls-key): {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    if let Some(tls) = &tls {
+        app = app.tls(tls.clone());
+        if let Err(e) = reload_on_sighup(tls.clone()) {
+            tracing::error!("cannot listen for SIGHUP to reload the certificate: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let running = match app.start().await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("cannot start: {e}");
@@ -247,8 +286,9 @@ async fn main() -> ExitCode {
         }
     };
     let addr = running.local_addr();
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
-        "{} listening on http://{addr} (REST API under {}, Socket.IO on {})",
+        "{} listening on {scheme}://{addr} (REST API under {}, Socket.IO on {})",
         config.app_name,
         config.base_path,
         config.socket_path

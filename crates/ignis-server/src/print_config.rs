@@ -52,6 +52,11 @@ struct Printed {
     room_deny: Vec<String>,
     get_clients: &'static str,
 
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls_key: Option<PathBuf>,
+
     max_rooms_per_socket: usize,
     event_rate: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -141,6 +146,8 @@ pub fn to_toml(config: &Config) -> Result<String, toml::ser::Error> {
             ClientList::Own => "own",
             ClientList::All => "all",
         },
+        tls_cert: config.tls.as_ref().map(|t| t.cert.clone()),
+        tls_key: config.tls.as_ref().map(|t| t.key.clone()),
         max_rooms_per_socket: limits.max_rooms_per_socket,
         event_rate: limits.event_rate.map_or(0, |r| r.per_second),
         event_burst: limits.event_rate.map(|r| r.burst),
@@ -281,6 +288,8 @@ mod sample_file {
         // key excludes the secret, and a CA needs a readable certificate.
         printed.insert("jwt_public_key_file".into());
         printed.insert("redis_tls_ca".into());
+        printed.insert("tls_cert".into());
+        printed.insert("tls_key".into());
         assert_eq!(keys(&uncommented), printed);
     }
 }
