@@ -118,7 +118,9 @@ async fn exit_codes() {
     );
 
     for bad in [
-        vec!["https://example.com"],
+        vec!["ftp://example.com"],
+        vec!["https://h", "--ca", "/nonexistent/ca.pem"],
+        vec!["https://h", "--ca", "/nonexistent/ca.pem", "--insecure"],
         vec!["http://h", "--data", "{}"],
         vec!["http://h", "--emit", "x", "--data", "{not json"],
         vec!["http://h", "-H", "no-colon"],

@@ -280,3 +280,170 @@ async fn a_reload_keeps_open_connections_and_serves_the_new_certificate() {
     assert!(connect(addr, &new_ca.pem).await.is_ok());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn our_client_over_https_and_wss() {
+    use ignis_client::{Client, TlsOptions, Transport};
+    let dir = TempDir::new("client");
+    let ca = new_ca("Ignis test CA");
+    let (cert, key) = write_server_cert(&dir.0, &ca, "ignis test server");
+    let app = start(
+        Cli::default(),
+        Arc::new(ServerTls::from_pem_files(cert, key).unwrap()),
+    )
+    .await;
+    let port = app.local_addr().port();
+    let connect = |url: String, transports: Vec<Transport>, tls: TlsOptions| {
+        Client::builder(url)
+            .path("/io")
+            .transports(transports)
+            .reconnection(false)
+            .timeout(Duration::from_secs(5))
+            .tls(tls)
+            .connect("/")
+    };
+    let trusted = || TlsOptions::new().ca_pem(ca.pem.clone());
+    // Polling upgraded to WebSocket over https, and WebSocket alone over wss.
+    for (url, transports) in [
+        (
+            format!("https://localhost:{port}"),
+            vec![Transport::Polling, Transport::Websocket],
+        ),
+        (
+            format!("https://localhost:{port}"),
+            vec![Transport::Polling],
+        ),
+        (
+            format!("wss://localhost:{port}"),
+            vec![Transport::Websocket],
+        ),
+    ] {
+        let socket = connect(url.clone(), transports.clone(), trusted())
+            .await
+            .unwrap_or_else(|e| panic!("{url} {transports:?}: {e}"));
+        assert!(socket.connected());
+        socket.disconnect();
+    }
+
+    // Another CA: refused, and the error says why.
+    let other = new_ca("Another CA");
+    for transports in [vec![Transport::Polling], vec![Transport::Websocket]] {
+        let err = connect(
+            format!("https://localhost:{port}"),
+            transports,
+            TlsOptions::new().ca_pem(other.pem.clone()),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("TLS handshake failed") && err.contains("invalid peer certificate"),
+            "{err}"
+        );
+    }
+    // The Ignis client helper over wss: connected and authenticated (open development mode).
+    let helper = ignis_client::SocketIOClientHelper::new(ignis_client::HelperOptions::new(
+        "tls-test",
+        Client::builder(format!("wss://localhost:{port}"))
+            .path("/io")
+            .transports([Transport::Websocket])
+            .reconnection(false)
+            .tls(trusted()),
+    ))
+    .unwrap();
+    helper.connect_and_wait().await.unwrap();
+    let authenticated = helper.authenticate_and_wait().await.unwrap();
+    assert!(authenticated.get("id").is_some(), "{authenticated:?}");
+    helper.shutdown();
+
+    // The insecure switch trusts anything.
+    let socket = connect(
+        format!("wss://localhost:{port}"),
+        vec![Transport::Websocket],
+        TlsOptions::new().danger_accept_invalid_certs(true),
+    )
+    .await
+    .unwrap();
+    socket.disconnect();
+    app.stop().await;
+}
+
+/// Connection set-up over TLS against plain TCP: `n` WebSocket connections opened one after
+/// the other (TCP connect, the TLS handshake for the one, the WebSocket handshake, the open
+/// packet), timed from the client. Client and server share the process, so the TLS figure
+/// holds both sides' handshake work. A benchmark, not a check; its figures need a quiet
+/// machine:
+///
+/// ```sh
+/// cargo test --release -p ignis-server --bin ignis-server tls_tests::setup_cost -- \
+///   --ignored --nocapture
+/// ```
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run it on a quiet machine"]
+async fn setup_cost() {
+    let n: usize = std::env::var("IGNIS_SETUP_COST_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    let dir = TempDir::new("setup-cost");
+    let ca = new_ca("Ignis bench CA");
+    let (cert, key) = write_server_cert(&dir.0, &ca, "ignis bench server");
+    let plain_config = Config::load(Cli {
+        port: Some(0),
+        ..Cli::default()
+    })
+    .unwrap();
+    let plain = build(
+        &plain_config,
+        Verifier::new(&plain_config.jwt).unwrap(),
+        None,
+    )
+    .start()
+    .await
+    .unwrap();
+    let tls = start(
+        Cli::default(),
+        Arc::new(ServerTls::from_pem_files(cert, key).unwrap()),
+    )
+    .await;
+
+    let summary = |name: &str, mut times: Vec<Duration>| {
+        times.sort();
+        let mean = times.iter().sum::<Duration>() / times.len() as u32;
+        let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+        println!(
+            "{name}: {n} connections, mean {mean:?}, p50 {:?}, p99 {:?}",
+            at(0.5),
+            at(0.99)
+        );
+    };
+    let request: &[u8] = b"GET /io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: localhost\r\n\
+        Upgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = std::time::Instant::now();
+        let mut stream = TcpStream::connect(plain.local_addr()).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut seen = Vec::new();
+        while !String::from_utf8_lossy(&seen).contains("pingInterval") {
+            let mut buf = [0u8; 1024];
+            let got = stream.read(&mut buf).await.unwrap();
+            assert!(got > 0);
+            seen.extend_from_slice(&buf[..got]);
+        }
+        times.push(started.elapsed());
+    }
+    summary("plain ws", times);
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = std::time::Instant::now();
+        let mut stream = connect(tls.local_addr(), &ca.pem).await.unwrap();
+        websocket(&mut stream).await;
+        times.push(started.elapsed());
+    }
+    summary("tls wss", times);
+    plain.stop().await;
+    tls.stop().await;
+}
