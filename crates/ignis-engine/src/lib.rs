@@ -5,6 +5,10 @@
 //! of namespaces or rooms: the layer above implements [`Handler`] and sees opened sessions, the
 //! messages they receive and why they closed.
 //!
+//! With the `tls` feature, [`Engine::serve_tls_with`] (and any [`Site`] whose `tls` returns a
+//! [`ServerTls`]) serves HTTPS and WSS on the same listener and paths, with a certificate that
+//! [`ServerTls::reload`] replaces while serving.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use ignis_engine::{CloseReason, Engine, EngineConfig, Handler, RequestInfo, Socket};

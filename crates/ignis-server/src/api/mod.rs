@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 /// How the API is served.
 #[derive(Debug, Clone)]
@@ -87,7 +87,13 @@ pub fn router(config: ApiConfig, app: ignis::AppHandle) -> Router {
         )
         .route(&at("/socket/client/{clientId}/join"), post(socket::join))
         .route(&at("/socket/client/{clientId}/leave"), post(socket::leave))
-        .route(&at("/socket/client/{clientId}/rooms"), get(socket::rooms));
+        .route(&at("/socket/client/{clientId}/rooms"), get(socket::rooms))
+        .route(&at("/socket/client/{clientId}"), delete(socket::disconnect))
+        .route(&at("/socket/rooms"), get(socket::cluster_rooms))
+        .route(
+            &at("/socket/room/{roomId}/clients"),
+            get(socket::room_clients),
+        );
     if let Some(key) = config.api_key.filter(|k| !k.is_empty()) {
         protected = protected.route_layer(from_fn_with_state(
             Arc::new(auth::ApiKey::new(key)),
