@@ -12,7 +12,7 @@ pub enum Error {
     #[error("invalid URL {0:?}")]
     InvalidUrl(String),
     /// `https`/`wss` (TLS is not built in) or another scheme.
-    #[error("unsupported URL scheme {0:?} (use http or ws)")]
+    #[error("unsupported URL scheme {0:?} (use http, https, ws or wss)")]
     UnsupportedScheme(String),
     /// A header name or value the HTTP layer refuses.
     #[error("invalid header {0:?}")]
@@ -44,6 +44,9 @@ pub enum Error {
     /// Connecting to the namespace failed.
     #[error("connection failed: {0}")]
     Connect(#[from] ConnectError),
+    /// The TLS options cannot be used (a CA file without a certificate, say).
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl From<ignis_proto::value::ValueError> for Error {
@@ -116,6 +119,10 @@ pub enum TransportError {
     /// The server closed the connection.
     #[error("connection closed by the server")]
     Closed,
+    /// The TLS handshake failed: most often the server's certificate is not trusted (signed by
+    /// a CA the client does not trust, or for another name).
+    #[error("TLS handshake failed {0}")]
+    Tls(String),
 }
 
 impl From<std::io::Error> for TransportError {

@@ -15,7 +15,8 @@
 //!   callbacks, subscriptions, rooms (spec §9). [`constants`] holds the names the Ignis
 //!   server and client share.
 //!
-//! TLS (`https`, `wss`) is not built in.
+//! `https://` and `wss://` URLs connect over TLS (rustls), verifying the server against the
+//! system's trusted roots, or a CA given with [`TlsOptions`].
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -50,6 +51,7 @@ mod helper;
 mod manager;
 mod options;
 mod socket;
+mod tls;
 
 pub use error::{AckError, ConnectError, DisconnectReason, Error, TransportError};
 pub use event::Event;
@@ -60,3 +62,4 @@ pub use ignis_proto::{self as proto, Value};
 pub use manager::Manager;
 pub use options::{Client, ClientBuilder, Parser, Transport};
 pub use socket::{HandlerId, Socket};
+pub use tls::TlsOptions;

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::manager::Manager;
 use crate::socket::Socket;
+use crate::tls::TlsOptions;
 
 /// An Engine.IO transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,23 +52,28 @@ pub(crate) struct Target {
     pub(crate) path: String,
     /// Query parameters sent with every Engine.IO request.
     pub(crate) query: Vec<(String, String)>,
+    /// Whether the URL is `https` or `wss`.
+    pub(crate) secure: bool,
+    /// The TLS configuration of a secure target, set when the options are built.
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Target {
     fn parse(url: &str) -> Result<Target, Error> {
         let uri: http::Uri = url.parse().map_err(|_| Error::InvalidUrl(url.into()))?;
-        match uri.scheme_str() {
-            Some("http" | "ws") => {}
+        let secure = match uri.scheme_str() {
+            Some("http" | "ws") => false,
+            Some("https" | "wss") => true,
             Some(other) => return Err(Error::UnsupportedScheme(other.into())),
             None => return Err(Error::InvalidUrl(url.into())),
-        }
+        };
         let host = uri
             .host()
             .filter(|h| !h.is_empty())
             .ok_or_else(|| Error::InvalidUrl(url.into()))?;
         let port = explicit_port(uri.authority().map_or("", |a| a.as_str()))
             .map_err(|()| Error::InvalidUrl(url.into()))?
-            .unwrap_or(80);
+            .unwrap_or(if secure { 443 } else { 80 });
         // An IPv6 literal keeps its brackets in the Host header but not for connecting.
         let bare_host = host
             .trim_start_matches('[')
@@ -97,6 +103,8 @@ impl Target {
             authority,
             path: "/socket.io/".into(),
             query,
+            secure,
+            tls: None,
         })
     }
 
@@ -176,6 +184,7 @@ pub struct ClientBuilder {
     query: Vec<(String, String)>,
     auth: Result<Option<Value>, Error>,
     options: Options,
+    tls: TlsOptions,
 }
 
 /// Entry point: `Client::builder(url)`.
@@ -206,6 +215,8 @@ impl ClientBuilder {
                     authority: String::new(),
                     path: String::new(),
                     query: Vec::new(),
+                    secure: false,
+                    tls: None,
                 },
                 headers: HeaderMap::new(),
                 transports: vec![Transport::Polling, Transport::Websocket],
@@ -223,6 +234,7 @@ impl ClientBuilder {
                 max_queued_messages: 65_536,
                 max_buffered_packets: 4096,
             },
+            tls: TlsOptions::default(),
         }
     }
 
@@ -339,9 +351,19 @@ impl ClientBuilder {
         self
     }
 
+    /// How the server's certificate is checked on `https://` and `wss://` URLs (the system's
+    /// trusted roots by default).
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = tls;
+        self
+    }
+
     pub(crate) fn into_options(self) -> Result<Options, Error> {
         let mut options = self.options;
         options.target = Target::parse(&self.url)?;
+        if options.target.secure {
+            options.target.tls = Some(self.tls.client_config()?);
+        }
         let mut path = self.path;
         if !path.starts_with('/') {
             path.insert(0, '/');
@@ -418,6 +440,8 @@ mod tests {
                 &[("a", "1"), ("b", "x y")],
             ),
             ("http://user:pw@h:2", "h", 2, "h:2", &[]),
+            ("https://h", "h", 443, "h", &[]),
+            ("wss://h:8443", "h", 8443, "h:8443", &[]),
         ];
         for (url, host, port, authority, query) in cases {
             let t = Target::parse(url).unwrap();
@@ -439,8 +463,6 @@ mod tests {
             ("", "invalid"),
             ("127.0.0.1:3000", "invalid"),
             ("/relative", "invalid"),
-            ("https://example.com", "scheme"),
-            ("wss://example.com", "scheme"),
             ("ftp://example.com", "scheme"),
             ("http://", "invalid"),
             ("http://exa mple.com", "invalid"),

@@ -166,7 +166,9 @@ async fn exit_codes() {
     );
 
     for bad in [
-        vec!["https://example.com"],
+        vec!["ftp://example.com"],
+        vec!["https://h", "--ca", "/nonexistent/ca.pem"],
+        vec!["https://h", "--ca", "/nonexistent/ca.pem", "--insecure"],
         vec!["http://h", "--data", "{}"],
         vec!["http://h", "--emit", "x", "--data", "{not json"],
         vec!["http://h", "-H", "no-colon"],
@@ -267,4 +269,48 @@ async fn a_404_at_connect_is_printed_once_with_a_hint_about_the_path() {
             .is_some_and(|h| h.contains("--path")),
         "{lines:?}"
     );
+}
+
+#[tokio::test]
+async fn connects_over_wss_with_a_ca_or_insecure() {
+    let dir = std::env::temp_dir().join(format!("ignis-cli-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let tls = std::sync::Arc::new(ignis_engine::ServerTls::from_pem_files(&cert, &key).unwrap());
+    let io = SocketIo::builder().build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(
+        io.engine()
+            .clone()
+            .serve_tls_with(listener, tls, |_req| async {
+                http::Response::new(ignis_engine::ResponseBody::from("not found"))
+            }),
+    );
+    let url = format!("wss://localhost:{port}");
+    let ca = cert.to_string_lossy().into_owned();
+    let common = ["--path", "/socket.io", "--no-reconnect", "--timeout", "5"];
+    for (extra, expected) in [
+        (vec!["--ca", ca.as_str()], 0),
+        (vec!["--insecure"], 0),
+        // The system's roots do not know this self-signed certificate.
+        (vec![], 1),
+    ] {
+        let mut args = vec![url.as_str()];
+        args.extend_from_slice(&common);
+        args.extend_from_slice(&extra);
+        args.extend_from_slice(&["--transport", "websocket", "--duration", "0.3"]);
+        let (code, lines, stderr) = run(&args).await;
+        assert_eq!(code, expected, "{extra:?}: {lines:?} {stderr}");
+        if expected == 0 {
+            assert_eq!(lines[0]["type"], "connect", "{lines:?}");
+        } else {
+            let error = lines.last().unwrap().to_string();
+            assert!(error.contains("TLS handshake failed"), "{error}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

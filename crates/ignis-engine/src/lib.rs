@@ -5,6 +5,10 @@
 //! of namespaces or rooms: the layer above implements [`Handler`] and sees opened sessions, the
 //! messages they receive and why they closed.
 //!
+//! With the `tls` feature, [`Engine::serve_tls_with`] (and any [`Site`] whose `tls` returns a
+//! [`ServerTls`]) serves HTTPS and WSS on the same listener and paths, with a certificate that
+//! [`ServerTls::reload`] replaces while serving.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use ignis_engine::{CloseReason, Engine, EngineConfig, Handler, RequestInfo, Socket};
@@ -45,6 +49,8 @@ pub use config::{AllowOrigin, AllowRequest, Cors, EngineConfig, PerMessageDeflat
 pub use engine::{Engine, Handler, PeerAddr, RequestInfo};
 pub use error::EngineError;
 pub use http::{BodyTimeout, HttpLimits, ResponseBody, Site, TimedBody, serve_http, serve_site};
+#[cfg(feature = "tls")]
+pub use http::{ServerTls, TlsError};
 pub use query::{QueryPairs, query_pairs};
 pub use session::{
     CloseReason, DeliveryBatch, HeadroomError, Round, SendError, SharedMessage, Socket,

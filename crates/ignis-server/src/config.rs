@@ -13,6 +13,8 @@ use ignis_socketio::{
 use serde::Deserialize;
 
 use crate::chat::ClientList;
+use crate::logging::LogSettings;
+use crate::settings::{EngineCli, EngineFile, EngineSettings};
 
 /// The Ignis real-time server: Socket.IO with authentication and rooms, and a REST API to send
 /// to clients, rooms or everyone.
@@ -170,6 +172,34 @@ pub struct Cli {
     /// [default: 15].
     #[arg(long, env = "APP_ENV_SERVER_DRAIN_SECONDS")]
     pub drain_seconds: Option<u64>,
+    // Engine settings and --print-config (issue 18): their own block.
+    /// Print the effective configuration as TOML (secrets hidden) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    #[command(flatten)]
+    pub engine: EngineCli,
+
+    // Log files (issue 18): their own block.
+    /// Directory of the log files; without it, logs go to stderr [default: unset].
+    #[arg(long, env = "APP_ENV_LOGGER_DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// When a log file is closed and the next begun: `hourly`, `daily` or `never`
+    /// [default: hourly].
+    #[arg(long, env = "APP_ENV_LOGGER_ROTATION")]
+    pub log_rotation: Option<String>,
+    /// How many log files are kept, of each kind: a count (`48`), or an age (`5d`, `12h`)
+    /// that counts files of the rotation's period [default: 5d].
+    #[arg(long, env = "APP_ENV_LOGGER_KEEP")]
+    pub log_keep: Option<String>,
+
+    // TLS (issue 18): its own block.
+    /// PEM certificate chain to serve HTTPS and WSS with, on the same port and paths; needs
+    /// --tls-key. SIGHUP reloads both files [default: plain HTTP].
+    #[arg(long, env = "APP_ENV_SERVER_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "APP_ENV_SERVER_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// What to do instead of serving.
@@ -253,6 +283,18 @@ struct FileConfig {
     app_name: Option<String>,
     // Draining.
     drain_seconds: Option<u64>,
+
+    // Engine settings (issue 18): the `[engine]` table.
+    engine: Option<EngineFile>,
+
+    // Log files (issue 18).
+    log_dir: Option<PathBuf>,
+    log_rotation: Option<String>,
+    log_keep: Option<String>,
+
+    // TLS (issue 18).
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// How client tokens are checked.
@@ -362,6 +404,32 @@ pub struct Config {
     pub app_name: String,
     /// How long a drain spreads the clients' reconnections over.
     pub drain_window: Duration,
+
+    // Engine settings (issue 18), and what `--print-config` shows of the settings read as
+    // files or URLs.
+    pub engine: EngineSettings,
+    pub sources: Sources,
+
+    // Log files (issue 18).
+    pub log: LogSettings,
+
+    // TLS (issue 18): the certificate and key files, read when the server starts.
+    pub tls: Option<TlsFiles>,
+}
+
+/// Where the server's certificate and key are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Settings as given, for `--print-config`: the configuration keeps what they were read into.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    pub redis_url: Option<String>,
+    pub redis_tls_ca: Option<PathBuf>,
+    pub jwt_public_key_file: Option<PathBuf>,
 }
 
 /// A configuration that cannot be used.
@@ -548,6 +616,14 @@ impl Config {
                 });
             }
         };
+        let engine = EngineSettings::load(cli.engine, file.engine.unwrap_or_default())?;
+        let log = LogSettings::load(
+            log_format,
+            cli.log_dir.or(file.log_dir),
+            cli.log_rotation.or(file.log_rotation).as_deref(),
+            cli.log_keep.or(file.log_keep).as_deref(),
+        )?;
+        let mut jwt_public_key_file = None;
         let jwt = match (
             cli.jwt_secret.or(file.jwt_secret),
             cli.jwt_public_key_file.or(file.jwt_public_key_file),
@@ -559,9 +635,12 @@ impl Config {
                 });
             }
             (Some(secret), None) => JwtKey::Secret(secret),
-            (None, Some(path)) => JwtKey::PublicKeyPem(
-                std::fs::read(&path).map_err(|error| ConfigError::ReadKey { path, error })?,
-            ),
+            (None, Some(path)) => {
+                jwt_public_key_file = Some(path.clone());
+                JwtKey::PublicKeyPem(
+                    std::fs::read(&path).map_err(|error| ConfigError::ReadKey { path, error })?,
+                )
+            }
             (None, None) => JwtKey::None,
         };
         let leeway_secs = cli
@@ -664,10 +743,29 @@ impl Config {
             }
         };
         let redis_url = cli.redis_url.or(file.redis_url).or_else(redis_from_env);
-        let redis = redis_config(
-            redis_url.as_deref(),
-            cli.redis_tls_ca.or(file.redis_tls_ca).as_deref(),
-        )?;
+        let redis_tls_ca = cli.redis_tls_ca.or(file.redis_tls_ca);
+        let redis = redis_config(redis_url.as_deref(), redis_tls_ca.as_deref())?;
+        let tls = match (cli.tls_cert.or(file.tls_cert), cli.tls_key.or(file.tls_key)) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::Invalid {
+                    name: "TLS key (tls_key, --tls-key)",
+                    reason: "a certificate is set (--tls-cert) but no key".into(),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    name: "TLS certificate (tls_cert, --tls-cert)",
+                    reason: "a key is set (--tls-key) but no certificate".into(),
+                });
+            }
+        };
+        let sources = Sources {
+            redis_url,
+            redis_tls_ca,
+            jwt_public_key_file,
+        };
         Ok(Config {
             redis_mode,
             redis,
@@ -734,6 +832,10 @@ impl Config {
                 .or(file.app_name)
                 .unwrap_or_else(|| "ignis".into()),
             drain_window: drain_window(cli.drain_seconds.or(file.drain_seconds))?,
+            engine,
+            sources,
+            log,
+            tls,
         })
     }
 }

@@ -11,9 +11,13 @@ mod chat;
 mod config;
 mod drain;
 mod logging;
+mod print_config;
 mod rooms;
+mod settings;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
 
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
@@ -23,33 +27,17 @@ use ignis::socketio::{
     AuthenticateHandler, CorsOptions, RedisConfig, ServerOptions, SocketIOComponent,
     ValidateRoomHandler, keys,
 };
-use ignis::{AppConfig, Application};
+use ignis::{AppConfig, Application, ServerTls};
 use ignis_socketio::engine::AllowOrigin;
 use ignis_socketio::proto::value::Map;
 use ignis_socketio::{RecoveryConfig, Value};
 
 use crate::auth::Verifier;
 use crate::chat::{ChatOptions, subject_of};
-use crate::config::{Cli, Command, Config, LogFormat};
+use crate::config::{Cli, Command, Config};
 use crate::drain::{DrainSwitch, Signals, Stop};
 use crate::logging::Escaped;
 use crate::rooms::RoomRules;
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init(),
-    }
-}
 
 /// What `/io` answers to browsers: without a list, any origin but no credentials (enough for
 /// socket.io-client, whose `withCredentials` is off by default, and no page can ride on a
@@ -116,7 +104,7 @@ fn build(
         let rules = rules.clone();
         async move { Ok(rules.filter(requested, subject_of(&socket).as_deref())) }
     });
-    let server_options = ServerOptions {
+    let server_options = config.engine.apply(ServerOptions {
         path: Some(config.socket_path.clone()),
         cors: Some(socket_cors(config.cors_origins.as_deref())),
         max_rooms_per_socket: Some(config.limits.max_rooms_per_socket),
@@ -133,7 +121,7 @@ fn build(
             ..RecoveryConfig::default()
         }),
         ..ServerOptions::default()
-    };
+    });
     let slot: chat::HelperSlot = Arc::new(OnceLock::new());
     let hook_slot = slot.clone();
     let api_config = api::ApiConfig {
@@ -194,6 +182,25 @@ fn build(
     app
 }
 
+/// Reloads the certificate and key on every SIGHUP: connections opened afterwards get the new
+/// ones, open connections keep theirs. A file that cannot be used leaves the previous
+/// certificate in place, and says why.
+fn reload_on_sighup(tls: Arc<ServerTls>) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::error!("TLS certificate not reloaded, the previous one stays: {e}")
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -202,6 +209,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 async fn main() -> ExitCode {
     let mut cli = Cli::parse();
     let command = cli.command.take();
+    let print = cli.print_config;
     let config = match Config::load(cli) {
         Ok(c) => c,
         Err(e) => {
@@ -209,6 +217,18 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if print {
+        return match print_config::to_toml(&config) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ignis-server: cannot print the configuration: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::MintToken { sub, ttl }) = command {
         return match auth::mint(&config.jwt, &sub, ttl) {
             Ok(token) => {
@@ -221,7 +241,14 @@ async fn main() -> ExitCode {
             }
         };
     }
-    init_logging(config.log_format);
+    // Kept to the end: dropped, the lines still queued for the log files are written.
+    let _log_guards = match logging::init(&config.log) {
+        Ok(guards) => guards,
+        Err(e) => {
+            eprintln!("ignis-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let verifier = match Verifier::new(&config.jwt) {
         Ok(v) => v,
         Err(e) => {
@@ -248,7 +275,25 @@ async fn main() -> ExitCode {
     let drain = DrainSwitch::new(config.drain_window);
     // Checked when the configuration was loaded.
     let redis = config.redis.clone();
-    let running = match build(&config, verifier, redis, drain.clone()).start().await {
+    let mut app = build(&config, verifier, redis, drain.clone());
+    let tls = match &config.tls {
+        None => None,
+        Some(files) => match ServerTls::from_pem_files(&files.cert, &files.key) {
+            Ok(tls) => Some(Arc::new(tls)),
+            Err(e) => {
+                tracing::error!("invalid TLS certificate or key (--tls-cert, --tls-key): {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    if let Some(tls) = &tls {
+        app = app.tls(tls.clone());
+        if let Err(e) = reload_on_sighup(tls.clone()) {
+            tracing::error!("cannot listen for SIGHUP to reload the certificate: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let running = match app.start().await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("cannot start: {e}");
@@ -256,8 +301,9 @@ async fn main() -> ExitCode {
         }
     };
     let addr = running.local_addr();
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(
-        "{} listening on http://{addr} (REST API under {}, Socket.IO on {})",
+        "{} listening on {scheme}://{addr} (REST API under {}, Socket.IO on {})",
         config.app_name,
         config.base_path,
         config.socket_path

@@ -310,3 +310,85 @@ async fn io_cors_credentials_only_for_listed_origins() {
     assert_eq!(header(&head, "access-control-allow-origin"), None);
     app.stop().await;
 }
+
+/// The whole answer to a polling handshake on `/io`.
+async fn io_polling_handshake(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET /io/?EIO=4&transport=polling HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    String::from_utf8_lossy(&raw).into_owned()
+}
+
+#[tokio::test]
+async fn engine_settings_reach_the_handshake() {
+    let app = start(Cli {
+        engine: crate::settings::EngineCli {
+            ping_interval_ms: Some(1234),
+            ping_timeout_ms: Some(567),
+            max_http_buffer_size: Some(5000),
+            ..Default::default()
+        },
+        ..Cli::default()
+    })
+    .await;
+    let answer = io_polling_handshake(app.local_addr()).await;
+    let open = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let open: Value = serde_json::from_str(open.trim_start_matches('0')).unwrap();
+    assert_eq!(open["pingInterval"], 1234, "{answer}");
+    assert_eq!(open["pingTimeout"], 567, "{answer}");
+    assert_eq!(open["maxPayload"], 5000, "{answer}");
+    assert_eq!(open["upgrades"], json!(["websocket"]), "{answer}");
+    app.stop().await;
+
+    // WebSocket only: a polling handshake is refused, as socket.io refuses it.
+    let app = start(Cli {
+        engine: crate::settings::EngineCli {
+            transports: Some(vec!["websocket".into()]),
+            ..Default::default()
+        },
+        ..Cli::default()
+    })
+    .await;
+    let answer = io_polling_handshake(app.local_addr()).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("Transport unknown"), "{answer}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_msgpack_parser_serves_msgpack_clients_only() {
+    use ignis_client::{Client, Parser, Transport};
+    let app = start(Cli {
+        engine: crate::settings::EngineCli {
+            parser: Some("msgpack".into()),
+            ..Default::default()
+        },
+        ..Cli::default()
+    })
+    .await;
+    let url = format!("http://{}", app.local_addr());
+    let connect = |parser| {
+        Client::builder(url.clone())
+            .path("/io")
+            .transports([Transport::Websocket])
+            .parser(parser)
+            .reconnection(false)
+            .timeout(std::time::Duration::from_secs(3))
+            .connect("/")
+    };
+    let socket = connect(Parser::Msgpack)
+        .await
+        .expect("a msgpack client connects");
+    assert!(socket.connected());
+    socket.disconnect();
+    assert!(
+        connect(Parser::Json).await.is_err(),
+        "a JSON client cannot read the server's msgpack packets"
+    );
+    app.stop().await;
+}

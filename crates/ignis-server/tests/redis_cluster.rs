@@ -252,6 +252,43 @@ async fn a_rest_send_on_one_server_reaches_a_client_of_the_other(mode: &[&str]) 
     .await;
     assert_eq!(sent["success"], json!(true), "{sent}");
     assert_eq!(client.event("room-news").await, json!(7));
+
+    // The rooms of the cluster and their members, seen from the server the client is not on.
+    let rooms = rest_get(one.port, "/api/socket/rooms").await;
+    assert!(
+        rooms["rooms"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"room": "cluster-room", "size": 1})),
+        "{rooms}"
+    );
+    let members = rest_get(one.port, "/api/socket/room/cluster-room/clients").await;
+    assert_eq!(members["clients"], json!([client.id]), "{members}");
+
+    // A disconnect through the other server.
+    let (status, answer) = http(
+        one.port,
+        "DELETE",
+        &format!("/api/socket/client/{}", client.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["success"], json!(true), "{answer}");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !client.poll().await.iter().any(|p| p == "41") {}
+    })
+    .await
+    .expect("the client's DISCONNECT within 10 s");
+    let members = rest_get(one.port, "/api/socket/room/cluster-room/clients").await;
+    assert_eq!(members["count"], json!(0), "{members}");
+}
+
+async fn rest_get(port: u16, path: &str) -> Value {
+    let (status, answer) = http(port, "GET", path, None).await;
+    assert_eq!(status, 200, "{path}: {answer}");
+    serde_json::from_str(&answer).unwrap()
 }
 
 #[tokio::test]

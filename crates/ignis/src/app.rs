@@ -13,7 +13,7 @@ use futures_util::FutureExt;
 use http::Request;
 use ignis_socketio::IoHandler;
 use ignis_socketio::SocketIo;
-use ignis_socketio::engine::{Engine, ResponseBody, Site, TimedBody, serve_site};
+use ignis_socketio::engine::{Engine, ResponseBody, ServerTls, Site, TimedBody, serve_site};
 use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -169,6 +169,7 @@ pub struct Application {
     router: Router,
     routes_with: Vec<Box<dyn FnOnce(AppHandle) -> Router + Send>>,
     hooks: Vec<(String, Hook)>,
+    tls: Option<Arc<ServerTls>>,
 }
 
 impl Application {
@@ -180,7 +181,16 @@ impl Application {
             router: Router::new(),
             routes_with: Vec::new(),
             hooks: Vec::new(),
+            tls: None,
         }
+    }
+
+    /// Serves HTTPS and WSS with this certificate instead of plain HTTP, on the same port and
+    /// paths. Keep a clone to [`ServerTls::reload`] it while the application runs: new
+    /// connections get the new certificate, open ones keep theirs.
+    pub fn tls(mut self, tls: Arc<ServerTls>) -> Self {
+        self.tls = Some(tls);
+        self
     }
 
     /// Binds a value (the original's `preConfigure` bindings).
@@ -237,6 +247,7 @@ impl Application {
             mut router,
             routes_with,
             hooks: app_hooks,
+            tls,
         } = self;
 
         // Initialize: the components' binding phase.
@@ -282,7 +293,7 @@ impl Application {
             router = router.merge(f(handle.clone()));
         }
         let (stop_tx, stop_rx) = watch::channel(false);
-        let server = tokio::spawn(serve(listener, router, handle.clone(), stop_rx));
+        let server = tokio::spawn(serve(listener, router, handle.clone(), stop_rx, tls));
         tracing::info!(address = %local_addr, "server started");
 
         let running = RunningApp {
@@ -378,8 +389,23 @@ async fn wait_for_signal() {
 /// Accepts connections until told to stop; Socket.IO's path goes to the mounted server, the
 /// rest to the application's routes. The engine's accept loop, with the application's header
 /// timeout and graceful stop.
-async fn serve(listener: TcpListener, router: Router, app: AppHandle, stop: watch::Receiver<bool>) {
-    serve_site(listener, AppSite { router, app, stop }).await;
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    app: AppHandle,
+    stop: watch::Receiver<bool>,
+    tls: Option<Arc<ServerTls>>,
+) {
+    serve_site(
+        listener,
+        AppSite {
+            router,
+            app,
+            stop,
+            tls,
+        },
+    )
+    .await;
 }
 
 /// What the application serves beside the Socket.IO server (see [`serve`]).
@@ -388,6 +414,7 @@ struct AppSite {
     router: Router,
     app: AppHandle,
     stop: watch::Receiver<bool>,
+    tls: Option<Arc<ServerTls>>,
 }
 
 impl Site for AppSite {
@@ -418,6 +445,10 @@ impl Site for AppSite {
 
     fn extend(&self, extensions: &mut http::Extensions, peer: SocketAddr) {
         extensions.insert(ConnectInfo(peer));
+    }
+
+    fn tls(&self) -> Option<Arc<ServerTls>> {
+        self.tls.clone()
     }
 
     fn stopped(&self) -> Option<impl Future<Output = ()> + Send + 'static> {

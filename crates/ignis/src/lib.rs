@@ -39,6 +39,8 @@ pub use app::{
 };
 pub use bindings::{BindingError, BindingKey, Bindings};
 pub use error::{ApplicationError, BoxError};
+/// The certificate [`Application::tls`] serves HTTPS and WSS with.
+pub use ignis_socketio::engine::{ServerTls, TlsError};
 
 /// The README's examples, compiled as doc tests so that they stay true.
 #[cfg(doctest)]

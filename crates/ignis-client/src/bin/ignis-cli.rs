@@ -24,7 +24,8 @@ use ignis_client::constants::{
     EVENT_AUTHENTICATE, EVENT_AUTHENTICATED, EVENT_JOIN, EVENT_UNAUTHENTICATE,
 };
 use ignis_client::{
-    Client, ConnectError, DisconnectReason, Error, Parser, Socket, Transport, TransportError, Value,
+    Client, ConnectError, DisconnectReason, Error, Parser, Socket, TlsOptions, Transport,
+    TransportError, Value,
 };
 use serde_json::json;
 use tokio::sync::{Notify, mpsc};
@@ -99,6 +100,14 @@ struct Args {
     /// Seconds to wait for the connection.
     #[arg(long, default_value_t = 20.0)]
     timeout: f64,
+    /// PEM file of the CA to trust for https:// and wss:// URLs, instead of the system's
+    /// trusted roots.
+    #[arg(long, conflicts_with = "insecure")]
+    ca: Option<std::path::PathBuf>,
+    /// Accept any server certificate (https://, wss://): encrypted but not authenticated, for
+    /// tests only.
+    #[arg(long)]
+    insecure: bool,
 }
 
 fn parse_header(s: &str) -> Result<(String, String), String> {
@@ -232,6 +241,17 @@ async fn run(args: Args) -> u8 {
     if let Some(auth) = &args.auth {
         builder = builder.auth(auth);
     }
+    let mut tls = TlsOptions::new().danger_accept_invalid_certs(args.insecure);
+    if let Some(path) = &args.ca {
+        match std::fs::read(path) {
+            Ok(pem) => tls = tls.ca_pem(pem),
+            Err(e) => {
+                eprintln!("ignis-cli: cannot read the CA {}: {e}", path.display());
+                return 2;
+            }
+        }
+    }
+    builder = builder.tls(tls);
     let socket = match builder.build().and_then(|m| m.socket(&args.namespace)) {
         Ok(socket) => socket,
         Err(e) => {

@@ -8,18 +8,18 @@ use http::header::{CONTENT_TYPE, HOST};
 use http::{HeaderMap, HeaderValue, Method, Request};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::error::TransportError;
 use crate::options::Target;
+use crate::tls::Connector;
 
 /// How much of an error body is kept for the error message.
 const ERROR_BODY_PREFIX: usize = 512;
 
 #[derive(Clone)]
 pub(crate) struct Http {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<Connector, Full<Bytes>>,
     base: String,
     authority: HeaderValue,
     headers: HeaderMap,
@@ -28,8 +28,9 @@ pub(crate) struct Http {
 
 impl Http {
     pub(crate) fn new(target: &Target, headers: &HeaderMap, max_body: usize) -> Http {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
+        let connector = Connector {
+            target: target.clone(),
+        };
         let client = Client::builder(TokioExecutor::new()).build(connector);
         let host = if target.host.contains(':') {
             format!("[{}]", target.host)
@@ -38,6 +39,7 @@ impl Http {
         };
         Http {
             client,
+            // The connector goes to the target whatever the URI says (with TLS for https).
             base: format!("http://{host}:{}", target.port),
             authority: HeaderValue::from_str(&target.authority)
                 .unwrap_or_else(|_| HeaderValue::from_static("localhost")),

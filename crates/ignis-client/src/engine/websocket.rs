@@ -1,5 +1,6 @@
-//! The WebSocket transport: a plain `TcpStream` driven by `ignis-ws` in the client role.
+//! The WebSocket transport: a TCP or TLS stream driven by `ignis-ws` in the client role.
 
+use crate::tls::Stream;
 use bytes::{Buf, Bytes, BytesMut};
 use http::HeaderMap;
 use ignis_proto::engineio::{Data, Packet};
@@ -10,7 +11,6 @@ use ignis_ws::{
     verify_accept,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::error::TransportError;
 use crate::options::Target;
@@ -38,7 +38,7 @@ struct Compression {
 }
 
 pub(crate) struct WsConn {
-    stream: TcpStream,
+    stream: Stream,
     decoder: Decoder,
     buf: BytesMut,
     compression: Option<Compression>,
@@ -53,8 +53,7 @@ impl WsConn {
         offer_deflate: bool,
         max_message_size: usize,
     ) -> Result<WsConn, TransportError> {
-        let mut stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
-        stream.set_nodelay(true)?;
+        let mut stream = crate::tls::connect(target).await?;
         let key = generate_key(rand::random());
         let config = DeflateConfig::default();
         let request = handshake_request(

@@ -76,6 +76,12 @@ pub trait Site: Clone + Send + Sync + 'static {
         }
     }
 
+    /// The certificate to serve HTTPS and WSS with; `None` (the default) serves plain HTTP.
+    #[cfg(feature = "tls")]
+    fn tls(&self) -> Option<std::sync::Arc<crate::http::tls::ServerTls>> {
+        None
+    }
+
     /// Completes when the site stops: the loop then stops accepting, idle connections close,
     /// requests in flight get 2 s and connections 3 s in all. `None`: the loop runs until its
     /// task is dropped, and does not keep track of its connections.
@@ -96,6 +102,11 @@ where
             // Without a limit the task is the connection alone (an idle WebSocket's task keeps
             // whatever it holds for its life).
             let site = site.clone();
+            #[cfg(feature = "tls")]
+            if let Some(tls) = site.tls() {
+                tokio::spawn(serve_tls_connection(stream, peer, site, permit, tls));
+                continue;
+            }
             match permit {
                 None => tokio::spawn(serve_connection(stream, peer, site, ())),
                 Some(permit) => tokio::spawn(serve_connection(stream, peer, site, permit)),
@@ -113,6 +124,12 @@ where
             continue;
         };
         let site = site.clone();
+        #[cfg(feature = "tls")]
+        if let Some(tls) = site.tls() {
+            connections.spawn(serve_tls_connection(stream, peer, site, permit, tls));
+            while connections.try_join_next().is_some() {}
+            continue;
+        }
         match permit {
             None => connections.spawn(serve_connection(stream, peer, site, ())),
             Some(permit) => connections.spawn(serve_connection(stream, peer, site, permit)),
@@ -195,6 +212,30 @@ where
     }
 }
 
+/// Serves an accepted connection over TLS: the handshake, within the head deadline (or until
+/// the site stops), then the same connection code as plain TCP on the plaintext (see
+/// [`crate::http::tls`]).
+#[cfg(feature = "tls")]
+async fn serve_tls_connection<S: Site>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    site: S,
+    permit: Option<crate::ConnectionPermit>,
+    tls: std::sync::Arc<crate::http::tls::ServerTls>,
+) where
+    <S::Body as Body>::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    let plain = tokio::select! {
+        plain = crate::http::tls::accept(&tls, stream, peer, site.head_timeout()) => plain,
+        () = stopped(&site) => return,
+    };
+    let Some(plain) = plain else { return };
+    match permit {
+        None => serve_connection(plain, peer, site, ()).await,
+        Some(permit) => serve_connection(plain, peer, site, permit).await,
+    }
+}
+
 /// [`Site::stopped`], or never.
 async fn stopped<S: Site>(site: &S) {
     match site.stopped() {
@@ -239,6 +280,8 @@ where
 struct EngineSite<H: Handler, F, Fut> {
     engine: Engine<H>,
     fallback: F,
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<crate::http::tls::ServerTls>>,
     signature: PhantomData<fn() -> Fut>,
 }
 
@@ -247,6 +290,8 @@ impl<H: Handler, F: Clone, Fut> Clone for EngineSite<H, F, Fut> {
         EngineSite {
             engine: self.engine.clone(),
             fallback: self.fallback.clone(),
+            #[cfg(feature = "tls")]
+            tls: self.tls.clone(),
             signature: PhantomData,
         }
     }
@@ -292,6 +337,11 @@ where
         self.engine.serve_direct(first, peer, |_| {})
     }
 
+    #[cfg(feature = "tls")]
+    fn tls(&self) -> Option<std::sync::Arc<crate::http::tls::ServerTls>> {
+        self.tls.clone()
+    }
+
     fn stopped(&self) -> Option<impl Future<Output = ()> + Send + 'static> {
         None::<std::future::Pending<()>>
     }
@@ -328,6 +378,35 @@ impl<H: Handler> Engine<H> {
             EngineSite {
                 engine: self,
                 fallback,
+                #[cfg(feature = "tls")]
+                tls: None,
+                signature: PhantomData,
+            },
+        )
+        .await;
+        Ok(())
+    }
+
+    /// [`Engine::serve_with`] over TLS: HTTPS and WSS on `listener`, with `tls`'s certificate
+    /// (reloadable while serving, see [`crate::ServerTls::reload`]). The TLS handshake has the
+    /// engine's `request_head_timeout` to complete.
+    #[cfg(feature = "tls")]
+    pub async fn serve_tls_with<F, Fut>(
+        self,
+        listener: TcpListener,
+        tls: std::sync::Arc<crate::http::tls::ServerTls>,
+        fallback: F,
+    ) -> std::io::Result<()>
+    where
+        F: Fn(Request<TimedBody>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<ResponseBody>> + Send + 'static,
+    {
+        serve_site(
+            listener,
+            EngineSite {
+                engine: self,
+                fallback,
+                tls: Some(tls),
                 signature: PhantomData,
             },
         )

@@ -8,7 +8,11 @@ pub(crate) mod cors;
 mod direct;
 pub(crate) mod router;
 pub(crate) mod serve;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 
 pub use accept::{Site, serve_site};
 pub use body::ResponseBody;
 pub use serve::{BodyTimeout, HttpLimits, TimedBody, serve_http};
+#[cfg(feature = "tls")]
+pub use tls::{ServerTls, TlsError};

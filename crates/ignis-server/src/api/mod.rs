@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 /// How the API is served.
 #[derive(Debug, Clone)]
@@ -94,6 +94,12 @@ pub fn router(config: ApiConfig, app: ignis::AppHandle) -> Router {
         .route(&at("/socket/client/{clientId}/join"), post(socket::join))
         .route(&at("/socket/client/{clientId}/leave"), post(socket::leave))
         .route(&at("/socket/client/{clientId}/rooms"), get(socket::rooms))
+        .route(&at("/socket/client/{clientId}"), delete(socket::disconnect))
+        .route(&at("/socket/rooms"), get(socket::cluster_rooms))
+        .route(
+            &at("/socket/room/{roomId}/clients"),
+            get(socket::room_clients),
+        )
         .route(&at("/socket/drain"), post(socket::drain));
     if let Some(key) = config.api_key.filter(|k| !k.is_empty()) {
         protected = protected.route_layer(from_fn_with_state(

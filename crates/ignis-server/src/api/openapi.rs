@@ -221,7 +221,7 @@ pub fn document(base: &str, app_name: &str, api_key: bool) -> Value {
             json_response("Sent", schema_ref("Success")),
             socket(true),
         )),
-        vec![room_id],
+        vec![room_id.clone()],
         Some(json_body("SendBody", send_example.clone())),
     );
     add(
@@ -293,6 +293,25 @@ pub fn document(base: &str, app_name: &str, api_key: bool) -> Value {
             ),
             socket(false),
         )),
+        vec![client_id.clone()],
+        None,
+    );
+    add(
+        "/socket/client/{clientId}",
+        "delete",
+        with_publish(operation(
+            "socket",
+            "disconnectClient",
+            "Disconnect a client",
+            "Finds the client on any node, disconnects it and closes its connection (the client \
+             sees `io server disconnect` and does not reconnect by itself). An unknown client \
+             answers 200 with `success: false`.",
+            json_response(
+                "Disconnected, or the client was not found",
+                json!({ "oneOf": [schema_ref("Success"), schema_ref("ClientNotFound")] }),
+            ),
+            socket(false),
+        )),
         vec![client_id],
         None,
     );
@@ -336,6 +355,35 @@ pub fn document(base: &str, app_name: &str, api_key: bool) -> Value {
             op
         },
         vec![],
+        None,
+    );
+    add(
+        "/socket/rooms",
+        "get",
+        with_publish(operation(
+            "socket",
+            "getRooms",
+            "The rooms of the cluster and their sizes",
+            "Every room some client of any node is in, by name, with its number of clients; \
+             the clients' own-id rooms are left out.",
+            json_response("The rooms", schema_ref("Rooms")),
+            socket(false),
+        )),
+        vec![],
+        None,
+    );
+    add(
+        "/socket/room/{roomId}/clients",
+        "get",
+        with_publish(operation(
+            "socket",
+            "getRoomClients",
+            "The clients in a room",
+            "The ids of the room's clients on every node, sorted; an unknown room has none.",
+            json_response("The clients", schema_ref("RoomClients")),
+            socket(false),
+        )),
+        vec![room_id.clone()],
         None,
     );
     add(
@@ -509,6 +557,33 @@ pub fn document(base: &str, app_name: &str, api_key: bool) -> Value {
                     "required": ["success", "message"],
                     "properties": { "success": { "const": false }, "message": string },
                     "examples": [{ "success": false, "message": "Client not found: abc" }],
+                },
+                "Rooms": {
+                    "type": "object",
+                    "required": ["count", "rooms"],
+                    "properties": {
+                        "count": { "type": "integer" },
+                        "rooms": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["room", "size"],
+                                "properties": {
+                                    "room": { "type": "string" },
+                                    "size": { "type": "integer" },
+                                },
+                            },
+                        },
+                    },
+                },
+                "RoomClients": {
+                    "type": "object",
+                    "required": ["room", "count", "clients"],
+                    "properties": {
+                        "room": { "type": "string" },
+                        "count": { "type": "integer" },
+                        "clients": strings,
+                    },
                 },
                 "ClientRooms": {
                     "type": "object",

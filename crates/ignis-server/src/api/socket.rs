@@ -204,6 +204,63 @@ pub async fn rooms(Helper(helper): Helper, Param(id): Param) -> Result<Json<Valu
     })
 }
 
+/// `DELETE /socket/client/{clientId}`: disconnects the client, on whichever node it is, and
+/// closes its connection (its socket.io-client sees `io server disconnect` and does not
+/// reconnect by itself).
+pub async fn disconnect(Helper(helper): Helper, Param(id): Param) -> Result<Json<Value>, ApiError> {
+    let Some(client) = find_client(&helper, &id).await? else {
+        return Ok(client_not_found(&id));
+    };
+    client
+        .operators
+        .disconnect_sockets(true)
+        .await
+        .map_err(cluster_error)?;
+    Ok(success(format!("Client {id} disconnected")))
+}
+
+/// `GET /socket/rooms`: the rooms of the cluster with their number of clients, by name; a
+/// client's own-id room is not listed (there is one per client, see `/socket/clients`).
+pub async fn cluster_rooms(Helper(helper): Helper) -> Result<Json<Value>, ApiError> {
+    let sockets = helper
+        .io()
+        .operators()
+        .fetch_sockets()
+        .await
+        .map_err(cluster_error)?;
+    let mut sizes: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for socket in &sockets {
+        for room in &socket.rooms {
+            if room.as_ref() != socket.id.as_str() {
+                *sizes.entry(room.as_ref()).or_default() += 1;
+            }
+        }
+    }
+    let rooms: Vec<Value> = sizes
+        .into_iter()
+        .map(|(room, size)| json!({ "room": room, "size": size }))
+        .collect();
+    Ok(Json(json!({ "count": rooms.len(), "rooms": rooms })))
+}
+
+/// `GET /socket/room/{roomId}/clients`: the ids of the clients in a room, on every node.
+pub async fn room_clients(
+    Helper(helper): Helper,
+    Param(room): Param,
+) -> Result<Json<Value>, ApiError> {
+    let sockets = helper
+        .io()
+        .to(room.clone())
+        .fetch_sockets()
+        .await
+        .map_err(cluster_error)?;
+    let mut ids: Vec<&str> = sockets.iter().map(|s| s.id.as_str()).collect();
+    ids.sort_unstable();
+    Ok(Json(
+        json!({ "room": room, "count": ids.len(), "clients": ids }),
+    ))
+}
+
 /// `GET /socket/health`: never fails, and needs no API key.
 ///
 /// With Redis, `redis` says whether the connection is up; while it is down the node is

@@ -1146,6 +1146,9 @@ async fn openapi_document_and_explorer() {
         ("/api/socket/client/{clientId}/rooms", "get"),
         ("/api/socket/drain", "post"),
         ("/api/socket/ready", "get"),
+        ("/api/socket/client/{clientId}", "delete"),
+        ("/api/socket/rooms", "get"),
+        ("/api/socket/room/{roomId}/clients", "get"),
         ("/api/socket/health", "get"),
         ("/api/health-check", "get"),
         ("/api/health-check/ping", "post"),
@@ -1313,5 +1316,85 @@ async fn every_request_is_logged_with_its_id() {
             .any(|l| l.contains("Message emitted") && l.contains("request_id=")),
         "{logs}"
     );
+    app.stop().await;
+}
+
+async fn delete(router: &Router, uri: &str) -> Answer {
+    call(
+        router,
+        Request::delete(uri)
+            .header("host", "test.local")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn rooms_of_the_cluster_their_clients_and_a_disconnect() {
+    let app = start(true).await;
+    let router = api(&app, None);
+    let a = PollingClient::connect(app.local_addr()).await;
+    let b = PollingClient::connect(app.local_addr()).await;
+    for (client, rooms) in [
+        (&a, r#"{"rooms":["alpha","beta"]}"#),
+        (&b, r#"{"rooms":["beta"]}"#),
+    ] {
+        post(
+            &router,
+            &format!("/api/socket/client/{}/join", client.id),
+            rooms,
+        )
+        .await;
+    }
+
+    let rooms = get(&router, "/api/socket/rooms").await;
+    assert_eq!(rooms.status.as_u16(), 200);
+    assert_eq!(
+        rooms.json(),
+        json!({"count": 4, "rooms": [
+            {"room": "alpha", "size": 1},
+            {"room": "beta", "size": 2},
+            {"room": "io-default", "size": 2},
+            {"room": "io-notification", "size": 2},
+        ]}),
+        "by name, own-id rooms left out"
+    );
+    let mut both = vec![a.id.clone(), b.id.clone()];
+    both.sort();
+    assert_eq!(
+        get(&router, "/api/socket/room/beta/clients").await.json(),
+        json!({"room": "beta", "count": 2, "clients": both})
+    );
+    assert_eq!(
+        get(&router, "/api/socket/room/nowhere/clients")
+            .await
+            .json(),
+        json!({"room": "nowhere", "count": 0, "clients": []})
+    );
+
+    // Disconnecting A: it gets the namespace's DISCONNECT, and is gone from the rooms.
+    let answer = delete(&router, &format!("/api/socket/client/{}", a.id)).await;
+    assert_eq!(
+        answer.json(),
+        json!({"success": true, "message": format!("Client {} disconnected", a.id)})
+    );
+    a.read_until(|packet| packet == "41").await;
+    assert_eq!(
+        get(&router, "/api/socket/room/beta/clients").await.json()["clients"],
+        json!([b.id])
+    );
+    assert_eq!(
+        get(&router, "/api/socket/rooms").await.json()["rooms"][0],
+        json!({"room": "beta", "size": 1})
+    );
+    for id in [a.id.as_str(), "nobody"] {
+        assert_eq!(
+            delete(&router, &format!("/api/socket/client/{id}"))
+                .await
+                .json(),
+            json!({"success": false, "message": format!("Client not found: {id}")})
+        );
+    }
     app.stop().await;
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use ignis_socketio::engine::{AllowOrigin, AllowRequest, Cors, PerMessageDeflate, Transports};
-use ignis_socketio::{EventRate, RecoveryConfig, SocketIoBuilder};
+use ignis_socketio::{EventRate, ParserKind, RecoveryConfig, SocketIoBuilder};
 
 use crate::error::ApplicationError;
 
@@ -83,6 +83,9 @@ pub struct ServerOptions {
     /// back within `max_disconnection_duration` keeps its id, rooms and data, and gets the
     /// broadcasts it missed.
     pub connection_state_recovery: Option<RecoveryConfig>,
+    /// How packets are encoded: JSON text (the default) or msgpack, for clients that use
+    /// `socket.io-msgpack-parser`. Every client of the server must use the same parser.
+    pub parser: Option<ParserKind>,
 }
 
 impl std::fmt::Debug for ServerOptions {
@@ -111,6 +114,7 @@ impl std::fmt::Debug for ServerOptions {
             )
             .field("handshake_burst_per_ip", &self.handshake_burst_per_ip)
             .field("connection_state_recovery", &self.connection_state_recovery)
+            .field("parser", &self.parser)
             .finish()
     }
 }
@@ -203,6 +207,7 @@ impl ServerOptions {
                 user.connection_state_recovery,
                 self.connection_state_recovery,
             ),
+            parser: pick(user.parser, self.parser),
         }
     }
 
@@ -363,6 +368,9 @@ impl ServerOptions {
         }
         if let Some(recovery) = &self.connection_state_recovery {
             builder = builder.connection_state_recovery(recovery.clone());
+        }
+        if let Some(parser) = self.parser {
+            builder = builder.parser(parser);
         }
         if let Some(hook) = &self.allow_request {
             let hook = hook.clone();
