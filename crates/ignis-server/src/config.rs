@@ -161,6 +161,9 @@ pub struct Cli {
     /// Application name, in logs and the API document [default: ignis].
     #[arg(long, env = "APP_ENV_APPLICATION_NAME")]
     pub app_name: Option<String>,
+    // Admin UI (its own block: `admin_ui.rs`).
+    #[command(flatten)]
+    pub admin_ui: crate::admin_ui::AdminUiArgs,
 }
 
 /// What to do instead of serving.
@@ -175,6 +178,14 @@ pub enum Command {
         /// How long the token is valid: seconds, or a number with `s`, `m`, `h` or `d`.
         #[arg(long, default_value = "1h", value_parser = parse_ttl)]
         ttl: Duration,
+    },
+    // Admin UI (its own block: `admin_ui.rs`).
+    /// Print the bcrypt hash of the password given on the first line of stdin, for
+    /// `--admin-ui-auth user:HASH`.
+    AdminUiHash {
+        /// The bcrypt cost: each step doubles the work of a check.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=31))]
+        cost: u32,
     },
 }
 
@@ -242,6 +253,9 @@ struct FileConfig {
     api_key: Option<String>,
     log_format: Option<String>,
     app_name: Option<String>,
+    // Admin UI (its own block: `admin_ui.rs`).
+    admin_ui_auth: Option<String>,
+    admin_ui_read_only: Option<bool>,
 }
 
 /// How client tokens are checked.
@@ -349,6 +363,9 @@ pub struct Config {
     pub api_key: Option<String>,
     pub log_format: LogFormat,
     pub app_name: String,
+    // Admin UI (its own block: `admin_ui.rs`).
+    /// `None`: the admin UI is off.
+    pub admin_ui: Option<crate::admin_ui::AdminUiSettings>,
 }
 
 /// A configuration that cannot be used.
@@ -510,7 +527,7 @@ fn path_setting(name: &'static str, value: String) -> Result<String, ConfigError
 
 impl Config {
     /// Builds the configuration from the command line, the environment and the file.
-    pub fn load(cli: Cli) -> Result<Config, ConfigError> {
+    pub fn load(mut cli: Cli) -> Result<Config, ConfigError> {
         let file = match &cli.config {
             Some(path) => {
                 let text =
@@ -525,6 +542,12 @@ impl Config {
             }
             None => FileConfig::default(),
         };
+        // Admin UI (its own block: `admin_ui.rs`).
+        let admin_ui = crate::admin_ui::AdminUiSettings::load(
+            std::mem::take(&mut cli.admin_ui),
+            file.admin_ui_auth.clone(),
+            file.admin_ui_read_only,
+        )?;
         let log_format = match cli.log_format.or(file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -719,6 +742,7 @@ impl Config {
                 .app_name
                 .or(file.app_name)
                 .unwrap_or_else(|| "ignis".into()),
+            admin_ui,
         })
     }
 }

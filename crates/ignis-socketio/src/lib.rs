@@ -43,6 +43,7 @@ mod handshake;
 mod io;
 mod limits;
 mod namespace;
+pub mod observer;
 mod operators;
 mod outbound;
 mod recovery;
@@ -63,6 +64,7 @@ pub use limits::{
     EventRate, SocketLimits,
 };
 pub use namespace::Namespace;
+pub use observer::SocketObserver;
 pub use operators::{AckTimeout, BroadcastAckError, DEFAULT_ACK_TIMEOUT, Operators};
 pub use outbound::{EncodedArgs, ParserKind};
 pub use recovery::{Recovery, RecoveryConfig, SessionData};
