@@ -119,3 +119,65 @@ impl std::fmt::Debug for RoomWatch {
         f.debug_struct("RoomWatch").field("nsp", &self.nsp).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ignis_engine::Sid;
+    use parking_lot::Mutex;
+
+    use super::SocketObserver;
+    use crate::SocketIo;
+    use crate::adapter::Room;
+
+    #[derive(Default)]
+    struct Record(Mutex<Vec<String>>);
+
+    impl SocketObserver for Record {
+        fn joined(&self, nsp: &str, sid: Sid, room: &str) {
+            let who = if room == sid.as_str() { "own" } else { room };
+            self.0.lock().push(format!("join {nsp} {who}"));
+        }
+        fn left(&self, nsp: &str, sid: Sid, room: &str) {
+            let who = if room == sid.as_str() { "own" } else { room };
+            self.0.lock().push(format!("leave {nsp} {who}"));
+        }
+    }
+
+    fn rooms(names: &[&str]) -> Vec<Room> {
+        names.iter().map(|n| Arc::from(*n)).collect()
+    }
+
+    #[tokio::test]
+    async fn joins_and_leaves_are_told_whoever_makes_them() {
+        let io = SocketIo::builder().build();
+        let before = io.ns("/before", |_| async {});
+        let record = Arc::new(Record::default());
+        io.observe(record.clone());
+        // A namespace made after the observer is told too.
+        let after = io.ns("/after", |_| async {});
+        let sid = Sid::generate();
+
+        let adapter = before.adapter();
+        adapter.add_all(sid, &rooms(&[sid.as_str(), "a", "b", "a"]));
+        // Refused (another socket's id) or already held: nothing to tell.
+        adapter.add_all(sid, &rooms(&[Sid::generate().as_str(), "b"]));
+        adapter.del(sid, "a");
+        adapter.del(sid, "never");
+        after.adapter().add_all(sid, &rooms(&["x"]));
+        adapter.del_all(sid);
+        assert_eq!(
+            *record.0.lock(),
+            [
+                "join /before own",
+                "join /before a",
+                "join /before b",
+                "leave /before a",
+                "join /after x",
+                "leave /before own",
+                "leave /before b",
+            ]
+        );
+    }
+}

@@ -3,6 +3,7 @@
 // the actions, and read-only mode. No browser: admin-ui.test.js drives the real UI.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { io } from "socket.io-client";
 import { ADMIN_PASSWORD, ADMIN_USER, adminClient, next, roomClient, startAdminServer } from "../lib/admin.js";
 
 const credentials = { username: ADMIN_USER, password: ADMIN_PASSWORD };
@@ -121,6 +122,19 @@ describe("admin UI protocol", () => {
     const forged = adminClient(server.url, { sessionId: "0".repeat(32) });
     assert.equal((await next(forged, "connect_error"))[0].message, "invalid credentials");
     forged.close();
+  });
+
+  it("tells of an upgrade from polling to WebSocket", async () => {
+    const { admin } = await login(server.url);
+    open.push(admin);
+    const connected = next(admin, "socket_connected", { where: (s) => s.nsp === "/" });
+    const updated = next(admin, "socket_updated", { where: (s) => s.nsp === "/" });
+    const client = io(server.url, { path: "/io", reconnection: false, forceNew: true });
+    open.push(client);
+    const [first] = await connected;
+    assert.equal(first.transport, "polling");
+    const [change] = await updated;
+    assert.deepEqual(change, { id: first.id, nsp: "/", transport: "websocket" });
   });
 
   it("never creates a namespace for an action", async () => {
