@@ -3,7 +3,8 @@
 //! Namespaces (static and dynamic) with connect middlewares, events and acknowledgements in both
 //! directions, binary payloads, rooms and broadcast operators, an adapter trait whose default
 //! keeps everything in memory (a Redis adapter implements it too), and connection state
-//! recovery. Handlers that every socket gets can live in one [`SocketHandlers`] table that
+//! recovery. A tool that watches the server (the admin UI of the `ignis-admin` crate) hears of
+//! its sockets and rooms through [`SocketIo::observe`]. Handlers that every socket gets can live in one [`SocketHandlers`] table that
 //! the sockets share ([`Socket::attach`]), so that an idle connection costs little memory.
 //!
 //! A broadcast is queued for its recipients once the task that made it yields, together with
