@@ -180,3 +180,47 @@ describe("admin UI protocol, read-only", () => {
     }
   });
 });
+
+describe("admin UI protocol, two nodes on Redis", () => {
+  let nodeA;
+  let nodeB;
+  before(async () => {
+    // A key of its own: other tests on the same Redis are other clusters.
+    const redis = ["--redis-url", process.env.REDIS_URL ?? "redis://127.0.0.1:6379", "--redis-key", `admin-ui-test-${process.pid}-${Date.now()}`];
+    nodeA = await startAdminServer(redis);
+    nodeB = await startAdminServer(redis);
+  });
+  after(async () => {
+    await nodeA?.stop();
+    await nodeB?.stop();
+  });
+
+  it("the UI on one node sees and acts on the other's sockets", async () => {
+    const dave = await roomClient(nodeB.url, ["lobby"]);
+    const daveId = dave.id;
+    const { admin, sockets } = await login(nodeA.url);
+    try {
+      const seen = sockets.find((s) => s.id === daveId);
+      assert.ok(seen, "node B's socket in node A's all_sockets");
+      assert.equal(seen.nsp, "/");
+      assert.ok(seen.rooms.includes("lobby"), JSON.stringify(seen.rooms));
+
+      // Both nodes report their stats to the UI on node A.
+      const pids = new Set();
+      admin.on("server_stats", (s) => pids.add(s.pid));
+      const joined = next(admin, "room_joined", { where: (nsp, room, id) => room === "vip" && id === daveId });
+      admin.emit("join", "/", "vip", daveId);
+      await joined;
+      await next(admin, "server_stats", { where: () => pids.size >= 2 });
+
+      const told = next(admin, "socket_disconnected", { where: (nsp, id) => id === daveId });
+      const disconnected = next(dave, "disconnect");
+      admin.emit("_disconnect", "/", false, daveId);
+      assert.equal((await disconnected)[0], "io server disconnect");
+      await told;
+    } finally {
+      dave.close();
+      admin.close();
+    }
+  });
+});
