@@ -6,8 +6,8 @@
 //! servers (hosted at <https://admin.socket.io>, or its `ui/dist` served from anywhere) shows
 //! this server:
 //!
-//! - `config` (the features the server supports), `server_stats` every two seconds (server id,
-//!   host name, pid, uptime, clients, polling clients, sockets per namespace, connections and
+//! - `config` (the features the server supports), `server_stats` every two seconds (server id
+//!   `hostname#pid`, host name, pid, uptime, clients, polling clients, sockets per namespace, connections and
 //!   disconnections per second), `all_sockets` when the UI connects (each socket with its
 //!   client, transport, namespace, data, handshake and rooms);
 //! - live `socket_connected`, `socket_updated` (an upgrade to WebSocket), `socket_disconnected`,
@@ -71,7 +71,9 @@ pub struct AdminOptions {
     pub auth: Option<BasicAuth>,
     /// The UI may look but not act (no emit, join, leave or disconnect).
     pub read_only: bool,
-    /// The id the UI shows this server under; the host name by default.
+    /// The id the UI shows this server under; `hostname#pid` by default, so that several
+    /// servers of one host stay apart in the UI (the reference's default, the host name alone,
+    /// merges them).
     pub server_id: Option<String>,
     /// How often `server_stats` goes out (2 s, as in the reference).
     pub stats_interval: Duration,
@@ -172,7 +174,10 @@ pub fn instrument(io: &SocketIo, options: AdminOptions) -> Result<AdminUi, Admin
         admin,
         watcher,
         sessions,
-        options.server_id.clone().unwrap_or_else(hostname),
+        options
+            .server_id
+            .clone()
+            .unwrap_or_else(|| format!("{}#{}", hostname(), std::process::id())),
         started,
         options.stats_interval,
     ));

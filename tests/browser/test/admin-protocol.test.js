@@ -71,7 +71,7 @@ describe("admin UI protocol", () => {
     assert.equal(me.handshake.auth, undefined);
     assert.doesNotMatch(JSON.stringify(sockets), /correct horse/);
 
-    assert.equal(typeof stats.serverId, "string");
+    assert.equal(stats.serverId, `${stats.hostname}#${stats.pid}`);
     assert.equal(stats.pid > 0, true);
     assert.ok(stats.clientsCount >= 2, JSON.stringify(stats));
     assert.equal(stats.pollingClientsCount, 0);
@@ -207,11 +207,16 @@ describe("admin UI protocol, two nodes on Redis", () => {
 
       // Both nodes report their stats to the UI on node A.
       const pids = new Set();
-      admin.on("server_stats", (s) => pids.add(s.pid));
+      const ids = new Set();
+      admin.on("server_stats", (s) => {
+        pids.add(s.pid);
+        ids.add(s.serverId);
+      });
       const joined = next(admin, "room_joined", { where: (nsp, room, id) => room === "vip" && id === daveId });
       admin.emit("join", "/", "vip", daveId);
       await joined;
       await next(admin, "server_stats", { where: () => pids.size >= 2 });
+      assert.equal(ids.size, 2, `one server id each, on one host: ${[...ids]}`);
 
       const told = next(admin, "socket_disconnected", { where: (nsp, id) => id === daveId });
       const disconnected = next(dave, "disconnect");
