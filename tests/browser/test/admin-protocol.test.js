@@ -3,7 +3,10 @@
 // the actions, and read-only mode. No browser: admin-ui.test.js drives the real UI.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import path from "node:path";
 import { io } from "socket.io-client";
+import { REPO_ROOT, startIgnisServer } from "../lib/server.js";
 import { ADMIN_PASSWORD, ADMIN_USER, adminClient, next, roomClient, startAdminServer } from "../lib/admin.js";
 
 const credentials = { username: ADMIN_USER, password: ADMIN_PASSWORD };
@@ -226,6 +229,27 @@ describe("admin UI protocol, two nodes on Redis", () => {
     } finally {
       dave.close();
       admin.close();
+    }
+  });
+});
+
+describe("admin UI protocol, a hash made by ignis-server admin-ui-hash", () => {
+  it("logs in with the password it was made from", async () => {
+    const bin = path.resolve(REPO_ROOT, process.env.IGNIS_SERVER_BIN ?? "target/debug/ignis-server");
+    const made = spawnSync(bin, ["admin-ui-hash", "--cost", "4"], { input: "hunter2 hunter2\n", encoding: "utf8", timeout: 10_000 });
+    assert.equal(made.status, 0, made.stderr);
+    const hash = made.stdout.trim();
+    assert.match(hash, /^\$2b\$04\$.{53}$/);
+    const server = await startIgnisServer(["--admin-ui-auth", `ops:${hash}`]);
+    try {
+      const { admin, config } = await login(server.url, { username: "ops", password: "hunter2 hunter2" });
+      assert.ok(config.supportedFeatures.includes("DISCONNECT"));
+      admin.close();
+      const wrong = adminClient(server.url, { username: "ops", password: "hunter2" });
+      assert.equal((await next(wrong, "connect_error"))[0].message, "invalid credentials");
+      wrong.close();
+    } finally {
+      await server.stop();
     }
   });
 });
