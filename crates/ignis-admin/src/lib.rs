@@ -116,7 +116,8 @@ pub struct AdminUi {
 }
 
 impl AdminUi {
-    /// Stops sending stats and socket events (the namespace stays, with its sockets).
+    /// Stops sending stats and socket events (the namespace stays, with its sockets and actions;
+    /// what the observer still hears is dropped).
     pub fn stop(self) {
         for task in self.tasks {
             task.abort();
@@ -135,8 +136,9 @@ const FEATURES: [&str; 7] = [
     "MDISCONNECT",
 ];
 
-/// Adds the admin namespace to `io` and starts reporting to it. Call it once the application's
-/// namespaces are declared or not, either works: namespaces created later are reported too.
+/// Adds the admin namespace to `io` and starts reporting to it. It may be called before or
+/// after the application declares its namespaces: namespaces created later are reported too.
+/// Must be called within a tokio runtime, whose tasks emit to the admin namespace.
 pub fn instrument(io: &SocketIo, options: AdminOptions) -> Result<AdminUi, AdminError> {
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| AdminError::NoRuntime)?;
     let namespace = normalize(&options.namespace);

@@ -45,7 +45,8 @@ impl Watcher {
     }
 
     fn send(&self, event: &'static str, args: Vec<Value>) {
-        if self.tx.try_send((event, args)).is_err() {
+        // Closed: the UI was stopped (`AdminUi::stop`), and nothing is waited for.
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send((event, args)) {
             let before = self.dropped.fetch_add(1, Ordering::Relaxed);
             if before.is_power_of_two() {
                 tracing::warn!(
