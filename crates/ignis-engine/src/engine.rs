@@ -42,6 +42,11 @@ pub trait Handler: Send + Sync + 'static {
     fn on_open(&self, socket: &Arc<Socket<Self::Data>>, request: &RequestInfo);
     fn on_message(&self, socket: &Arc<Socket<Self::Data>>, data: Data);
     fn on_close(&self, socket: &Arc<Socket<Self::Data>>, reason: CloseReason);
+    /// The session moved from HTTP long-polling to WebSocket (once, when the client's upgrade
+    /// completes). Nothing by default.
+    fn on_upgrade(&self, socket: &Arc<Socket<Self::Data>>) {
+        let _ = socket;
+    }
 }
 
 /// The open sessions, by id.

@@ -501,6 +501,7 @@ impl AckReply for AckForwarder {
 
 impl Adapter for RedisAdapter {
     fn attach(&self, namespace: Weak<Namespace>) {
+        self.inner.local.watch(&namespace);
         let _ = self.inner.ns.set(namespace);
     }
 

@@ -538,6 +538,7 @@ impl<T: Transport> Membership for Core<T> {
 
 impl<T: Transport> Adapter for Core<T> {
     fn attach(&self, namespace: Weak<Namespace>) {
+        self.local.watch(&namespace);
         let _ = self.ns.set(namespace);
     }
 

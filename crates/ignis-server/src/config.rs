@@ -200,6 +200,9 @@ pub struct Cli {
     /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1).
     #[arg(long, env = "APP_ENV_SERVER_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    // Admin UI (its own block: `admin_ui.rs`).
+    #[command(flatten)]
+    pub admin_ui: crate::admin_ui::AdminUiArgs,
 }
 
 /// What to do instead of serving.
@@ -214,6 +217,14 @@ pub enum Command {
         /// How long the token is valid: seconds, or a number with `s`, `m`, `h` or `d`.
         #[arg(long, default_value = "1h", value_parser = parse_ttl)]
         ttl: Duration,
+    },
+    // Admin UI (its own block: `admin_ui.rs`).
+    /// Print the bcrypt hash of the password given on the first line of stdin, for
+    /// `--admin-ui-auth user:HASH`.
+    AdminUiHash {
+        /// The bcrypt cost: each step doubles the work of a check.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=31))]
+        cost: u32,
     },
 }
 
@@ -295,6 +306,9 @@ struct FileConfig {
     // TLS (issue 18).
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    // Admin UI (its own block: `admin_ui.rs`).
+    admin_ui_auth: Option<String>,
+    admin_ui_read_only: Option<bool>,
 }
 
 /// How client tokens are checked.
@@ -415,6 +429,10 @@ pub struct Config {
 
     // TLS (issue 18): the certificate and key files, read when the server starts.
     pub tls: Option<TlsFiles>,
+
+    // Admin UI (its own block: `admin_ui.rs`).
+    /// `None`: the admin UI is off.
+    pub admin_ui: Option<crate::admin_ui::AdminUiSettings>,
 }
 
 /// Where the server's certificate and key are.
@@ -591,7 +609,7 @@ fn path_setting(name: &'static str, value: String) -> Result<String, ConfigError
 
 impl Config {
     /// Builds the configuration from the command line, the environment and the file.
-    pub fn load(cli: Cli) -> Result<Config, ConfigError> {
+    pub fn load(mut cli: Cli) -> Result<Config, ConfigError> {
         let file = match &cli.config {
             Some(path) => {
                 let text =
@@ -606,6 +624,12 @@ impl Config {
             }
             None => FileConfig::default(),
         };
+        // Admin UI (its own block: `admin_ui.rs`).
+        let admin_ui = crate::admin_ui::AdminUiSettings::load(
+            std::mem::take(&mut cli.admin_ui),
+            file.admin_ui_auth.clone(),
+            file.admin_ui_read_only,
+        )?;
         let log_format = match cli.log_format.or(file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -836,6 +860,7 @@ impl Config {
             sources,
             log,
             tls,
+            admin_ui,
         })
     }
 }

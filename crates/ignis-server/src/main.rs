@@ -5,6 +5,7 @@
 //! a REST API under `/api` to send to clients, rooms or everyone. `--help` lists every setting.
 //! SIGTERM drains the node (see `drain.rs`) before it exits.
 
+mod admin_ui;
 mod api;
 mod auth;
 mod chat;
@@ -176,6 +177,14 @@ fn build(
         let _ = hook_slot.set(helper);
         Ok(())
     });
+    if let Some(admin) = config.admin_ui.as_ref().map(|a| a.options()) {
+        app = app.register_post_start_hook("admin-ui", move |app| async move {
+            let helper = app.get(keys::SOCKET_IO_INSTANCE)?;
+            // Runs as long as the server does.
+            let _ui = ignis_admin::instrument(helper.io(), admin)?;
+            Ok(())
+        });
+    }
     if let Some(redis) = redis {
         app = app.bind(keys::REDIS_CONNECTION, redis);
     }
@@ -209,6 +218,10 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 async fn main() -> ExitCode {
     let mut cli = Cli::parse();
     let command = cli.command.take();
+    // Needs no configuration: made before there is one to run with.
+    if let Some(Command::AdminUiHash { cost }) = command {
+        return admin_ui::print_hash(cost);
+    }
     let print = cli.print_config;
     let config = match Config::load(cli) {
         Ok(c) => c,

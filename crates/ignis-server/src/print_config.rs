@@ -78,6 +78,10 @@ struct Printed {
     #[serde(skip_serializing_if = "Option::is_none")]
     redis_subscription_mode: Option<&'static str>,
 
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin_ui_auth: Option<String>,
+    admin_ui_read_only: bool,
+
     engine: PrintedEngine,
 }
 
@@ -165,6 +169,11 @@ pub fn to_toml(config: &Config) -> Result<String, toml::ser::Error> {
         redis_key: config.redis_key.clone(),
         redis_mode,
         redis_subscription_mode: subscription,
+        admin_ui_auth: config
+            .admin_ui
+            .as_ref()
+            .map(|a| format!("{}:{HIDDEN}", a.auth.username())),
+        admin_ui_read_only: config.admin_ui.as_ref().is_some_and(|a| a.read_only),
         engine: config.engine.printed(),
     };
     toml::to_string(&printed)
@@ -293,6 +302,8 @@ mod sample_file {
         printed.insert("redis_tls_ca".into());
         printed.insert("tls_cert".into());
         printed.insert("tls_key".into());
+        // A hidden password hash is no hash: shown as `user:<hidden>`, it would not load.
+        printed.insert("admin_ui_auth".into());
         assert_eq!(keys(&uncommented), printed);
     }
 }

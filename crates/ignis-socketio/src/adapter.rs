@@ -18,6 +18,7 @@ use ignis_proto::socketio::Packet;
 use parking_lot::RwLock;
 
 use crate::namespace::Namespace;
+use crate::observer::RoomWatch;
 use crate::recovery::SessionData;
 
 /// A room name. Every socket is in the room named by its own id.
@@ -382,6 +383,8 @@ pub struct RoomIndex {
     /// Each room's members, each with the position of the room in its `Joined::order`.
     rooms: HashMap<Room, SidMap<u32>>,
     sids: SidMap<Joined>,
+    /// The namespace's observers, told of every join and leave (see [`crate::observer`]).
+    watch: Option<RoomWatch>,
 }
 
 impl RoomIndex {
@@ -406,6 +409,7 @@ impl RoomIndex {
                         continue;
                     }
                     joined.own = joined.push(None);
+                    RoomWatch::joined(&self.watch, sid, room);
                 }
                 continue;
             }
@@ -448,6 +452,7 @@ impl RoomIndex {
                     name
                 }
             };
+            RoomWatch::joined(&self.watch, sid, &name);
             joined.push(Some(name));
         }
         refused
@@ -466,6 +471,7 @@ impl RoomIndex {
             if joined.in_own() {
                 let at = joined.own;
                 joined.own = NOT_IN_OWN;
+                RoomWatch::left(&self.watch, sid, room);
                 // Already `None`: only counted as a hole now.
                 if (at as usize) < joined.order.len() {
                     joined.holes += 1;
@@ -481,6 +487,7 @@ impl RoomIndex {
             if members.is_empty() {
                 self.rooms.remove(room);
             }
+            RoomWatch::left(&self.watch, sid, room);
             joined.make_hole(at);
         }
         if joined.holes as usize >= joined.len().max(8) {
@@ -518,14 +525,27 @@ impl RoomIndex {
         let Some(joined) = self.sids.remove(&sid) else {
             return;
         };
-        for room in joined.order.into_iter().flatten() {
+        let own = joined.own;
+        for (at, slot) in joined.order.into_iter().enumerate() {
+            let Some(room) = slot else {
+                if at as u32 == own {
+                    RoomWatch::left(&self.watch, sid, sid.as_str());
+                }
+                continue;
+            };
             if let Some(members) = self.rooms.get_mut(&room) {
                 members.remove(&sid);
                 if members.is_empty() {
                     self.rooms.remove(&room);
                 }
             }
+            RoomWatch::left(&self.watch, sid, &room);
         }
+    }
+
+    /// Tells the observers of `watch` of every join and leave from now on.
+    pub(crate) fn set_watch(&mut self, watch: RoomWatch) {
+        self.watch = Some(watch);
     }
 
     pub fn socket_rooms(&self, sid: Sid) -> Vec<Room> {
@@ -659,6 +679,18 @@ impl MemoryAdapter {
     pub fn index(&self) -> &RwLock<RoomIndex> {
         &self.index
     }
+
+    /// Tells the observers of `namespace`'s server (see [`crate::observer`]) of the joins and
+    /// leaves of this index. [`Adapter::attach`] does it; a cluster adapter that keeps its local
+    /// rooms in a `MemoryAdapter` calls it from its own `attach`.
+    pub fn watch(&self, namespace: &std::sync::Weak<Namespace>) {
+        if let Some(ns) = namespace.upgrade() {
+            self.index.write().set_watch(RoomWatch {
+                nsp: Arc::from(ns.name()),
+                observers: Arc::clone(ns.observers()),
+            });
+        }
+    }
 }
 
 /// Rooms added under one hold of the index's lock: a socket joining many rooms (an
@@ -667,6 +699,10 @@ impl MemoryAdapter {
 const ROOMS_PER_LOCK: usize = 256;
 
 impl Adapter for MemoryAdapter {
+    fn attach(&self, namespace: std::sync::Weak<Namespace>) {
+        self.watch(&namespace);
+    }
+
     fn add_all(&self, sid: Sid, rooms: &[Room]) {
         self.add_all_bounded(sid, rooms, usize::MAX);
     }

@@ -135,6 +135,17 @@ impl Handler for IoHandler {
         }
     }
 
+    fn on_upgrade(&self, conn: &Arc<EngineSocket>) {
+        let observers = &self.io.observers;
+        if !observers.any() {
+            return;
+        }
+        let sockets = conn.data.sockets.lock().clone();
+        for socket in &sockets {
+            observers.each(|o| o.upgraded(socket));
+        }
+    }
+
     fn on_close(&self, conn: &Arc<EngineSocket>, reason: CloseReason) {
         let reason = match reason {
             CloseReason::TransportClose => DisconnectReason::TransportClose,
@@ -317,6 +328,7 @@ impl IoHandler {
                 socket.close(DisconnectReason::TransportClose);
                 return;
             }
+            ns.observers().each(|o| o.connected(&socket));
 
             // The reference replays what was missed before it answers the CONNECT; the client
             // buffers events until it is connected.

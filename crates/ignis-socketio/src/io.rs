@@ -17,6 +17,7 @@ use crate::engine_handler::IoHandler;
 use crate::fanout::Fanout;
 use crate::limits::{AbuseCounters, EventRate, Limits, SocketLimits};
 use crate::namespace::Namespace;
+use crate::observer::{Observers, SocketObserver};
 use crate::operators::Operators;
 use crate::outbound::ParserKind;
 use crate::recovery::{Recovery, RecoveryConfig};
@@ -41,6 +42,8 @@ pub(crate) struct IoInner {
     pub(crate) limits: Arc<Limits>,
     /// The broadcasts of this server not queued yet, shared by its namespaces.
     pub(crate) fanout: Arc<Fanout>,
+    /// Who hears of sockets connecting, leaving, joining and leaving rooms.
+    pub(crate) observers: Arc<Observers>,
 }
 
 impl IoInner {
@@ -53,6 +56,7 @@ impl IoInner {
             self.recovery.clone().map(|c| Arc::new(Recovery::new(c))),
             Arc::clone(&self.limits),
             Arc::clone(&self.fanout),
+            Arc::clone(&self.observers),
         );
         adapter.attach(Arc::downgrade(&ns));
         ns
@@ -244,6 +248,7 @@ impl SocketIoBuilder {
                 counters: Default::default(),
             }),
             fanout: Fanout::new(),
+            observers: Arc::default(),
         });
         inner.declare("/");
         let mut engine_config = config.engine.clone();
@@ -325,6 +330,8 @@ impl SocketIo {
             None,
             Arc::clone(&self.inner.limits),
             Arc::clone(&self.inner.fanout),
+            // A template never has sockets: nothing to tell.
+            Arc::default(),
         );
         template.on_connect(on_connect);
         self.inner.dynamic.write().push(DynamicNamespace {
@@ -375,6 +382,20 @@ impl SocketIo {
     /// Emits an event to the main namespace of the other nodes (`serverSideEmit`).
     pub async fn server_side_emit(&self, event: &str, args: Vec<Value>) -> Result<(), EmitError> {
         self.main_namespace().server_side_emit(event, args).await
+    }
+
+    /// Adds an observer: from now on it hears of every socket that connects to or leaves any
+    /// namespace of this server, of every room join and leave, and of every upgrade to
+    /// WebSocket (see [`SocketObserver`]). Sockets and rooms already there are not replayed:
+    /// [`SocketIo::namespaces`] lists them. Without an observer, none of this costs more than
+    /// an atomic load at a connect, a disconnect, a join or a leave.
+    pub fn observe(&self, observer: Arc<dyn SocketObserver>) {
+        self.inner.observers.add(observer);
+    }
+
+    /// The namespaces that exist now (declared, or created for a client by a dynamic one).
+    pub fn namespaces(&self) -> Vec<Arc<Namespace>> {
+        self.inner.namespaces.read().values().cloned().collect()
     }
 
     /// The per-socket limits.

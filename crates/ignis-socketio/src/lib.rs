@@ -3,7 +3,8 @@
 //! Namespaces (static and dynamic) with connect middlewares, events and acknowledgements in both
 //! directions, binary payloads, rooms and broadcast operators, an adapter trait whose default
 //! keeps everything in memory (a Redis adapter implements it too), and connection state
-//! recovery. Handlers that every socket gets can live in one [`SocketHandlers`] table that
+//! recovery. A tool that watches the server (the admin UI of the `ignis-admin` crate) hears of
+//! its sockets and rooms through [`SocketIo::observe`]. Handlers that every socket gets can live in one [`SocketHandlers`] table that
 //! the sockets share ([`Socket::attach`]), so that an idle connection costs little memory.
 //!
 //! A broadcast is queued for its recipients once the task that made it yields, together with
@@ -43,6 +44,7 @@ mod handshake;
 mod io;
 mod limits;
 mod namespace;
+pub mod observer;
 mod operators;
 mod outbound;
 mod recovery;
@@ -63,6 +65,7 @@ pub use limits::{
     EventRate, SocketLimits,
 };
 pub use namespace::Namespace;
+pub use observer::SocketObserver;
 pub use operators::{AckTimeout, BroadcastAckError, DEFAULT_ACK_TIMEOUT, Operators};
 pub use outbound::{EncodedArgs, ParserKind};
 pub use recovery::{Recovery, RecoveryConfig, SessionData};

@@ -15,6 +15,7 @@ use crate::adapter::{AckCollector, Adapter, BroadcastFlags, RefusedRoom, Room, R
 use crate::fanout::{self, Fanout};
 use crate::handler::{ConnectHandler, Middleware, ServerEventHandler};
 use crate::limits::{Limits, Refusal, SocketLimits};
+use crate::observer::Observers;
 use crate::operators::Operators;
 use crate::outbound::{self, ParserKind};
 use crate::recovery::Recovery;
@@ -44,6 +45,8 @@ pub struct Namespace {
     /// The server's broadcasts not queued yet, which every send to one of its sockets comes
     /// after (see [`crate::fanout`]).
     fanout: Arc<Fanout>,
+    /// The server's observers (see [`crate::observer`]).
+    observers: Arc<Observers>,
 }
 
 impl Namespace {
@@ -54,6 +57,7 @@ impl Namespace {
         recovery: Option<Arc<Recovery>>,
         limits: Arc<Limits>,
         fanout: Arc<Fanout>,
+        observers: Arc<Observers>,
     ) -> Arc<Namespace> {
         Arc::new_cyclic(|me| Namespace {
             me: Weak::clone(me),
@@ -69,7 +73,13 @@ impl Namespace {
             recovery,
             limits,
             fanout,
+            observers,
         })
+    }
+
+    /// The observers of the server this namespace belongs to.
+    pub(crate) fn observers(&self) -> &Arc<Observers> {
+        &self.observers
     }
 
     /// The fan-out of the server this namespace belongs to.

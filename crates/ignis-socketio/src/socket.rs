@@ -360,6 +360,13 @@ impl Socket {
         Outbound::new(self.ns.fanout(), &self.conn)
     }
 
+    /// The id of the client's connection (the Engine.IO session), shared by its sockets in
+    /// every namespace. It lets whoever knows it send on the client's behalf over HTTP
+    /// long-polling: never show it whole.
+    pub fn client_id(&self) -> Sid {
+        self.conn.id()
+    }
+
     /// The transport the connection uses now.
     pub fn transport(&self) -> ignis_engine::TransportKind {
         self.conn.transport()
@@ -775,6 +782,9 @@ impl Socket {
         };
         self.ns.adapter().del_all(self.id);
         self.ns.remove_socket(self);
+        self.ns
+            .observers()
+            .each(|o| o.disconnected(self.as_ref(), reason));
         crate::engine_handler::forget(&self.conn, self.ns.name());
         // Waiters of acknowledgements learn that none will come.
         self.acks.lock().clear();

@@ -603,6 +603,7 @@ impl<H: Handler> Connection<H> {
                     self.socket.wake_driver();
                     self.socket.wake_writers();
                     tracing::debug!(sid = %self.socket.id(), "upgraded to websocket");
+                    self.inner.handler.on_upgrade(&self.socket);
                     None
                 }
                 _ => Some(Stop::ProbeFailed),
