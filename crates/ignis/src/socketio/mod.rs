@@ -9,10 +9,13 @@ mod timers;
 pub use component::{RedisMode, SocketIOComponent};
 pub use handlers::{AuthRequest, AuthenticateHandler, ClientConnectedHandler, ValidateRoomHandler};
 pub use helper::{
-    ClientRecord, HelperOptions, MESSAGE_AUTH_TIMEOUT, SESSION_AUTHENTICATED, SendError,
-    SendOptions, SocketIOServerHelper,
+    ClientRecord, HelperOptions, HelperStats, MESSAGE_AUTH_TIMEOUT, SESSION_AUTHENTICATED,
+    SendError, SendOptions, SocketIOServerHelper,
 };
-pub use ignis_redis::{RedisConfig, RedisConnection, SubscriptionMode};
+pub use ignis_redis::{
+    ConnectionState, LatencySnapshot, REQUEST_LATENCY_BOUNDS, RedisConfig, RedisConnection,
+    RedisStats, SubscriptionMode,
+};
 pub use ignis_socketio::proto::ignis as constants;
 pub use ignis_socketio::{AbuseCounters, EventRate, SocketLimits};
 pub use options::{CorsOptions, DeflateOptions, DeflateSetting, ServerOptions};
