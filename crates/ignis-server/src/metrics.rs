@@ -511,11 +511,18 @@ impl Collector for ServerCollector {
             ],
         )?;
         let latency = &redis.request_latency;
+        // The encoder adds the buckets up itself: it takes each bucket's own observations.
+        let mut below = 0;
         let buckets: Vec<(f64, u64)> = ignis::socketio::REQUEST_LATENCY_BOUNDS
             .iter()
             .copied()
             .zip(latency.cumulative.iter().copied())
             .chain(std::iter::once((f64::INFINITY, latency.count)))
+            .map(|(bound, cumulative)| {
+                let own = cumulative.saturating_sub(below);
+                below = cumulative;
+                (bound, own)
+            })
             .collect();
         let mut metric_encoder = e.encode_descriptor(
             "ignis_adapter_request_duration_seconds",
