@@ -68,21 +68,7 @@ fn socket_cors(origins: Option<&[String]>) -> CorsOptions {
     }
 }
 
-// `main` calls `build_with`, to pass the metrics listener it binds first; the tests call this.
-#[cfg_attr(not(test), allow(dead_code))]
 fn build(config: &Config, verifier: Verifier, redis: Option<RedisConfig>) -> Application {
-    build_with(config, verifier, redis, None)
-}
-
-/// [`build`], with `/metrics` on `metrics_listener` alone when one is given (bound by the
-/// caller, so that a bad `--metrics-addr` stops the server before it starts), else on the
-/// API's port when metrics are on.
-fn build_with(
-    config: &Config,
-    verifier: Verifier,
-    redis: Option<RedisConfig>,
-    metrics_listener: Option<std::net::TcpListener>,
-) -> Application {
     let verifier = Arc::new(verifier);
     let authenticate = AuthenticateHandler::new(move |request| {
         let verifier = verifier.clone();
@@ -144,8 +130,8 @@ fn build_with(
         }),
         ..ServerOptions::default()
     };
-    let metrics_enabled = config.metrics.enabled;
-    let metrics_api_key = config.api_key.clone();
+    let metrics = metrics::Setup::new(config.metrics, config.api_key.clone());
+    let metrics_listener = metrics.clone();
     let slot: chat::HelperSlot = Arc::new(OnceLock::new());
     let hook_slot = slot.clone();
     let api_config = api::ApiConfig {
@@ -176,27 +162,8 @@ fn build_with(
             .app_ping_interval(config.app_ping_interval)
             .default_rooms(config.default_rooms.clone()),
     )
-    .routes_with(move |handle| {
-        let router = api::router(api_config, handle.clone());
-        if !metrics_enabled {
-            return router;
-        }
-        let metrics = metrics::Metrics::new(handle);
-        let exposure = match metrics_listener.map(tokio::net::TcpListener::from_std) {
-            Some(Ok(listener)) => {
-                tokio::spawn(metrics::serve_apart(listener, Arc::clone(&metrics)));
-                metrics::Exposure::Apart
-            }
-            Some(Err(e)) => {
-                tracing::error!(error = %e, "the metrics listener cannot be used; /metrics is not served");
-                metrics::Exposure::Apart
-            }
-            None => metrics::Exposure::SamePort {
-                api_key: metrics_api_key,
-            },
-        };
-        metrics::instrument(router, &metrics, &exposure)
-    })
+    .routes_with(move |handle| metrics.wrap(api::router(api_config, handle.clone()), handle))
+    .register_post_start_hook("metrics", move |app| metrics_listener.listen_apart(app))
     .register_post_start_hook("chat-handlers", move |app| async move {
         let helper = app.get(keys::SOCKET_IO_INSTANCE)?;
         // Only when the line would be written: the benchmarks run at `warn`, and then a
@@ -271,27 +238,9 @@ async fn main() -> ExitCode {
             "no API key is configured: the REST management API is open to anyone who can reach it"
         );
     }
-    let metrics_listener = match config.metrics.addr.filter(|_| config.metrics.enabled) {
-        None => None,
-        Some(addr) => match std::net::TcpListener::bind(addr)
-            .and_then(|l| l.set_nonblocking(true).map(|()| l))
-        {
-            Ok(listener) => {
-                tracing::info!("metrics on http://{addr}/metrics");
-                Some(listener)
-            }
-            Err(e) => {
-                tracing::error!("cannot listen on the metrics address {addr}: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
-    };
     // Checked when the configuration was loaded.
     let redis = config.redis.clone();
-    let running = match build_with(&config, verifier, redis, metrics_listener)
-        .start()
-        .await
-    {
+    let running = match build(&config, verifier, redis).start().await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!("cannot start: {e}");

@@ -11,7 +11,8 @@
 //! No label takes a value a client chooses (an event or room name, a raw path, an unknown
 //! method), so the number of series stays bounded whatever clients send.
 
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use axum::Router;
@@ -20,8 +21,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use ignis::AppHandle;
 use ignis::socketio::keys;
+use ignis::{AppHandle, BindingKey, BoxError};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::MetricType;
@@ -32,6 +33,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::api::auth::{ApiKey, require_api_key};
+use crate::config::MetricsSettings;
 
 /// Upper bounds of the REST latency buckets, in seconds.
 const REST_LATENCY_BOUNDS: [f64; 12] = [
@@ -162,16 +164,72 @@ async fn mark_route(request: Request, next: Next) -> Response {
 
 /// Where `/metrics` is served.
 #[derive(Debug, Clone)]
-pub enum Exposure {
+enum Exposure {
     /// On the API's port, behind the API key when one is set.
     SamePort { api_key: Option<String> },
-    /// On an address of its own ([`serve_apart`]), not on the API's port.
+    /// On an address of its own, not on the API's port.
     Apart,
+}
+
+/// The binding under which the address `/metrics` listens on apart is published once the
+/// server started (with `--metrics-addr`), for tests and tools that asked for port 0.
+pub const METRICS_ADDR: BindingKey<SocketAddr> = BindingKey::new("ignis-server:metrics-addr");
+
+/// What `build` needs to serve the metrics: the settings, and the metrics once the routes are
+/// made, for the listener of their own the post-start hook opens.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    settings: MetricsSettings,
+    api_key: Option<String>,
+    made: Arc<OnceLock<Arc<Metrics>>>,
+}
+
+impl Setup {
+    pub fn new(settings: MetricsSettings, api_key: Option<String>) -> Setup {
+        Setup {
+            settings,
+            api_key,
+            made: Arc::default(),
+        }
+    }
+
+    /// The REST API's `router` with its requests measured, and `/metrics` on it when it is
+    /// served on the API's port; as it is when metrics are off.
+    pub fn wrap(&self, router: Router, app: AppHandle) -> Router {
+        if !self.settings.enabled {
+            return router;
+        }
+        let metrics = Metrics::new(app);
+        let _ = self.made.set(Arc::clone(&metrics));
+        let exposure = match self.settings.addr {
+            Some(_) => Exposure::Apart,
+            None => Exposure::SamePort {
+                api_key: self.api_key.clone(),
+            },
+        };
+        instrument(router, &metrics, &exposure)
+    }
+
+    /// The post-start hook: with `--metrics-addr`, listens there and serves `/metrics` alone;
+    /// an address that cannot be bound stops the server.
+    pub async fn listen_apart(self, app: AppHandle) -> Result<(), BoxError> {
+        let (Some(addr), Some(metrics)) = (self.settings.addr, self.made.get().cloned()) else {
+            return Ok(());
+        };
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on the metrics address {addr}: {e}"))?;
+        let bound = listener.local_addr()?;
+        tracing::info!("metrics on http://{bound}/metrics");
+        app.bind(METRICS_ADDR, bound);
+        tokio::spawn(serve_apart(listener, metrics));
+        Ok(())
+    }
 }
 
 /// `router` (the REST API) with its requests measured, and `/metrics` on it when it is
 /// served on the same port.
-pub fn instrument(router: Router, metrics: &Arc<Metrics>, exposure: &Exposure) -> Router {
+fn instrument(router: Router, metrics: &Arc<Metrics>, exposure: &Exposure) -> Router {
     let router = match exposure {
         Exposure::SamePort { api_key } => router.merge(scrape_router(metrics, api_key.clone())),
         Exposure::Apart => router,
@@ -182,7 +240,7 @@ pub fn instrument(router: Router, metrics: &Arc<Metrics>, exposure: &Exposure) -
 }
 
 /// The router of `/metrics` alone, behind `api_key` when one is given.
-pub fn scrape_router(metrics: &Arc<Metrics>, api_key: Option<String>) -> Router {
+fn scrape_router(metrics: &Arc<Metrics>, api_key: Option<String>) -> Router {
     let router = Router::new()
         .route("/metrics", get(scrape))
         .with_state(Arc::clone(metrics));
@@ -196,7 +254,7 @@ pub fn scrape_router(metrics: &Arc<Metrics>, api_key: Option<String>) -> Router 
 }
 
 /// Serves `/metrics` alone on `listener` until the process ends.
-pub async fn serve_apart(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+async fn serve_apart(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
     let router = scrape_router(&metrics, None);
     if let Err(e) = axum::serve(listener, router).await {
         tracing::error!(error = %e, "the metrics listener failed");

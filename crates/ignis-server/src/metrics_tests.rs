@@ -15,20 +15,21 @@ use tokio::net::TcpStream;
 
 use crate::api::tests::PollingClient;
 use crate::auth::Verifier;
-use crate::build_with;
+use crate::build;
 use crate::config::{Cli, Config};
+use crate::metrics::METRICS_ADDR;
 
 const SECRET: &str = "a-metrics-test-secret-long-enough";
 const KEY: &str = "metrics-k3y";
 
-async fn start(cli: Cli, metrics_listener: Option<std::net::TcpListener>) -> RunningApp {
+async fn start(cli: Cli) -> RunningApp {
     let config = Config::load(Cli {
         port: Some(0),
         ..cli
     })
     .expect("a valid configuration");
     let verifier = Verifier::new(&config.jwt).expect("a valid key");
-    build_with(&config, verifier, None, metrics_listener)
+    build(&config, verifier, None)
         .start()
         .await
         .expect("the server starts")
@@ -177,15 +178,12 @@ fn promtool_check(exposition: &str) {
 
 #[tokio::test]
 async fn scrape_shows_known_traffic_and_passes_promtool() {
-    let app = start(
-        Cli {
-            jwt_secret: Some(SECRET.into()),
-            api_key: Some(KEY.into()),
-            auth_timeout_ms: Some(300),
-            ..Cli::default()
-        },
-        None,
-    )
+    let app = start(Cli {
+        jwt_secret: Some(SECRET.into()),
+        api_key: Some(KEY.into()),
+        auth_timeout_ms: Some(300),
+        ..Cli::default()
+    })
     .await;
     let addr = app.local_addr();
 
@@ -300,13 +298,10 @@ async fn scrape_shows_known_traffic_and_passes_promtool() {
 
 #[tokio::test]
 async fn metrics_need_the_api_key_when_one_is_set() {
-    let app = start(
-        Cli {
-            api_key: Some(KEY.into()),
-            ..Cli::default()
-        },
-        None,
-    )
+    let app = start(Cli {
+        api_key: Some(KEY.into()),
+        ..Cli::default()
+    })
     .await;
     let addr = app.local_addr();
     let (status, _) = http(addr, "GET", "/metrics", &[], "").await;
@@ -326,7 +321,7 @@ async fn metrics_need_the_api_key_when_one_is_set() {
     app.stop().await;
 
     // Without a key, /metrics is open, as the API is.
-    let app = start(Cli::default(), None).await;
+    let app = start(Cli::default()).await;
     let (status, _) = http(app.local_addr(), "GET", "/metrics", &[], "").await;
     assert_eq!(status, 200);
     app.stop().await;
@@ -334,17 +329,16 @@ async fn metrics_need_the_api_key_when_one_is_set() {
 
 #[tokio::test]
 async fn metrics_addr_serves_them_apart_and_off_turns_them_off() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let metrics_addr = listener.local_addr().unwrap();
-    let app = start(
-        Cli {
-            api_key: Some(KEY.into()),
-            ..Cli::default()
-        },
-        Some(listener),
-    )
+    let app = start(Cli {
+        api_key: Some(KEY.into()),
+        metrics_addr: Some("127.0.0.1:0".into()),
+        ..Cli::default()
+    })
     .await;
+    let metrics_addr = app
+        .handle()
+        .get(METRICS_ADDR)
+        .expect("the metrics address is bound");
     // On its own address, without the key; OpenMetrics when asked for.
     let (status, body) = http(metrics_addr, "GET", "/metrics", &[], "").await;
     assert_eq!(status, 200);
@@ -371,13 +365,26 @@ async fn metrics_addr_serves_them_apart_and_off_turns_them_off() {
     assert_eq!(status, 404);
     app.stop().await;
 
-    let app = start(
-        Cli {
-            metrics: Some(false),
-            ..Cli::default()
-        },
-        None,
-    )
+    // An address that cannot be bound stops the server from starting.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = Config::load(Cli {
+        port: Some(0),
+        metrics_addr: Some(taken.local_addr().unwrap().to_string()),
+        ..Cli::default()
+    })
+    .unwrap();
+    let verifier = Verifier::new(&config.jwt).unwrap();
+    let refused = build(&config, verifier, None).start().await;
+    let error = refused
+        .err()
+        .expect("the server does not start")
+        .to_string();
+    assert!(error.contains("metrics address"), "{error}");
+
+    let app = start(Cli {
+        metrics: Some(false),
+        ..Cli::default()
+    })
     .await;
     let (status, _) = http(app.local_addr(), "GET", "/metrics", &[], "").await;
     assert_eq!(status, 404);
@@ -419,7 +426,7 @@ fn metrics_settings_come_from_flags_and_the_file() {
 /// chose. Checked on the label values of every series of a busy scrape.
 #[tokio::test]
 async fn label_values_are_from_a_fixed_set() {
-    let app = start(Cli::default(), None).await;
+    let app = start(Cli::default()).await;
     let addr = app.local_addr();
     let client = PollingClient::connect(addr).await;
     client
@@ -467,7 +474,7 @@ async fn redis_state_and_requests_to_other_nodes_are_counted() {
         })
         .expect("a valid configuration");
         let verifier = Verifier::new(&config.jwt).expect("a valid key");
-        build_with(&config, verifier, config.redis.clone(), None)
+        build(&config, verifier, config.redis.clone())
             .start()
             .await
             .expect("the node starts with Redis")
