@@ -9,16 +9,17 @@ mod timers;
 pub use component::{RedisMode, SocketIOComponent};
 pub use handlers::{AuthRequest, AuthenticateHandler, ClientConnectedHandler, ValidateRoomHandler};
 pub use helper::{
-    ClientRecord, HelperOptions, HelperStats, MESSAGE_AUTH_TIMEOUT, SESSION_AUTHENTICATED,
-    SendError, SendOptions, SocketIOServerHelper,
+    ClientRecord, HelperOptions, MESSAGE_AUTH_TIMEOUT, SESSION_AUTHENTICATED, SendError,
+    SendOptions, SocketIOServerHelper,
 };
-pub use ignis_redis::{
-    ConnectionState, LatencySnapshot, REQUEST_LATENCY_BOUNDS, RedisConfig, RedisConnection,
-    RedisStats, SubscriptionMode,
-};
+pub use ignis_redis::{RedisConfig, RedisConnection, SubscriptionMode};
 pub use ignis_socketio::proto::ignis as constants;
 pub use ignis_socketio::{AbuseCounters, EventRate, SocketLimits};
 pub use options::{CorsOptions, DeflateOptions, DeflateSetting, ServerOptions};
+
+// The figures of the helper and of its Redis connection, for monitoring.
+pub use helper::HelperStats;
+pub use ignis_redis::{ConnectionState, LatencySnapshot, REQUEST_LATENCY_BOUNDS, RedisStats};
 
 /// The binding keys of the component, with the original's key strings.
 pub mod keys {
