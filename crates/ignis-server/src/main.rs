@@ -130,10 +130,10 @@ fn build(config: &Config, verifier: Verifier, redis: Option<RedisConfig>) -> App
         }),
         ..ServerOptions::default()
     };
-    let metrics = metrics::Setup::new(config.metrics, config.api_key.clone());
-    let metrics_listener = metrics.clone();
     let slot: chat::HelperSlot = Arc::new(OnceLock::new());
     let hook_slot = slot.clone();
+    let metrics = metrics::Setup::new(config.metrics, config.api_key.clone());
+    let metrics_listener = metrics.clone();
     let api_config = api::ApiConfig {
         base_path: config.base_path.clone(),
         api_key: config.api_key.clone(),
