@@ -1,39 +1,24 @@
 //! `/metrics` as `main` serves it: known traffic (clients authenticated, refused and timed
 //! out, events, a REST broadcast, a REST 404), then the figures read back from a scrape, which
 //! Prometheus's own `promtool check metrics` accepts; the API key in front of it; and the
-//! separate listener of `--metrics-addr`.
+//! separate listener of `--metrics-addr`. With Redis, and a bad address: `tests/metrics.rs`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ignis::RunningApp;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::api::tests::PollingClient;
-use crate::auth::Verifier;
-use crate::build;
 use crate::config::{Cli, Config};
 use crate::metrics::METRICS_ADDR;
+use crate::tests::start;
 
 const SECRET: &str = "a-metrics-test-secret-long-enough";
 const KEY: &str = "metrics-k3y";
-
-async fn start(cli: Cli) -> RunningApp {
-    let config = Config::load(Cli {
-        port: Some(0),
-        ..cli
-    })
-    .expect("a valid configuration");
-    let verifier = Verifier::new(&config.jwt).expect("a valid key");
-    build(&config, verifier, None)
-        .start()
-        .await
-        .expect("the server starts")
-}
 
 fn token_auth(sub: &str) -> String {
     let exp = std::time::SystemTime::now()
@@ -365,22 +350,6 @@ async fn metrics_addr_serves_them_apart_and_off_turns_them_off() {
     assert_eq!(status, 404);
     app.stop().await;
 
-    // An address that cannot be bound stops the server from starting.
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let config = Config::load(Cli {
-        port: Some(0),
-        metrics_addr: Some(taken.local_addr().unwrap().to_string()),
-        ..Cli::default()
-    })
-    .unwrap();
-    let verifier = Verifier::new(&config.jwt).unwrap();
-    let refused = build(&config, verifier, None).start().await;
-    let error = refused
-        .err()
-        .expect("the server does not start")
-        .to_string();
-    assert!(error.contains("metrics address"), "{error}");
-
     let app = start(Cli {
         metrics: Some(false),
         ..Cli::default()
@@ -452,81 +421,4 @@ async fn label_values_are_from_a_fixed_set() {
         }
     }
     app.stop().await;
-}
-
-/// Two nodes over the real Redis: a REST call to one that finds a client of the other makes a
-/// request to the other nodes, which the scrape counts with its latency, beside the state of
-/// the connections.
-#[tokio::test]
-async fn redis_state_and_requests_to_other_nodes_are_counted() {
-    let redis_url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let key = format!(
-        "ignis-metrics-test-{}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    );
-    let node = |key: String, redis_url: String| async move {
-        let config = Config::load(Cli {
-            port: Some(0),
-            redis_url: Some(redis_url),
-            redis_key: Some(key),
-            ..Cli::default()
-        })
-        .expect("a valid configuration");
-        let verifier = Verifier::new(&config.jwt).expect("a valid key");
-        build(&config, verifier, config.redis.clone())
-            .start()
-            .await
-            .expect("the node starts with Redis")
-    };
-    let a = node(key.clone(), redis_url.clone()).await;
-    let b = node(key, redis_url).await;
-    let alice = PollingClient::connect(a.local_addr()).await;
-
-    // Both nodes must see each other before B's request can count A's answer.
-    let path = format!("/api/socket/client/{}/rooms", alice.id);
-    let found = async {
-        loop {
-            let (status, body) = http(b.local_addr(), "GET", &path, &[], "").await;
-            if status == 200 {
-                return body;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    let body = tokio::time::timeout(Duration::from_secs(10), found)
-        .await
-        .expect("node B finds node A's client");
-    assert!(body.contains(&alice.id), "{body}");
-
-    let (status, exposition) = http(b.local_addr(), "GET", "/metrics", &[], "").await;
-    assert_eq!(status, 200);
-    let s = samples(&exposition);
-    let v = |series: &str| value(&s, series);
-    assert_eq!(v(r#"ignis_redis_up{connection="subscriber"}"#), 1.0);
-    assert_eq!(v(r#"ignis_redis_up{connection="publisher"}"#), 1.0);
-    assert_eq!(v("ignis_redis_reconnects_total"), 0.0);
-    assert_eq!(v(r#"ignis_redis_publish_errors_total{cause="redis"}"#), 0.0);
-    let ok = v(r#"ignis_adapter_requests_total{result="ok"}"#);
-    assert!(ok >= 1.0, "{exposition}");
-    let all = ok
-        + v(r#"ignis_adapter_requests_total{result="timeout"}"#)
-        + v(r#"ignis_adapter_requests_total{result="error"}"#);
-    assert_eq!(v("ignis_adapter_request_duration_seconds_count"), all);
-    assert_eq!(
-        v(r#"ignis_adapter_request_duration_seconds_bucket{le="+Inf"}"#),
-        all
-    );
-    assert!(v("ignis_adapter_request_duration_seconds_sum") > 0.0);
-    // Cumulative buckets: never fewer under a larger bound.
-    let mut previous = 0.0;
-    for bound in ignis::socketio::REQUEST_LATENCY_BOUNDS {
-        let series = format!(r#"ignis_adapter_request_duration_seconds_bucket{{le="{bound}"}}"#);
-        let under = v(&series);
-        assert!(under >= previous && under <= all, "{series}: {exposition}");
-        previous = under;
-    }
-    promtool_check(&exposition);
-    a.stop().await;
-    b.stop().await;
 }
