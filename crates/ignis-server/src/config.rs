@@ -332,6 +332,7 @@ impl Default for Limits {
 /// Where and whether `GET /metrics` is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MetricsSettings {
+    /// Whether `/metrics` is served and REST requests measured (the libraries count anyway).
     pub enabled: bool,
     /// An address of its own (without the API key); `None`: the API's port, behind the key.
     pub addr: Option<SocketAddr>,

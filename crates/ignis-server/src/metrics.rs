@@ -185,6 +185,8 @@ pub struct Setup {
 }
 
 impl Setup {
+    /// The metrics of a server with these settings; `api_key` guards `/metrics` on the API's
+    /// port.
     pub fn new(settings: MetricsSettings, api_key: Option<String>) -> Setup {
         Setup {
             settings,

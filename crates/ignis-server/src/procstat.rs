@@ -5,11 +5,17 @@
 /// What could be read; `None` for what could not.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct ProcessFigures {
+    /// User and system CPU time.
     pub cpu_seconds: Option<f64>,
+    /// Resident set size.
     pub resident_bytes: Option<u64>,
+    /// Virtual memory size.
     pub virtual_bytes: Option<u64>,
+    /// File descriptors open now (sockets included).
     pub open_fds: Option<u64>,
+    /// The soft limit of open file descriptors.
     pub max_fds: Option<u64>,
+    /// When the process started, in seconds since the Unix epoch.
     pub start_time_seconds: Option<f64>,
 }
 
