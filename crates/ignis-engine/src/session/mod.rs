@@ -88,7 +88,7 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    /// Every reason, in declaration order.
+    /// Every reason, in declaration order (a new reason goes here too, or it is not counted).
     pub const ALL: [CloseReason; 8] = [
         CloseReason::TransportClose,
         CloseReason::TransportError,
