@@ -17,6 +17,9 @@ step() { printf '\n==> %s\n' "$*"; }
 step "services"
 # Tests that need Redis read REDIS_URL (default redis://127.0.0.1:6379); start it if it is down.
 command -v redis-server >/dev/null || { apt-get update && apt-get install -y redis-server; }
+# `promtool check metrics` checks the server's /metrics exposition (crates/ignis-server tests).
+command -v promtool >/dev/null || { apt-get update && apt-get install -y --no-install-recommends prometheus; }
+export IGNIS_REQUIRE_PROMTOOL=1
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
   for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done

@@ -16,6 +16,7 @@ use crate::session::frame::Compression;
 use crate::session::outbox::QueueLimits;
 use crate::session::{CloseReason, Socket, TransportKind};
 use crate::sid::{Sid, SidMap};
+use crate::stats::{EngineCounters, EngineStats};
 
 /// The peer address of a request, as a request extension. [`Engine::serve`] inserts it; an
 /// application that embeds the engine in its own server should insert it too.
@@ -60,6 +61,8 @@ pub(crate) struct Inner<H: Handler> {
     pub(crate) compression: Option<Arc<Compression>>,
     /// The limits of the engine that were hit, counted.
     pub(crate) counters: Arc<Counters>,
+    /// What the engine did, counted for monitoring.
+    pub(crate) stats: EngineCounters,
     /// The per-IP limits, when one is set.
     pub(crate) ip_limiter: Option<Arc<IpLimiter>>,
     /// The open packet's JSON after the sid, for sessions that may upgrade and for the others:
@@ -100,6 +103,7 @@ impl<H: Handler> Engine<H> {
                 sessions: RwLock::new(SidMap::default()),
                 compression,
                 counters,
+                stats: EngineCounters::default(),
                 ip_limiter,
                 open_tail,
                 refuse_new_sessions: AtomicBool::new(false),
@@ -129,6 +133,20 @@ impl<H: Handler> Engine<H> {
     /// How many times each limit of the engine was hit since it started.
     pub fn abuse_counters(&self) -> AbuseCounters {
         self.inner.counters.snapshot()
+    }
+
+    /// The engine's figures now: sessions open by transport, and what it counted since it
+    /// started. Costs a pass over the session table, under its read lock: for a scrape, not
+    /// for a hot path.
+    pub fn stats(&self) -> EngineStats {
+        let (mut polling, mut websocket) = (0, 0);
+        for socket in self.inner.sessions.read().values() {
+            match socket.transport() {
+                TransportKind::Polling => polling += 1,
+                TransportKind::WebSocket => websocket += 1,
+            }
+        }
+        self.inner.stats.snapshot(polling, websocket)
     }
 
     /// Counts a new connection from `peer` against the per-IP connection limit: `Ok(None)`
@@ -232,6 +250,7 @@ pub(crate) fn open_session<H: Handler>(
         transport == TransportKind::Polling && config.allow_upgrades && config.transports.websocket;
     let _ = socket.push_packet(open_packet(sid, &inner.open_tail[usize::from(may_upgrade)]));
     inner.sessions.write().insert(sid, Arc::clone(&socket));
+    inner.stats.handshake(transport);
     tracing::debug!(%sid, ?transport, "session opened");
     inner.handler.on_open(&socket, info);
     socket
@@ -249,6 +268,7 @@ impl<H: Handler> Inner<H> {
                 });
             }
             self.sessions.write().remove(&socket.id());
+            self.stats.closed(reason);
             tracing::debug!(sid = %socket.id(), reason = reason.as_str(), "session closed");
             self.handler.on_close(socket, reason);
         }

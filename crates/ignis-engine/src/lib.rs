@@ -42,6 +42,7 @@ mod http;
 mod query;
 mod session;
 mod sid;
+mod stats;
 mod transport;
 
 pub use abuse::{AbuseCounters, ConnectionGuard, ConnectionPermit, IpRefusal};
@@ -57,6 +58,7 @@ pub use session::{
     TEXT_HEADROOM, TextMessage, TransportKind,
 };
 pub use sid::{Sid, SidHash, SidHasher, SidMap, SidSet};
+pub use stats::{EngineStats, ShardedCounter};
 pub use transport::{
     FirstRead, Handoff, LINGER_BYTES, LINGER_IDLE, LINGER_TIME, Rewind, read_first,
 };

@@ -134,7 +134,7 @@ impl RedisAdapter {
             nsp: nsp.to_string(),
             channels,
             remote_tasks: RemoteTasks::new(nsp, config.max_remote_tasks),
-            pending: Requests::new(config.max_pending_requests),
+            pending: Requests::new(config.max_pending_requests, conn.counters()),
             ack_requests: AckRequests::new(config.max_pending_requests),
             conn,
             config,

@@ -20,6 +20,7 @@ use crate::cluster;
 use crate::requests::{AckRequests, Requests};
 use crate::serve::{self, AckReply, Membership, RemoteTasks};
 use crate::sharded_protocol::{Body, Message, random_id};
+use crate::stats::RedisCounters;
 
 /// How the messages of the cluster protocol travel between nodes.
 pub(crate) trait Transport: Send + Sync + Sized + 'static {
@@ -104,11 +105,13 @@ pub(crate) enum Collected {
 }
 
 /// Limits of the work the other nodes cause on this one.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct CoreLimits {
     pub requests_timeout: Duration,
     pub max_pending_requests: usize,
     pub max_remote_tasks: usize,
+    /// Where requests to the other nodes are counted: the connection's counters.
+    pub counters: Arc<RedisCounters>,
 }
 
 /// The adapter of one namespace, over transport `T`.
@@ -156,7 +159,7 @@ impl<T: Transport> Core<T> {
             me: me.clone(),
             requests_timeout: limits.requests_timeout,
             ns: OnceLock::new(),
-            pending: Requests::new(limits.max_pending_requests),
+            pending: Requests::new(limits.max_pending_requests, limits.counters),
             ack_requests: AckRequests::new(limits.max_pending_requests),
             remote_tasks: RemoteTasks::new(nsp, limits.max_remote_tasks),
         })

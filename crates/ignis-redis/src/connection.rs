@@ -27,6 +27,7 @@ use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind};
 
 use crate::commands::{Commands, Outgoing};
 use crate::config::RedisConfig;
+use crate::stats::{ConnectionState, RedisCounters, RedisStats};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -103,6 +104,8 @@ pub(crate) struct Shared {
     pub(crate) shard_applied: watch::Sender<u64>,
     pub(crate) shard_up: AtomicBool,
     pub(crate) shard_wanted: AtomicBool,
+    /// Reconnects, errors and requests to other nodes, for monitoring.
+    pub(crate) counters: Arc<RedisCounters>,
 }
 
 /// Ends the background tasks when the last handle goes.
@@ -177,6 +180,7 @@ impl RedisConnection {
             shard_applied,
             shard_up: AtomicBool::new(false),
             shard_wanted: AtomicBool::new(false),
+            counters: Arc::default(),
         });
         let (queue, rx) = mpsc::channel(config.publish_queue.max(1));
         let subscriber = tokio::spawn(subscriber_task(Arc::clone(&shared), config.clone()));
@@ -221,6 +225,25 @@ impl RedisConnection {
                 || !shared.shard_wanted.load(Ordering::Acquire))
     }
 
+    /// The connections' state, and what was counted since the connection was made.
+    pub fn stats(&self) -> RedisStats {
+        let shared = &self.shared;
+        let state = ConnectionState {
+            subscriber_up: shared.subscriber_up.load(Ordering::Acquire),
+            publisher_up: shared.publisher_up.load(Ordering::Acquire),
+            sharded_subscriber_up: shared
+                .shard_wanted
+                .load(Ordering::Acquire)
+                .then(|| shared.shard_up.load(Ordering::Acquire)),
+        };
+        shared.counters.snapshot(state)
+    }
+
+    /// Where this connection's adapters count their requests to other nodes.
+    pub(crate) fn counters(&self) -> Arc<RedisCounters> {
+        Arc::clone(&self.shared.counters)
+    }
+
     /// Queues a publish without waiting. Fails when the queue is full, or when the
     /// connection is known to be down (the message is still queued, and goes out if Redis
     /// comes back in time).
@@ -254,7 +277,10 @@ impl RedisConnection {
                 payload,
                 done: None,
             })
-            .map_err(|_| RedisError::QueueFull)?;
+            .map_err(|_| {
+                RedisCounters::bump(&self.shared.counters.publish_queue_full);
+                RedisError::QueueFull
+            })?;
         if self.is_healthy() {
             Ok(())
         } else {
@@ -463,6 +489,9 @@ async fn publisher_task(
         let result = commands.publish(&outgoing).await;
         drop(outgoing);
         let was_up = shared.publisher_up.swap(result.is_ok(), Ordering::AcqRel);
+        if result.is_err() {
+            RedisCounters::bump(&shared.counters.publish_errors);
+        }
         match &result {
             Ok(()) if !was_up => {
                 tracing::info!(addr = %shared.address, "publishing to Redis again");
@@ -503,6 +532,7 @@ async fn subscriber_task(shared: Arc<Shared>, config: RedisConfig) {
             Ok(p) => p.split(),
             Err(e) => {
                 tracing::debug!(addr = %shared.address, node, error = %e, ?backoff, "Redis subscriber connection failed; retrying");
+                RedisCounters::bump(&shared.counters.connection_errors);
                 node += 1;
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(config.reconnect_max);
@@ -512,6 +542,7 @@ async fn subscriber_task(shared: Arc<Shared>, config: RedisConfig) {
         let mut active: BTreeSet<Topic> = BTreeSet::new();
         if let Err(e) = reconcile(&shared, &mut sink, &mut active).await {
             tracing::debug!(addr = %shared.address, error = %e, "restoring Redis subscriptions failed; retrying");
+            RedisCounters::bump(&shared.counters.connection_errors);
             node += 1;
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(config.reconnect_max);
@@ -521,6 +552,7 @@ async fn subscriber_task(shared: Arc<Shared>, config: RedisConfig) {
         shared.subscriber_up.store(true, Ordering::Release);
         connections += 1;
         if connections > 1 {
+            RedisCounters::bump(&shared.counters.reconnects);
             tracing::info!(addr = %shared.address, "reconnected to Redis; subscriptions restored");
         }
         shared.connected.send_replace(connections);
@@ -543,6 +575,7 @@ async fn subscriber_task(shared: Arc<Shared>, config: RedisConfig) {
             }
         }
         shared.subscriber_up.store(false, Ordering::Release);
+        RedisCounters::bump(&shared.counters.connection_errors);
         tracing::warn!(addr = %shared.address, "lost the Redis subscriber connection; local delivery goes on, reconnecting");
         node += 1;
     }
@@ -649,6 +682,7 @@ async fn shard_subscriber_task(shared: Arc<Shared>, config: RedisConfig) {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(addr = %shared.address, error = %e, ?backoff, "Redis sharded subscriber connection failed; retrying");
+                RedisCounters::bump(&shared.counters.connection_errors);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(config.reconnect_max);
                 continue;
@@ -657,6 +691,7 @@ async fn shard_subscriber_task(shared: Arc<Shared>, config: RedisConfig) {
         let mut active: BTreeSet<Topic> = BTreeSet::new();
         if let Err(e) = reconcile_shards(&shared, &mut conn, &mut active).await {
             tracing::debug!(addr = %shared.address, error = %e, "restoring sharded subscriptions failed; retrying");
+            RedisCounters::bump(&shared.counters.connection_errors);
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(config.reconnect_max);
             continue;
@@ -665,6 +700,7 @@ async fn shard_subscriber_task(shared: Arc<Shared>, config: RedisConfig) {
         shared.shard_up.store(true, Ordering::Release);
         connections += 1;
         if connections > 1 {
+            RedisCounters::bump(&shared.counters.reconnects);
             tracing::info!(addr = %shared.address, "reconnected to Redis; sharded subscriptions restored");
         }
         loop {
@@ -679,6 +715,7 @@ async fn shard_subscriber_task(shared: Arc<Shared>, config: RedisConfig) {
             }
         }
         shared.shard_up.store(false, Ordering::Release);
+        RedisCounters::bump(&shared.counters.connection_errors);
         tracing::warn!(addr = %shared.address, "lost the Redis sharded subscriber connection; local delivery goes on, reconnecting");
     }
 }

@@ -121,6 +121,7 @@ mod serve;
 mod shard_cluster;
 mod sharded;
 pub mod sharded_protocol;
+mod stats;
 mod streams;
 
 pub use adapter::{RedisAdapter, RedisAdapterConfig, RedisAdapterFactory};
@@ -129,6 +130,7 @@ pub use connection::{RedisConnection, RedisError};
 pub use emitter::{Emitter, EmitterError};
 pub use sharded::{ShardedAdapter, ShardedAdapterConfig, ShardedAdapterFactory};
 pub use sharded_protocol::SubscriptionMode;
+pub use stats::{ConnectionState, LatencySnapshot, REQUEST_LATENCY_BOUNDS, RedisStats};
 pub use streams::{StreamsAdapter, StreamsAdapterConfig, StreamsAdapterFactory};
 
 #[cfg(test)]

@@ -11,6 +11,8 @@ use ignis_socketio::adapter::AckCollector;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
+use crate::stats::{RedisCounters, RequestOutcome};
+
 struct Pending<C> {
     expected: usize,
     received: usize,
@@ -22,14 +24,17 @@ struct Pending<C> {
 pub(crate) struct Requests<C> {
     pending: Mutex<HashMap<String, Pending<C>>>,
     max: usize,
+    /// The connection's counters, where each request is counted with its latency.
+    counters: Arc<RedisCounters>,
 }
 
 impl<C> Requests<C> {
     /// At most `max` requests wait at once; more fail at once.
-    pub(crate) fn new(max: usize) -> Self {
+    pub(crate) fn new(max: usize, counters: Arc<RedisCounters>) -> Self {
         Requests {
             pending: Mutex::new(HashMap::new()),
             max,
+            counters,
         }
     }
 
@@ -56,6 +61,31 @@ impl<C> Requests<C> {
         if others == 0 {
             return Ok(collected);
         }
+        let started = Instant::now();
+        let result = self
+            .wait_for_others(others, collected, timeout, new_id, send)
+            .await;
+        let outcome = match &result {
+            Ok(_) => RequestOutcome::Answered,
+            Err(AdapterError::Timeout) => RequestOutcome::TimedOut,
+            Err(_) => RequestOutcome::Failed,
+        };
+        self.counters.request(outcome, started.elapsed());
+        result
+    }
+
+    /// [`Requests::ask_others`] of `others` nodes, uncounted.
+    async fn wait_for_others<F>(
+        &self,
+        others: usize,
+        collected: C,
+        timeout: Duration,
+        new_id: fn() -> String,
+        send: impl FnOnce(&str) -> Result<F, AdapterError>,
+    ) -> Result<C, AdapterError>
+    where
+        F: Future<Output = Result<(), AdapterError>>,
+    {
         let request_id = new_id();
         let publish = send(&request_id)?;
         let (tx, rx) = oneshot::channel();

@@ -11,6 +11,7 @@
 //! slot table (`CLUSTER SLOTS`, asked anew after every loss or failure) says, with backoff,
 //! until every one is confirmed.
 
+use crate::stats::RedisCounters;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -98,12 +99,14 @@ pub(crate) async fn subscriber_task(
     loop {
         let lost = apply_losses(&losses, &mut state);
         if lost && shared.shard_up.swap(false, Ordering::AcqRel) {
+            RedisCounters::bump(&shared.counters.connection_errors);
             tracing::warn!(addr = %shared.address, "a Redis Cluster node dropped sharded subscriptions; local delivery goes on, subscribing again");
         }
         match reconcile(&shared, &config, &commands, &losses, &mut state).await {
             Ok(()) => {
                 if !shared.shard_up.swap(true, Ordering::AcqRel) {
                     if restored_once {
+                        RedisCounters::bump(&shared.counters.reconnects);
                         tracing::info!(addr = %shared.address, "sharded subscriptions restored on the Redis Cluster");
                     }
                     restored_once = true;
@@ -115,6 +118,7 @@ pub(crate) async fn subscriber_task(
                 }
             }
             Err(e) => {
+                RedisCounters::bump(&shared.counters.connection_errors);
                 state.slots.stale = true;
                 if shared.shard_up.swap(false, Ordering::AcqRel) {
                     tracing::warn!(addr = %shared.address, error = %e, "sharded subscriptions on the Redis Cluster failed; local delivery goes on, retrying");

@@ -176,6 +176,7 @@ impl ShardedAdapter {
             requests_timeout: config.requests_timeout,
             max_pending_requests: config.max_pending_requests,
             max_remote_tasks: config.max_remote_tasks,
+            counters: conn.counters(),
         };
         let core = Core::new(nsp, uid, limits, |me: &Weak<Core<ShardedTransport>>| {
             let me: Weak<dyn Listener> = me.clone();

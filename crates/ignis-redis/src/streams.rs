@@ -243,6 +243,7 @@ impl StreamsAdapter {
             requests_timeout: config.requests_timeout,
             max_pending_requests: config.max_pending_requests,
             max_remote_tasks: config.max_remote_tasks,
+            counters: shared.conn.counters(),
         };
         let core = Core::new(nsp, uid, limits, |me: &Weak<Core<StreamsTransport>>| {
             let me: Weak<dyn Listener> = me.clone();

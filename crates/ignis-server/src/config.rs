@@ -1,6 +1,7 @@
 //! Configuration: command-line flags, then the environment (the original's `APP_ENV_*` names),
 //! then an optional TOML file, then defaults that let the server run with nothing set.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -159,6 +160,15 @@ pub struct Cli {
     /// environment variable, a flag shows in `ps` [default: none: open].
     #[arg(long, env = "APP_ENV_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    // Metrics (`GET /metrics`): kept together.
+    /// Serve `GET /metrics` in the Prometheus text format: `true` or `false` [default: true].
+    #[arg(long, env = "APP_ENV_METRICS_ENABLED")]
+    pub metrics: Option<bool>,
+    /// Serve `/metrics` on this address (`host:port`) alone, without the API key (keep it on a
+    /// private network), instead of on the API's port behind the API key [default: the API's
+    /// port].
+    #[arg(long, env = "APP_ENV_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "APP_ENV_LOGGER_FORMAT")]
     pub log_format: Option<String>,
@@ -290,6 +300,9 @@ struct FileConfig {
     jwt_issuer: Option<String>,
     jwt_audience: Option<String>,
     api_key: Option<String>,
+    // Metrics: kept together.
+    metrics: Option<bool>,
+    metrics_addr: Option<String>,
     log_format: Option<String>,
     app_name: Option<String>,
     // Draining.
@@ -383,6 +396,31 @@ impl Default for Limits {
     }
 }
 
+/// Where and whether `GET /metrics` is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// Whether `/metrics` is served and REST requests measured (the libraries count anyway).
+    pub enabled: bool,
+    /// An address of its own (without the API key); `None`: the API's port, behind the key.
+    pub addr: Option<SocketAddr>,
+}
+
+impl MetricsSettings {
+    fn load(enabled: Option<bool>, addr: Option<String>) -> Result<MetricsSettings, ConfigError> {
+        let addr = match addr.filter(|a| !a.trim().is_empty()) {
+            None => None,
+            Some(text) => Some(text.trim().parse().map_err(|_| ConfigError::Invalid {
+                name: "metrics addr",
+                reason: format!("{text:?} is not an address like 127.0.0.1:9464"),
+            })?),
+        };
+        Ok(MetricsSettings {
+            enabled: enabled.unwrap_or(true),
+            addr,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -414,6 +452,7 @@ pub struct Config {
     pub limits: Limits,
     pub jwt: JwtSettings,
     pub api_key: Option<String>,
+    pub metrics: MetricsSettings,
     pub log_format: LogFormat,
     pub app_name: String,
     /// How long a drain spreads the clients' reconnections over.
@@ -850,6 +889,10 @@ impl Config {
             },
             jwt,
             api_key: cli.api_key.or(file.api_key).filter(|k| !k.is_empty()),
+            metrics: MetricsSettings::load(
+                cli.metrics.or(file.metrics),
+                cli.metrics_addr.or(file.metrics_addr),
+            )?,
             log_format,
             app_name: cli
                 .app_name

@@ -12,7 +12,11 @@ mod chat;
 mod config;
 mod drain;
 mod logging;
+mod metrics;
+#[cfg(test)]
+mod metrics_tests;
 mod print_config;
+mod procstat;
 mod rooms;
 mod settings;
 #[cfg(test)]
@@ -125,6 +129,8 @@ fn build(
     });
     let slot: chat::HelperSlot = Arc::new(OnceLock::new());
     let hook_slot = slot.clone();
+    let metrics = metrics::Setup::new(config.metrics, config.api_key.clone());
+    let metrics_listener = metrics.clone();
     let api_config = api::ApiConfig {
         base_path: config.base_path.clone(),
         api_key: config.api_key.clone(),
@@ -154,7 +160,8 @@ fn build(
             .app_ping_interval(config.app_ping_interval)
             .default_rooms(config.default_rooms.clone()),
     )
-    .routes_with(move |handle| api::router(api_config, handle))
+    .routes_with(move |handle| metrics.wrap(api::router(api_config, handle.clone()), handle))
+    .register_post_start_hook("metrics", move |app| metrics_listener.listen_apart(app))
     .register_post_start_hook("chat-handlers", move |app| async move {
         let helper = app.get(keys::SOCKET_IO_INSTANCE)?;
         // Only when the line would be written: the benchmarks run at `warn`, and then a

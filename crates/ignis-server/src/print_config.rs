@@ -27,6 +27,9 @@ struct Printed {
     body_timeout_ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     api_key: Option<&'static str>,
+    metrics: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics_addr: Option<String>,
     log_format: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     log_dir: Option<PathBuf>,
@@ -127,6 +130,8 @@ pub fn to_toml(config: &Config) -> Result<String, toml::ser::Error> {
         request_timeout_ms: ms(config.request_head_timeout),
         body_timeout_ms: ms(limits.body_timeout),
         api_key: config.api_key.as_ref().map(|_| HIDDEN),
+        metrics: config.metrics.enabled,
+        metrics_addr: config.metrics.addr.map(|a| a.to_string()),
         log_format: match config.log_format {
             LogFormat::Text => "text",
             LogFormat::Json => "json",
@@ -292,6 +297,7 @@ mod sample_file {
             redis_url: Some("redis://127.0.0.1:1".into()),
             redis_mode: Some("sharded".into()),
             log_dir: Some("/var/log/ignis".into()),
+            metrics_addr: Some("127.0.0.1:9464".into()),
             ..Cli::default()
         })
         .unwrap();

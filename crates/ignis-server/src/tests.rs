@@ -14,7 +14,7 @@ use crate::config::{Cli, Config};
 
 const SECRET: &str = "a-test-secret-long-enough-for-hs256";
 
-async fn start(cli: Cli) -> RunningApp {
+pub(crate) async fn start(cli: Cli) -> RunningApp {
     let config = Config::load(Cli {
         port: Some(0),
         ..cli

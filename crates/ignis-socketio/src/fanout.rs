@@ -36,6 +36,7 @@ use parking_lot::Mutex;
 
 use crate::namespace::Namespace;
 use crate::outbound::Messages;
+use crate::stats::IoCounters;
 
 /// A broadcast made and not queued for its recipients yet.
 pub(crate) struct Broadcast {
@@ -75,6 +76,8 @@ pub(crate) struct Fanout {
     /// Held while broadcasts are queued: they are queued in order, one thread at a time, and a
     /// sender that must come after them waits here.
     settling: Mutex<()>,
+    /// The server's counters: every send to a client, and every broadcast, passes here.
+    pub(crate) stats: IoCounters,
 }
 
 struct Pending {
@@ -99,12 +102,15 @@ impl Fanout {
             unsettled: AtomicUsize::new(0),
             scheduled: AtomicBool::new(false),
             settling: Mutex::new(()),
+            stats: IoCounters::default(),
         })
     }
 
     /// Makes a broadcast: queued for its recipients once the current task yields, or before
     /// anything else is sent to them.
     pub(crate) fn submit(self: &Arc<Self>, broadcast: Broadcast) {
+        let bytes = broadcast.part.messages.iter().map(|m| m.data().len()).sum();
+        self.stats.broadcast(broadcast.sids.len(), bytes);
         let backlog = {
             let mut pending = self.pending.lock();
             pending.deliveries += broadcast.sids.len();

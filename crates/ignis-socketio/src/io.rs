@@ -22,6 +22,7 @@ use crate::operators::Operators;
 use crate::outbound::ParserKind;
 use crate::recovery::{Recovery, RecoveryConfig};
 use crate::socket::{DisconnectReason, IntoRooms, SocketRef};
+use crate::stats::IoStats;
 use ignis_proto::Value;
 
 /// Decides whether a namespace name that was not declared may be created on the fly.
@@ -401,6 +402,13 @@ impl SocketIo {
     /// The per-socket limits.
     pub fn limits(&self) -> &SocketLimits {
         &self.inner.limits.config
+    }
+
+    /// What the server counted since it was built: events in, packets and broadcasts out,
+    /// volatile drops, failed sends. The engine's own figures (sessions, handshakes, closes,
+    /// bytes in) are in `self.engine().stats()`.
+    pub fn stats(&self) -> IoStats {
+        self.inner.fanout.stats.snapshot()
     }
 
     /// What the per-socket limits refused since the server started.

@@ -49,6 +49,7 @@ mod operators;
 mod outbound;
 mod recovery;
 mod socket;
+mod stats;
 
 pub use adapter::{
     Adapter, AdapterError, AdapterFactory, BroadcastFlags, BroadcastOptions, MemoryAdapter,
@@ -70,6 +71,7 @@ pub use operators::{AckTimeout, BroadcastAckError, DEFAULT_ACK_TIMEOUT, Operator
 pub use outbound::{EncodedArgs, ParserKind};
 pub use recovery::{Recovery, RecoveryConfig, SessionData};
 pub use socket::{AckSender, DisconnectReason, Event, IntoRooms, JoinError, Socket, SocketRef};
+pub use stats::IoStats;
 
 /// A middleware's refusal: the client gets `connect_error` with this message and data.
 #[derive(Debug, Clone, PartialEq)]

@@ -358,6 +358,7 @@ impl Namespace {
         /// Recipients looked up and warmed before any of them is written.
         const AHEAD: usize = 16;
         let sockets = self.sockets.read();
+        let mut dropped = 0;
         for chunk in sids.chunks(AHEAD) {
             // Between two writes (system calls) the processor fetches one recipient's memory
             // after another, and at low rates none of it is cached: most of a delivery's user
@@ -378,8 +379,13 @@ impl Namespace {
                 conn.warm();
             }
             for conn in ready {
-                let _ = conn.send_round(round, volatile);
+                if let Ok(false) = conn.send_round(round, volatile) {
+                    dropped += 1;
+                }
             }
+        }
+        if dropped > 0 {
+            self.fanout.stats.volatile_drops.add(dropped);
         }
     }
 
@@ -414,6 +420,9 @@ impl Namespace {
                 return;
             }
         };
+        self.fanout
+            .stats
+            .broadcast(sids.len(), messages.iter().map(|m| m.data().len()).sum());
         let mut batch = ignis_engine::DeliveryBatch::new();
         let sockets = self.sockets.read();
         let mut count = 0;

@@ -103,10 +103,24 @@ impl<'a> Outbound<'a> {
     #[inline]
     pub(crate) fn send(&self, packet: impl Into<Direct>) -> Result<(), SendError> {
         self.fanout.settle();
-        match packet.into() {
-            Direct::Text(text) => self.conn.send_text(text),
-            Direct::Messages(messages) => self.conn.send_shared(&messages, false),
+        let stats = &self.fanout.stats;
+        let sent = match packet.into() {
+            Direct::Text(text) => {
+                stats.bytes_sent.add(text.len() as u64);
+                self.conn.send_text(text)
+            }
+            Direct::Messages(messages) => {
+                stats
+                    .bytes_sent
+                    .add(messages.iter().map(|m| m.data().len() as u64).sum());
+                self.conn.send_shared(&messages, false)
+            }
+        };
+        match sent {
+            Ok(()) => stats.packets_sent.add(1),
+            Err(_) => stats.send_failed(),
         }
+        sent
     }
 
     /// Closes the connection once what is queued went out, the broadcasts made before
@@ -127,7 +141,18 @@ impl<'a> Outbound<'a> {
     /// to this session waits for, so that the broadcasts made since come after these
     /// messages, as their round waits for the lock.
     pub(crate) fn send_settled(&self, messages: &Messages) -> Result<(), SendError> {
-        self.conn.send_shared(messages, false)
+        let stats = &self.fanout.stats;
+        let sent = self.conn.send_shared(messages, false);
+        match sent {
+            Ok(()) => {
+                stats.packets_sent.add(1);
+                stats
+                    .bytes_sent
+                    .add(messages.iter().map(|m| m.data().len() as u64).sum());
+            }
+            Err(_) => stats.send_failed(),
+        }
+        sent
     }
 }
 

@@ -441,8 +441,11 @@ impl Socket {
                 }
             }
             None => {
-                if self.connected() && !self.broadcasts_held() {
-                    let _ = self.conn.send_round(round, volatile);
+                if self.connected()
+                    && !self.broadcasts_held()
+                    && let Ok(false) = self.conn.send_round(round, volatile)
+                {
+                    self.ns.fanout().stats.volatile_drops.add(1);
                 }
             }
         }
@@ -946,7 +949,10 @@ impl Socket {
     pub(crate) fn on_packet(self: &Arc<Self>, packet: Packet, size: usize) {
         match packet.kind {
             PacketKind::Event { event, args, id } => match self.admit(size) {
-                None => self.on_event(event, args, id),
+                None => {
+                    self.ns.fanout().stats.events_received.add(1);
+                    self.on_event(event, args, id)
+                }
                 Some(refusal) => self.refuse_event(event, id, refusal, size),
             },
             PacketKind::Ack { args, id } => self.on_ack(id, args),

@@ -188,6 +188,16 @@ impl TextMessage {
         Ok(TextMessage { buf })
     }
 
+    /// Bytes of the text, without the headroom.
+    pub fn len(&self) -> usize {
+        self.buf.len().saturating_sub(TEXT_HEADROOM)
+    }
+
+    /// Whether the text is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Writes the frame header and the Engine.IO type in the headroom; returns the buffer and
     /// where the frame starts in it.
     fn frame_in_place(mut self) -> (Vec<u8>, usize) {

@@ -88,6 +88,38 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
+    /// Every reason, in declaration order (a new reason goes here too, or it is not counted).
+    pub const ALL: [CloseReason; 8] = [
+        CloseReason::TransportClose,
+        CloseReason::TransportError,
+        CloseReason::PingTimeout,
+        CloseReason::ParseError,
+        CloseReason::ForcedClose,
+        CloseReason::ServerShuttingDown,
+        CloseReason::SlowClient,
+        CloseReason::EstablishTimeout,
+    ];
+
+    /// The position of this reason in [`CloseReason::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// A short name of its own for each reason (`as_str` gives two the same string, as the
+    /// reference does), fit for a metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            CloseReason::TransportClose => "transport_close",
+            CloseReason::TransportError => "transport_error",
+            CloseReason::PingTimeout => "ping_timeout",
+            CloseReason::ParseError => "parse_error",
+            CloseReason::ForcedClose => "forced_close",
+            CloseReason::ServerShuttingDown => "server_shutting_down",
+            CloseReason::SlowClient => "slow_client",
+            CloseReason::EstablishTimeout => "establish_timeout",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             CloseReason::TransportClose => "transport close",
@@ -299,6 +331,7 @@ impl<D> Socket<D> {
             }
             Ok(outbox.needs_wake())
         })
+        .map(drop)
     }
 
     pub(crate) fn push_packet(&self, packet: Packet) -> Result<(), SendError> {
@@ -311,6 +344,7 @@ impl<D> Socket<D> {
         volatile: bool,
     ) -> Result<(), SendError> {
         self.enqueue(volatile, |outbox| self.admit(outbox, items, volatile))
+            .map(drop)
     }
 
     /// Writes `items` to the socket when the session is quiet, else queues them; `Ok(true)`
@@ -367,6 +401,7 @@ impl<D> Socket<D> {
             });
             self.admit(outbox, item.into_iter(), false)
         })
+        .map(drop)
     }
 
     /// Reads the lines of this session that [`Socket::send_round`] starts with, so that a
@@ -379,10 +414,11 @@ impl<D> Socket<D> {
 
     /// Queues the messages of `round` for this session, or writes them at once when the session
     /// is quiet: the broadcasting side of a fan-out that writes every recipient itself, once per
-    /// round. `volatile` messages are dropped when the client has not taken what came before.
-    pub fn send_round(&self, round: &Round, volatile: bool) -> Result<(), SendError> {
+    /// round. `volatile` messages are dropped when the client has not taken what came before:
+    /// then the answer is `Ok(false)`, for a caller that counts them.
+    pub fn send_round(&self, round: &Round, volatile: bool) -> Result<bool, SendError> {
         if round.is_empty() {
-            return Ok(());
+            return Ok(true);
         }
         self.enqueue(volatile, |outbox| {
             let as_frames = outbox
@@ -432,18 +468,20 @@ impl<D> Socket<D> {
     /// Runs `queue` on the locked outbox of an open session, unless `volatile` and the client is
     /// congested; then wakes the writer if `queue` says so, or closes the session when the queue
     /// would pass its bound.
+    ///
+    /// `Ok(false)` when a volatile send was dropped.
     fn enqueue(
         &self,
         volatile: bool,
         queue: impl FnOnce(&mut Outbox) -> Result<bool, SendError>,
-    ) -> Result<(), SendError> {
+    ) -> Result<bool, SendError> {
         if !self.is_open() {
             return Err(SendError::Closed);
         }
         let (wake, task, by_bytes) = {
             let mut outbox = self.outbox.lock();
             if volatile && outbox.congested() {
-                return Ok(());
+                return Ok(false);
             }
             let wake = queue(&mut outbox);
             // Only a WebSocket task that carries the session (it holds the sink) writes the
@@ -464,7 +502,7 @@ impl<D> Socket<D> {
             Err(SendError::QueueFull) => self.request_close(CloseReason::SlowClient),
             Err(SendError::Closed) => {}
         }
-        wake.map(drop)
+        wake.map(|_| true)
     }
 
     pub(crate) fn take_outbox(&self) -> VecDeque<Outgoing> {

@@ -17,7 +17,11 @@ pub(crate) fn handle_packet<H: Handler>(
         return false;
     }
     match packet {
-        Packet::Message(data) => inner.handler.on_message(socket, data),
+        Packet::Message(data) => {
+            inner.stats.messages_in.add(1);
+            inner.stats.bytes_in.add(data.len() as u64);
+            inner.handler.on_message(socket, data)
+        }
         Packet::Pong(_) => socket.record_pong(),
         Packet::Close => {
             inner.finalize(socket, CloseReason::TransportClose);

@@ -596,6 +596,10 @@ impl<H: Handler> Connection<H> {
                 }
                 Packet::Upgrade if self.socket.is_upgrading() => {
                     self.socket.set_transport(TransportKind::WebSocket);
+                    self.inner
+                        .stats
+                        .upgrades
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     self.socket.set_upgrading(false);
                     self.probing = false;
                     self.attach_sink();

@@ -14,7 +14,7 @@
 //! routes answer the original's 404 shape, a known path with another method 405 with `Allow`.
 //! Bodies are limited to 10 MB.
 
-mod auth;
+pub(crate) mod auth;
 mod body;
 mod context;
 mod cors;

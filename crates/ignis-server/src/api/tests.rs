@@ -172,7 +172,7 @@ fn dechunk(mut rest: &str) -> String {
 
 pub(crate) struct PollingClient {
     addr: SocketAddr,
-    engine_sid: String,
+    pub(crate) engine_sid: String,
     /// The Socket.IO socket id (what the REST API knows the client by).
     pub(crate) id: String,
 }

@@ -25,6 +25,24 @@ use super::handlers::{
 };
 use super::timers::{Entry, Kind, Timers};
 
+/// A snapshot of the figures of a [`SocketIOServerHelper`] (see
+/// [`SocketIOServerHelper::stats`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HelperStats {
+    /// Clients of this node tracked now, authenticated or not.
+    pub clients: u64,
+    /// Of those, the clients that authenticated.
+    pub authenticated: u64,
+    /// `authenticate` requests the handler accepted.
+    pub auth_succeeded: u64,
+    /// `authenticate` requests refused: the handler said no, failed, or panicked.
+    pub auth_refused: u64,
+    /// Clients whose authentication deadline passed before they authenticated.
+    pub auth_timed_out: u64,
+    /// Sends that could not be published (see [`SocketIOServerHelper::failed_sends`]).
+    pub failed_sends: u64,
+}
+
 /// The `unauthenticated` message of a client whose authentication deadline passed.
 pub const MESSAGE_AUTH_TIMEOUT: &str = "Authentication timed out! Please login again!";
 
@@ -168,6 +186,11 @@ pub(crate) struct Inner {
     /// Clients in the registry that have authenticated: what a broadcast reaches here.
     authenticated: AtomicUsize,
     failed_sends: AtomicU64,
+    /// Authentications that succeeded, were refused (a token refused, a handler that failed),
+    /// and deadlines that passed without one.
+    auth_succeeded: AtomicU64,
+    auth_refused: AtomicU64,
+    auth_timed_out: AtomicU64,
     redis: std::sync::OnceLock<ignis_redis::RedisConnection>,
     /// Deadlines and pings of every client.
     timers: Arc<Timers>,
@@ -276,6 +299,9 @@ impl SocketIOServerHelper {
                 next_seq: AtomicU64::new(0),
                 authenticated: AtomicUsize::new(0),
                 failed_sends: AtomicU64::new(0),
+                auth_succeeded: AtomicU64::new(0),
+                auth_refused: AtomicU64::new(0),
+                auth_timed_out: AtomicU64::new(0),
                 redis: std::sync::OnceLock::new(),
                 timers: Arc::new(Timers::new()),
                 timer_task: std::sync::OnceLock::new(),
@@ -317,6 +343,12 @@ impl SocketIOServerHelper {
         self.inner.redis.get().map(|r| r.is_healthy())
     }
 
+    /// `None` on a single node; else the Redis connection's state, reconnects, errors and
+    /// requests to the other nodes.
+    pub fn redis_stats(&self) -> Option<ignis_redis::RedisStats> {
+        self.inner.redis.get().map(|r| r.stats())
+    }
+
     /// The Socket.IO server.
     pub fn io(&self) -> &SocketIo {
         &self.inner.io
@@ -355,6 +387,21 @@ impl SocketIOServerHelper {
     /// Sends that could not be published.
     pub fn failed_sends(&self) -> u64 {
         self.inner.failed_sends.load(Ordering::Relaxed)
+    }
+
+    /// The component's figures: clients tracked and authenticated now, the outcomes of
+    /// authentications, and failed sends, since it started.
+    pub fn stats(&self) -> HelperStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let inner = &self.inner;
+        HelperStats {
+            clients: self.client_count() as u64,
+            authenticated: self.authenticated_count() as u64,
+            auth_succeeded: get(&inner.auth_succeeded),
+            auth_refused: get(&inner.auth_refused),
+            auth_timed_out: get(&inner.auth_timed_out),
+            failed_sends: get(&inner.failed_sends),
+        }
     }
 
     async fn on_client_connect(&self, socket: SocketRef) {
@@ -458,6 +505,7 @@ impl SocketIOServerHelper {
                 if status.state != ClientState::Authenticated {
                     drop(status);
                     tracing::info!(%id, "authentication deadline passed");
+                    self.inner.auth_timed_out.fetch_add(1, Ordering::Relaxed);
                     self.refuse(&record, MESSAGE_AUTH_TIMEOUT);
                 }
             }
@@ -533,6 +581,11 @@ impl SocketIOServerHelper {
             tracing::info!(%id, "client left during authentication");
             return;
         }
+        let counter = match &outcome {
+            Ok(Ok(true)) => &self.inner.auth_succeeded,
+            _ => &self.inner.auth_refused,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         match outcome {
             Ok(Ok(true)) => self.on_client_authenticated(&record).await,
             Ok(Ok(false)) => self.refuse(&record, protocol::MESSAGE_INVALID_TOKEN),

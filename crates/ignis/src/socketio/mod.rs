@@ -17,6 +17,10 @@ pub use ignis_socketio::proto::ignis as constants;
 pub use ignis_socketio::{AbuseCounters, EventRate, SocketLimits};
 pub use options::{CorsOptions, DeflateOptions, DeflateSetting, ServerOptions};
 
+// The figures of the helper and of its Redis connection, for monitoring.
+pub use helper::HelperStats;
+pub use ignis_redis::{ConnectionState, LatencySnapshot, REQUEST_LATENCY_BOUNDS, RedisStats};
+
 /// The binding keys of the component, with the original's key strings.
 pub mod keys {
     use super::*;
