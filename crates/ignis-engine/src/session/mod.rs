@@ -678,7 +678,16 @@ impl<D> Socket<D> {
         if self.is_closed() {
             return None;
         }
-        if watch_queue && (!outbox.queue.is_empty() || self.pending_close().is_some()) {
+        if watch_queue && !outbox.queue.is_empty() {
+            return None;
+        }
+        // A close asked for after the task last looked (its `wake_task` found the task awake):
+        // the task acts on it before it sleeps. With output held it waits for the socket to
+        // take it only for a close that delivers what is queued; any other (a slow client's)
+        // ends the session now, and a socket that never takes the output would never wake it.
+        if let Some(reason) = self.pending_close()
+            && (watch_queue || !reason.delivers_queued())
+        {
             return None;
         }
         let new_waker = match &mut outbox.waker {
