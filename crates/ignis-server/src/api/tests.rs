@@ -1285,6 +1285,9 @@ async fn every_request_is_logged_with_its_id() {
         .with_writer(move || writer.clone())
         .finish();
     let guard = tracing::subscriber::set_default(subscriber);
+    // Other tests of this process make and drop subscribers on their threads meanwhile: make
+    // every log call site ask this one again, so that none stays cached as unwanted.
+    tracing::callsite::rebuild_interest_cache();
     let answer = call(
         &router,
         Request::get("/api/socket/nope")
