@@ -20,7 +20,11 @@ export async function startIgnisServer(args = [], env = {}) {
     throw new Error(`ignis-server not found at ${bin}: build it with \`cargo build -p ignis-server\` or set IGNIS_SERVER_BIN`);
   }
   // A port of the caller's (a node restarted behind a load balancer keeps its address), else a free one.
-  return startBinary(bin, args.includes("--port") ? args : ["--port", "0", ...args], env);
+  let full = args.includes("--port") ? args : ["--port", "0", ...args];
+  // SIGTERM drains over --drain-seconds (15 by default): a test that stops a server with
+  // clients still on it does not wait for that unless it asks for a window.
+  if (!full.includes("--drain-seconds")) full = [...full, "--drain-seconds", "0"];
+  return startBinary(bin, full, env);
 }
 
 /** The component example of the ignis crate (its flags: see crates/ignis/examples/component.rs). */
