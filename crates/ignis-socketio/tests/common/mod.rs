@@ -314,7 +314,7 @@ impl Adapter for Hooked {
     fn persist_session(&self, ns: &Namespace, session: SessionData) {
         let hold = self.hooks.hold_before_persist.lock().take();
         if let Some(hold) = hold {
-            let _ = hold.recv_timeout(WAIT);
+            hold_worker(&hold);
         }
         self.inner.persist_session(ns, session.clone());
         if let Some(tx) = &*self.hooks.persisted.lock() {
@@ -322,8 +322,7 @@ impl Adapter for Hooked {
         }
         let hold = self.hooks.hold_persist.lock().take();
         if let Some(hold) = hold {
-            // Bounded, so that a failing run ends.
-            let _ = hold.recv_timeout(WAIT);
+            hold_worker(&hold);
         }
     }
 
@@ -352,5 +351,19 @@ impl Adapter for Hooked {
             fire(&self.hooks.after_missed, &self.inner, ns);
             missed
         })
+    }
+}
+
+/// Blocks the calling task until `hold` is released (bounded, so that a failing run ends), the
+/// way a slow adapter would. On a multi-threaded runtime the worker hands its queue to another
+/// thread first: a plain blocking call would strand the task in the worker's LIFO slot (which no
+/// other worker steals), and the server would look stalled for the whole hold.
+fn hold_worker(hold: &std::sync::mpsc::Receiver<()>) {
+    let wait = || {
+        let _ = hold.recv_timeout(WAIT);
+    };
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
+        _ => wait(),
     }
 }
