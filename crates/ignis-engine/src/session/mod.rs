@@ -509,6 +509,14 @@ impl<D> Socket<D> {
         self.outbox.lock().take_queue()
     }
 
+    /// Puts the close packet back at the head of the queue of a closing session, for the next
+    /// long-polling GET (see `transport::polling::get`).
+    pub(crate) fn requeue_close(&self) {
+        let mut outbox = self.outbox.lock();
+        outbox.queue.push_front(Outgoing::Packet(Packet::Close));
+        outbox.add_bytes(1);
+    }
+
     /// Takes the queue into the WebSocket task's output, which then holds its bytes.
     pub(crate) fn take_outbox_for_output(&self) -> VecDeque<Outgoing> {
         let mut outbox = self.outbox.lock();

@@ -35,7 +35,7 @@ pub(crate) async fn get<H: Handler>(
         inner.finalize(socket, CloseReason::TransportError);
         return empty(StatusCode::BAD_REQUEST);
     };
-    let items = loop {
+    let mut items = loop {
         let notified = socket.writable();
         tokio::pin!(notified);
         notified.as_mut().enable();
@@ -69,9 +69,25 @@ pub(crate) async fn get<H: Handler>(
         }
         notified.await;
     };
-    let closing = items
+    let mut closing = items
         .iter()
         .any(|o| matches!(o, Outgoing::Packet(Packet::Close)));
+    if closing
+        && socket.pending_close() != Some(CloseReason::TransportClose)
+        && let Some(at) = items
+            .iter()
+            .position(|o| matches!(o, Outgoing::Packet(Packet::Close)))
+        && at > 0
+    {
+        // Messages first, the close packet with the next GET, as the reference does (it
+        // flushes its buffer before it closes). socket.io-client hands the events of a payload
+        // to its sockets a tick after it read them, so that with a close in the same payload it
+        // would see them after its disconnect, keep them for its next connection, and a
+        // recovered session would get them a second time among its missed packets.
+        items.truncate(at);
+        socket.requeue_close();
+        closing = false;
+    }
     let packets: Vec<Packet> = items.iter().map(Outgoing::to_packet).collect();
     let mut body = Vec::new();
     engineio::encode_payload(&packets, &mut body);
