@@ -431,7 +431,7 @@ impl Namespace {
                 && socket.connected()
                 && !socket.broadcasts_held()
                 // Not replayable, so not kept for a restore either: it would pass the replay.
-                && !socket.restoring()
+                && !socket.keeping_for_restore()
             {
                 socket.register_collector(id, &collector);
                 if socket

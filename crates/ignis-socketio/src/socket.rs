@@ -203,6 +203,22 @@ enum AckWaiter {
     Broadcast(Weak<dyn AckCollector>),
 }
 
+/// A restore of a socket: the broadcasts kept while it runs, then the offsets it replayed.
+enum Restore {
+    Keeping(Box<RestoreBuffer>),
+    /// Done, but a round of broadcasts made before it ended may still be on its way to the
+    /// socket (the fan-out runs on other tasks and cannot be waited for under the restore's
+    /// lock): until `until`, such a round skips what was among the missed packets.
+    Finished {
+        replayed: std::collections::HashSet<Arc<str>>,
+        until: std::time::Instant,
+    },
+}
+
+/// How long after a restore a broadcast that reaches the socket is checked against the packets
+/// the restore replayed: far longer than a round of the fan-out takes.
+const RESTORE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Broadcasts kept for a socket while it is restored.
 #[derive(Default)]
 struct RestoreBuffer {
@@ -253,7 +269,9 @@ pub struct Socket {
     /// Set while the socket is being restored: broadcasts wait in `restore` (see
     /// [`Socket::begin_restore`]).
     restoring: AtomicBool,
-    restore: Mutex<Option<Box<RestoreBuffer>>>,
+    restore: Mutex<Option<Restore>>,
+    /// Set while a restore keeps broadcasts aside (not during its grace, see [`Restore`]).
+    keeping: AtomicBool,
     data: RwLock<Value>,
     /// The server's own values, kept with the session (see [`Socket::session_value`]).
     values: Mutex<Map>,
@@ -298,6 +316,7 @@ impl Socket {
             held: AtomicBool::new(false),
             restoring: AtomicBool::new(false),
             restore: Mutex::new(None),
+            keeping: AtomicBool::new(false),
             data: RwLock::new(data),
             values: Mutex::new(values),
             recovered,
@@ -414,8 +433,15 @@ impl Socket {
     /// older; and those made before the lookup are among the missed packets as well, which
     /// their offsets tell.
     pub(crate) fn begin_restore(&self) {
-        *self.restore.lock() = Some(Box::default());
+        *self.restore.lock() = Some(Restore::Keeping(Box::default()));
+        self.keeping.store(true, Ordering::Release);
         self.restoring.store(true, Ordering::Release);
+    }
+
+    /// Whether a restore keeps broadcasts aside right now (its grace excluded).
+    #[inline]
+    pub(crate) fn keeping_for_restore(&self) -> bool {
+        self.keeping.load(Ordering::Acquire)
     }
 
     /// Whether broadcasts are kept aside for a restore in progress.
@@ -425,8 +451,8 @@ impl Socket {
     }
 
     /// Keeps a round of broadcasts for a restore in progress, or, when it has just finished,
-    /// sends it (after what the restore sent). Volatile broadcasts are dropped, as for a
-    /// client that is not ready.
+    /// sends it (after what the restore sent) but for the broadcasts the restore replayed.
+    /// Volatile broadcasts are dropped during a restore, as for a client that is not ready.
     pub(crate) fn keep_for_restore(
         &self,
         round: &ignis_engine::Round,
@@ -435,37 +461,73 @@ impl Socket {
     ) {
         let mut restore = self.restore.lock();
         match restore.as_mut() {
-            Some(buffer) => {
+            Some(Restore::Keeping(buffer)) => {
                 if !volatile {
                     buffer.keep(parts);
                 }
             }
-            None => {
-                if self.connected()
-                    && !self.broadcasts_held()
-                    && let Ok(false) = self.conn.send_round(round, volatile)
-                {
-                    self.ns.fanout().stats.volatile_drops.add(1);
+            Some(Restore::Finished { replayed, until }) if std::time::Instant::now() < *until => {
+                if !self.connected() || self.broadcasts_held() {
+                    return;
+                }
+                let late = parts.iter().any(|part| {
+                    part.offset
+                        .as_deref()
+                        .is_some_and(|offset| replayed.contains(offset))
+                });
+                if !late {
+                    self.send_round_live(round, volatile);
+                    return;
+                }
+                // Sent without settling, as the restore's own packets (see `finish_restore`).
+                let out = self.outbound();
+                for part in parts {
+                    if !part
+                        .offset
+                        .as_deref()
+                        .is_some_and(|offset| replayed.contains(offset))
+                    {
+                        let _ = out.send_settled(&part.messages);
+                    }
+                }
+            }
+            _ => {
+                // No restore, or its grace is over: broadcasts go straight through again.
+                *restore = None;
+                self.restoring.store(false, Ordering::Release);
+                if self.connected() && !self.broadcasts_held() {
+                    self.send_round_live(round, volatile);
                 }
             }
         }
     }
 
+    fn send_round_live(&self, round: &ignis_engine::Round, volatile: bool) {
+        if let Ok(false) = self.conn.send_round(round, volatile) {
+            self.ns.fanout().stats.volatile_drops.add(1);
+        }
+    }
+
     /// Ends a restore: sends the missed packets in order, then the broadcasts kept meanwhile
-    /// except those among the missed packets, and lets broadcasts through again. False when
-    /// more was kept than the bound allows: nothing is sent then, broadcasts stay kept back,
-    /// and the caller closes the connection (the session is kept again, and the client, which
-    /// got nothing, comes back with the same offset).
+    /// except those among the missed packets. A round already on its way skips the missed
+    /// packets too, for a grace period ([`RESTORE_GRACE`]); after it broadcasts go straight
+    /// through. False when more was kept than the bound allows: nothing is sent then,
+    /// broadcasts stay kept back, and the caller closes the connection (the session is kept
+    /// again, and the client, which got nothing, comes back with the same offset).
     pub(crate) fn finish_restore(&self, missed: &[Packet]) -> bool {
         // Broadcasts made so far are kept before the lock is taken: the fan-out may be waiting
         // for this lock, and nothing below may wait for the fan-out.
         let out = self.outbound();
         out.settle();
         let mut restore = self.restore.lock();
-        if restore.as_ref().is_some_and(|b| b.overflowed) {
-            return false;
-        }
-        let kept = restore.take();
+        let kept = match restore.take() {
+            Some(Restore::Keeping(buffer)) if buffer.overflowed => {
+                *restore = Some(Restore::Keeping(buffer));
+                return false;
+            }
+            Some(Restore::Keeping(buffer)) => Some(buffer),
+            _ => None,
+        };
         // Sent without settling (not through `send_packet`, which would wait for the fan-out
         // while this lock is held): a round that waits on the lock sends after these.
         for packet in missed {
@@ -478,11 +540,12 @@ impl Socket {
                 }
             }
         }
+        let replayed: std::collections::HashSet<Arc<str>> = missed
+            .iter()
+            .filter_map(crate::recovery::offset_of)
+            .map(Arc::from)
+            .collect();
         if let Some(kept) = kept {
-            let replayed: std::collections::HashSet<&str> = missed
-                .iter()
-                .filter_map(crate::recovery::offset_of)
-                .collect();
             for part in &kept.parts {
                 if part
                     .offset
@@ -494,7 +557,17 @@ impl Socket {
                 let _ = out.send_settled(&part.messages);
             }
         }
-        self.restoring.store(false, Ordering::Release);
+        self.keeping.store(false, Ordering::Release);
+        if replayed.is_empty() {
+            *restore = None;
+            self.restoring.store(false, Ordering::Release);
+        } else {
+            // `restoring` stays set: the next rounds come through `keep_for_restore`.
+            *restore = Some(Restore::Finished {
+                replayed,
+                until: std::time::Instant::now() + RESTORE_GRACE,
+            });
+        }
         true
     }
 
