@@ -7,12 +7,10 @@
 // the remaining node.
 import { before, after, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import net from "node:net";
-import path from "node:path";
 import { io } from "socket.io-client";
-import { REPO_ROOT, eventually, bufferEvents } from "../lib/harness.js";
+import { eventually, bufferEvents } from "../lib/harness.js";
+import { freePort, startHaproxy } from "../lib/haproxy.js";
 import { startIgnisServer, rest } from "../lib/ignis-server.js";
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -20,58 +18,6 @@ const API_KEY = "drain-test-key";
 const HEADERS = { "X-API-Key": API_KEY };
 // Long enough for the test's few clients to be visibly spread, short enough for CI.
 const DRAIN_SECONDS = 3;
-
-async function freePort() {
-  const server = net.createServer();
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-const proxies = new Set();
-process.on("exit", () => {
-  for (const child of proxies) child.kill("SIGKILL");
-});
-
-/** HAProxy with the committed configuration in front of `nodes`. */
-async function startHaproxy(nodes) {
-  const port = await freePort();
-  const config = path.join(REPO_ROOT, "deploy/haproxy.cfg");
-  const child = spawn(process.env.HAPROXY_BIN ?? "haproxy", ["-db", "-f", config], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: {
-      ...process.env,
-      IGNIS_LB_BIND: `127.0.0.1:${port}`,
-      IGNIS_NODE_ONE: `127.0.0.1:${nodes[0].port}`,
-      IGNIS_NODE_TWO: `127.0.0.1:${nodes[1].port}`,
-    },
-  });
-  proxies.add(child);
-  let output = "";
-  child.stdout.on("data", (c) => (output += c));
-  child.stderr.on("data", (c) => (output += c));
-  const exited = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
-  child.on("error", (err) => (output += `\n${err.message} (is HAProxy installed? apt-get install haproxy)`));
-  const url = `http://127.0.0.1:${port}`;
-  // Up once it answers through to a node.
-  await eventually(
-    () => fetch(`${url}/api/socket/ready`).then((r) => r.ok, () => false),
-    10000,
-    "HAProxy answering",
-  ).catch((err) => {
-    throw new Error(`${err.message}:\n${output}`);
-  });
-  return {
-    url,
-    logs: () => output,
-    stop: async () => {
-      child.kill("SIGTERM");
-      await exited;
-      proxies.delete(child);
-    },
-  };
-}
 
 /** A socket.io-client that reconnects, authenticates on every connect and records what it saw. */
 function trackedClient(url, transports) {
@@ -124,7 +70,8 @@ for (const mode of ["classic", "streams"]) describe(`rolling restart behind HAPr
     // Fixed ports: a restarted node comes back at the address HAProxy knows.
     ports = [await freePort(), await freePort()];
     nodes = await Promise.all(ports.map((port) => startIgnisServer(["--port", String(port), ...args])));
-    proxy = await startHaproxy(nodes);
+    // The configuration has three server lines: the third names the second node again.
+    proxy = await startHaproxy(ports);
   });
 
   after(async () => {
@@ -194,7 +141,7 @@ for (const mode of ["classic", "streams"]) describe(`rolling restart behind HAPr
     // once two probes passed.
     nodes[first] = await startIgnisServer(["--port", String(ports[first]), ...args]);
     await eventually(
-      () => proxy.logs().split(`Server ignis/${first === 0 ? "one" : "two"} is UP`).length > 1,
+      () => proxy.upCount(first === 0 ? "one" : "two") > 1,
       10000,
       "HAProxy to see the restarted node up",
     );

@@ -342,7 +342,9 @@ pub fn document(base: &str, app_name: &str, api_key: bool) -> Value {
                 "getSocketReadiness",
                 "Whether this node takes new clients (a load balancer's probe)",
                 "200 `ready` while the node takes new clients; 503 `starting` before the Socket.IO \
-                 server is up and `draining` once a drain started. Needs no API key.",
+                 server is up and `draining` once a drain started (404 with `?draining=404`, for \
+                 HAProxy's `http-check disable-on-404`, which keeps sending a draining node the \
+                 requests of its sessions). Needs no API key.",
                 json_response("Ready", schema_ref("Readiness")),
                 open(false),
             );
@@ -351,10 +353,35 @@ pub fn document(base: &str, app_name: &str, api_key: bool) -> Value {
                     "503".into(),
                     json_response("Starting or draining", schema_ref("Readiness")),
                 );
+                r.insert(
+                    "404".into(),
+                    json_response(
+                        "Draining, asked with `?draining=404`",
+                        schema_ref("Readiness"),
+                    ),
+                );
+                r.insert(
+                    "400".into(),
+                    json_response(
+                        "`draining` is neither 404 nor 503",
+                        json!({
+                            "type": "object",
+                            "properties": { "error": { "type": "string" } },
+                            "required": ["error"]
+                        }),
+                    ),
+                );
             }
             op
         },
-        vec![],
+        vec![json!({
+            "name": "draining",
+            "in": "query",
+            "required": false,
+            "description": "The status a draining node answers with: 503 (the default) or 404 \
+                            (for HAProxy's `http-check disable-on-404`)",
+            "schema": { "type": "string", "enum": ["503", "404"] }
+        })],
         None,
     );
     add(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -288,18 +288,42 @@ pub async fn health(State(state): State<Arc<ApiState>>) -> Json<Value> {
 /// Socket.IO server is up; 503 `starting` before, and `draining` once a drain started (the node
 /// refuses new clients then). Redis being down does not make a node unready: every node shares
 /// it, so taking them all out would turn a degraded cluster into no service at all.
-pub async fn ready(State(state): State<Arc<ApiState>>) -> Response {
+///
+/// `?draining=404` answers a drain with 404 instead: HAProxy's `http-check disable-on-404`
+/// takes such a node out of the balancing but still sends it the requests of the sessions stuck
+/// to it, so that a long-polling client stays on the node until the drain closes its session
+/// (and keeps it for recovery), rather than being sent to a node that does not know it.
+pub async fn ready(
+    State(state): State<Arc<ApiState>>,
+    Query(query): Query<ReadyQuery>,
+) -> Result<Response, BadRequest> {
+    let draining_code = match query.draining.as_deref() {
+        None | Some("503") => StatusCode::SERVICE_UNAVAILABLE,
+        Some("404") => StatusCode::NOT_FOUND,
+        Some(other) => {
+            return Err(BadRequest(format!(
+                "draining must be 404 or 503, got {other:?}"
+            )));
+        }
+    };
     let status = match state.app.get(keys::SOCKET_IO_INSTANCE) {
         Err(_) => "starting",
         Ok(helper) if helper.is_draining() => "draining",
         Ok(_) => "ready",
     };
-    let code = if status == "ready" {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    let code = match status {
+        "ready" => StatusCode::OK,
+        "draining" => draining_code,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
     };
-    (code, Json(json!({ "status": status }))).into_response()
+    Ok((code, Json(json!({ "status": status }))).into_response())
+}
+
+/// The query of [`ready`].
+#[derive(Debug, serde::Deserialize)]
+pub struct ReadyQuery {
+    /// The status a draining node answers with: `503` (the default) or `404`.
+    draining: Option<String>,
 }
 
 /// `POST /socket/drain`: the node stops taking new clients at once (readiness 503, handshakes

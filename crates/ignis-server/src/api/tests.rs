@@ -915,6 +915,10 @@ async fn drain_behind_the_key_flips_readiness_and_refuses_handshakes() {
         (ready.status.as_u16(), ready.json()),
         (200, json!({"status": "ready"}))
     );
+    assert_eq!(
+        get(&router, "/api/socket/ready?draining=404").await.status,
+        200
+    );
     let health = get(&router, "/api/socket/health").await.json();
     assert!(health.get("draining").is_none(), "{health}");
 
@@ -952,6 +956,14 @@ async fn drain_behind_the_key_flips_readiness_and_refuses_handshakes() {
         (ready.status.as_u16(), ready.json()),
         (503, json!({"status": "draining"}))
     );
+    // HAProxy's `disable-on-404` probe: the node keeps the sessions stuck to it.
+    let ready = get(&router, "/api/socket/ready?draining=404").await;
+    assert_eq!(
+        (ready.status.as_u16(), ready.json()),
+        (404, json!({"status": "draining"}))
+    );
+    let bad = get(&router, "/api/socket/ready?draining=200").await;
+    assert_eq!(bad.status.as_u16(), 400);
     let health = get(&router, "/api/socket/health").await.json();
     assert_eq!(
         (health["status"].clone(), health["draining"].clone()),
@@ -996,6 +1008,9 @@ async fn readiness_is_503_starting_before_the_socket_server_is_up() {
         (ready.status.as_u16(), ready.json()),
         (503, json!({"status": "starting"}))
     );
+    // Not starting up is never the soft stop of a drain, whatever the probe asks.
+    let ready = get(&router, "/api/socket/ready?draining=404").await;
+    assert_eq!(ready.status.as_u16(), 503);
     app.stop().await;
 }
 
