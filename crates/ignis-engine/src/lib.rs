@@ -60,5 +60,5 @@ pub use session::{
 pub use sid::{Sid, SidHash, SidHasher, SidMap, SidSet};
 pub use stats::{EngineStats, ShardedCounter};
 pub use transport::{
-    FirstRead, Handoff, LINGER_BYTES, LINGER_IDLE, LINGER_TIME, Rewind, read_first,
+    FirstRead, Handoff, LINGER_BYTES, LINGER_IDLE, LINGER_TIME, Rewind, Stream, read_first,
 };

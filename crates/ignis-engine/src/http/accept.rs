@@ -20,6 +20,7 @@ use crate::engine::{Engine, Handler, PeerAddr};
 use crate::http::body::ResponseBody;
 use crate::http::serve::{HttpLimits, TimedBody, serve_http};
 use crate::transport::rewind::{FirstRead, Handoff, Rewind, read_first};
+use crate::transport::stream::Stream;
 
 /// What the accept loop of [`serve_site`] serves: the engine (once there is one) on its path,
 /// and the site's own answer to every other request.
@@ -108,8 +109,8 @@ where
                 continue;
             }
             match permit {
-                None => tokio::spawn(serve_connection(stream, peer, site, ())),
-                Some(permit) => tokio::spawn(serve_connection(stream, peer, site, permit)),
+                None => tokio::spawn(serve_connection(stream.into(), peer, site, ())),
+                Some(permit) => tokio::spawn(serve_connection(stream.into(), peer, site, permit)),
             };
         }
     };
@@ -131,8 +132,8 @@ where
             continue;
         }
         match permit {
-            None => connections.spawn(serve_connection(stream, peer, site, ())),
-            Some(permit) => connections.spawn(serve_connection(stream, peer, site, permit)),
+            None => connections.spawn(serve_connection(stream.into(), peer, site, ())),
+            Some(permit) => connections.spawn(serve_connection(stream.into(), peer, site, permit)),
         };
         // Reap finished connections so the set does not grow.
         while connections.try_join_next().is_some() {}
@@ -178,7 +179,7 @@ async fn accept<S: Site>(
 // task of every idle WebSocket connection.
 #[allow(clippy::manual_async_fn)]
 fn serve_connection<S: Site, G: ConnectionGuard>(
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     site: S,
     guard: G,
@@ -213,7 +214,7 @@ where
 }
 
 /// Serves an accepted connection over TLS: the handshake, within the head deadline (or until
-/// the site stops), then the same connection code as plain TCP on the plaintext (see
+/// the site stops), then the same connection code as plain TCP on the TLS stream (see
 /// [`crate::http::tls`]).
 #[cfg(feature = "tls")]
 async fn serve_tls_connection<S: Site>(
@@ -225,14 +226,15 @@ async fn serve_tls_connection<S: Site>(
 ) where
     <S::Body as Body>::Error: Into<Box<dyn StdError + Send + Sync>>,
 {
-    let plain = tokio::select! {
-        plain = crate::http::tls::accept(&tls, stream, peer, site.head_timeout()) => plain,
+    let accepted = tokio::select! {
+        accepted = crate::http::tls::accept(&tls, stream, peer, site.head_timeout()) => accepted,
         () = stopped(&site) => return,
     };
-    let Some(plain) = plain else { return };
+    let Some(accepted) = accepted else { return };
+    let stream = Stream::Tls(Box::new(accepted));
     match permit {
-        None => serve_connection(plain, peer, site, ()).await,
-        Some(permit) => serve_connection(plain, peer, site, permit).await,
+        None => serve_connection(stream, peer, site, ()).await,
+        Some(permit) => serve_connection(stream, peer, site, permit).await,
     }
 }
 

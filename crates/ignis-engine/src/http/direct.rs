@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::transport::stream::Stream;
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use futures_util::future::Either;
@@ -22,7 +23,6 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, StatusCode, Uri, Version};
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use crate::engine::{Engine, Handler, PeerAddr};
 use crate::http::router::Routed;
@@ -186,7 +186,7 @@ impl<H: Handler> Engine<H> {
         &self,
         answer: Answer<H>,
         parts: Parts,
-        stream: TcpStream,
+        stream: Stream,
         rest: Bytes,
         keep_alive: bool,
     ) -> Direct<H> {
@@ -254,14 +254,14 @@ enum Direct<H: Handler> {
 struct PollingRequest<H: Handler> {
     routed: Routed<H>,
     parts: Parts,
-    stream: TcpStream,
+    stream: Stream,
     rest: Bytes,
     keep_alive: bool,
 }
 
 /// An answer to write on the direct path; then the connection closes or goes to hyper.
 struct Write {
-    stream: TcpStream,
+    stream: Stream,
     out: BytesMut,
     close: bool,
     rest: Bytes,
@@ -275,7 +275,13 @@ impl Write {
             close,
             rest,
         } = self;
-        if let Err(e) = stream.write_all(&out).await {
+        // Flushed: a TLS stream may hold the end of the answer until then.
+        if let Err(e) = async {
+            stream.write_all(&out).await?;
+            stream.flush().await
+        }
+        .await
+        {
             tracing::debug!(error = %e, "answer to a first request not written");
             return Handoff::Done;
         }

@@ -121,7 +121,7 @@ impl Outbox {
 
     /// Whether a sender may write to the socket now, ahead of nobody.
     pub(super) fn writable_now(&self) -> bool {
-        self.sink.is_some()
+        self.sink.as_ref().is_some_and(DirectSink::is_direct)
             && !self.task_awake
             && !self.output_pending
             && !self.flush_scheduled

@@ -36,23 +36,30 @@ pub(crate) fn frame_of(item: Outgoing, compression: ConnCompression<'_>) -> Fram
 }
 
 /// What a sender needs to write to a WebSocket session's socket itself (see
-/// [`crate::session::Outbox`]).
+/// [`crate::session::Outbox`]). A connection whose socket only its task writes (TLS) has a sink
+/// without a stream: senders then queue and wake the task, as they do while it is awake.
 pub(crate) struct DirectSink {
-    stream: Arc<TcpStream>,
+    stream: Option<Arc<TcpStream>>,
     compression: Option<(Arc<Compression>, u8)>,
 }
 
 impl DirectSink {
-    /// The sink of a connection over `stream` that writes with `compression` (the shared
-    /// settings and the window it negotiated), if any.
+    /// The sink of a connection over `stream` (none: only the task writes) that writes with
+    /// `compression` (the shared settings and the window it negotiated), if any.
     pub(crate) fn new(
-        stream: Arc<TcpStream>,
+        stream: Option<Arc<TcpStream>>,
         compression: Option<(Arc<Compression>, u8)>,
     ) -> DirectSink {
         DirectSink {
             stream,
             compression,
         }
+    }
+
+    /// Whether senders may write to the socket themselves.
+    #[inline]
+    pub(crate) fn is_direct(&self) -> bool {
+        self.stream.is_some()
     }
 
     /// Whether the connection negotiated permessage-deflate.
@@ -81,7 +88,11 @@ impl DirectSink {
                 (item, compression) => Outgoing::Frame(frame_of(item, compression)),
             })
             .collect();
-        write_items(&self.stream, items, volatile)
+        match &self.stream {
+            Some(stream) => write_items(stream, items, volatile),
+            // Never here: senders write only to a direct sink (`Outbox::writable_now`).
+            None => items.into_iter().map(|item| frame_of(item, None)).collect(),
+        }
     }
 
     /// Writes `frames` as far as the socket takes them without blocking; returns the rest, if
@@ -91,7 +102,11 @@ impl DirectSink {
         // recipient of a broadcast (a line no other step of the write touches), and when the
         // socket is full the task this leaves the rest to finds out through tokio, which then
         // clears the readiness.
-        match socket2::SockRef::from(&*self.stream).send(frames) {
+        let Some(stream) = &self.stream else {
+            // Never here: senders write only to a direct sink (`Outbox::writable_now`).
+            return Some(Frame::Shared(frames.clone()));
+        };
+        match socket2::SockRef::from(&**stream).send(frames) {
             Ok(n) if n >= frames.len() => None,
             Ok(n) => Some(Frame::Shared(frames.slice(n..))),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock && volatile => None,

@@ -11,6 +11,8 @@ use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::transport::stream::Stream;
+
 /// The largest first read the direct path looks at; a longer head goes to hyper, which has its
 /// own limits (and answers `431` past them).
 pub(crate) const FIRST_READ_MAX: usize = 16 * 1024;
@@ -32,7 +34,7 @@ thread_local! {
 #[derive(Debug)]
 pub struct Rewind {
     prefix: Bytes,
-    stream: TcpStream,
+    stream: Stream,
     /// Set once the shutdown began.
     linger: Option<Box<Linger>>,
 }
@@ -52,22 +54,22 @@ struct Linger {
 }
 
 impl Rewind {
-    /// A connection with nothing read yet.
-    pub fn new(stream: TcpStream) -> Rewind {
+    /// A connection (a [`TcpStream`] or a [`Stream`]) with nothing read yet.
+    pub fn new(stream: impl Into<Stream>) -> Rewind {
         Rewind::with_prefix(stream, Bytes::new())
     }
 
     /// A connection whose first bytes, `prefix`, were read already.
-    pub fn with_prefix(stream: TcpStream, prefix: Bytes) -> Rewind {
+    pub fn with_prefix(stream: impl Into<Stream>, prefix: Bytes) -> Rewind {
         Rewind {
             prefix,
-            stream,
+            stream: stream.into(),
             linger: None,
         }
     }
 
-    /// The socket, and the bytes read from it that were not read from the rewind yet.
-    pub fn into_parts(self) -> (TcpStream, Bytes) {
+    /// The stream, and the bytes read from it that were not read from the rewind yet.
+    pub fn into_parts(self) -> (Stream, Bytes) {
         (self.stream, self.prefix)
     }
 
@@ -156,7 +158,7 @@ impl AsyncWrite for Rewind {
 /// A new connection and the first bytes its client sent (see [`read_first`]).
 #[derive(Debug)]
 pub struct FirstRead {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: Stream,
     pub(crate) data: Bytes,
 }
 
@@ -172,10 +174,37 @@ impl FirstRead {
     }
 }
 
-/// Waits for the first bytes of a new connection and reads what has arrived (at most
-/// 16 KiB). `None` when the client closed or the socket failed before sending
-/// anything. Cancel-safe: dropping the future drops the connection, which had said nothing.
-pub async fn read_first(stream: TcpStream) -> Option<FirstRead> {
+/// Waits for the first bytes of a new connection (a [`TcpStream`] or a [`Stream`]) and reads
+/// what has arrived (at most 16 KiB). `None` when the client closed or the socket failed before
+/// sending anything. Cancel-safe: dropping the future drops the connection, which had said
+/// nothing.
+pub async fn read_first(stream: impl Into<Stream>) -> Option<FirstRead> {
+    match stream.into() {
+        Stream::Tcp(stream) => read_first_tcp(stream).await,
+        #[cfg(feature = "tls")]
+        Stream::Tls(stream) => read_first_tls(stream).await,
+    }
+}
+
+/// [`read_first`] on a TLS stream: what its first records held.
+#[cfg(feature = "tls")]
+async fn read_first_tls(mut stream: Box<crate::transport::stream::TlsStream>) -> Option<FirstRead> {
+    let mut buf = vec![0; FIRST_READ_MAX];
+    let n = match tokio::io::AsyncReadExt::read(&mut *stream, &mut buf).await {
+        Ok(0) => return None,
+        Ok(n) => n,
+        Err(e) => {
+            tracing::debug!(error = %e, "connection failed before its first request");
+            return None;
+        }
+    };
+    Some(FirstRead {
+        stream: Stream::Tls(stream),
+        data: Bytes::copy_from_slice(&buf[..n]),
+    })
+}
+
+async fn read_first_tcp(stream: TcpStream) -> Option<FirstRead> {
     loop {
         if let Err(e) = stream.readable().await {
             tracing::debug!(error = %e, "connection failed before its first request");
@@ -211,7 +240,12 @@ pub async fn read_first(stream: TcpStream) -> Option<FirstRead> {
             }
         });
         match read {
-            Ok(Some(data)) => return Some(FirstRead { stream, data }),
+            Ok(Some(data)) => {
+                return Some(FirstRead {
+                    stream: Stream::Tcp(stream),
+                    data,
+                });
+            }
             Ok(None) => continue,
             Err(e) => {
                 if let Some(e) = e {

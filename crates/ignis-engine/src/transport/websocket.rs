@@ -15,8 +15,10 @@ use tokio::net::TcpStream;
 
 use crate::engine::{Handler, Inner, RequestInfo, open_session};
 use crate::session::{Socket, TransportKind};
-use crate::transport::driver::{Connection, Stop};
+use crate::transport::connection::Stop;
+use crate::transport::driver::Driver;
 use crate::transport::rewind::Rewind;
+use crate::transport::stream::Stream;
 
 type Reply = Response<Bytes>;
 
@@ -169,7 +171,7 @@ impl<H: Handler> Start<H> {
                 // buffer must not stay alive with the connection (it is 8 KiB per idle socket
                 // otherwise).
                 Ok(parts) => (
-                    parts.io.into_inner(),
+                    Stream::Tcp(parts.io.into_inner()),
                     Bytes::copy_from_slice(&parts.read_buf),
                 ),
                 Err(upgraded) => match upgraded.downcast::<TokioIo<Rewind>>() {
@@ -183,7 +185,9 @@ impl<H: Handler> Start<H> {
                         (stream, early.freeze())
                     }
                     Err(_) => {
-                        tracing::error!("websocket upgrade on a connection that is not plain TCP");
+                        tracing::error!(
+                            "websocket upgrade on a connection the engine did not accept"
+                        );
                         return;
                     }
                 },
@@ -201,7 +205,7 @@ impl<H: Handler> Start<H> {
     /// idle connection holds the state of [`Begin::run`] only.
     pub(crate) fn begin(
         self,
-        stream: TcpStream,
+        stream: Stream,
         parts: Parts,
         head: Option<Bytes>,
         early: Bytes,
@@ -231,11 +235,11 @@ impl<H: Handler> Start<H> {
                 (socket, true)
             }
         };
-        match Connection::new(inner, socket, stream, params, probing, head, &early) {
-            Ok(conn) => Begin(Setup::Run(conn)),
+        match Driver::new(inner, socket, stream, params, probing, head, &early) {
+            Ok(driver) => Begin(Setup::Run(driver)),
             Err(ended) => {
-                let (conn, stop) = *ended;
-                Begin(Setup::Stop(conn, stop))
+                let (driver, stop) = *ended;
+                Begin(Setup::Stop(driver, stop))
             }
         }
     }
@@ -245,11 +249,11 @@ impl<H: Handler> Start<H> {
 pub(crate) struct Begin<H: Handler>(Setup<H>);
 
 enum Setup<H: Handler> {
-    Run(Connection<H>),
+    Run(Driver<H>),
     /// What the client sent with its handshake already ended it.
-    Stop(Connection<H>, Stop),
+    Stop(Driver<H>, Stop),
     /// A refused upgrade: these bytes, then the end.
-    Refuse(TcpStream, Bytes),
+    Refuse(Stream, Bytes),
 }
 
 impl<H: Handler> Begin<H> {
@@ -258,7 +262,7 @@ impl<H: Handler> Begin<H> {
     /// [`Begin::run`].
     pub(crate) fn start(self) -> Result<impl Future<Output = ()> + Send + 'static, Box<Self>> {
         match self.0 {
-            Setup::Run(conn) => Ok(conn.run()),
+            Setup::Run(driver) => Ok(driver.run()),
             other => Err(Box::new(Begin(other))),
         }
     }
@@ -266,9 +270,9 @@ impl<H: Handler> Begin<H> {
     /// Runs the connection until it ends.
     pub(crate) async fn run(self) {
         match self.0 {
-            Setup::Run(conn) => conn.run().await,
+            Setup::Run(driver) => driver.run().await,
             // The rare ends are boxed: the task of every connection is as large as the largest.
-            Setup::Stop(conn, stop) => Box::pin(conn.run_or_end(Some(stop))).await,
+            Setup::Stop(driver, stop) => Box::pin(driver.run_or_end(Some(stop))).await,
             Setup::Refuse(mut stream, out) => {
                 Box::pin(async move {
                     let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, &out).await;
