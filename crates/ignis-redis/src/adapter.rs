@@ -235,41 +235,31 @@ impl Driver for Classic {
         request_id: &str,
         reply: Reply,
     ) -> Result<(), AdapterError> {
-        let (channel, payload) = match reply {
-            Reply::SocketIds(sids) => (
-                self.response_channel(requester),
-                protocol::encode_sockets_response(request_id, &sids).into_bytes(),
-            ),
-            Reply::Rooms(rooms) => (
-                self.response_channel(requester),
-                protocol::encode_all_rooms_response(request_id, &rooms).into_bytes(),
-            ),
-            Reply::Done => (
-                self.response_channel(requester),
-                protocol::encode_done_response(request_id).into_bytes(),
-            ),
-            Reply::Sockets(sockets) => (
-                self.response_channel(requester),
-                protocol::encode_fetch_response(request_id, &sockets).into_bytes(),
-            ),
-            // Node sends these answers on the shared response channel whatever the option.
-            Reply::EmitAck(answer) => (
-                self.channels.response.clone(),
-                protocol::encode_server_side_emit_response(request_id, &answer).into_bytes(),
-            ),
-            Reply::ClientCount(clients) => (
-                self.response_channel(requester),
-                protocol::encode_client_count_response(request_id, clients).into_bytes(),
-            ),
-            Reply::Ack(first_arg) => (
-                self.response_channel(requester),
-                protocol::encode_ack_response(request_id, first_arg.as_ref())
-                    .map_err(protocol_error)?,
-            ),
+        // Node sends the answers to server-side emits on the shared response channel
+        // whatever the option.
+        let channel = match reply {
+            Reply::EmitAck(_) => self.channels.response.clone(),
+            _ => self.response_channel(requester),
         };
-        self.conn
-            .publish_nowait(channel, payload)
-            .map_err(unavailable)
+        let json = match reply {
+            Reply::SocketIds(sids) => protocol::encode_sockets_response(request_id, &sids),
+            Reply::Rooms(rooms) => protocol::encode_all_rooms_response(request_id, &rooms),
+            Reply::Done => protocol::encode_done_response(request_id),
+            Reply::Sockets(sockets) => protocol::encode_fetch_response(request_id, &sockets),
+            Reply::EmitAck(answer) => {
+                protocol::encode_server_side_emit_response(request_id, &answer)
+            }
+            Reply::ClientCount(clients) => {
+                protocol::encode_client_count_response(request_id, clients)
+            }
+            // The only answer in msgpack.
+            Reply::Ack(first_arg) => {
+                let payload = protocol::encode_ack_response(request_id, first_arg.as_ref())
+                    .map_err(protocol_error)?;
+                return self.send_nowait((channel, payload));
+            }
+        };
+        self.send_nowait((channel, json.into_bytes()))
     }
 
     fn server_count(&self) -> BoxFuture<'_, Result<usize, AdapterError>> {
