@@ -20,9 +20,11 @@ use redis::{RedisResult, Value};
 /// A message waiting to be published.
 pub(crate) struct Outgoing<'a> {
     /// SPUBLISH rather than PUBLISH.
-    pub sharded: bool,
-    pub channel: &'a str,
-    pub payload: &'a [u8],
+    pub(crate) sharded: bool,
+    /// The channel.
+    pub(crate) channel: &'a str,
+    /// The message.
+    pub(crate) payload: &'a [u8],
 }
 
 #[derive(Clone)]

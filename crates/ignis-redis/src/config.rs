@@ -26,8 +26,9 @@ pub struct RedisConfig {
     pub connect_timeout: Duration,
     /// How long a command may take before it fails.
     pub response_timeout: Duration,
-    /// The first and the longest wait between two reconnection attempts.
+    /// The first wait between two reconnection attempts, doubled after each failure.
     pub reconnect_min: Duration,
+    /// The longest wait between two reconnection attempts.
     pub reconnect_max: Duration,
     /// How many publishes may wait for the connection before a broadcast fails.
     pub publish_queue: usize,
@@ -164,6 +165,7 @@ impl RedisConfig {
         self
     }
 
+    /// Authenticates as `username` (Redis 6 ACL) on every node.
     pub fn username(self, username: &str) -> Self {
         self.map_nodes(|info| {
             let settings = info.redis_settings().clone().set_username(username);
@@ -171,6 +173,7 @@ impl RedisConfig {
         })
     }
 
+    /// Authenticates with `password` on every node.
     pub fn password(self, password: &str) -> Self {
         self.map_nodes(|info| {
             let settings = info.redis_settings().clone().set_password(password);
@@ -230,6 +233,7 @@ impl RedisConfig {
         Ok(config)
     }
 
+    /// Sets [`RedisConfig::connect_timeout`].
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self

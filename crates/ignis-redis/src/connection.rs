@@ -34,18 +34,27 @@ use tokio::task::JoinHandle;
 /// Why talking to Redis failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RedisError {
+    /// The first connection could not be made within the connect timeout.
     #[error("Redis at {addr} is not reachable after {timeout:?}: {cause}")]
     Unreachable {
+        /// The node or nodes tried.
         addr: String,
+        /// How long the connection was tried.
         timeout: Duration,
+        /// The last error.
         cause: String,
     },
+    /// The configuration cannot be used (a bad URL, a bad certificate, no runtime).
     #[error("invalid Redis configuration: {0}")]
     Config(String),
+    /// Redis answered a command with an error, or the command could not be sent.
     #[error("Redis command failed: {0}")]
     Command(String),
+    /// The connection is being restored; nothing can be sent meanwhile.
     #[error("the connection to Redis is down")]
     Down,
+    /// The publish queue ([`RedisConfig::publish_queue`](crate::RedisConfig::publish_queue))
+    /// is full.
     #[error("too many messages wait for Redis")]
     QueueFull,
 }

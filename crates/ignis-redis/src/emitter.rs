@@ -16,14 +16,19 @@ use crate::sharded_protocol::{self, Body, Message, ShardedChannels, Subscription
 /// Why an emitter could not publish.
 #[derive(Debug, thiserror::Error)]
 pub enum EmitterError {
+    /// The event name is one Socket.IO keeps for itself (`connect`, `disconnect`, ...).
     #[error("\"{0}\" is a reserved event name")]
     ReservedEvent(String),
+    /// An argument cannot be turned into a Socket.IO value.
     #[error("the data cannot be serialised: {0}")]
     Value(#[from] ignis_socketio::proto::value::ValueError),
+    /// The message cannot be written in the protocol.
     #[error("the message cannot be encoded: {0}")]
     Encode(#[from] protocol::ProtocolError),
+    /// The message cannot be written as msgpack.
     #[error("the message cannot be encoded: {0}")]
     Msgpack(#[from] crate::notepack::NotepackError),
+    /// Redis did not take the message.
     #[error(transparent)]
     Redis(#[from] RedisError),
 }

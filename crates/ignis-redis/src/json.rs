@@ -5,7 +5,7 @@ use ignis_socketio::Value;
 /// Writes `value` as `JSON.stringify` would: binary as a Node `Buffer` serialises
 /// (`{"type":"Buffer","data":[..]}`), non-finite numbers as `null`, integral floats without a
 /// fraction.
-pub fn write(out: &mut String, value: &Value) {
+pub(crate) fn write(out: &mut String, value: &Value) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -63,12 +63,13 @@ fn write_float(out: &mut String, f: f64) {
     }
 }
 
-pub fn write_str(out: &mut String, s: &str) {
+/// Writes `s` as a JSON string, quoted and escaped.
+pub(crate) fn write_str(out: &mut String, s: &str) {
     // Serialising a &str cannot fail.
     out.push_str(&serde_json::to_string(s).unwrap_or_default());
 }
 
 /// Reads a JSON document, keeping the order of object keys.
-pub fn parse(text: &[u8]) -> Result<Value, serde_json::Error> {
+pub(crate) fn parse(text: &[u8]) -> Result<Value, serde_json::Error> {
     serde_json::from_slice(text)
 }

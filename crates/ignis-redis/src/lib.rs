@@ -113,6 +113,7 @@ mod commands;
 mod config;
 mod connection;
 mod emitter;
+mod engine;
 mod json;
 pub use ignis_socketio::proto::notepack;
 pub mod protocol;

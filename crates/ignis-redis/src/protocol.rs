@@ -24,27 +24,41 @@ const BINARY_EVENT: i64 = 5;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum RequestType {
+    /// The ids of the sockets in some rooms (legacy).
     Sockets = 0,
+    /// Every room of a node.
     AllRooms = 1,
+    /// Sockets join rooms.
     RemoteJoin = 2,
+    /// Sockets leave rooms.
     RemoteLeave = 3,
+    /// Sockets are disconnected.
     RemoteDisconnect = 4,
+    /// A node's matching sockets, with their handshake, rooms and data.
     RemoteFetch = 5,
+    /// An event for the namespace handlers of the other nodes.
     ServerSideEmit = 6,
+    /// A broadcast with acknowledgements.
     Broadcast = 7,
+    /// The answer telling how many clients of a node got a broadcast with acknowledgements.
     BroadcastClientCount = 8,
+    /// The answer carrying one client's acknowledgement.
     BroadcastAck = 9,
 }
 
 /// Why a message could not be read or written.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ProtocolError {
+    /// The msgpack could not be read or written.
     #[error(transparent)]
     Msgpack(#[from] NotepackError),
+    /// The JSON could not be read.
     #[error("invalid JSON: {0}")]
     Json(String),
+    /// The message is well-formed msgpack or JSON but not a message of the protocol.
     #[error("malformed message: {0}")]
     Malformed(&'static str),
+    /// A request of a type the protocol does not have.
     #[error("unknown request type {0}")]
     UnknownType(i64),
 }
@@ -61,6 +75,7 @@ pub struct Channels {
 }
 
 impl Channels {
+    /// The channels of namespace `nsp` under the prefix `key`.
     pub fn new(key: &str, nsp: &str) -> Channels {
         Channels {
             broadcast: format!("{key}#{nsp}#"),
@@ -111,7 +126,9 @@ impl Channels {
 pub struct BroadcastMessage {
     /// The sender's uid (`"emitter"` for emitters); empty when it was not a string.
     pub uid: String,
+    /// The event, in the namespace the sender gave it.
     pub packet: Packet,
+    /// Which sockets it is for, and its flags.
     pub opts: BroadcastOptions,
 }
 
@@ -119,7 +136,9 @@ pub struct BroadcastMessage {
 /// emitter `rooms, flags, except` with only its two flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sender {
+    /// An adapter of a server: `rooms, except, flags`, with the timeout among the flags.
     Adapter,
+    /// An emitter: `rooms, flags, except`, with `volatile` and `compress` only.
     Emitter,
 }
 
@@ -330,32 +349,48 @@ pub enum Target {
 pub enum RequestKind {
     /// The ids of the sockets in any of `rooms` (legacy).
     Sockets {
+        /// The rooms; none means every socket.
         rooms: Vec<Room>,
     },
+    /// Every room of the node.
     AllRooms,
+    /// The target sockets join `rooms`.
     Join {
+        /// Which sockets.
         target: Target,
+        /// The rooms to join.
         rooms: Vec<Room>,
     },
+    /// The target sockets leave `rooms`.
     Leave {
+        /// Which sockets.
         target: Target,
+        /// The rooms to leave.
         rooms: Vec<Room>,
     },
+    /// The target sockets are disconnected.
     Disconnect {
+        /// Which sockets.
         target: Target,
+        /// Whether their underlying connections close too.
         close: bool,
     },
+    /// The matching sockets, with their handshake, rooms and data.
     Fetch {
+        /// Which sockets.
         opts: BroadcastOptions,
     },
     /// `[event, ...args]`; an acknowledgement is wanted when the request has an id.
     ServerSideEmit {
+        /// The event name and its arguments.
         data: Vec<Value>,
     },
     /// A broadcast with acknowledgements; `opts.flags.timeout` says how long the requester
     /// listens.
     BroadcastWithAck {
+        /// The event, in the receiving node's namespace.
         packet: Packet,
+        /// Which sockets it is for, and its flags.
         opts: BroadcastOptions,
     },
 }
@@ -365,7 +400,9 @@ pub enum RequestKind {
 pub struct Request {
     /// The requesting node's uid; emitters send none for join, leave and disconnect.
     pub uid: Option<String>,
+    /// The id the answers must carry; `None` when the request wants none.
     pub request_id: Option<String>,
+    /// What it asks for.
     pub kind: RequestKind,
 }
 
@@ -719,7 +756,9 @@ pub fn encode_ack_response(
 /// answers (the protocol's responses do not all say what they are).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Response {
+    /// The id of the request it answers.
     pub request_id: String,
+    /// The other fields.
     pub body: Map,
 }
 

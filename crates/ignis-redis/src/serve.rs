@@ -31,16 +31,6 @@ pub(crate) trait Membership {
     }
 }
 
-impl Membership for MemoryAdapter {
-    fn join(&self, sid: Sid, rooms: &[Room]) {
-        self.add_all(sid, rooms);
-    }
-
-    fn leave(&self, sid: Sid, room: &str) {
-        self.del(sid, room);
-    }
-}
-
 /// Calls `f` for each connected local socket that `opts` selects.
 fn for_each_selected(
     local: &MemoryAdapter,

@@ -53,6 +53,7 @@ pub struct ShardedAdapterFactory {
 }
 
 impl ShardedAdapterFactory {
+    /// A factory of adapters over `conn`, all with `config`.
     pub fn new(conn: RedisConnection, config: ShardedAdapterConfig) -> ShardedAdapterFactory {
         ShardedAdapterFactory { conn, config }
     }

@@ -16,18 +16,31 @@ use crate::protocol::{self, ProtocolError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum MessageType {
+    /// A node started (sent by adapters that count nodes by heartbeats).
     InitialHeartbeat = 1,
+    /// A node is still there.
     Heartbeat = 2,
+    /// A broadcast, with acknowledgements when it has a request id.
     Broadcast = 3,
+    /// Sockets join rooms.
     SocketsJoin = 4,
+    /// Sockets leave rooms.
     SocketsLeave = 5,
+    /// Sockets are disconnected.
     DisconnectSockets = 6,
+    /// A request for the matching sockets of every node.
     FetchSockets = 7,
+    /// One node's matching sockets.
     FetchSocketsResponse = 8,
+    /// An event for the namespace handlers of the other nodes.
     ServerSideEmit = 9,
+    /// One node's acknowledgement of a server-side event.
     ServerSideEmitResponse = 10,
+    /// How many clients of a node got a broadcast with acknowledgements.
     BroadcastClientCount = 11,
+    /// One client's acknowledgement of a broadcast.
     BroadcastAck = 12,
+    /// A node is going away.
     AdapterClose = 13,
 }
 
@@ -94,6 +107,7 @@ pub struct ShardedChannels {
 }
 
 impl ShardedChannels {
+    /// The channels of namespace `nsp` under `prefix` (`channelPrefix`).
     pub fn new(prefix: &str, nsp: &str) -> ShardedChannels {
         ShardedChannels {
             main: format!("{prefix}#{nsp}#"),
@@ -131,56 +145,89 @@ impl ShardedChannels {
 /// What a message says, by type.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
+    /// A node started.
     InitialHeartbeat,
+    /// A node is still there.
     Heartbeat,
     /// With a request id, the sender waits for acknowledgements.
     Broadcast {
+        /// The event.
         packet: Packet,
+        /// Which sockets it is for, and its flags (the timeout of the acknowledgements among
+        /// them).
         opts: BroadcastOptions,
+        /// The id the acknowledgements must carry, when they are wanted.
         request_id: Option<String>,
     },
+    /// Sockets join rooms.
     SocketsJoin {
+        /// Which sockets.
         opts: BroadcastOptions,
+        /// The rooms to join.
         rooms: Vec<Room>,
     },
+    /// Sockets leave rooms.
     SocketsLeave {
+        /// Which sockets.
         opts: BroadcastOptions,
+        /// The rooms to leave.
         rooms: Vec<Room>,
     },
+    /// Sockets are disconnected.
     DisconnectSockets {
+        /// Which sockets.
         opts: BroadcastOptions,
+        /// Whether their underlying connections close too.
         close: bool,
     },
+    /// Every node answers with its matching sockets.
     FetchSockets {
+        /// Which sockets.
         opts: BroadcastOptions,
+        /// The id the answers must carry.
         request_id: String,
     },
+    /// One node's answer to [`Body::FetchSockets`].
     FetchSocketsResponse {
+        /// The request it answers.
         request_id: String,
+        /// The node's matching sockets.
         sockets: Vec<RemoteSocket>,
     },
     /// `[event, ...args]`; with a request id, each other node answers once.
     ServerSideEmit {
+        /// The event name and its arguments.
         packet: Vec<Value>,
+        /// The id the answers must carry, when they are wanted.
         request_id: Option<String>,
     },
     /// `None` when the handler acknowledged without an argument (`undefined` in Node).
     ServerSideEmitResponse {
+        /// The request it answers.
         request_id: String,
+        /// The handler's acknowledgement.
         packet: Option<Value>,
     },
+    /// How many clients of a node got a broadcast with acknowledgements.
     BroadcastClientCount {
+        /// The broadcast it answers.
         request_id: String,
+        /// The number of clients.
         client_count: u64,
     },
+    /// One client's acknowledgement of a broadcast.
     BroadcastAck {
+        /// The broadcast it answers.
         request_id: String,
+        /// The first argument of the acknowledgement, if it had any.
         packet: Option<Value>,
     },
+    /// A node is going away.
     AdapterClose,
 }
 
 impl Body {
+    /// The message type that goes on the wire.
     pub fn kind(&self) -> MessageType {
         match self {
             Body::InitialHeartbeat => MessageType::InitialHeartbeat,
@@ -218,6 +265,7 @@ pub struct Message {
     pub uid: Option<String>,
     /// The namespace; `None` when missing or not a string (Node then ignores the message).
     pub nsp: Option<String>,
+    /// What it says.
     pub body: Body,
 }
 

@@ -17,11 +17,11 @@ use ignis_socketio::{Namespace, SocketIo, Value};
 use tokio::sync::mpsc;
 
 /// The port of the first node of the shared test cluster.
-pub const SHARED_CLUSTER_PORT: u16 = 7101;
+pub(crate) const SHARED_CLUSTER_PORT: u16 = 7101;
 
 /// The seed URLs of the shared cluster: `REDIS_CLUSTER_URLS`, comma separated, or the one
 /// `scripts/redis-cluster.sh` makes.
-pub fn cluster_urls() -> Vec<String> {
+pub(crate) fn cluster_urls() -> Vec<String> {
     match std::env::var("REDIS_CLUSTER_URLS") {
         Ok(list) => list
             .split(',')
@@ -33,7 +33,7 @@ pub fn cluster_urls() -> Vec<String> {
 }
 
 /// The URLs of the cluster `scripts/redis-cluster.sh` makes from `port` on.
-pub fn local_urls(port: u16) -> Vec<String> {
+pub(crate) fn local_urls(port: u16) -> Vec<String> {
     (port..port + 3)
         .map(|p| format!("redis://127.0.0.1:{p}"))
         .collect()
@@ -58,7 +58,7 @@ fn healthy(urls: &[String]) -> bool {
 static ENSURED: Mutex<Vec<u16>> = Mutex::new(Vec::new());
 
 /// Runs `scripts/redis-cluster.sh <command>` for the cluster from `port` on.
-pub fn script(command: &str, port: u16) {
+pub(crate) fn script(command: &str, port: u16) {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../scripts/redis-cluster.sh"
@@ -73,7 +73,7 @@ pub fn script(command: &str, port: u16) {
 }
 
 /// Makes sure the shared cluster is up: the tests need it and never skip.
-pub fn ensure_shared_cluster() -> Vec<String> {
+pub(crate) fn ensure_shared_cluster() -> Vec<String> {
     let urls = cluster_urls();
     let mut ensured = ENSURED.lock().unwrap_or_else(|e| e.into_inner());
     if ensured.contains(&SHARED_CLUSTER_PORT) || healthy(&urls) {
@@ -91,7 +91,7 @@ pub fn ensure_shared_cluster() -> Vec<String> {
 }
 
 /// Makes (or finds) a private cluster from `port` on, for tests that stop its nodes.
-pub fn ensure_private_cluster(port: u16) -> Vec<String> {
+pub(crate) fn ensure_private_cluster(port: u16) -> Vec<String> {
     let urls = local_urls(port);
     if !healthy(&urls) {
         script("ensure", port);
@@ -101,13 +101,13 @@ pub fn ensure_private_cluster(port: u16) -> Vec<String> {
 }
 
 /// `{stem}-` and 16 random hex digits.
-pub fn random_prefix(stem: &str) -> String {
+pub(crate) fn random_prefix(stem: &str) -> String {
     format!("{stem}-{:016x}", rand::random::<u64>())
 }
 
 /// A connection to the cluster of `urls` whose seed list starts at `first`, so that its classic
 /// subscriber lands on that node.
-pub async fn connect(urls: &[String], first: usize) -> RedisConnection {
+pub(crate) async fn connect(urls: &[String], first: usize) -> RedisConnection {
     let mut seeds = urls.to_vec();
     seeds.rotate_left(first % urls.len());
     let config = RedisConfig::cluster(&seeds).expect("cluster URLs");
@@ -118,7 +118,7 @@ pub async fn connect(urls: &[String], first: usize) -> RedisConnection {
 }
 
 /// A connection to one node of the cluster, to look at what that node alone knows.
-pub async fn connect_node(url: &str) -> RedisConnection {
+pub(crate) async fn connect_node(url: &str) -> RedisConnection {
     RedisConnection::connect(RedisConfig::from_url(url).unwrap())
         .await
         .unwrap()
@@ -126,12 +126,12 @@ pub async fn connect_node(url: &str) -> RedisConnection {
 
 /// Which adapter the servers of a test use.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Classic,
     Sharded(SubscriptionMode),
 }
 
-pub const ALL_KINDS: [Kind; 4] = [
+pub(crate) const ALL_KINDS: [Kind; 4] = [
     Kind::Classic,
     Kind::Sharded(SubscriptionMode::Dynamic),
     Kind::Sharded(SubscriptionMode::DynamicPrivate),
@@ -139,7 +139,7 @@ pub const ALL_KINDS: [Kind; 4] = [
 ];
 
 impl Kind {
-    pub fn emitter(self, conn: RedisConnection, prefix: &str) -> Emitter {
+    pub(crate) fn emitter(self, conn: RedisConnection, prefix: &str) -> Emitter {
         match self {
             Kind::Classic => Emitter::with_key(conn, prefix),
             Kind::Sharded(mode) => Emitter::sharded(conn, prefix, mode),
@@ -148,7 +148,7 @@ impl Kind {
 }
 
 /// An Ignis server on the cluster, listening on a port of its own.
-pub struct Node {
+pub(crate) struct Node {
     pub io: SocketIo,
     pub ns: Arc<Namespace>,
     pub conn: RedisConnection,
@@ -165,7 +165,7 @@ impl Drop for Node {
 
 /// A server whose sockets can ask to join a room (`join`, answered once this node listens to
 /// the room's channel).
-pub async fn node(conn: RedisConnection, kind: Kind, prefix: &str) -> Node {
+pub(crate) async fn node(conn: RedisConnection, kind: Kind, prefix: &str) -> Node {
     let io = match kind {
         Kind::Classic => {
             let config = RedisAdapterConfig {
@@ -193,7 +193,7 @@ pub async fn node(conn: RedisConnection, kind: Kind, prefix: &str) -> Node {
 }
 
 /// Serves `io` on a port of its own, with the `join` event of [`node`].
-pub async fn serve(io: SocketIo, conn: RedisConnection) -> Node {
+pub(crate) async fn serve(io: SocketIo, conn: RedisConnection) -> Node {
     let on_join = conn.clone();
     let ns = io.ns("/", move |socket| {
         let conn = on_join.clone();
@@ -227,14 +227,14 @@ pub async fn serve(io: SocketIo, conn: RedisConnection) -> Node {
 }
 
 /// A Socket.IO client and the events it got, in order.
-pub struct Peer {
+pub(crate) struct Peer {
     pub socket: Socket,
     events: mpsc::UnboundedReceiver<(String, Vec<ClientValue>)>,
     /// The offset of the last event that had one (connection state recovery).
     last_offset: Arc<Mutex<Option<String>>>,
 }
 
-pub async fn peer(node: &Node) -> Peer {
+pub(crate) async fn peer(node: &Node) -> Peer {
     let socket = Client::builder(node.url.as_str())
         .connect("/")
         .await
@@ -258,16 +258,16 @@ pub async fn peer(node: &Node) -> Peer {
 }
 
 impl Peer {
-    pub fn last_offset(&self) -> Option<String> {
+    pub(crate) fn last_offset(&self) -> Option<String> {
         self.last_offset.lock().ok().and_then(|o| o.clone())
     }
 
-    pub fn id(&self) -> String {
+    pub(crate) fn id(&self) -> String {
         self.socket.id().expect("connected")
     }
 
     /// The next event, which must come within a few seconds.
-    pub async fn next(&mut self) -> (String, Vec<ClientValue>) {
+    pub(crate) async fn next(&mut self) -> (String, Vec<ClientValue>) {
         tokio::time::timeout(Duration::from_secs(5), self.events.recv())
             .await
             .expect("an event within 5 s")
@@ -275,7 +275,7 @@ impl Peer {
     }
 
     /// The next event is `name` with the one argument `arg`.
-    pub async fn expect(&mut self, name: &str, arg: &str) {
+    pub(crate) async fn expect(&mut self, name: &str, arg: &str) {
         let (got, args) = self.next().await;
         assert_eq!(
             (got.as_str(), args),
@@ -284,7 +284,7 @@ impl Peer {
         );
     }
 
-    pub async fn join(&self, room: &str) {
+    pub(crate) async fn join(&self, room: &str) {
         let answer = self
             .socket
             .emit_with_ack(
@@ -299,7 +299,7 @@ impl Peer {
 }
 
 /// Waits until `f` holds, for at most `within`.
-pub async fn eventually<F, Fut>(within: Duration, what: &str, mut f: F)
+pub(crate) async fn eventually<F, Fut>(within: Duration, what: &str, mut f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -318,7 +318,13 @@ where
 }
 
 /// Broadcasts cross between the two nodes both ways, to everyone and to a room.
-pub async fn broadcasts_cross(one: &Node, two: &Node, p1: &mut Peer, p2: &mut Peer, tag: &str) {
+pub(crate) async fn broadcasts_cross(
+    one: &Node,
+    two: &Node,
+    p1: &mut Peer,
+    p2: &mut Peer,
+    tag: &str,
+) {
     let from_one = format!("{tag}-from-one");
     one.ns.operators().emit("hello", &from_one).unwrap();
     p1.expect("hello", &from_one).await;

@@ -9,18 +9,18 @@ use ignis_redis::{RedisConfig, RedisConnection};
 use ignis_socketio::{AdapterFactory, Namespace, SocketIo, Value};
 use tokio::sync::mpsc;
 
-pub fn redis_url() -> String {
+pub(crate) fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 /// `{stem}-` and 16 random hex digits.
-pub fn random_prefix(stem: &str) -> String {
+pub(crate) fn random_prefix(stem: &str) -> String {
     format!("{stem}-{:016x}", rand::random::<u64>())
 }
 
 /// A connection to the test Redis; without one the tests cannot run, and say they need
 /// `needs`.
-pub async fn connect(needs: &str) -> RedisConnection {
+pub(crate) async fn connect(needs: &str) -> RedisConnection {
     let config = RedisConfig::from_url(&redis_url()).expect("REDIS_URL is a Redis URL");
     RedisConnection::connect(config)
         .await
@@ -29,7 +29,7 @@ pub async fn connect(needs: &str) -> RedisConnection {
 
 /// A server on `conn` with the adapter `factory` makes of it, whose `/` namespace answers the
 /// server event `who` with its name and reports every server event it gets on `seen`.
-pub async fn node<F: AdapterFactory>(
+pub(crate) async fn node<F: AdapterFactory>(
     conn: RedisConnection,
     factory: impl FnOnce(RedisConnection) -> F,
     name: &'static str,
@@ -50,7 +50,7 @@ pub async fn node<F: AdapterFactory>(
 
 /// A server-side emit with an acknowledgement from `ns1`'s node, in a cluster of that node and
 /// one named `two`: only `two` answers.
-pub async fn only_the_other_node_answers(
+pub(crate) async fn only_the_other_node_answers(
     ns1: &Namespace,
     seen: &mut mpsc::UnboundedReceiver<(String, Vec<Value>)>,
 ) {
@@ -71,7 +71,7 @@ pub async fn only_the_other_node_answers(
 }
 
 /// Both nodes, `one` and `two`, ran `who` (in either order).
-pub async fn both_nodes_ran_who(seen: &mut mpsc::UnboundedReceiver<(String, Vec<Value>)>) {
+pub(crate) async fn both_nodes_ran_who(seen: &mut mpsc::UnboundedReceiver<(String, Vec<Value>)>) {
     let mut names = vec![seen.recv().await.unwrap().0, seen.recv().await.unwrap().0];
     names.sort();
     assert_eq!(names, ["one", "two"]);
