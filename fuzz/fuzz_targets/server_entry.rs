@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use ignis::socketio::{
-    AuthenticateHandler, ServerOptions, SocketIOComponent, ValidateRoomHandler, keys,
+    AuthenticateHandler, ServerOptions, SocketIoComponent, ValidateRoomHandler, keys,
 };
 use ignis::{AppConfig, Application};
 use libfuzzer_sys::fuzz_target;
@@ -63,7 +63,7 @@ fn server() -> SocketAddr {
                     ValidateRoomHandler::new(|_, rooms| async move { Ok(rooms) }),
                 )
                 .component(
-                    SocketIOComponent::new()
+                    SocketIoComponent::new()
                         .authenticate_timeout(Duration::from_millis(500))
                         .app_ping_interval(Duration::from_millis(200)),
                 );

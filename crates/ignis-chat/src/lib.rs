@@ -3,7 +3,7 @@
 //!
 //! Accounts with argon2id passwords and HS256 tokens, rooms with members and stored history,
 //! direct messages, typing indicators and per-user presence, on SQLite or PostgreSQL; Socket.IO
-//! on `/io` through [`ignis::socketio::SocketIOComponent`] (its authenticate flow unchanged),
+//! on `/io` through [`ignis::socketio::SocketIoComponent`] (its authenticate flow unchanged),
 //! the REST API under `/api`. Several instances on one Redis and one database form one chat.
 
 pub mod api;
@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use ignis::socketio::{
-    AuthenticateHandler, CorsOptions, ServerOptions, SocketIOComponent, SocketIOServerHelper,
+    AuthenticateHandler, CorsOptions, ServerOptions, SocketIoComponent, SocketIoServerHelper,
     ValidateRoomHandler, keys,
 };
 use ignis::{AppConfig, Application, ApplicationError, Component, ComponentContext, RunningApp};
@@ -51,7 +51,7 @@ pub struct Chat {
     /// Issues and checks the tokens of REST and Socket.IO.
     pub tokens: Tokens,
     /// Set by the post-start hook, before any client can authenticate.
-    helper: OnceLock<SocketIOServerHelper>,
+    helper: OnceLock<SocketIoServerHelper>,
     /// This node's users' presence.
     pub presence: Arc<Presence>,
     pub(crate) sockets: socket::Sockets,
@@ -61,7 +61,7 @@ pub struct Chat {
 
 impl Chat {
     /// The Socket.IO helper; `None` only before the server started.
-    pub fn helper(&self) -> Option<&SocketIOServerHelper> {
+    pub fn helper(&self) -> Option<&SocketIoServerHelper> {
         self.helper.get()
     }
 }
@@ -177,7 +177,7 @@ pub async fn start(config: Config) -> Result<RunningChat, ChatError> {
     // hear that this node's users went offline.
     .component(StopPresence(chat.clone()))
     .component(
-        SocketIOComponent::new()
+        SocketIoComponent::new()
             .redis_key(config.redis_key.clone())
             .default_rooms(Vec::new()),
     )

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use ignis::socketio::{SendOptions, SocketIOServerHelper};
+use ignis::socketio::{SendOptions, SocketIoServerHelper};
 use ignis_socketio::Value;
 use ignis_socketio::proto::value::Map;
 use parking_lot::Mutex;
@@ -63,7 +63,7 @@ pub struct Presence {
     jobs: mpsc::UnboundedSender<Job>,
     queue: Mutex<Option<mpsc::UnboundedReceiver<Job>>>,
     tasks: Mutex<Vec<AbortHandle>>,
-    helper: OnceLock<SocketIOServerHelper>,
+    helper: OnceLock<SocketIoServerHelper>,
 }
 
 impl Presence {
@@ -91,7 +91,7 @@ impl Presence {
     /// Registers the node and starts its task and heartbeat.
     pub async fn start(
         self: &std::sync::Arc<Self>,
-        helper: SocketIOServerHelper,
+        helper: SocketIoServerHelper,
     ) -> Result<(), crate::store::StoreError> {
         let _ = self.helper.set(helper);
         self.store

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ignis_client::{Client, HelperOptions, SocketIOClientHelper, Subscription, Value};
+use ignis_client::{Client, HelperOptions, SocketIoClientHelper, Subscription, Value};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -24,7 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     socket.disconnect();
 
     // The Ignis managed client: authenticate, subscribe, join rooms.
-    let helper = SocketIOClientHelper::new(
+    let helper = SocketIoClientHelper::new(
         HelperOptions::new(
             "my-service",
             Client::builder("http://127.0.0.1:3000").path("/io"),

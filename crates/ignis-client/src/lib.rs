@@ -11,7 +11,7 @@
 //!   order, so they must not block (spawn a task for work that waits). An [`Event`] carries
 //!   the arguments as [`Value`]s, typed access with [`Event::data`], and [`Event::ack`] for
 //!   events that ask for an acknowledgement.
-//! * [`SocketIOClientHelper`] is the Ignis managed client: authentication states and
+//! * [`SocketIoClientHelper`] is the Ignis managed client: authentication states and
 //!   callbacks, subscriptions, rooms (spec §9). [`constants`] holds the names the Ignis
 //!   server and client share.
 //!
@@ -56,7 +56,8 @@ mod tls;
 pub use error::{AckError, ConnectError, DisconnectReason, Error, TransportError};
 pub use event::Event;
 pub use helper::{
-    HandlerError, HelperError, HelperOptions, SocketIOClientHelper, Subscription, SubscriptionId,
+    HandlerError, HelperError, HelperOptions, SocketIOClientHelper, SocketIoClientHelper,
+    Subscription, SubscriptionId,
 };
 pub use ignis_proto::{self as proto, Value};
 pub use manager::Manager;

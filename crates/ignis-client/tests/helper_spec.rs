@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{AuthMode, SpecServer, closed_port, obj, until, within};
 use ignis_client::constants::{self, ClientState, binding_keys};
-use ignis_client::{Client, HelperError, HelperOptions, SocketIOClientHelper, Subscription, Value};
+use ignis_client::{Client, HelperError, HelperOptions, SocketIoClientHelper, Subscription, Value};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
@@ -46,9 +46,9 @@ fn options(url: &str, calls: &Arc<Calls>) -> HelperOptions {
     .on_unauthenticated(move |message| u.unauthenticated.lock().push(message.to_owned()))
 }
 
-async fn connected_helper(server: &SpecServer) -> (SocketIOClientHelper, Arc<Calls>) {
+async fn connected_helper(server: &SpecServer) -> (SocketIoClientHelper, Arc<Calls>) {
     let calls = Arc::new(Calls::default());
-    let helper = SocketIOClientHelper::new(options(&server.url(), &calls)).expect("helper");
+    let helper = SocketIoClientHelper::new(options(&server.url(), &calls)).expect("helper");
     until("onConnected", || {
         calls.connected.load(Ordering::SeqCst) == 1
     })
@@ -56,7 +56,7 @@ async fn connected_helper(server: &SpecServer) -> (SocketIOClientHelper, Arc<Cal
     (helper, calls)
 }
 
-async fn authenticated_helper(server: &SpecServer) -> (SocketIOClientHelper, Arc<Calls>) {
+async fn authenticated_helper(server: &SpecServer) -> (SocketIoClientHelper, Arc<Calls>) {
     let (helper, calls) = connected_helper(server).await;
     assert!(helper.authenticate());
     until("authenticated", || {
@@ -177,7 +177,7 @@ async fn c1_c2_c3_initial_state_identifier_socket() {
     let server = SpecServer::start().await;
     let calls = Arc::new(Calls::default());
     let helper =
-        SocketIOClientHelper::new(options(&server.url(), &calls).auto_connect(false)).unwrap();
+        SocketIoClientHelper::new(options(&server.url(), &calls).auto_connect(false)).unwrap();
     assert_eq!(helper.state(), ClientState::Unauthorized);
     assert_eq!(helper.identifier(), "test-client");
     assert_eq!(helper.socket().nsp(), "/");
@@ -212,7 +212,7 @@ async fn c8_authenticate_while_not_connected_is_a_no_op() {
     let port = closed_port().await;
     let calls = Arc::new(Calls::default());
     let helper =
-        SocketIOClientHelper::new(options(&format!("http://127.0.0.1:{port}"), &calls)).unwrap();
+        SocketIoClientHelper::new(options(&format!("http://127.0.0.1:{port}"), &calls)).unwrap();
     assert!(!helper.authenticate());
     assert_eq!(helper.state(), ClientState::Unauthorized);
     assert!(matches!(
@@ -223,7 +223,7 @@ async fn c8_authenticate_while_not_connected_is_a_no_op() {
         ))
     ));
     // The reference's port 99999 is not a port: the URL is refused up front.
-    let err = SocketIOClientHelper::new(options("http://127.0.0.1:99999", &calls)).unwrap_err();
+    let err = SocketIoClientHelper::new(options("http://127.0.0.1:99999", &calls)).unwrap_err();
     assert!(matches!(
         err,
         HelperError::Client(ignis_client::Error::InvalidUrl(_))
@@ -392,7 +392,7 @@ async fn c21_c22_emit_errors() {
     let server = SpecServer::start().await;
     let calls = Arc::new(Calls::default());
     let idle =
-        SocketIOClientHelper::new(options(&server.url(), &calls).auto_connect(false)).unwrap();
+        SocketIoClientHelper::new(options(&server.url(), &calls).auto_connect(false)).unwrap();
     let err = idle.emit("x", &1).unwrap_err();
     assert_eq!(err.to_string(), "Invalid socket client state to emit");
     assert_eq!(err.status_code(), 400);
@@ -455,7 +455,7 @@ async fn c26_c27_rooms_while_disconnected_are_ignored() {
     let server = SpecServer::start().await;
     let calls = Arc::new(Calls::default());
     let helper =
-        SocketIOClientHelper::new(options(&server.url(), &calls).auto_connect(false)).unwrap();
+        SocketIoClientHelper::new(options(&server.url(), &calls).auto_connect(false)).unwrap();
     helper.join_rooms(&["room-1"]);
     helper.leave_rooms(&["room-1"]);
     helper.connect();
@@ -526,7 +526,7 @@ async fn c32_connection_error_calls_on_error() {
     let port = closed_port().await;
     let calls = Arc::new(Calls::default());
     let helper =
-        SocketIOClientHelper::new(options(&format!("http://127.0.0.1:{port}"), &calls)).unwrap();
+        SocketIoClientHelper::new(options(&format!("http://127.0.0.1:{port}"), &calls)).unwrap();
     until("onError", || !calls.errors.lock().is_empty()).await;
     assert!(
         calls.errors.lock()[0].contains("error"),
@@ -585,7 +585,7 @@ async fn c35_no_auto_connect_until_connect() {
     let server = SpecServer::start().await;
     let calls = Arc::new(Calls::default());
     let helper =
-        SocketIOClientHelper::new(options(&server.url(), &calls).auto_connect(false)).unwrap();
+        SocketIoClientHelper::new(options(&server.url(), &calls).auto_connect(false)).unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!helper.connected());
     assert_eq!(server.socket_count(), 0);
@@ -701,7 +701,7 @@ async fn d25_authenticate_times_out() {
     let server = SpecServer::start().await;
     server.set_mode(AuthMode::Silent);
     let calls = Arc::new(Calls::default());
-    let helper = SocketIOClientHelper::new(
+    let helper = SocketIoClientHelper::new(
         options(&server.url(), &calls).authenticate_timeout(Duration::from_millis(200)),
     )
     .unwrap();

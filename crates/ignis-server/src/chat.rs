@@ -10,7 +10,7 @@ use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::SystemTime;
 
 use ignis::socketio::constants::ClientState;
-use ignis::socketio::{ClientConnectedHandler, SendOptions, SocketIOServerHelper};
+use ignis::socketio::{ClientConnectedHandler, SendOptions, SocketIoServerHelper};
 use ignis_socketio::proto::value::Map;
 use ignis_socketio::{EncodedArgs, Event, SocketHandlers, SocketRef, Value, iso_timestamp};
 
@@ -18,7 +18,7 @@ use crate::logging::Escaped;
 use crate::rooms::RoomRules;
 
 /// The helper, known once the Socket.IO component's post-start hook has run.
-pub type HelperSlot = Arc<OnceLock<SocketIOServerHelper>>;
+pub type HelperSlot = Arc<OnceLock<SocketIoServerHelper>>;
 
 /// Which ids `get-clients` answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -97,7 +97,7 @@ fn reply_error(socket: &SocketRef, event: &mut Event, message: &str) {
 }
 
 fn send(
-    helper: &SocketIOServerHelper,
+    helper: &SocketIoServerHelper,
     destination: Option<String>,
     topic: &str,
     data: Value,

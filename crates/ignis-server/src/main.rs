@@ -29,7 +29,7 @@ use std::sync::{Arc, OnceLock};
 
 use clap::Parser;
 use ignis::socketio::{
-    AuthenticateHandler, CorsOptions, RedisConfig, ServerOptions, SocketIOComponent,
+    AuthenticateHandler, CorsOptions, RedisConfig, ServerOptions, SocketIoComponent,
     ValidateRoomHandler, keys,
 };
 use ignis::{AppConfig, Application, ServerTls};
@@ -153,7 +153,7 @@ fn build(
         chat::handler(slot, chat_options),
     )
     .component(
-        SocketIOComponent::new()
+        SocketIoComponent::new()
             .redis_key(config.redis_key.clone())
             .redis_mode(config.redis_mode)
             .authenticate_timeout(config.auth_timeout)

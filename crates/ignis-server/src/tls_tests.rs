@@ -347,7 +347,7 @@ async fn our_client_over_https_and_wss() {
         );
     }
     // The Ignis client helper over wss: connected and authenticated (open development mode).
-    let helper = ignis_client::SocketIOClientHelper::new(ignis_client::HelperOptions::new(
+    let helper = ignis_client::SocketIoClientHelper::new(ignis_client::HelperOptions::new(
         "tls-test",
         Client::builder(format!("wss://localhost:{port}"))
             .path("/io")

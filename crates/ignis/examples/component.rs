@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use ignis::socketio::{
-    AuthenticateHandler, ClientConnectedHandler, SocketIOComponent, ValidateRoomHandler, keys,
+    AuthenticateHandler, ClientConnectedHandler, SocketIoComponent, ValidateRoomHandler, keys,
 };
 use ignis::{AppConfig, Application};
 
@@ -65,7 +65,7 @@ async fn main() {
     })
     .bind(keys::AUTHENTICATE_HANDLER, authenticate)
     .component(
-        SocketIOComponent::new()
+        SocketIoComponent::new()
             .authenticate_timeout(Duration::from_secs(3))
             .app_ping_interval(Duration::from_millis(500)),
     );

@@ -31,8 +31,11 @@ type StopHook = Box<dyn FnOnce(AppHandle) -> BoxFuture<()> + Send>;
 /// Where the application listens.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
+    /// The application's name, in its logs.
     pub name: String,
+    /// The host or IP address the HTTP server binds.
     pub host: String,
+    /// The port the HTTP server binds; 0 lets the system choose.
     pub port: u16,
     /// How long a connection may take to send a complete request head, counted from when the
     /// server starts waiting for it: on a new connection, and between the requests of a
@@ -68,6 +71,7 @@ pub trait Component: Send + 'static {
 
 /// What a component sees while it binds.
 pub struct ComponentContext<'a> {
+    /// The application's bindings, to read the component's keys from and to bind defaults in.
     pub bindings: &'a mut Bindings,
     hooks: &'a mut Vec<(String, Hook)>,
     stop_hooks: &'a mut Vec<StopHook>,
@@ -121,15 +125,18 @@ impl AppHandle {
         self.shared.bindings.write().bind(key, value);
     }
 
+    /// Whether a value is bound under the key string `name`.
     pub fn is_bound(&self, name: &str) -> bool {
         self.shared.bindings.read().is_bound(name)
     }
 
     /// The address the HTTP server listens on.
+    /// The address the HTTP server listens on (the port the system chose for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
     }
 
+    /// The configuration the application was started with.
     pub fn config(&self) -> &AppConfig {
         &self.shared.config
     }
@@ -148,17 +155,29 @@ impl AppHandle {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("component {component}: {error}")]
+    /// A component's `binding` refused the bindings.
     Component {
+        /// The component's name.
         component: &'static str,
+        /// What it refused.
         error: ApplicationError,
     },
     #[error("cannot listen on {address}: {error}")]
+    /// The HTTP listener could not be opened.
     Listen {
+        /// The address asked for (`host:port`).
         address: String,
+        /// The operating system's error.
         error: std::io::Error,
     },
     #[error("post-start hook {identifier} failed: {error}")]
-    Hook { identifier: String, error: BoxError },
+    /// A post-start hook failed; the server was stopped.
+    Hook {
+        /// The hook's identifier.
+        identifier: String,
+        /// The hook's error.
+        error: BoxError,
+    },
 }
 
 /// An application being put together.
@@ -173,6 +192,7 @@ pub struct Application {
 }
 
 impl Application {
+    /// An application with no bindings and no components yet.
     pub fn new(config: AppConfig) -> Self {
         Application {
             config,
@@ -199,6 +219,7 @@ impl Application {
         self
     }
 
+    /// The bindings, to bind or read values before the application starts.
     pub fn bindings_mut(&mut self) -> &mut Bindings {
         &mut self.bindings
     }
@@ -333,10 +354,12 @@ pub struct RunningApp {
 }
 
 impl RunningApp {
+    /// A handle on the running application: its bindings and its stop.
     pub fn handle(&self) -> &AppHandle {
         &self.handle
     }
 
+    /// The address the HTTP server listens on (the port the system chose for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.handle.local_addr()
     }

@@ -15,6 +15,7 @@ pub struct BindingKey<T> {
 }
 
 impl<T> BindingKey<T> {
+    /// A key with this key string (e.g. `@app/socket-io/instance`).
     pub const fn new(name: &'static str) -> Self {
         BindingKey {
             name,
@@ -22,6 +23,7 @@ impl<T> BindingKey<T> {
         }
     }
 
+    /// The key string values are bound under.
     pub const fn name(&self) -> &'static str {
         self.name
     }
@@ -45,11 +47,19 @@ impl<T> std::fmt::Debug for BindingKey<T> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BindingError {
     #[error("binding not found: {key}")]
-    NotFound { key: String },
-    #[error("binding {key} holds a {found}, not a {expected}")]
-    WrongType {
+    /// Nothing is bound under the key.
+    NotFound {
+        /// The key string.
         key: String,
+    },
+    #[error("binding {key} holds a {found}, not a {expected}")]
+    /// The value bound under the key is of another type than the key's.
+    WrongType {
+        /// The key string.
+        key: String,
+        /// The key's type.
         expected: &'static str,
+        /// The bound value's type.
         found: &'static str,
     },
 }
@@ -66,6 +76,7 @@ pub struct Bindings {
 }
 
 impl Bindings {
+    /// No bindings.
     pub fn new() -> Self {
         Self::default()
     }
@@ -88,6 +99,7 @@ impl Bindings {
         }
     }
 
+    /// Whether a value is bound under the key string `name`.
     pub fn is_bound(&self, name: &str) -> bool {
         self.entries.contains_key(name)
     }

@@ -5,7 +5,9 @@ use std::fmt;
 /// An error with the status an HTTP answer about it would carry (400 unless said otherwise).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApplicationError {
+    /// What went wrong, the original's message where there is one.
     pub message: String,
+    /// The HTTP status an answer about the error carries.
     pub status: u16,
 }
 
@@ -18,6 +20,7 @@ impl ApplicationError {
         }
     }
 
+    /// An error with the given HTTP status.
     pub fn with_status(message: impl Into<String>, status: u16) -> Self {
         ApplicationError {
             message: message.into(),

@@ -2,15 +2,15 @@
 //!
 //! An [`Application`] binds values under typed keys, lets its components configure themselves
 //! from them, serves HTTP, runs post-start hooks in order and stops gracefully on SIGINT or
-//! SIGTERM. [`socketio::SocketIOComponent`] adds authenticated real-time messaging: every client
+//! SIGTERM. [`socketio::SocketIoComponent`] adds authenticated real-time messaging: every client
 //! must authenticate within a deadline, then joins the default rooms, gets the app-level `ping`,
 //! may join rooms through the application's validator, and receives what
-//! [`socketio::SocketIOServerHelper::send`] sends. For rolling restarts,
-//! [`socketio::SocketIOServerHelper::drain`] moves the clients off a node over a window, with
+//! [`socketio::SocketIoServerHelper::send`] sends. For rolling restarts,
+//! [`socketio::SocketIoServerHelper::drain`] moves the clients off a node over a window, with
 //! closes that clients reconnect after, before the application stops.
 //!
 //! ```no_run
-//! use ignis::socketio::{keys, AuthenticateHandler, SocketIOComponent};
+//! use ignis::socketio::{keys, AuthenticateHandler, SocketIoComponent};
 //! use ignis::{AppConfig, Application};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,7 +21,7 @@
 //!             Ok(req.handshake.header("authorization") == Some("Bearer let-me-in"))
 //!         }),
 //!     )
-//!     .component(SocketIOComponent::new())
+//!     .component(SocketIoComponent::new())
 //!     .start()
 //!     .await?;
 //! app.run_until_signal().await;

@@ -6,18 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ignis::socketio::{
-    AuthenticateHandler, SendOptions, ServerOptions, SocketIOComponent, SocketIOServerHelper,
+    AuthenticateHandler, SendOptions, ServerOptions, SocketIoComponent, SocketIoServerHelper,
     ValidateRoomHandler, keys,
 };
 use ignis::{AppConfig, Application, RunningApp};
 use ignis_client::constants::ClientState;
-use ignis_client::{Client, HelperOptions, SocketIOClientHelper, Subscription, Value};
+use ignis_client::{Client, HelperOptions, SocketIoClientHelper, Subscription, Value};
 use ignis_socketio::RecoveryConfig;
 use tokio::sync::mpsc;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-async fn start(recovery: bool) -> (RunningApp, SocketIOServerHelper) {
+async fn start(recovery: bool) -> (RunningApp, SocketIoServerHelper) {
     let app = Application::new(AppConfig {
         name: "resume-test".into(),
         host: "127.0.0.1".into(),
@@ -39,7 +39,7 @@ async fn start(recovery: bool) -> (RunningApp, SocketIOServerHelper) {
         keys::VALIDATE_ROOM_HANDLER,
         ValidateRoomHandler::new(|_, rooms| async move { Ok(rooms) }),
     )
-    .component(SocketIOComponent::new())
+    .component(SocketIoComponent::new())
     .start()
     .await
     .expect("the application starts");
@@ -59,7 +59,7 @@ async fn until(what: &str, cond: impl Fn() -> bool) {
 
 /// Sends `news` to room `room` until the client gets one (a join is answered asynchronously).
 async fn reaches_room(
-    server: &SocketIOServerHelper,
+    server: &SocketIoServerHelper,
     news: &mut mpsc::UnboundedReceiver<Value>,
 ) -> bool {
     for _ in 0..50 {
@@ -84,7 +84,7 @@ async fn reaches_room(
 async fn resumes(recovery: bool) {
     let (app, server) = start(recovery).await;
     let (resumed_tx, mut resumed) = mpsc::unbounded_channel();
-    let client = SocketIOClientHelper::new(
+    let client = SocketIoClientHelper::new(
         HelperOptions::new(
             "resume-test",
             Client::builder(format!("http://{}", app.local_addr()))
@@ -163,7 +163,7 @@ async fn without_the_option_a_reconnection_stays_unauthorized() {
     let (app, server) = start(false).await;
     let connects = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = connects.clone();
-    let client = SocketIOClientHelper::new(
+    let client = SocketIoClientHelper::new(
         HelperOptions::new(
             "resume-test",
             Client::builder(format!("http://{}", app.local_addr()))

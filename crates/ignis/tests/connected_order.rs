@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use ignis::socketio::{AuthenticateHandler, ClientConnectedHandler, SocketIOComponent, keys};
+use ignis::socketio::{AuthenticateHandler, ClientConnectedHandler, SocketIoComponent, keys};
 use ignis::{AppConfig, Application};
 use ignis_client::Client;
 
@@ -41,7 +41,7 @@ async fn an_event_sent_on_authenticated_finds_its_handler() {
             async { Ok(()) }
         }),
     )
-    .component(SocketIOComponent::new())
+    .component(SocketIoComponent::new())
     .start()
     .await
     .expect("start");

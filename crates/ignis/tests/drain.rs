@@ -1,4 +1,4 @@
-//! Draining a node (`SocketIOServerHelper::drain`): new handshakes are refused, the clients'
+//! Draining a node (`SocketIoServerHelper::drain`): new handshakes are refused, the clients'
 //! connections are closed one by one over the window (a transport close, which a Socket.IO
 //! client reconnects after, never `io server disconnect`), and their sessions are kept for
 //! connection state recovery as on any such close.
@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ignis::socketio::{AuthenticateHandler, ServerOptions, SocketIOComponent, keys};
+use ignis::socketio::{AuthenticateHandler, ServerOptions, SocketIoComponent, keys};
 use ignis::{AppConfig, Application, RunningApp};
 use ignis_client::{Client, DisconnectReason, Socket};
 use ignis_socketio::RecoveryConfig;
@@ -38,7 +38,7 @@ async fn start() -> RunningApp {
         keys::AUTHENTICATE_HANDLER,
         AuthenticateHandler::new(|_| async { Ok(true) }),
     )
-    .component(SocketIOComponent::new())
+    .component(SocketIoComponent::new())
     .start()
     .await
     .expect("the application starts")

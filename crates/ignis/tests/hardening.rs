@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use ignis::socketio::{
     AuthenticateHandler, ClientConnectedHandler, MESSAGE_AUTH_TIMEOUT, SendOptions, ServerOptions,
-    SocketIOComponent, SocketIOServerHelper, ValidateRoomHandler, constants, keys,
+    SocketIoComponent, SocketIoServerHelper, ValidateRoomHandler, constants, keys,
 };
 use ignis::{AppConfig, Application};
 use ignis_socketio::Value;
@@ -24,13 +24,13 @@ use serde_json::json;
 
 struct Server {
     addr: SocketAddr,
-    helper: SocketIOServerHelper,
+    helper: SocketIoServerHelper,
 }
 
 /// Starts an application with the component on a runtime of its own: `token` "good"
 /// authenticates, "boom" makes the handler fail, anything else is refused; every room asked is
 /// allowed; an authenticated client's `echo` is acknowledged with its arguments.
-fn start(component: SocketIOComponent, options: ServerOptions) -> Server {
+fn start(component: SocketIoComponent, options: ServerOptions) -> Server {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -226,7 +226,7 @@ async fn fails_and_loses_its_connection(client: &Client, message: &str) {
 
 #[tokio::test]
 async fn a_refused_or_failed_authentication_closes_the_connection() {
-    let server = start(SocketIOComponent::new(), ServerOptions::default());
+    let server = start(SocketIoComponent::new(), ServerOptions::default());
     let refused = Client::connect(server.addr).await;
     refused
         .post(r#"42["authenticate",{"token":"forged"}]"#)
@@ -246,7 +246,7 @@ async fn a_refused_or_failed_authentication_closes_the_connection() {
 #[tokio::test]
 async fn a_client_past_its_authentication_deadline_loses_its_connection() {
     let server = start(
-        SocketIOComponent::new().authenticate_timeout(Duration::from_millis(300)),
+        SocketIoComponent::new().authenticate_timeout(Duration::from_millis(300)),
         ServerOptions::default(),
     );
     let late = Client::connect(server.addr).await;
@@ -256,7 +256,7 @@ async fn a_client_past_its_authentication_deadline_loses_its_connection() {
 
 #[tokio::test]
 async fn a_join_of_far_more_rooms_than_allowed_is_refused_and_others_are_served() {
-    let server = start(SocketIOComponent::new(), ServerOptions::default());
+    let server = start(SocketIoComponent::new(), ServerOptions::default());
     let greedy = Client::authenticated(server.addr).await;
     let other = Client::authenticated(server.addr).await;
 
@@ -307,7 +307,7 @@ async fn a_join_of_far_more_rooms_than_allowed_is_refused_and_others_are_served(
 #[tokio::test]
 async fn the_room_limit_refuses_rooms_past_it_by_name() {
     let server = start(
-        SocketIOComponent::new(),
+        SocketIoComponent::new(),
         ServerOptions {
             max_rooms_per_socket: Some(5),
             ..ServerOptions::default()
@@ -340,7 +340,7 @@ async fn the_room_limit_refuses_rooms_past_it_by_name() {
 
 #[tokio::test]
 async fn nobody_joins_another_sockets_own_room() {
-    let server = start(SocketIOComponent::new(), ServerOptions::default());
+    let server = start(SocketIoComponent::new(), ServerOptions::default());
     let victim = Client::authenticated(server.addr).await;
     let spy = Client::authenticated(server.addr).await;
 

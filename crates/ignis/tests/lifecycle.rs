@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ignis::socketio::{AuthenticateHandler, RedisConfig, ServerOptions, SocketIOComponent, keys};
+use ignis::socketio::{AuthenticateHandler, RedisConfig, ServerOptions, SocketIoComponent, keys};
 use ignis::{AppConfig, Application, ApplicationError, Component, ComponentContext, StartError};
 use parking_lot::Mutex;
 
@@ -118,7 +118,7 @@ async fn a_failing_hook_stops_the_server_and_start_returns_the_error() {
 #[tokio::test]
 async fn component_binding_errors_use_the_original_messages() {
     let missing_auth = Application::new(config())
-        .component(SocketIOComponent::new())
+        .component(SocketIoComponent::new())
         .start()
         .await
         .err()
@@ -138,7 +138,7 @@ async fn component_binding_errors_use_the_original_messages() {
                 ..ServerOptions::default()
             },
         )
-        .component(SocketIOComponent::new())
+        .component(SocketIoComponent::new())
         .start()
         .await
         .err()
@@ -156,7 +156,7 @@ async fn an_unreachable_redis_fails_the_start_with_its_address() {
     let err = Application::new(config())
         .bind(keys::AUTHENTICATE_HANDLER, allow_all())
         .bind(keys::REDIS_CONNECTION, redis)
-        .component(SocketIOComponent::new())
+        .component(SocketIoComponent::new())
         .start()
         .await
         .err()
@@ -170,7 +170,7 @@ async fn an_unreachable_redis_fails_the_start_with_its_address() {
 async fn the_helper_is_bound_after_start_and_serves_the_socket_io_path() {
     let running = Application::new(config())
         .bind(keys::AUTHENTICATE_HANDLER, allow_all())
-        .component(SocketIOComponent::new())
+        .component(SocketIoComponent::new())
         .start()
         .await
         .unwrap();
@@ -222,7 +222,7 @@ async fn a_connection_that_does_not_send_its_request_head_in_time_is_closed() {
         ..config()
     })
     .bind(keys::AUTHENTICATE_HANDLER, allow_all())
-    .component(SocketIOComponent::new())
+    .component(SocketIoComponent::new())
     .start()
     .await
     .unwrap();

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::{Hooked, Hooks, Polling, WAIT, offset};
 use ignis::socketio::{
-    AuthenticateHandler, ClientConnectedHandler, HelperOptions, SendOptions, SocketIOServerHelper,
+    AuthenticateHandler, ClientConnectedHandler, HelperOptions, SendOptions, SocketIoServerHelper,
     ValidateRoomHandler, constants::ClientState,
 };
 use ignis_socketio::adapter::MemoryAdapter;
@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 const AUTH_TIMEOUT: Duration = Duration::from_millis(300);
 
 struct Server {
-    helper: SocketIOServerHelper,
+    helper: SocketIoServerHelper,
     addr: SocketAddr,
     persisted: mpsc::UnboundedReceiver<SessionData>,
     authenticate_calls: Arc<AtomicUsize>,
@@ -62,7 +62,7 @@ async fn server() -> Server {
         async { Ok(()) }
     });
     let validate = ValidateRoomHandler::new(|_, rooms| async move { Ok(rooms) });
-    let helper = SocketIOServerHelper::new(
+    let helper = SocketIoServerHelper::new(
         io.clone(),
         HelperOptions {
             authenticate_timeout: AUTH_TIMEOUT,
@@ -84,7 +84,7 @@ async fn server() -> Server {
     }
 }
 
-fn tick(helper: &SocketIOServerHelper, n: i64) {
+fn tick(helper: &SocketIoServerHelper, n: i64) {
     helper
         .send(SendOptions {
             destination: None,

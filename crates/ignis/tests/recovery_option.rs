@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use ignis::socketio::{AuthenticateHandler, ServerOptions, SocketIOComponent, keys};
+use ignis::socketio::{AuthenticateHandler, ServerOptions, SocketIoComponent, keys};
 use ignis::{AppConfig, Application};
 use ignis_socketio::RecoveryConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -50,7 +50,7 @@ async fn connect_answer(recovery: Option<RecoveryConfig>) -> String {
         keys::AUTHENTICATE_HANDLER,
         AuthenticateHandler::new(|_| async { Ok(true) }),
     )
-    .component(SocketIOComponent::new())
+    .component(SocketIoComponent::new())
     .start()
     .await
     .unwrap();

@@ -1,4 +1,4 @@
-//! `SocketIOClientHelper`: the Ignis managed client (spec §9) on top of [`Socket`].
+//! `SocketIoClientHelper`: the Ignis managed client (spec §9) on top of [`Socket`].
 //!
 //! It tracks the authentication state (`unauthorized` → `authenticating` → `authenticated`),
 //! reports the connection's life through five callbacks, and keeps the user's subscriptions
@@ -103,7 +103,7 @@ struct Shared {
 /// A managed Socket.IO client with the Ignis authentication flow.
 ///
 /// ```no_run
-/// use ignis_client::{Client, HelperOptions, SocketIOClientHelper, Subscription};
+/// use ignis_client::{Client, HelperOptions, SocketIoClientHelper, Subscription};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let options = HelperOptions::new(
@@ -114,7 +114,7 @@ struct Shared {
 /// )
 /// .on_connected(|| println!("connected"))
 /// .on_authenticated(|payload| println!("authenticated as {:?}", payload.get("id")));
-/// let helper = SocketIOClientHelper::new(options)?;
+/// let helper = SocketIoClientHelper::new(options)?;
 /// helper.connect_and_wait().await?;
 /// helper.authenticate_and_wait().await?;
 /// helper.subscribe(Subscription::sync("invoice:paid", |event| {
@@ -127,13 +127,17 @@ struct Shared {
 /// # }
 /// ```
 #[derive(Clone)]
-pub struct SocketIOClientHelper {
+pub struct SocketIoClientHelper {
     shared: Arc<Shared>,
 }
 
-impl std::fmt::Debug for SocketIOClientHelper {
+/// The original's name of [`SocketIoClientHelper`] (`SocketIOClientHelper` in the TypeScript
+/// Ignis), kept so that code ported from it reads the same.
+pub type SocketIOClientHelper = SocketIoClientHelper;
+
+impl std::fmt::Debug for SocketIoClientHelper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SocketIOClientHelper")
+        f.debug_struct("SocketIoClientHelper")
             .field("identifier", &self.shared.identifier)
             .field("state", &self.state())
             .finish()
@@ -146,13 +150,13 @@ fn guarded(identifier: &str, what: &str, f: impl FnOnce()) {
     }
 }
 
-impl SocketIOClientHelper {
+impl SocketIoClientHelper {
     /// Creates the socket, registers the internal listeners and, unless `auto_connect` is off,
     /// starts connecting. Must run inside a tokio runtime.
-    pub fn new(options: HelperOptions) -> Result<SocketIOClientHelper, HelperError> {
+    pub fn new(options: HelperOptions) -> Result<SocketIoClientHelper, HelperError> {
         let manager = options.client.clone().build()?;
         let socket = manager.socket(&options.namespace)?;
-        let helper = SocketIOClientHelper {
+        let helper = SocketIoClientHelper {
             shared: Arc::new(Shared {
                 identifier: options.identifier.clone(),
                 socket,
@@ -195,7 +199,7 @@ impl SocketIOClientHelper {
                 guarded(&shared.identifier, "on_connected", || cb());
             }
             if resume {
-                let helper = SocketIOClientHelper { shared };
+                let helper = SocketIoClientHelper { shared };
                 // The application's `on_connected` may have authenticated already.
                 if helper.state() == ClientState::Unauthorized
                     && let Err(e) = helper.start_authenticate(None)

@@ -14,7 +14,7 @@ type ErrorCallback = Arc<dyn Fn(&HelperError) + Send + Sync>;
 type PayloadCallback = Arc<dyn Fn(&Value) + Send + Sync>;
 type ResumedCallback = Arc<dyn Fn(bool) + Send + Sync>;
 
-/// What [`SocketIOClientHelper`](super::SocketIOClientHelper) needs: an identifier (its log
+/// What [`SocketIoClientHelper`](super::SocketIoClientHelper) needs: an identifier (its log
 /// scope), the client (host, path, headers, ...), and optional callbacks.
 ///
 /// Callbacks run on the connection's task: they must not block. A panic in one is logged.
@@ -118,7 +118,7 @@ impl HelperOptions {
     /// application authenticates in `on_connected`). On: after every reconnection that follows
     /// an authentication, the helper authenticates again by itself, and once the server
     /// answers, asks again for the rooms joined with
-    /// [`join_rooms`](super::SocketIOClientHelper::join_rooms) (and not left since) unless the
+    /// [`join_rooms`](super::SocketIoClientHelper::join_rooms) (and not left since) unless the
     /// server recovered the session, which keeps them. A node drained for a deploy or a
     /// network failure then costs the application nothing but the events missed meanwhile
     /// (none when the session is recovered).

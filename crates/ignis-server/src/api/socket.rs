@@ -12,7 +12,7 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use ignis::socketio::{SendError, SendOptions, SocketIOServerHelper, keys};
+use ignis::socketio::{SendError, SendOptions, SocketIoServerHelper, keys};
 use ignis_socketio::adapter::{AdapterError, Room};
 use ignis_socketio::{Operators, Sid, iso_timestamp};
 use serde_json::{Map, Value, json};
@@ -26,7 +26,7 @@ pub const MESSAGE_TOPIC_REQUIRED: &str = "Topic is required";
 pub const MESSAGE_ROOMS_REQUIRED: &str = "Rooms array is required";
 
 /// The bound Socket.IO helper, or the original's 500 while it is not bound yet.
-pub struct Helper(pub SocketIOServerHelper);
+pub struct Helper(pub SocketIoServerHelper);
 
 impl FromRequestParts<Arc<ApiState>> for Helper {
     type Rejection = ApiError;
@@ -72,7 +72,7 @@ pub async fn info(Helper(helper): Helper) -> Json<Value> {
 }
 
 /// How often each abuse limit was hit on this node, the engine's and the sockets'.
-fn limit_counters(helper: &SocketIOServerHelper) -> Value {
+fn limit_counters(helper: &SocketIoServerHelper) -> Value {
     let io = helper.io();
     let engine = io.engine().abuse_counters();
     let sockets = io.abuse_counters();
@@ -100,7 +100,7 @@ pub async fn clients(Helper(helper): Helper) -> Json<Value> {
 }
 
 /// This node's registry, every state included (as in the original).
-fn client_ids(helper: &SocketIOServerHelper) -> Vec<String> {
+fn client_ids(helper: &SocketIoServerHelper) -> Vec<String> {
     helper
         .clients()
         .iter()
@@ -372,7 +372,7 @@ fn cluster_error(e: AdapterError) -> ApiError {
 /// `{topic, data}` sent to `destination` (everyone when `None`). `data` may be any JSON value,
 /// `null`, `0`, `false` and `""` included; a missing `data` is sent as `null`.
 fn send(
-    helper: &SocketIOServerHelper,
+    helper: &SocketIoServerHelper,
     destination: Option<String>,
     body: &Map<String, Value>,
 ) -> Result<(), HandlerError> {
@@ -449,7 +449,7 @@ struct FoundClient {
 /// own-id room is used to reach it, leaving out any other socket that was put in a room of that
 /// name so that join/leave never touch them.
 async fn find_client(
-    helper: &SocketIOServerHelper,
+    helper: &SocketIoServerHelper,
     id: &str,
 ) -> Result<Option<FoundClient>, ApiError> {
     if Sid::parse(id).is_none() {

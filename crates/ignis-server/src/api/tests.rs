@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use http::{HeaderMap, Method, Request, StatusCode};
-use ignis::socketio::{AuthenticateHandler, SocketIOComponent, keys};
+use ignis::socketio::{AuthenticateHandler, SocketIoComponent, keys};
 use ignis::{AppConfig, Application, RunningApp};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,7 +33,7 @@ async fn start(with_socket_io: bool) -> RunningApp {
                 keys::AUTHENTICATE_HANDLER,
                 AuthenticateHandler::new(|_| async { Ok(true) }),
             )
-            .component(SocketIOComponent::new());
+            .component(SocketIoComponent::new());
     }
     app.start().await.expect("the application starts")
 }

@@ -1,4 +1,4 @@
-//! `SocketIOComponent`: resolves the bindings, and once the HTTP server runs creates the
+//! `SocketIoComponent`: resolves the bindings, and once the HTTP server runs creates the
 //! helper, binds it and routes the Socket.IO path to it.
 
 use std::time::Duration;
@@ -9,7 +9,7 @@ use ignis_redis::{
 };
 use ignis_socketio::SocketIo;
 
-use super::helper::{HelperOptions, SocketIOServerHelper};
+use super::helper::{HelperOptions, SocketIoServerHelper};
 use super::keys;
 use super::options::ServerOptions;
 use crate::app::{Component, ComponentContext};
@@ -17,11 +17,15 @@ use crate::error::ApplicationError;
 
 /// The Socket.IO component.
 #[derive(Debug, Clone, Default)]
-pub struct SocketIOComponent {
+pub struct SocketIoComponent {
     options: HelperOptions,
     redis_key: Option<String>,
     redis_mode: RedisMode,
 }
+
+/// The original's name of [`SocketIoComponent`] (`SocketIOComponent` in the TypeScript Ignis),
+/// kept so that code ported from it reads the same.
+pub type SocketIOComponent = SocketIoComponent;
 
 /// Which protocol the nodes speak over Redis.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -37,7 +41,9 @@ pub enum RedisMode {
     Streams,
 }
 
-impl SocketIOComponent {
+impl SocketIoComponent {
+    /// The component with the default options (10 s to authenticate, a `ping` every 30 s,
+    /// the rooms `io-default` and `io-notification`, the classic Redis protocol).
     pub fn new() -> Self {
         Self::default()
     }
@@ -75,7 +81,7 @@ impl SocketIOComponent {
     }
 }
 
-impl Component for SocketIOComponent {
+impl Component for SocketIoComponent {
     fn name(&self) -> &'static str {
         "SocketIOComponent"
     }
@@ -156,7 +162,7 @@ impl Component for SocketIOComponent {
                 None => None,
             };
             let io: SocketIo = builder.build();
-            let helper = SocketIOServerHelper::new(
+            let helper = SocketIoServerHelper::new(
                 io.clone(),
                 helper_options,
                 authenticate,

@@ -32,6 +32,7 @@ pub struct AuthenticateHandler(
 );
 
 impl AuthenticateHandler {
+    /// The handler that calls `f` with each `authenticate` request.
     pub fn new<F, Fut>(f: F) -> Self
     where
         F: Fn(AuthRequest) -> Fut + Send + Sync + 'static,
@@ -50,6 +51,7 @@ type ValidateRoomFn =
     dyn Fn(SocketRef, Vec<String>) -> BoxFuture<Result<Vec<String>, BoxError>> + Send + Sync;
 
 impl ValidateRoomHandler {
+    /// The handler that calls `f` with the socket and the rooms it asks to join.
     pub fn new<F, Fut>(f: F) -> Self
     where
         F: Fn(SocketRef, Vec<String>) -> Fut + Send + Sync + 'static,
@@ -71,12 +73,62 @@ pub struct ClientConnectedHandler(
 );
 
 impl ClientConnectedHandler {
+    /// The handler that calls `f` with each socket once it is authenticated.
     pub fn new<F, Fut>(f: F) -> Self
     where
         F: Fn(SocketRef) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
         ClientConnectedHandler(Arc::new(move |s| Box::pin(f(s))))
+    }
+}
+
+/// A listener of the Socket.IO server itself, registered with
+/// [`SocketIoServerHelper::on`](super::SocketIoServerHelper::on): it hears what happens on the
+/// server (a socket connecting, an event from another node), never the events of a client.
+#[derive(Clone)]
+pub enum ServerListener {
+    /// Runs for every socket that connects to the main namespace, after the helper has taken
+    /// it in (topics `connection` and `connect`).
+    Connection(Arc<ConnectionFn>),
+    /// Runs for an event another node of the cluster sent with `server_side_emit` (any other
+    /// topic) with the event's arguments; what it returns answers a `server_side_emit_with_ack`.
+    ServerEvent(Arc<ServerEventFn>),
+}
+
+/// The function of a [`ServerListener::Connection`].
+pub type ConnectionFn = dyn Fn(SocketRef) -> BoxFuture<()> + Send + Sync;
+
+/// The function of a [`ServerListener::ServerEvent`].
+pub type ServerEventFn = dyn Fn(Vec<Value>) -> BoxFuture<Option<Value>> + Send + Sync;
+
+impl ServerListener {
+    /// A listener of the sockets that connect (for the topic `connection`).
+    pub fn connection<F, Fut>(f: F) -> Self
+    where
+        F: Fn(SocketRef) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        ServerListener::Connection(Arc::new(move |s| Box::pin(f(s))))
+    }
+
+    /// A listener of an event the other nodes send with `server_side_emit`; `Some` answers an
+    /// emit that waits for acknowledgements.
+    pub fn server_event<F, Fut>(f: F) -> Self
+    where
+        F: Fn(Vec<Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<Value>> + Send + 'static,
+    {
+        ServerListener::ServerEvent(Arc::new(move |args| Box::pin(f(args))))
+    }
+}
+
+impl std::fmt::Debug for ServerListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ServerListener::Connection(_) => "ServerListener::Connection",
+            ServerListener::ServerEvent(_) => "ServerListener::ServerEvent",
+        })
     }
 }
 

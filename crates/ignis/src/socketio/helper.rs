@@ -1,7 +1,7 @@
-//! `SocketIOServerHelper`: the per-connection authentication state machine, the client
+//! `SocketIoServerHelper`: the per-connection authentication state machine, the client
 //! registry, rooms through the validator, the app-level ping, `send` and shutdown.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -21,12 +21,14 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::handlers::{
-    AuthRequest, AuthenticateHandler, ClientConnectedHandler, ValidateRoomHandler,
+    AuthRequest, AuthenticateHandler, ClientConnectedHandler, ConnectionFn, ServerEventFn,
+    ServerListener, ValidateRoomHandler,
 };
 use super::timers::{Entry, Kind, Timers};
+use crate::error::ApplicationError;
 
-/// A snapshot of the figures of a [`SocketIOServerHelper`] (see
-/// [`SocketIOServerHelper::stats`]).
+/// A snapshot of the figures of a [`SocketIoServerHelper`] (see
+/// [`SocketIoServerHelper::stats`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HelperStats {
     /// Clients of this node tracked now, authenticated or not.
@@ -39,7 +41,7 @@ pub struct HelperStats {
     pub auth_refused: u64,
     /// Clients whose authentication deadline passed before they authenticated.
     pub auth_timed_out: u64,
-    /// Sends that could not be published (see [`SocketIOServerHelper::failed_sends`]).
+    /// Sends that could not be published (see [`SocketIoServerHelper::failed_sends`]).
     pub failed_sends: u64,
 }
 
@@ -81,9 +83,10 @@ impl Default for HelperOptions {
 
 /// A tracked client.
 pub struct ClientRecord {
+    /// The client's socket, to emit to it, join it to rooms or read its handshake.
     pub socket: SocketRef,
     /// When the client connected, relative to the others: the order of
-    /// [`SocketIOServerHelper::clients`].
+    /// [`SocketIoServerHelper::clients`].
     seq: u64,
     status: Mutex<Status>,
     /// For a socket restored authenticated: turns true once the client-connected handler has
@@ -101,6 +104,7 @@ struct Status {
 }
 
 impl ClientRecord {
+    /// The client's socket id.
     pub fn id(&self) -> Sid {
         self.socket.id()
     }
@@ -116,6 +120,7 @@ impl ClientRecord {
         self.resumed.is_some()
     }
 
+    /// Where the client is in the authentication flow.
     pub fn state(&self) -> ClientState {
         self.status.lock().state
     }
@@ -153,10 +158,14 @@ impl std::fmt::Debug for ClientRecord {
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     #[error("\"{0}\" is a reserved event name")]
+    /// The topic is a name Socket.IO reserves (`connect`, `disconnect`, ...).
     ReservedEvent(String),
     #[error("Topic is required")]
+    /// The topic is empty.
     MissingTopic,
     #[error("the message could not be published: {0}")]
+    /// The adapter could not publish the message (Redis down); counted in
+    /// [`SocketIoServerHelper::failed_sends`].
     Publish(String),
 }
 
@@ -166,9 +175,11 @@ pub struct SendOptions {
     /// A room name (a socket id is the name of the socket's own room); `None` sends to every
     /// authenticated client.
     pub destination: Option<String>,
+    /// The event name the clients receive.
     pub topic: String,
     /// Any JSON value, `0`, `false`, `""` and `null` included.
     pub data: Value,
+    /// Whether to log the send (the original's `doLog`).
     pub log: bool,
 }
 
@@ -201,15 +212,22 @@ pub(crate) struct Inner {
     connect_handlers: Arc<SocketHandlers>,
     room_handlers: Arc<SocketHandlers>,
     default_rooms: Vec<Room>,
-    /// Set once a drain started ([`SocketIOServerHelper::drain`]); never cleared.
+    /// Set once a drain started ([`SocketIoServerHelper::drain`]); never cleared.
     draining: AtomicBool,
+    /// Set by [`SocketIoServerHelper::shutdown`]: the server is closed, `on` refuses.
+    closed: AtomicBool,
+    /// The application's `connection` listeners ([`SocketIoServerHelper::on`]), in the order
+    /// registered.
+    connection_listeners: RwLock<Vec<Arc<ConnectionFn>>>,
+    /// The application's listeners of events from other nodes, by event.
+    server_events: RwLock<HashMap<String, Vec<Arc<ServerEventFn>>>>,
 }
 
 /// The longest wait of a drain before it moves its first client (see
-/// [`SocketIOServerHelper::drain`]).
+/// [`SocketIoServerHelper::drain`]).
 pub const DRAIN_LEAD_MAX: Duration = Duration::from_secs(2);
 
-/// How a drain ended ([`SocketIOServerHelper::drain`]).
+/// How a drain ended ([`SocketIoServerHelper::drain`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DrainOutcome {
     /// Connections the drain closed.
@@ -228,9 +246,13 @@ impl Drop for Inner {
 
 /// The Socket.IO server of an Ignis application.
 #[derive(Clone)]
-pub struct SocketIOServerHelper {
+pub struct SocketIoServerHelper {
     inner: Arc<Inner>,
 }
+
+/// The original's name of [`SocketIoServerHelper`] (`SocketIOServerHelper` in the TypeScript
+/// Ignis), kept so that code ported from it reads the same.
+pub type SocketIOServerHelper = SocketIoServerHelper;
 
 fn now() -> String {
     iso_timestamp(SystemTime::now())
@@ -265,6 +287,38 @@ fn ping_payload(time: String) -> Value {
     Value::Map(m)
 }
 
+/// Sends the app-level `ping {time}`.
+fn send_ping(socket: &SocketRef) {
+    let _ = socket.emit_args(protocol::EVENT_PING, vec![ping_payload(now())]);
+}
+
+/// Runs the listeners of an event from another node in order; the first answer is the
+/// acknowledgement.
+fn run_server_event(
+    listeners: Vec<Arc<ServerEventFn>>,
+    args: Vec<Value>,
+) -> crate::app::BoxFuture<Option<Value>> {
+    Box::pin(async move {
+        let mut answer = None;
+        for listener in listeners {
+            match AssertUnwindSafe(listener(args.clone()))
+                .catch_unwind()
+                .await
+            {
+                Ok(reply) => {
+                    if answer.is_none() {
+                        answer = reply;
+                    }
+                }
+                Err(panic) => {
+                    tracing::error!(panic = %panic_message(&*panic), "server event listener panicked")
+                }
+            }
+        }
+        answer
+    })
+}
+
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
@@ -273,7 +327,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "panic".into())
 }
 
-impl SocketIOServerHelper {
+impl SocketIoServerHelper {
     /// Wraps `io`: every connection to its main namespace goes through the authentication state
     /// machine.
     pub fn new(
@@ -288,7 +342,7 @@ impl SocketIOServerHelper {
             .iter()
             .map(|r| Room::from(r.as_str()))
             .collect();
-        let helper = SocketIOServerHelper {
+        let helper = SocketIoServerHelper {
             inner: Arc::new_cyclic(|weak| Inner {
                 io,
                 options,
@@ -309,6 +363,9 @@ impl SocketIOServerHelper {
                 room_handlers: Arc::new(room_handlers(weak)),
                 default_rooms,
                 draining: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+                connection_listeners: RwLock::new(Vec::new()),
+                server_events: RwLock::new(HashMap::new()),
             }),
         };
         let weak = Arc::downgrade(&helper.inner);
@@ -316,9 +373,9 @@ impl SocketIOServerHelper {
             let weak = weak.clone();
             async move {
                 if let Some(inner) = weak.upgrade() {
-                    SocketIOServerHelper { inner }
-                        .on_client_connect(socket)
-                        .await;
+                    let helper = SocketIoServerHelper { inner };
+                    helper.on_client_connect(socket.clone()).await;
+                    helper.run_connection_listeners(socket).await;
                 }
             }
         });
@@ -329,7 +386,7 @@ impl SocketIOServerHelper {
         helper
     }
 
-    /// Scales over this Redis connection (reported by [`SocketIOServerHelper::redis_healthy`]).
+    /// Scales over this Redis connection (reported by [`SocketIoServerHelper::redis_healthy`]).
     pub(crate) fn with_redis(self, redis: Option<ignis_redis::RedisConnection>) -> Self {
         if let Some(redis) = redis {
             let _ = self.inner.redis.set(redis);
@@ -349,11 +406,94 @@ impl SocketIOServerHelper {
         self.inner.redis.get().map(|r| r.stats())
     }
 
-    /// The Socket.IO server.
+    /// The Socket.IO server the helper runs on: namespaces, rooms, broadcasts, the engine.
     pub fn io(&self) -> &SocketIo {
         &self.inner.io
     }
 
+    /// The original's name of [`SocketIoServerHelper::io`] (`getIOServer`): the raw Socket.IO
+    /// server.
+    pub fn get_io_server(&self) -> &SocketIo {
+        self.io()
+    }
+
+    /// Registers a listener of the Socket.IO server itself (the original's `on({topic,
+    /// handler})`), not of a client's events (those are registered on the socket, e.g. in the
+    /// client-connected handler):
+    ///
+    /// - `connection` (or `connect`) with [`ServerListener::Connection`]: runs for every
+    ///   socket that connects to the main namespace, after the helper has taken it in (its
+    ///   record exists, unauthenticated unless it was restored authenticated);
+    /// - any other topic with [`ServerListener::ServerEvent`]: runs for the event of that name
+    ///   the other nodes of a cluster send with `server_side_emit`.
+    ///
+    /// Listeners of one topic run in the order registered. Errors (status 400, the original's
+    /// messages): an empty topic (`[on] Invalid topic to start binding handler`), a listener of
+    /// the wrong kind for the topic or a reserved event name (`[on] Invalid event handler |
+    /// topic: <topic>`), a server already shut down (`[on] IOServer is not initialized yet!`).
+    pub fn on(&self, topic: &str, listener: ServerListener) -> Result<(), ApplicationError> {
+        if topic.is_empty() {
+            return Err(ApplicationError::new(
+                "[on] Invalid topic to start binding handler",
+            ));
+        }
+        let connection = topic == protocol::EVENT_CONNECT || topic == "connect";
+        let invalid =
+            || ApplicationError::new(format!("[on] Invalid event handler | topic: {topic}"));
+        match (&listener, connection) {
+            (ServerListener::Connection(_), true) => {}
+            (ServerListener::ServerEvent(_), false)
+                if !ignis_socketio::proto::socketio::is_reserved_event(topic) => {}
+            _ => return Err(invalid()),
+        }
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(ApplicationError::new(
+                "[on] IOServer is not initialized yet!",
+            ));
+        }
+        match listener {
+            ServerListener::Connection(f) => self.inner.connection_listeners.write().push(f),
+            ServerListener::ServerEvent(f) => {
+                let first = {
+                    let mut events = self.inner.server_events.write();
+                    let listeners = events.entry(topic.to_string()).or_default();
+                    listeners.push(f);
+                    listeners.len() == 1
+                };
+                if first {
+                    let weak = Arc::downgrade(&self.inner);
+                    let event = topic.to_string();
+                    self.inner
+                        .io
+                        .main_namespace()
+                        .on_server_event(topic, move |args| {
+                            let listeners = weak
+                                .upgrade()
+                                .and_then(|inner| inner.server_events.read().get(&event).cloned())
+                                .unwrap_or_default();
+                            run_server_event(listeners, args)
+                        });
+                }
+            }
+        }
+        tracing::debug!(topic, "server listener registered");
+        Ok(())
+    }
+
+    /// Runs the application's `connection` listeners for a socket that connected.
+    async fn run_connection_listeners(&self, socket: SocketRef) {
+        let listeners = self.inner.connection_listeners.read().clone();
+        for listener in listeners {
+            if let Err(panic) = AssertUnwindSafe(listener(socket.clone()))
+                .catch_unwind()
+                .await
+            {
+                tracing::error!(id = %socket.id(), panic = %panic_message(&*panic), "connection listener panicked");
+            }
+        }
+    }
+
+    /// The options the helper runs with.
     pub fn options(&self) -> &HelperOptions {
         &self.inner.options
     }
@@ -380,6 +520,7 @@ impl SocketIOServerHelper {
         self.inner.clients.read().get(&id).cloned()
     }
 
+    /// How many clients this node tracks, authenticated or not.
     pub fn client_count(&self) -> usize {
         self.inner.clients.read().len()
     }
@@ -404,8 +545,22 @@ impl SocketIOServerHelper {
         }
     }
 
-    async fn on_client_connect(&self, socket: SocketRef) {
+    /// Takes in a socket that connected (the original's `onClientConnect`, spec §4.2): tracks
+    /// it unauthenticated, starts its authentication deadline and listens for its
+    /// `authenticate` and its disconnect. The helper calls it for every socket of the main
+    /// namespace; an application may call it for a socket the helper does not track yet (one
+    /// of another namespace). A socket that is no longer connected, or already tracked, is
+    /// logged and left alone.
+    pub async fn on_client_connect(&self, socket: SocketRef) {
         let id = socket.id();
+        if !socket.connected() {
+            tracing::info!(%id, "on_client_connect: the socket is not connected");
+            return;
+        }
+        if self.record(id).is_some_and(|r| r.is_of(&socket)) {
+            tracing::info!(%id, "on_client_connect: the client already existed");
+            return;
+        }
         // A socket restored by connection state recovery that had authenticated is the same
         // client on the same session (it proved it with the private id only that client was
         // given): it goes on authenticated, as the socket it replaces was.
@@ -479,7 +634,7 @@ impl SocketIOServerHelper {
                     let Some(inner) = weak.upgrade() else {
                         return;
                     };
-                    let helper = SocketIOServerHelper { inner };
+                    let helper = SocketIoServerHelper { inner };
                     for entry in due {
                         helper.on_timer(entry);
                     }
@@ -515,7 +670,7 @@ impl SocketIOServerHelper {
                 let next = (at + interval).max(self.inner.timers.now_ms() + 1);
                 status.timer = Some(self.inner.timers.schedule_at(next, id, Kind::Ping));
                 drop(status);
-                self.ping(&record.socket);
+                send_ping(&record.socket);
             }
         }
     }
@@ -581,13 +736,17 @@ impl SocketIOServerHelper {
             tracing::info!(%id, "client left during authentication");
             return;
         }
+        if record.state() == ClientState::Authenticated {
+            tracing::info!(%id, "client authenticated by the application meanwhile");
+            return;
+        }
         let counter = match &outcome {
             Ok(Ok(true)) => &self.inner.auth_succeeded,
             _ => &self.inner.auth_refused,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         match outcome {
-            Ok(Ok(true)) => self.on_client_authenticated(&record).await,
+            Ok(Ok(true)) => self.authenticated(&record).await,
             Ok(Ok(false)) => self.refuse(&record, protocol::MESSAGE_INVALID_TOKEN),
             Ok(Err(error)) => {
                 tracing::error!(%id, %error, "authenticate handler failed");
@@ -615,13 +774,39 @@ impl SocketIOServerHelper {
         record.socket.disconnect_with(true);
     }
 
-    /// Marks a client authenticated (also usable to authenticate a client by hand).
-    pub async fn on_client_authenticated(&self, record: &Arc<ClientRecord>) {
+    /// Authenticates a tracked client without asking the authenticate handler (the
+    /// original's `onClientAuthenticated`, spec §4.4), as a successful `authenticate` does:
+    /// `authenticated` and the first `ping` to the client, the default rooms, `join`/`leave`,
+    /// the app-level pings and the client-connected handler. An application calls it to
+    /// authenticate a socket by other means (a socket that never sent `authenticate`, or one
+    /// still waiting for the handler's answer, which is then ignored). A socket the helper does
+    /// not track is disconnected, as in the original; one already authenticated is left alone.
+    pub async fn on_client_authenticated(&self, socket: &SocketRef) {
+        let id = socket.id();
+        let Some(record) = self.record(id).filter(|r| r.is_of(socket)) else {
+            tracing::warn!(%id, "on_client_authenticated: Unknown client");
+            socket.disconnect();
+            return;
+        };
+        if record.state() == ClientState::Authenticated {
+            tracing::debug!(%id, "on_client_authenticated: already authenticated");
+            return;
+        }
+        self.authenticated(&record).await;
+    }
+
+    /// Marks a client authenticated and greets it (see
+    /// [`SocketIoServerHelper::on_client_authenticated`]).
+    async fn authenticated(&self, record: &Arc<ClientRecord>) {
         let socket = record.socket.clone();
         let id = socket.id();
         {
             let mut status = record.status.lock();
-            if status.state != ClientState::Authenticated && !status.retired {
+            if status.state == ClientState::Authenticated {
+                // Authenticated by the application while the handler was asked.
+                return;
+            }
+            if !status.retired {
                 self.inner.authenticated.fetch_add(1, Ordering::Relaxed);
             }
             status.state = ClientState::Authenticated;
@@ -690,8 +875,22 @@ impl SocketIOServerHelper {
         }
     }
 
-    fn ping(&self, socket: &SocketRef) {
-        let _ = socket.emit_args(protocol::EVENT_PING, vec![ping_payload(now())]);
+    /// Sends the app-level `ping {time}` to a tracked client now (the original's `ping`): with
+    /// `ignore_auth` false, a client that has not authenticated is disconnected instead. A
+    /// socket the helper does not track is only logged. The helper's own pings skip the check.
+    pub fn ping(&self, socket: &SocketRef, ignore_auth: bool) {
+        let id = socket.id();
+        let Some(record) = self.record(id).filter(|r| r.is_of(socket)) else {
+            tracing::info!(%id, "ping: Unknown client");
+            return;
+        };
+        if !ignore_auth && record.state() != ClientState::Authenticated {
+            tracing::info!(%id, state = %record.state(), "ping: client not authenticated, disconnecting");
+            self.forget(socket);
+            socket.disconnect();
+            return;
+        }
+        send_ping(socket);
     }
 
     async fn on_join(&self, socket: SocketRef, mut event: Event) {
@@ -801,11 +1000,12 @@ impl SocketIOServerHelper {
     }
 
     /// Disconnects every client and closes the server. After a drain started
-    /// ([`SocketIOServerHelper::drain`]) the clients still here are not told
+    /// ([`SocketIoServerHelper::drain`]) the clients still here are not told
     /// `io server disconnect` (which socket.io-client takes as final): their connections
     /// close, so they reconnect elsewhere, with their sessions kept when recovery is on.
     pub async fn shutdown(&self) {
         tracing::info!("Shutting down SocketIO server...");
+        self.inner.closed.store(true, Ordering::Release);
         let draining = self.is_draining();
         let records: Vec<_> = std::mem::take(&mut *self.inner.clients.write())
             .into_values()
@@ -833,14 +1033,14 @@ impl SocketIOServerHelper {
 
     /// Puts the node in draining mode without moving anyone yet: from now on every new
     /// handshake is refused (`503`, see [`ignis_socketio::engine::EngineError::Draining`]) and
-    /// [`SocketIOServerHelper::is_draining`] is true. True for the call that switched it on.
+    /// [`SocketIoServerHelper::is_draining`] is true. True for the call that switched it on.
     pub fn start_draining(&self) -> bool {
         let first = !self.inner.draining.swap(true, Ordering::AcqRel);
         self.inner.io.engine().refuse_new_sessions(true);
         first
     }
 
-    /// Drains the node: takes no new clients ([`SocketIOServerHelper::start_draining`]) and
+    /// Drains the node: takes no new clients ([`SocketIoServerHelper::start_draining`]) and
     /// closes the connections of the clients here one after another, evenly spread over
     /// `window`, so that they do not all reconnect at the same moment. The first fifth of the
     /// window (at most [`DRAIN_LEAD_MAX`]) moves no one: a load balancer probing the node's
@@ -849,7 +1049,7 @@ impl SocketIOServerHelper {
     /// reconnects (through a load balancer, to another node), and with connection state
     /// recovery on the session is kept as on any such close. Ends when every connection is
     /// gone or `window` is over, whichever comes first; the server is not stopped (call
-    /// [`SocketIOServerHelper::shutdown`] or stop the application, which then closes what is
+    /// [`SocketIoServerHelper::shutdown`] or stop the application, which then closes what is
     /// left the same way).
     pub async fn drain(&self, window: Duration) -> DrainOutcome {
         self.start_draining();
@@ -916,7 +1116,7 @@ fn connect_handlers(weak: &Weak<Inner>) -> SocketHandlers {
         async move {
             if let Some(inner) = weak.upgrade() {
                 tracing::info!(id = %socket.id(), %reason, "Client disconnected");
-                SocketIOServerHelper { inner }.forget(&socket);
+                SocketIoServerHelper { inner }.forget(&socket);
             }
         }
     });
@@ -925,7 +1125,7 @@ fn connect_handlers(weak: &Weak<Inner>) -> SocketHandlers {
         let weak = w.clone();
         async move {
             if let Some(inner) = weak.upgrade() {
-                SocketIOServerHelper { inner }
+                SocketIoServerHelper { inner }
                     .on_authenticate(socket, event)
                     .await;
             }
@@ -942,7 +1142,7 @@ fn room_handlers(weak: &Weak<Inner>) -> SocketHandlers {
         let weak = w.clone();
         async move {
             if let Some(inner) = weak.upgrade() {
-                SocketIOServerHelper { inner }.on_join(socket, event).await;
+                SocketIoServerHelper { inner }.on_join(socket, event).await;
             }
         }
     });

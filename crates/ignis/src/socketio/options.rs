@@ -11,27 +11,39 @@ use crate::error::ApplicationError;
 /// CORS options; every field left `None` keeps the default.
 #[derive(Debug, Clone, Default)]
 pub struct CorsOptions {
+    /// The origins allowed (`*` by default).
     pub origin: Option<AllowOrigin>,
+    /// The methods allowed (`GET`, `POST` by default).
     pub methods: Option<Vec<String>>,
+    /// The request headers allowed.
     pub allowed_headers: Option<Vec<String>>,
+    /// The response headers a browser script may read.
     pub exposed_headers: Option<Vec<String>>,
+    /// Whether cookies and credentials are allowed (true by default).
     pub credentials: Option<bool>,
+    /// How long, in seconds, a browser may cache a preflight answer.
     pub max_age: Option<u64>,
+    /// The status of a preflight answer (204 by default).
     pub options_success_status: Option<u16>,
 }
 
 /// permessage-deflate options; every field left `None` keeps the default.
 #[derive(Debug, Clone, Default)]
 pub struct DeflateOptions {
+    /// Messages smaller than this many bytes are sent uncompressed (4 096 by default).
     pub threshold: Option<usize>,
+    /// The server's LZ77 window, in bits (10 by default).
     pub server_max_window_bits: Option<u8>,
+    /// The zlib compression level.
     pub level: Option<u32>,
 }
 
 /// Whether WebSocket compression is on.
 #[derive(Debug, Clone)]
 pub enum DeflateSetting {
+    /// No compression.
     Disabled,
+    /// Compression with these options.
     Enabled(DeflateOptions),
 }
 
@@ -44,16 +56,25 @@ pub enum DeflateSetting {
 pub struct ServerOptions {
     /// Logger scope of the helper.
     pub identifier: Option<String>,
+    /// The path Socket.IO is served on (`/io` by default).
     pub path: Option<String>,
+    /// CORS, merged field by field with the defaults.
     pub cors: Option<CorsOptions>,
+    /// WebSocket compression (on by default).
     pub per_message_deflate: Option<DeflateSetting>,
     /// The Engine.IO heartbeat (not the app-level `ping` event).
     pub ping_interval: Option<Duration>,
+    /// How long the Engine.IO heartbeat waits for a pong (20 s by default).
     pub ping_timeout: Option<Duration>,
+    /// How long an upgrade to WebSocket may take (10 s by default).
     pub upgrade_timeout: Option<Duration>,
+    /// How long a client has to join a namespace after the handshake (45 s by default).
     pub connect_timeout: Option<Duration>,
+    /// The largest message a client may send, in bytes (1 000 000 by default).
     pub max_http_buffer_size: Option<usize>,
+    /// The transports offered (polling and WebSocket by default).
     pub transports: Option<Transports>,
+    /// Decides whether a handshake request is accepted.
     pub allow_request: Option<AllowRequest>,
     /// `Some(None)` turns polling compression off.
     pub http_compression_threshold: Option<Option<usize>>,
