@@ -735,6 +735,42 @@ impl<D: Driver> Adapter for Core<D> {
         })
     }
 
+    /// As [`Adapter::broadcast`], resolving once Redis took the message (the stream entry
+    /// added, the message published), within the driver's bound.
+    fn broadcast_confirmed<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        packet: Packet,
+        opts: &'a BroadcastOptions,
+    ) -> BoxFuture<'a, Result<(), AdapterError>> {
+        let message = |packet: &Packet| self.encode(Outgoing::Broadcast { packet, opts });
+        let mut remote = None;
+        let sent = if self.transport.echoes_broadcasts() {
+            if opts.flags.local {
+                self.local.broadcast_local(ns, packet, opts);
+                Ok(())
+            } else {
+                message(&packet).map(|msg| remote = Some(msg))
+            }
+        } else {
+            cluster::broadcast(&self.local, ns, packet, opts, message, |msg| {
+                remote = Some(msg);
+                Ok(())
+            })
+        };
+        let confirmed = match (sent, remote) {
+            (Err(e), _) => Err(e),
+            (Ok(()), None) => Ok(None),
+            (Ok(()), Some(msg)) => Ok(Some(self.transport.send(msg))),
+        };
+        Box::pin(async move {
+            match confirmed? {
+                Some(sending) => sending.await,
+                None => Ok(()),
+            }
+        })
+    }
+
     fn broadcast_with_ack(
         &self,
         ns: &Namespace,
@@ -947,6 +983,17 @@ macro_rules! forward_adapter {
                 opts: &::ignis_socketio::BroadcastOptions,
             ) -> Result<(), ::ignis_socketio::AdapterError> {
                 self.core.broadcast(ns, packet, opts)
+            }
+            fn broadcast_confirmed<'a>(
+                &'a self,
+                ns: &'a ::ignis_socketio::Namespace,
+                packet: ::ignis_socketio::proto::socketio::Packet,
+                opts: &'a ::ignis_socketio::BroadcastOptions,
+            ) -> ::ignis_socketio::adapter::BoxFuture<
+                'a,
+                Result<(), ::ignis_socketio::AdapterError>,
+            > {
+                self.core.broadcast_confirmed(ns, packet, opts)
             }
             fn broadcast_with_ack(
                 &self,

@@ -972,14 +972,49 @@ fn dispatch(shared: &StreamShared, id: EntryId, fields: &[(String, Vec<u8>)]) {
 
 /// Adds the entries in order, in pipelines; while Redis is away the batch waits and is tried
 /// again, and the queue behind it is bounded (`max_queued_entries`).
+///
+/// A retried batch is not added twice: Redis may have taken a batch (or the first entries of
+/// it) before its reply was lost, so before trying again the writer reads the stream after the
+/// last entry it knows was there before the first attempt, and leaves out the entries of the
+/// batch it finds ([`already_added`]).
 async fn writer_task(shared: Weak<StreamShared>, mut rx: mpsc::Receiver<Append>) {
     const BATCH: usize = 64;
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch: Vec<Append> = Vec::with_capacity(BATCH);
     let mut backoff = Duration::from_millis(50);
     let mut failing = false;
+    // The id of the last entry this writer added: every later entry of its namespaces' uids
+    // is of the batch being written.
+    let mut last_added = EntryId::default();
     while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let mut floor: Option<EntryId> = None;
         loop {
             let Some(s) = shared.upgrade() else { return };
+            match floor {
+                None => floor = Some(last_added.max(*s.read_up_to.borrow())),
+                Some(after) => match already_added(&s, after, &batch).await {
+                    Ok((0, _)) => {}
+                    Ok((taken, last)) => {
+                        last_added = last_added.max(last);
+                        tracing::debug!(stream = %s.config.stream_name, taken, "Redis took entries whose reply was lost; not added again");
+                        for append in batch.drain(..taken) {
+                            if let Some(done) = append.done {
+                                let _ = done.send(Ok(()));
+                            }
+                        }
+                        if batch.is_empty() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(stream = %s.config.stream_name, error = %e, "the stream cannot be read before a retry");
+                        let max = s.conn.config().reconnect_max;
+                        drop(s);
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(max.max(Duration::from_millis(50)));
+                        continue;
+                    }
+                },
+            }
             let mut pipe = redis::pipe();
             for append in &batch {
                 let cmd = pipe
@@ -992,15 +1027,17 @@ async fn writer_task(shared: Weak<StreamShared>, mut rx: mpsc::Receiver<Append>)
                 for (k, v) in &append.fields {
                     cmd.arg(k).arg(v.as_slice());
                 }
-                cmd.ignore();
             }
-            match s.conn.query_pipeline::<()>(&pipe).await {
-                Ok(()) => {
+            match s.conn.query_pipeline::<Vec<String>>(&pipe).await {
+                Ok(ids) => {
                     if failing {
                         tracing::info!(stream = %s.config.stream_name, "adding to the Redis stream again");
                         failing = false;
                     }
                     backoff = Duration::from_millis(50);
+                    if let Some(id) = ids.last().and_then(|id| EntryId::parse(id)) {
+                        last_added = last_added.max(id);
+                    }
                     for append in batch.drain(..) {
                         if let Some(done) = append.done {
                             let _ = done.send(Ok(()));
@@ -1009,8 +1046,8 @@ async fn writer_task(shared: Weak<StreamShared>, mut rx: mpsc::Receiver<Append>)
                     break;
                 }
                 Err(e) => {
-                    // Kept and tried again: the entries behind wait in the bounded queue. A
-                    // reply lost after Redis took the batch adds it twice; the order stays.
+                    // Kept and tried again, after a look at what Redis took: the entries
+                    // behind wait in the bounded queue, and the order stays.
                     if !failing {
                         tracing::warn!(stream = %s.config.stream_name, error = %e, "adding to the Redis stream failed; retrying");
                         failing = true;
@@ -1023,6 +1060,64 @@ async fn writer_task(shared: Weak<StreamShared>, mut rx: mpsc::Receiver<Append>)
             }
         }
     }
+}
+
+/// How many entries at the start of `batch` Redis already took: the entries after `after`
+/// written with the uid of an entry of the batch are this writer's (a uid is one adapter's,
+/// and the writer adds one batch at a time), and a pipeline is applied in order, so they are
+/// the first ones of the batch, field for field. Reads at most `max_len` entries: past that,
+/// the stream was trimmed and whatever is not found is added again. Also returns the id of
+/// the last entry found.
+async fn already_added(
+    shared: &StreamShared,
+    after: EntryId,
+    batch: &[Append],
+) -> Result<(usize, EntryId), RedisError> {
+    const PAGE: usize = 1000;
+    let uids: Vec<&[u8]> = batch
+        .iter()
+        .filter_map(|a| a.fields.iter().find(|(k, _)| k == "uid"))
+        .map(|(_, v)| v.as_slice())
+        .collect();
+    let mut taken = 0;
+    let mut found = after;
+    let mut start = after.next();
+    let mut read = 0;
+    while read < shared.config.max_len.max(PAGE) && taken < batch.len() {
+        let mut cmd = redis::cmd("XRANGE");
+        cmd.arg(&shared.config.stream_name)
+            .arg(start.to_string())
+            .arg("+")
+            .arg("COUNT")
+            .arg(PAGE);
+        let reply: redis::Value = shared.conn.query(&cmd).await?;
+        let entries = parse_entries(&reply);
+        let Some((last, _)) = entries.last() else {
+            break;
+        };
+        start = last.next();
+        read += entries.len();
+        let full = entries.len() >= PAGE;
+        for (id, fields) in entries {
+            let ours = fields
+                .iter()
+                .any(|(k, v)| k == "uid" && uids.contains(&v.as_slice()));
+            if !ours {
+                continue;
+            }
+            if batch.get(taken).is_some_and(|a| a.fields == fields) {
+                taken += 1;
+                found = id;
+            } else {
+                // Not what this writer added in order: add the rest again rather than guess.
+                return Ok((taken, found));
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok((taken, found))
 }
 
 #[cfg(test)]

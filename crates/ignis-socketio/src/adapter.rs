@@ -145,6 +145,22 @@ pub trait Adapter: Send + Sync + 'static {
         opts: &BroadcastOptions,
     ) -> Result<(), AdapterError>;
 
+    /// Sends a packet as [`Adapter::broadcast`] does, and resolves once the cluster took it:
+    /// for an adapter that writes to a log (the Redis streams adapter), once the entry is
+    /// in the log, so that broadcasts confirmed one after another, from any node, are
+    /// delivered everywhere in that order. It fails when the cluster could not take it in
+    /// the adapter's bound. The default broadcasts at once and resolves `Ok`: for adapters
+    /// that do not wait for the cluster, or have none.
+    fn broadcast_confirmed<'a>(
+        &'a self,
+        ns: &'a Namespace,
+        packet: Packet,
+        opts: &'a BroadcastOptions,
+    ) -> BoxFuture<'a, Result<(), AdapterError>> {
+        let sent = self.broadcast(ns, packet, opts);
+        Box::pin(std::future::ready(sent))
+    }
+
     /// Sends a packet that asks for an acknowledgement; answers go to `collector`.
     fn broadcast_with_ack(
         &self,

@@ -101,6 +101,20 @@ impl Operators {
         Ok(())
     }
 
+    /// Sends an event with any number of arguments, and resolves once the adapter confirmed
+    /// it (see [`Adapter::broadcast_confirmed`](crate::Adapter::broadcast_confirmed)): with
+    /// a log-based cluster adapter, events confirmed one after another reach every client in
+    /// that order, whichever node sent them.
+    pub async fn emit_confirmed(&self, event: &str, args: Vec<Value>) -> Result<(), EmitError> {
+        check_event_name(event)?;
+        let packet = Packet::event(self.ns.name(), event, args, None);
+        self.ns
+            .adapter()
+            .broadcast_confirmed(&self.ns, packet, &self.opts)
+            .await?;
+        Ok(())
+    }
+
     /// Sends an event that asks every recipient for an acknowledgement and collects the answers
     /// (each client's arguments). Fails with [`AckTimeout`] if not every client answered within
     /// the timeout; the answers that did arrive are in the error.

@@ -136,7 +136,9 @@ pub fn document(base: &str, app_name: &str, api_key: bool) -> Value {
     let send_example = json!({ "topic": "notification", "data": { "text": "hello" } });
     let rooms_example = json!({ "rooms": ["room-a", "room-b"] });
     let publish_failed = json_response(
-        "The message could not be published (the cluster is unreachable)",
+        "The message could not be published: the cluster did not take it in time (with \
+         `--redis-mode streams`, the entry was not in the stream within the adapter's bound, \
+         5 s; it is still added once Redis is back). The message names the reason.",
         schema_ref("ErrorEnvelope"),
     );
 
@@ -203,7 +205,9 @@ pub fn document(base: &str, app_name: &str, api_key: bool) -> Value {
             "Send an event to every authenticated client",
             "`data` may be any JSON value (`null`, `0`, `false` and `\"\"` included); a missing \
              `data` is sent as `null`. The message counts the authenticated clients of this node \
-             (those the broadcast reaches).",
+             (those the broadcast reaches). Answers once the cluster took the message (with \
+             `--redis-mode streams`, once its entry is in the stream): sends answered one after \
+             another, through any nodes, reach every client in that order.",
             json_response("Sent", schema_ref("Success")),
             socket(true),
         )),
@@ -217,7 +221,8 @@ pub fn document(base: &str, app_name: &str, api_key: bool) -> Value {
             "socket",
             "sendToRoom",
             "Send an event to the clients in a room",
-            "Reaches the room's clients on every node.",
+            "Reaches the room's clients on every node. Answers once the cluster took the \
+             message, as the broadcast does.",
             json_response("Sent", schema_ref("Success")),
             socket(true),
         )),
@@ -231,7 +236,8 @@ pub fn document(base: &str, app_name: &str, api_key: bool) -> Value {
             "socket",
             "sendToClient",
             "Send an event to one client",
-            "Finds the client on any node. An unknown client answers 200 with `success: false`, \
+            "Finds the client on any node, and answers once the cluster took the message, as \
+             the broadcast does. An unknown client answers 200 with `success: false`, \
              as join, leave and rooms do (the original answers `Message sent` whether or not the \
              client exists).",
             json_response(

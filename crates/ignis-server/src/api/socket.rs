@@ -113,7 +113,7 @@ pub async fn broadcast(
     Helper(helper): Helper,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, HandlerError> {
-    send(&helper, None, &body)?;
+    send(&helper, None, &body).await?;
     Ok(success(format!(
         "Broadcast sent to {} clients",
         helper.authenticated_count()
@@ -126,7 +126,7 @@ pub async fn send_to_room(
     Param(room): Param,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, HandlerError> {
-    send(&helper, Some(room.clone()), &body)?;
+    send(&helper, Some(room.clone()), &body).await?;
     Ok(success(format!("Message sent to room: {room}")))
 }
 
@@ -142,7 +142,7 @@ pub async fn send_to_client(
     if find_client(&helper, &client).await?.is_none() {
         return Ok(client_not_found(&client));
     }
-    send(&helper, Some(client.clone()), &body)?;
+    send(&helper, Some(client.clone()), &body).await?;
     Ok(success(format!("Message sent to client: {client}")))
 }
 
@@ -370,8 +370,11 @@ fn cluster_error(e: AdapterError) -> ApiError {
 }
 
 /// `{topic, data}` sent to `destination` (everyone when `None`). `data` may be any JSON value,
-/// `null`, `0`, `false` and `""` included; a missing `data` is sent as `null`.
-fn send(
+/// `null`, `0`, `false` and `""` included; a missing `data` is sent as `null`. Answers once
+/// the adapter confirmed the send (with the streams adapter, once the entry is in the stream):
+/// sends answered one after another reach the clients in that order, whichever node took them.
+/// 503 when the cluster did not take it in the adapter's bound.
+async fn send(
     helper: &SocketIoServerHelper,
     destination: Option<String>,
     body: &Map<String, Value>,
@@ -386,12 +389,13 @@ fn send(
         "Message emitted"
     );
     helper
-        .send(SendOptions {
+        .send_confirmed(SendOptions {
             destination,
             topic,
             data: data.into(),
             log: false,
         })
+        .await
         .map_err(|e| match e {
             SendError::MissingTopic => BadRequest(MESSAGE_TOPIC_REQUIRED.into()).into(),
             SendError::ReservedEvent(_) => BadRequest(e.to_string()).into(),

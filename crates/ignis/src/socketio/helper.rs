@@ -12,8 +12,8 @@ use ignis_socketio::engine::SidMap;
 use ignis_socketio::proto::ignis::{self as protocol, ClientState};
 use ignis_socketio::proto::value::Map;
 use ignis_socketio::{
-    Event, JoinError, RefusedRoom, Room, Sid, SocketHandlers, SocketIo, SocketRef, Value,
-    iso_timestamp,
+    EmitError, Event, JoinError, Operators, RefusedRoom, Room, Sid, SocketHandlers, SocketIo,
+    SocketRef, Value, iso_timestamp,
 };
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
@@ -959,12 +959,35 @@ impl SocketIoServerHelper {
     }
 
     /// Sends an event to a room (a client id is its own room) or to every authenticated client.
+    /// Returns once the send is queued: with a cluster adapter, Redis may take it later (see
+    /// [`SocketIOServerHelper::send_confirmed`]).
     pub fn send(&self, options: SendOptions) -> Result<(), SendError> {
+        let operators = self.send_operators(&options)?;
+        operators
+            .emit_args(&options.topic, vec![options.data])
+            .map_err(|e| self.send_failed(e))
+    }
+
+    /// Sends as [`SocketIOServerHelper::send`] does, and resolves once the adapter confirmed
+    /// the send: with the Redis streams adapter, once the entry is in the stream, so that
+    /// sends confirmed one after another reach every client in that order, whichever node
+    /// they went through. Fails with [`SendError::Publish`] when Redis did not take it within
+    /// the adapter's bound. What the REST API's send routes use.
+    pub async fn send_confirmed(&self, options: SendOptions) -> Result<(), SendError> {
+        let operators = self.send_operators(&options)?;
+        operators
+            .emit_confirmed(&options.topic, vec![options.data])
+            .await
+            .map_err(|e| self.send_failed(e))
+    }
+
+    /// Checks the topic, logs the send if asked, and picks its recipients.
+    fn send_operators(&self, options: &SendOptions) -> Result<Operators, SendError> {
         if options.topic.is_empty() {
             return Err(SendError::MissingTopic);
         }
         if ignis_socketio::proto::socketio::is_reserved_event(&options.topic) {
-            return Err(SendError::ReservedEvent(options.topic));
+            return Err(SendError::ReservedEvent(options.topic.clone()));
         }
         let operators = match options.destination.as_deref().filter(|d| !d.is_empty()) {
             Some(room) => self.inner.io.to(room),
@@ -977,13 +1000,13 @@ impl SocketIoServerHelper {
                 "Message emitted"
             );
         }
-        operators
-            .emit_args(&options.topic, vec![options.data])
-            .map_err(|e| {
-                self.inner.failed_sends.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, "send failed");
-                SendError::Publish(e.to_string())
-            })
+        Ok(operators)
+    }
+
+    fn send_failed(&self, e: EmitError) -> SendError {
+        self.inner.failed_sends.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(error = %e, "send failed");
+        SendError::Publish(e.to_string())
     }
 
     /// Disconnects a client ("io server disconnect") and forgets it.
