@@ -32,7 +32,10 @@ pub struct DeflateError(String);
 pub enum InflateError {
     /// The inflated message would exceed the size limit (close with 1009).
     #[error("inflated message exceeds {limit} bytes")]
-    TooBig { limit: usize },
+    TooBig {
+        /// The maximum message size, in bytes.
+        limit: usize,
+    },
     /// Not a valid DEFLATE stream (close with 1007, as `ws` does).
     #[error("invalid compressed data")]
     Corrupt,
