@@ -83,7 +83,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// The effective configuration.
+/// The effective configuration: command line and environment over the config file over the
+/// defaults.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Address to listen on.

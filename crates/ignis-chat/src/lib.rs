@@ -75,14 +75,15 @@ impl Chat {
     }
 }
 
-/// A running chat.
+/// A chat that is serving: its address, its state, and the way to stop it.
 pub struct RunningChat {
     app: RunningApp,
     chat: Arc<Chat>,
 }
 
 impl RunningChat {
-    /// Where it listens.
+    /// The address the HTTP and Socket.IO listener is bound to (the port it picked when
+    /// configured with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.app.local_addr()
     }

@@ -41,7 +41,8 @@ pub enum InflateError {
     Corrupt,
 }
 
-/// Compresses whole messages.
+/// Compresses whole messages for permessage-deflate frames, with the window and context
+/// takeover the handshake negotiated.
 pub struct Deflater {
     inner: Compress,
     no_context_takeover: bool,

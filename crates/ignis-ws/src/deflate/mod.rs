@@ -22,7 +22,7 @@ pub use negotiate::{Accepted, accept_offer, offer_header, parse_response};
 
 use crate::decoder::Role;
 
-/// The extension token.
+/// The token that names the extension in `Sec-WebSocket-Extensions`.
 pub const EXTENSION_NAME: &str = "permessage-deflate";
 
 /// Window size used when none was negotiated (RFC 7692 §7.1.2).
