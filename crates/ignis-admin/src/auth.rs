@@ -59,7 +59,7 @@ impl BasicAuth {
         BasicAuth::new(user, hash)
     }
 
-    /// The user name.
+    /// The user name the UI must log in with.
     pub fn username(&self) -> &str {
         &self.username
     }

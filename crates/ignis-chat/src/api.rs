@@ -24,8 +24,9 @@ use crate::store::{StoreError, WriteError};
 
 /// The largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// The default and largest page of history.
+/// The page of history a request without `limit` gets.
 pub const DEFAULT_PAGE: i64 = 50;
+/// The largest page of history a client may ask for; larger `limit`s are cut to it.
 pub const MAX_PAGE: i64 = 100;
 
 /// An error answer: `{error: {code, message, field}}`.

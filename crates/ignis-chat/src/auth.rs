@@ -88,6 +88,7 @@ pub struct Tokens {
 }
 
 impl Tokens {
+    /// Tokens signed and checked with HS256 under `secret`; a token must carry `exp` and `sub`.
     pub fn new(secret: &str) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);

@@ -77,11 +77,14 @@ struct FileConfig {
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
+    /// Human-readable lines (the default).
     Text,
+    /// One JSON object per line, for log collectors.
     Json,
 }
 
-/// The effective configuration.
+/// The effective configuration: command line and environment over the config file over the
+/// defaults.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Address to listen on.
@@ -130,18 +133,31 @@ impl Default for Config {
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The config file could not be read.
     #[error("cannot read the config file {path}: {error}")]
     ReadFile {
+        /// The file given with `--config`.
         path: PathBuf,
+        /// What reading it failed with.
         error: std::io::Error,
     },
+    /// The config file is not valid TOML, or has an unknown key or a value of the wrong type.
     #[error("invalid config file {path}: {error}")]
     ParseFile {
+        /// The file given with `--config`.
         path: PathBuf,
+        /// Where and why parsing failed.
         error: toml::de::Error,
     },
+    /// A setting has a value it does not allow (an unknown log format, a database URL of another
+    /// kind, a JWT secret shorter than 16 bytes).
     #[error("invalid {name}: {reason}")]
-    Invalid { name: &'static str, reason: String },
+    Invalid {
+        /// The setting, in words (`log format`, `JWT secret`).
+        name: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
 }
 
 impl Config {

@@ -34,12 +34,21 @@ use crate::presence::Presence;
 /// Why the chat did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
+    /// The JWT secret file could not be read or created.
     #[error(transparent)]
     Secret(#[from] auth::SecretError),
+    /// The data directory could not be created.
     #[error("cannot create the data directory {path}: {error}")]
-    DataDir { path: String, error: std::io::Error },
+    DataDir {
+        /// The directory, as configured.
+        path: String,
+        /// Why it could not be created.
+        error: std::io::Error,
+    },
+    /// The database could not be opened or migrated.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The application (HTTP listener, Socket.IO, Redis) did not start.
     #[error(transparent)]
     Start(#[from] ignis::StartError),
 }
@@ -66,14 +75,15 @@ impl Chat {
     }
 }
 
-/// A running chat.
+/// A chat that is serving: its address, its state, and the way to stop it.
 pub struct RunningChat {
     app: RunningApp,
     chat: Arc<Chat>,
 }
 
 impl RunningChat {
-    /// Where it listens.
+    /// The address the HTTP and Socket.IO listener is bound to (the port it picked when
+    /// configured with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.app.local_addr()
     }

@@ -67,6 +67,9 @@ pub struct Presence {
 }
 
 impl Presence {
+    /// Presence on `store`: users go offline `grace` after their last connection closes, this
+    /// node records itself alive every `heartbeat`, and a user may send `message_rate` messages
+    /// per second (0: no limit). Nothing runs until [`Presence::start`].
     pub fn new(store: Store, grace: Duration, heartbeat: Duration, message_rate: u32) -> Self {
         let (jobs, queue) = mpsc::unbounded_channel();
         Presence {

@@ -89,7 +89,10 @@ pub(crate) struct Sockets {
 /// A failed event: its code and message.
 #[derive(Debug, Clone)]
 pub struct Failure {
+    /// A machine-readable code: `VALIDATION`, `FORBIDDEN`, `NOT_FOUND`, or `<ACTION>_FAILED`
+    /// (`SEND_FAILED`, `JOIN_FAILED`, ...) when the store failed.
     pub code: &'static str,
+    /// What went wrong, for people.
     pub message: String,
 }
 

@@ -28,15 +28,29 @@ use crate::model::{
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A query failed (the connection was lost, a constraint other than uniqueness broke).
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
     #[error(
         "the database schema is at version {found}, newer than this binary knows ({known}): \
          run a newer ignis-chat, or point --database-url at another database"
     )]
-    SchemaTooNew { found: i64, known: i64 },
+    /// The database was migrated by a newer ignis-chat; this one refuses to touch it.
+    SchemaTooNew {
+        /// The version recorded in the database.
+        found: i64,
+        /// The newest version this binary has migrations for.
+        known: i64,
+    },
+    /// The database could not be opened or connected to.
     #[error("cannot open the database {url}: {error}")]
-    Open { url: String, error: sqlx::Error },
+    Open {
+        /// The database URL, as configured.
+        url: String,
+        /// Why connecting failed.
+        error: sqlx::Error,
+    },
+    /// The store's writer task has stopped (at shutdown), so a write was not done.
     #[error("the database is closed")]
     Closed,
 }
@@ -47,6 +61,7 @@ pub enum WriteError {
     /// A unique key is taken (a username, a membership).
     #[error("already exists")]
     Conflict,
+    /// Any other failure of the store.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -474,8 +489,11 @@ fn member_from(r: &impl Cols) -> Result<Member> {
 
 /// A message to store.
 pub struct NewMessage<'a> {
+    /// The room the message goes to.
     pub room_id: &'a str,
+    /// The sending user, copied into the stored message's `sender`.
     pub sender: &'a User,
+    /// The text, already validated.
     pub content: &'a str,
     /// The message's `type` (`text` unless the client says otherwise).
     pub kind: &'a str,
@@ -656,6 +674,7 @@ impl Store {
         })
     }
 
+    /// The user with this id; `None` if there is none.
     pub async fn user(&self, id: &str) -> Result<Option<User>> {
         let sql = format!("SELECT {USER_COLS} FROM users u WHERE u.id = $1");
         on_pool!(self, |pool| {
@@ -738,6 +757,7 @@ impl Store {
         Ok(room)
     }
 
+    /// The room with this id; `None` if there is none.
     pub async fn room(&self, id: &str) -> Result<Option<Room>> {
         let sql = format!("SELECT {ROOM_COLS} FROM rooms r WHERE r.id = $1");
         on_pool!(self, |pool| {
@@ -805,6 +825,7 @@ impl Store {
         })
     }
 
+    /// The membership of `user` in `room`; `None` if they are not a member.
     pub async fn member(&self, room: &str, user: &str) -> Result<Option<Member>> {
         let sql =
             format!("SELECT {MEMBER_COLS} FROM room_members WHERE room_id = $1 AND user_id = $2");
@@ -1012,6 +1033,7 @@ impl Store {
 
     // ---- direct messages ----
 
+    /// Stores a direct message of type `text` from `sender` to `receiver`, unread, and returns it.
     pub async fn insert_dm(
         &self,
         sender: &str,

@@ -187,7 +187,8 @@ pub struct ClientBuilder {
     tls: TlsOptions,
 }
 
-/// Entry point: `Client::builder(url)`.
+/// Where a connection starts: [`Client::builder`] collects the options, then connects a
+/// socket.
 #[derive(Debug, Clone, Copy)]
 pub struct Client;
 

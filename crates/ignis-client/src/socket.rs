@@ -443,7 +443,7 @@ impl std::fmt::Debug for Socket {
 }
 
 impl Socket {
-    /// The namespace.
+    /// The namespace this socket is connected to (`/` for the main one).
     pub fn nsp(&self) -> &str {
         &self.inner.nsp
     }

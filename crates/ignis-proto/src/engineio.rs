@@ -37,6 +37,7 @@ impl Str {
         Str(Bytes::from_static(s.as_bytes()))
     }
 
+    /// The text, borrowed without a copy.
     pub fn as_str(&self) -> &str {
         // The only constructors validate UTF-8 or take a `&str`/`String`, and slicing goes through
         // `slice_from`, which checks char boundaries, so the bytes are always valid UTF-8. The
@@ -51,6 +52,7 @@ impl Str {
         &self.0
     }
 
+    /// The underlying UTF-8 bytes, without a copy (to write them out as a frame or payload).
     pub fn into_bytes(self) -> Bytes {
         self.0
     }
@@ -97,11 +99,14 @@ impl fmt::Display for Str {
 /// The data of a `message` packet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Data {
+    /// A text message, sent as-is in a WebSocket text frame or a polling payload.
     Text(Str),
+    /// A binary message: a WebSocket binary frame, or `b` + base64 in a polling payload.
     Binary(Bytes),
 }
 
 impl Data {
+    /// The length in bytes (UTF-8 bytes for text, before any base64 encoding).
     pub fn len(&self) -> usize {
         match self {
             Data::Text(s) => s.len(),
@@ -109,6 +114,7 @@ impl Data {
         }
     }
 
+    /// Whether the message holds no bytes.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -119,12 +125,17 @@ impl Data {
 pub enum Packet {
     /// Handshake, server to client: the JSON text of [`OpenInfo`].
     Open(Str),
+    /// Closes the session; either side may send it.
     Close,
     /// Heartbeat. The data is empty except during the upgrade probe (`probe`).
     Ping(Str),
+    /// Heartbeat answer; echoes the data of the `ping` (`probe` during the upgrade probe).
     Pong(Str),
+    /// Application data: a Socket.IO packet, or any data with plain Engine.IO.
     Message(Data),
+    /// Sent by the client on the new transport to complete an upgrade to WebSocket.
     Upgrade,
+    /// Does nothing; the server sends it to release a pending poll during an upgrade.
     Noop,
 }
 
@@ -209,14 +220,19 @@ fn decode_base64(data: &[u8]) -> Result<Bytes, DecodeError> {
 /// Why a packet or payload could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// The packet has no bytes, so not even a type.
     #[error("empty packet")]
     Empty,
+    /// The first byte is not one of the seven packet types (`0`-`6`, or `b` for base64).
     #[error("unknown packet type {0:#04x}")]
     UnknownType(u8),
+    /// A `b` packet whose data is not valid base64.
     #[error("invalid base64 in binary packet")]
     InvalidBase64,
+    /// A polling payload, or a text packet, that is not valid UTF-8.
     #[error("packet is not valid UTF-8")]
     InvalidUtf8,
+    /// The payload holds more packets than the `max_packets` the caller allowed.
     #[error("payload holds more than {0} packets")]
     TooManyPackets(usize),
 }
@@ -258,14 +274,20 @@ pub fn encode_payload<'a>(packets: impl IntoIterator<Item = &'a Packet>, out: &m
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OpenInfo {
+    /// The session id; the client sends it back in the `sid` query parameter.
     pub sid: String,
+    /// The transports the client may upgrade to (`["websocket"]` when polling, else empty).
     pub upgrades: Vec<String>,
+    /// Milliseconds between the server's pings.
     pub ping_interval: u64,
+    /// Milliseconds the server waits for a pong before it closes the session.
     pub ping_timeout: u64,
+    /// The largest polling payload, in bytes, the server accepts from this client.
     pub max_payload: u64,
 }
 
 impl OpenInfo {
+    /// The `open` packet carrying this handshake as JSON.
     pub fn to_packet(&self) -> Packet {
         // Serialising a struct of strings and integers cannot fail.
         let json = serde_json::to_string(self).unwrap_or_default();

@@ -5,6 +5,7 @@
 pub const EVENT_PING: &str = "ping";
 /// The server-side connection event.
 pub const EVENT_CONNECT: &str = "connection";
+/// The disconnection event, on both sides; its argument is the reason.
 pub const EVENT_DISCONNECT: &str = "disconnect";
 /// Client to server: `{rooms: [..]}`.
 pub const EVENT_JOIN: &str = "join";
@@ -21,14 +22,21 @@ pub const EVENT_UNAUTHENTICATE: &str = "unauthenticated";
 pub mod binding_keys {
     /// The server helper, bound once the post-start hook succeeded.
     pub const SOCKET_IO_INSTANCE: &str = "@app/socket-io/instance";
+    /// The Socket.IO server options, merged over the component's defaults.
     pub const SERVER_OPTIONS: &str = "@app/socket-io/server-options";
+    /// The Redis connection the adapter and the emitter use (required).
     pub const REDIS_CONNECTION: &str = "@app/socket-io/redis-connection";
+    /// The function that decides whether a socket's `authenticate` succeeds (required).
     pub const AUTHENTICATE_HANDLER: &str = "@app/socket-io/authenticate-handler";
+    /// The function that filters the rooms of a `join` request; without it, every join is refused.
     pub const VALIDATE_ROOM_HANDLER: &str = "@app/socket-io/validate-room-handler";
+    /// The function called once a socket is authenticated.
     pub const CLIENT_CONNECTED_HANDLER: &str = "@app/socket-io/client-connected-handler";
 }
 
+/// The first default room every authenticated socket joins.
 pub const ROOM_DEFAULT: &str = "io-default";
+/// The second default room every authenticated socket joins, for notifications.
 pub const ROOM_NOTIFICATION: &str = "io-notification";
 
 /// The message of `unauthenticated` when the credentials are refused.
@@ -39,18 +47,23 @@ pub const MESSAGE_AUTH_FAILED: &str = "Failed to authenticate connection! Please
 /// Where a client is in authentication.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClientState {
+    /// Connected, not yet authenticated: only `authenticate` is accepted.
     Unauthorized,
+    /// The authenticate handler is running.
     Authenticating,
+    /// Authenticated: the socket has joined its rooms and may `join` and `leave`.
     Authenticated,
 }
 
 impl ClientState {
+    /// The three states, in the order a client goes through them.
     pub const ALL: [ClientState; 3] = [
         ClientState::Unauthorized,
         ClientState::Authenticating,
         ClientState::Authenticated,
     ];
 
+    /// The lower-case name the protocol uses (`unauthorized`, `authenticating`, `authenticated`).
     pub const fn as_str(self) -> &'static str {
         match self {
             ClientState::Unauthorized => "unauthorized",

@@ -24,16 +24,22 @@ pub const MAX_DEPTH: usize = 128;
 /// Why a msgpack message could not be read or written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotepackError {
+    /// The input ends before the value it started is complete.
     #[error("the message ends in the middle of a value")]
     Truncated,
+    /// A whole value was read, but this many bytes follow it.
     #[error("{0} bytes after the value")]
     TrailingBytes(usize),
+    /// A marker or a structure msgpack does not allow, with what was wrong.
     #[error("invalid msgpack: {0}")]
     Invalid(&'static str),
+    /// A `str` whose bytes are not valid UTF-8.
     #[error("a string is not valid UTF-8")]
     InvalidUtf8,
+    /// Arrays and maps nest deeper than [`MAX_DEPTH`].
     #[error("nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
+    /// A string, binary, array or map longer than `u32::MAX`, which msgpack cannot express.
     #[error("a length msgpack cannot express")]
     TooLarge,
 }
@@ -108,6 +114,8 @@ pub fn encode(value: &Value) -> Result<Vec<u8>, NotepackError> {
     Ok(out)
 }
 
+/// Appends `n` in the smallest msgpack integer form (an unsigned form when `n >= 0`), as
+/// notepack does.
 pub fn write_int(out: &mut Vec<u8>, n: i64) {
     if let Ok(u) = u64::try_from(n) {
         return write_uint(out, u);
@@ -129,6 +137,7 @@ pub fn write_int(out: &mut Vec<u8>, n: i64) {
     }
 }
 
+/// Appends `n` in the smallest unsigned msgpack integer form.
 pub fn write_uint(out: &mut Vec<u8>, n: u64) {
     if n < 0x80 {
         out.push(n as u8);
@@ -160,6 +169,10 @@ fn write_float(out: &mut Vec<u8>, f: f64) {
     }
 }
 
+/// Appends `s` as a msgpack `str`.
+///
+/// # Errors
+/// [`NotepackError::TooLarge`] if `s` is 4 GiB or longer.
 pub fn write_str(out: &mut Vec<u8>, s: &str) -> Result<(), NotepackError> {
     let len = u32::try_from(s.len()).map_err(|_| NotepackError::TooLarge)?;
     if len < 0x20 {
@@ -192,10 +205,18 @@ fn write_bin(out: &mut Vec<u8>, b: &[u8]) -> Result<(), NotepackError> {
     Ok(())
 }
 
+/// Appends an array header for `len` elements; the caller writes the elements after it.
+///
+/// # Errors
+/// [`NotepackError::TooLarge`] if `len` exceeds `u32::MAX`.
 pub fn write_array_len(out: &mut Vec<u8>, len: usize) -> Result<(), NotepackError> {
     write_len(out, len, 0x90, 0xdc)
 }
 
+/// Appends a map header for `len` key-value pairs; the caller writes them after it.
+///
+/// # Errors
+/// [`NotepackError::TooLarge`] if `len` exceeds `u32::MAX`.
 pub fn write_map_len(out: &mut Vec<u8>, len: usize) -> Result<(), NotepackError> {
     write_len(out, len, 0x80, 0xde)
 }

@@ -10,7 +10,7 @@ use crate::config::ConfigError;
 
 /// The admin UI's flags (flattened into the server's).
 #[derive(Debug, Default, clap::Args)]
-pub struct AdminUiArgs {
+pub(crate) struct AdminUiArgs {
     /// Turns on the Socket.IO Admin UI (@socket.io/admin-ui) on the namespace `/admin` of the
     /// Socket.IO path, for this user and the bcrypt hash of its password, as `user:hash`
     /// (`ignis-server admin-ui-hash` makes one). Prefer the environment variable or the file:
@@ -24,14 +24,14 @@ pub struct AdminUiArgs {
 
 /// The admin UI of the effective configuration.
 #[derive(Debug, Clone)]
-pub struct AdminUiSettings {
+pub(crate) struct AdminUiSettings {
     pub auth: BasicAuth,
     pub read_only: bool,
 }
 
 impl AdminUiSettings {
     /// From the flags (or environment), then the file's `admin_ui_auth` and `admin_ui_read_only`.
-    pub fn load(
+    pub(crate) fn load(
         args: AdminUiArgs,
         file_auth: Option<String>,
         file_read_only: Option<bool>,
@@ -53,7 +53,7 @@ impl AdminUiSettings {
         Ok(Some(AdminUiSettings { auth, read_only }))
     }
 
-    pub fn options(&self) -> AdminOptions {
+    pub(crate) fn options(&self) -> AdminOptions {
         AdminOptions {
             read_only: self.read_only,
             ..AdminOptions::new(Some(self.auth.clone()))
@@ -62,7 +62,7 @@ impl AdminUiSettings {
 }
 
 /// `ignis-server admin-ui-hash`: the bcrypt hash of the password on the first line of stdin.
-pub fn print_hash(cost: u32) -> ExitCode {
+pub(crate) fn print_hash(cost: u32) -> ExitCode {
     let mut line = String::new();
     if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
         eprintln!("ignis-server: cannot read the password: {e}");

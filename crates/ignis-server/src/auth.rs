@@ -15,7 +15,7 @@ use crate::config::{JwtKey, JwtSettings};
 
 /// The claims we read; others are ignored.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claims {
+pub(crate) struct Claims {
     pub sub: Option<String>,
 }
 
@@ -52,7 +52,7 @@ fn claims_of(map: &Map<String, serde_json::Value>) -> Result<Claims, String> {
 
 /// Why a token could not be minted.
 #[derive(Debug, thiserror::Error)]
-pub enum MintError {
+pub(crate) enum MintError {
     #[error("minting a token needs the HS256 secret (--jwt-secret or APP_ENV_JWT_SECRET)")]
     NoSecret,
     #[error("the system clock is before 1970")]
@@ -62,7 +62,7 @@ pub enum MintError {
 }
 
 /// An HS256 token for `sub`, valid from now for `ttl`, with the configured `iss` and `aud`.
-pub fn mint(
+pub(crate) fn mint(
     settings: &JwtSettings,
     sub: &str,
     ttl: std::time::Duration,
@@ -96,7 +96,7 @@ pub fn mint(
 
 /// Checks client tokens.
 #[derive(Clone)]
-pub enum Verifier {
+pub(crate) enum Verifier {
     /// Development mode: every client is accepted, with no subject.
     Open,
     /// Boxed: the key and its validation rules are large, the open mode is nothing.
@@ -106,10 +106,10 @@ pub enum Verifier {
 /// Why a verifier could not be built.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid JWT key: {0}")]
-pub struct KeyError(String);
+pub(crate) struct KeyError(String);
 
 impl Verifier {
-    pub fn new(settings: &JwtSettings) -> Result<Verifier, KeyError> {
+    pub(crate) fn new(settings: &JwtSettings) -> Result<Verifier, KeyError> {
         let (key, algorithms) = match &settings.key {
             JwtKey::None => return Ok(Verifier::Open),
             JwtKey::Secret(secret) => (
@@ -150,12 +150,12 @@ impl Verifier {
         Ok(Verifier::Jwt(Box::new((key, validation))))
     }
 
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         matches!(self, Verifier::Open)
     }
 
     /// The claims of the client's token, or why it is refused.
-    pub fn verify(&self, request: &AuthRequest) -> Result<Claims, String> {
+    pub(crate) fn verify(&self, request: &AuthRequest) -> Result<Claims, String> {
         self.verify_parts(request.payload.as_ref(), &request.handshake)
     }
 

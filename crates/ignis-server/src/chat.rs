@@ -18,11 +18,11 @@ use crate::logging::Escaped;
 use crate::rooms::RoomRules;
 
 /// The helper, known once the Socket.IO component's post-start hook has run.
-pub type HelperSlot = Arc<OnceLock<SocketIoServerHelper>>;
+pub(crate) type HelperSlot = Arc<OnceLock<SocketIoServerHelper>>;
 
 /// Which ids `get-clients` answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ClientList {
+pub(crate) enum ClientList {
     /// Only the sender's own id; `count` is still every authenticated client of the node.
     #[default]
     Own,
@@ -44,14 +44,14 @@ impl std::str::FromStr for ClientList {
 
 /// What the chat events need besides the helper.
 #[derive(Debug, Clone)]
-pub struct ChatOptions {
+pub(crate) struct ChatOptions {
     /// The rules a room must pass for `chat:message {room}` (as for `join`).
     pub rules: Arc<RoomRules>,
     pub client_list: ClientList,
 }
 
 /// The subject of the client's token, if it had one.
-pub fn subject_of(socket: &ignis_socketio::Socket) -> Option<String> {
+pub(crate) fn subject_of(socket: &ignis_socketio::Socket) -> Option<String> {
     socket
         .data()
         .get("sub")
@@ -125,7 +125,7 @@ fn send(
 
 /// Gives every newly authenticated client the chat events: one table of handlers, built once
 /// and shared by every socket.
-pub fn handler(slot: HelperSlot, options: ChatOptions) -> ClientConnectedHandler {
+pub(crate) fn handler(slot: HelperSlot, options: ChatOptions) -> ClientConnectedHandler {
     let handlers = Arc::new(handlers(slot, options));
     ClientConnectedHandler::new(move |socket: SocketRef| {
         socket.attach(&handlers);

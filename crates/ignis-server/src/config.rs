@@ -21,7 +21,7 @@ use crate::settings::{EngineCli, EngineFile, EngineSettings};
 /// to clients, rooms or everyone.
 #[derive(Debug, Parser, Default)]
 #[command(name = "ignis-server", version)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     /// A TOML file with any of the settings below (snake_case keys, e.g. `port = 3000`).
@@ -217,7 +217,7 @@ pub struct Cli {
 
 /// What to do instead of serving.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Print an HS256 token signed with the configured secret (APP_ENV_JWT_SECRET or
     /// --jwt-secret), for trying the server out; `iss` and `aud` are added when configured.
     MintToken {
@@ -239,7 +239,7 @@ pub enum Command {
 }
 
 /// `90`, `90s`, `15m`, `1h`, `2d`.
-pub fn parse_ttl(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_ttl(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => text.split_at(i),
@@ -326,7 +326,7 @@ struct FileConfig {
 
 /// How client tokens are checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JwtKey {
+pub(crate) enum JwtKey {
     /// No key: every client is accepted (development only).
     None,
     Secret(String),
@@ -335,7 +335,7 @@ pub enum JwtKey {
 
 /// How client tokens are checked: the key and the claim rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JwtSettings {
+pub(crate) struct JwtSettings {
     pub key: JwtKey,
     /// Clock difference allowed on `exp` and `nbf`.
     pub leeway_secs: u64,
@@ -357,14 +357,14 @@ impl Default for JwtSettings {
 }
 
 /// The leeway on `exp` and `nbf` when none is configured.
-pub const DEFAULT_JWT_LEEWAY_SECS: u64 = 60;
+pub(crate) const DEFAULT_JWT_LEEWAY_SECS: u64 = 60;
 
 /// The largest leeway accepted.
-pub const MAX_JWT_LEEWAY_SECS: u64 = 86_400;
+pub(crate) const MAX_JWT_LEEWAY_SECS: u64 = 86_400;
 
 /// What one client may do before it is refused or cut (the README's "Abuse limits").
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub max_rooms_per_socket: usize,
     /// `None`: events are not rate-limited.
     pub event_rate: Option<EventRate>,
@@ -398,7 +398,7 @@ impl Default for Limits {
 
 /// Where and whether `GET /metrics` is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MetricsSettings {
+pub(crate) struct MetricsSettings {
     /// Whether `/metrics` is served and REST requests measured (the libraries count anyway).
     pub enabled: bool,
     /// An address of its own (without the API key); `None`: the API's port, behind the key.
@@ -422,14 +422,14 @@ impl MetricsSettings {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
 
 /// The effective configuration.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub host: String,
     pub port: u16,
     pub base_path: String,
@@ -476,14 +476,14 @@ pub struct Config {
 
 /// Where the server's certificate and key are.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
+pub(crate) struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
 }
 
 /// Settings as given, for `--print-config`: the configuration keeps what they were read into.
 #[derive(Debug, Clone, Default)]
-pub struct Sources {
+pub(crate) struct Sources {
     pub redis_url: Option<String>,
     pub redis_tls_ca: Option<PathBuf>,
     pub jwt_public_key_file: Option<PathBuf>,
@@ -491,7 +491,7 @@ pub struct Sources {
 
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     #[error("cannot read the config file {path}: {error}")]
     ReadFile {
         path: PathBuf,
@@ -648,7 +648,7 @@ fn path_setting(name: &'static str, value: String) -> Result<String, ConfigError
 
 impl Config {
     /// Builds the configuration from the command line, the environment and the file.
-    pub fn load(mut cli: Cli) -> Result<Config, ConfigError> {
+    pub(crate) fn load(mut cli: Cli) -> Result<Config, ConfigError> {
         let file = match &cli.config {
             Some(path) => {
                 let text =
@@ -912,10 +912,10 @@ impl Config {
 
 /// The default drain window: long enough that a few thousand clients do not reconnect all in
 /// the same second, short enough for an orchestrator's usual 30 s grace period.
-pub const DEFAULT_DRAIN_SECONDS: u64 = 15;
+pub(crate) const DEFAULT_DRAIN_SECONDS: u64 = 15;
 
 /// The longest drain window accepted.
-pub const MAX_DRAIN_SECONDS: u64 = 3600;
+pub(crate) const MAX_DRAIN_SECONDS: u64 = 3600;
 
 fn drain_window(seconds: Option<u64>) -> Result<Duration, ConfigError> {
     match seconds.unwrap_or(DEFAULT_DRAIN_SECONDS) {
@@ -932,7 +932,7 @@ impl Config {
     /// the classic and sharded adapters carry no sessions (nor does Node's redis-adapter), so
     /// each node keeps its own in memory and only a client that comes back to the same node
     /// (a network blip behind a sticky load balancer) is recovered.
-    pub fn recovery_scope_warning(&self) -> Option<&'static str> {
+    pub(crate) fn recovery_scope_warning(&self) -> Option<&'static str> {
         if self.recovery_max_disconnection.is_none() || self.redis.is_none() {
             return None;
         }

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 /// Shared by the REST API, which asks for a drain, and `main`, which runs it.
 #[derive(Debug, Clone)]
-pub struct DrainSwitch {
+pub(crate) struct DrainSwitch {
     requested: Arc<watch::Sender<bool>>,
     window: Duration,
 }
@@ -25,7 +25,7 @@ impl Default for DrainSwitch {
 }
 
 impl DrainSwitch {
-    pub fn new(window: Duration) -> Self {
+    pub(crate) fn new(window: Duration) -> Self {
         DrainSwitch {
             requested: Arc::new(watch::channel(false).0),
             window,
@@ -33,12 +33,12 @@ impl DrainSwitch {
     }
 
     /// How long the drain spreads the clients' reconnections over.
-    pub fn window(&self) -> Duration {
+    pub(crate) fn window(&self) -> Duration {
         self.window
     }
 
     /// Asks for a drain; true the first time.
-    pub fn request(&self) -> bool {
+    pub(crate) fn request(&self) -> bool {
         self.requested.send_if_modified(|requested| {
             let first = !*requested;
             *requested = true;
@@ -47,12 +47,12 @@ impl DrainSwitch {
     }
 
     #[cfg(test)]
-    pub fn is_requested(&self) -> bool {
+    pub(crate) fn is_requested(&self) -> bool {
         *self.requested.borrow()
     }
 
     /// Resolves once a drain was asked for.
-    pub async fn requested(&self) {
+    pub(crate) async fn requested(&self) {
         let mut receiver = self.requested.subscribe();
         // The sender lives in `self`, so the wait can only end with the value set.
         let _ = receiver.wait_for(|requested| *requested).await;
@@ -61,13 +61,13 @@ impl DrainSwitch {
 
 /// What started the drain, or stopped it short.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
+pub(crate) enum Stop {
     Terminate,
     Interrupt,
 }
 
 /// SIGTERM and SIGINT as they come, several times each.
-pub struct Signals {
+pub(crate) struct Signals {
     #[cfg(unix)]
     terminate: Option<tokio::signal::unix::Signal>,
     #[cfg(unix)]
@@ -76,7 +76,7 @@ pub struct Signals {
 
 impl Signals {
     /// Listens from now on (a signal before this call has its default effect).
-    pub fn listen() -> Self {
+    pub(crate) fn listen() -> Self {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -92,7 +92,7 @@ impl Signals {
     }
 
     /// The next SIGTERM or SIGINT.
-    pub async fn next(&mut self) -> Stop {
+    pub(crate) async fn next(&mut self) -> Stop {
         #[cfg(unix)]
         {
             let terminate = async {

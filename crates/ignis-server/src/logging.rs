@@ -21,7 +21,7 @@ use crate::config::{ConfigError, LogFormat};
 
 /// When a log file is closed and the next one begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogRotation {
+pub(crate) enum LogRotation {
     Hourly,
     Daily,
     /// One file, which grows for ever.
@@ -38,7 +38,7 @@ impl LogRotation {
     }
 
     /// As in the configuration.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             LogRotation::Hourly => "hourly",
             LogRotation::Daily => "daily",
@@ -50,7 +50,7 @@ impl LogRotation {
 /// How many old log files are kept: a count, or an age (`5d`), which is a count of files of
 /// the rotation's period, rounded up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogKeep {
+pub(crate) enum LogKeep {
     Files(usize),
     Age(Duration),
 }
@@ -66,7 +66,7 @@ impl LogKeep {
     }
 
     /// As in the configuration.
-    pub fn to_setting(self) -> String {
+    pub(crate) fn to_setting(self) -> String {
         match self {
             LogKeep::Files(n) => n.to_string(),
             LogKeep::Age(age) => {
@@ -85,7 +85,7 @@ impl LogKeep {
 
 /// Where the logs go.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogSettings {
+pub(crate) struct LogSettings {
     pub format: LogFormat,
     /// `None`: stderr.
     pub dir: Option<PathBuf>,
@@ -94,12 +94,12 @@ pub struct LogSettings {
 }
 
 /// Logs are kept five days unless configured otherwise.
-pub const DEFAULT_LOG_KEEP: LogKeep = LogKeep::Age(Duration::from_secs(5 * 86_400));
+pub(crate) const DEFAULT_LOG_KEEP: LogKeep = LogKeep::Age(Duration::from_secs(5 * 86_400));
 
 impl LogSettings {
     /// The file settings from their text (flags, environment or file); `--log-keep` without a
     /// rotation to apply it to is refused, as is a keep of nothing.
-    pub fn load(
+    pub(crate) fn load(
         format: LogFormat,
         dir: Option<PathBuf>,
         rotation: Option<&str>,
@@ -161,8 +161,8 @@ impl LogSettings {
 /// The name of the log files (`ignis.2026-01-31-17.log`) and of those of errors
 /// (`error.2026-01-31-17.log`): neither name begins with the other, since the retention of each
 /// kind counts the files that begin with its own.
-pub const LOG_FILE_PREFIX: &str = "ignis";
-pub const ERROR_FILE_PREFIX: &str = "error";
+pub(crate) const LOG_FILE_PREFIX: &str = "ignis";
+pub(crate) const ERROR_FILE_PREFIX: &str = "error";
 
 fn appender(
     dir: &Path,
@@ -188,7 +188,7 @@ fn appender(
 
 /// What must live as long as the process for the log files to be written: dropped, the lines
 /// still queued are written out.
-pub struct LogGuards(#[allow(dead_code)] Vec<WorkerGuard>);
+pub(crate) struct LogGuards(#[allow(dead_code)] Vec<WorkerGuard>);
 
 /// A layer that writes lines to `writer`, as text or JSON; `Registry` is the subscriber every
 /// layer of the server stacks on.
@@ -213,7 +213,7 @@ where
 
 /// Sets up logging as configured: `RUST_LOG` (default `info`) filters what is written; with a
 /// directory, every line goes to its files and errors to the error files as well.
-pub fn init(settings: &LogSettings) -> Result<LogGuards, String> {
+pub(crate) fn init(settings: &LogSettings) -> Result<LogGuards, String> {
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = settings.format == LogFormat::Json;
     let Some(dir) = &settings.dir else {
@@ -248,7 +248,7 @@ pub fn init(settings: &LogSettings) -> Result<LogGuards, String> {
 
 /// Displays a string with newlines, quotes and control characters escaped as Rust does
 /// (`\n`, `\u{1b}`), without the surrounding quotes `{:?}` would add.
-pub struct Escaped<'a>(pub &'a str);
+pub(crate) struct Escaped<'a>(pub &'a str);
 
 impl fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

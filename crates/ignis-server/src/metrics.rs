@@ -51,7 +51,7 @@ struct RestLabels {
 
 /// The registry of a server: the REST histogram, the collector of the libraries' figures, and
 /// the process's.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     rest: Family<RestLabels, Histogram>,
 }
@@ -64,7 +64,7 @@ impl std::fmt::Debug for Metrics {
 
 impl Metrics {
     /// The metrics of the server that `app` runs.
-    pub fn new(app: AppHandle) -> Arc<Metrics> {
+    pub(crate) fn new(app: AppHandle) -> Arc<Metrics> {
         let mut registry = Registry::default();
         let rest = Family::<RestLabels, Histogram>::new_with_constructor(
             (|| Histogram::new(REST_LATENCY_BOUNDS)) as fn() -> Histogram,
@@ -82,7 +82,10 @@ impl Metrics {
 
     /// The exposition: OpenMetrics when the scraper asks for it, else the Prometheus text
     /// format (0.0.4).
-    pub fn render(&self, accept: Option<&str>) -> Result<(String, &'static str), std::fmt::Error> {
+    pub(crate) fn render(
+        &self,
+        accept: Option<&str>,
+    ) -> Result<(String, &'static str), std::fmt::Error> {
         let mut out = String::with_capacity(16 * 1024);
         if accept.is_some_and(|a| a.contains("application/openmetrics-text")) {
             prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
@@ -173,12 +176,13 @@ enum Exposure {
 
 /// The binding under which the address `/metrics` listens on apart is published once the
 /// server started (with `--metrics-addr`), for tests and tools that asked for port 0.
-pub const METRICS_ADDR: BindingKey<SocketAddr> = BindingKey::new("ignis-server:metrics-addr");
+pub(crate) const METRICS_ADDR: BindingKey<SocketAddr> =
+    BindingKey::new("ignis-server:metrics-addr");
 
 /// What `build` needs to serve the metrics: the settings, and the metrics once the routes are
 /// made, for the listener of their own the post-start hook opens.
 #[derive(Debug, Clone)]
-pub struct Setup {
+pub(crate) struct Setup {
     settings: MetricsSettings,
     api_key: Option<String>,
     made: Arc<OnceLock<Arc<Metrics>>>,
@@ -187,7 +191,7 @@ pub struct Setup {
 impl Setup {
     /// The metrics of a server with these settings; `api_key` guards `/metrics` on the API's
     /// port.
-    pub fn new(settings: MetricsSettings, api_key: Option<String>) -> Setup {
+    pub(crate) fn new(settings: MetricsSettings, api_key: Option<String>) -> Setup {
         Setup {
             settings,
             api_key,
@@ -197,7 +201,7 @@ impl Setup {
 
     /// The REST API's `router` with its requests measured, and `/metrics` on it when it is
     /// served on the API's port; as it is when metrics are off.
-    pub fn wrap(&self, router: Router, app: AppHandle) -> Router {
+    pub(crate) fn wrap(&self, router: Router, app: AppHandle) -> Router {
         if !self.settings.enabled {
             return router;
         }
@@ -214,7 +218,7 @@ impl Setup {
 
     /// The post-start hook: with `--metrics-addr`, listens there and serves `/metrics` alone;
     /// an address that cannot be bound stops the server.
-    pub async fn listen_apart(self, app: AppHandle) -> Result<(), BoxError> {
+    pub(crate) async fn listen_apart(self, app: AppHandle) -> Result<(), BoxError> {
         let (Some(addr), Some(metrics)) = (self.settings.addr, self.made.get().cloned()) else {
             return Ok(());
         };

@@ -11,7 +11,7 @@ use crate::config::{Config, JwtKey, LogFormat};
 use crate::settings::PrintedEngine;
 
 /// What a secret that is set shows as.
-pub const HIDDEN: &str = "<hidden>";
+pub(crate) const HIDDEN: &str = "<hidden>";
 
 /// Every key of the file, in the order of the sample `ignis.example.toml`.
 #[derive(Serialize)]
@@ -89,7 +89,7 @@ struct Printed {
 }
 
 /// A Redis URL list with the password of each URL replaced by [`HIDDEN`].
-pub fn redact_redis_urls(list: &str) -> String {
+pub(crate) fn redact_redis_urls(list: &str) -> String {
     list.split(',')
         .map(|url| {
             let url = url.trim();
@@ -112,7 +112,7 @@ pub fn redact_redis_urls(list: &str) -> String {
 }
 
 /// The configuration as TOML.
-pub fn to_toml(config: &Config) -> Result<String, toml::ser::Error> {
+pub(crate) fn to_toml(config: &Config) -> Result<String, toml::ser::Error> {
     let ms = |d: std::time::Duration| d.as_millis() as u64;
     let limits = &config.limits;
     let (redis_mode, subscription) = match config.redis_mode {

@@ -4,7 +4,7 @@
 
 /// What could be read; `None` for what could not.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct ProcessFigures {
+pub(crate) struct ProcessFigures {
     /// User and system CPU time.
     pub cpu_seconds: Option<f64>,
     /// Resident set size.
@@ -74,7 +74,7 @@ fn sysconf(name: libc::c_int, fallback: u64) -> u64 {
 }
 
 /// The figures now.
-pub fn read() -> ProcessFigures {
+pub(crate) fn read() -> ProcessFigures {
     let mut figures = ProcessFigures::default();
     let ticks = sysconf(libc::_SC_CLK_TCK, 100) as f64;
     if let Some(stat) = std::fs::read_to_string("/proc/self/stat")

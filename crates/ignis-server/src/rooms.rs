@@ -6,19 +6,19 @@
 
 /// Room rules.
 #[derive(Debug, Clone)]
-pub struct RoomRules {
+pub(crate) struct RoomRules {
     allow: Vec<String>,
     deny: Vec<String>,
 }
 
 impl RoomRules {
-    pub fn new(allow: Vec<String>, deny: Vec<String>) -> Self {
+    pub(crate) fn new(allow: Vec<String>, deny: Vec<String>) -> Self {
         RoomRules { allow, deny }
     }
 
     /// Whether a client whose token has subject `sub` may join `room`. A pattern with `{sub}`
     /// never matches a client without a subject (or with an empty one).
-    pub fn allows(&self, room: &str, sub: Option<&str>) -> bool {
+    pub(crate) fn allows(&self, room: &str, sub: Option<&str>) -> bool {
         let sub = sub.filter(|s| !s.is_empty());
         let matches = |pattern: &String| match (pattern.contains("{sub}"), sub) {
             (true, None) => false,
@@ -29,7 +29,7 @@ impl RoomRules {
     }
 
     /// The rooms of `requested` the client may join.
-    pub fn filter(&self, requested: Vec<String>, sub: Option<&str>) -> Vec<String> {
+    pub(crate) fn filter(&self, requested: Vec<String>, sub: Option<&str>) -> Vec<String> {
         requested
             .into_iter()
             .filter(|room| self.allows(room, sub))

@@ -15,7 +15,7 @@ use crate::config::ConfigError;
 
 /// The engine settings on the command line (and in the environment).
 #[derive(Debug, Default, Clone, Args)]
-pub struct EngineCli {
+pub(crate) struct EngineCli {
     /// Milliseconds between two Engine.IO heartbeats (socket.io's `pingInterval`; not the
     /// app-level `ping` event) [default: 25000].
     #[arg(long, env = "APP_ENV_ENGINE_PING_INTERVAL_MS")]
@@ -61,7 +61,7 @@ pub struct EngineCli {
 /// The `[engine]` table of the TOML file: the same settings, the same names.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EngineFile {
+pub(crate) struct EngineFile {
     ping_interval_ms: Option<u64>,
     ping_timeout_ms: Option<u64>,
     upgrade_timeout_ms: Option<u64>,
@@ -76,7 +76,7 @@ pub struct EngineFile {
 
 /// The engine settings in effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EngineSettings {
+pub(crate) struct EngineSettings {
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
     pub upgrade_timeout: Duration,
@@ -162,7 +162,7 @@ fn parse_transports(list: Vec<String>) -> Result<Transports, ConfigError> {
 impl EngineSettings {
     /// The settings from the command line, then the file's `[engine]` table, then the
     /// defaults; a bad value is an error naming its key.
-    pub fn load(cli: EngineCli, file: EngineFile) -> Result<EngineSettings, ConfigError> {
+    pub(crate) fn load(cli: EngineCli, file: EngineFile) -> Result<EngineSettings, ConfigError> {
         let d = EngineSettings::default();
         let ping_interval = millis(
             "ping interval (engine.ping_interval_ms, --ping-interval-ms)",
@@ -245,7 +245,7 @@ impl EngineSettings {
     }
 
     /// Sets these settings on the Socket.IO options the server binds.
-    pub fn apply(&self, options: ServerOptions) -> ServerOptions {
+    pub(crate) fn apply(&self, options: ServerOptions) -> ServerOptions {
         ServerOptions {
             ping_interval: Some(self.ping_interval),
             ping_timeout: Some(self.ping_timeout),
@@ -269,7 +269,7 @@ impl EngineSettings {
     }
 
     /// The `[engine]` table as `--print-config` shows it, loadable again.
-    pub fn printed(&self) -> PrintedEngine {
+    pub(crate) fn printed(&self) -> PrintedEngine {
         let mut transports = Vec::new();
         if self.transports.polling {
             transports.push("polling".to_string());
@@ -297,7 +297,7 @@ impl EngineSettings {
 
 /// The `[engine]` table of `--print-config`.
 #[derive(Debug, Serialize)]
-pub struct PrintedEngine {
+pub(crate) struct PrintedEngine {
     ping_interval_ms: u64,
     ping_timeout_ms: u64,
     upgrade_timeout_ms: u64,

@@ -9,18 +9,28 @@ use crate::frame::{MAX_CONTROL_PAYLOAD, OpCode, encode_frame_header, header_len}
 pub struct CloseCode(pub u16);
 
 impl CloseCode {
+    /// 1000: the purpose of the connection is fulfilled.
     pub const NORMAL: CloseCode = CloseCode(1000);
+    /// 1001: the endpoint is leaving (a server shutting down, a page navigated away).
     pub const GOING_AWAY: CloseCode = CloseCode(1001);
+    /// 1002: the peer broke the WebSocket protocol.
     pub const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
+    /// 1003: a message of a type the endpoint cannot accept (text or binary).
     pub const UNSUPPORTED_DATA: CloseCode = CloseCode(1003);
     /// Reserved: reported locally when a close frame had no code, never sent.
     pub const NO_STATUS: CloseCode = CloseCode(1005);
     /// Reserved: reported locally when the connection dropped, never sent.
     pub const ABNORMAL: CloseCode = CloseCode(1006);
+    /// 1007: a message's data is inconsistent with its type (text that is not UTF-8, corrupt
+    /// compressed data).
     pub const INVALID_PAYLOAD: CloseCode = CloseCode(1007);
+    /// 1008: a message broke the endpoint's policy, when no more specific code fits.
     pub const POLICY_VIOLATION: CloseCode = CloseCode(1008);
+    /// 1009: a message exceeds the endpoint's size limit.
     pub const MESSAGE_TOO_BIG: CloseCode = CloseCode(1009);
+    /// 1010: the client needed an extension the server did not negotiate.
     pub const MANDATORY_EXTENSION: CloseCode = CloseCode(1010);
+    /// 1011: the server met an unexpected condition.
     pub const INTERNAL_ERROR: CloseCode = CloseCode(1011);
 
     /// Whether the code may appear in a close frame. Same rule as the `ws`
@@ -40,7 +50,9 @@ impl From<CloseCode> for u16 {
 /// The body of a received close frame. `reason` is valid UTF-8.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseFrame {
+    /// The status code the peer sent.
     pub code: CloseCode,
+    /// The peer's reason (UTF-8, at most 123 bytes); empty when none was given.
     pub reason: Bytes,
 }
 

@@ -36,34 +36,52 @@ impl Role {
 /// send a close frame with [`ProtocolError::close_code`] and stop reading.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
+    /// RSV2 or RSV3 is set: no extension that uses them is supported.
     #[error("RSV2 and RSV3 must be clear")]
     ReservedBits,
+    /// RSV1 is set without permessage-deflate, or on a control or continuation frame.
     #[error("RSV1 must be clear")]
     UnexpectedRsv1,
+    /// An opcode RFC 6455 reserves (3-7, 11-15).
     #[error("invalid opcode {0}")]
     InvalidOpcode(u8),
+    /// A continuation frame arrived with no fragmented message in progress.
     #[error("continuation frame without a message to continue")]
     UnexpectedContinuation,
+    /// A text or binary frame arrived while a fragmented message awaits its continuation.
     #[error("new data frame while a fragmented message is in progress")]
     ExpectedContinuation,
+    /// A ping, pong or close frame without the FIN bit.
     #[error("control frames must not be fragmented")]
     FragmentedControl,
+    /// A control frame's payload is longer than 125 bytes (the length given).
     #[error("control frame payload of {0} bytes exceeds 125")]
     ControlTooLong(u8),
+    /// A client frame is not masked (server role).
     #[error("MASK must be set")]
     UnmaskedFrame,
+    /// A server frame is masked (client role).
     #[error("MASK must be clear")]
     MaskedFrame,
+    /// A 64-bit payload length with its most significant bit set.
     #[error("payload length has the most significant bit set")]
     InvalidLength,
+    /// The message, reassembled or inflated, is longer than `limit` bytes (the decoder's maximum).
     #[error("message exceeds the {limit}-byte limit")]
-    MessageTooBig { limit: usize },
+    MessageTooBig {
+        /// The maximum message size, in bytes.
+        limit: usize,
+    },
+    /// A close frame with a 1-byte payload, too short for a status code.
     #[error("close frame payload of 1 byte")]
     InvalidClosePayload,
+    /// A close frame whose status code may not appear on the wire.
     #[error("invalid close code {0}")]
     InvalidCloseCode(u16),
+    /// A text message or a close reason that is not valid UTF-8.
     #[error("invalid UTF-8")]
     InvalidUtf8,
+    /// A compressed message that does not inflate.
     #[error("invalid compressed data")]
     InvalidCompressedData,
 }
@@ -95,8 +113,11 @@ impl From<InflateError> for ProtocolError {
 pub enum Message {
     /// Always valid UTF-8.
     Text(Bytes),
+    /// Binary data.
     Binary(Bytes),
+    /// A ping; answer it with a pong carrying the same bytes.
     Ping(Bytes),
+    /// A pong, answering a ping (or unsolicited, as a heartbeat).
     Pong(Bytes),
     /// `None` when the close frame had no body (code 1005 locally).
     Close(Option<CloseFrame>),
@@ -208,10 +229,12 @@ impl Decoder {
         self
     }
 
+    /// Which side of the connection this decoder reads for.
     pub fn role(&self) -> Role {
         self.role
     }
 
+    /// The longest message, in bytes, this decoder accepts.
     pub fn max_message_size(&self) -> usize {
         self.max_message_size
     }

@@ -18,11 +18,17 @@ pub const MAX_HEADER_LEN: usize = 14;
 /// rejects them before an `OpCode` exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OpCode {
+    /// Continues a fragmented text or binary message (`0x0`).
     Continuation,
+    /// Starts a UTF-8 text message (`0x1`).
     Text,
+    /// Starts a binary message (`0x2`).
     Binary,
+    /// Starts or answers the closing handshake (`0x8`).
     Close,
+    /// Asks the peer for a pong (`0x9`).
     Ping,
+    /// Answers a ping, or a unidirectional heartbeat (`0xA`).
     Pong,
 }
 
@@ -159,13 +165,19 @@ pub fn server_frame_compressed(
 /// A parsed frame header; `payload_len` is as declared on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
+    /// The final frame of its message.
     pub fin: bool,
+    /// RSV1: with permessage-deflate, the message is compressed (first frame only).
     pub rsv1: bool,
+    /// RSV2: reserved, must be clear.
     pub rsv2: bool,
+    /// RSV3: reserved, must be clear.
     pub rsv3: bool,
     /// Raw 4-bit opcode, reserved values included.
     pub opcode: u8,
+    /// The masking key; clients mask every frame, servers none.
     pub mask: Option<[u8; 4]>,
+    /// The payload length in bytes, as declared on the wire.
     pub payload_len: u64,
     /// Bytes taken by the header itself.
     pub header_len: usize,

@@ -32,24 +32,34 @@ pub fn accept_key_bytes(sec_websocket_key: &[u8]) -> [u8; 28] {
 /// repeated header lines must be joined with `", "` by the caller.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UpgradeRequest<'a> {
+    /// The request method; only `GET` may upgrade.
     pub method: &'a [u8],
+    /// The `Upgrade` header, which must name `websocket`.
     pub upgrade: Option<&'a [u8]>,
+    /// The `Connection` header, which must contain the `upgrade` token.
     pub connection: Option<&'a [u8]>,
+    /// The `Sec-WebSocket-Version` header, which must be `13` (or `8`, as `ws` accepts).
     pub version: Option<&'a [u8]>,
+    /// The `Sec-WebSocket-Key` header, whose accept hash the response carries.
     pub key: Option<&'a [u8]>,
 }
 
 /// Why an upgrade request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum HandshakeError {
+    /// The method is not `GET`.
     #[error("invalid HTTP method")]
     InvalidMethod,
+    /// The `Upgrade` header is missing or does not name `websocket`.
     #[error("invalid Upgrade header")]
     InvalidUpgrade,
+    /// The `Connection` header is missing or lacks `upgrade`.
     #[error("Connection header lacks the upgrade token")]
     InvalidConnection,
+    /// The `Sec-WebSocket-Key` header is missing or not 16 bytes in base64.
     #[error("missing or invalid Sec-WebSocket-Key header")]
     InvalidKey,
+    /// The `Sec-WebSocket-Version` header is missing or neither `13` nor `8`.
     #[error("missing or invalid Sec-WebSocket-Version header")]
     UnsupportedVersion,
 }

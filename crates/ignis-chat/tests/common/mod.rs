@@ -16,16 +16,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 /// How long a test waits for anything the chat should do.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     Sqlite,
     Postgres,
 }
 
 /// The PostgreSQL server the tests use (trust auth), as a URL of its maintenance database.
-pub fn postgres_admin_url() -> String {
+pub(crate) fn postgres_admin_url() -> String {
     std::env::var("IGNIS_CHAT_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
@@ -45,7 +45,7 @@ fn unique(prefix: &str) -> String {
 }
 
 /// A database of one test: dropped when the test ends, passed or failed.
-pub struct Database {
+pub(crate) struct Database {
     pub url: String,
     postgres: Option<String>,
     dir: PathBuf,
@@ -54,7 +54,7 @@ pub struct Database {
 }
 
 impl Database {
-    pub async fn new(backend: Backend) -> Database {
+    pub(crate) async fn new(backend: Backend) -> Database {
         let dir = std::env::temp_dir().join(unique("ignis-chat-test"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         match backend {
@@ -92,7 +92,7 @@ impl Database {
     }
 
     /// The same database, for another node: the first handle drops it.
-    pub fn shared(db: &Database) -> Database {
+    pub(crate) fn shared(db: &Database) -> Database {
         Database {
             url: db.url.clone(),
             postgres: db.postgres.clone(),
@@ -101,7 +101,7 @@ impl Database {
         }
     }
 
-    pub fn data_dir(&self) -> PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         self.dir.clone()
     }
 }
@@ -137,13 +137,13 @@ impl Drop for Database {
 }
 
 /// A running chat and its database.
-pub struct TestChat {
+pub(crate) struct TestChat {
     pub chat: RunningChat,
     pub port: u16,
     pub db: Database,
 }
 
-pub fn config(db: &Database) -> Config {
+pub(crate) fn config(db: &Database) -> Config {
     Config {
         port: 0,
         data_dir: db.data_dir(),
@@ -155,25 +155,25 @@ pub fn config(db: &Database) -> Config {
 }
 
 impl TestChat {
-    pub async fn start(backend: Backend) -> TestChat {
+    pub(crate) async fn start(backend: Backend) -> TestChat {
         let db = Database::new(backend).await;
         let config = config(&db);
         Self::start_with(db, config).await
     }
 
-    pub async fn start_with(db: Database, config: Config) -> TestChat {
+    pub(crate) async fn start_with(db: Database, config: Config) -> TestChat {
         let chat = ignis_chat::start(config).await.expect("the chat starts");
         let port = chat.local_addr().port();
         TestChat { chat, port, db }
     }
 
-    pub async fn stop(self) -> Database {
+    pub(crate) async fn stop(self) -> Database {
         self.chat.stop().await;
         self.db
     }
 
     /// An HTTP request; the status and the JSON body (`null` if the body is not JSON).
-    pub async fn http(
+    pub(crate) async fn http(
         &self,
         method: &str,
         path: &str,
@@ -183,17 +183,17 @@ impl TestChat {
         http(self.port, method, path, token, body).await
     }
 
-    pub async fn get(&self, path: &str, token: &str) -> (u16, Json) {
+    pub(crate) async fn get(&self, path: &str, token: &str) -> (u16, Json) {
         self.http("GET", path, Some(token), None).await
     }
 
-    pub async fn post(&self, path: &str, token: &str, body: Json) -> (u16, Json) {
+    pub(crate) async fn post(&self, path: &str, token: &str, body: Json) -> (u16, Json) {
         self.http("POST", path, Some(token), Some(&body.to_string()))
             .await
     }
 
     /// Signs a user up; their token and id.
-    pub async fn user(&self, username: &str) -> (String, String) {
+    pub(crate) async fn user(&self, username: &str) -> (String, String) {
         let (status, body) = self
             .http(
                 "POST",
@@ -210,7 +210,7 @@ impl TestChat {
     }
 
     /// Creates a room; its id.
-    pub async fn room(&self, token: &str, name: &str, private: bool) -> String {
+    pub(crate) async fn room(&self, token: &str, name: &str, private: bool) -> String {
         let (status, body) = self
             .post(
                 "/api/chat/rooms",
@@ -223,12 +223,12 @@ impl TestChat {
     }
 
     /// A Socket.IO client authenticated with `token`.
-    pub async fn client(&self, token: &str) -> Peer {
+    pub(crate) async fn client(&self, token: &str) -> Peer {
         Peer::connect(self.port, token).await
     }
 }
 
-pub async fn http(
+pub(crate) async fn http(
     port: u16,
     method: &str,
     path: &str,
@@ -287,13 +287,13 @@ fn dechunk(mut s: &str) -> String {
 }
 
 /// A client and what it received.
-pub struct Peer {
+pub(crate) struct Peer {
     pub socket: Socket,
     events: mpsc::UnboundedReceiver<Event>,
 }
 
 impl Peer {
-    pub async fn connect(port: u16, token: &str) -> Peer {
+    pub(crate) async fn connect(port: u16, token: &str) -> Peer {
         let socket = Client::builder(format!("http://127.0.0.1:{port}"))
             .path("/io")
             .reconnection(false)
@@ -314,7 +314,12 @@ impl Peer {
 
     /// A client that sends `event` (without an acknowledgement) the moment it hears
     /// `authenticated`, from the callback that receives it: as early as a client can.
-    pub async fn connect_eager(port: u16, token: &str, event: &'static str, payload: Json) -> Peer {
+    pub(crate) async fn connect_eager(
+        port: u16,
+        token: &str,
+        event: &'static str,
+        payload: Json,
+    ) -> Peer {
         let socket = Client::builder(format!("http://127.0.0.1:{port}"))
             .path("/io")
             .reconnection(false)
@@ -339,7 +344,7 @@ impl Peer {
     }
 
     /// The next `name` event (others before it are dropped); its first argument as JSON.
-    pub async fn expect(&mut self, name: &str) -> Json {
+    pub(crate) async fn expect(&mut self, name: &str) -> Json {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let event = tokio::time::timeout_at(deadline, self.events.recv())
@@ -353,7 +358,7 @@ impl Peer {
     }
 
     /// The first event among `names`: its name and first argument.
-    pub async fn next_of(&mut self, names: &[&str]) -> (String, Json) {
+    pub(crate) async fn next_of(&mut self, names: &[&str]) -> (String, Json) {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let event = tokio::time::timeout_at(deadline, self.events.recv())
@@ -367,7 +372,7 @@ impl Peer {
     }
 
     /// The next `name` event whose payload satisfies `pred`.
-    pub async fn expect_where(&mut self, name: &str, pred: impl Fn(&Json) -> bool) -> Json {
+    pub(crate) async fn expect_where(&mut self, name: &str, pred: impl Fn(&Json) -> bool) -> Json {
         loop {
             let v = self.expect(name).await;
             if pred(&v) {
@@ -377,7 +382,7 @@ impl Peer {
     }
 
     /// Whether a `name` event arrives within `within`.
-    pub async fn receives(&mut self, name: &str, within: Duration) -> bool {
+    pub(crate) async fn receives(&mut self, name: &str, within: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             match tokio::time::timeout_at(deadline, self.events.recv()).await {
@@ -389,17 +394,17 @@ impl Peer {
     }
 
     /// Forgets what was received so far.
-    pub fn drain(&mut self) {
+    pub(crate) fn drain(&mut self) {
         while self.events.try_recv().is_ok() {}
     }
 
     /// Emits with an acknowledgement; the answer as JSON.
-    pub async fn call(&self, event: &str, payload: Json) -> Json {
+    pub(crate) async fn call(&self, event: &str, payload: Json) -> Json {
         let args = vec![ignis_client::proto::value::to_value(&payload).expect("value")];
         self.call_args(event, args).await
     }
 
-    pub async fn call_args(&self, event: &str, args: Vec<Value>) -> Json {
+    pub(crate) async fn call_args(&self, event: &str, args: Vec<Value>) -> Json {
         let answer = self
             .socket
             .emit_with_ack(event, args, WAIT)
@@ -408,25 +413,25 @@ impl Peer {
         json_of(answer.first())
     }
 
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.socket.disconnect();
     }
 }
 
-pub fn json_of(v: Option<&Value>) -> Json {
+pub(crate) fn json_of(v: Option<&Value>) -> Json {
     v.map(|v| serde_json::to_value(v).expect("JSON"))
         .unwrap_or(Json::Null)
 }
 
 /// Asserts an `{ok: false}` answer with `code`.
 #[track_caller]
-pub fn assert_fails(answer: &Json, code: &str) {
+pub(crate) fn assert_fails(answer: &Json, code: &str) {
     assert_eq!(answer["ok"], json!(false), "{answer}");
     assert_eq!(answer["error"]["code"], json!(code), "{answer}");
     assert!(answer["error"]["message"].is_string(), "{answer}");
 }
 
 #[track_caller]
-pub fn assert_ok(answer: &Json) {
+pub(crate) fn assert_ok(answer: &Json) {
     assert_eq!(answer["ok"], json!(true), "{answer}");
 }

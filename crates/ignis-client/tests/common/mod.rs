@@ -11,10 +11,10 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 /// Every wait in the tests is bounded by this.
-pub const WAIT: Duration = Duration::from_secs(5);
+pub(crate) const WAIT: Duration = Duration::from_secs(5);
 
 /// Waits for `fut`, failing the test after [`WAIT`].
-pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+pub(crate) async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
     match tokio::time::timeout(WAIT, fut).await {
         Ok(v) => v,
         Err(_) => panic!("timed out waiting for {what}"),
@@ -22,7 +22,7 @@ pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
 }
 
 /// Polls `cond` until it holds, failing the test after [`WAIT`].
-pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) async fn until(what: &str, mut cond: impl FnMut() -> bool) {
     within(what, async {
         while !cond() {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -31,7 +31,7 @@ pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {
     .await;
 }
 
-pub fn obj(entries: &[(&str, Value)]) -> Value {
+pub(crate) fn obj(entries: &[(&str, Value)]) -> Value {
     let mut m = Map::new();
     for (k, v) in entries {
         m.insert(*k, v.clone());
@@ -41,7 +41,7 @@ pub fn obj(entries: &[(&str, Value)]) -> Value {
 
 /// How the spec's test server answers `authenticate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMode {
+pub(crate) enum AuthMode {
     /// `authenticated {id}`.
     Accept,
     /// `unauthenticated {message: 'Invalid token'}`.
@@ -52,14 +52,14 @@ pub enum AuthMode {
 
 /// An event a server socket received.
 #[derive(Debug, Clone)]
-pub struct Received {
+pub(crate) struct Received {
     pub socket: String,
     pub event: String,
     pub args: Vec<Value>,
 }
 
 /// The server of spec §14.2: plain Socket.IO on `/io`, recording what clients send.
-pub struct SpecServer {
+pub(crate) struct SpecServer {
     pub io: SocketIo,
     pub port: u16,
     pub mode: Arc<Mutex<AuthMode>>,
@@ -67,7 +67,7 @@ pub struct SpecServer {
 }
 
 impl SpecServer {
-    pub async fn start() -> SpecServer {
+    pub(crate) async fn start() -> SpecServer {
         let io = SocketIo::builder().path("/io").build();
         let mode = Arc::new(Mutex::new(AuthMode::Accept));
         let (tx, rx) = mpsc::unbounded_channel();
@@ -116,20 +116,20 @@ impl SpecServer {
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    pub fn set_mode(&self, mode: AuthMode) {
+    pub(crate) fn set_mode(&self, mode: AuthMode) {
         *self.mode.lock() = mode;
     }
 
-    pub fn socket_count(&self) -> usize {
+    pub(crate) fn socket_count(&self) -> usize {
         self.io.main_namespace().socket_count()
     }
 
     /// The next received event named `event` (others are skipped).
-    pub async fn next(&self, event: &str) -> Received {
+    pub(crate) async fn next(&self, event: &str) -> Received {
         within(&format!("server to receive {event:?}"), async {
             loop {
                 let got = {
@@ -147,7 +147,7 @@ impl SpecServer {
     }
 
     /// Whether `event` arrives within `wait`.
-    pub async fn receives_within(&self, event: &str, wait: Duration) -> bool {
+    pub(crate) async fn receives_within(&self, event: &str, wait: Duration) -> bool {
         tokio::time::timeout(wait, async {
             loop {
                 let got = self.received.lock().try_recv().ok();
@@ -164,7 +164,7 @@ impl SpecServer {
 }
 
 /// Serves `io` on a free port of 127.0.0.1.
-pub async fn serve(io: &SocketIo) -> u16 {
+pub(crate) async fn serve(io: &SocketIo) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -174,7 +174,7 @@ pub async fn serve(io: &SocketIo) -> u16 {
 }
 
 /// A port nothing listens on.
-pub async fn closed_port() -> u16 {
+pub(crate) async fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
 }
@@ -182,7 +182,7 @@ pub async fn closed_port() -> u16 {
 /// A server with the behaviour of the interop contract that the client tests need, on
 /// `/socket.io/`: echo (ack or event), request-ack, join/get-rooms, server-binary,
 /// disconnect-me, close-transport, namespaces `/`, `/custom`, `/private`.
-pub async fn rust_server(
+pub(crate) async fn rust_server(
     parser: ParserKind,
     recovery: bool,
     ping: Option<(u64, u64)>,
@@ -316,12 +316,12 @@ fn register_echo(socket: &ignis_socketio::SocketRef) {
 }
 
 /// Collects events of a client socket into a channel, for bounded waits.
-pub struct Inbox {
+pub(crate) struct Inbox {
     rx: Mutex<mpsc::UnboundedReceiver<ignis_client::Event>>,
 }
 
 impl Inbox {
-    pub fn attach(socket: &ignis_client::Socket) -> Inbox {
+    pub(crate) fn attach(socket: &ignis_client::Socket) -> Inbox {
         let (tx, rx) = mpsc::unbounded_channel();
         socket.on_any(move |event| {
             let _ = tx.send(event);
@@ -329,7 +329,7 @@ impl Inbox {
         Inbox { rx: Mutex::new(rx) }
     }
 
-    pub async fn next(&self, event: &str) -> ignis_client::Event {
+    pub(crate) async fn next(&self, event: &str) -> ignis_client::Event {
         within(&format!("client to receive {event:?}"), async {
             loop {
                 let got = self.rx.lock().try_recv().ok();
@@ -343,7 +343,7 @@ impl Inbox {
         .await
     }
 
-    pub fn drain(&self) -> Vec<ignis_client::Event> {
+    pub(crate) fn drain(&self) -> Vec<ignis_client::Event> {
         let mut out = Vec::new();
         while let Ok(e) = self.rx.lock().try_recv() {
             out.push(e);

@@ -189,7 +189,8 @@ pub enum PacketKind {
 }
 
 impl Packet {
-    /// A CONNECT packet.
+    /// A CONNECT packet for namespace `nsp`: from a client, `data` is its `auth` payload; from
+    /// the server, `{sid}` (or `{sid, pid}` with connection state recovery).
     pub fn connect(nsp: impl Into<CompactString>, data: Option<Value>) -> Packet {
         Packet {
             nsp: nsp.into(),
@@ -197,7 +198,7 @@ impl Packet {
         }
     }
 
-    /// A DISCONNECT packet.
+    /// A DISCONNECT packet: leaves namespace `nsp`, either side.
     pub fn disconnect(nsp: impl Into<CompactString>) -> Packet {
         Packet {
             nsp: nsp.into(),
@@ -205,7 +206,8 @@ impl Packet {
         }
     }
 
-    /// An EVENT packet.
+    /// An EVENT packet: `event` with `args` on namespace `nsp`; with `id`, the sender expects an
+    /// ACK carrying that id.
     pub fn event(
         nsp: impl Into<CompactString>,
         event: impl Into<EventName>,
@@ -222,7 +224,7 @@ impl Packet {
         }
     }
 
-    /// An ACK packet.
+    /// An ACK packet: the answer `args` to the EVENT that carried `id`.
     pub fn ack(nsp: impl Into<CompactString>, id: u64, args: Vec<Value>) -> Packet {
         Packet {
             nsp: nsp.into(),

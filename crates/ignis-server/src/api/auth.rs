@@ -11,19 +11,19 @@ use http::{HeaderMap, HeaderValue};
 use super::error::ApiError;
 use crate::logging::Escaped;
 
-pub const API_KEY_HEADER: &str = "x-api-key";
+pub(crate) const API_KEY_HEADER: &str = "x-api-key";
 
 /// The configured key.
-pub struct ApiKey(Vec<u8>);
+pub(crate) struct ApiKey(Vec<u8>);
 
 impl ApiKey {
-    pub fn new(key: String) -> Self {
+    pub(crate) fn new(key: String) -> Self {
         ApiKey(key.into_bytes())
     }
 
     /// Whether the request presents the key, as `X-API-Key: <key>` or `Authorization: Bearer
     /// <key>`.
-    pub fn accepts(&self, headers: &HeaderMap) -> bool {
+    pub(crate) fn accepts(&self, headers: &HeaderMap) -> bool {
         let from_header = headers
             .get_all(API_KEY_HEADER)
             .iter()
@@ -57,7 +57,7 @@ fn bearer_token(value: &[u8]) -> Option<&[u8]> {
         .then(|| rest.trim_ascii())
 }
 
-pub async fn require_api_key(
+pub(crate) async fn require_api_key(
     State(key): State<Arc<ApiKey>>,
     request: Request,
     next: Next,

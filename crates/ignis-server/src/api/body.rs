@@ -13,10 +13,10 @@ use serde_json::{Map, Value};
 use super::error::{ApiError, Issue};
 
 /// The original's body limit.
-pub const BODY_LIMIT: usize = 10 * 1024 * 1024;
+pub(crate) const BODY_LIMIT: usize = 10 * 1024 * 1024;
 
 /// The original answers an oversized body with 413 and `{}`.
-pub fn payload_too_large() -> Response {
+pub(crate) fn payload_too_large() -> Response {
     let mut response = (StatusCode::PAYLOAD_TOO_LARGE, Body::from("{}")).into_response();
     response
         .headers_mut()
@@ -26,7 +26,7 @@ pub fn payload_too_large() -> Response {
 
 /// Refuses a declared oversized body before anything reads it; bodies without a length are
 /// counted while they are read (see [`JsonObject`]).
-pub async fn enforce_declared_limit(request: Request, next: Next) -> Response {
+pub(crate) async fn enforce_declared_limit(request: Request, next: Next) -> Response {
     let declared = request
         .headers()
         .get(CONTENT_LENGTH)
@@ -40,7 +40,7 @@ pub async fn enforce_declared_limit(request: Request, next: Next) -> Response {
 
 /// Why a body was refused before its fields were looked at.
 #[derive(Debug)]
-pub enum BodyRejection {
+pub(crate) enum BodyRejection {
     TooLarge,
     Invalid(ApiError),
 }
@@ -57,7 +57,7 @@ impl IntoResponse for BodyRejection {
 /// A JSON object body. An empty body counts as `{}` so that a missing field gets the endpoint's
 /// own answer; any `Content-Type` is accepted, as in the original.
 #[derive(Debug, Clone, PartialEq)]
-pub struct JsonObject(pub Map<String, Value>);
+pub(crate) struct JsonObject(pub Map<String, Value>);
 
 impl<S: Send + Sync> FromRequest<S> for JsonObject {
     type Rejection = BodyRejection;
@@ -88,7 +88,7 @@ fn is_length_limit(error: &axum::Error) -> bool {
 }
 
 /// The body as an object: empty is `{}`, bad JSON is 400, JSON of another type is 422.
-pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, BodyRejection> {
+pub(crate) fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, BodyRejection> {
     if bytes.is_empty() {
         return Ok(Map::new());
     }
@@ -102,7 +102,7 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, BodyRejection> {
 }
 
 /// A JSON value's type, in Zod's words.
-pub fn kind(value: &Value) -> &'static str {
+pub(crate) fn kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
@@ -113,6 +113,6 @@ pub fn kind(value: &Value) -> &'static str {
     }
 }
 
-pub fn expected(what: &str, got: &Value) -> String {
+pub(crate) fn expected(what: &str, got: &Value) -> String {
     format!("Expected {what}, received {}", kind(got))
 }

@@ -14,10 +14,10 @@ use tracing::Instrument;
 use super::error::{PendingError, PendingNotFound};
 use crate::logging::Escaped;
 
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// Whether an incoming id may be reused: short and made of characters safe in logs and headers.
-pub fn is_valid_request_id(id: &str) -> bool {
+pub(crate) fn is_valid_request_id(id: &str) -> bool {
     (1..=128).contains(&id.len())
         && id
             .bytes()
@@ -25,7 +25,7 @@ pub fn is_valid_request_id(id: &str) -> bool {
 }
 
 /// A random id in the UUID v4 format, like the original's `crypto.randomUUID()`.
-pub fn generate_request_id() -> String {
+pub(crate) fn generate_request_id() -> String {
     let mut bytes: [u8; 16] = rand::random();
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
@@ -40,7 +40,7 @@ pub fn generate_request_id() -> String {
     )
 }
 
-pub async fn request_context(request: Request, next: Next) -> Response {
+pub(crate) async fn request_context(request: Request, next: Next) -> Response {
     let id = request
         .headers()
         .get(REQUEST_ID_HEADER)

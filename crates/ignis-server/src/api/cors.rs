@@ -13,7 +13,7 @@ use super::context::REQUEST_ID_HEADER;
 /// `["*"]` allows every origin without credentials; otherwise the listed ones, with
 /// credentials; an empty list gives no layer (no cross-origin access). An origin that is not a
 /// valid header value can never match, so it is skipped with a warning.
-pub fn layer(origins: &[String]) -> Option<CorsLayer> {
+pub(crate) fn layer(origins: &[String]) -> Option<CorsLayer> {
     if origins.is_empty() {
         return None;
     }

@@ -11,14 +11,14 @@ use serde_json::{Value, json};
 
 /// One problem found in a request body, shaped like a Zod issue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Issue {
+pub(crate) struct Issue {
     /// Where in the body, as a list of keys (empty: the body itself).
     pub path: Vec<String>,
     pub message: String,
 }
 
 impl Issue {
-    pub fn new(path: &[&str], message: impl Into<String>) -> Self {
+    pub(crate) fn new(path: &[&str], message: impl Into<String>) -> Self {
         Issue {
             path: path.iter().map(|s| s.to_string()).collect(),
             message: message.into(),
@@ -29,21 +29,21 @@ impl Issue {
 /// An error answered with the envelope `{"error": {...}}`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{status}: {message}")]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub status: StatusCode,
     pub message: String,
     /// Validation issues (`details.cause`).
     pub cause: Option<Vec<Issue>>,
 }
 
-pub const MESSAGE_NOT_INITIALIZED: &str =
+pub(crate) const MESSAGE_NOT_INITIALIZED: &str =
     "[SocketEventService] SocketIO not initialized. Make sure server is started.";
-pub const MESSAGE_MALFORMED_BODY: &str = "Malformed Body Payload";
-pub const MESSAGE_VALIDATION: &str = "ValidationError";
-pub const MESSAGE_UNAUTHORIZED: &str = "Unauthorized: a valid API key is required";
+pub(crate) const MESSAGE_MALFORMED_BODY: &str = "Malformed Body Payload";
+pub(crate) const MESSAGE_VALIDATION: &str = "ValidationError";
+pub(crate) const MESSAGE_UNAUTHORIZED: &str = "Unauthorized: a valid API key is required";
 
 impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             message: message.into(),
@@ -51,15 +51,15 @@ impl ApiError {
         }
     }
 
-    pub fn not_initialized() -> Self {
+    pub(crate) fn not_initialized() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, MESSAGE_NOT_INITIALIZED)
     }
 
-    pub fn malformed_body() -> Self {
+    pub(crate) fn malformed_body() -> Self {
         Self::new(StatusCode::BAD_REQUEST, MESSAGE_MALFORMED_BODY)
     }
 
-    pub fn validation(issues: Vec<Issue>) -> Self {
+    pub(crate) fn validation(issues: Vec<Issue>) -> Self {
         ApiError {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             message: MESSAGE_VALIDATION.into(),
@@ -67,12 +67,12 @@ impl ApiError {
         }
     }
 
-    pub fn unauthorized() -> Self {
+    pub(crate) fn unauthorized() -> Self {
         Self::new(StatusCode::UNAUTHORIZED, MESSAGE_UNAUTHORIZED)
     }
 
     /// The original's envelope, without the stack it shows outside production.
-    pub fn envelope(&self, request_id: &str, url: &str, path: &str) -> Value {
+    pub(crate) fn envelope(&self, request_id: &str, url: &str, path: &str) -> Value {
         let mut details = json!({ "url": url, "path": path });
         if let (Some(cause), Some(details)) = (&self.cause, details.as_object_mut()) {
             details.insert("cause".into(), json!(cause));
@@ -90,11 +90,11 @@ impl ApiError {
 
 /// Marks a response whose body the request-context layer replaces with the envelope.
 #[derive(Debug, Clone)]
-pub struct PendingError(pub ApiError);
+pub(crate) struct PendingError(pub ApiError);
 
 /// Marks a response whose body the request-context layer replaces with the 404 shape.
 #[derive(Debug, Clone, Copy)]
-pub struct PendingNotFound;
+pub(crate) struct PendingNotFound;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -106,7 +106,7 @@ impl IntoResponse for ApiError {
 
 /// An endpoint-level refusal in the original's flat shape `{"error": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BadRequest(pub String);
+pub(crate) struct BadRequest(pub String);
 
 impl IntoResponse for BadRequest {
     fn into_response(self) -> Response {
@@ -116,7 +116,7 @@ impl IntoResponse for BadRequest {
 
 /// Either of the two error shapes a handler can answer with.
 #[derive(Debug)]
-pub enum HandlerError {
+pub(crate) enum HandlerError {
     Envelope(ApiError),
     Flat(BadRequest),
 }
@@ -142,16 +142,16 @@ impl IntoResponse for HandlerError {
     }
 }
 
-pub const MESSAGE_METHOD_NOT_ALLOWED: &str = "Method Not Allowed";
+pub(crate) const MESSAGE_METHOD_NOT_ALLOWED: &str = "Method Not Allowed";
 
 /// A known path with another method: 405 in the envelope (the original answers its 404 here);
 /// the router adds `Allow` with the path's methods.
-pub async fn method_not_allowed() -> Response {
+pub(crate) async fn method_not_allowed() -> Response {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, MESSAGE_METHOD_NOT_ALLOWED).into_response()
 }
 
 /// Unknown routes.
-pub async fn not_found() -> Response {
+pub(crate) async fn not_found() -> Response {
     let mut response = StatusCode::NOT_FOUND.into_response();
     response.extensions_mut().insert(PendingNotFound);
     response

@@ -8,7 +8,7 @@ use http::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 const PAGE: &str = include_str!("explorer.html");
 
 /// `GET {base}/doc/explorer`: the page loads `openapi.json` next to it.
-pub async fn serve() -> Response {
+pub(crate) async fn serve() -> Response {
     let mut response = PAGE.into_response();
     let headers = response.headers_mut();
     headers.insert(

@@ -10,16 +10,16 @@ use super::body::{JsonObject, expected};
 use super::error::{ApiError, Issue};
 
 /// `GET {base}/health-check`.
-pub async fn status() -> Json<Value> {
+pub(crate) async fn status() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// The longest `message` a ping may carry, as in the original's schema.
-pub const PING_MESSAGE_MAX: usize = 255;
+pub(crate) const PING_MESSAGE_MAX: usize = 255;
 
 /// `POST {base}/health-check/ping` with `{type?: string, message: string (1..=255)}` answers
 /// `{type: "PONG", date, message}`.
-pub async fn ping(JsonObject(body): JsonObject) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn ping(JsonObject(body): JsonObject) -> Result<Json<Value>, ApiError> {
     let message = validate_ping(&body).map_err(ApiError::validation)?;
     Ok(Json(json!({
         "type": "PONG",

@@ -34,7 +34,7 @@ use axum::routing::{delete, get, post};
 
 /// How the API is served.
 #[derive(Debug, Clone)]
-pub struct ApiConfig {
+pub(crate) struct ApiConfig {
     /// Where the API lives, `/api` by default; `""` or `/` serves it at the root.
     pub base_path: String,
     /// When set, `{base}/socket/*` (except `/health`) requires `X-API-Key: <key>` or
@@ -70,7 +70,7 @@ pub(crate) struct ApiState {
 
 /// The API's routes, the 404 fallback for every other path, and the layers every response goes
 /// through (request id, logging, error envelope, CORS, body limit).
-pub fn router(config: ApiConfig, app: ignis::AppHandle) -> Router {
+pub(crate) fn router(config: ApiConfig, app: ignis::AppHandle) -> Router {
     let base = normalize_base_path(&config.base_path);
     let state = Arc::new(ApiState {
         app,

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::ApiState;
 
 /// `GET {base}/doc/openapi.json`.
-pub async fn serve(State(state): State<Arc<ApiState>>) -> Response {
+pub(crate) async fn serve(State(state): State<Arc<ApiState>>) -> Response {
     let mut response = state.openapi.clone().into_response();
     response
         .headers_mut()
@@ -120,7 +120,7 @@ fn operation(
 }
 
 /// The document for an API served under `base` (already normalized).
-pub fn document(base: &str, app_name: &str, api_key: bool) -> Value {
+pub(crate) fn document(base: &str, app_name: &str, api_key: bool) -> Value {
     let socket = |with_body| Common {
         protected: true,
         with_body,

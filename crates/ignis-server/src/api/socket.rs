@@ -22,11 +22,11 @@ use super::body::{JsonObject, expected};
 use super::error::{ApiError, BadRequest, HandlerError, Issue, not_found};
 use crate::logging::Escaped;
 
-pub const MESSAGE_TOPIC_REQUIRED: &str = "Topic is required";
-pub const MESSAGE_ROOMS_REQUIRED: &str = "Rooms array is required";
+pub(crate) const MESSAGE_TOPIC_REQUIRED: &str = "Topic is required";
+pub(crate) const MESSAGE_ROOMS_REQUIRED: &str = "Rooms array is required";
 
 /// The bound Socket.IO helper, or the original's 500 while it is not bound yet.
-pub struct Helper(pub SocketIoServerHelper);
+pub(crate) struct Helper(pub SocketIoServerHelper);
 
 impl FromRequestParts<Arc<ApiState>> for Helper {
     type Rejection = ApiError;
@@ -46,7 +46,7 @@ impl FromRequestParts<Arc<ApiState>> for Helper {
 /// The one path parameter of a route, percent-decoded; undecodable input is a 400. An empty
 /// segment (`/client//rooms`) names no route, as in the original: were it accepted, an empty
 /// room would mean "everyone" to `send`.
-pub struct Param(pub String);
+pub(crate) struct Param(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for Param {
     type Rejection = Response;
@@ -61,7 +61,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Param {
 }
 
 /// `GET /socket/info`.
-pub async fn info(Helper(helper): Helper) -> Json<Value> {
+pub(crate) async fn info(Helper(helper): Helper) -> Json<Value> {
     let ids = client_ids(&helper);
     Json(json!({
         "status": "running",
@@ -94,7 +94,7 @@ fn limit_counters(helper: &SocketIoServerHelper) -> Value {
 }
 
 /// `GET /socket/clients`.
-pub async fn clients(Helper(helper): Helper) -> Json<Value> {
+pub(crate) async fn clients(Helper(helper): Helper) -> Json<Value> {
     let ids = client_ids(&helper);
     Json(json!({ "count": ids.len(), "clients": ids }))
 }
@@ -109,7 +109,7 @@ fn client_ids(helper: &SocketIoServerHelper) -> Vec<String> {
 }
 
 /// `POST /socket/broadcast` `{topic, data}`.
-pub async fn broadcast(
+pub(crate) async fn broadcast(
     Helper(helper): Helper,
     JsonObject(body): JsonObject,
 ) -> Result<Json<Value>, HandlerError> {
@@ -121,7 +121,7 @@ pub async fn broadcast(
 }
 
 /// `POST /socket/room/{roomId}/send` `{topic, data}`.
-pub async fn send_to_room(
+pub(crate) async fn send_to_room(
     Helper(helper): Helper,
     Param(room): Param,
     JsonObject(body): JsonObject,
@@ -133,7 +133,7 @@ pub async fn send_to_room(
 /// `POST /socket/client/{clientId}/send` `{topic, data}`. Unlike the original, which sends to
 /// the room of that name whether or not a client has it, an unknown client answers "Client not
 /// found" as join, leave and rooms do (found on any node of the cluster).
-pub async fn send_to_client(
+pub(crate) async fn send_to_client(
     Helper(helper): Helper,
     Param(client): Param,
     JsonObject(body): JsonObject,
@@ -148,7 +148,7 @@ pub async fn send_to_client(
 
 /// `POST /socket/client/{clientId}/join` `{rooms: string[]}`: joins directly, without the
 /// validator and whatever the client's state, as the original does.
-pub async fn join(
+pub(crate) async fn join(
     Helper(helper): Helper,
     Param(id): Param,
     JsonObject(body): JsonObject,
@@ -170,7 +170,7 @@ pub async fn join(
 
 /// `POST /socket/client/{clientId}/leave` `{rooms: string[]}`. The client's own-id room is
 /// never left: it is how messages reach the client.
-pub async fn leave(
+pub(crate) async fn leave(
     Helper(helper): Helper,
     Param(id): Param,
     JsonObject(body): JsonObject,
@@ -194,7 +194,10 @@ pub async fn leave(
 }
 
 /// `GET /socket/client/{clientId}/rooms`: the client's rooms, its own id first.
-pub async fn rooms(Helper(helper): Helper, Param(id): Param) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn rooms(
+    Helper(helper): Helper,
+    Param(id): Param,
+) -> Result<Json<Value>, ApiError> {
     Ok(match find_client(&helper, &id).await? {
         Some(client) => Json(json!({
             "success": true,
@@ -207,7 +210,10 @@ pub async fn rooms(Helper(helper): Helper, Param(id): Param) -> Result<Json<Valu
 /// `DELETE /socket/client/{clientId}`: disconnects the client, on whichever node it is, and
 /// closes its connection (its socket.io-client sees `io server disconnect` and does not
 /// reconnect by itself).
-pub async fn disconnect(Helper(helper): Helper, Param(id): Param) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn disconnect(
+    Helper(helper): Helper,
+    Param(id): Param,
+) -> Result<Json<Value>, ApiError> {
     let Some(client) = find_client(&helper, &id).await? else {
         return Ok(client_not_found(&id));
     };
@@ -221,7 +227,7 @@ pub async fn disconnect(Helper(helper): Helper, Param(id): Param) -> Result<Json
 
 /// `GET /socket/rooms`: the rooms of the cluster with their number of clients, by name; a
 /// client's own-id room is not listed (there is one per client, see `/socket/clients`).
-pub async fn cluster_rooms(Helper(helper): Helper) -> Result<Json<Value>, ApiError> {
+pub(crate) async fn cluster_rooms(Helper(helper): Helper) -> Result<Json<Value>, ApiError> {
     let sockets = helper
         .io()
         .operators()
@@ -244,7 +250,7 @@ pub async fn cluster_rooms(Helper(helper): Helper) -> Result<Json<Value>, ApiErr
 }
 
 /// `GET /socket/room/{roomId}/clients`: the ids of the clients in a room, on every node.
-pub async fn room_clients(
+pub(crate) async fn room_clients(
     Helper(helper): Helper,
     Param(room): Param,
 ) -> Result<Json<Value>, ApiError> {
@@ -265,7 +271,7 @@ pub async fn room_clients(
 ///
 /// With Redis, `redis` says whether the connection is up; while it is down the node is
 /// `degraded`: its own clients are served, cross-node delivery fails.
-pub async fn health(State(state): State<Arc<ApiState>>) -> Json<Value> {
+pub(crate) async fn health(State(state): State<Arc<ApiState>>) -> Json<Value> {
     let helper = state.app.get(keys::SOCKET_IO_INSTANCE).ok();
     let redis = helper.as_ref().and_then(|h| h.redis_healthy());
     let draining = helper.as_ref().is_some_and(|h| h.is_draining());
@@ -293,7 +299,7 @@ pub async fn health(State(state): State<Arc<ApiState>>) -> Json<Value> {
 /// takes such a node out of the balancing but still sends it the requests of the sessions stuck
 /// to it, so that a long-polling client stays on the node until the drain closes its session
 /// (and keeps it for recovery), rather than being sent to a node that does not know it.
-pub async fn ready(
+pub(crate) async fn ready(
     State(state): State<Arc<ApiState>>,
     Query(query): Query<ReadyQuery>,
 ) -> Result<Response, BadRequest> {
@@ -321,7 +327,7 @@ pub async fn ready(
 
 /// The query of [`ready`].
 #[derive(Debug, serde::Deserialize)]
-pub struct ReadyQuery {
+pub(crate) struct ReadyQuery {
     /// The status a draining node answers with: `503` (the default) or `404`.
     draining: Option<String>,
 }
@@ -329,7 +335,10 @@ pub struct ReadyQuery {
 /// `POST /socket/drain`: the node stops taking new clients at once (readiness 503, handshakes
 /// 503) and the process moves its clients off over the drain window, then exits, as on
 /// SIGTERM. Asking again changes nothing.
-pub async fn drain(State(state): State<Arc<ApiState>>, Helper(helper): Helper) -> Json<Value> {
+pub(crate) async fn drain(
+    State(state): State<Arc<ApiState>>,
+    Helper(helper): Helper,
+) -> Json<Value> {
     // Refusing first, so that the answer means the node already takes no one.
     let first = helper.start_draining() | state.drain.request();
     let window = state.drain.window();

@@ -32,13 +32,17 @@ pub struct DeflateError(String);
 pub enum InflateError {
     /// The inflated message would exceed the size limit (close with 1009).
     #[error("inflated message exceeds {limit} bytes")]
-    TooBig { limit: usize },
+    TooBig {
+        /// The maximum message size, in bytes.
+        limit: usize,
+    },
     /// Not a valid DEFLATE stream (close with 1007, as `ws` does).
     #[error("invalid compressed data")]
     Corrupt,
 }
 
-/// Compresses whole messages.
+/// Compresses whole messages for permessage-deflate frames, with the window and context
+/// takeover the handshake negotiated.
 pub struct Deflater {
     inner: Compress,
     no_context_takeover: bool,

@@ -22,7 +22,7 @@ pub use negotiate::{Accepted, accept_offer, offer_header, parse_response};
 
 use crate::decoder::Role;
 
-/// The extension token.
+/// The token that names the extension in `Sec-WebSocket-Extensions`.
 pub const EXTENSION_NAME: &str = "permessage-deflate";
 
 /// Window size used when none was negotiated (RFC 7692 §7.1.2).
@@ -100,7 +100,10 @@ impl DeflateConfig {
 /// The parameters both ends agreed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Negotiated {
+    /// The server resets its compression state after every message (no history between
+    /// messages).
     pub server_no_context_takeover: bool,
+    /// The client resets its compression state after every message.
     pub client_no_context_takeover: bool,
     /// 8–15 when negotiated.
     pub server_max_window_bits: Option<u8>,
@@ -145,20 +148,31 @@ impl Negotiated {
 /// Why an extension header was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NegotiationError {
+    /// The header breaks the RFC 7692 grammar at this character.
     #[error("unexpected character at index {index} in Sec-WebSocket-Extensions")]
-    UnexpectedCharacter { index: usize },
+    UnexpectedCharacter {
+        /// The byte offset of the character in the header value.
+        index: usize,
+    },
+    /// The header ends in the middle of an offer.
     #[error("unexpected end of Sec-WebSocket-Extensions")]
     UnexpectedEnd,
+    /// The header is longer than the parser accepts, so a client cannot make it do unbounded work.
     #[error("Sec-WebSocket-Extensions is too long")]
     HeaderTooLong,
+    /// An offer gives the named parameter twice.
     #[error("parameter \"{0}\" must have only a single value")]
     DuplicateParameter(String),
+    /// The named parameter has a value it does not allow (window bits outside 8-15, for example).
     #[error("invalid value for parameter \"{0}\"")]
     InvalidParameterValue(String),
+    /// An offer has a parameter permessage-deflate does not define.
     #[error("unknown parameter \"{0}\"")]
     UnknownParameter(String),
+    /// Every offer was valid but none can be accepted with the server's settings.
     #[error("none of the extension offers can be accepted")]
     NoAcceptableOffer,
+    /// Client side: the server's response names an extension the client did not offer.
     #[error("the server answered an extension that was not requested")]
     UnexpectedExtension,
 }

@@ -14,8 +14,8 @@ pub const DEFAULT_MAX_ATTACHMENTS: usize = 10;
 /// Decodes the Socket.IO messages of one connection, in the order they arrive.
 ///
 /// A BINARY_EVENT / BINARY_ACK header is held until its attachments have arrived; then its
-/// placeholders are replaced by [`Value::Bytes`]. Idle, the decoder is two words: the pending
-/// state is boxed.
+/// placeholders are replaced by [`Value::Bytes`](crate::value::Value::Bytes). Idle, the decoder
+/// is two words: the pending state is boxed.
 ///
 /// After an error the decoder is reset; the caller is expected to close the connection anyway.
 ///

@@ -6,21 +6,21 @@ use crate::socketio::{EventName, Packet, PacketKind};
 use crate::value::{Map, Value};
 
 /// xorshift64*: deterministic, so a failure reproduces from its seed.
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 
@@ -31,7 +31,7 @@ impl Rng {
 
 /// What the generated values may contain.
 #[derive(Clone, Copy)]
-pub struct Options {
+pub(crate) struct Options {
     /// `Value::Bytes` in event and ack arguments.
     pub binary: bool,
     /// NaN and infinities.
@@ -57,7 +57,7 @@ fn string(rng: &mut Rng) -> String {
     }
 }
 
-pub fn value(rng: &mut Rng, depth: usize, opts: Options) -> Value {
+pub(crate) fn value(rng: &mut Rng, depth: usize, opts: Options) -> Value {
     let leaf_only = depth == 0;
     match rng.below(if leaf_only { 9 } else { 11 }) {
         0 => Value::Null,
@@ -108,7 +108,7 @@ fn object(rng: &mut Rng, opts: Options) -> Value {
     Value::Map(map)
 }
 
-pub fn packet(rng: &mut Rng, opts: Options) -> Packet {
+pub(crate) fn packet(rng: &mut Rng, opts: Options) -> Packet {
     let nsp = (*rng.pick(NAMESPACES)).to_owned();
     let args = |rng: &mut Rng| {
         (0..rng.below(5))
