@@ -20,7 +20,7 @@
 #
 # Knobs (environment): CLIENTS ("10000 100000": a list, each run in turn), MODE ("classic
 # streams": a list), NODES (6), SECONDS (60), BROADCAST_RATE (1), ROOM_RATE (10), ROOM_SIZE
-# (1000), PER_HOLDER (16000), LOADGEN_THREADS (1 per holder), SOURCE_IPS (4), PORT (3800),
+# (1000), PER_HOLDER (16000), LOADGEN_THREADS (1 per holder), SOURCE_IPS (16), PORT (3800),
 # REDIS_URL (default: a Redis of its own started on REDIS_PORT, 6391, so that its CPU is this
 # benchmark's alone), SERVER_BIN and BENCH_BIN (default: built into CARGO_TARGET_DIR/release,
 # CARGO_TARGET_DIR defaulting to target/bench as in bench.sh), SKIP_BUILD=1 to use them as they
@@ -40,7 +40,7 @@ ROOM_RATE=${ROOM_RATE:-10}
 ROOM_SIZE=${ROOM_SIZE:-1000}
 PER_HOLDER=${PER_HOLDER:-16000}
 LOADGEN_THREADS=${LOADGEN_THREADS:-1}
-SOURCE_IPS=${SOURCE_IPS:-4}
+SOURCE_IPS=${SOURCE_IPS:-16}
 PORT=${PORT:-3800}
 REDIS_PORT=${REDIS_PORT:-6391}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target/bench}

@@ -482,6 +482,9 @@ struct Loop {
     queue: VecDeque<Client>,
     /// Clients whose connection could not be started, and when to try again.
     redial: VecDeque<(Instant, Client)>,
+    /// Tracked clients whose connection closed for good (no churn to bring them back): what
+    /// they received still counts in a tally, and what they missed as missing.
+    gone: Vec<Client>,
     connecting: usize,
     churn: Option<Churn>,
     /// Whether cuts and leaves are scheduled (churn stopped: the gone still come back).
@@ -506,6 +509,7 @@ impl Loop {
             free: Vec::new(),
             queue: VecDeque::new(),
             redial: VecDeque::new(),
+            gone: Vec::new(),
             connecting: 0,
             churn: None,
             cutting: false,
@@ -759,7 +763,8 @@ impl Loop {
                     .flatten()
                     .map(|s| &s.client)
                     .chain(self.queue.iter())
-                    .chain(self.redial.iter().map(|(_, c)| c));
+                    .chain(self.redial.iter().map(|(_, c)| c))
+                    .chain(self.gone.iter());
                 for client in clients {
                     if let Some(tracker) = &client.tracker {
                         summary.add(&tracker.tally(expected));
@@ -779,7 +784,8 @@ impl Loop {
                     .flatten()
                     .map(|s| &s.client)
                     .chain(self.queue.iter())
-                    .chain(self.redial.iter().map(|(_, c)| c));
+                    .chain(self.redial.iter().map(|(_, c)| c))
+                    .chain(self.gone.iter());
                 for client in clients {
                     if let Some(tracker) = &client.tracker {
                         summary.0.add(&tracker.tally(broadcasts));
@@ -798,6 +804,7 @@ impl Loop {
             Command::CloseAll => {
                 self.queue.clear();
                 self.redial.clear();
+                self.gone.clear();
                 self.churn = None;
                 self.cutting = false;
                 for index in 0..self.slots.len() {
@@ -941,7 +948,11 @@ impl Loop {
                 let spec = self.replacement(&slot.client.spec);
                 self.queue.push_back(Client::new(spec));
             }
-            None => {}
+            None => {
+                if slot.client.tracker.is_some() {
+                    self.gone.push(slot.client);
+                }
+            }
         }
     }
 

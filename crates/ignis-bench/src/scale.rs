@@ -184,7 +184,9 @@ pub fn hold(setup: &Setup, plan: &HoldPlan) -> Result<Json, ScenarioError> {
     })?;
     let expected = plan.expected(broadcasts, room_sends);
     let drain_started = Instant::now();
-    fleet.wait_until(plan.drain, |s| s.deliveries >= expected || s.lost > 0)?;
+    // A lost client never gets what it is due: then the drain runs out, so that the others
+    // still get theirs (a loaded server delivers late rather than not at all).
+    fleet.wait_until(plan.drain, |s| s.deliveries >= expected)?;
     let drain_ms = drain_started.elapsed().as_millis() as u64;
     let cpu_after = procstat::process_cpu(std::process::id())?;
     let stats = fleet.stats()?;
