@@ -51,36 +51,59 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// The password of every bench user (the chat wants 8 characters or more).
 const PASSWORD: &str = "ignis-bench-password";
 
+/// Why a chat scenario failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
+    /// Reading or writing the users file, or a socket.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// Reading the server's CPU or memory.
     #[error(transparent)]
     Proc(#[from] ProcError),
+    /// A REST call answered with a status it should not have.
     #[error("{method} {path}: HTTP {status}: {body}")]
     Status {
+        /// The request's method.
         method: &'static str,
+        /// The request's path.
         path: String,
+        /// The status of the answer.
         status: u16,
+        /// The answer's body.
         body: String,
     },
+    /// A REST answer that is not valid HTTP.
     #[error("{0}")]
     Http(#[from] http::HttpError),
+    /// A REST answer without the fields expected.
     #[error("unexpected answer from {0}")]
     Answer(String),
+    /// The users file cannot be used.
     #[error("the users file {path}: {reason}")]
-    Users { path: String, reason: String },
+    Users {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A client thread stopped before the scenario was done.
     #[error("a client thread is gone")]
     WorkerGone,
+    /// Not every member was ready in time.
     #[error(
         "only {ready} of {wanted} members authenticated and joined ({failed} failed): {errors:?}"
     )]
     NotReady {
+        /// Members authenticated and joined.
         ready: u64,
+        /// Members the scenario opened.
         wanted: u64,
+        /// Members whose connection failed.
         failed: u64,
+        /// The first distinct errors.
         errors: Vec<String>,
     },
+    /// A parameter out of range.
     #[error("invalid parameter: {0}")]
     Invalid(String),
 }
@@ -90,19 +113,26 @@ type Result<T, E = ChatError> = std::result::Result<T, E>;
 /// The chat under test.
 #[derive(Debug, Clone)]
 pub struct ChatSetup {
+    /// The name of the server in the report.
     pub label: String,
+    /// Where clients connect.
     pub target: Target,
     /// Where the REST API answers (the target's address, as a rule).
     pub rest: SocketAddr,
+    /// The chat's pid, for its CPU and RSS.
     pub server_pid: u32,
+    /// Event-loop threads of the clients.
     pub threads: usize,
+    /// How long members have to authenticate and join.
     pub connect_timeout: Duration,
 }
 
 /// A signed-up user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatUser {
+    /// The user's id.
     pub id: String,
+    /// The JWT the user signs in with.
     pub token: String,
 }
 
@@ -343,31 +373,40 @@ impl SendPlan {
 pub struct ChatStats {
     /// Authenticated and joined to its room.
     pub ready: u64,
+    /// Connections that failed before they were ready.
     pub failed: u64,
     /// Ready members whose connection closed afterwards.
     pub lost: u64,
     /// `message:send` emitted in this step, answered `{ok: true}`, answered otherwise.
     pub sent: u64,
+    /// Sends answered `{ok: true}` in this step.
     pub accepted: u64,
+    /// Sends answered otherwise in this step.
     pub refused: u64,
     /// Accepted since the first step (what the database must hold).
     pub accepted_total: u64,
     /// Sends not answered yet.
     pub in_flight: u64,
+    /// The first distinct refusal reasons.
     pub refusals: Vec<String>,
     /// `message:new` of this step's messages received (by every member).
     pub deliveries: u64,
     /// Deliveries of an earlier step's messages.
     pub stale: u64,
+    /// From `message:send` to each member's `message:new`, µs.
     pub delivery_latency: Histogram,
+    /// From `message:send` to its answer, µs.
     pub ack_latency: Histogram,
     /// How far behind its schedule the latest send went out.
     pub max_lag: Duration,
     /// Of this step: sequence numbers a member never received, received twice, and received
     /// after a later one of the same sender.
     pub missing: u64,
+    /// Of this step: deliveries of a number already received.
     pub duplicated: u64,
+    /// Of this step: first deliveries of a number lower than one received before.
     pub out_of_order: u64,
+    /// The first distinct connection errors.
     pub errors: Vec<String>,
 }
 

@@ -22,24 +22,34 @@ pub const MAX_MESSAGE: usize = 1 << 20;
 /// Unsent output beyond this means the server stopped reading: the connection is given up.
 pub const MAX_OUTPUT: usize = 1 << 20;
 
+/// Why a client connection failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnError {
+    /// The upgrade answer was not a valid switch to WebSocket.
     #[error(transparent)]
     Http(#[from] HttpError),
+    /// The server broke the WebSocket protocol.
     #[error("WebSocket: {0}")]
     WebSocket(#[from] ProtocolError),
+    /// An Engine.IO packet could not be decoded.
     #[error("Engine.IO: {0}")]
     EngineIo(#[from] engineio::DecodeError),
+    /// A Socket.IO packet could not be decoded.
     #[error("Socket.IO: {0}")]
     SocketIo(#[from] socketio::DecodeError),
+    /// A packet could not be encoded.
     #[error("encoding a packet: {0}")]
     Encode(#[from] socketio::EncodeError),
+    /// The server refused the connection or its authentication.
     #[error("the server refused: {0}")]
     Refused(String),
+    /// The server closed the session.
     #[error("the server closed the session")]
     Closed,
+    /// A binary frame arrived; the contract has text only.
     #[error("binary frame where text was expected")]
     UnexpectedBinary,
+    /// The output buffer passed its bound: the server does not read.
     #[error("the server is not reading: {0} bytes unsent")]
     OutputFull(usize),
 }
@@ -52,7 +62,12 @@ pub enum Event {
     /// The answer to the event with this ack id.
     Ack(u64),
     /// A bench broadcast: its sequence number and when the poster sent it (µs since the epoch).
-    Delivery { seq: u64, sent_us: u64 },
+    Delivery {
+        /// The post's sequence number.
+        seq: u64,
+        /// When the poster sent it, µs since the epoch.
+        sent_us: u64,
+    },
     /// The CONNECT answer carried the private id this connection asked to recover: the server
     /// restored the session (and replayed what it missed, just before).
     Recovered,
@@ -61,7 +76,12 @@ pub enum Event {
     Nack(u64),
     /// A chat `message:new` whose content is a bench marker ([`chat_marker`]): its sequence
     /// number and when its sender emitted it (µs since the epoch).
-    ChatMessage { seq: u64, sent_us: u64 },
+    ChatMessage {
+        /// The sender's sequence number.
+        seq: u64,
+        /// When the sender emitted it, µs since the epoch.
+        sent_us: u64,
+    },
 }
 
 /// The event name of a stored chat message delivered to a room.
@@ -77,7 +97,9 @@ pub fn chat_marker(seq: u64, sent_us: u64) -> String {
 /// CONNECT answer and the offset of the last event received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
+    /// The private id of the session.
     pub pid: String,
+    /// The offset of the last event received, if any.
     pub offset: Option<String>,
 }
 
@@ -90,6 +112,7 @@ enum Phase {
     Ready,
 }
 
+/// One client connection's protocol state (WebSocket, Engine.IO, Socket.IO), without the socket: bytes in, events and bytes out.
 #[derive(Debug)]
 pub struct Conn {
     phase: Phase,
@@ -179,6 +202,7 @@ impl Conn {
         Some(Session { pid, offset })
     }
 
+    /// Whether the client is authenticated.
     pub fn is_ready(&self) -> bool {
         self.phase == Phase::Ready
     }

@@ -7,7 +7,9 @@ use serde_json::{Value as Json, json};
 /// an absolute amount (allocators and descriptor tables move by steps, whatever the level).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tolerance {
+    /// Share of the first steady value that may be added.
     pub relative: f64,
+    /// Amount that may be added whatever the level.
     pub absolute: f64,
 }
 
@@ -22,6 +24,7 @@ impl Tolerance {
 pub struct Flatness {
     /// The first sample at or after the warm-up.
     pub first_steady: f64,
+    /// The last sample.
     pub last: f64,
     /// `last - first_steady`.
     pub growth: f64,
@@ -36,6 +39,7 @@ pub struct Flatness {
 }
 
 impl Flatness {
+    /// The verdict as a JSON object, rounded for the report.
     pub fn to_json(&self) -> Json {
         let r = |x: f64| (x * 1000.0).round() / 1000.0;
         json!({

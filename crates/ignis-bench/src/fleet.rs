@@ -38,10 +38,13 @@ const REDIAL_AFTER: Duration = Duration::from_millis(100);
 /// socket.io-client does after its connect timeout.
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(5);
 
+/// Why the fleet could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
+    /// A thread or its poller could not be started.
     #[error("starting a fleet thread: {0}")]
     Io(#[from] std::io::Error),
+    /// A fleet thread stopped or did not answer in time.
     #[error("a fleet thread is gone")]
     WorkerGone,
 }
@@ -49,6 +52,7 @@ pub enum FleetError {
 /// Where connections go.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// The server's address.
     pub addr: SocketAddr,
     /// The Socket.IO path, e.g. `/io/`.
     pub path: String,
@@ -67,7 +71,34 @@ pub struct ConnSpec {
     pub track: bool,
     /// Keep the session for connection state recovery and ask for it after a cut.
     pub recovery: bool,
+    /// A JWT sent as the CONNECT's `auth.token`, as socket.io-client's `auth` option does.
+    pub token: Option<Arc<str>>,
+    /// The client's room in a split stream ([`RoomStream`]): deliveries numbered from
+    /// [`ROOM_SEQ_BASE`] are room sends, tracked apart from the broadcasts.
+    pub room_stream: Option<RoomStream>,
 }
+
+/// Where a client sits in the room sends of a split stream: room sends are numbered
+/// `ROOM_SEQ_BASE + k`, and send `k` goes to room `k % rooms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomStream {
+    /// How many rooms the sends go round.
+    pub rooms: u64,
+    /// The room this client is in, `0..rooms`.
+    pub room: u64,
+}
+
+impl RoomStream {
+    /// How many of the room sends `0..sends` reach this client's room.
+    pub fn expected(&self, sends: u64) -> u64 {
+        let rooms = self.rooms.max(1);
+        sends / rooms + u64::from(self.room < sends % rooms)
+    }
+}
+
+/// The first sequence number of room sends in a split stream: broadcasts are numbered from 0,
+/// room sends from here, so one event name carries both.
+pub const ROOM_SEQ_BASE: u64 = 1 << 40;
 
 impl ConnSpec {
     /// A connection to `target` with nothing special about it.
@@ -78,6 +109,8 @@ impl ConnSpec {
             rooms,
             track: false,
             recovery: false,
+            token: None,
+            room_stream: None,
         }
     }
 }
@@ -91,7 +124,9 @@ pub enum Churn {
     /// cut of each client falls anywhere within the first `every`, so that cuts are spread
     /// evenly from the start.
     Cut {
+        /// Mean time between two cuts of one connection.
         every: Duration,
+        /// How long a cut client waits before it reconnects.
         reconnect_after: Duration,
     },
     /// Each client leaves after a lifetime drawn the same way around `lifetime` (half of them
@@ -99,9 +134,13 @@ pub enum Churn {
     /// `rooms_per_client` rooms drawn from `soak-0..soak-{room_pool}`. Ready clients emit `echo`
     /// (with an ack) around every `echo_every`.
     Replace {
+        /// Mean lifetime of a client.
         lifetime: Duration,
+        /// Mean time between two `echo` of one client, if they echo.
         echo_every: Option<Duration>,
+        /// How many rooms (`soak-0..`) new clients draw theirs from.
         room_pool: usize,
+        /// How many rooms each new client joins.
         rooms_per_client: usize,
     },
 }
@@ -117,9 +156,13 @@ pub struct Stats {
     pub lost: u64,
     /// Connections whose room joins were acknowledged.
     pub joined: u64,
+    /// Echo acknowledgements received.
     pub acks: u64,
+    /// Echo round trips, µs.
     pub echo_latency: Histogram,
+    /// Bench deliveries received, duplicates included.
     pub deliveries: u64,
+    /// From a post's send time to its delivery, µs.
     pub delivery_latency: Histogram,
     /// `authenticate` events sent again after going unanswered.
     pub auth_retries: u64,
@@ -133,6 +176,7 @@ pub struct Stats {
     pub opened: u64,
     /// Clients that reconnect (or are replaced) after their connection failed or was lost.
     pub redialed: u64,
+    /// The first distinct errors.
     pub errors: Vec<String>,
 }
 
@@ -188,6 +232,12 @@ enum Command {
         expected: u64,
         reply: Sender<Summary>,
     },
+    /// The split-stream accounting: broadcasts `0..broadcasts`, room sends `0..room_sends`.
+    TallySplit {
+        broadcasts: u64,
+        room_sends: u64,
+        reply: Sender<(Summary, Summary)>,
+    },
     CloseAll,
     Shutdown,
 }
@@ -204,6 +254,7 @@ pub struct Fleet {
 }
 
 impl Fleet {
+    /// Starts `threads` event loops (at least one) whose clients connect to `targets`.
     pub fn start(threads: usize, targets: Vec<Target>) -> Result<Fleet, FleetError> {
         let mut workers = Vec::new();
         for index in 0..threads.max(1) {
@@ -261,6 +312,7 @@ impl Fleet {
         Ok(())
     }
 
+    /// Forgets the traffic counters of every thread (not the connection counts).
     pub fn reset(&self) -> Result<(), FleetError> {
         self.workers
             .iter()
@@ -297,6 +349,36 @@ impl Fleet {
         Ok(total)
     }
 
+    /// The delivery accounting of split-stream clients: of the broadcasts `0..broadcasts`, and
+    /// of the room sends `0..room_sends` that went to each client's room.
+    pub fn tally_split(
+        &self,
+        broadcasts: u64,
+        room_sends: u64,
+    ) -> Result<(Summary, Summary), FleetError> {
+        let (tx, rx) = mpsc::channel();
+        for worker in &self.workers {
+            self.send(
+                worker,
+                Command::TallySplit {
+                    broadcasts,
+                    room_sends,
+                    reply: tx.clone(),
+                },
+            )?;
+        }
+        let mut total = (Summary::default(), Summary::default());
+        for _ in &self.workers {
+            let (b, r) = rx
+                .recv_timeout(Duration::from_secs(30))
+                .map_err(|_| FleetError::WorkerGone)?;
+            total.0.merge(&b);
+            total.1.merge(&r);
+        }
+        Ok(total)
+    }
+
+    /// Closes every connection.
     pub fn close_all(&self) -> Result<(), FleetError> {
         self.workers
             .iter()
@@ -361,6 +443,8 @@ pub fn now_us() -> u64 {
 struct Client {
     spec: ConnSpec,
     tracker: Option<SeqTracker>,
+    /// The room sends of a split stream, by their index within the client's room.
+    room_tracker: Option<SeqTracker>,
     session: Option<Session>,
 }
 
@@ -368,6 +452,7 @@ impl Client {
     fn new(spec: ConnSpec) -> Client {
         Client {
             tracker: spec.track.then(SeqTracker::default),
+            room_tracker: (spec.track && spec.room_stream.is_some()).then(SeqTracker::default),
             spec,
             session: None,
         }
@@ -397,6 +482,9 @@ struct Loop {
     queue: VecDeque<Client>,
     /// Clients whose connection could not be started, and when to try again.
     redial: VecDeque<(Instant, Client)>,
+    /// Tracked clients whose connection closed for good (no churn to bring them back): what
+    /// they received still counts in a tally, and what they missed as missing.
+    gone: Vec<Client>,
     connecting: usize,
     churn: Option<Churn>,
     /// Whether cuts and leaves are scheduled (churn stopped: the gone still come back).
@@ -421,6 +509,7 @@ impl Loop {
             free: Vec::new(),
             queue: VecDeque::new(),
             redial: VecDeque::new(),
+            gone: Vec::new(),
             connecting: 0,
             churn: None,
             cutting: false,
@@ -674,10 +763,37 @@ impl Loop {
                     .flatten()
                     .map(|s| &s.client)
                     .chain(self.queue.iter())
-                    .chain(self.redial.iter().map(|(_, c)| c));
+                    .chain(self.redial.iter().map(|(_, c)| c))
+                    .chain(self.gone.iter());
                 for client in clients {
                     if let Some(tracker) = &client.tracker {
                         summary.add(&tracker.tally(expected));
+                    }
+                }
+                let _ = reply.send(summary);
+            }
+            Command::TallySplit {
+                broadcasts,
+                room_sends,
+                reply,
+            } => {
+                let mut summary = (Summary::default(), Summary::default());
+                let clients = self
+                    .slots
+                    .iter()
+                    .flatten()
+                    .map(|s| &s.client)
+                    .chain(self.queue.iter())
+                    .chain(self.redial.iter().map(|(_, c)| c))
+                    .chain(self.gone.iter());
+                for client in clients {
+                    if let Some(tracker) = &client.tracker {
+                        summary.0.add(&tracker.tally(broadcasts));
+                    }
+                    if let (Some(tracker), Some(stream)) =
+                        (&client.room_tracker, client.spec.room_stream)
+                    {
+                        summary.1.add(&tracker.tally(stream.expected(room_sends)));
                     }
                 }
                 let _ = reply.send(summary);
@@ -688,6 +804,7 @@ impl Loop {
             Command::CloseAll => {
                 self.queue.clear();
                 self.redial.clear();
+                self.gone.clear();
                 self.churn = None;
                 self.cutting = false;
                 for index in 0..self.slots.len() {
@@ -749,6 +866,11 @@ impl Loop {
         let stream = TcpStream::from_std(socket.into());
         self.seed = self.seed.wrapping_add(0x6D2B_79F5);
         let mut conn = Conn::new(&target.addr.to_string(), &target.path, self.seed);
+        if let Some(token) = &spec.token {
+            let mut auth = Map::with_capacity(1);
+            auth.insert("token", &**token);
+            conn = conn.with_auth(auth);
+        }
         if spec.recovery {
             conn = conn.with_recovery(client.session.clone());
         }
@@ -826,7 +948,11 @@ impl Loop {
                 let spec = self.replacement(&slot.client.spec);
                 self.queue.push_back(Client::new(spec));
             }
-            None => {}
+            None => {
+                if slot.client.tracker.is_some() {
+                    self.gone.push(slot.client);
+                }
+            }
         }
     }
 
@@ -939,8 +1065,15 @@ impl Loop {
             // Chat traffic: the chat scenarios run their own clients (`crate::chat`).
             Event::Nack(_) | Event::ChatMessage { .. } => {}
             Event::Delivery { seq, sent_us } => {
-                if let Some(tracker) = &mut slot.client.tracker {
-                    tracker.record(seq);
+                match (slot.client.spec.room_stream, &mut slot.client.room_tracker) {
+                    (Some(stream), Some(tracker)) if seq >= ROOM_SEQ_BASE => {
+                        tracker.record((seq - ROOM_SEQ_BASE) / stream.rooms.max(1));
+                    }
+                    _ => {
+                        if let Some(tracker) = &mut slot.client.tracker {
+                            tracker.record(seq);
+                        }
+                    }
                 }
                 self.stats.deliveries += 1;
                 self.stats

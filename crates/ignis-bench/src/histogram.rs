@@ -58,12 +58,14 @@ fn value_of(index: usize) -> u64 {
 }
 
 impl Histogram {
+    /// Counts one value.
     pub fn record(&mut self, value: u64) {
         self.counts[index_of(value)] += 1;
         self.total += 1;
         self.max = self.max.max(value);
     }
 
+    /// Adds another histogram's counts to this one.
     pub fn merge(&mut self, other: &Histogram) {
         for (mine, theirs) in self.counts.iter_mut().zip(other.counts.iter()) {
             *mine += theirs;
@@ -72,12 +74,25 @@ impl Histogram {
         self.max = self.max.max(other.max);
     }
 
+    /// How many values were counted.
     pub fn count(&self) -> u64 {
         self.total
     }
 
+    /// The largest value counted.
     pub fn max(&self) -> u64 {
         self.max
+    }
+
+    /// The non-empty buckets as `(middle value, count)`, lowest first: enough for another
+    /// process to merge histograms and take quantiles (`scripts/bench-scale.sh` does).
+    pub fn buckets(&self) -> Vec<(u64, u64)> {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, count)| **count > 0)
+            .map(|(index, count)| (value_of(index).min(self.max), *count))
+            .collect()
     }
 
     /// The value below which a fraction `q` (0..=1) of the samples fall; 0 when empty.
@@ -149,5 +164,19 @@ mod tests {
         assert_eq!(a.count(), 200);
         assert_eq!(a.max(), 199);
         assert!(a.quantile(0.5).abs_diff(99) <= 2);
+    }
+
+    #[test]
+    fn buckets_hold_every_sample() {
+        let mut h = Histogram::default();
+        assert!(h.buckets().is_empty());
+        [5, 5, 1000, 1001, 50_000].iter().for_each(|v| h.record(*v));
+        let buckets = h.buckets();
+        assert_eq!(buckets.iter().map(|(_, c)| c).sum::<u64>(), 5);
+        assert_eq!(buckets[0], (5, 2));
+        assert!(buckets.windows(2).all(|w| w[0].0 < w[1].0));
+        // The top bucket's middle is within its 3 % and never past the largest sample.
+        let top = buckets.last().map_or(0, |b| b.0);
+        assert!((48_500..=50_000).contains(&top), "{top}");
     }
 }

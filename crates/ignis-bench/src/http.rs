@@ -6,18 +6,25 @@ pub const MAX_HEAD: usize = 8 * 1024;
 /// The most a REST answer body may take.
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// Why an HTTP response could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HttpError {
+    /// The response is not valid HTTP.
     #[error("malformed HTTP response: {0}")]
     Malformed(String),
+    /// The response head passed its bound.
     #[error("response head over {MAX_HEAD} bytes")]
     HeadTooLarge,
+    /// The response body passed its bound.
     #[error("response body over {MAX_BODY} bytes")]
     BodyTooLarge,
+    /// The server answered the upgrade with another status.
     #[error("upgrade refused with status {0}")]
     UpgradeRefused(u16),
+    /// The upgrade answer's accept key is missing or wrong.
     #[error("Sec-WebSocket-Accept missing or wrong")]
     BadAccept,
+    /// A response without `Content-Length` (the posters need it for keep-alive).
     #[error("response without Content-Length")]
     NoLength,
 }
@@ -74,7 +81,9 @@ pub fn parse_upgrade_response(buf: &[u8], key: &str) -> Result<Option<usize>, Ht
 /// A complete response: its status and how many bytes of the buffer it took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Response {
+    /// The status code.
     pub status: u16,
+    /// Bytes of the buffer the response took, head and body.
     pub len: usize,
 }
 

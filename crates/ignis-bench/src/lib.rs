@@ -32,6 +32,7 @@ pub mod histogram;
 pub mod http;
 pub mod poster;
 pub mod procstat;
+pub mod scale;
 pub mod scenario;
 pub mod seqs;
 

@@ -7,7 +7,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use ignis_bench::chat::{self, ChatSetup};
 use ignis_bench::fleet::Target;
-use ignis_bench::scenario::{self, Setup};
+use ignis_bench::scale::{self, HoldPlan, PostStreams};
+use ignis_bench::scenario::{self, ScenarioError, Setup};
 
 #[derive(Parser)]
 #[command(
@@ -66,6 +67,8 @@ enum Command {
     Server(Scenario),
     #[command(flatten)]
     Chat(ChatScenario),
+    #[command(flatten)]
+    Scale(ScaleScenario),
 }
 
 #[derive(Subcommand)]
@@ -172,6 +175,53 @@ enum Scenario {
     },
 }
 
+/// The scale benchmark (issue 17), split over processes: see `scripts/bench-scale.sh`.
+#[derive(Subcommand)]
+enum ScaleScenario {
+    /// Holds clients `--first..--first+--count` of `--total`, spread over the targets,
+    /// authenticated and in rooms of `--room-size`; counts the deliveries between the poster's
+    /// `go` and `done` files in `--control`, and prints its report.
+    #[command(name = "scale-hold")]
+    Hold {
+        #[arg(long)]
+        total: usize,
+        #[arg(long, default_value_t = 0)]
+        first: usize,
+        #[arg(long)]
+        count: usize,
+        #[arg(long, default_value_t = 1000)]
+        room_size: usize,
+        /// The JWT clients send as the CONNECT's `auth.token` (or env `IGNIS_BENCH_TOKEN`).
+        /// A flag shows in `ps`: prefer the environment variable.
+        #[arg(long)]
+        token: Option<String>,
+        /// The directory the holders and the poster meet in.
+        #[arg(long)]
+        control: std::path::PathBuf,
+        /// Seconds after `done` for the last deliveries to arrive.
+        #[arg(long, default_value_t = 20.0)]
+        drain: f64,
+        /// Seconds to wait for `go`, then for `done`.
+        #[arg(long, default_value_t = 3600.0)]
+        max_wait: f64,
+    },
+    /// Writes `go` in `--control`, posts broadcasts and room sends (round the rooms
+    /// `scale-0..`) at once for `--seconds`, writes `done` with the counts.
+    #[command(name = "scale-post")]
+    Post {
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 1.0)]
+        broadcast_rate: f64,
+        #[arg(long, default_value_t = 10.0)]
+        room_rate: f64,
+        #[arg(long)]
+        rooms: usize,
+        #[arg(long)]
+        control: std::path::PathBuf,
+    },
+}
+
 /// The chat scenarios (issue 15), against `ignis-chat`: `--target` its address, `--path /io/`.
 #[derive(Subcommand)]
 enum ChatScenario {
@@ -239,13 +289,59 @@ fn long_seconds(s: f64) -> Duration {
     Duration::from_secs_f64(s.clamp(0.1, 86_400.0))
 }
 
+fn run_scale(setup: &Setup, scale: ScaleScenario) -> Result<serde_json::Value, ScenarioError> {
+    match scale {
+        ScaleScenario::Hold {
+            total,
+            first,
+            count,
+            room_size,
+            token,
+            control,
+            drain,
+            max_wait,
+        } => scale::hold(
+            setup,
+            &HoldPlan {
+                total,
+                first,
+                count,
+                room_size,
+                token: token
+                    .or_else(|| std::env::var("IGNIS_BENCH_TOKEN").ok())
+                    .map(Into::into),
+                control,
+                drain: seconds(drain),
+                max_wait: long_seconds(max_wait),
+            },
+        ),
+        ScaleScenario::Post {
+            seconds: s,
+            broadcast_rate,
+            room_rate,
+            rooms,
+            control,
+        } => scale::post(
+            setup,
+            &PostStreams {
+                duration: long_seconds(s),
+                broadcast_rate,
+                room_rate,
+                rooms,
+                control,
+            },
+        ),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = ignis_bench::raise_fd_limit() {
         eprintln!("ignis-bench: cannot raise the open-file limit: {e}");
     }
     let scenario = match cli.scenario {
-        Command::Server(s) => s,
+        Command::Server(s) => Ok(s),
+        Command::Scale(s) => Err(s),
         Command::Chat(chat) => {
             let Some(target) = cli.target.first().copied() else {
                 eprintln!("ignis-bench: no --target");
@@ -338,72 +434,75 @@ fn main() -> ExitCode {
         connect_timeout: Duration::from_secs(cli.connect_timeout),
     };
     let result = match scenario {
-        Scenario::Connect { clients, settle_ms } => {
-            scenario::connect(&setup, clients, Duration::from_millis(settle_ms))
-        }
-        Scenario::Echo {
-            clients,
-            seconds: s,
-        } => scenario::echo(&setup, clients, seconds(s)),
-        Scenario::Broadcast {
-            clients,
-            rate,
-            seconds: s,
-        } => scenario::broadcast(&setup, clients, rate, seconds(s)),
-        Scenario::Rooms {
-            clients,
-            sizes,
-            rate,
-            seconds: s,
-        } => scenario::rooms(&setup, clients, &sizes, rate, seconds(s)),
-        Scenario::Sweep {
-            clients,
-            rates,
-            seconds: s,
-            refine,
-        } => scenario::sweep(&setup, clients, &rates, refine, seconds(s)),
-        Scenario::Jitter {
-            clients,
-            cut_every_ms,
-            rate,
-            seconds: s,
-            recovery,
-            reconnect_after_ms,
-            drain,
-        } => scenario::jitter(
-            &setup,
-            &scenario::JitterPlan {
+        Err(scale) => run_scale(&setup, scale),
+        Ok(scenario) => match scenario {
+            Scenario::Connect { clients, settle_ms } => {
+                scenario::connect(&setup, clients, Duration::from_millis(settle_ms))
+            }
+            Scenario::Echo {
                 clients,
-                cut_every: Duration::from_millis(cut_every_ms),
+                seconds: s,
+            } => scenario::echo(&setup, clients, seconds(s)),
+            Scenario::Broadcast {
+                clients,
                 rate,
-                duration: long_seconds(s),
-                recovery,
-                reconnect_after: Duration::from_millis(reconnect_after_ms),
-                drain: long_seconds(drain),
-            },
-        ),
-        Scenario::Soak {
-            minutes,
-            clients,
-            lifetime,
-            echo_every,
-            rate,
-            rooms,
-            rooms_per_client,
-            sample_secs,
-        } => scenario::soak(
-            &setup,
-            &scenario::SoakPlan {
+                seconds: s,
+            } => scenario::broadcast(&setup, clients, rate, seconds(s)),
+            Scenario::Rooms {
                 clients,
-                duration: long_seconds(minutes * 60.0),
-                sample_every: long_seconds(sample_secs),
-                lifetime: long_seconds(lifetime),
-                echo_every: long_seconds(echo_every),
+                sizes,
+                rate,
+                seconds: s,
+            } => scenario::rooms(&setup, clients, &sizes, rate, seconds(s)),
+            Scenario::Sweep {
+                clients,
+                rates,
+                seconds: s,
+                refine,
+            } => scenario::sweep(&setup, clients, &rates, refine, seconds(s)),
+            Scenario::Jitter {
+                clients,
+                cut_every_ms,
+                rate,
+                seconds: s,
+                recovery,
+                reconnect_after_ms,
+                drain,
+            } => scenario::jitter(
+                &setup,
+                &scenario::JitterPlan {
+                    clients,
+                    cut_every: Duration::from_millis(cut_every_ms),
+                    rate,
+                    duration: long_seconds(s),
+                    recovery,
+                    reconnect_after: Duration::from_millis(reconnect_after_ms),
+                    drain: long_seconds(drain),
+                },
+            ),
+            Scenario::Soak {
+                minutes,
+                clients,
+                lifetime,
+                echo_every,
                 rate,
                 rooms,
                 rooms_per_client,
-            },
-        ),
+                sample_secs,
+            } => scenario::soak(
+                &setup,
+                &scenario::SoakPlan {
+                    clients,
+                    duration: long_seconds(minutes * 60.0),
+                    sample_every: long_seconds(sample_secs),
+                    lifetime: long_seconds(lifetime),
+                    echo_every: long_seconds(echo_every),
+                    rate,
+                    rooms,
+                    rooms_per_client,
+                },
+            ),
+        },
     };
     match result {
         Ok(report) => {

@@ -12,6 +12,7 @@ use crate::http;
 /// What to post, where and how fast.
 #[derive(Debug, Clone)]
 pub struct PostPlan {
+    /// The server's REST address.
     pub addr: SocketAddr,
     /// Paths used in turn: post `seq` goes to `paths[seq % paths.len()]`.
     pub paths: Vec<String>,
@@ -19,14 +20,23 @@ pub struct PostPlan {
     pub headers: String,
     /// Posts per second over all posters.
     pub rate: f64,
+    /// How many posts in all.
     pub count: u64,
+    /// Poster threads, each on its own keep-alive connection.
     pub posters: usize,
+    /// Added to each post's sequence number in its body (not in the choice of path), so that
+    /// two streams posted at once stay apart.
+    pub seq_base: u64,
 }
 
+/// What a plan's posts came to.
 #[derive(Debug, Clone, Default)]
 pub struct PostResult {
+    /// Posts answered 2xx.
     pub ok: u64,
+    /// Posts that failed or were answered otherwise.
     pub failed: u64,
+    /// The first distinct errors.
     pub errors: Vec<String>,
     /// From the first scheduled post to the last answer.
     pub elapsed: Duration,
@@ -95,7 +105,11 @@ fn poster(plan: &PostPlan, first: u64, step: u64, start: Instant) -> PostResult 
         let Some(path) = plan.paths.get((seq % plan.paths.len() as u64) as usize) else {
             break;
         };
-        let body = format!(r#"{{"topic":"{BENCH_TOPIC}","data":[{seq},{}]}}"#, now_us());
+        let body = format!(
+            r#"{{"topic":"{BENCH_TOPIC}","data":[{},{}]}}"#,
+            plan.seq_base + seq,
+            now_us()
+        );
         let request = http::post_request(&host, path, &plan.headers, body.as_bytes());
         let sent = Instant::now();
         match post_once(&mut stream, plan.addr, &request, &mut buf) {

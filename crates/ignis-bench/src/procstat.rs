@@ -3,13 +3,18 @@
 
 use std::time::Duration;
 
+/// Why a `/proc` figure could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcError {
+    /// A `/proc` file could not be read.
     #[error("reading {path}: {source}")]
     Io {
+        /// The file.
         path: String,
+        /// Why.
         source: std::io::Error,
     },
+    /// A `/proc` file did not have the expected shape.
     #[error("unexpected format in {0}")]
     Format(String),
 }
@@ -76,7 +81,9 @@ pub fn open_fds(pid: u32) -> Result<u64, ProcError> {
 /// Cumulative jiffies of the whole machine: idle (idle + iowait) and total.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct MachineTicks {
+    /// Idle and iowait jiffies.
     pub idle: u64,
+    /// All jiffies.
     pub total: u64,
 }
 
@@ -108,6 +115,7 @@ pub fn parse_machine_ticks(stat: &str) -> Option<MachineTicks> {
     Some(MachineTicks { idle, total })
 }
 
+/// The machine's jiffies now, from `/proc/stat`.
 pub fn machine_ticks() -> Result<MachineTicks, ProcError> {
     parse_machine_ticks(&read("/proc/stat")?).ok_or(ProcError::Format("/proc/stat".into()))
 }
@@ -115,8 +123,11 @@ pub fn machine_ticks() -> Result<MachineTicks, ProcError> {
 /// One reading of everything a scenario reports about CPU.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuSnapshot {
+    /// CPU time of the servers, summed.
     pub server: Duration,
+    /// CPU time of this process.
     pub loadgen: Duration,
+    /// The machine's jiffies.
     pub machine: MachineTicks,
 }
 

@@ -13,21 +13,36 @@ use crate::histogram::Histogram;
 use crate::poster::{self, PostPlan, PostResult};
 use crate::procstat::{self, CpuSnapshot, ProcError};
 
+/// Why a scenario failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
+    /// The client fleet failed.
     #[error(transparent)]
     Fleet(#[from] FleetError),
+    /// A `/proc` figure could not be read.
     #[error(transparent)]
     Proc(#[from] ProcError),
+    /// Not every client authenticated in time.
     #[error("only {ready} of {wanted} clients authenticated ({failed} failed): {errors:?}")]
     NotReady {
+        /// Clients authenticated.
         ready: u64,
+        /// Clients the scenario opened.
         wanted: u64,
+        /// Clients whose connection failed.
         failed: u64,
+        /// The first distinct errors.
         errors: Vec<String>,
     },
+    /// Not every client joined its rooms in time.
     #[error("only {joined} of {wanted} clients joined their rooms")]
-    NotJoined { joined: u64, wanted: u64 },
+    NotJoined {
+        /// Clients whose joins were acknowledged.
+        joined: u64,
+        /// Clients that had rooms to join.
+        wanted: u64,
+    },
+    /// A parameter out of range.
     #[error("invalid parameter: {0}")]
     Invalid(String),
 }
@@ -44,6 +59,7 @@ pub struct Setup {
     pub targets: Vec<Target>,
     /// Their pids, for CPU and RSS.
     pub server_pids: Vec<u32>,
+    /// Event-loop threads of the load generator.
     pub threads: usize,
     /// Source addresses 127.0.0.1, .2, ... used in turn (each has its own port range).
     pub source_ips: u8,
@@ -53,7 +69,9 @@ pub struct Setup {
     pub room_path: String,
     /// Where REST posts go, when not to the first target.
     pub rest_addr: Option<SocketAddr>,
+    /// Extra header lines of every REST call, each ending in CRLF (an API key).
     pub rest_headers: String,
+    /// Concurrent REST posters, at least.
     pub posters: usize,
     /// How long a scenario waits for clients to connect.
     pub connect_timeout: Duration,
@@ -79,7 +97,7 @@ impl Setup {
             .collect()
     }
 
-    fn fleet(&self) -> Result<Fleet, ScenarioError> {
+    pub(crate) fn fleet(&self) -> Result<Fleet, ScenarioError> {
         if self.targets.is_empty() {
             return Err(ScenarioError::Invalid("no target".into()));
         }
@@ -87,7 +105,11 @@ impl Setup {
     }
 
     /// Opens `n` clients and waits until all are ready (and joined, when they have rooms).
-    fn connect(&self, fleet: &Fleet, specs: Vec<ConnSpec>) -> Result<Stats, ScenarioError> {
+    pub(crate) fn connect(
+        &self,
+        fleet: &Fleet,
+        specs: Vec<ConnSpec>,
+    ) -> Result<Stats, ScenarioError> {
         let wanted = specs.len() as u64;
         let joining = specs.iter().filter(|s| !s.rooms.is_empty()).count() as u64;
         fleet.open(specs)?;
@@ -124,6 +146,7 @@ impl Setup {
                 .posters
                 .max((rate / 150.0).ceil() as usize)
                 .min(MAX_POSTERS),
+            seq_base: 0,
         }
     }
 }
@@ -465,11 +488,13 @@ pub fn sweep(
 /// The jitter benchmark's parameters.
 #[derive(Debug, Clone)]
 pub struct JitterPlan {
+    /// Clients in the run.
     pub clients: usize,
     /// Each connection is cut around this often (between half and one and a half times).
     pub cut_every: Duration,
     /// Broadcasts per second.
     pub rate: f64,
+    /// How long broadcasts are posted.
     pub duration: Duration,
     /// Reconnect as socket.io-client does with connection state recovery: `{pid, offset}`.
     pub recovery: bool,
@@ -582,7 +607,9 @@ fn ratio(a: u64, b: u64) -> f64 {
 /// The soak benchmark's parameters.
 #[derive(Debug, Clone)]
 pub struct SoakPlan {
+    /// Clients at any time.
     pub clients: usize,
+    /// How long the soak runs.
     pub duration: Duration,
     /// How often the server is sampled.
     pub sample_every: Duration,
@@ -594,6 +621,7 @@ pub struct SoakPlan {
     pub rate: f64,
     /// Rooms `soak-0..` clients join from.
     pub rooms: usize,
+    /// Rooms each client joins.
     pub rooms_per_client: usize,
 }
 

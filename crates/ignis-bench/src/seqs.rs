@@ -20,6 +20,7 @@ pub struct SeqTracker {
 /// The accounting of one client (or, summed, of many) against the stream `0..expected`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
+    /// Sequence numbers `0..expected` the client should have received.
     pub expected: u64,
     /// Deliveries, duplicates included.
     pub received: u64,
@@ -98,7 +99,9 @@ pub fn tally(seqs: &[u64], expected: u64) -> Tally {
 /// The tallies of many clients together.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Summary {
+    /// Clients summed.
     pub clients: u64,
+    /// Their tallies, summed.
     pub total: Tally,
     /// Clients that missed nothing.
     pub complete: u64,
@@ -107,6 +110,7 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Adds one client's tally.
     pub fn add(&mut self, t: &Tally) {
         let share = if t.expected == 0 {
             1.0
@@ -130,6 +134,7 @@ impl Summary {
         s.unexpected += t.unexpected;
     }
 
+    /// Adds another summary's clients.
     pub fn merge(&mut self, other: &Summary) {
         if other.clients == 0 {
             return;

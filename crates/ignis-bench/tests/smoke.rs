@@ -281,3 +281,83 @@ fn jitter_cuts_and_recovers_and_soak_samples() {
     assert!(soak["flat"].is_boolean(), "{soak}");
     assert!(soak["rss_kib"]["flat"].is_boolean(), "{soak}");
 }
+
+/// The scale benchmark split over two holders and a poster, as `scripts/bench-scale.sh` runs it
+/// over processes: every broadcast reaches all 50 clients, every room send its room of 10.
+#[test]
+fn scale_holders_and_poster_meet_in_the_control_directory() {
+    use ignis_bench::scale::{self, HoldPlan, PostStreams};
+
+    let runtime = runtime();
+    let (io_addr, rest_addr) = serve(&runtime, false);
+    let setup = Setup {
+        rest_addr: Some(rest_addr),
+        ..setup(io_addr, None)
+    };
+    let control = std::env::temp_dir().join(format!("ignis-bench-scale-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&control);
+    std::fs::create_dir_all(&control).expect("control directory");
+    let holders: Vec<_> = [(0, 30), (30, 20)]
+        .into_iter()
+        .map(|(first, count)| {
+            let plan = HoldPlan {
+                total: CLIENTS,
+                first,
+                count,
+                room_size: 10,
+                token: Some("not checked by the contract server".into()),
+                control: control.clone(),
+                drain: Duration::from_secs(10),
+                max_wait: Duration::from_secs(30),
+            };
+            let setup = setup.clone();
+            std::thread::spawn(move || scale::hold(&setup, &plan))
+        })
+        .collect();
+    // The poster starts once both holders are ready, as the script does.
+    for first in [0, 30] {
+        let ready = control.join(format!("ready-{first}.json"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !ready.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "holder {first} not ready"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let streams = PostStreams {
+        duration: Duration::from_secs(1),
+        broadcast_rate: 4.0,
+        room_rate: 12.0,
+        rooms: 5,
+        control: control.clone(),
+    };
+    let post = scale::post(&setup, &streams).expect("post");
+    assert_eq!(post["broadcasts"], 4, "{post}");
+    assert_eq!(post["room_sends"], 12, "{post}");
+    assert_eq!(post["room_posts"]["failed"], 0, "{post}");
+    let reports: Vec<serde_json::Value> = holders
+        .into_iter()
+        .map(|h| h.join().expect("holder thread").expect("hold"))
+        .collect();
+    // 12 room sends over 5 rooms: rooms 0 and 1 get 3, the others 2; rooms 0-2 are the first
+    // holder's, 3-4 the second's.
+    let expected = [4 * 30 + 10 * (3 + 3 + 2), 4 * 20 + 10 * (2 + 2)];
+    for (report, expected) in reports.iter().zip(expected) {
+        assert_eq!(report["expected"], expected, "{report}");
+        assert_eq!(report["deliveries"], expected, "{report}");
+        assert_eq!(report["missing"], 0, "{report}");
+        assert_eq!(report["duplicated"], 0, "{report}");
+        assert_eq!(report["out_of_order"], 0, "{report}");
+        assert_eq!(report["lost"], 0, "{report}");
+        let counted: u64 = report["latency_buckets"]
+            .as_array()
+            .expect("buckets")
+            .iter()
+            .map(|b| b[1].as_u64().expect("count"))
+            .sum();
+        assert_eq!(counted, expected, "{report}");
+    }
+    let _ = std::fs::remove_dir_all(&control);
+}
