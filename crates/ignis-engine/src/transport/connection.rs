@@ -243,7 +243,7 @@ impl<H: Handler> Connection<H> {
     /// The first time the driver finds reads paused on a wake-up, it calls
     /// [`Connection::count_paused_reads`].
     pub(super) fn wants_read(&self) -> bool {
-        !(self.flag(PONG_QUEUED) && !self.output.is_empty())
+        !self.flag(PONG_QUEUED) || self.output.is_empty()
     }
 
     /// Counts a wait with reads paused (see [`Connection::wants_read`]).

@@ -21,9 +21,9 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 /// Every wait of a test is bounded by this.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
-pub async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+pub(crate) async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
@@ -61,7 +61,7 @@ fn dechunk(mut rest: &str) -> String {
 }
 
 /// One Engine.IO session over long-polling.
-pub struct Polling {
+pub(crate) struct Polling {
     addr: SocketAddr,
     path: String,
     sid: String,
@@ -70,7 +70,7 @@ pub struct Polling {
 }
 
 /// What the server answered to a CONNECT, and the events it sent before the answer.
-pub struct Connected {
+pub(crate) struct Connected {
     pub id: String,
     pub pid: Option<String>,
     pub before: Vec<serde_json::Value>,
@@ -78,7 +78,7 @@ pub struct Connected {
 
 impl Polling {
     /// Opens a session at `path` (`/socket.io/`).
-    pub async fn open(addr: SocketAddr, path: &str) -> Polling {
+    pub(crate) async fn open(addr: SocketAddr, path: &str) -> Polling {
         let (status, open) =
             http(addr, "GET", &format!("{path}?EIO=4&transport=polling"), "").await;
         assert_eq!(status, 200, "{open}");
@@ -95,14 +95,14 @@ impl Polling {
         format!("{}?EIO=4&transport=polling&sid={}", self.path, self.sid)
     }
 
-    pub async fn post(&self, packets: &str) {
+    pub(crate) async fn post(&self, packets: &str) {
         let (status, body) = http(self.addr, "POST", &self.url(), packets).await;
         assert_eq!(status, 200, "{body}");
     }
 
     /// Reads packets (answering heartbeats) until one matches; every packet read, in order.
     /// Packets that came after it in the same response are kept for the next read.
-    pub async fn until(&self, wanted: impl Fn(&str) -> bool) -> Vec<String> {
+    pub(crate) async fn until(&self, wanted: impl Fn(&str) -> bool) -> Vec<String> {
         let read = async {
             let mut seen = Vec::new();
             loop {
@@ -133,7 +133,7 @@ impl Polling {
 
     /// Reads until the server closes the session (a long-polling session closes once the
     /// client has taken what was queued: it must be read).
-    pub async fn until_closed(&self) {
+    pub(crate) async fn until_closed(&self) {
         let read = async {
             loop {
                 let (status, body) = http(self.addr, "GET", &self.url(), "").await;
@@ -148,7 +148,7 @@ impl Polling {
     }
 
     /// Joins the main namespace with `auth`; the answer, and the events that came before it.
-    pub async fn connect(&self, auth: Option<serde_json::Value>) -> Connected {
+    pub(crate) async fn connect(&self, auth: Option<serde_json::Value>) -> Connected {
         match auth {
             Some(auth) => self.post(&format!("40{auth}")).await,
             None => self.post("40").await,
@@ -165,7 +165,7 @@ impl Polling {
     }
 
     /// The next `n` events, in order.
-    pub async fn events(&self, n: usize) -> Vec<serde_json::Value> {
+    pub(crate) async fn events(&self, n: usize) -> Vec<serde_json::Value> {
         let mut events = Vec::new();
         while events.len() < n {
             let seen = self.until(|p| p.starts_with("42")).await;
@@ -176,13 +176,13 @@ impl Polling {
 }
 
 /// The arguments of an EVENT packet of the main namespace (`42[...]`), name first.
-pub fn event(packet: &str) -> Option<serde_json::Value> {
+pub(crate) fn event(packet: &str) -> Option<serde_json::Value> {
     let json = packet.strip_prefix("42")?;
     serde_json::from_str(json).ok()
 }
 
 /// The offset an event carries when recovery is on: its last argument.
-pub fn offset(event: &serde_json::Value) -> String {
+pub(crate) fn offset(event: &serde_json::Value) -> String {
     event
         .as_array()
         .and_then(|a| a.last())
@@ -192,10 +192,10 @@ pub fn offset(event: &serde_json::Value) -> String {
 }
 
 /// Runs in the middle of a restore, with the adapter that broadcasts.
-pub type Hook = Box<dyn FnOnce(&MemoryAdapter, &Namespace) + Send>;
+pub(crate) type Hook = Box<dyn FnOnce(&MemoryAdapter, &Namespace) + Send>;
 
 #[derive(Default)]
-pub struct Hooks {
+pub(crate) struct Hooks {
     /// After the session was taken, before the socket is back in its rooms.
     pub after_restore: Mutex<Option<Hook>>,
     /// Once the socket is back in its rooms, before its missed packets are looked up.
@@ -218,7 +218,7 @@ fn fire(slot: &Mutex<Option<Hook>>, adapter: &MemoryAdapter, ns: &Namespace) {
 }
 
 /// The memory adapter, with the hooks.
-pub struct Hooked {
+pub(crate) struct Hooked {
     pub inner: MemoryAdapter,
     pub hooks: Arc<Hooks>,
 }
