@@ -9,7 +9,6 @@ use http::{Request, Response};
 use hyper::body::Body;
 use ignis_engine::{Cors, Engine, EngineConfig, PerMessageDeflate, ResponseBody, Transports};
 use parking_lot::RwLock;
-use serde::Serialize;
 
 use crate::EmitError;
 use crate::adapter::{AdapterFactory, MemoryAdapter};
@@ -19,6 +18,7 @@ use crate::limits::{AbuseCounters, EventRate, Limits, SocketLimits};
 use crate::namespace::Namespace;
 use crate::observer::{Observers, SocketObserver};
 use crate::operators::Operators;
+use crate::outbound::IntoArgs;
 use crate::outbound::ParserKind;
 use crate::recovery::{Recovery, RecoveryConfig};
 use crate::socket::{DisconnectReason, IntoRooms, SocketRef};
@@ -375,9 +375,9 @@ impl SocketIo {
         self.main_namespace().operators()
     }
 
-    /// Sends an event to every socket of the main namespace.
-    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
-        self.main_namespace().emit(event, data)
+    /// Sends an event to every socket of the main namespace (see [`Operators::emit`]).
+    pub fn emit<'a>(&self, event: &str, args: impl IntoArgs<'a>) -> Result<(), EmitError> {
+        self.main_namespace().emit(event, args)
     }
 
     /// Emits an event to the main namespace of the other nodes (`serverSideEmit`).

@@ -22,7 +22,7 @@
 //!     socket.join("lobby");
 //!     socket.on("message", |socket, event| async move {
 //!         // Everyone in the lobby but the sender.
-//!         let _ = socket.to("lobby").emit_args("message", event.args);
+//!         let _ = socket.to("lobby").emit("message", event.args);
 //!     });
 //! });
 //! chat.use_middleware(|socket| async move {
@@ -68,7 +68,7 @@ pub use limits::{
 pub use namespace::Namespace;
 pub use observer::SocketObserver;
 pub use operators::{AckTimeout, BroadcastAckError, DEFAULT_ACK_TIMEOUT, Operators};
-pub use outbound::{EncodedArgs, ParserKind};
+pub use outbound::{Args, EncodedArgs, IntoArgs, ParserKind};
 pub use recovery::{Recovery, RecoveryConfig, SessionData};
 pub use socket::{AckSender, DisconnectReason, Event, IntoRooms, JoinError, Socket, SocketRef};
 pub use stats::IoStats;

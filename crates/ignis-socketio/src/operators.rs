@@ -8,11 +8,11 @@ use ignis_engine::Sid;
 use ignis_proto::Value;
 use ignis_proto::socketio::Packet;
 use parking_lot::Mutex;
-use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::adapter::{AckCollector, BroadcastOptions, RemoteSocket};
 use crate::namespace::Namespace;
+use crate::outbound::IntoArgs;
 use crate::socket::{IntoRooms, check_event_name};
 use crate::{AdapterError, EmitError};
 
@@ -87,15 +87,12 @@ impl Operators {
         &self.opts
     }
 
-    /// Sends an event with one argument.
-    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
-        let value = ignis_proto::value::to_value(data)?;
-        self.emit_args(event, vec![value])
-    }
-
-    /// Sends an event with any number of arguments.
-    pub fn emit_args(&self, event: &str, args: Vec<Value>) -> Result<(), EmitError> {
+    /// Sends an event to the selected sockets, with any [`IntoArgs`]: `&data` (one
+    /// argument), `vec![..]` (one per value), [`Args::values`](crate::Args::values) or
+    /// `&EncodedArgs`. The packet is encoded once for every recipient.
+    pub fn emit<'a>(&self, event: &str, args: impl IntoArgs<'a>) -> Result<(), EmitError> {
         check_event_name(event)?;
+        let args = args.into_args()?.into_vec();
         let packet = Packet::event(self.ns.name(), event, args, None);
         self.ns.adapter().broadcast(&self.ns, packet, &self.opts)?;
         Ok(())
@@ -104,12 +101,13 @@ impl Operators {
     /// Sends an event that asks every recipient for an acknowledgement and collects the answers
     /// (each client's arguments). Fails with [`AckTimeout`] if not every client answered within
     /// the timeout; the answers that did arrive are in the error.
-    pub async fn emit_with_ack(
+    pub async fn emit_with_ack<'a>(
         &self,
         event: &str,
-        args: Vec<Value>,
+        args: impl IntoArgs<'a>,
     ) -> Result<Vec<Vec<Value>>, BroadcastAckError> {
         check_event_name(event)?;
+        let args = args.into_args().map_err(EmitError::from)?.into_vec();
         let timeout = self.opts.flags.timeout.unwrap_or(DEFAULT_ACK_TIMEOUT);
         let id = self.ns.next_ack_id();
         let packet = Packet::event(self.ns.name(), event, args, Some(id));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ignis_socketio::proto::value::Map;
-use ignis_socketio::{EncodedArgs, ParserKind, RecoveryConfig, SocketIo, Value};
+use ignis_socketio::{Args, EncodedArgs, ParserKind, RecoveryConfig, SocketIo, Value};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
@@ -229,7 +229,7 @@ pub async fn rust_server(
             };
             let _ = socket.emit("ack-result", &reply);
         });
-        socket.on("join", |socket, mut event| async move {
+        socket.on("join", |socket, event| async move {
             if let Some(room) = event.args.first().and_then(Value::as_str).map(String::from) {
                 socket.join(room);
             }
@@ -241,33 +241,33 @@ pub async fn rust_server(
             event.ack(vec![Value::Array(rooms)]);
         });
         // A handler that never waits, registered as one (`on_sync`), answering from borrowed
-        // values (`ack_values`).
-        socket.on_sync("get-rooms", |socket, mut event| {
+        // values (`Args::values`).
+        socket.on_sync("get-rooms", |socket, event| {
             let rooms: Vec<Value> = socket
                 .rooms()
                 .iter()
                 .map(|r| Value::from(r.to_string()))
                 .collect();
-            event.ack_values(&[Value::Array(rooms)]);
+            event.ack(Args::values(&[Value::Array(rooms)]));
         });
-        // Answered from arguments encoded once (`ack_encoded`): as text, or (binary, msgpack)
+        // Answered from arguments encoded once (`&EncodedArgs`): as text, or (binary, msgpack)
         // from the values.
         socket.on_sync("encoded-ack", |_socket, mut event| {
             let args = EncodedArgs::new(std::mem::take(&mut event.args));
-            event.ack_encoded(&args);
+            event.ack(&args);
         });
-        // Sent from borrowed values (`emit_values`): both parsers must carry them as they do
+        // Sent from borrowed values (`Args::values`): both parsers must carry them as they do
         // owned ones.
         socket.on("server-binary", |socket, _event| async move {
-            let _ = socket.emit_values(
+            let _ = socket.emit(
                 "server-binary",
-                &[
+                Args::values(&[
                     Value::bytes(&[1u8, 2, 3][..]),
                     obj(&[
                         ("nested", Value::bytes(&[4u8, 5][..])),
                         ("list", Value::Array(vec![Value::bytes(&[6u8][..])])),
                     ]),
-                ],
+                ]),
             );
         });
         socket.on("disconnect-me", |socket, _event| async move {
@@ -310,7 +310,7 @@ fn register_echo(socket: &ignis_socketio::SocketRef) {
             let args = std::mem::take(&mut event.args);
             event.ack(args);
         } else {
-            let _ = socket.emit_args("echo", event.args);
+            let _ = socket.emit("echo", event.args);
         }
     });
 }

@@ -251,11 +251,11 @@ fn greet(socket: &SocketRef) {
     let mut authenticated = Map::with_capacity(2);
     authenticated.insert("id", socket.id().as_str());
     authenticated.insert("time", time.clone());
-    let _ = socket.emit_args(
+    let _ = socket.emit(
         protocol::EVENT_AUTHENTICATED,
         vec![Value::Map(authenticated)],
     );
-    let _ = socket.emit_args(protocol::EVENT_PING, vec![ping_payload(time)]);
+    let _ = socket.emit(protocol::EVENT_PING, vec![ping_payload(time)]);
 }
 
 /// The payload of the app-level `ping` event: `{time}`.
@@ -610,7 +610,7 @@ impl SocketIOServerHelper {
         let payload = object(vec![("message", message.into()), ("time", now().into())]);
         let _ = record
             .socket
-            .emit_args(protocol::EVENT_UNAUTHENTICATE, vec![payload]);
+            .emit(protocol::EVENT_UNAUTHENTICATE, vec![payload]);
         self.forget(&record.socket);
         record.socket.disconnect_with(true);
     }
@@ -691,7 +691,7 @@ impl SocketIOServerHelper {
     }
 
     fn ping(&self, socket: &SocketRef) {
-        let _ = socket.emit_args(protocol::EVENT_PING, vec![ping_payload(now())]);
+        let _ = socket.emit(protocol::EVENT_PING, vec![ping_payload(now())]);
     }
 
     async fn on_join(&self, socket: SocketRef, mut event: Event) {
@@ -779,7 +779,7 @@ impl SocketIOServerHelper {
             );
         }
         operators
-            .emit_args(&options.topic, vec![options.data])
+            .emit(&options.topic, vec![options.data])
             .map_err(|e| {
                 self.inner.failed_sends.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(error = %e, "send failed");
