@@ -180,7 +180,7 @@ fn setup(ns: &Arc<Namespace>, name: &str, emitter: Option<Emitter>, conn: RedisC
             }
             let _ = socket.emit(
                 "welcome",
-                &map(vec![
+                map(vec![
                     ("id", Value::from(socket.id().as_str())),
                     ("node", Value::from(node.clone())),
                     ("nsp", Value::from(socket.namespace().name())),

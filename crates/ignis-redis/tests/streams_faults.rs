@@ -101,7 +101,7 @@ async fn nothing_is_lost_while_redis_pauses_or_restarts() {
     let two = node(&redis).await;
     let mut p1 = cluster_common::peer(&one).await;
     let mut p2 = cluster_common::peer(&two).await;
-    one.ns.operators().emit("m", &"before").unwrap();
+    one.ns.operators().emit("m", "before").unwrap();
     p1.expect("m", "before").await;
     p2.expect("m", "before").await;
 
@@ -175,7 +175,7 @@ async fn nothing_is_lost_while_redis_pauses_or_restarts() {
         p1.expect("m", m).await;
         p2.expect("m", m).await;
     }
-    one.ns.operators().emit("m", &"after").unwrap();
+    one.ns.operators().emit("m", "after").unwrap();
     p1.expect("m", "after").await;
     p2.expect("m", "after").await;
     drop(redis);

@@ -115,10 +115,12 @@ impl Namespace {
         tracing::debug!(%sid, nsp = %self.name, at_limit = limit, socket_id_rooms = foreign, "rooms refused");
     }
 
+    /// The namespace's name (`/`, `/chat`, ...).
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// The adapter that keeps the namespace's rooms and sends its broadcasts.
     pub fn adapter(&self) -> &Arc<dyn Adapter> {
         &self.adapter
     }
@@ -240,6 +242,7 @@ impl Namespace {
         self.sockets.read().values().cloned().collect()
     }
 
+    /// How many sockets are connected to the namespace on this node.
     pub fn socket_count(&self) -> usize {
         self.sockets.read().len()
     }

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::adapter::{AckCollector, BroadcastOptions, RemoteSocket};
+use crate::error::{AckTimeout, BroadcastAckError};
 use crate::namespace::Namespace;
 use crate::outbound::IntoArgs;
 use crate::socket::{IntoRooms, check_event_name};
@@ -83,6 +84,7 @@ impl Operators {
         self
     }
 
+    /// The rooms, exceptions and flags chosen so far.
     pub fn options(&self) -> &BroadcastOptions {
         &self.opts
     }
@@ -171,24 +173,6 @@ impl Operators {
             .disconnect_sockets(&self.ns, &self.opts, close)
             .await
     }
-}
-
-/// A broadcast with acknowledgements did not get every answer in time.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AckTimeout {
-    /// The answers that arrived.
-    pub answers: Vec<Vec<Value>>,
-}
-
-/// Why a broadcast with acknowledgements failed.
-#[derive(Debug, thiserror::Error)]
-pub enum BroadcastAckError {
-    #[error("operation has timed out")]
-    Timeout(AckTimeout),
-    #[error(transparent)]
-    Emit(#[from] EmitError),
-    #[error(transparent)]
-    Adapter(#[from] AdapterError),
 }
 
 #[derive(Default)]

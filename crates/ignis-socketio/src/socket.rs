@@ -14,8 +14,9 @@ use parking_lot::{Mutex, RwLock};
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-use crate::adapter::{AckCollector, BroadcastOptions, RefusedRoom, RemoteSocket, Room};
+use crate::adapter::{AckCollector, BroadcastOptions, RemoteSocket, Room};
 use crate::engine_handler::EngineSocket;
+use crate::error::JoinError;
 use crate::handler::{AnyHandler, DisconnectHandler, EventHandler, Handlers, SocketHandlers, run};
 use crate::handshake::Handshake;
 use crate::limits::{Bucket, Refusal};
@@ -58,6 +59,7 @@ pub enum DisconnectReason {
 }
 
 impl DisconnectReason {
+    /// The reason as the reference words it, the string a client sees.
     pub fn as_str(self) -> &'static str {
         match self {
             DisconnectReason::ServerNamespaceDisconnect => "server namespace disconnect",
@@ -234,17 +236,6 @@ pub struct Socket {
     bucket: Bucket,
 }
 
-/// Why [`Socket::try_join`] did not join every room asked.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum JoinError {
-    /// More rooms were asked at once than a socket may be in: none was looked at.
-    #[error("{asked} rooms asked at once; a socket may be in at most {max} rooms")]
-    TooManyRooms { asked: usize, max: usize },
-    /// These rooms were refused (the others were joined).
-    #[error("{} room(s) refused", .0.len())]
-    Refused(Vec<RefusedRoom>),
-}
-
 impl Socket {
     pub(crate) fn new(
         id: Sid,
@@ -282,10 +273,12 @@ impl Socket {
         self.id
     }
 
+    /// The namespace the socket is connected to.
     pub fn namespace(&self) -> &Arc<Namespace> {
         &self.ns
     }
 
+    /// The request that opened the connection and the client's `auth` payload.
     pub fn handshake(&self) -> &Handshake {
         &self.handshake
     }
@@ -295,6 +288,7 @@ impl Socket {
         self.recovered
     }
 
+    /// Whether the socket is connected (it has not left its namespace).
     pub fn connected(&self) -> bool {
         self.connected.load(Ordering::Acquire)
     }
@@ -348,6 +342,7 @@ impl Socket {
         self.data.read().clone()
     }
 
+    /// Replaces the application data of the socket (see [`Socket::data`]).
     pub fn set_data(&self, value: Value) {
         *self.data.write() = value;
     }
@@ -967,6 +962,7 @@ pub(crate) fn check_event_name(event: &str) -> Result<(), EmitError> {
 
 /// One room or several.
 pub trait IntoRooms {
+    /// The rooms, one per name.
     fn into_rooms(self) -> Vec<Room>;
 }
 

@@ -93,12 +93,12 @@ impl SpecServer {
                         let id = Value::from(socket.id().as_str());
                         match mode {
                             AuthMode::Accept => {
-                                let _ = socket.emit("authenticated", &obj(&[("id", id)]));
+                                let _ = socket.emit("authenticated", obj(&[("id", id)]));
                             }
                             AuthMode::Reject => {
                                 let _ = socket.emit(
                                     "unauthenticated",
-                                    &obj(&[("message", Value::from("Invalid token"))]),
+                                    obj(&[("message", Value::from("Invalid token"))]),
                                 );
                             }
                             AuthMode::Silent => {}
@@ -280,7 +280,7 @@ pub async fn rust_server(
     io.ns("/custom", |socket| async move {
         let _ = socket.emit(
             "welcome",
-            &obj(&[
+            obj(&[
                 ("id", Value::from(socket.id().as_str())),
                 ("nsp", Value::from("/custom")),
             ]),
@@ -288,7 +288,7 @@ pub async fn rust_server(
         register_echo(&socket);
     });
     let private = io.ns("/private", |socket| async move {
-        let _ = socket.emit("welcome", &obj(&[("nsp", Value::from("/private"))]));
+        let _ = socket.emit("welcome", obj(&[("nsp", Value::from("/private"))]));
     });
     private.use_middleware(|socket| async move {
         if socket.handshake().auth.get("token").and_then(Value::as_str) == Some("secret") {
