@@ -2,7 +2,7 @@
 //! requests with, as the reference does ([`EngineError`]), why a message could not be queued on a
 //! session ([`SendError`]), why the per-IP limits refused a client ([`IpRefusal`]), why a request
 //! body timed out ([`BodyTimeout`]) and, with the `tls` feature, why a certificate could not be
-//! loaded ([`TlsError`]).
+//! loaded (`TlsError`).
 
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
