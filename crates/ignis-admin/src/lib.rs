@@ -207,9 +207,9 @@ async fn on_admin_connect(io: SocketIo, socket: SocketRef, read_only: bool) {
     features.push(Value::from("ALL_EVENTS"));
     let mut config = Map::new();
     config.insert("supportedFeatures", Value::Array(features));
-    let _ = socket.emit_args("config", vec![Value::Map(config)]);
+    let _ = socket.emit("config", vec![Value::Map(config)]);
     let sockets = all_sockets(&io).await;
-    let _ = socket.emit_args("all_sockets", vec![Value::Array(sockets)]);
+    let _ = socket.emit("all_sockets", vec![Value::Array(sockets)]);
 }
 
 /// Every socket of every namespace: the local ones as they are, the other nodes' as
@@ -268,7 +268,7 @@ fn register_actions(io: &SocketIo, socket: &SocketRef) {
                 Some(room) => ns.to(room.as_str()),
                 None => ns.operators(),
             };
-            match ops.emit_args(&name, payload) {
+            match ops.emit(&name, payload) {
                 Ok(()) => tracing::info!(nsp = ns.name(), room = ?room, "admin UI: emit"),
                 Err(e) => tracing::info!(nsp = ns.name(), error = %e, "admin UI: emit refused"),
             }
@@ -373,7 +373,7 @@ async fn stats_loop(
         stats.insert("namespaces", Value::Array(namespaces));
         if let Err(e) = admin
             .operators()
-            .emit_args("server_stats", vec![Value::Map(stats)])
+            .emit("server_stats", vec![Value::Map(stats)])
         {
             tracing::debug!(error = %e, "admin UI: stats not sent");
         }

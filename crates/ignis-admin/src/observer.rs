@@ -151,7 +151,7 @@ impl SocketObserver for Watcher {
 /// Emits what the watcher heard to the admin namespace (every node's, with a cluster adapter).
 pub(crate) async fn forward(admin: Arc<Namespace>, mut events: mpsc::Receiver<Outgoing>) {
     while let Some((event, args)) = events.recv().await {
-        if let Err(e) = admin.operators().emit_args(event, args) {
+        if let Err(e) = admin.operators().emit(event, args) {
             tracing::debug!(event, error = %e, "admin UI: event not sent");
         }
     }

@@ -30,7 +30,7 @@ fn contract_server(recovery: bool) -> SocketIo {
             let args = std::mem::take(&mut event.args);
             event.ack(args);
         });
-        socket.on("join", |socket, mut event| async move {
+        socket.on("join", |socket, event| async move {
             let rooms: Vec<String> = event
                 .args
                 .first()

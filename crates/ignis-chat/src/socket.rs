@@ -231,7 +231,7 @@ pub(crate) fn announce_room_added(
     if let Err(e) = helper
         .io()
         .to(vec![user_room(user_id)])
-        .emit_args("room:added", vec![payload])
+        .emit("room:added", vec![payload])
     {
         // The membership is stored: the page finds the room at its next list refresh.
         tracing::warn!(error = %e, "room:added not sent");
@@ -257,7 +257,7 @@ fn reply(socket: &SocketRef, ack: Option<AckSender>, outcome: Result<Vec<(&str, 
         }
         Err(f) => {
             let error = object([("code", f.code.into()), ("message", f.message.into())]);
-            let _ = socket.emit_values("error", std::slice::from_ref(&error));
+            let _ = socket.emit("error", ignis_socketio::Args::value(&error));
             if let Some(ack) = ack {
                 ack.send(vec![object([("ok", false.into()), ("error", error)])]);
             }
@@ -353,10 +353,10 @@ fn typing_update(
     let room = room_of(room_id);
     // The typist's own socket does not need its indicator back.
     let sent = match except {
-        Some(socket) => socket.to(room).emit_args("typing:update", vec![data]),
+        Some(socket) => socket.to(room).emit("typing:update", vec![data]),
         None => chat
             .helper()
-            .map(|h| h.io().to(room).emit_args("typing:update", vec![data]))
+            .map(|h| h.io().to(room).emit("typing:update", vec![data]))
             .unwrap_or(Ok(())),
     };
     if let Err(e) = sent {
@@ -424,7 +424,7 @@ fn on_counted<F, Fut>(
 {
     let weak = Arc::downgrade(chat);
     let f = Arc::new(f);
-    handlers.on(name, move |socket, mut event| {
+    handlers.on(name, move |socket, event| {
         let weak = weak.clone();
         let f = f.clone();
         async move {
@@ -513,9 +513,7 @@ pub(crate) fn handlers(chat: &Arc<Chat>) -> SocketHandlers {
                 ("roomId", room_id.as_str().into()),
                 ("userId", user.id.as_str().into()),
             ]);
-            let _ = socket
-                .to(sio_room)
-                .emit_args("room:user-joined", vec![data]);
+            let _ = socket.to(sio_room).emit("room:user-joined", vec![data]);
             Ok(vec![("room", value_of(&room))])
         },
     );
@@ -532,7 +530,7 @@ pub(crate) fn handlers(chat: &Arc<Chat>) -> SocketHandlers {
             ]);
             let _ = socket
                 .to(sio_room.clone())
-                .emit_args("room:user-left", vec![data]);
+                .emit("room:user-left", vec![data]);
             socket.leave(&sio_room);
             Ok(vec![])
         },
@@ -700,7 +698,7 @@ pub(crate) fn handlers(chat: &Arc<Chat>) -> SocketHandlers {
             helper
                 .io()
                 .to(vec![user_room(receiver), user_room(&user.id)])
-                .emit_args("dm:new", vec![value.clone()])
+                .emit("dm:new", vec![value.clone()])
                 .map_err(|e| store_failure("DM_FAILED", e))?;
             Ok(vec![("message", value)])
         },

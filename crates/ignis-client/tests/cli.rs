@@ -187,7 +187,7 @@ async fn exit_codes() {
 async fn rules_server() -> (SocketIo, String) {
     let io = SocketIo::builder().path("/io").build();
     io.ns("/", |socket| async move {
-        socket.on("join", |socket, mut event| async move {
+        socket.on("join", |socket, event| async move {
             let asked = event
                 .args
                 .first()

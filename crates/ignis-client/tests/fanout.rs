@@ -36,7 +36,7 @@ async fn server() -> (SocketIo, u16) {
             // sender alone, then the sender's acknowledgement: all from one handler that never
             // yields in between.
             let io1 = io.clone();
-            socket.on_sync("interleave", move |socket, mut event| {
+            socket.on_sync("interleave", move |socket, event| {
                 let n: u64 = event.arg(0).unwrap_or(0);
                 for i in 0..n {
                     let _ = io1.emit("everyone", &i);
@@ -63,7 +63,7 @@ async fn server() -> (SocketIo, u16) {
                     let _ = io4.to("odd").emit("mixed", &(1000 + i));
                 }
             });
-            socket.on_sync("join-odd", |socket, mut event| {
+            socket.on_sync("join-odd", |socket, event| {
                 socket.join("odd");
                 event.ack(vec![]);
             });

@@ -298,7 +298,7 @@ async fn c14_subscribe_receives_data() {
     let (helper, _calls) = connected_helper(&server).await;
     let (sub, _count, mut rx) = counting("test-event");
     assert!(helper.subscribe(sub).is_some());
-    server.io.emit("test-event", &hello()).unwrap();
+    server.io.emit("test-event", hello()).unwrap();
     let got = within("test-event", rx.recv()).await.unwrap();
     assert_eq!(got, hello());
     helper.shutdown();
@@ -312,7 +312,7 @@ async fn c15_double_subscribe_runs_once_by_default() {
     assert!(helper.subscribe(sub.clone()).is_some());
     assert!(helper.subscribe(sub).is_none());
     assert_eq!(helper.subscription_count("test-event"), 1);
-    server.io.emit("test-event", &hello()).unwrap();
+    server.io.emit("test-event", hello()).unwrap();
     within("test-event", rx.recv()).await;
     settle().await;
     assert_eq!(count.load(Ordering::SeqCst), 1);
@@ -330,7 +330,7 @@ async fn c16_duplicates_allowed_run_twice() {
             .is_some()
     );
     assert!(helper.subscribe(sub.ignore_duplicate(false)).is_some());
-    server.io.emit("test-event", &hello()).unwrap();
+    server.io.emit("test-event", hello()).unwrap();
     until("two calls", || count.load(Ordering::SeqCst) == 2).await;
     helper.shutdown();
 }
@@ -342,7 +342,7 @@ async fn c17_unsubscribe_event() {
     let (sub, count, _rx) = counting("test-event");
     helper.subscribe(sub);
     assert_eq!(helper.unsubscribe("test-event", None), 1);
-    server.io.emit("test-event", &hello()).unwrap();
+    server.io.emit("test-event", hello()).unwrap();
     settle().await;
     assert_eq!(count.load(Ordering::SeqCst), 0);
     helper.shutdown();
@@ -357,7 +357,7 @@ async fn c18_c19_subscribe_many_and_unsubscribe_many() {
     let ids = helper.subscribe_many(subs.iter().map(|(s, _, _)| s.clone()));
     assert!(ids.iter().all(Option::is_some));
     for e in events {
-        server.io.emit(e, &hello()).unwrap();
+        server.io.emit(e, hello()).unwrap();
     }
     until("all three", || {
         subs.iter().all(|(_, c, _)| c.load(Ordering::SeqCst) == 1)
@@ -366,7 +366,7 @@ async fn c18_c19_subscribe_many_and_unsubscribe_many() {
 
     assert_eq!(helper.unsubscribe_many(events), 3);
     for e in events {
-        server.io.emit(e, &hello()).unwrap();
+        server.io.emit(e, hello()).unwrap();
     }
     settle().await;
     assert!(subs.iter().all(|(_, c, _)| c.load(Ordering::SeqCst) == 1));

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::config::EngineConfig;
+use crate::error::IpRefusal;
 
 /// A snapshot of [`crate::Engine::abuse_counters`]: how many times each limit of the engine was
 /// hit since it started.
@@ -100,17 +101,6 @@ struct Entry {
     tokens: f32,
     /// When `tokens` was last brought up to date.
     at: Instant,
-}
-
-/// Why the per-IP limits refused a connection or a handshake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum IpRefusal {
-    #[error("too many connections from this address")]
-    TooManyConnections,
-    #[error("too many handshakes from this address")]
-    TooManyHandshakes,
-    #[error("too many addresses tracked at once")]
-    TableFull,
 }
 
 impl IpLimiter {

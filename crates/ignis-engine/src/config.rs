@@ -8,7 +8,9 @@ use http::request::Parts;
 /// Which transports clients may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transports {
+    /// Whether clients may use HTTP long-polling.
     pub polling: bool,
+    /// Whether clients may use WebSocket.
     pub websocket: bool,
 }
 
@@ -46,12 +48,17 @@ impl std::fmt::Debug for AllowOrigin {
 /// CORS settings, modelled on the `cors` middleware the reference server uses.
 #[derive(Debug, Clone)]
 pub struct Cors {
+    /// Which origins are allowed (`Access-Control-Allow-Origin`).
     pub origin: AllowOrigin,
+    /// The methods a preflight allows (`Access-Control-Allow-Methods`).
     pub methods: Vec<String>,
     /// `None` reflects the request's `Access-Control-Request-Headers`.
     pub allowed_headers: Option<Vec<String>>,
+    /// Response headers a browser script may read (`Access-Control-Expose-Headers`).
     pub exposed_headers: Vec<String>,
+    /// Whether cookies and credentials may cross origins (`Access-Control-Allow-Credentials`).
     pub credentials: bool,
+    /// How long a browser may cache a preflight answer, in seconds (`Access-Control-Max-Age`).
     pub max_age: Option<u64>,
     /// Status of a successful preflight answer.
     pub options_success_status: u16,
@@ -103,15 +110,23 @@ pub type AllowRequest = Arc<dyn Fn(&Parts) -> Result<(), String> + Send + Sync>;
 pub struct EngineConfig {
     /// Where the engine answers, with a trailing slash (`/engine.io/`, `/socket.io/`, `/io/`).
     pub path: String,
+    /// How often the server pings the client (`pingInterval` of the handshake).
     pub ping_interval: Duration,
+    /// How long the server waits for the client's pong before it closes the session.
     pub ping_timeout: Duration,
+    /// How long an upgrade from polling to WebSocket may take before it is abandoned.
     pub upgrade_timeout: Duration,
     /// Largest polling body and largest WebSocket message accepted from a client.
     pub max_http_buffer_size: usize,
+    /// Which transports clients may use.
     pub transports: Transports,
+    /// Whether a polling session may upgrade to WebSocket.
     pub allow_upgrades: bool,
+    /// CORS answers for cross-origin browsers; `None` sends no CORS headers.
     pub cors: Option<Cors>,
+    /// A check that may refuse a handshake or an upgrade before the session exists.
     pub allow_request: Option<AllowRequest>,
+    /// WebSocket compression, if the client offers it; `None` turns it off.
     pub per_message_deflate: Option<PerMessageDeflate>,
     /// Compress polling responses at least this long when the client accepts gzip or deflate.
     pub http_compression_threshold: Option<usize>,

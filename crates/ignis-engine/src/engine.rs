@@ -10,8 +10,9 @@ use http::request::Parts;
 use ignis_proto::engineio::{Data, OpenInfo, Packet, Str};
 use parking_lot::RwLock;
 
-use crate::abuse::{AbuseCounters, ConnectionPermit, Counters, IpLimiter, IpRefusal};
+use crate::abuse::{AbuseCounters, ConnectionPermit, Counters, IpLimiter};
 use crate::config::EngineConfig;
+use crate::error::IpRefusal;
 use crate::session::frame::Compression;
 use crate::session::outbox::QueueLimits;
 use crate::session::{CloseReason, Socket, TransportKind};
@@ -26,7 +27,9 @@ pub struct PeerAddr(pub SocketAddr);
 /// What the engine tells the layer above about the request that opened a session.
 #[derive(Debug, Clone)]
 pub struct RequestInfo {
+    /// The request line and headers of the handshake.
     pub parts: Parts,
+    /// The client's address, when the listener knows it.
     pub peer: Option<SocketAddr>,
     /// When the handshake was received.
     pub time: SystemTime,
@@ -39,9 +42,13 @@ pub struct RequestInfo {
 pub trait Handler: Send + Sync + 'static {
     /// State kept in every session for the layer above.
     type Data: Send + Sync + 'static;
+    /// The state to keep in a new session (its `data`).
     fn create_data(&self) -> Self::Data;
+    /// A session opened; `request` is the handshake that opened it.
     fn on_open(&self, socket: &Arc<Socket<Self::Data>>, request: &RequestInfo);
+    /// A message came from the client.
     fn on_message(&self, socket: &Arc<Socket<Self::Data>>, data: Data);
+    /// The session closed, for `reason`; nothing more comes from it.
     fn on_close(&self, socket: &Arc<Socket<Self::Data>>, reason: CloseReason);
     /// The session moved from HTTP long-polling to WebSocket (once, when the client's upgrade
     /// completes). Nothing by default.
@@ -86,6 +93,7 @@ impl<H: Handler> Clone for Engine<H> {
 }
 
 impl<H: Handler> Engine<H> {
+    /// An engine with these options, whose sessions `handler` serves.
     pub fn new(config: EngineConfig, handler: H) -> Self {
         let path = config.normalized_path();
         let compression = config
@@ -111,10 +119,12 @@ impl<H: Handler> Engine<H> {
         }
     }
 
+    /// The layer above, as given to [`Engine::new`].
     pub fn handler(&self) -> &H {
         &self.inner.handler
     }
 
+    /// The options the engine runs with.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
     }
@@ -172,6 +182,7 @@ impl<H: Handler> Engine<H> {
         )
     }
 
+    /// How many sessions are open now.
     pub fn session_count(&self) -> usize {
         self.inner.sessions.read().len()
     }

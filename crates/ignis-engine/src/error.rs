@@ -1,4 +1,8 @@
-//! The errors the engine answers bad requests with, as the reference does.
+//! The engine's errors, all re-exported at the crate root: the refusals it answers bad
+//! requests with, as the reference does ([`EngineError`]), why a message could not be queued on a
+//! session ([`SendError`]), why the per-IP limits refused a client ([`IpRefusal`]), why a request
+//! body timed out ([`BodyTimeout`]) and, with the `tls` feature, why a certificate could not be
+//! loaded (`TlsError`).
 
 use bytes::Bytes;
 use http::{Response, StatusCode, header};
@@ -8,16 +12,22 @@ use http::{Response, StatusCode, header};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum EngineError {
     #[error("Transport unknown")]
+    /// The `transport` query parameter names no transport this server allows.
     UnknownTransport,
     #[error("Session ID unknown")]
+    /// The `sid` query parameter names no open session.
     UnknownSid,
     #[error("Bad handshake method")]
+    /// A handshake with a method other than GET.
     BadHandshakeMethod,
     #[error("Bad request")]
+    /// A request the protocol does not allow (wrong method, bad body, a second poll).
     BadRequest,
     #[error("Forbidden")]
+    /// The `allow_request` check refused the request.
     Forbidden,
     #[error("Unsupported protocol version")]
+    /// The client speaks a protocol version other than 4 (`EIO=4`).
     UnsupportedProtocolVersion,
     /// Not the reference's: a handshake over the per-IP rate (`429`).
     #[error("Too many requests")]
@@ -29,6 +39,7 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// The numeric code of the JSON answer, as the reference numbers it.
     pub fn code(self) -> u8 {
         match self {
             EngineError::UnknownTransport => 0,
@@ -42,6 +53,7 @@ impl EngineError {
         }
     }
 
+    /// The HTTP status the refusal is answered with.
     pub fn status(self) -> StatusCode {
         match self {
             EngineError::Forbidden => StatusCode::FORBIDDEN,
@@ -63,6 +75,50 @@ impl EngineError {
         res
     }
 }
+
+/// Why the per-IP limits refused a connection or a handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum IpRefusal {
+    #[error("too many connections from this address")]
+    /// The address already has as many connections open as it may.
+    TooManyConnections,
+    #[error("too many handshakes from this address")]
+    /// The address made handshakes faster than its rate.
+    TooManyHandshakes,
+    #[error("too many addresses tracked at once")]
+    /// The table of tracked addresses is full (many addresses at once, likely an attack).
+    TableFull,
+}
+
+/// Why a message could not be queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    #[error("the session is closed")]
+    /// The session is closed: nothing more can be sent on it.
+    Closed,
+    #[error("the client is not reading: its outbound queue is full")]
+    /// The client does not read fast enough: its outbound queue is full.
+    QueueFull,
+}
+
+/// The body did not arrive within its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyTimeout;
+
+/// Why a [`TextMessage`](crate::TextMessage) refused a buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeadroomError {
+    #[error("the buffer is shorter than its headroom")]
+    /// The buffer is shorter than the headroom it must start with.
+    TooShort,
+    #[error("the text is not UTF-8")]
+    /// The text after the headroom is not UTF-8.
+    NotUtf8,
+}
+
+#[cfg(feature = "tls")]
+pub use crate::http::TlsError;
 
 #[cfg(test)]
 mod tests {

@@ -45,20 +45,32 @@ mod sid;
 mod stats;
 mod transport;
 
-pub use abuse::{AbuseCounters, ConnectionGuard, ConnectionPermit, IpRefusal};
+pub use abuse::{AbuseCounters, ConnectionGuard, ConnectionPermit};
 pub use config::{AllowOrigin, AllowRequest, Cors, EngineConfig, PerMessageDeflate, Transports};
 pub use engine::{Engine, Handler, PeerAddr, RequestInfo};
-pub use error::EngineError;
-pub use http::{BodyTimeout, HttpLimits, ResponseBody, Site, TimedBody, serve_http, serve_site};
 #[cfg(feature = "tls")]
-pub use http::{ServerTls, TlsError};
+pub use error::TlsError;
+pub use error::{BodyTimeout, EngineError, IpRefusal, SendError};
+#[cfg(feature = "tls")]
+pub use http::ServerTls;
+pub use http::{HttpLimits, ResponseBody, Site, TimedBody, serve_http, serve_site};
 pub use query::{QueryPairs, query_pairs};
-pub use session::{
-    CloseReason, DeliveryBatch, HeadroomError, Round, SendError, SharedMessage, Socket,
-    TEXT_HEADROOM, TextMessage, TransportKind,
-};
-pub use sid::{Sid, SidHash, SidHasher, SidMap, SidSet};
-pub use stats::{EngineStats, ShardedCounter};
+pub use session::{CloseReason, Socket, TransportKind};
+pub use sid::{Sid, SidMap, SidSet};
+pub use stats::EngineStats;
+
+// The write path's building blocks, for the Socket.IO layer of this workspace (its fan-out
+// encodes a packet once and writes it to many sessions): not a stable API.
+#[doc(hidden)]
+pub use error::HeadroomError;
+#[doc(hidden)]
+pub use session::{DeliveryBatch, Round, SharedMessage, TEXT_HEADROOM, TextMessage};
+#[doc(hidden)]
+pub use sid::{SidHash, SidHasher};
+#[doc(hidden)]
+pub use stats::ShardedCounter;
+// The accept path's internals, public for the engine's own integration tests.
+#[doc(hidden)]
 pub use transport::{
     FirstRead, Handoff, LINGER_BYTES, LINGER_IDLE, LINGER_TIME, Rewind, Stream, read_first,
 };

@@ -16,6 +16,7 @@ use rand::RngCore;
 pub struct Sid([u8; 20]);
 
 impl Sid {
+    /// A new random id, unguessable.
     pub fn generate() -> Sid {
         let mut raw = [0u8; 15];
         rand::rng().fill_bytes(&mut raw);
@@ -40,6 +41,7 @@ impl Sid {
         &self.0
     }
 
+    /// The id as text (its 20 URL-safe characters).
     pub fn as_str(&self) -> &str {
         // Only built from the base64 alphabet, which is ASCII.
         std::str::from_utf8(&self.0).unwrap_or_default()

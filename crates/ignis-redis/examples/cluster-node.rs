@@ -130,7 +130,7 @@ where
     F: Fn(SocketRef, Value) -> Fut + Send + Sync + Clone + 'static,
     Fut: Future<Output = Value> + Send + 'static,
 {
-    socket.on(event.to_string(), move |socket, mut event| {
+    socket.on(event.to_string(), move |socket, event| {
         let f = f.clone();
         async move {
             let req = event.args.first().cloned().unwrap_or_default();
@@ -150,7 +150,7 @@ fn setup(ns: &Arc<Namespace>, name: &str, emitter: Option<Emitter>, conn: RedisC
         let ns = ns_events.upgrade();
         async move {
             if let Some(ns) = ns {
-                let _ = ns.operators().local().emit_args(
+                let _ = ns.operators().local().emit(
                     "server-event",
                     vec![
                         Value::from(node.clone()),
@@ -180,7 +180,7 @@ fn setup(ns: &Arc<Namespace>, name: &str, emitter: Option<Emitter>, conn: RedisC
             }
             let _ = socket.emit(
                 "welcome",
-                &map(vec![
+                map(vec![
                     ("id", Value::from(socket.id().as_str())),
                     ("node", Value::from(node.clone())),
                     ("nsp", Value::from(socket.namespace().name())),
@@ -213,7 +213,7 @@ fn register(socket: &SocketRef, emitter: Option<Emitter>, conn: RedisConnection)
     });
     on_request(socket, "broadcast", |socket, req| async move {
         let ns = Arc::clone(socket.namespace());
-        match select(&ns, &req).emit_args(&event_of(&req), args_of(&req)) {
+        match select(&ns, &req).emit(&event_of(&req), args_of(&req)) {
             Ok(()) => Value::from("ok"),
             Err(e) => error_value(e),
         }

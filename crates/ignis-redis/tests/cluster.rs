@@ -61,10 +61,10 @@ async fn exercise(kind: Kind) {
 
     // A room on the other server only.
     p2.join("room").await;
-    one.ns.to("room").emit("room", &"to-room").unwrap();
+    one.ns.to("room").emit("room", "to-room").unwrap();
     p2.expect("room", "to-room").await;
     // `p1` is not in the room: its next event is the next broadcast to all.
-    one.ns.operators().emit("marker", &"after-room").unwrap();
+    one.ns.operators().emit("marker", "after-room").unwrap();
     p1.expect("marker", "after-room").await;
     p2.expect("marker", "after-room").await;
 
@@ -114,7 +114,7 @@ async fn fetch_and_remote_join(one: &Node, two: &Node, p1: &Peer, p2: &mut Peer)
     .await;
     // In the sharded modes the room may have a channel of its own now.
     two.conn.subscribed().await;
-    one.ns.to("vip").emit("vip", &"welcome").unwrap();
+    one.ns.to("vip").emit("vip", "welcome").unwrap();
     p2.expect("vip", "welcome").await;
 }
 
@@ -237,7 +237,7 @@ async fn streams_servers_share_the_cluster() {
             values: Default::default(),
         },
     );
-    one.ns.operators().emit("hello", &"missed").unwrap();
+    one.ns.operators().emit("hello", "missed").unwrap();
     p2.expect("hello", "missed").await;
     let mut restored = None;
     for _ in 0..50 {
@@ -263,7 +263,7 @@ async fn streams_servers_share_the_cluster() {
 
 /// A broadcast's offset, as `p1` gets it.
 async fn p1_offset(one: &Node, p1: &mut Peer) -> String {
-    one.ns.operators().emit("hello", &"offset").unwrap();
+    one.ns.operators().emit("hello", "offset").unwrap();
     p1.expect("hello", "offset").await;
     p1.last_offset().expect("an offset")
 }

@@ -168,7 +168,7 @@ async fn subscriptions_follow_restarted_nodes_and_moved_slots() {
     .await;
     cluster_common::broadcasts_cross(&one, &two, &mut p1, &mut p2, "after").await;
     p2.join("room").await;
-    one.ns.to("room").emit("room", &"after-restart").unwrap();
+    one.ns.to("room").emit("room", "after-restart").unwrap();
     p2.expect("room", "after-restart").await;
 
     drop((p1, p2, one, two));

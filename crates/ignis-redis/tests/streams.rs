@@ -107,9 +107,9 @@ async fn two_nodes_share_a_stream() {
 
     // Rooms, from either side.
     p2.join("room").await;
-    one.ns.to("room").emit("room", &"to-room").unwrap();
+    one.ns.to("room").emit("room", "to-room").unwrap();
     p2.expect("room", "to-room").await;
-    one.ns.operators().emit("marker", &"after-room").unwrap();
+    one.ns.operators().emit("marker", "after-room").unwrap();
     p1.expect("marker", "after-room").await;
     p2.expect("marker", "after-room").await;
 
@@ -126,7 +126,7 @@ async fn two_nodes_share_a_stream() {
     let in_joined = one.ns.to("joined").fetch_sockets().await.unwrap();
     assert_eq!(in_joined.len(), 1);
     assert_eq!(in_joined[0].id.as_str(), id2);
-    one.ns.to("joined").emit("room", &"to-joined").unwrap();
+    one.ns.to("joined").emit("room", "to-joined").unwrap();
     p2.expect("room", "to-joined").await;
     one.ns.operators().sockets_leave("joined").await.unwrap();
     assert!(
@@ -223,7 +223,7 @@ async fn a_session_restores_on_the_other_node_with_what_it_missed() {
     let mut watcher = client(&one).await;
     let mut on_two = client(&two).await;
 
-    one.ns.operators().emit("m", &"m0").unwrap();
+    one.ns.operators().emit("m", "m0").unwrap();
     let offset = watcher.expect("m", "m0").await.expect("an offset");
     on_two.expect("m", "m0").await;
 
@@ -241,10 +241,10 @@ async fn a_session_restores_on_the_other_node_with_what_it_missed() {
     };
     one.ns.adapter().persist_session(&one.ns, session);
 
-    one.ns.to("room-a").emit("m", &"m1").unwrap();
-    one.ns.to("room-b").emit("m", &"m2").unwrap();
-    two.ns.except("room-a").emit("m", &"m3").unwrap();
-    two.ns.operators().emit("m", &"m4").unwrap();
+    one.ns.to("room-a").emit("m", "m1").unwrap();
+    one.ns.to("room-b").emit("m", "m2").unwrap();
+    two.ns.except("room-a").emit("m", "m3").unwrap();
+    two.ns.operators().emit("m", "m4").unwrap();
     for m in ["m1", "m2", "m3", "m4"] {
         if m != "m1" && m != "m2" {
             on_two.expect("m", m).await;
@@ -380,7 +380,7 @@ async fn readers_resume_where_they_stopped_after_their_connection_is_killed() {
     let two = node(&prefix, "two").await;
     let mut on_one = client(&one).await;
     let mut on_two = client(&two).await;
-    one.ns.operators().emit("m", &"before").unwrap();
+    one.ns.operators().emit("m", "before").unwrap();
     on_one.expect("m", "before").await;
     on_two.expect("m", "before").await;
 

@@ -104,7 +104,7 @@ async fn nothing_is_lost_while_redis_pauses_or_restarts() {
     let two = node(&redis).await;
     let mut p1 = cluster_common::peer(&one).await;
     let mut p2 = cluster_common::peer(&two).await;
-    one.ns.operators().emit("m", &"before").unwrap();
+    one.ns.operators().emit("m", "before").unwrap();
     p1.expect("m", "before").await;
     p2.expect("m", "before").await;
 
@@ -191,7 +191,7 @@ async fn nothing_is_lost_while_redis_pauses_or_restarts() {
         p1.expect("m", m).await;
         p2.expect("m", m).await;
     }
-    one.ns.operators().emit("m", &"after").unwrap();
+    one.ns.operators().emit("m", "after").unwrap();
     p1.expect("m", "after").await;
     p2.expect("m", "after").await;
     drop(redis);
@@ -351,7 +351,7 @@ async fn an_entry_whose_reply_was_lost_is_added_once() {
     let io = SocketIo::builder().adapter(factory).build();
     let one = cluster_common::serve(io, conn).await;
     let mut peer = cluster_common::peer(&one).await;
-    one.ns.operators().emit("m", &"before").unwrap();
+    one.ns.operators().emit("m", "before").unwrap();
     peer.expect("m", "before").await;
 
     proxy.armed.store(true, Ordering::SeqCst);
@@ -366,7 +366,7 @@ async fn an_entry_whose_reply_was_lost_is_added_once() {
         "the reply was dropped"
     );
     assert!(confirmed.is_ok(), "{confirmed:?}");
-    one.ns.operators().emit("m", &"after").unwrap();
+    one.ns.operators().emit("m", "after").unwrap();
     peer.expect("m", "once").await;
     // Had the entry been added twice, the client would get it again before "after".
     peer.expect("m", "after").await;

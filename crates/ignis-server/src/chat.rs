@@ -180,7 +180,7 @@ fn handlers(slot: HelperSlot, options: ChatOptions) -> SocketHandlers {
             Some(room) => send(helper, Some(room), "chat:message", data, true),
             None => send(helper, None, "chat:broadcast", data, true),
         }
-        event.ack_encoded(&OK);
+        event.ack(&*OK);
     });
     let s = slot.clone();
     handlers.on_sync("echo", move |socket, mut event| {
@@ -195,12 +195,12 @@ fn handlers(slot: HelperSlot, options: ChatOptions) -> SocketHandlers {
         let data = object([("original", original), ("timestamp", now())]);
         // The sender is connected here: no room lookup or adapter round is needed to reach
         // it (the original goes through its emitter, which lands on this same socket).
-        if let Err(e) = socket.emit_values("echo:response", std::slice::from_ref(&data)) {
+        if let Err(e) = socket.emit("echo:response", data) {
             tracing::error!(topic = "echo:response", error = %e, "chat send failed");
         }
-        event.ack_encoded(&OK);
+        event.ack(&*OK);
     });
-    handlers.on_sync("get-clients", move |socket, mut event| {
+    handlers.on_sync("get-clients", move |socket, event| {
         let Some(helper) = slot.get() else { return };
         // The registry is walked only when the ids are listed; the count is a counter.
         let (count, clients): (usize, Vec<Value>) = match client_list {
@@ -229,7 +229,7 @@ fn handlers(slot: HelperSlot, options: ChatOptions) -> SocketHandlers {
             data,
             false,
         );
-        event.ack_encoded(&OK);
+        event.ack(&*OK);
     });
     handlers
 }

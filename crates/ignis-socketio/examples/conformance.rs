@@ -75,7 +75,7 @@ async fn main() -> std::io::Result<()> {
                 io.ns(nsp, |socket| async move {
                     let _ = socket.emit("auth", &socket.handshake().auth);
                     socket.on("message", |socket, event| async move {
-                        let _ = socket.emit_args("message-back", event.args);
+                        let _ = socket.emit("message-back", event.args);
                     });
                     socket.on("message-with-ack", |_socket, mut event| async move {
                         let args = std::mem::take(&mut event.args);

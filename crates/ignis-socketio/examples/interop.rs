@@ -49,7 +49,7 @@ fn echo(socket: &SocketRef) {
             let args = std::mem::take(&mut event.args);
             event.ack(args);
         } else {
-            let _ = socket.emit_args("echo", event.args);
+            let _ = socket.emit("echo", event.args);
         }
     });
 }
@@ -112,7 +112,7 @@ fn register_main_events(io: &SocketIo, socket: &SocketRef) {
         };
         let _ = socket.emit("ack-result", &reply);
     });
-    socket.on("join", |socket, mut event| async move {
+    socket.on("join", |socket, event| async move {
         let Some(room) = event.args.first().and_then(Value::as_str).map(String::from) else {
             return;
         };
@@ -120,7 +120,7 @@ fn register_main_events(io: &SocketIo, socket: &SocketRef) {
         let rooms = rooms_value(&socket);
         event.ack(vec![rooms]);
     });
-    socket.on("leave", |socket, mut event| async move {
+    socket.on("leave", |socket, event| async move {
         let Some(room) = event.args.first().and_then(Value::as_str).map(String::from) else {
             return;
         };
@@ -128,7 +128,7 @@ fn register_main_events(io: &SocketIo, socket: &SocketRef) {
         let rooms = rooms_value(&socket);
         event.ack(vec![rooms]);
     });
-    socket.on("get-rooms", |socket, mut event| async move {
+    socket.on("get-rooms", |socket, event| async move {
         let rooms = rooms_value(&socket);
         event.ack(vec![rooms]);
     });
@@ -140,7 +140,7 @@ fn register_main_events(io: &SocketIo, socket: &SocketRef) {
                 return;
             };
             let args = event.args.split_off(2);
-            let _ = io.to(room).emit_args(&name, args);
+            let _ = io.to(room).emit(&name, args);
         }
     });
     socket.on("broadcast", |socket, mut event| async move {
@@ -148,7 +148,7 @@ fn register_main_events(io: &SocketIo, socket: &SocketRef) {
             return;
         };
         let args = event.args.split_off(1);
-        let _ = socket.broadcast().emit_args(&name, args);
+        let _ = socket.broadcast().emit(&name, args);
     });
     let io2 = io.clone();
     socket.on("except-room", move |_socket, mut event| {
@@ -158,11 +158,11 @@ fn register_main_events(io: &SocketIo, socket: &SocketRef) {
                 return;
             };
             let args = event.args.split_off(2);
-            let _ = io.except(room).emit_args(&name, args);
+            let _ = io.except(room).emit(&name, args);
         }
     });
     let io3 = io.clone();
-    socket.on("broadcast-with-ack", move |_socket, mut event| {
+    socket.on("broadcast-with-ack", move |_socket, event| {
         let io = io3.clone();
         async move {
             let Some(ack) = event.take_ack() else {
@@ -196,7 +196,7 @@ fn register_main_events(io: &SocketIo, socket: &SocketRef) {
         }
     });
     let io4 = io.clone();
-    socket.on("fetch-sockets", move |_socket, mut event| {
+    socket.on("fetch-sockets", move |_socket, event| {
         let io = io4.clone();
         async move {
             let Some(ack) = event.take_ack() else {
@@ -217,7 +217,7 @@ fn register_main_events(io: &SocketIo, socket: &SocketRef) {
         }
     });
     let io5 = io.clone();
-    socket.on("sockets-join", move |_socket, mut event| {
+    socket.on("sockets-join", move |_socket, event| {
         let io = io5.clone();
         async move {
             let (Some(room), Some(ack)) = (arg_str(&event, 0), event.take_ack()) else {
@@ -228,7 +228,7 @@ fn register_main_events(io: &SocketIo, socket: &SocketRef) {
         }
     });
     let io6 = io.clone();
-    socket.on("sockets-leave", move |_socket, mut event| {
+    socket.on("sockets-leave", move |_socket, event| {
         let io = io6.clone();
         async move {
             let (Some(room), Some(ack)) = (arg_str(&event, 0), event.take_ack()) else {
@@ -256,7 +256,7 @@ fn register_main_events(io: &SocketIo, socket: &SocketRef) {
                 ("list", Value::Array(vec![Value::bytes(vec![6u8])])),
             ]),
         ];
-        let _ = socket.emit_args("server-binary", args);
+        let _ = socket.emit("server-binary", args);
     });
     socket.on("disconnect-me", |socket, _event| async move {
         socket.disconnect();
@@ -269,7 +269,7 @@ fn register_main_events(io: &SocketIo, socket: &SocketRef) {
             return;
         };
         for i in 0..n {
-            let _ = socket.volatile().emit_args("vol", vec![Value::from_u64(i)]);
+            let _ = socket.volatile().emit("vol", vec![Value::from_u64(i)]);
         }
     });
     socket.on("big-plain", |socket, event| async move {

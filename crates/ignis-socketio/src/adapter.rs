@@ -4,6 +4,13 @@
 //! cluster adapter (Redis) implements the same trait: it keeps the local rooms the same way and
 //! also forwards broadcasts and requests to the other nodes, which is why the operations that may
 //! wait for other nodes return futures.
+//!
+//! This module is the API for writing an adapter, public on purpose: the [`Adapter`] trait and
+//! its factory, what it is given ([`BroadcastOptions`], [`AckCollector`] for the answers of a
+//! broadcast with acknowledgements) and what it returns ([`RemoteSocket`], [`AdapterError`]),
+//! and the building blocks a cluster adapter reuses for its local side ([`RoomIndex`],
+//! [`MemoryAdapter::broadcast_local`], [`MemoryAdapter::index`]). The `ignis-redis` adapters are
+//! written with nothing else.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -17,6 +24,7 @@ use ignis_proto::Value;
 use ignis_proto::socketio::Packet;
 use parking_lot::RwLock;
 
+pub use crate::error::AdapterError;
 use crate::namespace::Namespace;
 use crate::observer::RoomWatch;
 use crate::recovery::SessionData;
@@ -44,29 +52,24 @@ pub struct BroadcastFlags {
 /// any of `except`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BroadcastOptions {
+    /// The rooms whose sockets get the packet; empty for every socket of the namespace.
     pub rooms: Vec<Room>,
+    /// The rooms whose sockets are left out, even when they are in `rooms`.
     pub except: Vec<Room>,
+    /// How the packet is sent (volatile, local, compressed, the ack timeout).
     pub flags: BroadcastFlags,
-}
-
-/// Why an adapter operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AdapterError {
-    #[error("timed out waiting for the other nodes")]
-    Timeout,
-    #[error("the cluster is unreachable: {0}")]
-    Unavailable(String),
-    #[error("{0}")]
-    Other(String),
 }
 
 /// A socket as seen by `fetch_sockets`, possibly on another node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RemoteSocket {
+    /// The socket's id.
     pub id: Sid,
     /// The handshake, in the JSON shape of the reference.
     pub handshake: Value,
+    /// The rooms the socket is in, its own-id room first.
     pub rooms: Vec<Room>,
+    /// The application data of the socket (`socket.data`).
     pub data: Value,
 }
 
@@ -275,6 +278,7 @@ pub trait Adapter: Send + Sync + 'static {
 
 /// Creates the adapter of each namespace.
 pub trait AdapterFactory: Send + Sync + 'static {
+    /// The adapter of the namespace named `namespace`, created when the namespace is.
     fn create(&self, namespace: &str) -> Arc<dyn Adapter>;
 }
 
@@ -325,7 +329,9 @@ impl std::fmt::Display for RoomRefusal {
 /// A room a socket was not put in, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefusedRoom {
+    /// The room.
     pub room: Room,
+    /// Why it was refused.
     pub reason: RoomRefusal,
 }
 
@@ -479,6 +485,7 @@ impl RoomIndex {
         self.sids.get(&sid).map_or(0, Joined::len)
     }
 
+    /// Takes a local socket out of one room.
     pub fn del(&mut self, sid: Sid, room: &str) {
         let Some(joined) = self.sids.get_mut(&sid) else {
             return;
@@ -537,6 +544,7 @@ impl RoomIndex {
         joined.holes = 0;
     }
 
+    /// Takes a local socket out of every room, its own included (it left the namespace).
     pub fn del_all(&mut self, sid: Sid) {
         let Some(joined) = self.sids.remove(&sid) else {
             return;
@@ -564,6 +572,7 @@ impl RoomIndex {
         self.watch = Some(watch);
     }
 
+    /// The rooms a local socket is in, its own-id room first, in the order it joined them.
     pub fn socket_rooms(&self, sid: Sid) -> Vec<Room> {
         let Some(joined) = self.sids.get(&sid) else {
             return Vec::new();
@@ -579,6 +588,7 @@ impl RoomIndex {
         out
     }
 
+    /// Every room that has a local socket in it.
     pub fn rooms(&self) -> Vec<Room> {
         let mut rooms: Vec<Room> = self.rooms.keys().cloned().collect();
         for (sid, joined) in &self.sids {
@@ -653,12 +663,14 @@ impl RoomIndex {
         }
     }
 
+    /// The local sockets that `opts` selects.
     pub fn sockets(&self, opts: &BroadcastOptions) -> Vec<Sid> {
         let mut out = Vec::new();
         self.for_each(opts, |sid| out.push(sid));
         out
     }
 
+    /// Whether any local socket is in `room` (a socket's own-id room included).
     pub fn has_room(&self, room: &str) -> bool {
         self.rooms.contains_key(room) || self.owner(room).is_some()
     }
@@ -671,6 +683,7 @@ pub struct MemoryAdapter {
 }
 
 impl MemoryAdapter {
+    /// An adapter with no room yet.
     pub fn new() -> Self {
         Self::default()
     }
@@ -681,6 +694,8 @@ impl MemoryAdapter {
         ns.deliver(packet, &sids, &opts.flags);
     }
 
+    /// Local delivery of a broadcast with acknowledgements, shared with cluster adapters built on
+    /// this one: the answers go to `collector`.
     pub fn broadcast_with_ack_local(
         &self,
         ns: &Namespace,
@@ -692,6 +707,7 @@ impl MemoryAdapter {
         ns.deliver_with_ack(packet, &sids, &opts.flags, collector);
     }
 
+    /// The local rooms, for cluster adapters built on this one.
     pub fn index(&self) -> &RwLock<RoomIndex> {
         &self.index
     }

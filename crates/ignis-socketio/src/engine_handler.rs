@@ -23,10 +23,12 @@ use crate::recovery::Recovery;
 use crate::socket::{DisconnectReason, Socket, SocketRef};
 
 /// An Engine.IO session carrying Socket.IO.
-pub type EngineSocket = ignis_engine::Socket<ClientState>;
+pub(crate) type EngineSocket = ignis_engine::Socket<ConnectionState>;
 
-/// What Socket.IO keeps in each Engine.IO session.
-pub struct ClientState {
+/// What Socket.IO keeps in each Engine.IO session (the `Data` of [`IoHandler`]): the packet
+/// decoder and the namespaces the client joined. Not to be confused with the Ignis
+/// authentication state of a client (`ignis_proto::ignis::ClientState`).
+pub struct ConnectionState {
     decoder: Mutex<Decoder>,
     /// The namespaces this client joined (usually one).
     sockets: Mutex<Vec<SocketRef>>,
@@ -65,7 +67,8 @@ pub(crate) fn close_for(fanout: &Arc<Fanout>, conn: &EngineSocket, reason: Disco
 /// How long a client that comes back waits for its old socket to finish leaving.
 const STALE_SOCKET_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// The engine handler of a Socket.IO server.
+/// The engine handler of a Socket.IO server: what [`SocketIo::engine`](crate::SocketIo::engine)
+/// runs, for an application that serves the engine itself (beside other routes).
 pub struct IoHandler {
     pub(crate) io: Arc<IoInner>,
 }
@@ -78,10 +81,10 @@ impl IoHandler {
 }
 
 impl Handler for IoHandler {
-    type Data = ClientState;
+    type Data = ConnectionState;
 
-    fn create_data(&self) -> ClientState {
-        ClientState {
+    fn create_data(&self) -> ConnectionState {
+        ConnectionState {
             decoder: Mutex::new(Decoder::new(self.io.parser)),
             sockets: Mutex::new(Vec::new()),
             request: OnceLock::new(),

@@ -95,6 +95,7 @@ pub struct SocketHandlers {
 }
 
 impl SocketHandlers {
+    /// An empty table.
     pub fn new() -> SocketHandlers {
         SocketHandlers::default()
     }

@@ -9,7 +9,6 @@ use http::{Request, Response};
 use hyper::body::Body;
 use ignis_engine::{Cors, Engine, EngineConfig, PerMessageDeflate, ResponseBody, Transports};
 use parking_lot::RwLock;
-use serde::Serialize;
 
 use crate::EmitError;
 use crate::adapter::{AdapterFactory, MemoryAdapter};
@@ -19,6 +18,7 @@ use crate::limits::{AbuseCounters, EventRate, Limits, SocketLimits};
 use crate::namespace::Namespace;
 use crate::observer::{Observers, SocketObserver};
 use crate::operators::Operators;
+use crate::outbound::IntoArgs;
 use crate::outbound::ParserKind;
 use crate::recovery::{Recovery, RecoveryConfig};
 use crate::socket::{DisconnectReason, IntoRooms, SocketRef};
@@ -107,6 +107,7 @@ pub struct SocketIoConfig {
     pub engine: EngineConfig,
     /// How long a connection may go without joining a namespace.
     pub connect_timeout: Duration,
+    /// The codec clients must speak (JSON by default, or msgpack).
     pub parser: ParserKind,
     /// Connection state recovery, off by default as in the reference.
     pub recovery: Option<RecoveryConfig>,
@@ -136,61 +137,73 @@ pub struct SocketIoBuilder {
 }
 
 impl SocketIoBuilder {
+    /// Where the server answers (default `/socket.io/`).
     pub fn path(mut self, path: impl Into<String>) -> Self {
         self.config.engine.path = path.into();
         self
     }
 
+    /// How often the server pings each client.
     pub fn ping_interval(mut self, d: Duration) -> Self {
         self.config.engine.ping_interval = d;
         self
     }
 
+    /// How long the server waits for a pong before it closes the connection.
     pub fn ping_timeout(mut self, d: Duration) -> Self {
         self.config.engine.ping_timeout = d;
         self
     }
 
+    /// How long an upgrade from polling to WebSocket may take.
     pub fn upgrade_timeout(mut self, d: Duration) -> Self {
         self.config.engine.upgrade_timeout = d;
         self
     }
 
+    /// How long a connection may go without joining a namespace.
     pub fn connect_timeout(mut self, d: Duration) -> Self {
         self.config.connect_timeout = d;
         self
     }
 
+    /// The largest message a client may send, in bytes.
     pub fn max_http_buffer_size(mut self, bytes: usize) -> Self {
         self.config.engine.max_http_buffer_size = bytes;
         self
     }
 
+    /// Which transports clients may use.
     pub fn transports(mut self, transports: Transports) -> Self {
         self.config.engine.transports = transports;
         self
     }
 
+    /// CORS answers for browsers on other origins.
     pub fn cors(mut self, cors: Cors) -> Self {
         self.config.engine.cors = Some(cors);
         self
     }
 
+    /// WebSocket compression, when the client offers it.
     pub fn per_message_deflate(mut self, deflate: PerMessageDeflate) -> Self {
         self.config.engine.per_message_deflate = Some(deflate);
         self
     }
 
+    /// Compress polling responses at least this long; `None` never compresses them.
     pub fn http_compression_threshold(mut self, threshold: Option<usize>) -> Self {
         self.config.engine.http_compression_threshold = threshold;
         self
     }
 
+    /// The codec clients must speak (see [`ParserKind`]).
     pub fn parser(mut self, parser: ParserKind) -> Self {
         self.config.parser = parser;
         self
     }
 
+    /// Turns connection state recovery on, with these options.
     pub fn connection_state_recovery(mut self, recovery: RecoveryConfig) -> Self {
         self.config.recovery = Some(recovery);
         self
@@ -236,6 +249,7 @@ impl SocketIoBuilder {
         self
     }
 
+    /// The server with these options.
     pub fn build(self) -> SocketIo {
         let SocketIoBuilder { config, adapter } = self;
         let inner = Arc::new(IoInner {
@@ -288,6 +302,7 @@ pub struct SocketIo {
 }
 
 impl SocketIo {
+    /// Options for a new server, all at their defaults.
     pub fn builder() -> SocketIoBuilder {
         SocketIoBuilder {
             config: SocketIoConfig::default(),
@@ -367,17 +382,19 @@ impl SocketIo {
         self.main_namespace().to(rooms)
     }
 
+    /// Sends to every socket of the main namespace except those in `rooms`.
     pub fn except(&self, rooms: impl IntoRooms) -> Operators {
         self.main_namespace().except(rooms)
     }
 
+    /// Operators on every socket of the main namespace, to narrow down.
     pub fn operators(&self) -> Operators {
         self.main_namespace().operators()
     }
 
-    /// Sends an event to every socket of the main namespace.
-    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
-        self.main_namespace().emit(event, data)
+    /// Sends an event to every socket of the main namespace (see [`Operators::emit`]).
+    pub fn emit<'a>(&self, event: &str, args: impl IntoArgs<'a>) -> Result<(), EmitError> {
+        self.main_namespace().emit(event, args)
     }
 
     /// Emits an event to the main namespace of the other nodes (`serverSideEmit`).
@@ -416,6 +433,7 @@ impl SocketIo {
         self.inner.limits.counters.snapshot()
     }
 
+    /// The Engine.IO engine under the server, for serving it alongside other routes.
     pub fn engine(&self) -> &Engine<IoHandler> {
         &self.engine
     }

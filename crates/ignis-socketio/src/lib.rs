@@ -22,7 +22,7 @@
 //!     socket.join("lobby");
 //!     socket.on("message", |socket, event| async move {
 //!         // Everyone in the lobby but the sender.
-//!         let _ = socket.to("lobby").emit_args("message", event.args);
+//!         let _ = socket.to("lobby").emit("message", event.args);
 //!     });
 //! });
 //! chat.use_middleware(|socket| async move {
@@ -38,6 +38,7 @@
 
 pub mod adapter;
 mod engine_handler;
+mod error;
 mod fanout;
 mod handler;
 mod handshake;
@@ -52,10 +53,16 @@ mod socket;
 mod stats;
 
 pub use adapter::{
-    Adapter, AdapterError, AdapterFactory, BroadcastFlags, BroadcastOptions, MemoryAdapter,
-    RefusedRoom, RemoteSocket, Room, RoomRefusal,
+    Adapter, AdapterFactory, BroadcastFlags, BroadcastOptions, MemoryAdapter, RefusedRoom,
+    RemoteSocket, Room, RoomRefusal,
 };
-pub use engine_handler::{ClientState, EngineSocket, IoHandler};
+/// The per-connection state behind [`IoHandler`]; public only as its `Handler::Data`.
+#[doc(hidden)]
+pub use engine_handler::ConnectionState;
+pub use engine_handler::IoHandler;
+pub use error::{
+    AckError, AckTimeout, AdapterError, BroadcastAckError, ConnectError, EmitError, JoinError,
+};
 pub use handler::SocketHandlers;
 pub use handshake::{Handshake, iso_timestamp};
 pub use ignis_engine::{self as engine, Sid};
@@ -67,57 +74,8 @@ pub use limits::{
 };
 pub use namespace::Namespace;
 pub use observer::SocketObserver;
-pub use operators::{AckTimeout, BroadcastAckError, DEFAULT_ACK_TIMEOUT, Operators};
-pub use outbound::{EncodedArgs, ParserKind};
+pub use operators::{DEFAULT_ACK_TIMEOUT, Operators};
+pub use outbound::{Args, EncodedArgs, IntoArgs, ParserKind};
 pub use recovery::{Recovery, RecoveryConfig, SessionData};
-pub use socket::{AckSender, DisconnectReason, Event, IntoRooms, JoinError, Socket, SocketRef};
+pub use socket::{AckSender, DisconnectReason, Event, IntoRooms, Socket, SocketRef};
 pub use stats::IoStats;
-
-/// A middleware's refusal: the client gets `connect_error` with this message and data.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConnectError {
-    pub message: String,
-    pub data: Option<Value>,
-}
-
-impl ConnectError {
-    pub fn new(message: impl Into<String>) -> Self {
-        ConnectError {
-            message: message.into(),
-            data: None,
-        }
-    }
-
-    pub fn with_data(message: impl Into<String>, data: Value) -> Self {
-        ConnectError {
-            message: message.into(),
-            data: Some(data),
-        }
-    }
-}
-
-/// Why an event could not be sent.
-#[derive(Debug, thiserror::Error)]
-pub enum EmitError {
-    #[error("\"{0}\" is a reserved event name")]
-    ReservedEvent(String),
-    #[error("the socket is disconnected")]
-    Disconnected,
-    #[error("the data cannot be serialised: {0}")]
-    Value(#[from] ignis_proto::value::ValueError),
-    #[error("the packet cannot be encoded: {0}")]
-    Encode(#[from] ignis_proto::socketio::EncodeError),
-    #[error(transparent)]
-    Adapter(#[from] AdapterError),
-}
-
-/// Why an acknowledgement did not come.
-#[derive(Debug, thiserror::Error)]
-pub enum AckError {
-    #[error("operation has timed out")]
-    Timeout,
-    #[error("the socket disconnected before answering")]
-    Disconnected,
-    #[error(transparent)]
-    Emit(EmitError),
-}

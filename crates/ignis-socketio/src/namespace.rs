@@ -8,7 +8,6 @@ use ignis_engine::{Round, Sid, SidMap};
 use ignis_proto::Value;
 use ignis_proto::socketio::Packet;
 use parking_lot::RwLock;
-use serde::Serialize;
 use smallvec::SmallVec;
 
 use crate::adapter::{AckCollector, Adapter, BroadcastFlags, RefusedRoom, Room, RoomRefusal};
@@ -17,6 +16,7 @@ use crate::handler::{ConnectHandler, Middleware, ServerEventHandler};
 use crate::limits::{Limits, Refusal, SocketLimits};
 use crate::observer::Observers;
 use crate::operators::Operators;
+use crate::outbound::IntoArgs;
 use crate::outbound::{self, ParserKind};
 use crate::recovery::Recovery;
 use crate::socket::{IntoRooms, SocketRef};
@@ -115,10 +115,12 @@ impl Namespace {
         tracing::debug!(%sid, nsp = %self.name, at_limit = limit, socket_id_rooms = foreign, "rooms refused");
     }
 
+    /// The namespace's name (`/`, `/chat`, ...).
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// The adapter that keeps the namespace's rooms and sends its broadcasts.
     pub fn adapter(&self) -> &Arc<dyn Adapter> {
         &self.adapter
     }
@@ -240,6 +242,7 @@ impl Namespace {
         self.sockets.read().values().cloned().collect()
     }
 
+    /// How many sockets are connected to the namespace on this node.
     pub fn socket_count(&self) -> usize {
         self.sockets.read().len()
     }
@@ -297,13 +300,13 @@ impl Namespace {
         self.operators().except(room)
     }
 
-    /// Sends an event with one argument to every socket of the namespace.
-    pub fn emit<T: Serialize + ?Sized>(
+    /// Sends an event to every socket of the namespace (see [`Operators::emit`]).
+    pub fn emit<'a>(
         self: &Arc<Self>,
         event: &str,
-        data: &T,
+        args: impl IntoArgs<'a>,
     ) -> Result<(), EmitError> {
-        self.operators().emit(event, data)
+        self.operators().emit(event, args)
     }
 
     /// Encodes `packet` once and sends the same bytes to every socket in `sids`.

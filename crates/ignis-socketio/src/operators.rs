@@ -8,11 +8,12 @@ use ignis_engine::Sid;
 use ignis_proto::Value;
 use ignis_proto::socketio::Packet;
 use parking_lot::Mutex;
-use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::adapter::{AckCollector, BroadcastOptions, RemoteSocket};
+use crate::error::{AckTimeout, BroadcastAckError};
 use crate::namespace::Namespace;
+use crate::outbound::IntoArgs;
 use crate::socket::{IntoRooms, check_event_name};
 use crate::{AdapterError, EmitError};
 
@@ -83,19 +84,17 @@ impl Operators {
         self
     }
 
+    /// The rooms, exceptions and flags chosen so far.
     pub fn options(&self) -> &BroadcastOptions {
         &self.opts
     }
 
-    /// Sends an event with one argument.
-    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
-        let value = ignis_proto::value::to_value(data)?;
-        self.emit_args(event, vec![value])
-    }
-
-    /// Sends an event with any number of arguments.
-    pub fn emit_args(&self, event: &str, args: Vec<Value>) -> Result<(), EmitError> {
+    /// Sends an event to the selected sockets, with any [`IntoArgs`]: `&data` (one
+    /// argument), `vec![..]` (one per value), [`Args::values`](crate::Args::values) or
+    /// `&EncodedArgs`. The packet is encoded once for every recipient.
+    pub fn emit<'a>(&self, event: &str, args: impl IntoArgs<'a>) -> Result<(), EmitError> {
         check_event_name(event)?;
+        let args = args.into_args()?.into_vec();
         let packet = Packet::event(self.ns.name(), event, args, None);
         self.ns.adapter().broadcast(&self.ns, packet, &self.opts)?;
         Ok(())
@@ -105,8 +104,13 @@ impl Operators {
     /// it (see [`Adapter::broadcast_confirmed`](crate::Adapter::broadcast_confirmed)): with
     /// a log-based cluster adapter, events confirmed one after another reach every client in
     /// that order, whichever node sent them.
-    pub async fn emit_confirmed(&self, event: &str, args: Vec<Value>) -> Result<(), EmitError> {
+    pub async fn emit_confirmed<'a>(
+        &self,
+        event: &str,
+        args: impl IntoArgs<'a>,
+    ) -> Result<(), EmitError> {
         check_event_name(event)?;
+        let args = args.into_args()?.into_vec();
         let packet = Packet::event(self.ns.name(), event, args, None);
         self.ns
             .adapter()
@@ -118,12 +122,13 @@ impl Operators {
     /// Sends an event that asks every recipient for an acknowledgement and collects the answers
     /// (each client's arguments). Fails with [`AckTimeout`] if not every client answered within
     /// the timeout; the answers that did arrive are in the error.
-    pub async fn emit_with_ack(
+    pub async fn emit_with_ack<'a>(
         &self,
         event: &str,
-        args: Vec<Value>,
+        args: impl IntoArgs<'a>,
     ) -> Result<Vec<Vec<Value>>, BroadcastAckError> {
         check_event_name(event)?;
+        let args = args.into_args().map_err(EmitError::from)?.into_vec();
         let timeout = self.opts.flags.timeout.unwrap_or(DEFAULT_ACK_TIMEOUT);
         let id = self.ns.next_ack_id();
         let packet = Packet::event(self.ns.name(), event, args, Some(id));
@@ -187,24 +192,6 @@ impl Operators {
             .disconnect_sockets(&self.ns, &self.opts, close)
             .await
     }
-}
-
-/// A broadcast with acknowledgements did not get every answer in time.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AckTimeout {
-    /// The answers that arrived.
-    pub answers: Vec<Vec<Value>>,
-}
-
-/// Why a broadcast with acknowledgements failed.
-#[derive(Debug, thiserror::Error)]
-pub enum BroadcastAckError {
-    #[error("operation has timed out")]
-    Timeout(AckTimeout),
-    #[error(transparent)]
-    Emit(#[from] EmitError),
-    #[error(transparent)]
-    Adapter(#[from] AdapterError),
 }
 
 #[derive(Default)]

@@ -33,6 +33,8 @@ use ignis_engine::{SendError, SharedMessage, TextMessage};
 use ignis_proto::Value;
 use ignis_proto::engineio::Data;
 use ignis_proto::socketio::{self, EncodeError, Packet};
+use ignis_proto::value::ValueError;
+use serde::Serialize;
 use smallvec::{SmallVec, smallvec};
 
 use crate::engine_handler::EngineSocket;
@@ -216,20 +218,22 @@ pub(crate) fn encode_ack(
     }
 }
 
-/// Acknowledgement arguments encoded once, for a handler that answers many events the same way
-/// (`[{ok: true}]`): each answer copies the encoded text instead of walking the values again.
+/// Arguments encoded once, for a handler that answers many events the same way (`[{ok: true}]`):
+/// each answer copies the encoded text instead of walking the values again. Pass a reference to
+/// it wherever arguments go ([`IntoArgs`]).
 ///
 /// ```
 /// use ignis_socketio::{EncodedArgs, Value};
 ///
 /// let ok = EncodedArgs::new(vec![Value::from(true)]);
 /// assert_eq!(ok.values(), &[Value::from(true)]);
-/// // In a handler: `event.ack_encoded(&ok)`.
+/// // In a handler: `event.ack(&ok)`.
 /// ```
 ///
-/// The msgpack parser, and arguments holding binary values (which travel as attachments beside
-/// the text), encode the values on each answer, as [`Event::ack_values`](crate::Event::ack_values)
-/// does.
+/// The encoded text serves acknowledgements with the JSON parser. The msgpack parser, arguments
+/// holding binary values (which travel as attachments beside the text), and events (whose text
+/// starts with the event name) encode the values on each send, borrowed, as
+/// [`Args::values`] does.
 #[derive(Debug, Clone)]
 pub struct EncodedArgs {
     values: Vec<Value>,
@@ -238,6 +242,7 @@ pub struct EncodedArgs {
 }
 
 impl EncodedArgs {
+    /// Encodes `values` once, to be sent many times.
     pub fn new(values: Vec<Value>) -> EncodedArgs {
         let json = socketio::encode_args_json(&values)
             .ok()
@@ -251,8 +256,134 @@ impl EncodedArgs {
     }
 }
 
+/// The arguments of an event or an acknowledgement, after the event name: what
+/// [`Socket::emit`](crate::Socket::emit), [`Event::ack`](crate::Event::ack),
+/// [`AckSender::send`](crate::AckSender::send) and the [`Operators`](crate::Operators) take,
+/// through [`IntoArgs`].
+#[derive(Debug)]
+pub struct Args<'a>(ArgsRepr<'a>);
+
+#[derive(Debug)]
+enum ArgsRepr<'a> {
+    /// Several arguments (or none), owned or borrowed.
+    Values(Cow<'a, [Value]>),
+    /// One argument.
+    One(Value),
+    /// Arguments encoded once.
+    Encoded(&'a EncodedArgs),
+}
+
+impl<'a> Args<'a> {
+    /// Borrowed arguments, one per value: sent without copying them (a handler that sends a
+    /// list it keeps, or the arguments of the event it answers).
+    pub fn values(values: &'a [Value]) -> Args<'a> {
+        Args(ArgsRepr::Values(Cow::Borrowed(values)))
+    }
+
+    /// One borrowed argument, sent without copying it.
+    pub fn value(value: &'a Value) -> Args<'a> {
+        Args::values(std::slice::from_ref(value))
+    }
+
+    /// Runs `f` on the values, borrowed where they can be.
+    pub(crate) fn with_values<R>(self, f: impl FnOnce(Cow<'_, [Value]>) -> R) -> R {
+        match self.0 {
+            ArgsRepr::Values(values) => f(values),
+            ArgsRepr::One(value) => f(Cow::Borrowed(std::slice::from_ref(&value))),
+            ArgsRepr::Encoded(encoded) => f(Cow::Borrowed(&encoded.values)),
+        }
+    }
+
+    /// The values, owned (a packet that keeps them).
+    pub(crate) fn into_vec(self) -> Vec<Value> {
+        match self.0 {
+            ArgsRepr::Values(values) => values.into_owned(),
+            ArgsRepr::One(value) => vec![value],
+            ArgsRepr::Encoded(encoded) => encoded.values.clone(),
+        }
+    }
+}
+
+impl From<Vec<Value>> for Args<'_> {
+    fn from(values: Vec<Value>) -> Self {
+        Args(ArgsRepr::Values(Cow::Owned(values)))
+    }
+}
+
+/// What can be sent as the arguments of an event or an acknowledgement (see [`Args`]):
+///
+/// - a reference to any serialisable data: **one** argument (a `&Vec<Value>` is one array);
+/// - a [`Value`]: one argument, moved;
+/// - a `Vec<Value>` or a `[Value; N]`: one argument per value, moved (`vec![]`: none);
+/// - [`Args::values`] and [`Args::value`]: borrowed values, not copied;
+/// - a reference to [`EncodedArgs`]: arguments encoded once.
+///
+/// ```
+/// use ignis_socketio::{Args, EmitError, EncodedArgs, SocketRef, Value};
+///
+/// fn greet(socket: &SocketRef, ok: &EncodedArgs, kept: &[Value]) -> Result<(), EmitError> {
+///     socket.emit("hello", &"world")?; // one argument
+///     socket.emit("pair", vec![Value::from(1), Value::from(2)])?; // two arguments
+///     socket.emit("kept", Args::values(kept))?; // borrowed, not copied
+///     socket.emit("ok", ok) // encoded once
+/// }
+/// ```
+pub trait IntoArgs<'a> {
+    /// The arguments; fails if the data cannot be serialised.
+    fn into_args(self) -> Result<Args<'a>, ValueError>;
+}
+
+impl<'a, T: Serialize + ?Sized> IntoArgs<'a> for &'a T {
+    fn into_args(self) -> Result<Args<'a>, ValueError> {
+        Ok(Args(ArgsRepr::One(ignis_proto::value::to_value(self)?)))
+    }
+}
+
+impl<'a> IntoArgs<'a> for Value {
+    fn into_args(self) -> Result<Args<'a>, ValueError> {
+        Ok(Args(ArgsRepr::One(self)))
+    }
+}
+
+impl<'a> IntoArgs<'a> for Vec<Value> {
+    fn into_args(self) -> Result<Args<'a>, ValueError> {
+        Ok(Args::from(self))
+    }
+}
+
+impl<'a, const N: usize> IntoArgs<'a> for [Value; N] {
+    fn into_args(self) -> Result<Args<'a>, ValueError> {
+        Ok(Args::from(Vec::from(self)))
+    }
+}
+
+impl<'a> IntoArgs<'a> for &'a EncodedArgs {
+    fn into_args(self) -> Result<Args<'a>, ValueError> {
+        Ok(Args(ArgsRepr::Encoded(self)))
+    }
+}
+
+impl<'a> IntoArgs<'a> for Args<'a> {
+    fn into_args(self) -> Result<Args<'a>, ValueError> {
+        Ok(self)
+    }
+}
+
+/// Encodes an ACK of `args`, from the text encoded once when there is one.
+pub(crate) fn encode_ack_args(
+    kind: ParserKind,
+    nsp: &str,
+    id: u64,
+    args: Args<'_>,
+) -> Result<Direct, EncodeError> {
+    match args.0 {
+        ArgsRepr::Encoded(encoded) => encode_ack_encoded(kind, nsp, id, encoded),
+        other => Args(other).with_values(|values| encode_ack(kind, nsp, id, values)),
+    }
+}
+
 /// Encodes an ACK of prepared arguments, as [`encode_ack`] does from the values.
-pub(crate) fn encode_ack_encoded(
+fn encode_ack_encoded(
     kind: ParserKind,
     nsp: &str,
     id: u64,

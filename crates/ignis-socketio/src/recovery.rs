@@ -46,7 +46,9 @@ pub struct SessionData {
     pub sid: Sid,
     /// The private id the client sends back to recover.
     pub pid: Arc<str>,
+    /// The rooms the socket was in.
     pub rooms: Vec<Room>,
+    /// The socket's application data (`socket.data`).
     pub data: Value,
     /// The server's own values of the socket ([`Socket::session_value`](crate::Socket::session_value)),
     /// which clients never see: what a library on top keeps of a socket across a recovery.

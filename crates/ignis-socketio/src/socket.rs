@@ -8,21 +8,21 @@ use std::time::Duration;
 
 use ignis_engine::Sid;
 use ignis_proto::Value;
-use ignis_proto::socketio::{EncodeError, EventName, Packet, PacketKind};
+use ignis_proto::socketio::{EventName, Packet, PacketKind};
 use ignis_proto::value::Map;
 use parking_lot::{Mutex, RwLock};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
-use crate::adapter::{AckCollector, BroadcastOptions, RefusedRoom, RemoteSocket, Room};
+use crate::adapter::{AckCollector, BroadcastOptions, RemoteSocket, Room};
 use crate::engine_handler::EngineSocket;
+use crate::error::JoinError;
 use crate::handler::{AnyHandler, DisconnectHandler, EventHandler, Handlers, SocketHandlers, run};
 use crate::handshake::Handshake;
 use crate::limits::{Bucket, Refusal};
 use crate::namespace::Namespace;
 use crate::operators::Operators;
-use crate::outbound::{self, Direct, EncodedArgs, Outbound};
+use crate::outbound::{self, IntoArgs, Outbound};
 use crate::recovery::SessionData;
 use crate::{AckError, EmitError};
 
@@ -59,6 +59,7 @@ pub enum DisconnectReason {
 }
 
 impl DisconnectReason {
+    /// The reason as the reference words it, the string a client sees.
     pub fn as_str(self) -> &'static str {
         match self {
             DisconnectReason::ServerNamespaceDisconnect => "server namespace disconnect",
@@ -103,7 +104,7 @@ pub struct Event {
     pub name: String,
     /// The arguments after the name.
     pub args: Vec<Value>,
-    ack: Option<AckSender>,
+    ack: Mutex<Option<AckSender>>,
 }
 
 impl Event {
@@ -120,35 +121,23 @@ impl Event {
         self.arg(0)
     }
 
-    /// Whether the client waits for an acknowledgement.
+    /// Whether the client waits for an acknowledgement (not yet answered).
     pub fn wants_ack(&self) -> bool {
-        self.ack.is_some()
+        self.ack.lock().is_some()
     }
 
     /// Takes the acknowledgement, to answer later or elsewhere.
-    pub fn take_ack(&mut self) -> Option<AckSender> {
-        self.ack.take()
+    pub fn take_ack(&self) -> Option<AckSender> {
+        self.ack.lock().take()
     }
 
-    /// Answers the acknowledgement with these arguments, if the client asked for one.
-    pub fn ack(&mut self, args: Vec<Value>) {
-        if let Some(ack) = self.ack.take() {
+    /// Answers the acknowledgement, if the client asked for one and it was not answered yet:
+    /// any [`IntoArgs`], such as `&data` (one argument), `vec![..]` (one per value),
+    /// [`Args::values(&event.args)`](crate::Args::values) (the event's own arguments, not copied) or
+    /// `&EncodedArgs` (encoded once). Data that cannot be serialised is logged, not sent.
+    pub fn ack<'a>(&self, args: impl IntoArgs<'a>) {
+        if let Some(ack) = self.take_ack() {
             ack.send(args);
-        }
-    }
-
-    /// Like [`Event::ack`], from borrowed arguments: a handler that answers every event the
-    /// same way can build the answer once.
-    pub fn ack_values(&mut self, args: &[Value]) {
-        if let Some(ack) = self.ack.take() {
-            ack.send_values(args);
-        }
-    }
-
-    /// Like [`Event::ack_values`], from arguments encoded once (see [`EncodedArgs`]).
-    pub fn ack_encoded(&mut self, args: &EncodedArgs) {
-        if let Some(ack) = self.ack.take() {
-            ack.send_encoded(args);
         }
     }
 }
@@ -162,37 +151,21 @@ pub struct AckSender {
 }
 
 impl AckSender {
-    /// Sends the acknowledgement.
-    pub fn send(self, args: Vec<Value>) {
-        self.send_args(Cow::Owned(args));
-    }
-
-    /// Sends the acknowledgement, from borrowed arguments.
-    pub fn send_values(self, args: &[Value]) {
-        self.send_args(Cow::Borrowed(args));
-    }
-
-    /// Sends the acknowledgement, from arguments encoded once (see [`EncodedArgs`]).
-    pub fn send_encoded(self, args: &EncodedArgs) {
-        self.send_with(|socket, id| {
-            outbound::encode_ack_encoded(socket.ns.parser(), socket.ns.name(), id, args)
+    /// Sends the acknowledgement with these arguments (see [`Event::ack`]). Data that cannot be
+    /// serialised is logged, not sent.
+    pub fn send<'a>(self, args: impl IntoArgs<'a>) {
+        let Some(socket) = self.socket.upgrade() else {
+            return;
+        };
+        let encoded = args.into_args().map_err(EmitError::from).and_then(|args| {
+            outbound::encode_ack_args(socket.ns.parser(), socket.ns.name(), self.id, args)
+                .map_err(EmitError::from)
         });
-    }
-
-    fn send_args(self, args: Cow<'_, [Value]>) {
-        self.send_with(|socket, id| {
-            outbound::encode_ack(socket.ns.parser(), socket.ns.name(), id, args)
-        });
-    }
-
-    fn send_with(self, encode: impl FnOnce(&Socket, u64) -> Result<Direct, EncodeError>) {
-        if let Some(socket) = self.socket.upgrade() {
-            match encode(&socket, self.id) {
-                Ok(packet) => {
-                    let _ = socket.outbound().send(packet);
-                }
-                Err(e) => tracing::warn!(sid = %socket.id, error = %e, "ack cannot be encoded"),
+        match encoded {
+            Ok(packet) => {
+                let _ = socket.outbound().send(packet);
             }
+            Err(e) => tracing::warn!(sid = %socket.id, error = %e, "ack cannot be encoded"),
         }
     }
 }
@@ -281,17 +254,6 @@ pub struct Socket {
     bucket: Bucket,
 }
 
-/// Why [`Socket::try_join`] did not join every room asked.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum JoinError {
-    /// More rooms were asked at once than a socket may be in: none was looked at.
-    #[error("{asked} rooms asked at once; a socket may be in at most {max} rooms")]
-    TooManyRooms { asked: usize, max: usize },
-    /// These rooms were refused (the others were joined).
-    #[error("{} room(s) refused", .0.len())]
-    Refused(Vec<RefusedRoom>),
-}
-
 impl Socket {
     pub(crate) fn new(
         id: Sid,
@@ -330,10 +292,12 @@ impl Socket {
         self.id
     }
 
+    /// The namespace the socket is connected to.
     pub fn namespace(&self) -> &Arc<Namespace> {
         &self.ns
     }
 
+    /// The request that opened the connection and the client's `auth` payload.
     pub fn handshake(&self) -> &Handshake {
         &self.handshake
     }
@@ -343,6 +307,7 @@ impl Socket {
         self.recovered
     }
 
+    /// Whether the socket is connected (it has not left its namespace).
     pub fn connected(&self) -> bool {
         self.connected.load(Ordering::Acquire)
     }
@@ -396,6 +361,7 @@ impl Socket {
         self.data.read().clone()
     }
 
+    /// Replaces the application data of the socket (see [`Socket::data`]).
     pub fn set_data(&self, value: Value) {
         *self.data.write() = value;
     }
@@ -635,21 +601,11 @@ impl Socket {
         self.handlers.write().on_disconnect(handler);
     }
 
-    /// Sends an event with one argument.
-    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
-        let value = ignis_proto::value::to_value(data)?;
-        self.emit_cow(event, Cow::Borrowed(std::slice::from_ref(&value)))
-    }
-
-    /// Sends an event with any number of arguments.
-    pub fn emit_args(&self, event: &str, args: Vec<Value>) -> Result<(), EmitError> {
-        self.emit_cow(event, Cow::Owned(args))
-    }
-
-    /// Like [`Socket::emit_args`], from borrowed arguments: a handler that sends a value it
-    /// keeps (or builds on its stack) needs no vector for it.
-    pub fn emit_values(&self, event: &str, args: &[Value]) -> Result<(), EmitError> {
-        self.emit_cow(event, Cow::Borrowed(args))
+    /// Sends an event to this socket's client, with any [`IntoArgs`]: `&data` (one argument),
+    /// `vec![..]` (one per value), [`Args::values`](crate::Args::values) (borrowed, not copied) or `&EncodedArgs`.
+    pub fn emit<'a>(&self, event: &str, args: impl IntoArgs<'a>) -> Result<(), EmitError> {
+        args.into_args()?
+            .with_values(|values| self.emit_cow(event, values))
     }
 
     fn emit_cow(&self, event: &str, args: Cow<'_, [Value]>) -> Result<(), EmitError> {
@@ -690,13 +646,17 @@ impl Socket {
     }
 
     /// Sends an event and waits for the client's acknowledgement.
-    pub async fn emit_with_ack(
+    pub async fn emit_with_ack<'a>(
         &self,
         event: &str,
-        args: Vec<Value>,
+        args: impl IntoArgs<'a>,
         timeout: Duration,
     ) -> Result<Vec<Value>, AckError> {
         check_event_name(event).map_err(AckError::Emit)?;
+        let args = args
+            .into_args()
+            .map_err(|e| AckError::Emit(e.into()))?
+            .into_vec();
         if !self.connected() {
             return Err(AckError::Emit(EmitError::Disconnected));
         }
@@ -913,7 +873,7 @@ impl Socket {
             let event = Event {
                 name: name.unwrap_or_default(),
                 args: args.unwrap_or_default(),
-                ack: ack.take(),
+                ack: Mutex::new(ack.take()),
             };
             handler.call(Arc::clone(self), event);
         }
@@ -1075,6 +1035,7 @@ pub(crate) fn check_event_name(event: &str) -> Result<(), EmitError> {
 
 /// One room or several.
 pub trait IntoRooms {
+    /// The rooms, one per name.
     fn into_rooms(self) -> Vec<Room>;
 }
 

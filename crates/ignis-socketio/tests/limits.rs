@@ -101,7 +101,7 @@ async fn serve(builder: SocketIoBuilder) -> (SocketIo, SocketAddr) {
             let args = std::mem::take(&mut event.args);
             event.ack(args);
         });
-        socket.on_sync("join", |socket, mut event| {
+        socket.on_sync("join", |socket, event| {
             let rooms: Vec<String> = event.data().unwrap_or_default();
             let outcome = match socket.try_join(rooms) {
                 Ok(()) => "ok".to_string(),

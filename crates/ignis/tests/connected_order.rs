@@ -36,7 +36,7 @@ async fn an_event_sent_on_authenticated_finds_its_handler() {
             // old order left open: the client's event arrived during it).
             std::thread::sleep(Duration::from_millis(200));
             socket.on_sync("echo", |socket, event| {
-                let _ = socket.emit_args("echo:reply", event.args);
+                let _ = socket.emit("echo:reply", event.args);
             });
             async { Ok(()) }
         }),

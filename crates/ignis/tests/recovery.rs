@@ -57,7 +57,7 @@ async fn server() -> Server {
     let connected = ClientConnectedHandler::new(move |socket| {
         calls.fetch_add(1, Ordering::SeqCst);
         socket.on_sync("echo", |socket, event| {
-            let _ = socket.emit_args("echo:reply", event.args);
+            let _ = socket.emit("echo:reply", event.args);
         });
         async { Ok(()) }
     });

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ignis_socketio::proto::value::Map;
-use ignis_socketio::{EncodedArgs, ParserKind, RecoveryConfig, SocketIo, Value};
+use ignis_socketio::{Args, EncodedArgs, ParserKind, RecoveryConfig, SocketIo, Value};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
@@ -93,12 +93,12 @@ impl SpecServer {
                         let id = Value::from(socket.id().as_str());
                         match mode {
                             AuthMode::Accept => {
-                                let _ = socket.emit("authenticated", &obj(&[("id", id)]));
+                                let _ = socket.emit("authenticated", obj(&[("id", id)]));
                             }
                             AuthMode::Reject => {
                                 let _ = socket.emit(
                                     "unauthenticated",
-                                    &obj(&[("message", Value::from("Invalid token"))]),
+                                    obj(&[("message", Value::from("Invalid token"))]),
                                 );
                             }
                             AuthMode::Silent => {}
@@ -229,7 +229,7 @@ pub(crate) async fn rust_server(
             };
             let _ = socket.emit("ack-result", &reply);
         });
-        socket.on("join", |socket, mut event| async move {
+        socket.on("join", |socket, event| async move {
             if let Some(room) = event.args.first().and_then(Value::as_str).map(String::from) {
                 socket.join(room);
             }
@@ -241,33 +241,33 @@ pub(crate) async fn rust_server(
             event.ack(vec![Value::Array(rooms)]);
         });
         // A handler that never waits, registered as one (`on_sync`), answering from borrowed
-        // values (`ack_values`).
-        socket.on_sync("get-rooms", |socket, mut event| {
+        // values (`Args::values`).
+        socket.on_sync("get-rooms", |socket, event| {
             let rooms: Vec<Value> = socket
                 .rooms()
                 .iter()
                 .map(|r| Value::from(r.to_string()))
                 .collect();
-            event.ack_values(&[Value::Array(rooms)]);
+            event.ack(Args::values(&[Value::Array(rooms)]));
         });
-        // Answered from arguments encoded once (`ack_encoded`): as text, or (binary, msgpack)
+        // Answered from arguments encoded once (`&EncodedArgs`): as text, or (binary, msgpack)
         // from the values.
         socket.on_sync("encoded-ack", |_socket, mut event| {
             let args = EncodedArgs::new(std::mem::take(&mut event.args));
-            event.ack_encoded(&args);
+            event.ack(&args);
         });
-        // Sent from borrowed values (`emit_values`): both parsers must carry them as they do
+        // Sent from borrowed values (`Args::values`): both parsers must carry them as they do
         // owned ones.
         socket.on("server-binary", |socket, _event| async move {
-            let _ = socket.emit_values(
+            let _ = socket.emit(
                 "server-binary",
-                &[
+                Args::values(&[
                     Value::bytes(&[1u8, 2, 3][..]),
                     obj(&[
                         ("nested", Value::bytes(&[4u8, 5][..])),
                         ("list", Value::Array(vec![Value::bytes(&[6u8][..])])),
                     ]),
-                ],
+                ]),
             );
         });
         socket.on("disconnect-me", |socket, _event| async move {
@@ -280,7 +280,7 @@ pub(crate) async fn rust_server(
     io.ns("/custom", |socket| async move {
         let _ = socket.emit(
             "welcome",
-            &obj(&[
+            obj(&[
                 ("id", Value::from(socket.id().as_str())),
                 ("nsp", Value::from("/custom")),
             ]),
@@ -288,7 +288,7 @@ pub(crate) async fn rust_server(
         register_echo(&socket);
     });
     let private = io.ns("/private", |socket| async move {
-        let _ = socket.emit("welcome", &obj(&[("nsp", Value::from("/private"))]));
+        let _ = socket.emit("welcome", obj(&[("nsp", Value::from("/private"))]));
     });
     private.use_middleware(|socket| async move {
         if socket.handshake().auth.get("token").and_then(Value::as_str) == Some("secret") {
@@ -310,7 +310,7 @@ fn register_echo(socket: &ignis_socketio::SocketRef) {
             let args = std::mem::take(&mut event.args);
             event.ack(args);
         } else {
-            let _ = socket.emit_args("echo", event.args);
+            let _ = socket.emit("echo", event.args);
         }
     });
 }

@@ -32,6 +32,7 @@ impl ResponseBody {
         }
     }
 
+    /// A body with nothing in it.
     pub fn empty() -> ResponseBody {
         ResponseBody::new(Bytes::new())
     }

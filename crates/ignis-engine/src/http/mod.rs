@@ -13,6 +13,6 @@ pub(crate) mod tls;
 
 pub use accept::{Site, serve_site};
 pub use body::ResponseBody;
-pub use serve::{BodyTimeout, HttpLimits, TimedBody, serve_http};
+pub use serve::{HttpLimits, TimedBody, serve_http};
 #[cfg(feature = "tls")]
 pub use tls::{ServerTls, TlsError};

@@ -18,6 +18,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::abuse::Counters;
+use crate::error::BodyTimeout;
 use crate::transport::rewind::Rewind;
 
 /// The limits [`serve_http`] applies, and where it counts what they refused.
@@ -54,11 +55,6 @@ impl HttpLimits {
         }
     }
 }
-
-/// The body did not arrive within its deadline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the request body did not arrive in time")]
-pub struct BodyTimeout;
 
 /// A request body with a deadline: past it, the next read fails with [`BodyTimeout`] (and
 /// [`serve_http`] answers the request `408` whatever the service answered).

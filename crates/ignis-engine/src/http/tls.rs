@@ -25,12 +25,29 @@ use tokio_rustls::TlsAcceptor;
 /// Why a certificate or key cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// A file cannot be read.
     #[error("cannot read {path}: {error}")]
-    Read { path: PathBuf, error: io::Error },
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why it cannot be read.
+        error: io::Error,
+    },
+    /// The certificate file holds no certificate.
     #[error("{path} holds no PEM certificate")]
-    NoCertificate { path: PathBuf },
+    NoCertificate {
+        /// The certificate file.
+        path: PathBuf,
+    },
+    /// The key file holds no private key of a known format.
     #[error("{path} holds no PEM private key (PKCS#8, PKCS#1 or SEC1): {reason}")]
-    NoKey { path: PathBuf, reason: String },
+    NoKey {
+        /// The key file.
+        path: PathBuf,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// rustls refused the certificate and key (a key that does not match, say).
     #[error("the certificate and key cannot be used: {0}")]
     Rustls(#[from] rustls::Error),
 }

@@ -23,6 +23,7 @@ pub struct DeliveryBatch {
 }
 
 impl DeliveryBatch {
+    /// A batch with nothing queued yet.
     pub fn new() -> DeliveryBatch {
         DeliveryBatch::default()
     }

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::{Buf, Bytes};
 use ignis_proto::engineio::{Data, Packet, Str};
 
+use crate::error::HeadroomError;
 use crate::session::pool::{SpareBuffers, Spares};
 
 thread_local! {
@@ -24,6 +25,7 @@ pub struct SharedMessage {
 }
 
 impl SharedMessage {
+    /// A message shared by every session it is sent to.
     pub fn new(data: Data) -> Arc<SharedMessage> {
         Self::with_compression(data, true)
     }
@@ -51,6 +53,7 @@ impl SharedMessage {
         self.compress
     }
 
+    /// The message's payload.
     pub fn data(&self) -> &Data {
         &self.data
     }
@@ -101,6 +104,7 @@ impl Round {
         self.messages.len()
     }
 
+    /// Whether the round carries no message.
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
     }
@@ -252,15 +256,6 @@ impl TextMessage {
             deflated: OnceLock::new(),
         })
     }
-}
-
-/// Why a [`TextMessage`] refused a buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum HeadroomError {
-    #[error("the buffer is shorter than its headroom")]
-    TooShort,
-    #[error("the text is not UTF-8")]
-    NotUtf8,
 }
 
 /// The bytes of a WebSocket frame ready to be written.

@@ -47,6 +47,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
 
+use crate::error::SendError;
 use crate::session::flush::Flush;
 use crate::session::message::{Frame, Outgoing};
 use crate::session::outbox::{Outbox, QueueLimits, SPARE_QUEUES, to_u32};
@@ -63,7 +64,7 @@ pub(crate) mod pool;
 pub(crate) mod sink;
 
 pub use flush::DeliveryBatch;
-pub use message::{HeadroomError, Round, SharedMessage, TEXT_HEADROOM, TextMessage};
+pub use message::{Round, SharedMessage, TEXT_HEADROOM, TextMessage};
 
 /// Why a session ended. The strings are the reference's, which the Socket.IO layer passes on as
 /// disconnect reasons.
@@ -120,6 +121,7 @@ impl CloseReason {
         }
     }
 
+    /// The reason as the reference words it (`"transport close"`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             CloseReason::TransportClose => "transport close",
@@ -175,7 +177,9 @@ const SLOW_CLIENT_BY_BYTES: u8 = 100;
 /// The transport a session currently uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransportKind {
+    /// HTTP long-polling.
     Polling,
+    /// WebSocket.
     WebSocket,
 }
 
@@ -187,15 +191,6 @@ impl Drop for RequestClaim<'_> {
     fn drop(&mut self) {
         self.0.store(false, Ordering::Release);
     }
-}
-
-/// Why a message could not be queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
-    #[error("the session is closed")]
-    Closed,
-    #[error("the client is not reading: its outbound queue is full")]
-    QueueFull,
 }
 
 const OPEN: u8 = 0;
@@ -250,10 +245,12 @@ impl<D> Socket<D> {
         }
     }
 
+    /// The session id (`sid`).
     pub fn id(&self) -> Sid {
         self.id
     }
 
+    /// The transport the session uses now.
     pub fn transport(&self) -> TransportKind {
         if self.transport.load(Ordering::Acquire) == TransportKind::WebSocket as u8 {
             TransportKind::WebSocket
@@ -266,6 +263,7 @@ impl<D> Socket<D> {
         self.transport.store(kind as u8, Ordering::Release);
     }
 
+    /// Whether the session is still open (not closing nor closed).
     pub fn is_open(&self) -> bool {
         self.state.load(Ordering::Acquire) == OPEN
     }

@@ -254,7 +254,7 @@ where
             return match e {
                 BodyError::TooLarge(_) => empty(StatusCode::PAYLOAD_TOO_LARGE),
                 // `serve_http`'s deadline (which counts it) came first.
-                BodyError::Read(e) if e.is::<crate::http::serve::BodyTimeout>() => timed_out(),
+                BodyError::Read(e) if e.is::<crate::error::BodyTimeout>() => timed_out(),
                 BodyError::Read(_) => empty(StatusCode::BAD_REQUEST),
             };
         }

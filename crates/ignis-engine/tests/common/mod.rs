@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// Connects to the engine at its default path and completes a WebSocket handshake; returns the
 /// stream right after the `101` answer's empty line (frames that follow it stay unread).
-pub fn open_websocket(port: u16) -> TcpStream {
+pub(crate) fn open_websocket(port: u16) -> TcpStream {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_nodelay(true).unwrap();
     stream

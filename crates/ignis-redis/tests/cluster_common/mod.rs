@@ -198,7 +198,7 @@ pub(crate) async fn serve(io: SocketIo, conn: RedisConnection) -> Node {
     let ns = io.ns("/", move |socket| {
         let conn = on_join.clone();
         async move {
-            socket.on("join", move |socket, mut event| {
+            socket.on("join", move |socket, event| {
                 let conn = conn.clone();
                 async move {
                     if let Some(room) = event.args.first().and_then(Value::as_str) {

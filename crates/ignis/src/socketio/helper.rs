@@ -273,11 +273,11 @@ fn greet(socket: &SocketRef) {
     let mut authenticated = Map::with_capacity(2);
     authenticated.insert("id", socket.id().as_str());
     authenticated.insert("time", time.clone());
-    let _ = socket.emit_args(
+    let _ = socket.emit(
         protocol::EVENT_AUTHENTICATED,
         vec![Value::Map(authenticated)],
     );
-    let _ = socket.emit_args(protocol::EVENT_PING, vec![ping_payload(time)]);
+    let _ = socket.emit(protocol::EVENT_PING, vec![ping_payload(time)]);
 }
 
 /// The payload of the app-level `ping` event: `{time}`.
@@ -289,7 +289,7 @@ fn ping_payload(time: String) -> Value {
 
 /// Sends the app-level `ping {time}`.
 fn send_ping(socket: &SocketRef) {
-    let _ = socket.emit_args(protocol::EVENT_PING, vec![ping_payload(now())]);
+    let _ = socket.emit(protocol::EVENT_PING, vec![ping_payload(now())]);
 }
 
 /// Runs the listeners of an event from another node in order; the first answer is the
@@ -769,7 +769,7 @@ impl SocketIoServerHelper {
         let payload = object(vec![("message", message.into()), ("time", now().into())]);
         let _ = record
             .socket
-            .emit_args(protocol::EVENT_UNAUTHENTICATE, vec![payload]);
+            .emit(protocol::EVENT_UNAUTHENTICATE, vec![payload]);
         self.forget(&record.socket);
         record.socket.disconnect_with(true);
     }
@@ -964,7 +964,7 @@ impl SocketIoServerHelper {
     pub fn send(&self, options: SendOptions) -> Result<(), SendError> {
         let operators = self.send_operators(&options)?;
         operators
-            .emit_args(&options.topic, vec![options.data])
+            .emit(&options.topic, vec![options.data])
             .map_err(|e| self.send_failed(e))
     }
 
