@@ -73,6 +73,9 @@ step "interop suite against the Ignis server"
 step "the Ignis component and the standalone server (spec §14.1 flow, §14.3 checks)"
 (cd tests/interop && npm run --silent test:server)
 
+step "deploy suite: three nodes on Redis Streams behind HAProxy; drains, Redis faults, a killed node (tests/interop/deploy)"
+(cd tests/interop && npm run --silent test:deploy)
+
 step "abuse suite: each attack of issue 14 against the real server (tests/interop/abuse)"
 (cd tests/interop && npm run --silent test:abuse)
 

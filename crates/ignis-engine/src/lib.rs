@@ -53,7 +53,9 @@ pub use error::TlsError;
 pub use error::{BodyTimeout, EngineError, IpRefusal, SendError};
 #[cfg(feature = "tls")]
 pub use http::ServerTls;
-pub use http::{HttpLimits, ResponseBody, Site, TimedBody, serve_http, serve_site};
+pub use http::{
+    HttpLimits, ResponseBody, SESSION_ID_HEADER, Site, TimedBody, serve_http, serve_site,
+};
 pub use query::{QueryPairs, query_pairs};
 pub use session::{CloseReason, Socket, TransportKind};
 pub use sid::{Sid, SidMap, SidSet};

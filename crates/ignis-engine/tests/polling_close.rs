@@ -1,3 +1,6 @@
+//! Long-polling sessions and load balancers. The handshake's answer names the session in a
+//! header, so that a load balancer can stick the session to its node from the first answer on.
+//!
 //! A long-polling session the server closes while messages are still queued for it: the client
 //! gets the messages in one GET and the close packet alone in the next, as the reference sends
 //! them (it flushes its buffer before it closes). socket.io-client hands the events of a payload
@@ -33,6 +36,11 @@ impl Handler for Probe {
 
 /// One HTTP/1.1 GET on a connection of its own; the body of the answer.
 fn get(port: u16, path: &str) -> String {
+    get_with_head(port, path).1
+}
+
+/// One HTTP/1.1 GET on a connection of its own; the head and the body of the answer.
+fn get_with_head(port: u16, path: &str) -> (String, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -47,7 +55,7 @@ fn get(port: u16, path: &str) -> String {
     let answer = String::from_utf8(answer).expect("text");
     let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_string()
+    (head.to_string(), body.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,13 +73,20 @@ async fn a_server_close_comes_after_the_queued_messages_in_a_poll_of_its_own() {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(engine.serve(listener));
 
-    let open =
-        tokio::task::spawn_blocking(move || get(port, "/engine.io/?EIO=4&transport=polling"))
-            .await
-            .unwrap();
+    let (head, open) = tokio::task::spawn_blocking(move || {
+        get_with_head(port, "/engine.io/?EIO=4&transport=polling")
+    })
+    .await
+    .unwrap();
     let socket = opened.recv().await.expect("a session");
     let sid = socket.id().to_string();
     assert!(open.starts_with(&format!("0{{\"sid\":\"{sid}\"")), "{open}");
+    // The header a load balancer sticks the session to its node by.
+    let named = format!("{}: {sid}", ignis_engine::SESSION_ID_HEADER);
+    assert!(
+        head.lines().any(|line| line.eq_ignore_ascii_case(&named)),
+        "{head}"
+    );
 
     socket.send(Data::Text("a".into())).unwrap();
     socket.send(Data::Text("b".into())).unwrap();

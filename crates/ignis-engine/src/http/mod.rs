@@ -13,6 +13,7 @@ pub(crate) mod tls;
 
 pub use accept::{Site, serve_site};
 pub use body::ResponseBody;
+pub use router::SESSION_ID_HEADER;
 pub use serve::{HttpLimits, TimedBody, serve_http};
 #[cfg(feature = "tls")]
 pub use tls::{ServerTls, TlsError};

@@ -21,6 +21,10 @@ use crate::sid::Sid;
 use crate::transport::websocket::Answer;
 use crate::transport::{polling, websocket};
 
+/// The header of a long-polling handshake's answer that names the new session (its `sid`),
+/// for load balancers that stick sessions to nodes (see `deploy/haproxy.cfg`).
+pub const SESSION_ID_HEADER: &str = "ignis-sid";
+
 type Reply = Response<Bytes>;
 
 /// What [`Engine::route`] decided.
@@ -129,7 +133,15 @@ impl<H: Handler> Engine<H> {
             Routed::PollingOpen(info) => {
                 let socket = open_session(inner, TransportKind::Polling, &info);
                 polling::spawn_driver(Arc::clone(inner), Arc::clone(&socket));
-                polling::get(inner, &socket, &info.parts).await.into()
+                let mut reply = polling::get(inner, &socket, &info.parts).await;
+                // The session's id in a header too, where a load balancer can read it: one
+                // that sticks sessions to their node by id learns the node from this answer,
+                // not from the session's first request, which could be balanced elsewhere if
+                // the pool changed in between.
+                if let Ok(sid) = HeaderValue::from_str(socket.id().as_str()) {
+                    reply.headers_mut().insert(SESSION_ID_HEADER, sid);
+                }
+                reply.into()
             }
         }
     }
