@@ -4,54 +4,16 @@
 //! be bound, which stops the server.
 
 use std::collections::HashMap;
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
+
+// The tests of this file start servers and nothing more of the shared module.
+#[allow(dead_code)]
+mod process;
+use process::start_server;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// An `ignis-server` process and its port; killed when dropped.
-struct Server {
-    port: u16,
-    child: Child,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(args: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ignis-server"))
-        .args(["--host", "127.0.0.1", "--port", "0"])
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the server binary runs");
-    let stdout = child.stdout.take().expect("a stdout pipe");
-    let (tx, rx) = std::sync::mpsc::channel();
-    // Reads on after the port, so that the server never blocks on a full pipe.
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Some(port) = line.strip_prefix("listening on ") {
-                let _ = tx.send(port.trim().parse::<u16>().ok());
-            }
-        }
-    });
-    let port = rx
-        .recv_timeout(Duration::from_secs(20))
-        .ok()
-        .flatten()
-        .expect("the server listens within 20 s");
-    Server { port, child }
-}
 
 async fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
