@@ -37,7 +37,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::abuse::Counters;
-use crate::engine::{Handler, Inner};
+use crate::engine::{Deadline, Handler, Inner};
 use crate::session::frame::text_frame;
 use crate::session::message::Frame;
 use crate::session::outbox::SPARE_QUEUES;
@@ -147,7 +147,10 @@ impl<H: Handler> Connection<H> {
     /// ended, or a close was asked for that needs no more writing first.
     pub(super) fn poll_output(&mut self) -> Option<Stop> {
         if self.probing {
-            return self.socket.is_closed().then_some(Stop::ProbeFailed);
+            // A session that is closing has nothing to upgrade to. A probe that went on would
+            // also never sleep: the session reports a close it has not acted on as news.
+            let closing = self.socket.is_closed() || self.socket.pending_close().is_some();
+            return closing.then_some(Stop::ProbeFailed);
         }
         if self.socket.is_closed() {
             return Some(Stop::Session(None));
@@ -312,6 +315,12 @@ impl<H: Handler> Connection<H> {
         }
         if !self.inner.on_deadline(&self.socket, what) {
             return Some(Stop::Session(None));
+        }
+        // The establish deadline does not move once due: a connection that went on would find
+        // its timer due at every wait, and never sleep (a client that sends no CONNECT and reads
+        // nothing, while a close that delivers its queue waits for the socket). It ends now.
+        if what == Deadline::Establish {
+            return Some(Stop::Session(self.socket.pending_close()));
         }
         None
     }

@@ -303,15 +303,16 @@ pub(crate) fn spawn_driver<H: Handler>(inner: Arc<Inner<H>>, socket: Arc<Socket<
                 }
                 closing_since = Some(tokio::time::Instant::now());
             }
-            let (at_ms, _) = inner.next_deadline(&socket);
-            let mut at =
-                tokio::time::Instant::from_std(socket.created()) + Duration::from_millis(at_ms);
-            if let Some(since) = closing_since {
-                let give_up = since + inner.config.ping_timeout;
-                if give_up < at {
-                    at = give_up;
+            // A closing session only waits for the client to fetch its close: no heartbeat, and
+            // no deadline that is already due (the establish timeout stays due once it is, and
+            // sleeping until it would not sleep at all).
+            let at = match closing_since {
+                Some(since) => since + inner.config.ping_timeout,
+                None => {
+                    let (at_ms, _) = inner.next_deadline(&socket);
+                    tokio::time::Instant::from_std(socket.created()) + Duration::from_millis(at_ms)
                 }
-            }
+            };
             tokio::select! {
                 _ = tokio::time::sleep_until(at) => {
                     if let Some(since) = closing_since
