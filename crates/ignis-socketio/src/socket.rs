@@ -104,7 +104,10 @@ pub struct Event {
     pub name: String,
     /// The arguments after the name.
     pub args: Vec<Value>,
-    ack: Mutex<Option<AckSender>>,
+    /// The client's acknowledgement, answered at most once (`answered`): a flag rather than
+    /// a lock around it, as every acknowledged event passes here.
+    ack: Option<AckSender>,
+    answered: AtomicBool,
 }
 
 impl Event {
@@ -123,12 +126,22 @@ impl Event {
 
     /// Whether the client waits for an acknowledgement (not yet answered).
     pub fn wants_ack(&self) -> bool {
-        self.ack.lock().is_some()
+        self.ack.is_some() && !self.answered.load(Ordering::Acquire)
     }
 
     /// Takes the acknowledgement, to answer later or elsewhere.
     pub fn take_ack(&self) -> Option<AckSender> {
-        self.ack.lock().take()
+        let ack = self.unanswered()?;
+        Some(AckSender {
+            socket: ack.socket.clone(),
+            id: ack.id,
+        })
+    }
+
+    /// The acknowledgement, for the one caller that answers it.
+    fn unanswered(&self) -> Option<&AckSender> {
+        let ack = self.ack.as_ref()?;
+        (!self.answered.swap(true, Ordering::AcqRel)).then_some(ack)
     }
 
     /// Answers the acknowledgement, if the client asked for one and it was not answered yet:
@@ -136,8 +149,8 @@ impl Event {
     /// [`Args::values(&event.args)`](crate::Args::values) (the event's own arguments, not copied) or
     /// `&EncodedArgs` (encoded once). Data that cannot be serialised is logged, not sent.
     pub fn ack<'a>(&self, args: impl IntoArgs<'a>) {
-        if let Some(ack) = self.take_ack() {
-            ack.send(args);
+        if let Some(ack) = self.unanswered() {
+            ack.answer(args);
         }
     }
 }
@@ -154,6 +167,10 @@ impl AckSender {
     /// Sends the acknowledgement with these arguments (see [`Event::ack`]). Data that cannot be
     /// serialised is logged, not sent.
     pub fn send<'a>(self, args: impl IntoArgs<'a>) {
+        self.answer(args);
+    }
+
+    fn answer<'a>(&self, args: impl IntoArgs<'a>) {
         let Some(socket) = self.socket.upgrade() else {
             return;
         };
@@ -182,10 +199,14 @@ enum Restore {
     /// Done, but a round of broadcasts made before it ended may still be on its way to the
     /// socket (the fan-out runs on other tasks and cannot be waited for under the restore's
     /// lock): until `until`, such a round skips what was among the missed packets.
-    Finished {
-        replayed: std::collections::HashSet<Arc<str>>,
-        until: std::time::Instant,
-    },
+    /// Boxed, as `Keeping` is: every socket holds a `Restore` slot, nearly always empty.
+    Finished(Box<Replayed>),
+}
+
+/// The offsets a finished restore replayed, and until when rounds are checked against them.
+struct Replayed {
+    offsets: std::collections::HashSet<Arc<str>>,
+    until: std::time::Instant,
 }
 
 /// How long after a restore a broadcast that reaches the socket is checked against the packets
@@ -432,14 +453,14 @@ impl Socket {
                     buffer.keep(parts);
                 }
             }
-            Some(Restore::Finished { replayed, until }) if std::time::Instant::now() < *until => {
+            Some(Restore::Finished(replayed)) if std::time::Instant::now() < replayed.until => {
                 if !self.connected() || self.broadcasts_held() {
                     return;
                 }
                 let late = parts.iter().any(|part| {
                     part.offset
                         .as_deref()
-                        .is_some_and(|offset| replayed.contains(offset))
+                        .is_some_and(|offset| replayed.offsets.contains(offset))
                 });
                 if !late {
                     self.send_round_live(round, volatile);
@@ -451,7 +472,7 @@ impl Socket {
                     if !part
                         .offset
                         .as_deref()
-                        .is_some_and(|offset| replayed.contains(offset))
+                        .is_some_and(|offset| replayed.offsets.contains(offset))
                     {
                         let _ = out.send_settled(&part.messages);
                     }
@@ -529,10 +550,10 @@ impl Socket {
             self.restoring.store(false, Ordering::Release);
         } else {
             // `restoring` stays set: the next rounds come through `keep_for_restore`.
-            *restore = Some(Restore::Finished {
-                replayed,
+            *restore = Some(Restore::Finished(Box::new(Replayed {
+                offsets: replayed,
                 until: std::time::Instant::now() + RESTORE_GRACE,
-            });
+            })));
         }
         true
     }
@@ -873,7 +894,8 @@ impl Socket {
             let event = Event {
                 name: name.unwrap_or_default(),
                 args: args.unwrap_or_default(),
-                ack: Mutex::new(ack.take()),
+                ack: ack.take(),
+                answered: AtomicBool::new(false),
             };
             handler.call(Arc::clone(self), event);
         }
@@ -1087,5 +1109,18 @@ impl<T: IntoRooms + Clone> IntoRooms for &[T] {
 impl<const N: usize> IntoRooms for [&str; N] {
     fn into_rooms(self) -> Vec<Room> {
         self.iter().map(|s| Arc::from(*s)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every socket holds a restore slot and an event a flag for its acknowledgement: both
+    /// stay small, as they are paid for by every idle connection and every event.
+    #[test]
+    fn per_socket_slots_stay_small() {
+        assert!(std::mem::size_of::<Mutex<Option<Restore>>>() <= 3 * std::mem::size_of::<usize>());
+        assert!(std::mem::size_of::<Option<AckSender>>() <= 2 * std::mem::size_of::<usize>());
     }
 }

@@ -277,8 +277,12 @@ impl<H: Handler> Connection<H> {
     /// `sink`: see [`SinkStream`] (an upgrade lets senders write from then on).
     pub(super) fn handle_input(&mut self, data: &[u8], sink: SinkStream<'_>) -> Result<(), Stop> {
         let result = if self.input.is_empty() {
-            self.process(data, sink)
-                .map(|used| self.input.extend_from_slice(&data[used..]))
+            self.process(data, sink).map(|used| {
+                // Nearly always every byte: a read rarely ends inside a frame.
+                if used < data.len() {
+                    self.input.extend_from_slice(&data[used..]);
+                }
+            })
         } else {
             // The rest of a frame that began in an earlier read.
             self.input.extend_from_slice(data);

@@ -271,7 +271,7 @@ impl<H: Handler> Driver<H> {
                 Err(e) => return Err(e),
             }
         }
-        self.conn.written(0);
+        // All written: `written` gave the output's buffer back with the last frame.
         Ok(())
     }
 
