@@ -5,22 +5,12 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::time::Duration;
 
-use ignis_engine::{CloseReason, Engine, EngineConfig, Handler, RequestInfo, Socket};
-use ignis_proto::engineio::Data;
+mod common;
 
-/// Never establishes a session: the establish deadline ends every one.
-struct Silent;
-
-impl Handler for Silent {
-    type Data = ();
-    fn create_data(&self) {}
-    fn on_open(&self, _socket: &Arc<Socket<()>>, _request: &RequestInfo) {}
-    fn on_message(&self, _socket: &Arc<Socket<()>>, _data: Data) {}
-    fn on_close(&self, _socket: &Arc<Socket<()>>, _reason: CloseReason) {}
-}
+use common::Quiet;
+use ignis_engine::{Engine, EngineConfig};
 
 /// Sends `request` and reads the answer to the end (the request asks to close the connection).
 fn exchange(port: u16, request: &str) -> String {
@@ -94,7 +84,7 @@ fn sessions_past_their_establish_deadline_wait_for_their_close_without_spinning(
         upgrade_timeout: Duration::from_secs(10),
         ..EngineConfig::default()
     };
-    let engine = Engine::new(config, Silent);
+    let engine = Engine::new(config, Quiet);
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();

@@ -3,26 +3,14 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use ignis_engine::{
-    CloseReason, Engine, EngineConfig, Handler, HttpLimits, RequestInfo, ResponseBody, Rewind,
-    Socket, TimedBody, serve_http,
-};
-use ignis_proto::engineio::Data;
+mod common;
 
-struct Quiet;
-
-impl Handler for Quiet {
-    type Data = ();
-    fn create_data(&self) {}
-    fn on_open(&self, _socket: &Arc<Socket<()>>, _request: &RequestInfo) {}
-    fn on_message(&self, _socket: &Arc<Socket<()>>, _data: Data) {}
-    fn on_close(&self, _socket: &Arc<Socket<()>>, _reason: CloseReason) {}
-}
+use common::Quiet;
+use ignis_engine::{Engine, EngineConfig, HttpLimits, ResponseBody, Rewind, TimedBody, serve_http};
 
 /// Serves `config`; `/api/` answers 413 at once without reading the body (as a REST API with a
 /// declared-length limit does), `/read/` reads the whole body first.

@@ -33,13 +33,7 @@ async fn an_acknowledgement_is_answered_once() {
             event.ack("nobody asked");
         });
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(io.clone().serve(listener));
-
-    let client = Polling::open(addr, "/socket.io/").await;
-    client.post("40").await;
-    client.until(|p| p.starts_with("40")).await;
+    let client = Polling::joined(common::serve(&io).await).await;
     client.post(r#"421["twice"]"#).await;
     client.post(r#"42["none"]"#).await;
     client.post(r#"422["taken"]"#).await;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{WAIT, http};
+use common::{Polling, WAIT};
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,73 +14,23 @@ use ignis_socketio::{EventRate, JoinError, SocketIo, SocketIoBuilder, Value};
 
 /// A Socket.IO client over long-polling, on the main namespace.
 struct Client {
-    addr: SocketAddr,
-    sid: String,
+    conn: Polling,
     /// The Socket.IO socket id.
     id: String,
 }
 
+impl std::ops::Deref for Client {
+    type Target = Polling;
+    fn deref(&self) -> &Polling {
+        &self.conn
+    }
+}
+
 impl Client {
     async fn connect(addr: SocketAddr) -> Client {
-        let (status, open) = http(addr, "GET", "/socket.io/?EIO=4&transport=polling", "").await;
-        assert_eq!(status, 200, "{open}");
-        let start = open.find("\"sid\":\"").expect("open packet") + 7;
-        let mut client = Client {
-            addr,
-            sid: open[start..start + 20].to_string(),
-            id: String::new(),
-        };
-        client.post("40").await;
-        let answer = client.until(|p| p.starts_with("40")).await;
-        let answer = answer.last().unwrap();
-        let start = answer.find("\"sid\":\"").expect("connect answer") + 7;
-        client.id = answer[start..start + 20].to_string();
-        client
-    }
-
-    fn url(&self) -> String {
-        format!("/socket.io/?EIO=4&transport=polling&sid={}", self.sid)
-    }
-
-    /// Posts packets (joined into one payload); the status.
-    async fn try_post(&self, packets: &str) -> u16 {
-        http(self.addr, "POST", &self.url(), packets).await.0
-    }
-
-    async fn post(&self, packets: &str) {
-        assert_eq!(self.try_post(packets).await, 200);
-    }
-
-    /// Polls until a packet matches or the session ends; every packet read, in order.
-    async fn until(&self, wanted: impl Fn(&str) -> bool) -> Vec<String> {
-        let read = async {
-            let mut seen = Vec::new();
-            loop {
-                let (status, body) = http(self.addr, "GET", &self.url(), "").await;
-                if status != 200 {
-                    seen.push(format!("<{status}>"));
-                    return seen;
-                }
-                for packet in body.split('\u{1e}') {
-                    if packet == "2" {
-                        self.post("3").await;
-                        continue;
-                    }
-                    seen.push(packet.to_string());
-                    if wanted(packet) || packet == "1" {
-                        return seen;
-                    }
-                }
-            }
-        };
-        tokio::time::timeout(WAIT, read)
-            .await
-            .expect("the client hears back")
-    }
-
-    /// Reads until the session is over.
-    async fn until_closed(&self) -> Vec<String> {
-        self.until(|_| false).await
+        let conn = Polling::open(addr, "/socket.io/").await;
+        let id = conn.connect(None).await.id;
+        Client { conn, id }
     }
 
     /// Emits `echo` with an ack and waits for the answer.
@@ -120,9 +70,7 @@ async fn serve(builder: SocketIoBuilder) -> (SocketIo, SocketAddr) {
             event.ack(vec![Value::from(outcome), Value::Array(held)]);
         });
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(io.clone().serve(listener));
+    let addr = common::serve(&io).await;
     (io, addr)
 }
 

@@ -32,9 +32,7 @@ async fn server(
             hooks: Arc::clone(&h),
         })
         .build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(io.clone().serve(listener));
+    let addr = common::serve(&io).await;
     (io, addr, rx)
 }
 
@@ -222,9 +220,7 @@ async fn a_restore_that_keeps_too_much_aside_lets_the_client_try_again() {
             hooks: Arc::clone(&h),
         })
         .build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(io.clone().serve(listener));
+    let addr = common::serve(&io).await;
 
     let (first, id, pid, last) = first_connection(&io, addr).await;
     cut(&io, &first, &id, &mut persisted).await;

@@ -17,13 +17,7 @@ async fn stats_count_events_sends_broadcasts_and_volatile_drops() {
             event.ack(args);
         });
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(io.clone().serve(listener));
-
-    let client = Polling::open(addr, "/socket.io/").await;
-    client.post("40").await;
-    client.until(|p| p.starts_with("40")).await;
+    let client = Polling::joined(common::serve(&io).await).await;
     client.post(r#"421["echo","a"]"#).await;
     client.until(|p| p.starts_with("431")).await;
     client.post(r#"422["echo","b"]"#).await;

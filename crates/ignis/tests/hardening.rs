@@ -9,7 +9,7 @@
 #[path = "../../ignis-socketio/tests/common/mod.rs"]
 mod common;
 
-use common::{WAIT, http};
+use common::Polling;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -98,28 +98,23 @@ fn start(component: SocketIoComponent, options: ServerOptions) -> Server {
 
 /// A Socket.IO client over long-polling, on the main namespace of `/io`.
 struct Client {
-    addr: SocketAddr,
-    sid: String,
+    conn: Polling,
     /// The Socket.IO socket id.
     id: String,
 }
 
+impl std::ops::Deref for Client {
+    type Target = Polling;
+    fn deref(&self) -> &Polling {
+        &self.conn
+    }
+}
+
 impl Client {
     async fn connect(addr: SocketAddr) -> Client {
-        let (status, open) = http(addr, "GET", "/io/?EIO=4&transport=polling", "").await;
-        assert_eq!(status, 200, "{open}");
-        let start = open.find("\"sid\":\"").expect("open packet") + 7;
-        let mut client = Client {
-            addr,
-            sid: open[start..start + 20].to_string(),
-            id: String::new(),
-        };
-        client.post("40").await;
-        let seen = client.until(|p| p.starts_with("40")).await;
-        let answer = seen.last().unwrap();
-        let start = answer.find("\"sid\":\"").expect("connect answer") + 7;
-        client.id = answer[start..start + 20].to_string();
-        client
+        let conn = Polling::open(addr, "/io/").await;
+        let id = conn.connect(None).await.id;
+        Client { conn, id }
     }
 
     async fn authenticated(addr: SocketAddr) -> Client {
@@ -127,49 +122,6 @@ impl Client {
         client.post(r#"42["authenticate",{"token":"good"}]"#).await;
         client.event("authenticated").await;
         client
-    }
-
-    fn url(&self) -> String {
-        format!("/io/?EIO=4&transport=polling&sid={}", self.sid)
-    }
-
-    async fn try_post(&self, packets: &str) -> u16 {
-        http(self.addr, "POST", &self.url(), packets).await.0
-    }
-
-    async fn post(&self, packets: &str) {
-        assert_eq!(self.try_post(packets).await, 200);
-    }
-
-    /// Polls until a packet matches or the session ends; every packet read, in order.
-    async fn until(&self, wanted: impl Fn(&str) -> bool) -> Vec<String> {
-        let read = async {
-            let mut seen = Vec::new();
-            loop {
-                let (status, body) = http(self.addr, "GET", &self.url(), "").await;
-                if status != 200 {
-                    seen.push(format!("<{status}>"));
-                    return seen;
-                }
-                for packet in body.split('\u{1e}') {
-                    if packet == "2" {
-                        self.post("3").await;
-                        continue;
-                    }
-                    seen.push(packet.to_string());
-                    if wanted(packet) || packet == "1" {
-                        return seen;
-                    }
-                }
-            }
-        };
-        tokio::time::timeout(WAIT, read)
-            .await
-            .expect("the client hears back in time")
-    }
-
-    async fn until_closed(&self) -> Vec<String> {
-        self.until(|_| false).await
     }
 
     /// Waits for an event; its first argument.

@@ -1,8 +1,27 @@
-//! What the engine's integration tests share: a raw WebSocket opened by hand.
+//! What the engine's integration tests share: a raw WebSocket opened by hand, and a handler
+//! that does nothing.
+
+// Each test binary uses a part of it.
+#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Duration;
+
+use ignis_engine::{CloseReason, Handler, RequestInfo, Socket};
+use ignis_proto::engineio::Data;
+
+/// A handler that takes sessions in and does nothing with them (it never establishes one).
+pub(crate) struct Quiet;
+
+impl Handler for Quiet {
+    type Data = ();
+    fn create_data(&self) {}
+    fn on_open(&self, _socket: &Arc<Socket<()>>, _request: &RequestInfo) {}
+    fn on_message(&self, _socket: &Arc<Socket<()>>, _data: Data) {}
+    fn on_close(&self, _socket: &Arc<Socket<()>>, _reason: CloseReason) {}
+}
 
 /// Connects to the engine at its default path and completes a WebSocket handshake; returns the
 /// stream right after the `101` answer's empty line (frames that follow it stay unread).
