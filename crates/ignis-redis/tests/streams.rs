@@ -241,10 +241,16 @@ async fn a_session_restores_on_the_other_node_with_what_it_missed() {
     };
     one.ns.adapter().persist_session(&one.ns, session);
 
-    one.ns.to("room-a").emit("m", "m1").unwrap();
-    one.ns.to("room-b").emit("m", "m2").unwrap();
-    two.ns.except("room-a").emit("m", "m3").unwrap();
-    two.ns.operators().emit("m", "m4").unwrap();
+    // Each in the stream before the next is sent: two nodes' XADDs would otherwise race, and
+    // the stream's order (the order missed packets come back in) is the order Redis ran them.
+    one.ns.to("room-a").emit_confirmed("m", "m1").await.unwrap();
+    one.ns.to("room-b").emit_confirmed("m", "m2").await.unwrap();
+    two.ns
+        .except("room-a")
+        .emit_confirmed("m", "m3")
+        .await
+        .unwrap();
+    two.ns.operators().emit_confirmed("m", "m4").await.unwrap();
     for m in ["m1", "m2", "m3", "m4"] {
         if m != "m1" && m != "m2" {
             on_two.expect("m", m).await;
