@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Polling, WAIT};
+use common::{Member, WAIT};
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,26 +13,9 @@ use base64::Engine as _;
 use ignis_socketio::{EventRate, JoinError, SocketIo, SocketIoBuilder, Value};
 
 /// A Socket.IO client over long-polling, on the main namespace.
-struct Client {
-    conn: Polling,
-    /// The Socket.IO socket id.
-    id: String,
-}
-
-impl std::ops::Deref for Client {
-    type Target = Polling;
-    fn deref(&self) -> &Polling {
-        &self.conn
-    }
-}
+type Client = Member;
 
 impl Client {
-    async fn connect(addr: SocketAddr) -> Client {
-        let conn = Polling::open(addr, "/socket.io/").await;
-        let id = conn.connect(None).await.id;
-        Client { conn, id }
-    }
-
     /// Emits `echo` with an ack and waits for the answer.
     async fn echo(&self, id: u64, text: &str) -> String {
         self.post(&format!("42{id}[\"echo\",\"{text}\"]")).await;
@@ -77,8 +60,8 @@ async fn serve(builder: SocketIoBuilder) -> (SocketIo, SocketAddr) {
 #[tokio::test]
 async fn events_past_the_rate_are_refused_and_a_flood_loses_its_connection() {
     let (io, addr) = serve(SocketIo::builder().event_rate_limit(Some(EventRate::new(1, 5)))).await;
-    let flooder = Client::connect(addr).await;
-    let other = Client::connect(addr).await;
+    let flooder = Client::join(addr, "/socket.io/").await;
+    let other = Client::join(addr, "/socket.io/").await;
 
     // Forty events at once: the burst is served, the rest refused, and past `burst`
     // refusals the connection goes.
@@ -122,7 +105,7 @@ async fn events_past_the_rate_are_refused_and_a_flood_loses_its_connection() {
 #[tokio::test]
 async fn a_client_over_its_rate_but_not_flooding_is_refused_and_stays() {
     let (io, addr) = serve(SocketIo::builder().event_rate_limit(Some(EventRate::new(1, 3)))).await;
-    let client = Client::connect(addr).await;
+    let client = Client::join(addr, "/socket.io/").await;
     let packets: Vec<String> = (1..=5).map(|i| format!("42{i}[\"echo\",{i}]")).collect();
     client.post(&packets.join("\u{1e}")).await;
     let seen = client.until(|p| p.starts_with("435")).await;
@@ -157,7 +140,7 @@ async fn events_over_max_event_payload_are_refused() {
             .max_event_payload(100),
     )
     .await;
-    let client = Client::connect(addr).await;
+    let client = Client::join(addr, "/socket.io/").await;
     let big = "x".repeat(200);
     let refused = client.echo(1, &big).await;
     assert!(
@@ -203,8 +186,8 @@ async fn events_over_max_event_payload_are_refused() {
 #[tokio::test]
 async fn joins_stop_at_the_room_limit_and_never_reach_another_sockets_room() {
     let (io, addr) = serve(SocketIo::builder().max_rooms_per_socket(4)).await;
-    let a = Client::connect(addr).await;
-    let b = Client::connect(addr).await;
+    let a = Client::join(addr, "/socket.io/").await;
+    let b = Client::join(addr, "/socket.io/").await;
 
     // Far more rooms than the limit: refused before any is looked at.
     let many: Vec<String> = (0..80_000).map(|i| format!("\"r{i}\"")).collect();

@@ -9,7 +9,7 @@
 #[path = "../../ignis-socketio/tests/common/mod.rs"]
 mod common;
 
-use common::Polling;
+use common::Member;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -97,28 +97,11 @@ fn start(component: SocketIoComponent, options: ServerOptions) -> Server {
 }
 
 /// A Socket.IO client over long-polling, on the main namespace of `/io`.
-struct Client {
-    conn: Polling,
-    /// The Socket.IO socket id.
-    id: String,
-}
-
-impl std::ops::Deref for Client {
-    type Target = Polling;
-    fn deref(&self) -> &Polling {
-        &self.conn
-    }
-}
+type Client = Member;
 
 impl Client {
-    async fn connect(addr: SocketAddr) -> Client {
-        let conn = Polling::open(addr, "/io/").await;
-        let id = conn.connect(None).await.id;
-        Client { conn, id }
-    }
-
     async fn authenticated(addr: SocketAddr) -> Client {
-        let client = Client::connect(addr).await;
+        let client = Client::join(addr, "/io/").await;
         client.post(r#"42["authenticate",{"token":"good"}]"#).await;
         client.event("authenticated").await;
         client
@@ -179,13 +162,13 @@ async fn fails_and_loses_its_connection(client: &Client, message: &str) {
 #[tokio::test]
 async fn a_refused_or_failed_authentication_closes_the_connection() {
     let server = start(SocketIoComponent::new(), ServerOptions::default());
-    let refused = Client::connect(server.addr).await;
+    let refused = Client::join(server.addr, "/io/").await;
     refused
         .post(r#"42["authenticate",{"token":"forged"}]"#)
         .await;
     fails_and_loses_its_connection(&refused, constants::MESSAGE_INVALID_TOKEN).await;
 
-    let failed = Client::connect(server.addr).await;
+    let failed = Client::join(server.addr, "/io/").await;
     failed.post(r#"42["authenticate",{"token":"boom"}]"#).await;
     fails_and_loses_its_connection(&failed, constants::MESSAGE_AUTH_FAILED).await;
 
@@ -201,7 +184,7 @@ async fn a_client_past_its_authentication_deadline_loses_its_connection() {
         SocketIoComponent::new().authenticate_timeout(Duration::from_millis(300)),
         ServerOptions::default(),
     );
-    let late = Client::connect(server.addr).await;
+    let late = Client::join(server.addr, "/io/").await;
     fails_and_loses_its_connection(&late, MESSAGE_AUTH_TIMEOUT).await;
     assert_eq!(server.helper.client_count(), 0);
 }

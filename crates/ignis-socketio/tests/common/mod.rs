@@ -77,6 +77,29 @@ pub(crate) struct Polling {
     unread: Mutex<std::collections::VecDeque<String>>,
 }
 
+/// A [`Polling`] client that joined the main namespace without auth, with its socket id.
+pub(crate) struct Member {
+    conn: Polling,
+    /// The Socket.IO socket id.
+    pub id: String,
+}
+
+impl std::ops::Deref for Member {
+    type Target = Polling;
+    fn deref(&self) -> &Polling {
+        &self.conn
+    }
+}
+
+impl Member {
+    /// Opens a session at `path` and joins the main namespace.
+    pub(crate) async fn join(addr: SocketAddr, path: &str) -> Member {
+        let conn = Polling::open(addr, path).await;
+        let id = conn.connect(None).await.id;
+        Member { conn, id }
+    }
+}
+
 /// What the server answered to a CONNECT, and the events it sent before the answer.
 pub(crate) struct Connected {
     pub id: String,
