@@ -7,65 +7,22 @@ use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-// The tests of this file start servers and nothing more of the shared module.
+// The tests of this file start servers and make requests, and use nothing more of the module.
 #[allow(dead_code)]
 mod process;
-use process::start_server;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-async fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
-         Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
-        .await
-        .expect("an answer within 10 s")
-        .unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, rest) = text.split_once("\r\n\r\n").expect("an HTTP answer");
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status");
-    let mut body = rest.to_string();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut rest = rest;
-        while let Some((size, after)) = rest.split_once("\r\n") {
-            let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if size == 0 {
-                break;
-            }
-            out.push_str(&after[..size]);
-            rest = &after[size + 2..];
-        }
-        body = out;
-    }
-    (status, body)
-}
+use process::{http, start_server};
 
 /// Connects a long-polling client to the main namespace; the socket's id.
 async fn connect(port: u16) -> String {
-    let (status, open) = http(port, "GET", "/io/?EIO=4&transport=polling", "").await;
+    let (status, open) = http(port, "GET", "/io/?EIO=4&transport=polling", None).await;
     assert_eq!(status, 200, "{open}");
     let handshake: serde_json::Value =
         serde_json::from_str(open.strip_prefix('0').expect("an open packet")).unwrap();
     let sid = handshake["sid"].as_str().expect("a sid").to_string();
     let path = format!("/io/?EIO=4&transport=polling&sid={sid}");
-    let (status, _) = http(port, "POST", &path, "40").await;
+    let (status, _) = http(port, "POST", &path, Some("40")).await;
     assert_eq!(status, 200);
-    let (status, connect) = http(port, "GET", &path, "").await;
+    let (status, connect) = http(port, "GET", &path, None).await;
     assert_eq!(status, 200);
     let packet = connect
         .split('\u{1e}')
@@ -138,7 +95,7 @@ async fn redis_state_and_requests_to_other_nodes_are_counted() {
     let path = format!("/api/socket/client/{id}/rooms");
     let found = async {
         loop {
-            let (status, body) = http(b.port, "GET", &path, "").await;
+            let (status, body) = http(b.port, "GET", &path, None).await;
             if status == 200 && body.contains(&id) {
                 return;
             }
@@ -149,7 +106,7 @@ async fn redis_state_and_requests_to_other_nodes_are_counted() {
         .await
         .expect("node B finds node A's client");
 
-    let (status, exposition) = http(b.port, "GET", "/metrics", "").await;
+    let (status, exposition) = http(b.port, "GET", "/metrics", None).await;
     assert_eq!(status, 200);
     let s = samples(&exposition);
     let v = |series: &str| {
